@@ -1,0 +1,36 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { BackupDomainError } from '../domain/errors';
+
+/**
+ * Runs an activity body with periodic heartbeats (so a dead worker is noticed within the
+ * heartbeat timeout, not the start-to-close timeout) and turns domain errors into
+ * ApplicationFailures of the same type name, carrying Retry-After into the next retry delay.
+ * Unknown errors are re-raised with their message only: no cause chain, which could hold request
+ * configs with credentials.
+ */
+export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const timer = setInterval(() => context.heartbeat(), heartbeatIntervalMs);
+  try {
+    return await body();
+  } catch (error) {
+    throw toApplicationFailure(error);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function toApplicationFailure(error: unknown): ApplicationFailure {
+  if (error instanceof ApplicationFailure) return error;
+  if (error instanceof BackupDomainError) {
+    return ApplicationFailure.create({
+      type: error.name,
+      message: error.message,
+      nonRetryable: !error.retryable,
+      ...(error.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) } : {}),
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  const type = error instanceof Error ? error.name : 'UnexpectedError';
+  return ApplicationFailure.create({ type, message, nonRetryable: false });
+}

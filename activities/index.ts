@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import type { BackupPairIds, BackupShares, EncryptedShares } from '../domain/backup-types';
+import { CURVES } from '../domain/curves';
+import { CiphertextVerificationError } from '../domain/errors';
+import { activityBoundary } from './activity-boundary';
+import type { CiphertextStore } from './ciphertext-store';
+import type { CredentialsSource } from './credentials-source';
+import type { PortalClient } from './portal-client';
+import { transitContext } from './transit-context';
+import type { VaultTransit } from './vault-transit';
+
+export interface ActivityDeps {
+  credentials: CredentialsSource;
+  portal: PortalClient;
+  transit: VaultTransit;
+  store: CiphertextStore;
+  /** How often a running activity heartbeats; keep well under the workflow's heartbeat timeout. */
+  heartbeatIntervalMs: number;
+  /** Clock skew allowed between us and Portal when telling this run's orphaned pairs apart. */
+  orphanScanSkewMs: number;
+}
+
+export interface MpcBackupInput {
+  userId: string;
+}
+
+export interface MpcBackupResult {
+  shares: BackupShares;
+  /** Incomplete pairs Portal made for this user since step 1 was first scheduled, other than these. */
+  orphanedPairIds: string[];
+  /** Set when the orphan scan itself failed; the backup goes on regardless. */
+  orphanScanError?: string;
+}
+
+export interface EncryptSharesInput {
+  userId: string;
+  shares: BackupShares;
+}
+
+export interface StoreCiphertextsInput {
+  userId: string;
+  encrypted: EncryptedShares;
+}
+
+export interface MarkPairsStoredInput {
+  userId: string;
+  pairIds: BackupPairIds;
+}
+
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The exact bytes encrypted per curve: Portal's `{id, share}` object, so recovery can rebuild it. */
+export function sharePlaintext(share: { id: string; share: string }): Buffer {
+  return Buffer.from(JSON.stringify({ id: share.id, share: share.share }), 'utf8');
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
+
+  return {
+    /** Step 1: ask Portal for new backup share pairs. Not idempotent at Portal. */
+    async mpcBackup({ userId }: MpcBackupInput): Promise<MpcBackupResult> {
+      return boundary(async () => {
+        const info = Context.current().info;
+        const credentials = await deps.credentials.load(userId);
+        const shares = await deps.portal.backup(credentials.clientApiKey, credentials.generateResponse);
+        const result: MpcBackupResult = { shares, orphanedPairIds: [] };
+        if (info.attempt > 1) {
+          // An earlier attempt may have reached Portal and lost its response: find the pairs it
+          // made. A failure here must not fail the activity, which would call /v1/backup again.
+          try {
+            const client = await deps.portal.getClient(credentials.clientApiKey);
+            const since = info.scheduledTimestampMs - deps.orphanScanSkewMs;
+            const fresh = new Set(CURVES.map((curve) => shares[curve].id));
+            result.orphanedPairIds = client.wallets
+              .flatMap((wallet) => wallet.backupSharePairs)
+              .filter((pair) => pair.status.toLowerCase() === 'incomplete' && !fresh.has(pair.id))
+              .filter((pair) => pair.createdAt === undefined || Date.parse(pair.createdAt) >= since)
+              .map((pair) => pair.id);
+          } catch (error) {
+            result.orphanScanError = error instanceof Error ? error.message : String(error);
+          }
+        }
+        Context.current().log.info('mpc backup shares received', {
+          userId,
+          pairIds: CURVES.map((curve) => shares[curve].id),
+          orphaned: result.orphanedPairIds.length,
+        });
+        return result;
+      });
+    },
+
+    /** Step 2: encrypt both curves in one Vault Transit batch, bound to user and pair. */
+    async encryptShares({ userId, shares }: EncryptSharesInput): Promise<EncryptedShares> {
+      return boundary(async () => {
+        const plaintexts = CURVES.map((curve) => sharePlaintext(shares[curve]));
+        const ciphertexts = await deps.transit.encryptBatch(
+          CURVES.map((curve, index) => ({ plaintext: plaintexts[index]!, context: transitContext(userId, shares[curve].id) })),
+        );
+        const entries = CURVES.map((curve, index) => [
+          curve,
+          { pairId: shares[curve].id, ciphertext: ciphertexts[index]!, plaintextSha256: sha256Hex(plaintexts[index]!) },
+        ]);
+        return Object.fromEntries(entries) as EncryptedShares;
+      });
+    },
+
+    /** Step 3: store each ciphertext, read it back and check that it decrypts to what we encrypted. */
+    async storeCiphertexts({ userId, encrypted }: StoreCiphertextsInput): Promise<void> {
+      return boundary(async () => {
+        const { clientApiKey } = await deps.credentials.load(userId);
+        const context = { userId, clientApiKey };
+        for (const curve of CURVES) {
+          await deps.store.put(context, encrypted[curve].pairId, encrypted[curve].ciphertext);
+        }
+        const readBack: string[] = [];
+        for (const curve of CURVES) {
+          const stored = await deps.store.get(context, encrypted[curve].pairId);
+          if (stored !== encrypted[curve].ciphertext) {
+            throw new CiphertextVerificationError(
+              `the ciphertext read back from the ${deps.store.kind} store for pair ${encrypted[curve].pairId} differs from the one written`,
+            );
+          }
+          readBack.push(stored);
+        }
+        const plaintexts = await deps.transit.decryptBatch(
+          CURVES.map((curve, index) => ({
+            ciphertext: readBack[index]!,
+            context: transitContext(userId, encrypted[curve].pairId),
+          })),
+        );
+        CURVES.forEach((curve, index) => {
+          if (sha256Hex(plaintexts[index]!) !== encrypted[curve].plaintextSha256) {
+            throw new CiphertextVerificationError(
+              `the stored ciphertext for pair ${encrypted[curve].pairId} does not decrypt to the share that was encrypted`,
+            );
+          }
+        });
+        Context.current().log.info('ciphertexts stored and verified', { userId, store: deps.store.kind });
+      });
+    },
+
+    /** Step 4: mark both pairs as stored at Portal. */
+    async markPairsStored({ userId, pairIds }: MarkPairsStoredInput): Promise<void> {
+      return boundary(async () => {
+        const { clientApiKey } = await deps.credentials.load(userId);
+        await deps.portal.markBackupPairsStored(
+          clientApiKey,
+          CURVES.map((curve) => pairIds[curve]),
+        );
+        Context.current().log.info('backup share pairs marked stored', { userId, pairIds });
+      });
+    },
+  };
+}
+
+export type BackupActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,144 @@
+import axios, { AxiosInstance } from 'axios';
+import { z } from 'zod';
+import { CURVES } from '../domain/curves';
+import type { BackupShares } from '../domain/backup-types';
+import { PortalContractError } from '../domain/errors';
+import { classifyPortalError } from './portal-error-classifier';
+import { BASE64, describeZodError } from './response-validation';
+
+export interface PortalClientConfig {
+  /** Enclave MPC API base URL, e.g. https://mpc-client.portalhq.io */
+  enclaveUrl: string;
+  /** Portal API base URL, e.g. https://api.portalhq.io */
+  apiUrl: string;
+  timeoutMs: number;
+  /** Portal's guide says POST, its API reference PATCH; both are accepted by Portal's servers. */
+  storeCipherTextMethod: 'POST' | 'PATCH';
+  /** Largest response body accepted, so a runaway response cannot exhaust memory. */
+  maxResponseBytes: number;
+}
+
+const backupShareSchema = z.object({
+  id: z.string().min(1, 'must be a non-empty backup share pair id').max(200),
+  share: z.string().min(1, 'must be a non-empty share').regex(BASE64, 'must be base64'),
+});
+const backupResponseSchema = z.object(
+  Object.fromEntries(CURVES.map((curve) => [curve, backupShareSchema])) as Record<
+    (typeof CURVES)[number],
+    typeof backupShareSchema
+  >,
+);
+const cipherTextResponseSchema = z.object({ cipherText: z.string().min(1) });
+const clientSchema = z.object({
+  id: z.string(),
+  wallets: z
+    .array(
+      z.object({
+        id: z.string(),
+        curve: z.string(),
+        backupSharePairs: z
+          .array(z.object({ id: z.string(), status: z.string(), createdAt: z.string().optional() }))
+          .default([]),
+      }),
+    )
+    .default([]),
+});
+export type PortalClientInfo = z.infer<typeof clientSchema>;
+
+export const STORED_CLIENT_BACKUP_SHARE = 'STORED_CLIENT_BACKUP_SHARE';
+
+/** HTTP client for the Portal routes the backup flow uses (shared/portal-api.md). */
+export class PortalClient {
+  private readonly http: AxiosInstance;
+
+  constructor(private readonly config: PortalClientConfig) {
+    this.http = axios.create({
+      timeout: config.timeoutMs,
+      maxContentLength: config.maxResponseBytes,
+      maxBodyLength: config.maxResponseBytes,
+      // Status handling is ours: every non-2xx becomes a classified domain error.
+      validateStatus: (status) => status >= 200 && status < 300,
+      // Redirects would resend the bearer key to another host.
+      maxRedirects: 0,
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    });
+  }
+
+  /** Step 1: `POST /v1/backup`. Not idempotent: every call makes new pairs. */
+  async backup(apiKey: string, generateResponse: string): Promise<BackupShares> {
+    const operation = 'POST /v1/backup';
+    const data = await this.call(operation, apiKey, {
+      method: 'POST',
+      url: `${this.config.enclaveUrl}/v1/backup`,
+      data: { generateResponse },
+    });
+    const parsed = backupResponseSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
+    }
+    const shares = parsed.data;
+    if (shares.SECP256K1.id === shares.ED25519.id) {
+      throw new PortalContractError(`${operation} returned the same pair id for both curves`);
+    }
+    // Keep exactly the {id, share} objects Portal returned, in a fixed key order.
+    return {
+      SECP256K1: { id: shares.SECP256K1.id, share: shares.SECP256K1.share },
+      ED25519: { id: shares.ED25519.id, share: shares.ED25519.share },
+    };
+  }
+
+  /** Step 3 (Portal-Managed): store the ciphertext of one pair. Any 2xx is success. */
+  async storeCipherText(apiKey: string, pairId: string, cipherText: string): Promise<void> {
+    const path = `/api/v3/clients/me/backup-share-pairs/${encodeURIComponent(pairId)}`;
+    await this.call(`${this.config.storeCipherTextMethod} ${path}`, apiKey, {
+      method: this.config.storeCipherTextMethod,
+      url: `${this.config.apiUrl}${path}`,
+      data: { clientCipherText: cipherText },
+    });
+  }
+
+  /** Read-back of a stored ciphertext, for verification and recovery. */
+  async getCipherText(apiKey: string, pairId: string): Promise<string> {
+    const path = `/api/v3/clients/me/backup-share-pairs/${encodeURIComponent(pairId)}/cipher-text`;
+    const operation = `GET ${path}`;
+    const data = await this.call(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}${path}` });
+    const parsed = cipherTextResponseSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
+    }
+    return parsed.data.cipherText;
+  }
+
+  /** Step 4: mark the pairs as stored, which completes the backup at Portal. */
+  async markBackupPairsStored(apiKey: string, pairIds: string[]): Promise<void> {
+    await this.call('PATCH /api/v3/clients/me/backup-share-pairs', apiKey, {
+      method: 'PATCH',
+      url: `${this.config.apiUrl}/api/v3/clients/me/backup-share-pairs`,
+      data: { status: STORED_CLIENT_BACKUP_SHARE, backupSharePairIds: pairIds },
+    });
+  }
+
+  /** `GET /api/v3/clients/me`: the client's wallets and their backup share pairs. */
+  async getClient(apiKey: string): Promise<PortalClientInfo> {
+    const operation = 'GET /api/v3/clients/me';
+    const data = await this.call(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}/api/v3/clients/me` });
+    const parsed = clientSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
+    }
+    return parsed.data;
+  }
+
+  private async call(
+    operation: string,
+    apiKey: string,
+    request: { method: string; url: string; data?: unknown },
+  ): Promise<unknown> {
+    try {
+      const response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
+      return response.data;
+    } catch (error) {
+      throw classifyPortalError(error, operation);
+    }
+  }
+}

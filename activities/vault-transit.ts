@@ -1,0 +1,160 @@
+import nodeVault from 'node-vault';
+import { z } from 'zod';
+import {
+  BackupDomainError,
+  VaultContractError,
+  VaultPermissionError,
+  VaultRequestError,
+  VaultUnavailableError,
+} from '../domain/errors';
+import type { VaultAuth } from './vault-auth';
+import { describeZodError } from './response-validation';
+
+export interface VaultTransitConfig {
+  endpoint: string;
+  mount: string;
+  keyName: string;
+  timeoutMs: number;
+  namespace?: string;
+}
+
+export interface EncryptItem {
+  plaintext: Buffer;
+  /** base64 derived-key context, see transitContext */
+  context: string;
+}
+
+export interface DecryptItem {
+  ciphertext: string;
+  context: string;
+}
+
+const batchResultsSchema = z.object({
+  data: z.object({
+    batch_results: z.array(
+      z.object({ ciphertext: z.string().optional(), plaintext: z.string().optional(), error: z.string().optional() }),
+    ),
+  }),
+});
+
+type VaultClient = ReturnType<typeof nodeVault>;
+
+/**
+ * Vault Transit (or OpenBao) encryption through node-vault. One HTTP call per batch. Errors are
+ * classified: unreachable, 429, 5xx and 503 (sealed) are retryable; 400 is permanent; 403
+ * re-authenticates once and is permanent after that.
+ */
+export class VaultTransit {
+  private readonly client: VaultClient;
+
+  constructor(
+    private readonly config: VaultTransitConfig,
+    private readonly auth: VaultAuth,
+    client?: VaultClient,
+  ) {
+    this.client =
+      client ??
+      nodeVault({
+        apiVersion: 'v1',
+        endpoint: config.endpoint,
+        ...(config.namespace ? { namespace: config.namespace } : {}),
+        requestOptions: { timeout: config.timeoutMs },
+        // node-vault's debug logger prints request bodies (plaintexts) when DEBUG matches: silence it.
+        debug: () => undefined,
+      } as nodeVault.VaultOptions);
+  }
+
+  get vaultClient(): VaultClient {
+    return this.client;
+  }
+
+  async encryptBatch(items: EncryptItem[]): Promise<string[]> {
+    const path = `${this.config.mount}/encrypt/${this.config.keyName}`;
+    const results = await this.batch(path, {
+      batch_input: items.map((item) => ({ plaintext: item.plaintext.toString('base64'), context: item.context })),
+    });
+    return results.map((result, index) => {
+      if (result.error || !result.ciphertext) {
+        throw new VaultRequestError(`Vault could not encrypt item ${index}: ${result.error ?? 'no ciphertext returned'}`);
+      }
+      return result.ciphertext;
+    });
+  }
+
+  async decryptBatch(items: DecryptItem[]): Promise<Buffer[]> {
+    const path = `${this.config.mount}/decrypt/${this.config.keyName}`;
+    const results = await this.batch(path, {
+      batch_input: items.map((item) => ({ ciphertext: item.ciphertext, context: item.context })),
+    });
+    return results.map((result, index) => {
+      if (result.error || result.plaintext === undefined) {
+        throw new VaultRequestError(`Vault could not decrypt item ${index}: ${result.error ?? 'no plaintext returned'}`);
+      }
+      return Buffer.from(result.plaintext, 'base64');
+    });
+  }
+
+  private async batch(path: string, body: { batch_input: object[] }) {
+    const expected = body.batch_input.length;
+    const response = await this.write(path, body);
+    const parsed = batchResultsSchema.safeParse(response);
+    if (!parsed.success) {
+      throw new VaultContractError(`Vault ${path} returned an unexpected body: ${describeZodError(parsed.error)}`);
+    }
+    const results = parsed.data.data.batch_results;
+    if (results.length !== expected) {
+      throw new VaultContractError(`Vault ${path} returned ${results.length} results for ${expected} inputs`);
+    }
+    return results;
+  }
+
+  private async write(path: string, body: object): Promise<unknown> {
+    this.client.token = await this.auth.token();
+    try {
+      return await this.client.write(path, body);
+    } catch (error) {
+      if (statusOf(error) !== 403) throw classifyVaultError(error, path);
+    }
+    // One re-authentication after a 403 (expired or revoked token), then the 403 is final.
+    this.client.token = await this.auth.reauthenticate();
+    try {
+      return await this.client.write(path, body);
+    } catch (error) {
+      throw classifyVaultError(error, path);
+    }
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { response?: { statusCode?: unknown } } | undefined)?.response?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function vaultMessage(error: unknown): string {
+  const body = (error as { response?: { body?: { errors?: unknown } } }).response?.body;
+  const errors = body?.errors;
+  if (Array.isArray(errors) && errors.length > 0) return errors.map(String).join('; ').slice(0, 300);
+  return '';
+}
+
+export function classifyVaultError(error: unknown, path: string): BackupDomainError {
+  if (error instanceof BackupDomainError) return error;
+  const status = statusOf(error);
+  const detail = vaultMessage(error);
+  const suffix = detail ? ` (${detail})` : '';
+  if (status === undefined) {
+    const code = (error as { code?: unknown }).code;
+    return new VaultUnavailableError(`Vault ${path} is unreachable (${typeof code === 'string' ? code : 'network error'}); will retry`);
+  }
+  if (status === 403) {
+    return new VaultPermissionError(`Vault ${path} was refused (403)${suffix}: the token lacks the transit policy or has expired`);
+  }
+  if (status === 429 || status >= 500) {
+    const sealed = status === 503 ? ' (sealed or in standby)' : '';
+    return new VaultUnavailableError(`Vault ${path} failed with ${status}${sealed}${suffix}; will retry`);
+  }
+  if (status === 404) {
+    return new VaultRequestError(`Vault ${path} returned 404${suffix}: check VAULT_TRANSIT_MOUNT and VAULT_TRANSIT_KEY`);
+  }
+  return new VaultRequestError(`Vault ${path} rejected the request with ${status}${suffix}`);
+}

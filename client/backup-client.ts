@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import type { BackupProgress, BackupResult } from '../domain/backup-types';
+import { backupWorkflowId, parseUserId } from '../domain/user-id';
+import { EncryptionCodec } from '../codec/encryption-codec';
+import { connectionOptions } from '../config/temporal-config';
+import {
+  abandonUpdate,
+  BackupStatusKey,
+  BackupStepKey,
+  progressQuery,
+  retryUpdate,
+} from '../workflows/backup-wallet-api';
+import type { backupWallet } from '../workflows/backup-wallet';
+import { loadClientConfig, type ClientConfig } from './config';
+
+export interface StartedBackup {
+  userId: string;
+  workflowId: string;
+  runId: string;
+  /** True when a backup for this user was already running and was returned instead of a new one. */
+  alreadyRunning: boolean;
+}
+
+export interface BackupStatusView {
+  userId: string;
+  workflowId: string;
+  runId: string;
+  /** Temporal's view of the run: RUNNING, COMPLETED, FAILED, TERMINATED, CANCELLED, … */
+  execution: WorkflowExecutionStatusName;
+  /** The backup's own status and step, from its search attributes. */
+  status?: string;
+  step?: string;
+  /** The workflow's progress (query), when a worker could answer it. */
+  progress?: BackupProgress;
+  /** The activity being retried right now, if any: its attempt and last failure. */
+  pendingActivity?: { type: string; attempt: number; lastFailure?: string };
+  result?: BackupResult;
+  failure?: string;
+}
+
+/** A backup that ended without completing: the message says why (abandoned, unknown user, …). */
+export class BackupFailedError extends Error {
+  override readonly name = 'BackupFailedError';
+  constructor(
+    readonly userId: string,
+    readonly reasonType: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class BackupNotFoundError extends Error {
+  override readonly name = 'BackupNotFoundError';
+}
+
+const MEMO_START_REQUEST = 'startRequestId';
+
+/** The operations a backend or operator performs on backups, over one Temporal client. */
+export class BackupClient {
+  constructor(
+    readonly temporal: Client,
+    readonly taskQueue: string,
+  ) {}
+
+  /**
+   * Starts the backup of one user's wallet, or returns the one already running for that user.
+   * Invalid user ids are rejected here, before anything reaches Temporal.
+   */
+  async startBackupWorkflow(rawUserId: string): Promise<StartedBackup> {
+    const userId = parseUserId(rawUserId);
+    const workflowId = backupWorkflowId(userId);
+    const requestId = randomUUID();
+    const handle = await this.temporal.workflow.start<typeof backupWallet>('backupWallet', {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [{ userId }],
+      // One running backup per user: a second start returns the running one; a finished user
+      // can be backed up again.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      memo: { [MEMO_START_REQUEST]: requestId },
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: BackupStatusKey, value: 'RUNNING' },
+        { key: BackupStepKey, value: 'MPC_BACKUP' },
+      ]),
+    });
+    // The SDK does not say whether USE_EXISTING started a run; the memo of the run it returned does.
+    const description = await this.temporal.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
+    return {
+      userId,
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      alreadyRunning: description.memo?.[MEMO_START_REQUEST] !== requestId,
+    };
+  }
+
+  async getBackupStatus(rawUserId: string): Promise<BackupStatusView> {
+    const userId = parseUserId(rawUserId);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
+    let description;
+    try {
+      description = await handle.describe();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no backup was ever started for user ${userId}`);
+      throw error;
+    }
+    const attributes = description.typedSearchAttributes;
+    const view: BackupStatusView = {
+      userId,
+      workflowId: description.workflowId,
+      runId: description.runId,
+      execution: description.status.name,
+    };
+    const status = attributes.get(BackupStatusKey);
+    const step = attributes.get(BackupStepKey);
+    if (status !== undefined) view.status = status;
+    if (step !== undefined) view.step = step;
+    const pending = description.raw.pendingActivities?.[0];
+    if (pending) {
+      view.pendingActivity = {
+        type: pending.activityType?.name ?? 'unknown',
+        attempt: pending.attempt ?? 1,
+        ...(pending.lastFailure?.message ? { lastFailure: pending.lastFailure.message } : {}),
+      };
+    }
+    if (description.status.name === 'RUNNING') {
+      try {
+        view.progress = await handle.query(progressQuery);
+      } catch {
+        // No worker to answer right now; the search attributes above still tell the state.
+      }
+    } else if (description.status.name === 'COMPLETED') {
+      view.result = await handle.result();
+    } else {
+      try {
+        await handle.result();
+      } catch (error) {
+        view.failure = describeFailure(error);
+      }
+    }
+    return view;
+  }
+
+  /** Waits for the user's current backup to finish; throws BackupFailedError if it did not complete. */
+  async waitForBackup(rawUserId: string, runId?: string): Promise<BackupResult> {
+    const userId = parseUserId(rawUserId);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), runId);
+    try {
+      return await handle.result();
+    } catch (error) {
+      if (error instanceof WorkflowFailedError) {
+        const cause = error.cause;
+        throw new BackupFailedError(
+          userId,
+          cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause?.name,
+          `backup of user ${userId} did not complete: ${describeFailure(error)}`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Resumes a backup parked as NEEDS_ATTENTION from the step that failed. */
+  async retryBackup(rawUserId: string, requestedBy?: string): Promise<BackupProgress> {
+    const userId = parseUserId(rawUserId);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
+    return handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] });
+  }
+
+  /** Ends a parked backup without completing it; the reason is kept in the run's failure. */
+  async abandonBackup(rawUserId: string, reason: string, requestedBy?: string): Promise<BackupProgress> {
+    const userId = parseUserId(rawUserId);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
+    return handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] });
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof WorkflowFailedError && error.cause) {
+    const cause = error.cause;
+    const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
+    return `${type}${cause.message}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Builds a Temporal client with the payload codec, from explicit configuration. */
+export async function connectBackupClient(config: ClientConfig): Promise<BackupClient & { close(): Promise<void> }> {
+  const connection = await Connection.connect(connectionOptions(config.temporal));
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: { payloadCodecs: [new EncryptionCodec(config.codecKeys)] },
+  });
+  const backups = new BackupClient(client, config.temporal.taskQueue) as BackupClient & { close(): Promise<void> };
+  backups.close = () => connection.close();
+  return backups;
+}
+
+let defaultClient: Promise<BackupClient> | undefined;
+
+/** The entry point for a backend: configuration from the environment (TEMPORAL_*, PAYLOAD_CODEC_*). */
+export function startBackupWorkflow(userId: string): Promise<StartedBackup> {
+  defaultClient ??= connectBackupClient(loadClientConfig());
+  return defaultClient.then((client) => client.startBackupWorkflow(userId));
+}

@@ -1,0 +1,100 @@
+/**
+ * Domain errors. Each names what went wrong and what to fix; `retryable` drives the Temporal retry
+ * policy (activities turn these into ApplicationFailures of the same type name). Messages never
+ * carry shares, API keys or tokens: build them from status codes and ids only.
+ */
+export abstract class BackupDomainError extends Error {
+  abstract readonly retryable: boolean;
+  /** A server-requested delay (Retry-After) before the next attempt, if any. */
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, options: { retryAfterMs?: number } = {}) {
+    super(message);
+    this.name = new.target.name;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** Network error, timeout, 408 or 5xx from Portal: try again with backoff. */
+export class PortalUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** 429 from Portal; `retryAfterMs` is set when Portal sent Retry-After. */
+export class PortalRateLimitedError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** 401/403: the client API key is missing, malformed, revoked or lacks access. */
+export class PortalAuthError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** 404: the pair, client or route does not exist at Portal. */
+export class PortalNotFoundError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** 400/422 or another 4xx: Portal rejected the request as malformed. */
+export class PortalRequestRejectedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Portal answered 2xx with a body that breaks the documented contract. */
+export class PortalContractError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Vault is unreachable, sealed, overloaded or timed out. */
+export class VaultUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** Vault refused the token even after one re-authentication. */
+export class VaultPermissionError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Vault rejected the request (400: missing key, wrong context, bad ciphertext). */
+export class VaultRequestError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Vault answered 2xx with a body we cannot use. */
+export class VaultContractError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The credentials source knows no such user. */
+export class UnknownUserError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The credentials source failed transiently (network, 5xx). */
+export class CredentialsUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** The credentials source answered with something that is not a usable credential record. */
+export class CredentialsInvalidError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The stored ciphertext read back differs from what was written, or does not decrypt to it. */
+export class CiphertextVerificationError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
+export const PERMANENT_ERROR_TYPES = [
+  'PortalAuthError',
+  'PortalNotFoundError',
+  'PortalRequestRejectedError',
+  'PortalContractError',
+  'VaultPermissionError',
+  'VaultRequestError',
+  'VaultContractError',
+  'UnknownUserError',
+  'CredentialsInvalidError',
+  'CiphertextVerificationError',
+] as const;

@@ -1,0 +1,306 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CURVES } from '../domain/curves';
+import { FaultInjector, faultRuleSchema, type RouteName } from './fault-rules';
+import { PortalState, type SimClient } from './portal-state';
+
+export interface PortalSimulatorOptions {
+  host?: string;
+  port?: number;
+  /** Seed of the fault injector's random choices. */
+  seed?: number;
+  /** If set, the company-backend credentials route requires `Authorization: Bearer <token>`. */
+  backendToken?: string;
+  logger?: boolean;
+}
+
+export interface PortalSimulator {
+  app: FastifyInstance;
+  state: PortalState;
+  faults: FaultInjector;
+  url: string;
+  /** Requests received per route (before faults), for tests and benchmarks. */
+  calls: Record<string, number>;
+  close(): Promise<void>;
+}
+
+type Outcome = { status: number; body?: unknown };
+type Handler = (request: FastifyRequest, client: SimClient | undefined) => Outcome | Promise<Outcome>;
+
+const WRITABLE_BACKUP_STATUSES = ['STORED_CLIENT_BACKUP_SHARE', 'STORED_CLIENT_BACKUP_SHARE_KEY'];
+const HANG_LIMIT_MS = 5 * 60_000;
+
+function flatError(status: number, id: string, message: string): Outcome {
+  return { status, body: { id, message } };
+}
+
+function nestedError(status: number, id: string, message: string): Outcome {
+  return { status, body: { error: { id, message, code: status } } };
+}
+
+/**
+ * The Portal simulator: Portal's Enclave MPC API and client API routes as shared/portal-api.md
+ * describes them, plus the company-backend credentials route, an admin API for seeding, fault
+ * injection and inspection. One server plays both hosts.
+ */
+export async function startPortalSimulator(options: PortalSimulatorOptions = {}): Promise<PortalSimulator> {
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const state = new PortalState();
+  const faults = new FaultInjector(options.seed ?? 1);
+  const calls: Record<string, number> = {};
+
+  /** Resolves the bearer key; undefined client plus an outcome when auth fails. */
+  function authenticate(request: FastifyRequest): { client?: SimClient; failure?: Outcome } {
+    const header = request.headers.authorization;
+    if (!header) return { failure: { status: 401, body: 'Authorization header is missing' } };
+    const match = /^Bearer (\S+)$/.exec(header);
+    if (!match) return { failure: { status: 401, body: 'Incorrect API key format' } };
+    const client = state.byKey(match[1]!);
+    if (!client || client.apiKeyRevoked) return { failure: nestedError(401, 'UNAUTHORIZED', 'Invalid or revoked API key') };
+    return { client };
+  }
+
+  function route(name: RouteName, auth: 'client' | 'backend', handler: Handler) {
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      calls[name] = (calls[name] ?? 0) + 1;
+      let client: SimClient | undefined;
+      let authFailure: Outcome | undefined;
+      if (auth === 'client') {
+        ({ client, failure: authFailure } = authenticate(request));
+      } else if (options.backendToken && request.headers.authorization !== `Bearer ${options.backendToken}`) {
+        authFailure = { status: 401, body: { message: 'missing or wrong backend token' } };
+      }
+      const userId = client?.userId ?? (request.params as { userId?: string }).userId;
+
+      for (const fault of faults.before(name, userId)) {
+        if (fault.kind === 'latency') {
+          await new Promise((resolve) => setTimeout(resolve, fault.latencyMs ?? 0));
+          continue;
+        }
+        if (fault.kind === 'hang') {
+          await waitForClose(request, fault.latencyMs ?? HANG_LIMIT_MS);
+          if (request.raw.socket?.destroyed) return reply.hijack();
+          return reply.code(504).send({ id: 'GATEWAY_TIMEOUT', message: 'simulated hang ended' });
+        }
+        if (fault.kind === 'rate-limit') {
+          if (fault.retryAfterSeconds !== null) reply.header('retry-after', String(fault.retryAfterSeconds ?? 1));
+          return reply.code(429).send(fault.body ?? { id: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' });
+        }
+        if (fault.kind === 'html-error') {
+          return reply
+            .code(fault.status ?? 502)
+            .type('text/html')
+            .send('<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>');
+        }
+        const status = fault.status ?? 500;
+        return reply.code(status).send(fault.body ?? { id: 'INTERNAL_SERVER_ERROR', message: `simulated ${status}` });
+      }
+
+      const outcome = authFailure ?? (await handler(request, client));
+      const after = outcome.status < 300 ? faults.after(name, userId) : undefined;
+      if (after?.kind === 'lost-response') {
+        // The change above is committed; the caller never learns it.
+        reply.hijack();
+        request.raw.socket?.destroy();
+        return;
+      }
+      if (after?.kind === 'malformed') {
+        return reply.code(200).type('application/json').send('{"SECP256K1": {"id": "trunc');
+      }
+      reply.code(outcome.status);
+      if (typeof outcome.body === 'string') reply.type('text/plain');
+      return reply.send(outcome.body ?? '');
+    };
+  }
+
+  // --- Enclave MPC API ---------------------------------------------------------------------
+  app.post(
+    '/v1/backup',
+    route('backup', 'client', (request, client) => {
+      const body = request.body as { generateResponse?: unknown } | undefined;
+      if (typeof body?.generateResponse !== 'string') {
+        return flatError(400, 'BAD_REQUEST', 'generateResponse must be the /v1/generate response as a JSON string');
+      }
+      if (!sameSigningShares(body.generateResponse, client!.generateResponse)) {
+        return flatError(400, 'BAD_REQUEST', "generateResponse does not hold this client's signing shares");
+      }
+      return { status: 200, body: state.createBackupPairs(client!) };
+    }),
+  );
+
+  app.post(
+    '/v1/recover',
+    route('recover', 'client', (request, client) => {
+      const body = request.body as { backupResponse?: unknown } | undefined;
+      if (typeof body?.backupResponse !== 'string') {
+        return flatError(400, 'BAD_REQUEST', 'backupResponse must be the /v1/backup response as a JSON string');
+      }
+      let parsed: Record<string, { id?: unknown; share?: unknown }>;
+      try {
+        parsed = JSON.parse(body.backupResponse) as typeof parsed;
+      } catch {
+        return flatError(400, 'BAD_REQUEST', 'backupResponse is not valid JSON');
+      }
+      for (const curve of CURVES) {
+        const entry = parsed[curve];
+        const pair = typeof entry?.id === 'string' ? state.findPair(client!, entry.id) : undefined;
+        if (!pair || pair.share !== entry?.share) return flatError(400, 'BAD_REQUEST', `no backup share for ${curve} matches`);
+        if (pair.status !== 'completed') return flatError(400, 'BAD_REQUEST', 'recover cannot run until backup succeeds');
+      }
+      return { status: 200, body: state.createSigningShares(client!) };
+    }),
+  );
+
+  // --- Portal client API ---------------------------------------------------------------------
+  const storeCipherText = route('storeCipherText', 'client', (request, client) => {
+    const { pairId } = request.params as { pairId: string };
+    const pair = state.findPair(client!, pairId);
+    if (!pair) return nestedError(404, 'NOT_FOUND', 'Backup share pair not found');
+    const body = request.body as { clientCipherText?: unknown } | undefined;
+    if (typeof body?.clientCipherText !== 'string' || body.clientCipherText.length === 0) {
+      return nestedError(400, 'BAD_REQUEST', 'clientCipherText must be a non-empty string');
+    }
+    pair.clientCipherText = body.clientCipherText;
+    pair.storeCount += 1;
+    return { status: 200 };
+  });
+  app.post('/api/v3/clients/me/backup-share-pairs/:pairId', storeCipherText);
+  app.patch('/api/v3/clients/me/backup-share-pairs/:pairId', storeCipherText);
+
+  app.get(
+    '/api/v3/clients/me/backup-share-pairs/:pairId/cipher-text',
+    route('getCipherText', 'client', (request, client) => {
+      const { pairId } = request.params as { pairId: string };
+      const pair = state.findPair(client!, pairId);
+      if (!pair?.clientCipherText) return nestedError(404, 'NOT_FOUND', 'No cipher text stored for this backup share pair');
+      return { status: 200, body: { cipherText: pair.clientCipherText } };
+    }),
+  );
+
+  app.patch(
+    '/api/v3/clients/me/backup-share-pairs',
+    route('markPairs', 'client', (request, client) => {
+      const body = request.body as { status?: unknown; backupSharePairIds?: unknown } | undefined;
+      if (typeof body?.status !== 'string' || !WRITABLE_BACKUP_STATUSES.includes(body.status)) {
+        return nestedError(400, 'BAD_REQUEST', `status must be one of ${WRITABLE_BACKUP_STATUSES.join(', ')}`);
+      }
+      const ids = body.backupSharePairIds;
+      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string')) {
+        return nestedError(400, 'BAD_REQUEST', 'backupSharePairIds must be a non-empty array of ids');
+      }
+      const pairs = ids.map((id: string) => state.findPair(client!, id));
+      if (pairs.some((pair) => !pair)) return nestedError(404, 'NOT_FOUND', 'Backup share pair not found');
+      for (const pair of pairs) {
+        pair!.status = 'completed';
+        pair!.markCount += 1;
+      }
+      client!.markEvents.push({ at: new Date().toISOString(), status: body.status, pairIds: ids as string[] });
+      return { status: 204 };
+    }),
+  );
+
+  app.patch(
+    '/api/v3/clients/me/signing-share-pairs',
+    route('markSigningPairs', 'client', (request, client) => {
+      const body = request.body as { status?: unknown; signingSharePairIds?: unknown } | undefined;
+      if (body?.status !== 'STORED_CLIENT') return nestedError(400, 'BAD_REQUEST', 'status must be STORED_CLIENT');
+      const ids = Array.isArray(body.signingSharePairIds) ? body.signingSharePairIds : [];
+      const pairs = client!.wallets.flatMap((wallet) => wallet.signingSharePairs).filter((pair) => ids.includes(pair.id));
+      if (pairs.length === 0 || pairs.length !== ids.length) return nestedError(404, 'NOT_FOUND', 'Signing share pair not found');
+      for (const pair of pairs) pair.status = 'completed';
+      return { status: 204 };
+    }),
+  );
+
+  app.get(
+    '/api/v3/clients/me',
+    route('getClient', 'client', (_request, client) => ({ status: 200, body: state.clientView(client!) })),
+  );
+
+  // --- The company's backend (credentials source), simulated for local dev and tests ---------
+  app.get(
+    '/backend/users/:userId/credentials',
+    route('credentials', 'backend', (request) => {
+      const client = state.user((request.params as { userId: string }).userId);
+      if (!client) return { status: 404, body: { message: 'unknown user' } };
+      return { status: 200, body: { clientApiKey: client.apiKey, generateResponse: client.generateResponse } };
+    }),
+  );
+
+  // --- Admin: seeding, faults, inspection ------------------------------------------------------
+  const seedSchema = z.object({
+    userIds: z.array(z.string().min(1)).optional(),
+    count: z.number().int().min(1).max(100_000).optional(),
+    prefix: z.string().default('user-'),
+  });
+  app.post('/admin/users', async (request, reply) => {
+    const parsed = seedSchema.safeParse(request.body ?? {});
+    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    const ids = parsed.data.userIds ?? Array.from({ length: parsed.data.count ?? 1 }, (_, i) => `${parsed.data.prefix}${i + 1}`);
+    for (const id of ids) state.seedUser(id);
+    return { userIds: ids };
+  });
+  app.get('/admin/users', async () => ({
+    users: state.users().map((client) => ({
+      userId: client.userId,
+      clientId: client.clientId,
+      pairs: client.wallets.flatMap((wallet) => wallet.backupSharePairs).length,
+    })),
+  }));
+  app.get('/admin/users/:userId', async (request, reply) => {
+    const client = state.user((request.params as { userId: string }).userId);
+    if (!client) return reply.code(404).send({ message: 'unknown user' });
+    return client;
+  });
+  app.post('/admin/users/:userId/api-key', async (request, reply) => {
+    const client = state.user((request.params as { userId: string }).userId);
+    const action = (request.body as { action?: string } | undefined)?.action;
+    if (!client) return reply.code(404).send({ message: 'unknown user' });
+    if (action === 'revoke') client.apiKeyRevoked = true;
+    else if (action === 'restore') client.apiKeyRevoked = false;
+    else if (action === 'rotate') state.rotateKey(client);
+    else return reply.code(400).send({ message: 'action must be revoke, restore or rotate' });
+    return { userId: client.userId, revoked: client.apiKeyRevoked };
+  });
+  app.get('/admin/faults', async () => ({ rules: faults.list(), fired: faults.log.length }));
+  app.post('/admin/faults', async (request, reply) => {
+    const parsed = faultRuleSchema.safeParse(request.body);
+    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    return faults.add(parsed.data);
+  });
+  app.delete('/admin/faults', async () => {
+    faults.clear();
+    return { rules: [] };
+  });
+  app.get('/admin/calls', async () => calls);
+  app.get('/health', async () => ({ ok: true }));
+
+  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  return { app, state, faults, url: address, calls, close: () => app.close() };
+}
+
+function sameSigningShares(sent: string, stored: string): boolean {
+  try {
+    const a = JSON.parse(sent) as Record<string, { id?: unknown }>;
+    const b = JSON.parse(stored) as Record<string, { id?: unknown }>;
+    return CURVES.every((curve) => a[curve]?.id !== undefined && a[curve]?.id === b[curve]?.id);
+  } catch {
+    return false;
+  }
+}
+
+function waitForClose(request: FastifyRequest, limitMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, limitMs);
+    const socket = request.raw.socket;
+    if (!socket || socket.destroyed) {
+      clearTimeout(timer);
+      resolve();
+      return;
+    }
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,88 @@
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
+import { freePort } from './free-port';
+import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
+import { toolBinary } from './tool-binaries';
+
+export interface TemporalDevServer {
+  address: string;
+  port: number;
+  uiUrl?: string;
+  namespace: string;
+  process: ManagedProcess;
+  /** Starts the server again on the same ports (and database file, if any). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface TemporalDevServerOptions {
+  logFile: string;
+  port?: number;
+  /** Web UI port; omit for a headless server. */
+  uiPort?: number;
+  /** Persist to this SQLite file (survives restarts); in memory otherwise. */
+  dbFile?: string;
+  namespace?: string;
+}
+
+/** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const binary = toolBinary('temporal');
+  const port = options.port ?? (await freePort());
+  const httpPort = await freePort();
+  const metricsPort = await freePort();
+  const namespace = options.namespace ?? 'default';
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(httpPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...(options.uiPort ? ['--ui-port', String(options.uiPort), '--ui-ip', '127.0.0.1'] : ['--headless']),
+    ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+  ];
+  const address = `127.0.0.1:${port}`;
+
+  const launch = async () => {
+    const proc = startProcess('temporal', binary, args, { logFile: options.logFile });
+    await waitUntil(
+      `Temporal dev server on ${address}`,
+      async () => {
+        const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+        try {
+          await connection.workflowService.describeNamespace({ namespace });
+          return true;
+        } finally {
+          await connection.close();
+        }
+      },
+      90_000,
+      proc.exited,
+    );
+    return proc;
+  };
+
+  const server: TemporalDevServer = {
+    address,
+    port,
+    namespace,
+    ...(options.uiPort ? { uiUrl: `http://127.0.0.1:${options.uiPort}` } : {}),
+    process: await launch(),
+    async restart() {
+      await server.process.kill();
+      server.process = await launch();
+    },
+    stop: () => server.process.stop(),
+  };
+  return server;
+}

@@ -1,0 +1,91 @@
+import nodeVault from 'node-vault';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { transitContext } from '../../activities/transit-context';
+import { CURVES } from '../../domain/curves';
+import { InvalidUserIdError } from '../../domain/user-id';
+import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+
+let env: BackupTestEnv;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker();
+});
+afterAll(() => env?.close());
+
+describe('one backup, end to end', () => {
+  it('completes, marks both pairs, and stores ciphertexts that decrypt to Portal’s {id, share}', async () => {
+    const userId = env.seedUser();
+    const started = await env.backups.startBackupWorkflow(userId);
+    expect(started).toMatchObject({ userId, workflowId: `backup-${userId}`, alreadyRunning: false });
+
+    const result = await env.backups.waitForBackup(userId);
+    expect(result.status).toBe('COMPLETED');
+    expect(result.orphanedPairIds).toEqual([]);
+
+    const client = env.simulator.state.user(userId)!;
+    const vault = nodeVault({ endpoint: env.vault.addr, token: env.vault.token, debug: () => undefined } as nodeVault.VaultOptions);
+    for (const curve of CURVES) {
+      const wallet = client.wallets.find((w) => w.curve === curve)!;
+      expect(wallet.backupSharePairs).toHaveLength(1);
+      const pair = wallet.backupSharePairs[0]!;
+      expect(pair.id).toBe(result.pairIds[curve]);
+      expect(pair.status).toBe('completed');
+      expect(pair.markCount).toBe(1);
+      expect(pair.clientCipherText).toMatch(/^vault:v\d+:/);
+      const decrypted = (await vault.write('transit/decrypt/mpc-backup', {
+        ciphertext: pair.clientCipherText,
+        context: transitContext(userId, pair.id),
+      })) as { data: { plaintext: string } };
+      expect(Buffer.from(decrypted.data.plaintext, 'base64').toString('utf8')).toBe(
+        JSON.stringify({ id: pair.id, share: pair.share }),
+      );
+    }
+    expect(client.markEvents).toEqual([
+      expect.objectContaining({ status: 'STORED_CLIENT_BACKUP_SHARE', pairIds: [result.pairIds.SECP256K1, result.pairIds.ED25519] }),
+    ]);
+
+    const status = await env.backups.getBackupStatus(userId);
+    expect(status).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', step: 'DONE' });
+  });
+
+  it('a ciphertext bound to one pair does not decrypt under another pair’s context', async () => {
+    const userId = env.seedUser();
+    await env.backups.startBackupWorkflow(userId);
+    const result = await env.backups.waitForBackup(userId);
+    const pair = env.simulator.state.user(userId)!.wallets[0]!.backupSharePairs[0]!;
+    const other = pair.curve === 'SECP256K1' ? result.pairIds.ED25519 : result.pairIds.SECP256K1;
+    const vault = nodeVault({ endpoint: env.vault.addr, token: env.vault.token, debug: () => undefined } as nodeVault.VaultOptions);
+    await expect(
+      vault.write('transit/decrypt/mpc-backup', { ciphertext: pair.clientCipherText, context: transitContext(userId, other) }),
+    ).rejects.toThrow();
+  });
+
+  it('two concurrent starts for one user make one run', async () => {
+    const userId = env.seedUser();
+    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 1_500, userId });
+    const [a, b] = await Promise.all([env.backups.startBackupWorkflow(userId), env.backups.startBackupWorkflow(userId)]);
+    expect(a.runId).toBe(b.runId);
+    expect([a.alreadyRunning, b.alreadyRunning].sort()).toEqual([false, true]);
+    await env.backups.waitForBackup(userId);
+    expect(env.simulator.calls.backup).toBeGreaterThan(0);
+    const pairs = env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs);
+    expect(pairs).toHaveLength(2);
+  });
+
+  it('rejects a malformed user id in the client, before anything starts', async () => {
+    for (const bad of ['', 'a'.repeat(129), '../etc/passwd', 'user id', "x'; DROP TABLE users;--", '-leading-dash']) {
+      await expect(env.backups.startBackupWorkflow(bad)).rejects.toBeInstanceOf(InvalidUserIdError);
+    }
+  });
+
+  it('fails fast with UnknownUserError, before any Portal call, for a user the backend does not know', async () => {
+    const before = env.simulator.calls.backup ?? 0;
+    await env.backups.startBackupWorkflow('nobody-knows-me');
+    await expect(env.backups.waitForBackup('nobody-knows-me')).rejects.toMatchObject({
+      name: 'BackupFailedError',
+      reasonType: 'UnknownUserError',
+    });
+    expect(env.simulator.calls.backup ?? 0).toBe(before);
+  });
+});

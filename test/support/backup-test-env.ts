@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, Worker, type LogEntry } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { BackupClient } from '../../client/backup-client';
+import { EncryptionCodec } from '../../codec/encryption-codec';
+import { toCodecKeyRing } from '../../config/codec-config';
+import { freePort } from '../../stack/free-port';
+import { startProcess, type ManagedProcess } from '../../stack/managed-process';
+import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
+import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
+import { loadWorkerConfig } from '../../worker/config';
+import { connectWorker, createBackupWorker } from '../../worker/create-worker';
+
+const ROOT = join(__dirname, '..', '..');
+
+/** Every log line the SDK emitted in this test process, for the secret scans. */
+export const capturedLogs: string[] = [];
+let runtimeInstalled = false;
+
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (entry: LogEntry) => {
+      capturedLogs.push(`${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {})}`);
+    }),
+    shutdownSignals: [],
+  });
+  runtimeInstalled = true;
+}
+
+export interface BackupTestEnv {
+  simulator: PortalSimulator;
+  backups: BackupClient;
+  /** A client without the payload codec: sees history exactly as the server stores it. */
+  rawClient: Client;
+  /** Vault as the worker sees it: through a fault proxy the test can switch. */
+  vaultProxy: TcpFaultProxy;
+  vault: { addr: string; token: string };
+  taskQueue: string;
+  workerEnv: NodeJS.ProcessEnv;
+  seedUser(prefix?: string): string;
+  /** Starts a worker in this process (default) and returns a stop function. */
+  startWorker(): Promise<() => Promise<void>>;
+  /** Starts the real worker entry point as a child process, for crash tests. */
+  spawnWorker(name: string): ManagedProcess;
+  close(): Promise<void>;
+}
+
+/**
+ * One test file's slice of the real stack: a fresh Portal simulator, a task queue of its own on the
+ * shared Temporal dev server, the shared Vault behind a fault proxy, and the real worker wiring
+ * (configuration read by loadWorkerConfig from environment variables, as in production).
+ */
+export async function createBackupTestEnv(options: { portalTimeoutMs?: number } = {}): Promise<BackupTestEnv> {
+  installRuntime();
+  const simulator = await startPortalSimulator({ seed: 7 });
+  const vaultUrl = new URL(inject('vaultAddr'));
+  const vaultProxy = new TcpFaultProxy({ host: vaultUrl.hostname, port: Number(vaultUrl.port) }, await freePort());
+  await vaultProxy.start();
+  const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  const workerEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PAYLOAD_CODEC_KEYS: inject('codecKeys'),
+    PORTAL_ENCLAVE_URL: simulator.url,
+    PORTAL_API_URL: simulator.url,
+    PORTAL_TIMEOUT_MS: String(options.portalTimeoutMs ?? 3_000),
+    VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
+    VAULT_TOKEN: inject('vaultToken'),
+    VAULT_TIMEOUT_MS: '2000',
+    CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+    WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+    WORKER_SHUTDOWN_GRACE_MS: '2000',
+  };
+  const config = loadWorkerConfig(workerEnv);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
+  const client = new Client({ connection, dataConverter: { payloadCodecs: [codec] } });
+  const rawClient = new Client({ connection });
+  const workers: (() => Promise<void>)[] = [];
+  const children: ManagedProcess[] = [];
+  let userCounter = 0;
+
+  const env: BackupTestEnv = {
+    simulator,
+    backups: new BackupClient(client, taskQueue),
+    rawClient,
+    vaultProxy,
+    vault: { addr: inject('vaultAddr'), token: inject('vaultToken') },
+    taskQueue,
+    workerEnv,
+    seedUser(prefix = 'user') {
+      userCounter += 1;
+      const userId = `${prefix}-${userCounter}-${randomBytes(3).toString('hex')}`;
+      simulator.state.seedUser(userId);
+      return userId;
+    },
+    async startWorker() {
+      const nativeConnection = await connectWorker(config);
+      const worker = await createBackupWorker(config, nativeConnection);
+      const running = worker.run();
+      const stop = async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+        await nativeConnection.close();
+      };
+      workers.push(stop);
+      return stop;
+    },
+    spawnWorker(name) {
+      const child = startProcess(name, process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts')], {
+        logFile: join(inject('runDir'), `${taskQueue}-${name}.log`),
+        env: workerEnv,
+        cwd: ROOT,
+      });
+      children.push(child);
+      return child;
+    },
+    async close() {
+      await Promise.all(children.map((child) => child.kill()));
+      await Promise.all(workers.map((stop) => stop()));
+      await connection.close();
+      await vaultProxy.stop();
+      await simulator.close();
+    },
+  };
+  return env;
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { startTemporalDevServer } from '../../stack/temporal-dev-server';
+import { startVaultDevServer } from '../../stack/vault-dev-server';
+import { WORKFLOWS_PATH } from '../../worker/workflows-path';
+
+export const RUN_DIR = join(__dirname, '..', '..', '.stack', 'test-run');
+
+/**
+ * Starts the real servers every test file shares (a Temporal dev server and a Vault dev server
+ * with Transit), bundles the workflow code once, and hands their addresses to the tests.
+ */
+export default async function setup(project: TestProject) {
+  mkdirSync(RUN_DIR, { recursive: true });
+  const started = Date.now();
+  const servers = await Promise.allSettled([
+    startTemporalDevServer({ logFile: join(RUN_DIR, 'temporal.log') }),
+    startVaultDevServer({ logFile: join(RUN_DIR, 'vault.log') }),
+  ]);
+  const [temporalStart, vaultStart] = servers;
+  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected') {
+    await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+    throw temporalStart.status === 'rejected' ? temporalStart.reason : (vaultStart as PromiseRejectedResult).reason;
+  }
+  const temporal = temporalStart.value;
+  const vault = vaultStart.value;
+  const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
+  try {
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
+    });
+    writeFileSync(bundlePath, code);
+  } catch (error) {
+    await Promise.all([temporal.stop(), vault.stop()]);
+    throw error;
+  }
+  process.stdout.write(
+    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, logs in ${RUN_DIR}\n`,
+  );
+
+  project.provide('temporalAddress', temporal.address);
+  project.provide('vaultAddr', vault.addr);
+  project.provide('vaultToken', vault.rootToken);
+  project.provide('workflowBundlePath', bundlePath);
+  project.provide('codecKeys', `test-key-1:${randomBytes(32).toString('base64')}`);
+  project.provide('runDir', RUN_DIR);
+
+  return async () => {
+    await Promise.all([temporal.stop(), vault.stop()]);
+  };
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    vaultAddr: string;
+    vaultToken: string;
+    workflowBundlePath: string;
+    codecKeys: string;
+    runDir: string;
+  }
+}

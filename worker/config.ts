@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import type { PortalClientConfig } from '../activities/portal-client';
+import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
+import type { VaultTransitConfig } from '../activities/vault-transit';
+import type { CodecKeyRing } from '../codec/encryption-codec';
+import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
+import { envInt, envNonEmpty, envUrl } from '../config/env-schema';
+import { loadConfig } from '../config/load-config';
+import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
+
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend({
+  PORTAL_ENCLAVE_URL: envUrl.default('https://mpc-client.portalhq.io'),
+  PORTAL_API_URL: envUrl.default('https://api.portalhq.io'),
+  PORTAL_TIMEOUT_MS: envInt(100, 120_000).default(30_000),
+  PORTAL_STORE_METHOD: z.enum(['POST', 'PATCH'], { error: 'must be POST or PATCH' }).default('POST'),
+  PORTAL_MAX_RESPONSE_BYTES: envInt(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  VAULT_ADDR: envUrl,
+  VAULT_TOKEN: envNonEmpty.optional(),
+  VAULT_ROLE_ID: envNonEmpty.optional(),
+  VAULT_SECRET_ID: envNonEmpty.optional(),
+  VAULT_APPROLE_MOUNT: envNonEmpty.default('approle'),
+  VAULT_NAMESPACE: envNonEmpty.optional(),
+  VAULT_TRANSIT_MOUNT: z.string().trim().regex(/^[A-Za-z0-9_\-/]+$/, 'must be a mount path like transit').default('transit'),
+  VAULT_TRANSIT_KEY: z.string().trim().regex(/^[A-Za-z0-9_.-]+$/, 'must be a Transit key name').default('mpc-backup'),
+  VAULT_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
+  CREDENTIALS_URL: envNonEmpty.refine(
+    (value) => value.includes('{userId}') && /^https?:\/\/\S+$/.test(value),
+    'must be an http(s) URL template containing {userId}',
+  ),
+  CREDENTIALS_AUTH_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+:\s*\S.*$/, 'must look like "Header-Name: value"')
+    .optional(),
+  CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
+  WORKER_SHUTDOWN_GRACE_MS: envInt(1, 600_000).default(30_000),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: envInt(1, 10_000).default(100),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: envInt(1, 10_000).default(40),
+  WORKER_WORKFLOW_BUNDLE: envNonEmpty.optional(),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
+});
+
+export interface WorkerConfig {
+  temporal: TemporalConfig;
+  codecKeys: CodecKeyRing;
+  portal: PortalClientConfig;
+  vault: VaultTransitConfig & {
+    auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
+  };
+  credentials: HttpCredentialsSourceConfig;
+  shutdownGraceMs: number;
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** A workflow bundle built ahead (bundleWorkflowCode); otherwise the worker bundles at start. */
+  workflowBundlePath?: string;
+}
+
+/** Reads and validates the worker's whole configuration; throws one ConfigError listing every problem. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const e = loadConfig(workerEnvSchema, env, (parsed) => {
+    const problems = [...temporalEnvProblems(parsed), ...codecEnvProblems(parsed)];
+    const appRole = Boolean(parsed.VAULT_ROLE_ID) || Boolean(parsed.VAULT_SECRET_ID);
+    if (!parsed.VAULT_TOKEN && !appRole) {
+      problems.push('VAULT_TOKEN is required (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole login)');
+    }
+    if (appRole && !(parsed.VAULT_ROLE_ID && parsed.VAULT_SECRET_ID)) {
+      problems.push('VAULT_ROLE_ID and VAULT_SECRET_ID must be set together');
+    }
+    if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
+      problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');
+    }
+    return problems;
+  });
+  const header = e.CREDENTIALS_AUTH_HEADER;
+  const separator = header?.indexOf(':') ?? -1;
+  return {
+    temporal: toTemporalConfig(e),
+    codecKeys: toCodecKeyRing(e),
+    portal: {
+      enclaveUrl: e.PORTAL_ENCLAVE_URL,
+      apiUrl: e.PORTAL_API_URL,
+      timeoutMs: e.PORTAL_TIMEOUT_MS,
+      storeCipherTextMethod: e.PORTAL_STORE_METHOD,
+      maxResponseBytes: e.PORTAL_MAX_RESPONSE_BYTES,
+    },
+    vault: {
+      endpoint: e.VAULT_ADDR,
+      mount: e.VAULT_TRANSIT_MOUNT,
+      keyName: e.VAULT_TRANSIT_KEY,
+      timeoutMs: e.VAULT_TIMEOUT_MS,
+      ...(e.VAULT_NAMESPACE ? { namespace: e.VAULT_NAMESPACE } : {}),
+      auth: e.VAULT_ROLE_ID
+        ? { kind: 'approle', roleId: e.VAULT_ROLE_ID, secretId: e.VAULT_SECRET_ID!, mountPoint: e.VAULT_APPROLE_MOUNT }
+        : { kind: 'token', token: e.VAULT_TOKEN! },
+    },
+    credentials: {
+      urlTemplate: e.CREDENTIALS_URL,
+      timeoutMs: e.CREDENTIALS_TIMEOUT_MS,
+      ...(header && separator > 0
+        ? { authHeader: { name: header.slice(0, separator).trim(), value: header.slice(separator + 1).trim() } }
+        : {}),
+    },
+    shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+    maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    logLevel: e.LOG_LEVEL,
+    ...(e.WORKER_WORKFLOW_BUNDLE ? { workflowBundlePath: e.WORKER_WORKFLOW_BUNDLE } : {}),
+  };
+}

@@ -1,0 +1,49 @@
+import nodeVault from 'node-vault';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { HttpCredentialsSource } from '../activities/credentials-source';
+import { PortalCiphertextStore } from '../activities/portal-ciphertext-store';
+import { PortalClient } from '../activities/portal-client';
+import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from '../activities/vault-auth';
+import { VaultTransit } from '../activities/vault-transit';
+import { EncryptionCodec } from '../codec/encryption-codec';
+import { connectionOptions } from '../config/temporal-config';
+import type { WorkerConfig } from './config';
+import { WORKFLOWS_PATH } from './workflows-path';
+
+/** Wires the activities' dependencies from configuration (Portal-Managed storage). */
+export function createActivityDeps(config: WorkerConfig) {
+  const portal = new PortalClient(config.portal);
+  const vaultAuth: VaultAuth =
+    config.vault.auth.kind === 'token'
+      ? new StaticTokenAuth(config.vault.auth.token)
+      : new AppRoleAuth(nodeVault({ endpoint: config.vault.endpoint, debug: () => undefined } as nodeVault.VaultOptions), config.vault.auth);
+  return {
+    credentials: new HttpCredentialsSource(config.credentials),
+    portal,
+    transit: new VaultTransit(config.vault, vaultAuth),
+    store: new PortalCiphertextStore(portal),
+    heartbeatIntervalMs: 3_000,
+    orphanScanSkewMs: 30_000,
+  };
+}
+
+export async function createBackupWorker(config: WorkerConfig, connection: NativeConnection): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    ...(config.workflowBundlePath
+      ? { workflowBundle: { codePath: config.workflowBundlePath } }
+      : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(createActivityDeps(config)),
+    dataConverter: { payloadCodecs: [new EncryptionCodec(config.codecKeys)] },
+    shutdownGraceTime: config.shutdownGraceMs,
+    maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
+  });
+}
+
+export function connectWorker(config: WorkerConfig): Promise<NativeConnection> {
+  return NativeConnection.connect(connectionOptions(config.temporal));
+}

@@ -1,0 +1,41 @@
+import pino from 'pino';
+import { DefaultLogger, type LogEntry, type LogLevel } from '@temporalio/worker';
+
+/**
+ * Structured JSON logs (pino) for the worker and the SDK. Values under these keys are censored
+ * wherever they appear, as a second line of defence: code never logs them on purpose.
+ */
+export const REDACTED_KEYS = [
+  'clientApiKey',
+  'apiKey',
+  'token',
+  'share',
+  'shares',
+  'generateResponse',
+  'plaintext',
+  'authorization',
+  'Authorization',
+  'X-Vault-Token',
+];
+
+export function createLogger(level: string) {
+  return pino({
+    level,
+    base: { service: 'mpc-backup-worker', pid: process.pid },
+    redact: { paths: [...REDACTED_KEYS, ...REDACTED_KEYS.map((key) => `*.${key}`)], censor: '[redacted]' },
+  });
+}
+
+/** Routes the Temporal SDK's log entries (worker, workflows, activities) into pino. */
+export function temporalLogger(logger: pino.Logger, level: LogLevel): DefaultLogger {
+  const method: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  return new DefaultLogger(level, (entry: LogEntry) => {
+    logger[method[entry.level]]({ ...entry.meta, sdk: true }, entry.message);
+  });
+}

@@ -1,0 +1,45 @@
+import { Runtime, type LogLevel } from '@temporalio/worker';
+import { ConfigError } from '../config/config-error';
+import { loadWorkerConfig } from './config';
+import { connectWorker, createBackupWorker } from './create-worker';
+import { createLogger, temporalLogger } from './logger';
+
+/**
+ * Worker process: validates configuration, connects to Temporal and polls the backup task queue
+ * until SIGINT/SIGTERM, then drains in-flight activities for up to WORKER_SHUTDOWN_GRACE_MS.
+ * Run several of these against one task queue to scale out.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadWorkerConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mpc-backup worker: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  Runtime.install({
+    logger: temporalLogger(logger, config.logLevel.toUpperCase() as LogLevel),
+    // The worker handles SIGINT/SIGTERM itself through the SDK's default shutdown signals.
+  });
+  const connection = await connectWorker(config);
+  const worker = await createBackupWorker(config, connection);
+  logger.info(
+    { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address },
+    'worker started',
+  );
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    logger.info('worker stopped');
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mpc-backup worker failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,214 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { BackupActivities } from '../activities';
+import type {
+  BackupPairIds,
+  BackupProgress,
+  BackupResult,
+  BackupStatus,
+  BackupStep,
+  RecordedError,
+} from '../domain/backup-types';
+import { CURVES } from '../domain/curves';
+import { PERMANENT_ERROR_TYPES } from '../domain/errors';
+import { InvalidUserIdError, parseUserId } from '../domain/user-id';
+import {
+  ABANDONED_ERROR_TYPE,
+  abandonUpdate,
+  BackupStatusKey,
+  BackupStepKey,
+  progressQuery,
+  retryUpdate,
+  type BackupWalletInput,
+  type RetryRequest,
+} from './backup-wallet-api';
+
+const common: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  // Activities heartbeat while they wait on Portal or Vault, so a dead worker is noticed quickly.
+  heartbeatTimeout: '15 seconds',
+};
+
+/** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
+const beforeShares = proxyActivities<BackupActivities>({
+  ...common,
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 8,
+    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
+  },
+});
+
+/**
+ * Steps 2-4 never give up on transient errors (unlimited attempts): once shares exist the workflow
+ * must not fail on its own. Permanent errors come back to the workflow, which parks.
+ */
+const afterShares = proxyActivities<BackupActivities>({
+  ...common,
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    // maximumAttempts left unset: unlimited.
+    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
+  },
+});
+
+type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
+
+/**
+ * Backs up one user's wallet: MPC backup → encrypt → store and verify → mark. A failure in a later
+ * step never re-runs an earlier one; after step 1 a permanent error parks the run as
+ * NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
+ */
+export async function backupWallet(input: BackupWalletInput): Promise<BackupResult> {
+  let userId: string;
+  try {
+    userId = parseUserId(input?.userId);
+  } catch (error) {
+    if (error instanceof InvalidUserIdError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    throw error;
+  }
+
+  const startedAt = Date.now();
+  const stepDurationsMs: Partial<Record<BackupStep, number>> = {};
+  const progress: BackupProgress = {
+    userId,
+    status: 'RUNNING',
+    step: 'MPC_BACKUP',
+    attempts: {},
+    orphanedPairIds: [],
+    startedAt: new Date(startedAt).toISOString(),
+  };
+  let decision: OperatorDecision | undefined;
+
+  const publish = (status: BackupStatus, step: BackupProgress['step']) => {
+    progress.status = status;
+    progress.step = step;
+    upsertSearchAttributes([
+      { key: BackupStatusKey, value: status },
+      { key: BackupStepKey, value: step },
+    ]);
+  };
+
+  setHandler(progressQuery, () => progress);
+  setHandler(
+    retryUpdate,
+    async (_request: RetryRequest) => {
+      decision = { kind: 'retry' };
+      await condition(() => progress.status !== 'NEEDS_ATTENTION');
+      return progress;
+    },
+    { validator: (_request: RetryRequest) => requireParked(progress) },
+  );
+  setHandler(
+    abandonUpdate,
+    async (request) => {
+      decision = { kind: 'abandon', reason: request.reason.trim() };
+      await condition(() => progress.status !== 'NEEDS_ATTENTION');
+      return progress;
+    },
+    {
+      validator: (request) => {
+        requireParked(progress);
+        if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
+          throw new Error('abandon needs a reason of 1 to 1000 characters');
+        }
+      },
+    },
+  );
+
+  const timed = async <T>(step: BackupStep, body: () => Promise<T>): Promise<T> => {
+    const stepStart = Date.now();
+    try {
+      return await body();
+    } finally {
+      stepDurationsMs[step] = (stepDurationsMs[step] ?? 0) + (Date.now() - stepStart);
+    }
+  };
+
+  /** Runs a step after shares exist; on a permanent failure parks until an operator decides. */
+  const parkable = <T>(step: BackupStep, call: () => Promise<T>): Promise<T> =>
+    timed(step, async () => {
+      for (;;) {
+        publish('RUNNING', step);
+        progress.attempts[step] = (progress.attempts[step] ?? 0) + 1;
+        try {
+          return await call();
+        } catch (error) {
+          if (!(error instanceof ActivityFailure)) throw error;
+          progress.lastError = recordError(step, error);
+          decision = undefined;
+          publish('NEEDS_ATTENTION', step);
+          await condition(() => decision !== undefined);
+          const chosen = decision as OperatorDecision | undefined;
+          if (chosen?.kind === 'abandon') {
+            publish('ABANDONED', step);
+            throw ApplicationFailure.nonRetryable(
+              `backup abandoned by an operator at step ${step}: ${chosen.reason}`,
+              ABANDONED_ERROR_TYPE,
+            );
+          }
+        }
+      }
+    });
+
+  // Step 1: a permanent error (unknown user, revoked key) fails the run before anything exists.
+  publish('RUNNING', 'MPC_BACKUP');
+  progress.attempts.MPC_BACKUP = 1;
+  let backup;
+  try {
+    backup = await timed('MPC_BACKUP', () => beforeShares.mpcBackup({ userId }));
+  } catch (error) {
+    if (!(error instanceof ActivityFailure)) throw error;
+    progress.lastError = recordError('MPC_BACKUP', error);
+    publish('FAILED', 'MPC_BACKUP');
+    throw ApplicationFailure.create({
+      type: progress.lastError.type,
+      message: `backup of user ${userId} could not start: ${progress.lastError.message}`,
+      nonRetryable: true,
+      cause: error,
+    });
+  }
+  const { shares } = backup;
+  const pairIds = Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
+  progress.pairIds = pairIds;
+  progress.orphanedPairIds = backup.orphanedPairIds;
+
+  const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, shares }));
+  await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted }));
+  await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
+
+  publish('COMPLETED', 'DONE');
+  return {
+    userId,
+    status: 'COMPLETED',
+    pairIds,
+    orphanedPairIds: backup.orphanedPairIds,
+    ...(backup.orphanScanError ? { orphanScanError: backup.orphanScanError } : {}),
+    stepDurationsMs,
+    startedAt: progress.startedAt,
+    completedAt: new Date(Date.now()).toISOString(),
+  };
+}
+
+function requireParked(progress: BackupProgress): void {
+  if (progress.status !== 'NEEDS_ATTENTION') {
+    throw new Error(`the backup of user ${progress.userId} is ${progress.status}, not NEEDS_ATTENTION`);
+  }
+}
+
+function recordError(step: BackupStep, error: ActivityFailure): RecordedError {
+  const cause = error.cause;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'ActivityFailure');
+  return { step, type, message: cause?.message ?? error.message, at: new Date(Date.now()).toISOString() };
+}

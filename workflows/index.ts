@@ -1,0 +1,1 @@
+export { backupWallet } from './backup-wallet';
