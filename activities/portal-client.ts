@@ -2,7 +2,7 @@ import axios, { AxiosInstance } from 'axios';
 import { z } from 'zod';
 import { CURVES } from '../domain/curves';
 import type { BackupShares } from '../domain/backup-types';
-import { PortalContractError } from '../domain/errors';
+import { PortalContractError, PortalUnavailableError } from '../domain/errors';
 import { classifyPortalError } from './portal-error-classifier';
 import { BASE64, describeZodError } from './response-validation';
 
@@ -134,11 +134,17 @@ export class PortalClient {
     apiKey: string,
     request: { method: string; url: string; data?: unknown },
   ): Promise<unknown> {
+    let response;
     try {
-      const response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
-      return response.data;
+      response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
     } catch (error) {
       throw classifyPortalError(error, operation);
     }
+    // axios hands back the raw text when a body is not JSON: a truncated or garbled response
+    // (a proxy cut it short) is worth another try; well-formed JSON of the wrong shape is not.
+    if (typeof response.data === 'string' && response.data.trim().length > 0) {
+      throw new PortalUnavailableError(`${operation} returned a body that is not valid JSON; will retry`);
+    }
+    return response.data;
   }
 }

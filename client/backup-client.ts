@@ -4,6 +4,7 @@ import {
   Connection,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
@@ -60,6 +61,11 @@ export class BackupFailedError extends Error {
 
 export class BackupNotFoundError extends Error {
   override readonly name = 'BackupNotFoundError';
+}
+
+/** An operator action the backup refused, e.g. `retry` on a backup that is not parked. */
+export class BackupActionRejectedError extends Error {
+  override readonly name = 'BackupActionRejectedError';
 }
 
 const MEMO_START_REQUEST = 'startRequestId';
@@ -173,14 +179,30 @@ export class BackupClient {
   async retryBackup(rawUserId: string, requestedBy?: string): Promise<BackupProgress> {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
-    return handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] });
+    return rejectedAsTyped(userId, 'retry', handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] }));
   }
 
   /** Ends a parked backup without completing it; the reason is kept in the run's failure. */
   async abandonBackup(rawUserId: string, reason: string, requestedBy?: string): Promise<BackupProgress> {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
-    return handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] });
+    return rejectedAsTyped(
+      userId,
+      'abandon',
+      handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] }),
+    );
+  }
+}
+
+async function rejectedAsTyped<T>(userId: string, action: string, update: Promise<T>): Promise<T> {
+  try {
+    return await update;
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError) {
+      throw new BackupActionRejectedError(`${action} refused for user ${userId}: ${error.cause?.message ?? error.message}`);
+    }
+    if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no backup was ever started for user ${userId}`);
+    throw error;
   }
 }
 

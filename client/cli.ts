@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config/config-error';
 import { InvalidUserIdError } from '../domain/user-id';
-import { BackupFailedError, BackupNotFoundError, connectBackupClient, type BackupClient } from './backup-client';
+import {
+  BackupActionRejectedError,
+  BackupFailedError,
+  BackupNotFoundError, connectBackupClient, type BackupClient } from './backup-client';
 import { loadClientConfig } from './config';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
@@ -71,7 +74,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof ConfigError ||
     error instanceof InvalidUserIdError ||
     error instanceof BackupFailedError ||
-    error instanceof BackupNotFoundError;
+    error instanceof BackupNotFoundError ||
+    error instanceof BackupActionRejectedError;
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });

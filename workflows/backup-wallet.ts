@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   condition,
   proxyActivities,
@@ -153,6 +154,8 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
           const chosen = decision as OperatorDecision | undefined;
           if (chosen?.kind === 'abandon') {
             publish('ABANDONED', step);
+            // Let the abandon update return its answer before the run closes.
+            await condition(allHandlersFinished);
             throw ApplicationFailure.nonRetryable(
               `backup abandoned by an operator at step ${step}: ${chosen.reason}`,
               ABANDONED_ERROR_TYPE,
@@ -189,6 +192,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
 
   publish('COMPLETED', 'DONE');
+  await condition(allHandlersFinished);
   return {
     userId,
     status: 'COMPLETED',

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+
+let env: BackupTestEnv;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker();
+});
+afterAll(() => env?.close());
+
+function pairsOf(userId: string) {
+  return env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
+}
+
+async function parked(userId: string) {
+  return eventually(`backup of ${userId} to park`, async () => {
+    const status = await env.backups.getBackupStatus(userId);
+    return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+  });
+}
+
+describe('permanent errors', () => {
+  it('401 at step 1 fails fast with PortalAuthError; nothing is stored or marked', async () => {
+    const userId = env.seedUser('revoked');
+    env.simulator.state.user(userId)!.apiKeyRevoked = true;
+    const before = env.simulator.calls.backup ?? 0;
+    await env.backups.startBackupWorkflow(userId);
+    await expect(env.backups.waitForBackup(userId)).rejects.toMatchObject({
+      name: 'BackupFailedError',
+      reasonType: 'PortalAuthError',
+    });
+    expect((env.simulator.calls.backup ?? 0) - before).toBe(1);
+    expect(pairsOf(userId)).toHaveLength(0);
+    const status = await env.backups.getBackupStatus(userId);
+    expect(status).toMatchObject({ execution: 'FAILED', status: 'FAILED', step: 'MPC_BACKUP' });
+    expect(status.failure).toContain('check the client API key');
+  });
+
+  for (const [route, step] of [
+    ['storeCipherText', 'STORE'],
+    ['markPairs', 'MARK'],
+  ] as const) {
+    it(`401 at step ${step} parks as NEEDS_ATTENTION, then completes after the key is fixed and retry is sent`, async () => {
+      const userId = env.seedUser(`park-${step}`);
+      const rule = env.simulator.faults.add({
+        route,
+        kind: 'status',
+        status: 401,
+        body: 'Incorrect API key format',
+        userId,
+      });
+      await env.backups.startBackupWorkflow(userId);
+      const status = await parked(userId);
+      expect(status.step).toBe(step);
+      expect(status.execution).toBe('RUNNING');
+      expect(status.progress?.lastError).toMatchObject({ step, type: 'PortalAuthError' });
+      expect(status.progress?.lastError?.message).toContain('Incorrect API key format');
+      expect(status.progress?.pairIds).toBeDefined();
+
+      // Parked means parked: nothing is retried behind the operator's back.
+      const faultsBefore = rule.fired;
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(env.simulator.faults.list().find((r) => r.id === rule.id)!.fired).toBe(faultsBefore);
+      expect(pairsOf(userId).every((pair) => pair.status === 'incomplete')).toBe(true);
+
+      env.simulator.faults.clear(); // the key is fixed
+      const afterRetry = await env.backups.retryBackup(userId, 'test-operator');
+      expect(afterRetry.status).toBe('RUNNING');
+      const result = await env.backups.waitForBackup(userId);
+      expect(result.status).toBe('COMPLETED');
+      const pairs = pairsOf(userId);
+      expect(pairs).toHaveLength(2); // step 1 did not run again
+      for (const pair of pairs) {
+        expect(pair.status).toBe('completed');
+        expect(pair.markCount).toBe(1);
+      }
+    });
+  }
+
+  it('abandon ends a parked backup with the operator’s reason; retry and abandon are refused when not parked', async () => {
+    const userId = env.seedUser('abandon');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await parked(userId);
+    await expect(env.backups.abandonBackup(userId, '   ')).rejects.toThrow(/abandon refused .* needs a reason/);
+    await env.backups.abandonBackup(userId, 'wallet deleted by the user', 'test-operator');
+    await expect(env.backups.waitForBackup(userId)).rejects.toMatchObject({
+      reasonType: 'BackupAbandoned',
+      message: expect.stringContaining('wallet deleted by the user'),
+    });
+    const status = await env.backups.getBackupStatus(userId);
+    expect(status).toMatchObject({ execution: 'FAILED', status: 'ABANDONED', step: 'MARK' });
+    env.simulator.faults.clear();
+
+    const running = env.seedUser('not-parked');
+    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 1_500, count: 1, userId: running });
+    await env.backups.startBackupWorkflow(running);
+    await expect(env.backups.retryBackup(running)).rejects.toMatchObject({
+      name: 'BackupActionRejectedError',
+      message: expect.stringContaining('is RUNNING, not NEEDS_ATTENTION'),
+    });
+    await env.backups.waitForBackup(running);
+  });
+});
