@@ -1,0 +1,97 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadClientConfig } from '../../client/config';
+import { ConfigError } from '../../config/config-error';
+import { loadWorkerConfig } from '../../worker/config';
+
+const KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
+const VALID = {
+  PAYLOAD_CODEC_KEYS: KEY,
+  VAULT_ADDR: 'http://127.0.0.1:8200',
+  VAULT_TOKEN: 'dev-token',
+  CREDENTIALS_URL: 'http://127.0.0.1:4100/backend/users/{userId}/credentials',
+};
+
+function problems(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadWorkerConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('worker configuration', () => {
+  it('accepts a minimal valid environment and fills in defaults', () => {
+    const config = loadWorkerConfig(VALID);
+    expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'mpc-backup' });
+    expect(config.portal).toMatchObject({ enclaveUrl: 'https://mpc-client.portalhq.io', storeCipherTextMethod: 'POST' });
+    expect(config.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
+  });
+
+  it('lists every missing variable at once', () => {
+    const found = problems({});
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('PAYLOAD_CODEC_KEYS'),
+        expect.stringContaining('VAULT_ADDR'),
+        expect.stringContaining('CREDENTIALS_URL'),
+      ]),
+    );
+  });
+
+  it.each([
+    ['TEMPORAL_ADDRESS', 'not an address', 'host:port'],
+    ['PORTAL_TIMEOUT_MS', 'fast', 'whole number'],
+    ['PORTAL_STORE_METHOD', 'PUT', 'POST or PATCH'],
+    ['PORTAL_API_URL', 'ftp://portal', 'http(s) URL'],
+    ['VAULT_ADDR', 'vault:8200', 'http(s) URL'],
+    ['CREDENTIALS_URL', 'http://backend/users', '{userId}'],
+    ['CREDENTIALS_AUTH_HEADER', 'no colon here', 'Header-Name: value'],
+    ['PAYLOAD_CODEC_KEYS', 'k1:tooshort', '32 bytes'],
+    ['PAYLOAD_CODEC_ACTIVE_KEY_ID', 'k9', 'not a key id'],
+    ['TEMPORAL_TLS', 'maybe', 'true or false'],
+    ['TEMPORAL_TLS_CERT_PATH', '/nonexistent/cert.pem', 'TEMPORAL_TLS_KEY_PATH must be set together'],
+    ['LOG_LEVEL', 'loud', 'trace, debug'],
+  ])('names %s when it is malformed', (name, value, hint) => {
+    const found = problems({ ...VALID, [name]: value });
+    expect(found.join('\n')).toContain(name.startsWith('TEMPORAL_TLS_CERT') ? 'TEMPORAL_TLS_CERT_PATH' : name);
+    expect(found.join('\n')).toContain(hint);
+  });
+
+  it('requires a Vault token or a complete AppRole pair', () => {
+    expect(problems({ ...VALID, VAULT_TOKEN: undefined }).join()).toContain('VAULT_TOKEN is required');
+    expect(problems({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r' }).join()).toContain('must be set together');
+    expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).vault.auth.kind).toBe(
+      'approle',
+    );
+  });
+
+  it('never repeats a secret value in its messages', () => {
+    const secret = 'super-secret-token-value';
+    const found = problems({ ...VALID, PAYLOAD_CODEC_KEYS: `k1:${secret}`, CREDENTIALS_AUTH_HEADER: secret });
+    expect(found.join('\n')).not.toContain(secret);
+  });
+
+  it('the client needs only Temporal and the codec keys', () => {
+    expect(loadClientConfig({ PAYLOAD_CODEC_KEYS: KEY }).codecKeys.activeKeyId).toBe('k1');
+    expect(() => loadClientConfig({})).toThrow(/PAYLOAD_CODEC_KEYS/);
+  });
+});
+
+describe('the worker process with bad configuration', () => {
+  it('exits with status 2 and a message naming each variable to fix', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'worker', 'main.ts')], {
+      env: { PATH: process.env.PATH, VAULT_ADDR: 'not-a-url', PORTAL_TIMEOUT_MS: 'soon' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('invalid configuration');
+    for (const name of ['VAULT_ADDR', 'PORTAL_TIMEOUT_MS', 'PAYLOAD_CODEC_KEYS', 'CREDENTIALS_URL']) {
+      expect(result.stderr).toContain(name);
+    }
+  });
+});

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { CodecKeyError, EncryptionCodec } from '../../codec/encryption-codec';
+
+const key = (id: string) => [id, randomBytes(32)] as const;
+
+describe('EncryptionCodec', () => {
+  const k1 = key('k1');
+  const k2 = key('k2');
+
+  it('round-trips payloads and hides their content', async () => {
+    const codec = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) });
+    const payload = defaultPayloadConverter.toPayload({ share: 'c2VjcmV0LXNoYXJl' });
+    const [encoded] = await codec.encode([payload]);
+    expect(Buffer.from(encoded!.data!).toString('latin1')).not.toContain('c2VjcmV0LXNoYXJl');
+    expect(Buffer.from(encoded!.metadata!['encryption-key-id']!).toString()).toBe('k1');
+    const [decoded] = await codec.decode([encoded!]);
+    expect(defaultPayloadConverter.fromPayload(decoded!)).toEqual({ share: 'c2VjcmV0LXNoYXJl' });
+  });
+
+  it('after a rotation, old payloads still decode and new ones use the new key', async () => {
+    const before = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) });
+    const after = new EncryptionCodec({ activeKeyId: 'k2', keys: new Map([k1, k2]) });
+    const [old] = await before.encode([defaultPayloadConverter.toPayload('old')]);
+    const [fresh] = await after.encode([defaultPayloadConverter.toPayload('new')]);
+    expect(Buffer.from(fresh!.metadata!['encryption-key-id']!).toString()).toBe('k2');
+    const decoded = await after.decode([old!, fresh!]);
+    expect(decoded.map((p) => defaultPayloadConverter.fromPayload(p))).toEqual(['old', 'new']);
+  });
+
+  it('names the missing key id, and rejects tampered payloads', async () => {
+    const codec = new EncryptionCodec({ activeKeyId: 'k2', keys: new Map([k2]) });
+    const [encoded] = await codec.encode([defaultPayloadConverter.toPayload('x')]);
+    const other = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) });
+    await expect(other.decode([encoded!])).rejects.toThrow(/no payload codec key with id "k2"/);
+    const tampered = { ...encoded!, data: Buffer.from(encoded!.data!).fill(1, 20, 21) };
+    await expect(codec.decode([tampered])).rejects.toThrow();
+  });
+
+  it('passes through payloads it did not encode', async () => {
+    const codec = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) });
+    const plain = defaultPayloadConverter.toPayload('plain');
+    expect(await codec.decode([plain])).toEqual([plain]);
+  });
+
+  it('refuses keys of the wrong size and an active id outside the ring', () => {
+    expect(() => new EncryptionCodec({ activeKeyId: 'k', keys: new Map([['k', randomBytes(16)]]) })).toThrow(CodecKeyError);
+    expect(() => new EncryptionCodec({ activeKeyId: 'zz', keys: new Map([k1]) })).toThrow(/not in the key ring/);
+  });
+});
