@@ -29,6 +29,18 @@ type Handler = (request: FastifyRequest, client: SimClient | undefined) => Outco
 
 const WRITABLE_BACKUP_STATUSES = ['STORED_CLIENT_BACKUP_SHARE', 'STORED_CLIENT_BACKUP_SHARE_KEY'];
 const HANG_LIMIT_MS = 5 * 60_000;
+const STATUS_IDS: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT',
+  422: 'UNPROCESSABLE_ENTITY',
+  500: 'INTERNAL_SERVER_ERROR',
+  502: 'BAD_GATEWAY',
+  503: 'SERVICE_UNAVAILABLE',
+  504: 'GATEWAY_TIMEOUT',
+};
 
 function flatError(status: number, id: string, message: string): Outcome {
   return { status, body: { id, message } };
@@ -93,7 +105,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
             .send('<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>');
         }
         const status = fault.status ?? 500;
-        return reply.code(status).send(fault.body ?? { id: 'INTERNAL_SERVER_ERROR', message: `simulated ${status}` });
+        return reply.code(status).send(fault.body ?? { id: STATUS_IDS[status] ?? 'ERROR', message: `simulated ${status}` });
       }
 
       const outcome = authFailure ?? (await handler(request, client));

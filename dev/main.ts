@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { connectBackupClient } from '../client/backup-client';
+import { loadClientConfig } from '../client/config';
+import { startPortalSimulator } from '../simulator/portal-simulator';
+import { startProcess, waitUntil } from '../stack/managed-process';
+import { startTemporalDevServer } from '../stack/temporal-dev-server';
+import { startVaultDevServer } from '../stack/vault-dev-server';
+
+/**
+ * The local default stack in one command: Temporal (with its Web UI), Vault with Transit, the
+ * Portal simulator with seeded users, and a worker; then one demo backup. Ctrl-C stops it all.
+ */
+const program = new Command('dev')
+  .option('--users <count>', 'users to seed in the Portal simulator', '5')
+  .option('--once', 'run the demo backup, print its result and stop everything')
+  .option('--temporal-port <port>', 'Temporal gRPC port', '7233')
+  .option('--ui-port <port>', 'Temporal Web UI port', '8233')
+  .option('--vault-port <port>', 'Vault port', '8200')
+  .option('--simulator-port <port>', 'Portal simulator port', '4100')
+  .parse();
+
+const ROOT = join(__dirname, '..');
+const DEV_DIR = join(ROOT, '.stack', 'dev');
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+async function main(): Promise<void> {
+  const opts = program.opts<{
+    users: string;
+    once?: boolean;
+    temporalPort: string;
+    uiPort: string;
+    vaultPort: string;
+    simulatorPort: string;
+  }>();
+  const ports = {
+    temporal: Number(opts.temporalPort),
+    ui: Number(opts.uiPort),
+    vault: Number(opts.vaultPort),
+    simulator: Number(opts.simulatorPort),
+  };
+  for (const [name, port] of Object.entries(ports)) {
+    if (!(await portIsFree(port))) {
+      throw new Error(`port ${port} (${name}) is in use: stop what holds it, or pass --${name === 'ui' ? 'ui' : name}-port`);
+    }
+  }
+  mkdirSync(DEV_DIR, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(0)));
+  process.once('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+
+  try {
+    log('obtaining and starting Temporal and Vault (the first run builds them from Go modules)…');
+    const [temporal, vault] = await Promise.all([
+      startTemporalDevServer({ logFile: join(DEV_DIR, 'temporal.log'), port: ports.temporal, uiPort: ports.ui }),
+      startVaultDevServer({ logFile: join(DEV_DIR, 'vault.log'), port: ports.vault }),
+    ]);
+    stops.push(temporal.stop, vault.stop);
+    const simulator = await startPortalSimulator({ port: ports.simulator });
+    stops.push(simulator.close);
+    const userIds = Array.from({ length: Number(opts.users) }, (_, i) => `user-${i + 1}`);
+    for (const id of userIds) simulator.state.seedUser(id);
+
+    // The dev stack's own codec key; the CLI reads it from this file (never printed).
+    const clientEnv = {
+      TEMPORAL_ADDRESS: temporal.address,
+      PAYLOAD_CODEC_KEYS: `dev-1:${randomBytes(32).toString('base64')}`,
+    };
+    const clientEnvFile = join(DEV_DIR, 'client.env');
+    writeFileSync(clientEnvFile, Object.entries(clientEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+    const worker = startProcess('worker', process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts')], {
+      logFile: join(DEV_DIR, 'worker.log'),
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        ...clientEnv,
+        PORTAL_ENCLAVE_URL: simulator.url,
+        PORTAL_API_URL: simulator.url,
+        VAULT_ADDR: vault.addr,
+        VAULT_TOKEN: vault.rootToken,
+        CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+      },
+    });
+    stops.push(() => worker.stop());
+
+    const backups = await connectBackupClient(loadClientConfig(clientEnv));
+    stops.push(() => backups.close());
+    await waitUntil(
+      'the worker to poll its task queue',
+      async () => {
+        const response = await backups.temporal.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: backups.taskQueue },
+        });
+        return (response.pollers?.length ?? 0) > 0;
+      },
+      120_000,
+      worker.exited,
+    );
+
+    log(`Temporal Web UI      ${temporal.uiUrl}`);
+    log(`Temporal gRPC        ${temporal.address}`);
+    log(`Vault (Transit)      ${vault.addr}`);
+    log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}`);
+    log(`logs                 ${DEV_DIR}`);
+    log('demo: backing up user-1 …');
+    const started = await backups.startBackupWorkflow('user-1');
+    const result = await backups.waitForBackup('user-1', started.runId);
+    log(`demo backup ${result.status}: pairs ${result.pairIds.SECP256K1}, ${result.pairIds.ED25519}`);
+    log(`  see it in the UI: ${temporal.uiUrl}/namespaces/default/workflows/${started.workflowId}`);
+
+    if (opts.once) {
+      await stopAll();
+      return;
+    }
+    log('try, in another terminal:');
+    log('  npm run backup:dev -- start user-2 --wait');
+    log('  npm run backup:dev -- status user-2');
+    log(`  curl -s -XPOST ${simulator.url}/admin/faults -H 'content-type: application/json' \\`);
+    log(`    -d '{"route":"markPairs","kind":"status","status":401,"userId":"user-3"}'`);
+    log('  npm run backup:dev -- start user-3   # parks as NEEDS_ATTENTION; clear the fault, then:');
+    log(`  curl -s -XDELETE ${simulator.url}/admin/faults && npm run backup:dev -- retry user-3`);
+    log('Ctrl-C stops everything.');
+    await new Promise(() => undefined);
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+function log(line: string): void {
+  process.stdout.write(`[dev] ${line}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`dev stack failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
