@@ -1,0 +1,17 @@
+# The worker and the Portal simulator (same image, different command). Run from source through tsx.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts
+COPY activities ./activities
+COPY client ./client
+COPY codec ./codec
+COPY config ./config
+COPY domain ./domain
+COPY simulator ./simulator
+COPY worker ./worker
+COPY workflows ./workflows
+COPY tsconfig.json ./
+USER node
+CMD ["node", "--import", "tsx", "worker/main.ts"]

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadWorkerConfig } from '../../worker/config';
+import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
+
+const ROOT = join(__dirname, '..', '..');
+const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+  services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; command?: unknown }>;
+};
+
+/** Docker Compose's `${VAR:-default}` and `${VAR:?error}` interpolation, with `given` as the shell. */
+function interpolate(value: string, given: Record<string, string>): string {
+  return value.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_m, name: string, op?: string, arg?: string) => {
+    if (given[name]) return given[name]!;
+    if (op === '-') return arg ?? '';
+    throw new Error(`${name} must be set: ${arg}`);
+  });
+}
+
+describe('docker-compose.yml (cannot run here: no Docker engine; parsed and checked instead)', () => {
+  it('describes the whole stack', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(
+      ['postgresql', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'worker'].sort(),
+    );
+    expect(compose.services.temporal!.image).toBe('temporalio/auto-setup:1.29.1');
+    expect(compose.services.worker!.build).toBe('.');
+  });
+
+  it('gives the worker a configuration the worker accepts', () => {
+    const env = Object.fromEntries(
+      Object.entries(compose.services.worker!.environment!).map(([k, v]) => [
+        k,
+        interpolate(String(v), { PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32).toString('base64')}` }),
+      ]),
+    );
+    const config = loadWorkerConfig(env);
+    expect(config.vault.endpoint).toBe('http://vault:8200');
+    expect(config.credentials.urlTemplate).toContain('{userId}');
+  });
+
+  it('refuses to start without a payload codec key', () => {
+    expect(() => interpolate(String(compose.services.worker!.environment!.PAYLOAD_CODEC_KEYS), {})).toThrow(/PAYLOAD_CODEC_KEYS/);
+  });
+
+  it('registers every search attribute the workflow upserts', () => {
+    const command = JSON.stringify(compose.services['temporal-search-attributes']!.command);
+    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect(command).toContain(`--name ${name} --type ${type}`);
+  });
+});
