@@ -41,6 +41,24 @@ describe('one backup, end to end', () => {
         JSON.stringify({ id: pair.id, share: pair.share }),
       );
     }
+    // Recovery: the decrypted ciphertexts rebuild the /v1/backup response Portal accepts.
+    const rebuilt: Record<string, unknown> = {};
+    for (const curve of CURVES) {
+      const pair = client.wallets.find((w) => w.curve === curve)!.backupSharePairs[0]!;
+      const decrypted = (await vault.write('transit/decrypt/mpc-backup', {
+        ciphertext: pair.clientCipherText,
+        context: transitContext(userId, pair.id),
+      })) as { data: { plaintext: string } };
+      rebuilt[curve] = JSON.parse(Buffer.from(decrypted.data.plaintext, 'base64').toString('utf8'));
+    }
+    const recovered = await fetch(`${env.simulator.url}/v1/recover`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${client.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ backupResponse: JSON.stringify(rebuilt) }),
+    });
+    expect(recovered.status).toBe(200);
+    expect(Object.keys((await recovered.json()) as object)).toEqual([...CURVES]);
+
     expect(client.markEvents).toEqual([
       expect.objectContaining({ status: 'STORED_CLIENT_BACKUP_SHARE', pairIds: [result.pairIds.SECP256K1, result.pairIds.ED25519] }),
     ]);
