@@ -37,14 +37,17 @@ const common: ActivityOptions = {
   heartbeatTimeout: '15 seconds',
 };
 
-/** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
+/**
+ * Step 1 may give up: before Portal has handed out shares, failing loses nothing. It gives up on
+ * time, not on a count of attempts, so a long run of 429s with Retry-After cannot exhaust it.
+ */
 const beforeShares = proxyActivities<BackupActivities>({
   ...common,
+  scheduleToCloseTimeout: '30 minutes',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
-    maximumAttempts: 8,
     nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
   },
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RouteName } from '../../simulator/fault-rules';
+import type { FaultRuleInput, RouteName } from '../../simulator/fault-rules';
 import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
@@ -26,34 +26,34 @@ function expectCleanCompletion(userId: string) {
   expect(env.simulator.state.user(userId)!.markEvents).toHaveLength(1);
 }
 
+/** Seeds a user, arms `fault` for that user alone, runs one backup to its end. */
+async function backupUnder(prefix: string, fault: Omit<FaultRuleInput, 'userId'>) {
+  const userId = env.seedUser(prefix);
+  env.simulator.faults.add({ ...fault, userId });
+  await env.backups.startBackupWorkflow(userId);
+  const result = await env.backups.waitForBackup(userId);
+  expect(result.status).toBe('COMPLETED');
+  return { userId, result };
+}
+
 describe('transient faults at every step are retried until the backup completes', () => {
   const routes: RouteName[] = ['credentials', 'backup', 'storeCipherText', 'getCipherText', 'markPairs'];
 
   for (const route of routes) {
     it(`two 503s on ${route}`, async () => {
-      const userId = env.seedUser(route);
-      env.simulator.faults.add({ route, kind: 'status', status: 503, count: 2, userId });
-      await env.backups.startBackupWorkflow(userId);
-      const result = await env.backups.waitForBackup(userId);
-      expect(result.status).toBe('COMPLETED');
+      const { userId } = await backupUnder(route, { route, kind: 'status', status: 503, count: 2 });
       expect(env.simulator.faults.log.filter((f) => f.userId === userId)).toHaveLength(2);
       expectCleanCompletion(userId);
     });
   }
 
   it('an HTML 502 page from a proxy in front of Portal, then success', async () => {
-    const userId = env.seedUser('html');
-    env.simulator.faults.add({ route: 'markPairs', kind: 'html-error', status: 502, count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
+    const { userId } = await backupUnder('html', { route: 'markPairs', kind: 'html-error', status: 502, count: 1 });
     expectCleanCompletion(userId);
   });
 
   it('429 with Retry-After: the next attempt waits at least that long', async () => {
-    const userId = env.seedUser('ratelimited');
-    env.simulator.faults.add({ route: 'markPairs', kind: 'rate-limit', retryAfterSeconds: 3, count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
+    const { userId } = await backupUnder('ratelimited', { route: 'markPairs', kind: 'rate-limit', retryAfterSeconds: 3, count: 1 });
     expectCleanCompletion(userId);
     const limitedAt = env.simulator.faults.log.find((f) => f.userId === userId)!.at;
     const markedAt = Date.parse(env.simulator.state.user(userId)!.markEvents[0]!.at);
@@ -62,26 +62,17 @@ describe('transient faults at every step are retried until the backup completes'
   });
 
   it('429 without Retry-After falls back to the retry policy', async () => {
-    const userId = env.seedUser('ratelimited-bare');
-    env.simulator.faults.add({ route: 'backup', kind: 'rate-limit', retryAfterSeconds: null, count: 2, userId });
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
+    const { userId } = await backupUnder('ratelimited-bare', { route: 'backup', kind: 'rate-limit', retryAfterSeconds: null, count: 2 });
     expectCleanCompletion(userId);
   });
 
   it('a Portal call that hangs past the client timeout is retried', async () => {
-    const userId = env.seedUser('hang');
-    env.simulator.faults.add({ route: 'storeCipherText', kind: 'hang', count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
+    const { userId } = await backupUnder('hang', { route: 'storeCipherText', kind: 'hang', count: 1 });
     expectCleanCompletion(userId);
   });
 
   it('a truncated JSON body at step 1 is retried, and the pairs it made are reported as orphans', async () => {
-    const userId = env.seedUser('malformed');
-    env.simulator.faults.add({ route: 'backup', kind: 'malformed', count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    const result = await env.backups.waitForBackup(userId);
+    const { userId, result } = await backupUnder('malformed', { route: 'backup', kind: 'malformed', count: 1 });
     const pairs = pairsOf(userId);
     expect(pairs).toHaveLength(4);
     const orphans = pairs.filter((pair) => !Object.values(result.pairIds).includes(pair.id));
@@ -93,10 +84,7 @@ describe('transient faults at every step are retried until the backup completes'
   });
 
   it('a lost response at step 1 (committed at Portal, connection dropped): completes and names the orphaned pairs', async () => {
-    const userId = env.seedUser('lost');
-    env.simulator.faults.add({ route: 'backup', kind: 'lost-response', count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    const result = await env.backups.waitForBackup(userId);
+    const { userId, result } = await backupUnder('lost', { route: 'backup', kind: 'lost-response', count: 1 });
     const pairs = pairsOf(userId);
     expect(pairs).toHaveLength(4);
     const used = new Set(Object.values(result.pairIds));
@@ -111,10 +99,7 @@ describe('transient faults at every step are retried until the backup completes'
   });
 
   it('a lost response at step 4 re-marks the same pairs; nothing else repeats', async () => {
-    const userId = env.seedUser('lost-mark');
-    env.simulator.faults.add({ route: 'markPairs', kind: 'lost-response', count: 1, userId });
-    await env.backups.startBackupWorkflow(userId);
-    const result = await env.backups.waitForBackup(userId);
+    const { userId, result } = await backupUnder('lost-mark', { route: 'markPairs', kind: 'lost-response', count: 1 });
     const pairs = pairsOf(userId);
     expect(pairs).toHaveLength(2);
     const events = env.simulator.state.user(userId)!.markEvents;
