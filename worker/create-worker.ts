@@ -17,7 +17,15 @@ export function createActivityDeps(config: WorkerConfig) {
   const vaultAuth: VaultAuth =
     config.vault.auth.kind === 'token'
       ? new StaticTokenAuth(config.vault.auth.token)
-      : new AppRoleAuth(nodeVault({ endpoint: config.vault.endpoint, debug: () => undefined } as nodeVault.VaultOptions), config.vault.auth);
+      : new AppRoleAuth(
+          nodeVault({
+            endpoint: config.vault.endpoint,
+            ...(config.vault.namespace ? { namespace: config.vault.namespace } : {}),
+            requestOptions: { timeout: config.vault.timeoutMs },
+            debug: () => undefined,
+          } as nodeVault.VaultOptions),
+          config.vault.auth,
+        );
   return {
     credentials: new HttpCredentialsSource(config.credentials),
     portal,
