@@ -51,6 +51,10 @@ export class HttpCredentialsSource implements CredentialsSource {
     } catch (error) {
       throw classify(error, userId);
     }
+    // A truncated or garbled body (not JSON: axios hands back the text) is worth another try.
+    if (typeof data === 'string' && data.trim().length > 0) {
+      throw new CredentialsUnavailableError(`the credentials source answered for user ${userId} with a body that is not valid JSON; will retry`);
+    }
     const parsed = credentialsSchema.safeParse(data);
     if (!parsed.success) {
       throw new CredentialsInvalidError(

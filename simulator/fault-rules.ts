@@ -66,6 +66,17 @@ export class FaultInjector {
     this.rules = [];
   }
 
+  remove(id: number): void {
+    this.rules = this.rules.filter((rule) => rule.id !== id);
+  }
+
+  /** How many times each fault kind fired. */
+  firedByKind(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const entry of this.log) counts[entry.kind] = (counts[entry.kind] ?? 0) + 1;
+    return counts;
+  }
+
   list(): FaultRule[] {
     return this.rules.map((rule) => ({ ...rule }));
   }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { capturedLogs, createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
-import { leaksIn, secretsOf, textsIn } from '../support/secret-scan';
+import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
 
 let env: BackupTestEnv;
 const userIds: string[] = [];

@@ -1,4 +1,4 @@
-import type { SimClient } from '../../simulator/portal-state';
+import type { SimClient } from '../simulator/portal-state';
 
 /**
  * Every secret the simulator holds for a user, in each form it could leak in: base64 shares as

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/** Everything a campaign run can be told; defaults make the documented 200-backup campaign. */
+export const campaignOptionsSchema = z.object({
+  backups: z.number().int().min(1).max(100_000).default(200),
+  /** Backups in flight at once. */
+  concurrency: z.number().int().min(1).max(1_000).default(25),
+  workers: z.number().int().min(1).max(16).default(2),
+  seed: z.number().int().min(0).default(() => Math.floor(Math.random() * 2 ** 31)),
+  /** Share of users whose key is revoked at step 3 or 4, restored later, then retried by the operator. */
+  revokedShare: z.number().min(0).max(1).default(0.03),
+  /** Share of users started twice at once (must still make one run). */
+  doubleStartShare: z.number().min(0).max(1).default(0.1),
+  /** Per-request probability of each Portal fault kind. */
+  portalFaultRate: z.number().min(0).max(0.2).default(0.02),
+  /** Arm each Portal fault kind once at the start, so every kind fires in even a short run. */
+  guaranteeEachFault: z.boolean().default(true),
+  /** Mean time between infrastructure faults (worker kill, Temporal restart, Vault cut/restart). */
+  meanFaultIntervalMs: z.number().int().min(500).default(8_000),
+  /** Hard limit for the whole run; the campaign fails if backups are still open then. */
+  timeoutMs: z.number().int().min(10_000).default(30 * 60_000),
+  portalTimeoutMs: z.number().int().min(200).default(2_000),
+  /** Vault AppRole token TTL, short so renewal happens during the run. */
+  vaultTokenTtl: z.string().default('20s'),
+  runDir: z.string(),
+  quiet: z.boolean().default(false),
+});
+
+export type CampaignOptions = z.infer<typeof campaignOptionsSchema>;
+export type CampaignOptionsInput = z.input<typeof campaignOptionsSchema>;
