@@ -37,6 +37,8 @@ const batchResultsSchema = z.object({
   }),
 });
 
+const keySchema = z.object({ data: z.object({ type: z.string(), derived: z.boolean() }) });
+
 type VaultClient = ReturnType<typeof nodeVault>;
 
 /**
@@ -92,6 +94,21 @@ export class VaultTransit {
       }
       return Buffer.from(result.plaintext, 'base64');
     });
+  }
+
+  /** The Transit key's type and whether it derives per-context keys (needs `read` on the key). */
+  async describeKey(): Promise<{ type: string; derived: boolean }> {
+    const path = `${this.config.mount}/keys/${this.config.keyName}`;
+    this.client.token = await this.auth.token();
+    let response: unknown;
+    try {
+      response = await this.client.read(path);
+    } catch (error) {
+      throw classifyVaultError(error, path);
+    }
+    const parsed = keySchema.safeParse(response);
+    if (!parsed.success) throw new VaultContractError(`Vault ${path} returned an unexpected body: ${describeZodError(parsed.error)}`);
+    return parsed.data.data;
   }
 
   private async batch(path: string, body: { batch_input: object[] }) {

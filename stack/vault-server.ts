@@ -124,6 +124,8 @@ export async function setUpAppRole(
     rules: [
       `path "transit/encrypt/${keyName}" { capabilities = ["update"] }`,
       `path "transit/decrypt/${keyName}" { capabilities = ["update"] }`,
+      // Lets the worker check the key at start; no "create", so a wrong key name is never made.
+      `path "transit/keys/${keyName}" { capabilities = ["read"] }`,
     ].join('\n'),
   });
   await admin.write(`auth/approle/role/${role}`, {

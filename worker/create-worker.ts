@@ -9,6 +9,7 @@ import { VaultTransit } from '../activities/vault-transit';
 import { EncryptionCodec } from '../codec/encryption-codec';
 import { connectionOptions } from '../config/temporal-config';
 import type { WorkerConfig } from './config';
+import { checkTransitKey } from './preflight';
 import { WORKFLOWS_PATH } from './workflows-path';
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
@@ -36,7 +37,13 @@ export function createActivityDeps(config: WorkerConfig) {
   };
 }
 
-export async function createBackupWorker(config: WorkerConfig, connection: NativeConnection): Promise<Worker> {
+export async function createBackupWorker(
+  config: WorkerConfig,
+  connection: NativeConnection,
+  warn: (message: string) => void = () => undefined,
+): Promise<Worker> {
+  const deps = createActivityDeps(config);
+  await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -44,7 +51,7 @@ export async function createBackupWorker(config: WorkerConfig, connection: Nativ
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(createActivityDeps(config)),
+    activities: createActivities(deps),
     dataConverter: { payloadCodecs: [new EncryptionCodec(config.codecKeys)] },
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

@@ -26,7 +26,17 @@ async function main(): Promise<void> {
     // The worker handles SIGINT/SIGTERM itself through the SDK's default shutdown signals.
   });
   const connection = await connectWorker(config);
-  const worker = await createBackupWorker(config, connection);
+  let worker;
+  try {
+    worker = await createBackupWorker(config, connection, (message) => logger.warn(message));
+  } catch (error) {
+    await connection.close();
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mpc-backup worker: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
   logger.info(
     { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address },
     'worker started',

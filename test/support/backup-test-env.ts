@@ -53,7 +53,9 @@ export interface BackupTestEnv {
  * shared Temporal dev server, the shared Vault behind a fault proxy, and the real worker wiring
  * (configuration read by loadWorkerConfig from environment variables, as in production).
  */
-export async function createBackupTestEnv(options: { portalTimeoutMs?: number } = {}): Promise<BackupTestEnv> {
+export async function createBackupTestEnv(
+  options: { portalTimeoutMs?: number; temporalAddress?: string; workerEnv?: NodeJS.ProcessEnv } = {},
+): Promise<BackupTestEnv> {
   installRuntime();
   const simulator = await startPortalSimulator({ seed: 7 });
   const vaultUrl = new URL(inject('vaultAddr'));
@@ -63,7 +65,7 @@ export async function createBackupTestEnv(options: { portalTimeoutMs?: number } 
   const workerEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_ADDRESS: options.temporalAddress ?? inject('temporalAddress'),
     TEMPORAL_TASK_QUEUE: taskQueue,
     PAYLOAD_CODEC_KEYS: inject('codecKeys'),
     PORTAL_ENCLAVE_URL: simulator.url,
@@ -75,6 +77,7 @@ export async function createBackupTestEnv(options: { portalTimeoutMs?: number } 
     CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
     WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
     WORKER_SHUTDOWN_GRACE_MS: '2000',
+    ...options.workerEnv,
   };
   const config = loadWorkerConfig(workerEnv);
   const connection = await Connection.connect({ address: config.temporal.address });
