@@ -6,6 +6,9 @@ import {
   BackupFailedError,
   BackupNotFoundError, connectBackupClient, type BackupClient } from './backup-client';
 import { loadClientConfig } from './config';
+import { BatchClient, defaultBackupsPerMinute } from './batch-client';
+import { readUserListFile, UserListFileError } from './user-list-file';
+import type { BatchSource } from '../workflows/batch-backup-api';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -69,13 +72,77 @@ program
     withClient(async (client) => print(await client.abandonBackup(userId, options.reason, options.by))),
   );
 
+const batch = program.command('batch').description('re-back-up many wallets at Portal’s rate limits');
+
+function withBatches(action: (batches: BatchClient) => Promise<void>): Promise<void> {
+  return withClient((client) => action(new BatchClient(client.temporal, client.taskQueue)));
+}
+
+batch
+  .command('start')
+  .description('start a batch over a list, a file or the backend’s paged user source')
+  .option('--users <ids>', 'comma-separated user ids')
+  .option('--file <path>', 'a file of user ids: one per line, CSV (first column) or JSON Lines ({"userId": …})')
+  .option('--source <url>', 'the backend’s paged user list: GET url?cursor=…&limit=… → {userIds, nextCursor}')
+  .option('--concurrency <n>', 'backups in flight at once', '20')
+  .option('--rate <perMinute>', `backups started per minute (default ${defaultBackupsPerMinute()}: Portal's limits with headroom)`)
+  .option('--skip-since <isoTime>', 'skip users whose last completed backup is newer than this')
+  .option('--id <batchId>', 'a batch id of your own (default: a random UUID)')
+  .option('--wait', 'wait for the batch to finish and print its report')
+  .action(
+    (options: { users?: string; file?: string; source?: string; concurrency: string; rate?: string; skipSince?: string; id?: string; wait?: boolean }) =>
+      withBatches(async (batches) => {
+        const chosen = [options.users, options.file, options.source].filter(Boolean).length;
+        if (chosen !== 1) throw new BatchArgumentError('give exactly one of --users, --file or --source');
+        const source: BatchSource = options.source
+          ? { kind: 'http', url: options.source }
+          : { kind: 'list', userIds: options.file ? readUserListFile(options.file) : options.users!.split(',').map((id) => id.trim()).filter(Boolean) };
+        const skip = options.skipSince ? new Date(options.skipSince) : undefined;
+        if (skip && Number.isNaN(skip.getTime())) throw new BatchArgumentError(`--skip-since: "${options.skipSince}" is not an ISO time`);
+        const started = await batches.startBatch({
+          source,
+          concurrency: Number(options.concurrency),
+          ...(options.rate ? { backupsPerMinute: Number(options.rate) } : {}),
+          ...(skip ? { skipIfBackedUpSince: skip } : {}),
+          ...(options.id ? { batchId: options.id } : {}),
+        });
+        print(started);
+        if (options.wait) print(await batches.wait(started.batchId));
+      }),
+  );
+
+for (const [name, description] of [
+  ['status', 'progress: totals, completed, failed, parked, in flight, rate, ETA'],
+  ['report', 'every failed or parked user with its reason (the final report once done)'],
+  ['pause', 'stop starting new backups (those in flight finish)'],
+  ['resume', 'start backups again'],
+  ['cancel', 'stop the batch: no new backups; those in flight finish'],
+] as const) {
+  batch
+    .command(name)
+    .argument('<batchId>')
+    .description(description)
+    .action((batchId: string) =>
+      withBatches(async (batches) => {
+        const run = { status: () => batches.status(batchId), report: () => batches.report(batchId), pause: () => batches.pause(batchId), resume: () => batches.resume(batchId), cancel: () => batches.cancel(batchId) };
+        print(await run[name]());
+      }),
+    );
+}
+
+class BatchArgumentError extends Error {
+  override readonly name = 'BatchArgumentError';
+}
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   const known =
     error instanceof ConfigError ||
     error instanceof InvalidUserIdError ||
     error instanceof BackupFailedError ||
     error instanceof BackupNotFoundError ||
-    error instanceof BackupActionRejectedError;
+    error instanceof BackupActionRejectedError ||
+    error instanceof UserListFileError ||
+    error instanceof BatchArgumentError;
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -10,6 +10,7 @@ export const ROUTE_NAMES = [
   'recover',
   'markSigningPairs',
   'credentials',
+  'listUsers',
 ] as const;
 export type RouteName = (typeof ROUTE_NAMES)[number];
 

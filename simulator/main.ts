@@ -7,11 +7,37 @@ const program = new Command('portal-simulator')
   .option('--port <port>', 'port to listen on', '4100')
   .option('--users <count>', 'seed this many users named user-1, user-2, …', '3')
   .option('--seed <number>', 'seed for fault-injection randomness', '1')
+  .option('--latency-ms <ms>', 'added latency on every Portal route', '0')
+  .option('--enclave-rpm <n>', "Enclave MPC API rate limit, requests per minute (Portal's is 50; off if unset)")
+  .option('--client-rpm <n>', "client routes' rate limit, requests per minute (Portal's is 200; off if unset)")
   .parse();
 
 async function main(): Promise<void> {
-  const opts = program.opts<{ host: string; port: string; users: string; seed: string }>();
-  const simulator = await startPortalSimulator({ host: opts.host, port: Number(opts.port), seed: Number(opts.seed) });
+  const opts = program.opts<{
+    host: string;
+    port: string;
+    users: string;
+    seed: string;
+    latencyMs: string;
+    enclaveRpm?: string;
+    clientRpm?: string;
+  }>();
+  const rateLimits =
+    opts.enclaveRpm || opts.clientRpm
+      ? { enclavePerMinute: Number(opts.enclaveRpm ?? 1e9), clientPerMinute: Number(opts.clientRpm ?? 1e9) }
+      : undefined;
+  const simulator = await startPortalSimulator({
+    host: opts.host,
+    port: Number(opts.port),
+    seed: Number(opts.seed),
+    ...(rateLimits ? { rateLimits } : {}),
+  });
+  const latencyMs = Number(opts.latencyMs);
+  if (latencyMs > 0) {
+    for (const route of ['backup', 'storeCipherText', 'getCipherText', 'markPairs', 'getClient', 'recover'] as const) {
+      simulator.faults.add({ route, kind: 'latency', latencyMs });
+    }
+  }
   for (let i = 1; i <= Number(opts.users); i++) simulator.state.seedUser(`user-${i}`);
   process.stdout.write(`Portal simulator on ${simulator.url} with ${opts.users} users (user-1 … user-${opts.users})\n`);
   const stop = () => void simulator.close().then(() => process.exit(0));

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CURVES } from '../domain/curves';
 import { FaultInjector, faultRuleSchema, type RouteName } from './fault-rules';
 import { PortalState, type SimClient } from './portal-state';
+import { SlidingWindowLimiter } from './rate-limiter';
 
 export interface PortalSimulatorOptions {
   host?: string;
@@ -12,6 +13,8 @@ export interface PortalSimulatorOptions {
   /** If set, the company-backend credentials route requires `Authorization: Bearer <token>`. */
   backendToken?: string;
   logger?: boolean;
+  /** Portal's rate limits (requests per minute); off unless set. */
+  rateLimits?: { enclavePerMinute: number; clientPerMinute: number };
 }
 
 export interface PortalSimulator {
@@ -60,6 +63,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   const state = new PortalState();
   const faults = new FaultInjector(options.seed ?? 1);
   const calls: Record<string, number> = {};
+  let limiters = options.rateLimits ? makeLimiters(options.rateLimits) : undefined;
 
   /** Resolves the bearer key; undefined client plus an outcome when auth fails. */
   function authenticate(request: FastifyRequest): { client?: SimClient; failure?: Outcome } {
@@ -83,6 +87,14 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
         authFailure = { status: 401, body: { message: 'missing or wrong backend token' } };
       }
       const userId = client?.userId ?? (request.params as { userId?: string }).userId;
+
+      const limiter = limiters && auth === 'client' ? (ENCLAVE_ROUTES.has(name) ? limiters.enclave : limiters.client) : undefined;
+      const slot = limiter?.take(Date.now());
+      if (slot && !slot.ok) {
+        calls.rateLimited = (calls.rateLimited ?? 0) + 1;
+        reply.header('retry-after', String(slot.retryAfterSeconds));
+        return reply.code(429).send({ id: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' });
+      }
 
       for (const fault of faults.before(name, userId)) {
         if (fault.kind === 'latency') {
@@ -285,10 +297,43 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
     return { rules: [] };
   });
   app.get('/admin/calls', async () => calls);
+  app.put('/admin/rate-limits', async (request, reply) => {
+    const parsed = z
+      .object({ enclavePerMinute: z.number().int().min(1), clientPerMinute: z.number().int().min(1) })
+      .nullable()
+      .safeParse(request.body ?? null);
+    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    limiters = parsed.data ? makeLimiters(parsed.data) : undefined;
+    return { rateLimits: parsed.data };
+  });
+
+  // The company backend's paged user list (the batch's HTTP source), over the seeded users.
+  app.get(
+    '/backend/users',
+    route('listUsers', 'backend', (request) => {
+      const query = request.query as { cursor?: string; limit?: string };
+      const limit = Math.min(Math.max(Number(query.limit ?? 100) || 100, 1), 1000);
+      const all = state.users();
+      const start = query.cursor ? Number(Buffer.from(query.cursor, 'base64url').toString()) : 0;
+      if (!Number.isInteger(start) || start < 0) return { status: 400, body: { message: 'bad cursor' } };
+      const page = all.slice(start, start + limit).map((client) => client.userId);
+      const next = start + page.length;
+      return {
+        status: 200,
+        body: { userIds: page, nextCursor: next < all.length ? Buffer.from(String(next)).toString('base64url') : null },
+      };
+    }),
+  );
   app.get('/health', async () => ({ ok: true }));
 
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   return { app, state, faults, url: address, calls, close: () => app.close() };
+}
+
+const ENCLAVE_ROUTES = new Set<RouteName>(['backup', 'recover']);
+
+function makeLimiters(limits: { enclavePerMinute: number; clientPerMinute: number }) {
+  return { enclave: new SlidingWindowLimiter(limits.enclavePerMinute), client: new SlidingWindowLimiter(limits.clientPerMinute) };
 }
 
 function sameSigningShares(sent: string, stored: string): boolean {

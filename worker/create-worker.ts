@@ -1,5 +1,7 @@
 import nodeVault from 'node-vault';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { createBatchActivities } from '../activities/batch-activities';
 import { createActivities } from '../activities';
 import { HttpCredentialsSource } from '../activities/credentials-source';
 import { PortalCiphertextStore } from '../activities/portal-ciphertext-store';
@@ -43,7 +45,15 @@ export async function createBackupWorker(
   warn: (message: string) => void = () => undefined,
 ): Promise<Worker> {
   const deps = createActivityDeps(config);
+  const codec = new EncryptionCodec(config.codecKeys);
   await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
+  // The batch's activities query visibility and await runs through the worker's own connection.
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: { payloadCodecs: [codec] } });
+  const batchActivities = createBatchActivities({
+    temporal,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+    ...(config.credentials.authHeader ? { authHeader: config.credentials.authHeader } : {}),
+  });
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -51,8 +61,8 @@ export async function createBackupWorker(
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(deps),
-    dataConverter: { payloadCodecs: [new EncryptionCodec(config.codecKeys)] },
+    activities: { ...createActivities(deps), ...batchActivities },
+    dataConverter: { payloadCodecs: [codec] },
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,

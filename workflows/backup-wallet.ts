@@ -3,9 +3,11 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
+  getExternalWorkflowHandle,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities';
@@ -30,6 +32,7 @@ import {
   type BackupWalletInput,
   type RetryRequest,
 } from './backup-wallet-api';
+import { childParkedSignal } from './batch-backup-api';
 
 const common: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
@@ -153,6 +156,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
           progress.lastError = recordError(step, error);
           decision = undefined;
           publish('NEEDS_ATTENTION', step);
+          await tellParentWeParked(userId, progress.lastError);
           await condition(() => decision !== undefined);
           const chosen = decision as OperatorDecision | undefined;
           if (chosen?.kind === 'abandon') {
@@ -206,6 +210,20 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     startedAt: progress.startedAt,
     completedAt: new Date(Date.now()).toISOString(),
   };
+}
+
+/** A batch that started this backup frees its window slot when told the backup parked. */
+async function tellParentWeParked(userId: string, error: RecordedError): Promise<void> {
+  const parent = workflowInfo().parent;
+  if (!parent) return;
+  try {
+    await getExternalWorkflowHandle(parent.workflowId).signal(childParkedSignal, {
+      userId,
+      reason: `parked at ${error.step}: ${error.type}: ${error.message}`,
+    });
+  } catch {
+    // The batch has finished or was reset: nobody to tell; the search attribute still says it.
+  }
 }
 
 function requireParked(progress: BackupProgress): void {

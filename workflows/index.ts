@@ -1,1 +1,2 @@
 export { backupWallet } from './backup-wallet';
+export { batchBackup } from './batch-backup';

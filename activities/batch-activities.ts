@@ -1,0 +1,90 @@
+import axios, { AxiosInstance } from 'axios';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { z } from 'zod';
+import { backupWorkflowId, parseUserId } from '../domain/user-id';
+import { CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
+import { activityBoundary } from './activity-boundary';
+import { describeZodError } from './response-validation';
+
+export interface BatchActivityDeps {
+  temporal: Client;
+  http?: AxiosInstance;
+  heartbeatIntervalMs: number;
+  authHeader?: { name: string; value: string };
+}
+
+const pageSchema = z.object({
+  userIds: z.array(z.string()),
+  nextCursor: z.string().min(1).nullable().optional(),
+});
+
+/** Activities of the batch workflow: paging the user source, skipping recent backups, joining runs. */
+export function createBatchActivities(deps: BatchActivityDeps) {
+  const http = deps.http ?? axios.create({ timeout: 30_000, maxRedirects: 0 });
+  const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
+
+  return {
+    /** One page of the company backend's user list: `GET url?cursor=…&limit=…`. */
+    async fetchUserPage(input: { url: string; cursor?: string; limit: number }): Promise<{ userIds: string[]; nextCursor?: string }> {
+      return boundary(async () => {
+        let data: unknown;
+        try {
+          const params = { limit: input.limit, ...(input.cursor ? { cursor: input.cursor } : {}) };
+          const headers = deps.authHeader ? { [deps.authHeader.name]: deps.authHeader.value } : {};
+          data = (await http.get(input.url, { params, headers })).data;
+        } catch (error) {
+          const status = (error as { response?: { status?: number } }).response?.status;
+          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+            throw new CredentialsInvalidError(`the user source ${input.url} refused the page request with ${status}`);
+          }
+          throw new CredentialsUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);
+        }
+        const parsed = pageSchema.safeParse(data);
+        if (!parsed.success) {
+          throw new CredentialsInvalidError(`the user source returned an unusable page: ${describeZodError(parsed.error)}`);
+        }
+        // Invalid ids are dropped here, not in the batch: each would fail its backup anyway.
+        const userIds = parsed.data.userIds.filter((id) => {
+          try {
+            parseUserId(id);
+            return true;
+          } catch {
+            Context.current().log.warn('user source returned an invalid user id; skipped', { length: id.length });
+            return false;
+          }
+        });
+        return { userIds, ...(parsed.data.nextCursor ? { nextCursor: parsed.data.nextCursor } : {}) };
+      });
+    },
+
+    /** The users among `userIds` whose last completed backup closed after `since`. */
+    async recentlyBackedUp(input: { userIds: string[]; since: string }): Promise<string[]> {
+      return boundary(async () => {
+        const ids = input.userIds.map((id) => `'${backupWorkflowId(parseUserId(id))}'`).join(', ');
+        const query = `WorkflowType = 'backupWallet' AND ExecutionStatus = 'Completed' AND CloseTime > '${new Date(input.since).toISOString()}' AND WorkflowId IN (${ids})`;
+        const recent = new Set<string>();
+        for await (const execution of deps.temporal.workflow.list({ query })) recent.add(execution.workflowId);
+        return input.userIds.filter((id) => recent.has(backupWorkflowId(id)));
+      });
+    },
+
+    /** Waits for a backup the batch did not start (it was already running) to finish. */
+    async awaitBackup(input: { userId: string }): Promise<{ completed: boolean; reason?: string }> {
+      return boundary(async () => {
+        const handle = deps.temporal.workflow.getHandle(backupWorkflowId(input.userId));
+        try {
+          await handle.result();
+          return { completed: true };
+        } catch (error) {
+          if (error instanceof WorkflowFailedError) {
+            return { completed: false, reason: error.cause?.message ?? error.message };
+          }
+          throw error;
+        }
+      });
+    },
+  };
+}
+
+export type BatchActivities = ReturnType<typeof createBatchActivities>;

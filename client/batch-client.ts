@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { parseUserId } from '../domain/user-id';
+import type { batchBackup } from '../workflows/batch-backup';
+import {
+  batchProblemsQuery,
+  batchProgressQuery,
+  batchWorkflowId,
+  cancelBatchUpdate,
+  pauseBatchUpdate,
+  resumeBatchUpdate,
+  type BatchProblem,
+  type BatchProgress,
+  type BatchReport,
+  type BatchSource,
+} from '../workflows/batch-backup-api';
+
+/** Portal's documented limits, requests per minute. */
+export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };
+/** Portal calls one backup makes: one Enclave call; two stores, two read-backs and one mark. */
+export const CALLS_PER_BACKUP = { enclave: 1, client: 5 };
+/** Share of the limit the batch allows itself, leaving room for retries and other traffic. */
+export const RATE_HEADROOM = 0.8;
+
+/** The backups per minute that keep one batch within Portal's limits (with headroom). */
+export function defaultBackupsPerMinute(limits = PORTAL_LIMITS): number {
+  const byEnclave = limits.enclavePerMinute / CALLS_PER_BACKUP.enclave;
+  const byClient = limits.clientPerMinute / CALLS_PER_BACKUP.client;
+  return Math.max(1, Math.floor(Math.min(byEnclave, byClient) * RATE_HEADROOM));
+}
+
+export interface StartBatchOptions {
+  source: BatchSource;
+  batchId?: string;
+  concurrency?: number;
+  backupsPerMinute?: number;
+  skipIfBackedUpSince?: Date;
+  pageSize?: number;
+  /** Child starts per workflow run before continue-as-new (default 500). */
+  startsPerRun?: number;
+}
+
+/** Starts and steers batch re-backups. */
+export class BatchClient {
+  constructor(
+    readonly temporal: Client,
+    readonly taskQueue: string,
+  ) {}
+
+  async startBatch(options: StartBatchOptions): Promise<{ batchId: string; workflowId: string; runId: string }> {
+    if (options.source.kind === 'list') {
+      if (options.source.userIds.length === 0) throw new Error('a batch needs at least one user id');
+      options.source.userIds.forEach((id) => parseUserId(id));
+    }
+    const batchId = options.batchId ?? randomUUID();
+    const concurrency = options.concurrency ?? 20;
+    const backupsPerMinute = options.backupsPerMinute ?? defaultBackupsPerMinute();
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) throw new Error('concurrency must be 1 to 1000');
+    if (!(backupsPerMinute > 0)) throw new Error('the rate must be a positive number of backups per minute');
+    const workflowId = batchWorkflowId(batchId);
+    const handle = await this.temporal.workflow.start<typeof batchBackup>('batchBackup', {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [
+        {
+          batchId,
+          source: options.source,
+          concurrency,
+          backupsPerMinute,
+          ...(options.skipIfBackedUpSince ? { skipIfBackedUpSince: options.skipIfBackedUpSince.toISOString() } : {}),
+          ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+          ...(options.startsPerRun ? { startsPerRun: options.startsPerRun } : {}),
+        },
+      ],
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    return { batchId, workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  private handle(batchId: string) {
+    return this.temporal.workflow.getHandle<typeof batchBackup>(batchWorkflowId(batchId));
+  }
+
+  async status(batchId: string): Promise<BatchProgress | BatchReport> {
+    const handle = this.handle(batchId);
+    const description = await handle.describe();
+    if (description.status.name === 'RUNNING') return handle.query(batchProgressQuery);
+    return handle.result();
+  }
+
+  /** Every failed or parked user so far (while running), or the final report. */
+  async report(batchId: string): Promise<BatchReport | { problems: BatchProblem[] }> {
+    const handle = this.handle(batchId);
+    const description = await handle.describe();
+    if (description.status.name === 'RUNNING') return { problems: await this.problems(batchId) };
+    return handle.result();
+  }
+
+  problems(batchId: string): Promise<BatchProblem[]> {
+    return this.handle(batchId).query(batchProblemsQuery);
+  }
+
+  pause(batchId: string) {
+    return this.handle(batchId).executeUpdate(pauseBatchUpdate);
+  }
+
+  resume(batchId: string) {
+    return this.handle(batchId).executeUpdate(resumeBatchUpdate);
+  }
+
+  /** Stops starting new backups; those in flight finish. */
+  cancel(batchId: string) {
+    return this.handle(batchId).executeUpdate(cancelBatchUpdate);
+  }
+
+  wait(batchId: string): Promise<BatchReport> {
+    return this.handle(batchId).result();
+  }
+}
