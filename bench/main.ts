@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { Command } from 'commander';
 import { BatchClient, defaultBackupsPerMinute } from '../client/batch-client';
 import { EncryptionCodec } from '../codec/encryption-codec';
@@ -11,7 +10,7 @@ import { freePort } from '../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
-import { WORKFLOWS_PATH } from '../worker/workflows-path';
+import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
 import { cpuSeconds, sampleRss } from './process-stats';
 import { summarizeCpuProfile } from './cpu-profile';
@@ -68,21 +67,12 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
     { logFile: join(dir, 'simulator.log'), cwd: ROOT },
   );
   await waitUntil('simulator', async () => (await fetch(`${simulatorUrl}/health`)).ok, 60_000, simulator.exited);
-  const bundlePath = join(dir, 'workflow-bundle.js');
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
-  });
-  writeFileSync(bundlePath, code);
+  const bundlePath = await writeWorkflowBundle(join(dir, 'workflow-bundle.js'));
   const codecKeys = `bench-1:${randomBytes(32).toString('base64')}`;
-  const worker = startProcess(
-    'worker',
-    process.execPath,
-    [...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'cpu-profile')}`] : []), '--import', 'tsx', join(ROOT, 'worker', 'main.ts')],
-    {
-      logFile: join(dir, 'worker.log'),
-      cwd: ROOT,
-      env: {
+  const worker = spawnWorkerProcess('worker', {
+    logFile: join(dir, 'worker.log'),
+    ...(options.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'cpu-profile')}`] } : {}),
+    env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         TEMPORAL_ADDRESS: temporal.address,
@@ -97,17 +87,11 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
         WORKER_SHUTDOWN_GRACE_MS: '5000',
         WORKER_MAX_CONCURRENT_ACTIVITIES: '200',
         LOG_LEVEL: 'warn',
-      },
     },
-  );
+  });
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, dataConverter: { payloadCodecs: [new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys }))] } });
-  await waitUntil(
-    'worker',
-    async () => ((await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: 'bench' } })).pollers?.length ?? 0) > 0,
-    120_000,
-    worker.exited,
-  );
+  await waitForPollers(connection, 'bench', worker.exited);
   return {
     temporal,
     vault,

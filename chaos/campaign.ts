@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import nodeVault from 'node-vault';
 import { StaticTokenAuth } from '../activities/vault-auth';
 import { VaultTransit } from '../activities/vault-transit';
@@ -13,17 +12,16 @@ import { startPortalSimulator } from '../simulator/portal-simulator';
 import { SeededRandom } from '../simulator/seeded-random';
 import type { FaultRuleInput } from '../simulator/fault-rules';
 import { freePort } from '../stack/free-port';
-import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
+import type { ManagedProcess } from '../stack/managed-process';
+import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-server';
-import { WORKFLOWS_PATH } from '../worker/workflows-path';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 import { campaignOptionsSchema, type CampaignOptions, type CampaignOptionsInput } from './campaign-options';
 import { candidateTokens, checkUser, INVARIANTS, ViolationLog, type BackupOutcome, type Invariant } from './invariants';
 import { leaksIn, secretsOf, textsIn } from './secret-scan';
 
-const ROOT = join(__dirname, '..');
 
 export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart';
 
@@ -95,12 +93,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const simulator = await startPortalSimulator({ seed: options.seed });
     cleanups.push(() => simulator.close());
 
-    const bundlePath = join(runDir, 'workflow-bundle.js');
-    const { code } = await bundleWorkflowCode({
-      workflowsPath: WORKFLOWS_PATH,
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
-    });
-    writeFileSync(bundlePath, code);
+    const bundlePath = await writeWorkflowBundle(join(runDir, 'workflow-bundle.js'));
 
     const codecKeys = `chaos-1:${randomBytes(32).toString('base64')}`;
     const workerEnv: NodeJS.ProcessEnv = {
@@ -122,11 +115,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       LOG_LEVEL: 'info',
     };
     const spawnWorker = (index: number) =>
-      startProcess(`worker-${index}`, process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts')], {
-        logFile: join(runDir, `worker-${index}.log`),
-        env: workerEnv,
-        cwd: ROOT,
-      });
+      spawnWorkerProcess(`worker-${index}`, { env: workerEnv, logFile: join(runDir, `worker-${index}.log`) });
     const workers: ManagedProcess[] = Array.from({ length: options.workers }, (_, i) => spawnWorker(i));
     cleanups.push(() => Promise.all(workers.map((worker) => worker.kill())));
 
@@ -135,14 +124,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const client = new Client({ connection, dataConverter: { payloadCodecs: [new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys }))] } });
     const rawClient = new Client({ connection });
     const backups = new BackupClient(client, 'mpc-backup-chaos');
-    await waitUntil(
-      'workers to poll',
-      async () =>
-        ((
-          await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: 'mpc-backup-chaos' } })
-        ).pollers?.length ?? 0) > 0,
-      120_000,
-    );
+    await waitForPollers(connection, 'mpc-backup-chaos');
 
     // --- Users, revocations and Portal faults -------------------------------------------------
     const userIds = Array.from({ length: options.backups }, (_, i) => `chaos-${options.seed}-${i + 1}`);

@@ -7,7 +7,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { BackupProgress, BackupResult } from '../domain/backup-types';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { EncryptionCodec } from '../codec/encryption-codec';
@@ -16,6 +16,7 @@ import {
   abandonUpdate,
   BackupStatusKey,
   BackupStepKey,
+  initialBackupSearchAttributes,
   progressQuery,
   retryUpdate,
 } from '../workflows/backup-wallet-api';
@@ -94,10 +95,7 @@ export class BackupClient {
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       memo: { [MEMO_START_REQUEST]: requestId },
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: BackupStatusKey, value: 'RUNNING' },
-        { key: BackupStepKey, value: 'MPC_BACKUP' },
-      ]),
+      typedSearchAttributes: initialBackupSearchAttributes(),
     });
     // The SDK does not say whether USE_EXISTING started a run; the memo of the run it returned does.
     const description = await this.temporal.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();

@@ -48,9 +48,11 @@ export class BatchClient {
   ) {}
 
   async startBatch(options: StartBatchOptions): Promise<{ batchId: string; workflowId: string; runId: string }> {
-    if (options.source.kind === 'list') {
-      if (options.source.userIds.length === 0) throw new Error('a batch needs at least one user id');
-      options.source.userIds.forEach((id) => parseUserId(id));
+    let source = options.source;
+    if (source.kind === 'list') {
+      if (source.userIds.length === 0) throw new Error('a batch needs at least one user id');
+      source.userIds.forEach((id) => parseUserId(id));
+      source = { kind: 'list', userIds: [...new Set(source.userIds)] };
     }
     const batchId = options.batchId ?? randomUUID();
     const concurrency = options.concurrency ?? 20;
@@ -64,7 +66,7 @@ export class BatchClient {
       args: [
         {
           batchId,
-          source: options.source,
+          source,
           concurrency,
           backupsPerMinute,
           ...(options.skipIfBackedUpSince ? { skipIfBackedUpSince: options.skipIfBackedUpSince.toISOString() } : {}),

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { connectBackupClient } from '../client/backup-client';
 import { loadClientConfig } from '../client/config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
-import { startProcess, waitUntil } from '../stack/managed-process';
+import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
 
@@ -81,9 +81,8 @@ async function main(): Promise<void> {
     };
     const clientEnvFile = join(DEV_DIR, 'client.env');
     writeFileSync(clientEnvFile, Object.entries(clientEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-    const worker = startProcess('worker', process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts')], {
+    const worker = spawnWorkerProcess('worker', {
       logFile: join(DEV_DIR, 'worker.log'),
-      cwd: ROOT,
       env: {
         ...process.env,
         ...clientEnv,
@@ -98,18 +97,7 @@ async function main(): Promise<void> {
 
     const backups = await connectBackupClient(loadClientConfig(clientEnv));
     stops.push(() => backups.close());
-    await waitUntil(
-      'the worker to poll its task queue',
-      async () => {
-        const response = await backups.temporal.workflowService.describeTaskQueue({
-          namespace: 'default',
-          taskQueue: { name: backups.taskQueue },
-        });
-        return (response.pollers?.length ?? 0) > 0;
-      },
-      120_000,
-      worker.exited,
-    );
+    await waitForPollers(backups.temporal.connection, backups.taskQueue, worker.exited);
 
     log(`Temporal Web UI      ${temporal.uiUrl}`);
     log(`Temporal gRPC        ${temporal.address}`);

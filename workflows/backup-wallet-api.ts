@@ -2,7 +2,7 @@
  * The public surface of the backupWallet workflow: its input, query, updates and search
  * attributes. Imported by the workflow and by clients; deterministic and free of Node APIs.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BackupProgress } from '../domain/backup-types';
 
@@ -34,3 +34,11 @@ export const BackupStepKey = defineSearchAttributeKey('BackupStep', SearchAttrib
 export const SEARCH_ATTRIBUTES = { BackupStatus: 'Keyword', BackupStep: 'Keyword' } as const;
 
 export const ABANDONED_ERROR_TYPE = 'BackupAbandoned';
+
+/** What a backup's search attributes say from the moment it starts (set by whoever starts it). */
+export function initialBackupSearchAttributes(): TypedSearchAttributes {
+  return new TypedSearchAttributes([
+    { key: BackupStatusKey, value: 'RUNNING' },
+    { key: BackupStepKey, value: 'MPC_BACKUP' },
+  ]);
+}

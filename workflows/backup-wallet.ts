@@ -98,9 +98,15 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   };
   let decision: OperatorDecision | undefined;
 
+  // Each upsert is a history event and a visibility write: skip the ones that change nothing
+  // (a run started by our client or batch already carries RUNNING / MPC_BACKUP).
+  const initial = workflowInfo().typedSearchAttributes;
+  let published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
   const publish = (status: BackupStatus, step: BackupProgress['step']) => {
     progress.status = status;
     progress.step = step;
+    if (published.status === status && published.step === step) return;
+    published = { status, step };
     upsertSearchAttributes([
       { key: BackupStatusKey, value: status },
       { key: BackupStepKey, value: step },

@@ -15,6 +15,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities } from '../activities/batch-activities';
 import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
+import { initialBackupSearchAttributes } from './backup-wallet-api';
 import {
   batchProblemsQuery,
   batchProgressQuery,
@@ -42,6 +43,7 @@ const joinActivities = proxyActivities<BatchActivities>({
 /** After this many child starts in one run, drain and continue as new to keep history bounded. */
 const DEFAULT_STARTS_PER_RUN = 500;
 const MIN_PACING_SLEEP_MS = 20;
+const MAX_CATCH_UP_MS = 5_000;
 
 /**
  * Re-backs-up many wallets: pages user ids from the source, skips recent backups if asked, and
@@ -140,6 +142,7 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
       const child = await startChild(backupWallet, {
         workflowId: backupWorkflowId(userId),
         args: [{ userId }],
+        typedSearchAttributes: initialBackupSearchAttributes(),
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         // A backup must never be cut short by its batch: after step 3 that would strand shares.
         parentClosePolicy: ParentClosePolicy.ABANDON,
@@ -197,7 +200,10 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
     // go out together; a timer only when the pace really asks to wait.
     const wait = nextStartAt - Date.now();
     if (wait >= MIN_PACING_SLEEP_MS) await sleep(wait);
-    nextStartAt = Math.max(nextStartAt + intervalMs, Date.now());
+    // A fixed schedule: a start that came late (timer and task latency) is made up by the next
+    // ones, so delays do not add up over the batch. Catching up is bounded to a few seconds'
+    // worth of starts (well inside the per-minute limits' headroom), e.g. after a pause.
+    nextStartAt = Math.max(nextStartAt + intervalMs, Date.now() - Math.max(intervalMs, MAX_CATCH_UP_MS));
     const userId = state.pending.shift()!;
     // Not awaited: many children start in one workflow task instead of one task per child.
     void launch(userId);

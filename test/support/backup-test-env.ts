@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, Worker, type LogEntry } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { freePort } from '../../stack/free-port';
-import { startProcess, type ManagedProcess } from '../../stack/managed-process';
+import type { ManagedProcess } from '../../stack/managed-process';
+import { spawnWorkerProcess } from '../../stack/worker-process';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { loadWorkerConfig } from '../../worker/config';
 import { connectWorker, createBackupWorker } from '../../worker/create-worker';
 
-const ROOT = join(__dirname, '..', '..');
 
 /** Every log line the SDK emitted in this test process, for the secret scans. */
 export const capturedLogs: string[] = [];
@@ -115,11 +115,7 @@ export async function createBackupTestEnv(
       return stop;
     },
     spawnWorker(name) {
-      const child = startProcess(name, process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts')], {
-        logFile: join(inject('runDir'), `${taskQueue}-${name}.log`),
-        env: workerEnv,
-        cwd: ROOT,
-      });
+      const child = spawnWorkerProcess(name, { env: workerEnv, logFile: join(inject('runDir'), `${taskQueue}-${name}.log`) });
       children.push(child);
       return child;
     },

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
-import { WORKFLOWS_PATH } from '../../worker/workflows-path';
+import { writeWorkflowBundle } from '../../stack/worker-process';
 
 export const RUN_DIR = join(__dirname, '..', '..', '.stack', 'test-run');
 
@@ -30,11 +29,7 @@ export default async function setup(project: TestProject) {
   const vault = vaultStart.value;
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
   try {
-    const { code } = await bundleWorkflowCode({
-      workflowsPath: WORKFLOWS_PATH,
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
-    });
-    writeFileSync(bundlePath, code);
+    await writeWorkflowBundle(bundlePath);
   } catch (error) {
     await Promise.all([temporal.stop(), vault.stop()]);
     throw error;
