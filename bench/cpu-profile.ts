@@ -17,11 +17,21 @@ const CATEGORIES: [string, RegExp][] = [
   ['node internals', /^node:/],
 ];
 
-/** Self time by category: where the worker's CPU went. */
-export function summarizeCpuProfile(profile: CpuProfile) {
+/** Self time by category over several profiles (threads of one process), idle excluded. */
+export function summarizeCpuProfiles(profiles: CpuProfile[]) {
+  const totals = new Map<string, number>();
+  let all = 0;
+  for (const profile of profiles) all += tally(profile, totals);
+  const busy = all - (totals.get('idle') ?? 0);
+  totals.delete('idle');
+  return [...totals.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([category, count]) => ({ category, percentOfBusy: Math.round((count / busy) * 1000) / 10 }));
+}
+
+function tally(profile: CpuProfile, totals: Map<string, number>): number {
   const hits = new Map<number, number>();
   for (const id of profile.samples ?? []) hits.set(id, (hits.get(id) ?? 0) + 1);
-  const totals = new Map<string, number>();
   let all = 0;
   for (const node of profile.nodes) {
     const count = hits.get(node.id) ?? node.hitCount ?? 0;
@@ -33,7 +43,5 @@ export function summarizeCpuProfile(profile: CpuProfile) {
       url === '' ? (name === '(idle)' ? 'idle' : name === '(garbage collector)' ? 'garbage collection' : `native: ${name || '(program)'}`) : (CATEGORIES.find(([, pattern]) => pattern.test(url))?.[0] ?? 'other');
     totals.set(category, (totals.get(category) ?? 0) + count);
   }
-  return [...totals.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .map(([category, count]) => ({ category, percent: Math.round((count / all) * 1000) / 10 }));
+  return all;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
@@ -13,7 +13,7 @@ import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-ser
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
 import { cpuSeconds, sampleRss } from './process-stats';
-import { summarizeCpuProfile } from './cpu-profile';
+import { summarizeCpuProfiles } from './cpu-profile';
 
 /**
  * `npm run bench`: the baseline script against the batch workflow over the same users, simulator
@@ -262,8 +262,14 @@ async function scaleRun(count: number, out: string) {
     await stack.stop();
     const profileDir = join(dir, 'cpu-profile');
     try {
-      const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
-      if (file) writeFileSync(join(out, 'profile.json'), JSON.stringify(summarizeCpuProfile(JSON.parse(readFileSync(join(profileDir, file), 'utf8'))), null, 2));
+      // node --cpu-prof writes one profile per thread: the main thread (activities, SDK) and the
+      // threads that run workflow code. Summarize this run's (the newest pid's) together.
+      const files = readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'));
+      const pidOf = (name: string) => Number(name.split('.')[3]);
+      const newest = Math.max(...files.map((name) => statSync(join(profileDir, name)).mtimeMs));
+      const pid = pidOf(files.find((name) => statSync(join(profileDir, name)).mtimeMs === newest)!);
+      const profiles = files.filter((name) => pidOf(name) === pid).map((name) => JSON.parse(readFileSync(join(profileDir, name), 'utf8')));
+      writeFileSync(join(out, 'profile.json'), JSON.stringify(summarizeCpuProfiles(profiles), null, 2));
     } catch {
       // no profile written (the worker did not exit cleanly)
     }

@@ -29,6 +29,11 @@ export function defaultBackupsPerMinute(limits = PORTAL_LIMITS): number {
   return Math.max(1, Math.floor(Math.min(byEnclave, byClient) * RATE_HEADROOM));
 }
 
+/** Batch options that cannot work; the message says which and what is allowed. */
+export class BatchOptionsError extends Error {
+  override readonly name = 'BatchOptionsError';
+}
+
 export interface StartBatchOptions {
   source: BatchSource;
   batchId?: string;
@@ -50,15 +55,17 @@ export class BatchClient {
   async startBatch(options: StartBatchOptions): Promise<{ batchId: string; workflowId: string; runId: string }> {
     let source = options.source;
     if (source.kind === 'list') {
-      if (source.userIds.length === 0) throw new Error('a batch needs at least one user id');
+      if (source.userIds.length === 0) throw new BatchOptionsError('a batch needs at least one user id');
       source.userIds.forEach((id) => parseUserId(id));
       source = { kind: 'list', userIds: [...new Set(source.userIds)] };
     }
     const batchId = options.batchId ?? randomUUID();
     const concurrency = options.concurrency ?? 20;
     const backupsPerMinute = options.backupsPerMinute ?? defaultBackupsPerMinute();
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) throw new Error('concurrency must be 1 to 1000');
-    if (!(backupsPerMinute > 0)) throw new Error('the rate must be a positive number of backups per minute');
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) {
+      throw new BatchOptionsError('concurrency must be a whole number from 1 to 1000');
+    }
+    if (!(backupsPerMinute > 0)) throw new BatchOptionsError('the rate must be a positive number of backups per minute');
     const workflowId = batchWorkflowId(batchId);
     const handle = await this.temporal.workflow.start<typeof batchBackup>('batchBackup', {
       taskQueue: this.taskQueue,

@@ -6,7 +6,7 @@ import {
   BackupFailedError,
   BackupNotFoundError, connectBackupClient, type BackupClient } from './backup-client';
 import { loadClientConfig } from './config';
-import { BatchClient, defaultBackupsPerMinute } from './batch-client';
+import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile, UserListFileError } from './user-list-file';
 import type { BatchSource } from '../workflows/batch-backup-api';
 
@@ -86,11 +86,24 @@ batch
   .option('--source <url>', 'the backend’s paged user list: GET url?cursor=…&limit=… → {userIds, nextCursor}')
   .option('--concurrency <n>', 'backups in flight at once', '20')
   .option('--rate <perMinute>', `backups started per minute (default ${defaultBackupsPerMinute()}: Portal's limits with headroom)`)
+  .option('--enclave-rpm <n>', "the Enclave MPC API's limit your account has, requests per minute (default 50); sets the default rate")
+  .option('--client-rpm <n>', "the client routes' limit your account has, requests per minute (default 200); sets the default rate")
   .option('--skip-since <isoTime>', 'skip users whose last completed backup is newer than this')
   .option('--id <batchId>', 'a batch id of your own (default: a random UUID)')
   .option('--wait', 'wait for the batch to finish and print its report')
   .action(
-    (options: { users?: string; file?: string; source?: string; concurrency: string; rate?: string; skipSince?: string; id?: string; wait?: boolean }) =>
+    (options: {
+      users?: string;
+      file?: string;
+      source?: string;
+      concurrency: string;
+      rate?: string;
+      enclaveRpm?: string;
+      clientRpm?: string;
+      skipSince?: string;
+      id?: string;
+      wait?: boolean;
+    }) =>
       withBatches(async (batches) => {
         const chosen = [options.users, options.file, options.source].filter(Boolean).length;
         if (chosen !== 1) throw new BatchArgumentError('give exactly one of --users, --file or --source');
@@ -99,10 +112,17 @@ batch
           : { kind: 'list', userIds: options.file ? readUserListFile(options.file) : options.users!.split(',').map((id) => id.trim()).filter(Boolean) };
         const skip = options.skipSince ? new Date(options.skipSince) : undefined;
         if (skip && Number.isNaN(skip.getTime())) throw new BatchArgumentError(`--skip-since: "${options.skipSince}" is not an ISO time`);
+        const limits = {
+          enclavePerMinute: Number(options.enclaveRpm ?? PORTAL_LIMITS.enclavePerMinute),
+          clientPerMinute: Number(options.clientRpm ?? PORTAL_LIMITS.clientPerMinute),
+        };
+        if (!(limits.enclavePerMinute > 0 && limits.clientPerMinute > 0)) {
+          throw new BatchArgumentError('--enclave-rpm and --client-rpm must be positive numbers');
+        }
         const started = await batches.startBatch({
           source,
           concurrency: Number(options.concurrency),
-          ...(options.rate ? { backupsPerMinute: Number(options.rate) } : {}),
+          backupsPerMinute: options.rate ? Number(options.rate) : defaultBackupsPerMinute(limits),
           ...(skip ? { skipIfBackedUpSince: skip } : {}),
           ...(options.id ? { batchId: options.id } : {}),
         });
@@ -142,7 +162,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof BackupNotFoundError ||
     error instanceof BackupActionRejectedError ||
     error instanceof UserListFileError ||
-    error instanceof BatchArgumentError;
+    error instanceof BatchArgumentError ||
+    error instanceof BatchOptionsError;
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });
