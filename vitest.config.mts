@@ -9,6 +9,6 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 90_000,
     hookTimeout: 180_000,
-    reporters: ['default'],
+    reporters: ['default', ['json', { outputFile: '.stack/test-results.json' }]],
   },
 });
