@@ -30,7 +30,8 @@ export function toApplicationFailure(error: unknown): ApplicationFailure {
       ...(error.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) } : {}),
     });
   }
-  const message = error instanceof Error ? error.message : String(error);
-  const type = error instanceof Error ? error.name : 'UnexpectedError';
-  return ApplicationFailure.create({ type, message, nonRetryable: false });
+  // Every I/O failure is classified by the adapters, so anything else is a bug: retrying it would
+  // loop unseen (steps 2-4 retry without limit); not retrying parks the backup where people look.
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return ApplicationFailure.create({ type: 'UnexpectedError', message, nonRetryable: true });
 }

@@ -6,12 +6,15 @@ import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import { describeZodError } from './response-validation';
+import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 
 export interface BatchActivityDeps {
   temporal: Client;
   http?: AxiosInstance;
   heartbeatIntervalMs: number;
   authHeader?: { name: string; value: string };
+  /** How often awaitBackup looks at a joined run. */
+  pollIntervalMs?: number;
 }
 
 const pageSchema = z.object({
@@ -39,6 +42,9 @@ export function createBatchActivities(deps: BatchActivityDeps) {
             throw new CredentialsInvalidError(`the user source ${input.url} refused the page request with ${status}`);
           }
           throw new CredentialsUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);
+        }
+        if (typeof data === 'string' && data.trim().length > 0) {
+          throw new CredentialsUnavailableError(`the user source ${input.url} answered with a body that is not JSON; will retry`);
         }
         const parsed = pageSchema.safeParse(data);
         if (!parsed.success) {
@@ -69,10 +75,23 @@ export function createBatchActivities(deps: BatchActivityDeps) {
       });
     },
 
-    /** Waits for a backup the batch did not start (it was already running) to finish. */
-    async awaitBackup(input: { userId: string }): Promise<{ completed: boolean; reason?: string }> {
+    /**
+     * Waits for a backup the batch did not start (it was already running) to finish, or to park:
+     * a parked run cannot tell this batch (it is not its child), so its status is polled.
+     */
+    async awaitBackup(input: { userId: string }): Promise<{ completed: boolean; parked?: boolean; reason?: string }> {
       return boundary(async () => {
         const handle = deps.temporal.workflow.getHandle(backupWorkflowId(input.userId));
+        for (;;) {
+          const description = await handle.describe();
+          if (description.status.name !== 'RUNNING') break;
+          if (description.typedSearchAttributes.get(BackupStatusKey) === 'NEEDS_ATTENTION') {
+            const progress = await handle.query(progressQuery);
+            const error = progress.lastError;
+            return { completed: false, parked: true, reason: `parked at ${progress.step}: ${error?.type}: ${error?.message}` };
+          }
+          await new Promise((resolve) => setTimeout(resolve, deps.pollIntervalMs ?? 2_000));
+        }
         try {
           await handle.result();
           return { completed: true };

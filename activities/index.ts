@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { BackupPairIds, BackupShares, EncryptedShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
-import { CiphertextVerificationError } from '../domain/errors';
+import {
+  CiphertextVerificationError,
+  PortalNotFoundError,
+  PortalRequestRejectedError,
+  PortalUnavailableError,
+} from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
@@ -118,7 +123,13 @@ export function createActivities(deps: ActivityDeps) {
         }
         const readBack: string[] = [];
         for (const curve of CURVES) {
-          const stored = await deps.store.get(context, encrypted[curve].pairId);
+          const stored = await deps.store.get(context, encrypted[curve].pairId).catch((error: unknown) => {
+            // Just written: a 404 means not readable yet (replication), not gone.
+            if (error instanceof PortalNotFoundError) {
+              throw new PortalUnavailableError(`the ciphertext of pair ${encrypted[curve].pairId} is not readable yet; will retry`);
+            }
+            throw error;
+          });
           if (stored !== encrypted[curve].ciphertext) {
             throw new CiphertextVerificationError(
               `the ciphertext read back from the ${deps.store.kind} store for pair ${encrypted[curve].pairId} differs from the one written`,
@@ -147,10 +158,19 @@ export function createActivities(deps: ActivityDeps) {
     async markPairsStored({ userId, pairIds }: MarkPairsStoredInput): Promise<void> {
       return boundary(async () => {
         const { clientApiKey } = await deps.credentials.load(userId);
-        await deps.portal.markBackupPairsStored(
-          clientApiKey,
-          CURVES.map((curve) => pairIds[curve]),
-        );
+        const ids = CURVES.map((curve) => pairIds[curve]);
+        try {
+          await deps.portal.markBackupPairsStored(clientApiKey, ids);
+        } catch (error) {
+          // A retry after a lost response may find the pairs marked already; a Portal that
+          // refuses to mark a completed pair again must not park a finished backup.
+          if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
+          const client = await deps.portal.getClient(clientApiKey);
+          const completed = new Set(
+            client.wallets.flatMap((w) => w.backupSharePairs).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
+          );
+          if (!ids.every((id) => completed.has(id))) throw error;
+        }
         Context.current().log.info('backup share pairs marked stored', { userId, pairIds });
       });
     },

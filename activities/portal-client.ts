@@ -67,7 +67,7 @@ export class PortalClient {
   /** Step 1: `POST /v1/backup`. Not idempotent: every call makes new pairs. */
   async backup(apiKey: string, generateResponse: string): Promise<BackupShares> {
     const operation = 'POST /v1/backup';
-    const data = await this.call(operation, apiKey, {
+    const data = await this.callForJson(operation, apiKey, {
       method: 'POST',
       url: `${this.config.enclaveUrl}/v1/backup`,
       data: { generateResponse },
@@ -101,7 +101,7 @@ export class PortalClient {
   async getCipherText(apiKey: string, pairId: string): Promise<string> {
     const path = `/api/v3/clients/me/backup-share-pairs/${encodeURIComponent(pairId)}/cipher-text`;
     const operation = `GET ${path}`;
-    const data = await this.call(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}${path}` });
+    const data = await this.callForJson(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}${path}` });
     const parsed = cipherTextResponseSchema.safeParse(data);
     if (!parsed.success) {
       throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
@@ -121,12 +121,25 @@ export class PortalClient {
   /** `GET /api/v3/clients/me`: the client's wallets and their backup share pairs. */
   async getClient(apiKey: string): Promise<PortalClientInfo> {
     const operation = 'GET /api/v3/clients/me';
-    const data = await this.call(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}/api/v3/clients/me` });
+    const data = await this.callForJson(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}/api/v3/clients/me` });
     const parsed = clientSchema.safeParse(data);
     if (!parsed.success) {
       throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
     }
     return parsed.data;
+  }
+
+  /**
+   * For routes whose body is read: axios hands back the raw text when a body is not JSON, and a
+   * truncated or garbled response (a proxy cut it short) is worth another try; well-formed JSON
+   * of the wrong shape is not. Routes whose body is ignored (store, mark) accept any 2xx.
+   */
+  private async callForJson(operation: string, apiKey: string, request: { method: string; url: string; data?: unknown }) {
+    const data = await this.call(operation, apiKey, request);
+    if (typeof data === 'string' && data.trim().length > 0) {
+      throw new PortalUnavailableError(`${operation} returned a body that is not valid JSON; will retry`);
+    }
+    return data;
   }
 
   private async call(
@@ -139,11 +152,6 @@ export class PortalClient {
       response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
     } catch (error) {
       throw classifyPortalError(error, operation);
-    }
-    // axios hands back the raw text when a body is not JSON: a truncated or garbled response
-    // (a proxy cut it short) is worth another try; well-formed JSON of the wrong shape is not.
-    if (typeof response.data === 'string' && response.data.trim().length > 0) {
-      throw new PortalUnavailableError(`${operation} returned a body that is not valid JSON; will retry`);
     }
     return response.data;
   }

@@ -199,7 +199,9 @@ async function rejectedAsTyped<T>(userId: string, action: string, update: Promis
     if (error instanceof WorkflowUpdateFailedError) {
       throw new BackupActionRejectedError(`${action} refused for user ${userId}: ${error.cause?.message ?? error.message}`);
     }
-    if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no backup was ever started for user ${userId}`);
+    if (error instanceof WorkflowNotFoundError) {
+      throw new BackupNotFoundError(`no running backup for user ${userId}: it was never started or has already ended (see status)`);
+    }
     throw error;
   }
 }

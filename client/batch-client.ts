@@ -66,6 +66,9 @@ export class BatchClient {
       throw new BatchOptionsError('concurrency must be a whole number from 1 to 1000');
     }
     if (!(backupsPerMinute > 0)) throw new BatchOptionsError('the rate must be a positive number of backups per minute');
+    if (options.skipIfBackedUpSince && Number.isNaN(options.skipIfBackedUpSince.getTime())) {
+      throw new BatchOptionsError('skipIfBackedUpSince is not a valid time');
+    }
     const workflowId = batchWorkflowId(batchId);
     const handle = await this.temporal.workflow.start<typeof batchBackup>('batchBackup', {
       taskQueue: this.taskQueue,

@@ -24,7 +24,7 @@ export type BackupPairIds = Record<Curve, string>;
 export const BACKUP_STEPS = ['MPC_BACKUP', 'ENCRYPT', 'STORE', 'MARK'] as const;
 export type BackupStep = (typeof BACKUP_STEPS)[number];
 
-export type BackupStatus = 'RUNNING' | 'NEEDS_ATTENTION' | 'COMPLETED' | 'FAILED' | 'ABANDONED';
+export type BackupStatus = 'RUNNING' | 'NEEDS_ATTENTION' | 'COMPLETED' | 'FAILED' | 'ABANDONED' | 'CANCELLED';
 
 export interface RecordedError {
   step: BackupStep;

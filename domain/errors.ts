@@ -97,4 +97,5 @@ export const PERMANENT_ERROR_TYPES = [
   'UnknownUserError',
   'CredentialsInvalidError',
   'CiphertextVerificationError',
+  'UnexpectedError',
 ] as const;

@@ -13,6 +13,11 @@ export interface PortalSimulatorOptions {
   /** If set, the company-backend credentials route requires `Authorization: Bearer <token>`. */
   backendToken?: string;
   logger?: boolean;
+  /**
+   * Answer a mark of an already-completed pair with 400, as a stricter Portal might (the
+   * contract does not say); the default accepts repeated marks.
+   */
+  rejectRepeatedMarks?: boolean;
   /** Portal's rate limits (requests per minute); off unless set. */
   rateLimits?: { enclavePerMinute: number; clientPerMinute: number };
 }
@@ -214,6 +219,9 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       }
       const pairs = ids.map((id: string) => state.findPair(client!, id));
       if (pairs.some((pair) => !pair)) return nestedError(404, 'NOT_FOUND', 'Backup share pair not found');
+      if (options.rejectRepeatedMarks && pairs.some((pair) => pair!.status === 'completed')) {
+        return nestedError(400, 'BAD_REQUEST', 'Backup share pair is already completed');
+      }
       for (const pair of pairs) {
         pair!.status = 'completed';
         pair!.markCount += 1;

@@ -4,6 +4,7 @@ import {
   ApplicationFailure,
   condition,
   getExternalWorkflowHandle,
+  isCancellation,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -158,12 +159,22 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
         try {
           return await call();
         } catch (error) {
+          if (isCancellation(error)) {
+            // An operator cancelled the run (Web UI or API): say so rather than parking.
+            publish('CANCELLED', step);
+            throw error;
+          }
           if (!(error instanceof ActivityFailure)) throw error;
           progress.lastError = recordError(step, error);
           decision = undefined;
           publish('NEEDS_ATTENTION', step);
           await tellParentWeParked(userId, progress.lastError);
-          await condition(() => decision !== undefined);
+          try {
+            await condition(() => decision !== undefined);
+          } catch (waitError) {
+            if (isCancellation(waitError)) publish('CANCELLED', step);
+            throw waitError;
+          }
           const chosen = decision as OperatorDecision | undefined;
           if (chosen?.kind === 'abandon') {
             publish('ABANDONED', step);
@@ -185,6 +196,10 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   try {
     backup = await timed('MPC_BACKUP', () => beforeShares.mpcBackup({ userId }));
   } catch (error) {
+    if (isCancellation(error)) {
+      publish('CANCELLED', 'MPC_BACKUP');
+      throw error;
+    }
     if (!(error instanceof ActivityFailure)) throw error;
     progress.lastError = recordError('MPC_BACKUP', error);
     publish('FAILED', 'MPC_BACKUP');

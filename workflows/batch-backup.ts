@@ -6,7 +6,6 @@ import {
   ParentClosePolicy,
   proxyActivities,
   setHandler,
-  sleep,
   startChild,
   workflowInfo,
   allHandlersFinished,
@@ -73,9 +72,9 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
 
   const progress = (): BatchProgress => {
     const now = Date.now();
-    while (completionTimes.length && completionTimes[0]! < now - 60_000) completionTimes.shift();
+    const lastMinute = completionTimes.filter((at) => at >= now - 60_000).length;
     const elapsedMin = Math.min(1, (now - Date.parse(state.startedAt)) / 60_000);
-    const ratePerMinute = elapsedMin > 0 ? completionTimes.length / elapsedMin : 0;
+    const ratePerMinute = elapsedMin > 0 ? lastMinute / elapsedMin : 0;
     const total =
       input.source.kind === 'list'
         ? input.source.userIds.length
@@ -130,6 +129,7 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
     if (outcome.ok) {
       state.counts.completed += 1;
       completionTimes.push(Date.now());
+      while (completionTimes.length && completionTimes[0]! < Date.now() - 60_000) completionTimes.shift();
     } else {
       state.counts.failed += 1;
       state.problems.push({ userId, status: 'FAILED', reason: outcome.reason });
@@ -159,7 +159,17 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
       }
       state.counts.joined += 1;
       void joinActivities.awaitBackup({ userId }).then(
-        (result) => settle(userId, result.completed ? { ok: true } : { ok: false, reason: result.reason ?? 'did not complete' }),
+        (result) => {
+          if (result.parked) {
+            // Parked elsewhere: it frees its slot and is reported like a parked child.
+            if (inFlight.delete(userId)) {
+              state.counts.parked += 1;
+              state.problems.push({ userId, status: 'NEEDS_ATTENTION', reason: result.reason ?? 'parked' });
+            }
+            return;
+          }
+          settle(userId, result.completed ? { ok: true } : { ok: false, reason: result.reason ?? 'did not complete' });
+        },
         (joinError: unknown) => settle(userId, { ok: false, reason: failureReason(joinError) }),
       );
     }
@@ -183,7 +193,9 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
       state.counts.skipped += page.filter((id) => recent.has(id)).length;
       page = page.filter((id) => !recent.has(id));
     }
-    state.pending.push(...page);
+    // A source may list a user twice: one backup each, not a second join of the same run.
+    const queued = new Set([...state.pending, ...inFlight]);
+    state.pending.push(...page.filter((id) => !queued.has(id) && (queued.add(id), true)));
   };
 
   while (!cancelled) {
@@ -199,7 +211,10 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
     // Workflow time stands still within a task, so several starts due within a few milliseconds
     // go out together; a timer only when the pace really asks to wait.
     const wait = nextStartAt - Date.now();
-    if (wait >= MIN_PACING_SLEEP_MS) await sleep(wait);
+    if (wait >= MIN_PACING_SLEEP_MS) {
+      // Wait for the pace, but not through a pause or a cancel that arrives meanwhile.
+      if (await condition(() => cancelled || state.paused, wait)) continue;
+    }
     // A fixed schedule: a start that came late (timer and task latency) is made up by the next
     // ones, so delays do not add up over the batch. Catching up is bounded to a few seconds'
     // worth of starts (well inside the per-minute limits' headroom), e.g. after a pause.
@@ -210,6 +225,8 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
     startsThisRun += 1;
     if (startsThisRun >= (input.startsPerRun ?? DEFAULT_STARTS_PER_RUN) || workflowInfo().continueAsNewSuggested) {
       await condition(() => inFlight.size === 0);
+      // A cancel that arrived while draining ends the batch here instead of in the next run.
+      if (cancelled) break;
       await condition(allHandlersFinished);
       await continueAsNew<typeof batchBackup>({ ...input, carried: { ...state, runs: state.runs + 1 } });
     }

@@ -10,7 +10,7 @@ import { freePort } from '../../stack/free-port';
 import type { ManagedProcess } from '../../stack/managed-process';
 import { spawnWorkerProcess } from '../../stack/worker-process';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
-import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
+import { startPortalSimulator, type PortalSimulator, type PortalSimulatorOptions } from '../../simulator/portal-simulator';
 import { loadWorkerConfig } from '../../worker/config';
 import { connectWorker, createBackupWorker } from '../../worker/create-worker';
 
@@ -54,10 +54,15 @@ export interface BackupTestEnv {
  * (configuration read by loadWorkerConfig from environment variables, as in production).
  */
 export async function createBackupTestEnv(
-  options: { portalTimeoutMs?: number; temporalAddress?: string; workerEnv?: NodeJS.ProcessEnv } = {},
+  options: {
+    portalTimeoutMs?: number;
+    temporalAddress?: string;
+    workerEnv?: NodeJS.ProcessEnv;
+    simulator?: Partial<PortalSimulatorOptions>;
+  } = {},
 ): Promise<BackupTestEnv> {
   installRuntime();
-  const simulator = await startPortalSimulator({ seed: 7 });
+  const simulator = await startPortalSimulator({ seed: 7, ...options.simulator });
   const vaultUrl = new URL(inject('vaultAddr'));
   const vaultProxy = new TcpFaultProxy({ host: vaultUrl.hostname, port: Number(vaultUrl.port) }, await freePort());
   await vaultProxy.start();
