@@ -66,10 +66,6 @@ export class VaultTransit {
       } as nodeVault.VaultOptions);
   }
 
-  get vaultClient(): VaultClient {
-    return this.client;
-  }
-
   async encryptBatch(items: EncryptItem[]): Promise<string[]> {
     const path = `${this.config.mount}/encrypt/${this.config.keyName}`;
     const results = await this.batch(path, {

@@ -12,6 +12,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../stack/tempora
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
+import { percentile } from './percentile';
 import { cpuSeconds, sampleRss } from './process-stats';
 import { summarizeCpuProfiles } from './cpu-profile';
 
@@ -31,11 +32,6 @@ const program = new Command('bench')
 
 const ROOT = join(__dirname, '..');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!) : 0;
-}
 
 interface Stack {
   temporal: TemporalDevServer;

@@ -18,6 +18,7 @@ import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-server';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
+import { percentile } from '../bench/percentile';
 import { campaignOptionsSchema, type CampaignOptions, type CampaignOptionsInput } from './campaign-options';
 import { candidateTokens, checkUser, INVARIANTS, ViolationLog, type BackupOutcome, type Invariant } from './invariants';
 import { leaksIn, secretsOf, textsIn } from './secret-scan';
@@ -58,11 +59,6 @@ async function resilient<T>(what: string, call: () => Promise<T>, limitMs = 120_
       await sleep(500);
     }
   }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /**

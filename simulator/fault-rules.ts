@@ -45,15 +45,11 @@ const BEFORE_KINDS = new Set(['status', 'rate-limit', 'html-error', 'latency', '
 export class FaultInjector {
   private rules: FaultRule[] = [];
   private nextId = 1;
-  private random: SeededRandom;
+  private readonly random: SeededRandom;
   /** Every fault that fired, in order, for reports. */
   readonly log: { ruleId: number; route: RouteName; kind: string; userId?: string; at: number }[] = [];
 
   constructor(seed: number) {
-    this.random = new SeededRandom(seed);
-  }
-
-  reseed(seed: number): void {
     this.random = new SeededRandom(seed);
   }
 
