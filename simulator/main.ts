@@ -10,6 +10,14 @@ const program = new Command('portal-simulator')
   .option('--latency-ms <ms>', 'added latency on every Portal route', '0')
   .option('--enclave-rpm <n>', "Enclave MPC API rate limit, requests per minute (Portal's is 50; off if unset)")
   .option('--client-rpm <n>', "client routes' rate limit, requests per minute (Portal's is 200; off if unset)")
+  .option(
+    '--open-admin',
+    'let non-loopback callers use the admin API (dangerous: anyone who reaches it can read every user, inject faults and revoke keys)',
+  )
+  .option(
+    '--open-backend',
+    "let non-loopback callers use the /backend routes (dangerous: they hand out users' API keys and signing shares)",
+  )
   .parse();
 
 async function main(): Promise<void> {
@@ -21,6 +29,8 @@ async function main(): Promise<void> {
     latencyMs: string;
     enclaveRpm?: string;
     clientRpm?: string;
+    openAdmin?: boolean;
+    openBackend?: boolean;
   }>();
   const rateLimits =
     opts.enclaveRpm || opts.clientRpm
@@ -30,6 +40,8 @@ async function main(): Promise<void> {
     host: opts.host,
     port: Number(opts.port),
     seed: Number(opts.seed),
+    openAdmin: opts.openAdmin ?? false,
+    openBackend: opts.openBackend ?? false,
     ...(rateLimits ? { rateLimits } : {}),
   });
   const latencyMs = Number(opts.latencyMs);
@@ -40,6 +52,9 @@ async function main(): Promise<void> {
   }
   for (let i = 1; i <= Number(opts.users); i++) simulator.state.seedUser(`user-${i}`);
   process.stdout.write(`Portal simulator on ${simulator.url} with ${opts.users} users (user-1 … user-${opts.users})\n`);
+  for (const [open, what] of [[opts.openAdmin, 'admin API'], [opts.openBackend, '/backend routes']] as const) {
+    if (open) process.stdout.write(`warning: the ${what} answer non-loopback callers\n`);
+  }
   const stop = () => void simulator.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

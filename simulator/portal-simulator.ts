@@ -1,3 +1,5 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CURVES } from '../domain/curves';
@@ -10,8 +12,18 @@ export interface PortalSimulatorOptions {
   port?: number;
   /** Seed of the fault injector's random choices. */
   seed?: number;
-  /** If set, the company-backend credentials route requires `Authorization: Bearer <token>`. */
+  /** If set, the company-backend routes require `Authorization: Bearer <token>`. */
   backendToken?: string;
+  /**
+   * Let non-loopback callers use the admin API (seeding, faults, key revocation, inspection of
+   * every user's state). Off by default: anyone who reaches it can read and break everything.
+   */
+  openAdmin?: boolean;
+  /**
+   * Let non-loopback callers use the company-backend routes, which hand out users' API keys and
+   * signing shares. Off by default; a worker in another container needs it (with a backendToken).
+   */
+  openBackend?: boolean;
   logger?: boolean;
   /**
    * Answer a mark of an already-completed pair with 400, as a stricter Portal might (the
@@ -61,7 +73,8 @@ function nestedError(status: number, id: string, message: string): Outcome {
 /**
  * The Portal simulator: Portal's Enclave MPC API and client API routes as shared/portal-api.md
  * describes them, plus the company-backend credentials route, an admin API for seeding, fault
- * injection and inspection. One server plays both hosts.
+ * injection and inspection. One server plays both hosts. The admin and backend routes answer only
+ * loopback callers unless `openAdmin` / `openBackend` say otherwise.
  */
 export async function startPortalSimulator(options: PortalSimulatorOptions = {}): Promise<PortalSimulator> {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
@@ -69,6 +82,20 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   const faults = new FaultInjector(options.seed ?? 1);
   const calls: Record<string, number> = {};
   let limiters = options.rateLimits ? makeLimiters(options.rateLimits) : undefined;
+
+  // One gate for every non-Portal route. It matches the route that routing chose (not the raw
+  // URL), so encoded or odd spellings of a path cannot slip past it; unmatched URLs 404 anyway.
+  // The socket's peer, not request.ip: that would follow X-Forwarded-For if trustProxy were on.
+  const guards = GUARDED_ROUTES.filter((guard) => !(guard.kind === 'admin' ? options.openAdmin : options.openBackend));
+  app.addHook('onRequest', async (request, reply) => {
+    const routeUrl = request.routeOptions.url;
+    const guard = routeUrl === undefined ? undefined : guards.find((g) => routeUrl === g.prefix || routeUrl.startsWith(`${g.prefix}/`));
+    if (!guard || isLoopback(request.socket.remoteAddress)) return;
+    return reply.code(403).send({
+      id: 'FORBIDDEN',
+      message: `${guard.name} only answers loopback callers; start the simulator with ${guard.flag} to allow others`,
+    });
+  });
 
   /** Resolves the bearer key; undefined client plus an outcome when auth fails. */
   function authenticate(request: FastifyRequest): { client?: SimClient; failure?: Outcome } {
@@ -88,7 +115,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       let authFailure: Outcome | undefined;
       if (auth === 'client') {
         ({ client, failure: authFailure } = authenticate(request));
-      } else if (options.backendToken && request.headers.authorization !== `Bearer ${options.backendToken}`) {
+      } else if (options.backendToken && !sameSecret(request.headers.authorization, `Bearer ${options.backendToken}`)) {
         authFailure = { status: 401, body: { message: 'missing or wrong backend token' } };
       }
       const userId = client?.userId ?? (request.params as { userId?: string }).userId;
@@ -339,6 +366,26 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
 }
 
 const ENCLAVE_ROUTES = new Set<RouteName>(['backup', 'recover']);
+
+/** The non-Portal routes, closed to non-loopback callers unless their option opens them. */
+const GUARDED_ROUTES = [
+  { kind: 'admin', prefix: '/admin', name: 'the admin API', flag: '--open-admin' },
+  { kind: 'backend', prefix: '/backend', name: 'the simulated company backend', flag: '--open-backend' },
+] as const;
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped 127.x; anything else (or a socket already gone) is not. */
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  return address === '::1';
+}
+
+/** Constant-time comparison; hashing first makes the lengths equal, so they neither leak nor throw. */
+function sameSecret(given: string | undefined, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given ?? ''), digest(expected));
+}
 
 function makeLimiters(limits: { enclavePerMinute: number; clientPerMinute: number }) {
   return { enclave: new SlidingWindowLimiter(limits.enclavePerMinute), client: new SlidingWindowLimiter(limits.clientPerMinute) };
