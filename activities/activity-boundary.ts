@@ -1,12 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { BackupDomainError } from '../domain/errors';
+import { redactSecrets } from '../domain/redact';
 
 /**
  * Runs an activity body with periodic heartbeats (so a dead worker is noticed within the
  * heartbeat timeout, not the start-to-close timeout) and turns domain errors into
  * ApplicationFailures of the same type name, carrying Retry-After into the next retry delay.
  * Unknown errors are re-raised with their message only: no cause chain, which could hold request
- * configs with credentials.
+ * configs with credentials. Every message passes the redactor, since some quote Portal, Vault or
+ * credentials-source bodies; the failure converter then encrypts messages in history as well.
  */
 export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () => Promise<T>): Promise<T> {
   const context = Context.current();
@@ -21,17 +23,20 @@ export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () 
 }
 
 export function toApplicationFailure(error: unknown): ApplicationFailure {
-  if (error instanceof ApplicationFailure) return error;
+  if (error instanceof ApplicationFailure) {
+    error.message = redactSecrets(error.message);
+    return error;
+  }
   if (error instanceof BackupDomainError) {
     return ApplicationFailure.create({
       type: error.name,
-      message: error.message,
+      message: redactSecrets(error.message),
       nonRetryable: !error.retryable,
       ...(error.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) } : {}),
     });
   }
   // Every I/O failure is classified by the adapters, so anything else is a bug: retrying it would
   // loop unseen (steps 2-4 retry without limit); not retrying parks the backup where people look.
-  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const message = redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
   return ApplicationFailure.create({ type: 'UnexpectedError', message, nonRetryable: true });
 }

@@ -3,9 +3,10 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
-import { CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
+import { BatchSourceNotAllowedError, CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import { describeZodError } from './response-validation';
+import { temporalCall } from './temporal-error-classifier';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 
 export interface BatchActivityDeps {
@@ -13,6 +14,12 @@ export interface BatchActivityDeps {
   http?: AxiosInstance;
   heartbeatIntervalMs: number;
   authHeader?: { name: string; value: string };
+  /**
+   * Origins a paged user source may be fetched from. The URL comes from workflow input, the
+   * credential header from the worker: without this list, whoever starts a batch could send the
+   * header anywhere.
+   */
+  allowedSourceOrigins: string[];
   /** How often awaitBackup looks at a joined run. */
   pollIntervalMs?: number;
 }
@@ -21,6 +28,13 @@ const pageSchema = z.object({
   userIds: z.array(z.string()),
   nextCursor: z.string().min(1).nullable().optional(),
 });
+
+/** Where a backup the batch did not start (it joined it) stands now. */
+export interface BackupCheck {
+  userId: string;
+  state: 'RUNNING' | 'PARKED' | 'COMPLETED' | 'FAILED';
+  reason?: string;
+}
 
 /** Activities of the batch workflow: paging the user source, skipping recent backups, joining runs. */
 export function createBatchActivities(deps: BatchActivityDeps) {
@@ -31,6 +45,13 @@ export function createBatchActivities(deps: BatchActivityDeps) {
     /** One page of the company backend's user list: `GET url?cursor=…&limit=…`. */
     async fetchUserPage(input: { url: string; cursor?: string; limit: number }): Promise<{ userIds: string[]; nextCursor?: string }> {
       return boundary(async () => {
+        const origin = URL.canParse(input.url) ? new URL(input.url).origin : undefined;
+        if (!origin || !deps.allowedSourceOrigins.includes(origin)) {
+          throw new BatchSourceNotAllowedError(
+            `the user source ${origin ?? 'URL'} is not an allowed origin for this worker (allowed: ${deps.allowedSourceOrigins.join(', ') || 'none'}); ` +
+              'add it to the workers\' BATCH_SOURCE_ALLOWED_ORIGINS, or use a list source',
+          );
+        }
         let data: unknown;
         try {
           const params = { limit: input.limit, ...(input.cursor ? { cursor: input.cursor } : {}) };
@@ -70,12 +91,29 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         const ids = input.userIds.map((id) => `'${backupWorkflowId(parseUserId(id))}'`).join(', ');
         const query = `WorkflowType = 'backupWallet' AND ExecutionStatus = 'Completed' AND CloseTime > '${new Date(input.since).toISOString()}' AND WorkflowId IN (${ids})`;
         const recent = new Set<string>();
-        for await (const execution of deps.temporal.workflow.list({ query })) recent.add(execution.workflowId);
+        await temporalCall('listing recent backups', async () => {
+          for await (const execution of deps.temporal.workflow.list({ query })) recent.add(execution.workflowId);
+        });
         return input.userIds.filter((id) => recent.has(backupWorkflowId(id)));
       });
     },
 
     /**
+     * One look at backups the batch joined (running when it tried to start them): the batch calls
+     * this every few seconds from a timer, so no activity slot is held for a backup's whole life.
+     */
+    async checkBackups(input: { userIds: string[] }): Promise<BackupCheck[]> {
+      return boundary(async () => {
+        const checks: BackupCheck[] = [];
+        for (const userId of input.userIds) {
+          checks.push(await temporalCall(`checking the backup of ${userId}`, () => checkBackup(deps.temporal, userId)));
+        }
+        return checks;
+      });
+    },
+
+    /**
+     * Kept for batches started before checkBackups existed (their histories schedule it).
      * Waits for a backup the batch did not start (it was already running) to finish, or to park:
      * a parked run cannot tell this batch (it is not its child), so its status is polled.
      */
@@ -104,6 +142,25 @@ export function createBatchActivities(deps: BatchActivityDeps) {
       });
     },
   };
+}
+
+async function checkBackup(temporal: Client, userId: string): Promise<BackupCheck> {
+  const handle = temporal.workflow.getHandle(backupWorkflowId(userId));
+  const description = await handle.describe();
+  if (description.status.name === 'RUNNING') {
+    if (description.typedSearchAttributes.get(BackupStatusKey) !== 'NEEDS_ATTENTION') return { userId, state: 'RUNNING' };
+    const progress = await handle.query(progressQuery).catch(() => undefined);
+    const error = progress?.lastError;
+    return { userId, state: 'PARKED', reason: error ? `parked at ${error.step}: ${error.type}: ${error.message}` : 'parked' };
+  }
+  if (description.status.name === 'COMPLETED') return { userId, state: 'COMPLETED' };
+  try {
+    await handle.result();
+    return { userId, state: 'COMPLETED' };
+  } catch (error) {
+    if (error instanceof WorkflowFailedError) return { userId, state: 'FAILED', reason: error.cause?.message ?? error.message };
+    throw error;
+  }
 }
 
 export type BatchActivities = ReturnType<typeof createBatchActivities>;

@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import type { BackupPairIds, BackupShares, EncryptedShares } from '../domain/backup-types';
+import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import {
+  CiphertextNotReadableError,
   CiphertextVerificationError,
   PortalNotFoundError,
   PortalRequestRejectedError,
   PortalUnavailableError,
+  SealedSharesError,
 } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
+import type { ShareSealer } from './share-sealer';
 import { transitContext } from './transit-context';
 import type { VaultTransit } from './vault-transit';
 
@@ -20,10 +23,18 @@ export interface ActivityDeps {
   portal: PortalClient;
   transit: VaultTransit;
   store: CiphertextStore;
+  /** Seals shares with the workers' own key while they sit in workflow history. */
+  sealer: ShareSealer;
   /** How often a running activity heartbeats; keep well under the workflow's heartbeat timeout. */
   heartbeatIntervalMs: number;
   /** Clock skew allowed between us and Portal when telling this run's orphaned pairs apart. */
   orphanScanSkewMs: number;
+  /**
+   * Store attempts that may find a just-written ciphertext unreadable (404) before the backup parks
+   * with CiphertextNotReadableError: replication lag is worth a few retries, a store that lost the
+   * write is not worth retrying forever.
+   */
+  maxNotReadableAttempts: number;
 }
 
 export interface MpcBackupInput {
@@ -31,16 +42,26 @@ export interface MpcBackupInput {
 }
 
 export interface MpcBackupResult {
-  shares: BackupShares;
+  /** The `/v1/backup` response, sealed to the workers (see ShareSealer). */
+  sealedShares: SealedShares;
+  pairIds: BackupPairIds;
   /** Incomplete pairs Portal made for this user since step 1 was first scheduled, other than these. */
   orphanedPairIds: string[];
   /** Set when the orphan scan itself failed; the backup goes on regardless. */
   orphanScanError?: string;
 }
 
+export interface FindOrphanedPairsInput {
+  userId: string;
+  /** When step 1 was first scheduled (workflow time, ms since the epoch). */
+  sinceMs: number;
+}
+
 export interface EncryptSharesInput {
   userId: string;
-  shares: BackupShares;
+  sealedShares?: SealedShares;
+  /** Plaintext shares, as step 1 returned them before sealing existed: only from runs started then. */
+  shares?: BackupShares;
 }
 
 export interface StoreCiphertextsInput {
@@ -62,6 +83,16 @@ export function sharePlaintext(share: { id: string; share: string }): Buffer {
   return Buffer.from(JSON.stringify({ id: share.id, share: share.share }), 'utf8');
 }
 
+/** Incomplete pairs of the client created since `sinceMs`, other than `exclude`. */
+async function orphanedPairs(portal: PortalClient, clientApiKey: string, sinceMs: number, exclude: Set<string>): Promise<string[]> {
+  const client = await portal.getClient(clientApiKey);
+  return client.wallets
+    .flatMap((wallet) => wallet.backupSharePairs)
+    .filter((pair) => pair.status.toLowerCase() === 'incomplete' && !exclude.has(pair.id))
+    .filter((pair) => pair.createdAt === undefined || Date.parse(pair.createdAt) >= sinceMs)
+    .map((pair) => pair.id);
+}
+
 export function createActivities(deps: ActivityDeps) {
   const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
 
@@ -72,19 +103,14 @@ export function createActivities(deps: ActivityDeps) {
         const info = Context.current().info;
         const credentials = await deps.credentials.load(userId);
         const shares = await deps.portal.backup(credentials.clientApiKey, credentials.generateResponse);
-        const result: MpcBackupResult = { shares, orphanedPairIds: [] };
+        const pairIds = Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
+        const result: MpcBackupResult = { sealedShares: deps.sealer.seal(userId, shares), pairIds, orphanedPairIds: [] };
         if (info.attempt > 1) {
           // An earlier attempt may have reached Portal and lost its response: find the pairs it
           // made. A failure here must not fail the activity, which would call /v1/backup again.
           try {
-            const client = await deps.portal.getClient(credentials.clientApiKey);
-            const since = info.scheduledTimestampMs - deps.orphanScanSkewMs;
             const fresh = new Set(CURVES.map((curve) => shares[curve].id));
-            result.orphanedPairIds = client.wallets
-              .flatMap((wallet) => wallet.backupSharePairs)
-              .filter((pair) => pair.status.toLowerCase() === 'incomplete' && !fresh.has(pair.id))
-              .filter((pair) => pair.createdAt === undefined || Date.parse(pair.createdAt) >= since)
-              .map((pair) => pair.id);
+            result.orphanedPairIds = await orphanedPairs(deps.portal, credentials.clientApiKey, info.scheduledTimestampMs - deps.orphanScanSkewMs, fresh);
           } catch (error) {
             result.orphanScanError = error instanceof Error ? error.message : String(error);
           }
@@ -98,9 +124,22 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Step 2: encrypt both curves in one Vault Transit batch, bound to user and pair. */
-    async encryptShares({ userId, shares }: EncryptSharesInput): Promise<EncryptedShares> {
+    /**
+     * After step 1 failed for good: the pairs its attempts made at Portal whose responses were lost
+     * (incomplete, created since `sinceMs` less the allowed skew), so the failure can name them.
+     */
+    async findOrphanedPairs({ userId, sinceMs }: FindOrphanedPairsInput): Promise<string[]> {
       return boundary(async () => {
+        const { clientApiKey } = await deps.credentials.load(userId);
+        return orphanedPairs(deps.portal, clientApiKey, sinceMs - deps.orphanScanSkewMs, new Set());
+      });
+    },
+
+    /** Step 2: encrypt both curves in one Vault Transit batch, bound to user and pair. */
+    async encryptShares({ userId, sealedShares, shares: legacyShares }: EncryptSharesInput): Promise<EncryptedShares> {
+      return boundary(async () => {
+        const shares = sealedShares ? deps.sealer.unseal(userId, sealedShares) : legacyShares;
+        if (!shares) throw new SealedSharesError('encryptShares was called without shares: the workflow input is malformed');
         const plaintexts = CURVES.map((curve) => sharePlaintext(shares[curve]));
         const ciphertexts = await deps.transit.encryptBatch(
           CURVES.map((curve, index) => ({ plaintext: plaintexts[index]!, context: transitContext(userId, shares[curve].id) })),
@@ -126,6 +165,13 @@ export function createActivities(deps: ActivityDeps) {
           const stored = await deps.store.get(context, encrypted[curve].pairId).catch((error: unknown) => {
             // Just written: a 404 means not readable yet (replication), not gone.
             if (error instanceof PortalNotFoundError) {
+              const attempt = Context.current().info.attempt;
+              if (attempt >= deps.maxNotReadableAttempts) {
+                throw new CiphertextNotReadableError(
+                  `the ${deps.store.kind} store accepted the ciphertext of pair ${encrypted[curve].pairId} but still answers 404 ` +
+                    `after ${attempt} attempts: check the store, then retry (the pair stays unmarked)`,
+                );
+              }
               throw new PortalUnavailableError(`the ciphertext of pair ${encrypted[curve].pairId} is not readable yet; will retry`);
             }
             throw error;

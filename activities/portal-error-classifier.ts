@@ -8,6 +8,7 @@ import {
   PortalRequestRejectedError,
   PortalUnavailableError,
 } from '../domain/errors';
+import { redactSecrets } from '../domain/redact';
 
 /** Longest server-sent message we repeat, so a huge HTML error page cannot flood a failure. */
 const MAX_DETAIL_CHARS = 200;
@@ -35,16 +36,11 @@ export function portalErrorDetail(body: unknown): string | undefined {
   const parts = [id, message].filter((p): p is string => typeof p === 'string' && p.trim().length > 0);
   if (parts.length === 0) return undefined;
   const detail = parts.join(': ').replace(/\s+/g, ' ').trim();
-  return redactBearer(detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS)}…` : detail);
+  return redactSecrets(detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS)}…` : detail);
 }
 
 function looksLikeHtml(text: string): boolean {
   return /^\s*<(!doctype|html|head|body)/i.test(text);
-}
-
-/** A server that echoes the Authorization header back must not put the key into our errors. */
-function redactBearer(text: string): string {
-  return text.replace(/Bearer\s+\S+/gi, 'Bearer [redacted]');
 }
 
 /** Retry-After in seconds or as an HTTP date; undefined when absent or unreadable. */
@@ -65,7 +61,7 @@ export function classifyPortalError(error: unknown, operation: string): BackupDo
   if (error instanceof BackupDomainError) return error;
   if (!(error instanceof AxiosError)) {
     const text = error instanceof Error ? error.message : String(error);
-    return new PortalUnavailableError(`${operation} failed: ${redactBearer(text)}`);
+    return new PortalUnavailableError(`${operation} failed: ${redactSecrets(text)}`);
   }
   const response = error.response;
   if (!response && /maxContentLength/.test(error.message)) {

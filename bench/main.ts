@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
 import { BatchClient, defaultBackupsPerMinute } from '../client/batch-client';
-import { EncryptionCodec } from '../codec/encryption-codec';
+import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { freePort } from '../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
@@ -74,6 +74,7 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
         TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_TASK_QUEUE: 'bench',
         PAYLOAD_CODEC_KEYS: codecKeys,
+        SHARE_SEALING_KEYS: `bench-seal-1:${randomBytes(32).toString('base64')}`,
         PORTAL_ENCLAVE_URL: simulatorUrl,
         PORTAL_API_URL: simulatorUrl,
         VAULT_ADDR: vault.addr,
@@ -86,7 +87,7 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
     },
   });
   const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, dataConverter: { payloadCodecs: [new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys }))] } });
+  const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
   await waitForPollers(connection, 'bench', worker.exited);
   return {
     temporal,

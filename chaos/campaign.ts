@@ -6,7 +6,7 @@ import nodeVault from 'node-vault';
 import { StaticTokenAuth } from '../activities/vault-auth';
 import { VaultTransit } from '../activities/vault-transit';
 import { BackupClient } from '../client/backup-client';
-import { EncryptionCodec } from '../codec/encryption-codec';
+import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
 import { SeededRandom } from '../simulator/seeded-random';
@@ -98,6 +98,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: 'mpc-backup-chaos',
       PAYLOAD_CODEC_KEYS: codecKeys,
+      SHARE_SEALING_KEYS: `chaos-seal-1:${randomBytes(32).toString('base64')}`,
       PORTAL_ENCLAVE_URL: simulator.url,
       PORTAL_API_URL: simulator.url,
       PORTAL_TIMEOUT_MS: String(options.portalTimeoutMs),
@@ -117,7 +118,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
 
     const connection = await Connection.connect({ address: temporal.address });
     cleanups.push(() => connection.close());
-    const client = new Client({ connection, dataConverter: { payloadCodecs: [new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys }))] } });
+    const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
     const rawClient = new Client({ connection });
     const backups = new BackupClient(client, 'mpc-backup-chaos');
     await waitForPollers(connection, 'mpc-backup-chaos');

@@ -10,7 +10,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { BackupProgress, BackupResult } from '../domain/backup-types';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
-import { EncryptionCodec } from '../codec/encryption-codec';
+import { backupDataConverter } from '../codec/data-converter';
 import { connectionOptions } from '../config/temporal-config';
 import {
   abandonUpdate,
@@ -221,7 +221,7 @@ export async function connectBackupClient(config: ClientConfig): Promise<BackupC
   const client = new Client({
     connection,
     namespace: config.temporal.namespace,
-    dataConverter: { payloadCodecs: [new EncryptionCodec(config.codecKeys)] },
+    dataConverter: backupDataConverter(config.codecKeys),
   });
   const backups = new BackupClient(client, config.temporal.taskQueue) as BackupClient & { close(): Promise<void> };
   backups.close = () => connection.close();

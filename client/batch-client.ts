@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { parseUserId } from '../domain/user-id';
+import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 import type { batchBackup } from '../workflows/batch-backup';
 import {
   batchProblemsQuery,
   batchProgressQuery,
   batchWorkflowId,
   cancelBatchUpdate,
+  MAX_LIST_USER_IDS,
   pauseBatchUpdate,
   resumeBatchUpdate,
   type BatchProblem,
@@ -58,6 +60,13 @@ export class BatchClient {
       if (source.userIds.length === 0) throw new BatchOptionsError('a batch needs at least one user id');
       source.userIds.forEach((id) => parseUserId(id));
       source = { kind: 'list', userIds: [...new Set(source.userIds)] };
+      if (source.userIds.length > MAX_LIST_USER_IDS) {
+        throw new BatchOptionsError(
+          `a list source holds at most ${MAX_LIST_USER_IDS} user ids (this one has ${source.userIds.length}): it travels in the ` +
+            'workflow input of every run. Serve the ids from a paged source (--source-url, GET ?cursor=&limit= → ' +
+            `{userIds, nextCursor}), or split the file into chunks of ${MAX_LIST_USER_IDS} and start one batch per chunk`,
+        );
+      }
     }
     const batchId = options.batchId ?? randomUUID();
     const concurrency = options.concurrency ?? 20;
@@ -108,8 +117,39 @@ export class BatchClient {
     return handle.result();
   }
 
+  /** The most recent problems, as the batch itself keeps them (bounded). */
   problems(batchId: string): Promise<BatchProblem[]> {
     return this.handle(batchId).query(batchProblemsQuery);
+  }
+
+  /**
+   * Every backup the batch started that did not complete, from visibility (each carries the
+   * batch's BatchId), with its reason: the full list however large the batch. Backups the batch
+   * joined (already running) are in its own recent problems and the workers' logs.
+   */
+  async listProblems(batchId: string, limit = 1_000): Promise<BatchProblem[]> {
+    const query =
+      `WorkflowType = 'backupWallet' AND BatchId = '${batchId.replace(/'/g, '')}' AND ` +
+      `(BackupStatus IN ('NEEDS_ATTENTION', 'FAILED', 'ABANDONED', 'CANCELLED') OR ExecutionStatus IN ('Failed', 'Canceled', 'Terminated', 'TimedOut'))`;
+    const problems: BatchProblem[] = [];
+    for await (const execution of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1_000) })) {
+      const userId = execution.workflowId.replace(/^backup-/, '');
+      const handle = this.temporal.workflow.getHandle(execution.workflowId, execution.runId);
+      if (execution.status.name === 'RUNNING') {
+        const progress = await handle.query(progressQuery).catch(() => undefined);
+        const error = progress?.lastError;
+        const status = execution.typedSearchAttributes.get(BackupStatusKey);
+        problems.push({ userId, status: 'NEEDS_ATTENTION', reason: error ? `parked at ${error.step}: ${error.type}: ${error.message}` : `${status}` });
+      } else {
+        const reason = await handle.result().then(
+          () => 'completed',
+          (error: unknown) => (error instanceof WorkflowFailedError ? (error.cause?.message ?? error.message) : String(error)),
+        );
+        problems.push({ userId, status: 'FAILED', reason });
+      }
+      if (problems.length >= limit) break;
+    }
+    return problems;
   }
 
   pause(batchId: string) {

@@ -150,6 +150,19 @@ for (const [name, description] of [
     );
 }
 
+batch
+  .command('problems')
+  .argument('<batchId>')
+  .description('every backup the batch started that did not complete, with its reason (from visibility; any batch size)')
+  .option('--limit <n>', 'list at most this many', '1000')
+  .action((batchId: string, options: { limit: string }) =>
+    withBatches(async (batches) => {
+      const limit = Number(options.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new BatchArgumentError('--limit must be a positive whole number');
+      print(await batches.listProblems(batchId, limit));
+    }),
+  );
+
 class BatchArgumentError extends Error {
   override readonly name = 'BatchArgumentError';
 }

@@ -1,68 +1,86 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { aesGcmOpen, aesGcmSeal } from './aes-gcm';
+import { checkKeyRing, KeyRingError, type KeyRing } from './key-ring';
 
 export const ENCODING = 'binary/encrypted';
 const METADATA_ENCODING_KEY = 'encoding';
 const METADATA_KEY_ID_KEY = 'encryption-key-id';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** Payload-codec keys by id; `activeKeyId` encrypts, every key decrypts (so keys can rotate). */
-export interface CodecKeyRing {
-  activeKeyId: string;
-  keys: ReadonlyMap<string, Buffer>;
+export type CodecKeyRing = KeyRing;
+
+export class CodecKeyError extends KeyRingError {
+  override readonly name = 'CodecKeyError';
 }
 
-export class CodecKeyError extends Error {
-  override readonly name = 'CodecKeyError';
+/** A payload reached a worker without the codec's encryption: only codec-key holders may start or signal runs. */
+export class UnencryptedPayloadError extends Error {
+  override readonly name = 'UnencryptedPayloadError';
+}
+
+export interface EncryptionCodecOptions {
+  /**
+   * Refuse payloads that are not encrypted (the worker sets this): a workflow started or signalled
+   * by someone without the codec key, e.g. from the Web UI or `temporal workflow start`, fails its
+   * workflow task instead of running on input nobody vouched for.
+   */
+  requireEncrypted?: boolean;
 }
 
 /**
  * AES-256-GCM payload codec: every payload the client and worker send to Temporal (workflow input,
- * activity results carrying shares, query results) is stored encrypted in history. The key id
- * travels in the payload metadata so older payloads stay readable after a key rotation.
+ * activity results, query results, encoded failure messages) is stored encrypted in history. The
+ * key id travels in the payload metadata so older payloads stay readable after a key rotation.
+ * Clients, the CLI and the codec server hold this key, so it is not the protection of backup
+ * shares: those are sealed with the workers' own key before they reach a payload (ShareSealer).
  */
 export class EncryptionCodec implements PayloadCodec {
-  constructor(private readonly ring: CodecKeyRing) {
-    for (const [id, key] of ring.keys) {
-      if (key.length !== 32) throw new CodecKeyError(`payload codec key ${id} must be 32 bytes, got ${key.length}`);
-    }
-    if (!ring.keys.has(ring.activeKeyId)) {
-      throw new CodecKeyError(`the active payload codec key id ${ring.activeKeyId} is not in the key ring`);
+  constructor(
+    private readonly ring: CodecKeyRing,
+    private readonly options: EncryptionCodecOptions = {},
+  ) {
+    try {
+      checkKeyRing(ring, 'payload codec');
+    } catch (error) {
+      throw new CodecKeyError((error as Error).message);
     }
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
     const key = this.ring.keys.get(this.ring.activeKeyId)!;
-    return payloads.map((payload) => {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      const plain = temporal.api.common.v1.Payload.encode(payload).finish();
-      const body = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-      return {
-        metadata: {
-          [METADATA_ENCODING_KEY]: Buffer.from(ENCODING),
-          [METADATA_KEY_ID_KEY]: Buffer.from(this.ring.activeKeyId),
-        },
-        data: body,
-      };
-    });
+    return payloads.map((payload) => ({
+      metadata: {
+        [METADATA_ENCODING_KEY]: Buffer.from(ENCODING),
+        [METADATA_KEY_ID_KEY]: Buffer.from(this.ring.activeKeyId),
+      },
+      data: aesGcmSeal(key, temporal.api.common.v1.Payload.encode(payload).finish()),
+    }));
   }
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((payload) => {
       const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
-      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) return payload;
+      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) {
+        if (this.options.requireEncrypted) {
+          throw new UnencryptedPayloadError(
+            'refused a payload that is not encrypted with the payload codec: start and signal backups with the ' +
+              'project client or CLI (which hold PAYLOAD_CODEC_KEYS), not with a plain Temporal client or the Web UI',
+          );
+        }
+        return payload;
+      }
       const keyIdBytes = payload.metadata?.[METADATA_KEY_ID_KEY];
       const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';
       const key = this.ring.keys.get(keyId);
       if (!key) throw new CodecKeyError(`no payload codec key with id "${keyId}" to decrypt a payload; add it to the key ring`);
       const data = Buffer.from(payload.data ?? new Uint8Array());
-      if (data.length < IV_BYTES + TAG_BYTES) throw new CodecKeyError('an encrypted payload is too short to be valid');
-      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
-      decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
-      const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      let plain: Buffer;
+      try {
+        plain = aesGcmOpen(key, data);
+      } catch (error) {
+        throw new CodecKeyError(`an encrypted payload could not be decrypted with key "${keyId}": ${(error as Error).message}`);
+      }
       return temporal.api.common.v1.Payload.decode(plain);
     });
   }

@@ -86,6 +86,8 @@ async function main(): Promise<void> {
       env: {
         ...process.env,
         ...clientEnv,
+        // Only the worker gets this key: the CLI (client.env) sees sealed shares as opaque boxes.
+        SHARE_SEALING_KEYS: `dev-seal-1:${randomBytes(32).toString('base64')}`,
         PORTAL_ENCLAVE_URL: simulator.url,
         PORTAL_API_URL: simulator.url,
         VAULT_ADDR: vault.addr,

@@ -9,6 +9,17 @@ export interface BackupShare {
 /** The whole `/v1/backup` response: one pair per curve. Plaintext: only ever in encoded payloads. */
 export type BackupShares = Record<Curve, BackupShare>;
 
+/**
+ * The `/v1/backup` response sealed with the workers' key (AES-256-GCM, bound to the user): what
+ * step 1 hands to step 2 through workflow history. Opaque to every holder of the payload codec key.
+ */
+export interface SealedShares {
+  /** Id of the SHARE_SEALING_KEYS entry that sealed it. */
+  keyId: string;
+  /** base64 of iv | ciphertext | tag. */
+  data: string;
+}
+
 /** The Vault Transit ciphertext of one curve's `{id, share}` object. */
 export interface EncryptedShare {
   pairId: string;

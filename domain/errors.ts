@@ -85,6 +85,26 @@ export class CiphertextVerificationError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** The ciphertext just stored stays unreadable (404) after several read-backs: the store lost or never kept it. */
+export class CiphertextNotReadableError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The sealed shares in history do not open: a sealing key is missing from the workers, or the box was altered. */
+export class SealedSharesError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The Temporal service did not answer a call an activity made (unavailable, deadline, overloaded). */
+export class TemporalUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** A batch named a user source the workers are not configured to call (BATCH_SOURCE_ALLOWED_ORIGINS). */
+export class BatchSourceNotAllowedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
 export const PERMANENT_ERROR_TYPES = [
   'PortalAuthError',
@@ -97,5 +117,8 @@ export const PERMANENT_ERROR_TYPES = [
   'UnknownUserError',
   'CredentialsInvalidError',
   'CiphertextVerificationError',
+  'CiphertextNotReadableError',
+  'SealedSharesError',
+  'BatchSourceNotAllowedError',
   'UnexpectedError',
 ] as const;

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConnectionLike } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../codec/data-converter';
 import { WORKFLOWS_PATH } from '../worker/workflows-path';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 
@@ -11,6 +12,8 @@ const ROOT = join(__dirname, '..');
 export async function writeWorkflowBundle(path: string): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    // Must match the workers' data converter: the sandbox encodes failures with it.
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
   });
   writeFileSync(path, code);

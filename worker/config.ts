@@ -3,12 +3,14 @@ import type { PortalClientConfig } from '../activities/portal-client';
 import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
 import type { VaultTransitConfig } from '../activities/vault-transit';
 import type { CodecKeyRing } from '../codec/encryption-codec';
+import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
+import { sealingEnvProblems, sealingEnvSchema, toSealingKeyRing } from '../config/sealing-config';
 import { envInt, envNonEmpty, envUrl } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend({
   PORTAL_ENCLAVE_URL: envUrl.default('https://mpc-client.portalhq.io'),
   PORTAL_API_URL: envUrl.default('https://api.portalhq.io'),
   PORTAL_TIMEOUT_MS: envInt(100, 120_000).default(30_000),
@@ -32,6 +34,14 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend({
     .regex(/^[A-Za-z0-9-]+:\s*\S.*$/, 'must look like "Header-Name: value"')
     .optional(),
   CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
+  BATCH_SOURCE_ALLOWED_ORIGINS: z
+    .string()
+    .trim()
+    .refine(
+      (value) => value.split(',').every((origin) => /^https?:\/\/[^/\s]+$/.test(origin.trim()) && URL.canParse(origin.trim())),
+      'must be comma-separated origins like https://backend.example.com (scheme, host and port; no path)',
+    )
+    .optional(),
   WORKER_SHUTDOWN_GRACE_MS: envInt(1, 600_000).default(30_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: envInt(1, 10_000).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: envInt(1, 10_000).default(40),
@@ -42,6 +52,10 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend({
 export interface WorkerConfig {
   temporal: TemporalConfig;
   codecKeys: CodecKeyRing;
+  /** The workers' own key ring for sealing shares in history (never given to clients). */
+  sealingKeys: KeyRing;
+  /** Origins a batch's paged user source may be fetched from (the credential header goes there). */
+  batchSourceOrigins: string[];
   portal: PortalClientConfig;
   vault: VaultTransitConfig & {
     auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
@@ -58,7 +72,7 @@ export interface WorkerConfig {
 /** Reads and validates the worker's whole configuration; throws one ConfigError listing every problem. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const e = loadConfig(workerEnvSchema, env, (parsed) => {
-    const problems = [...temporalEnvProblems(parsed), ...codecEnvProblems(parsed)];
+    const problems = [...temporalEnvProblems(parsed), ...codecEnvProblems(parsed), ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS)];
     const appRole = Boolean(parsed.VAULT_ROLE_ID) || Boolean(parsed.VAULT_SECRET_ID);
     if (!parsed.VAULT_TOKEN && !appRole) {
       problems.push('VAULT_TOKEN is required (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole login)');
@@ -76,6 +90,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
+    sealingKeys: toSealingKeyRing(e),
+    // By default only the credentials source's origin, which receives the same header anyway.
+    batchSourceOrigins: (e.BATCH_SOURCE_ALLOWED_ORIGINS ?? new URL(e.CREDENTIALS_URL.replace('{userId}', 'u')).origin)
+      .split(',')
+      .map((origin) => new URL(origin.trim()).origin),
     portal: {
       enclaveUrl: e.PORTAL_ENCLAVE_URL,
       apiUrl: e.PORTAL_API_URL,

@@ -8,11 +8,19 @@ import { PortalCiphertextStore } from '../activities/portal-ciphertext-store';
 import { PortalClient } from '../activities/portal-client';
 import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from '../activities/vault-auth';
 import { VaultTransit } from '../activities/vault-transit';
-import { EncryptionCodec } from '../codec/encryption-codec';
+import { ShareSealer } from '../activities/share-sealer';
+import { backupDataConverter } from '../codec/data-converter';
 import { connectionOptions } from '../config/temporal-config';
 import type { WorkerConfig } from './config';
 import { checkTransitKey } from './preflight';
 import { WORKFLOWS_PATH } from './workflows-path';
+
+/** Activities heartbeat this often; the workflows' heartbeat timeout (15 s) leaves room for several misses. */
+export const HEARTBEAT_INTERVAL_MS = 3_000;
+/** Clock skew allowed between us and Portal when telling a run's orphaned pairs apart. */
+const ORPHAN_SCAN_SKEW_MS = 30_000;
+/** Read-backs that may find a just-stored ciphertext missing (about 4 minutes of backoff) before parking. */
+const MAX_NOT_READABLE_ATTEMPTS = 10;
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
 export function createActivityDeps(config: WorkerConfig) {
@@ -34,8 +42,10 @@ export function createActivityDeps(config: WorkerConfig) {
     portal,
     transit: new VaultTransit(config.vault, vaultAuth),
     store: new PortalCiphertextStore(portal),
-    heartbeatIntervalMs: 3_000,
-    orphanScanSkewMs: 30_000,
+    sealer: new ShareSealer(config.sealingKeys),
+    heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+    orphanScanSkewMs: ORPHAN_SCAN_SKEW_MS,
+    maxNotReadableAttempts: MAX_NOT_READABLE_ATTEMPTS,
   };
 }
 
@@ -45,14 +55,15 @@ export async function createBackupWorker(
   warn: (message: string) => void = () => undefined,
 ): Promise<Worker> {
   const deps = createActivityDeps(config);
-  const codec = new EncryptionCodec(config.codecKeys);
+  const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
   await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
-  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: { payloadCodecs: [codec] } });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const batchActivities = createBatchActivities({
     temporal,
     heartbeatIntervalMs: deps.heartbeatIntervalMs,
     ...(config.credentials.authHeader ? { authHeader: config.credentials.authHeader } : {}),
+    allowedSourceOrigins: config.batchSourceOrigins,
   });
   return Worker.create({
     connection,
@@ -62,7 +73,7 @@ export async function createBackupWorker(
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
     activities: { ...createActivities(deps), ...batchActivities },
-    dataConverter: { payloadCodecs: [codec] },
+    dataConverter,
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,

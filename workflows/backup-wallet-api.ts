@@ -28,10 +28,13 @@ export interface AbandonRequest {
   requestedBy?: string;
 }
 
-/** Registered on the server: `--search-attribute BackupStatus=Keyword --search-attribute BackupStep=Keyword`. */
+/**
+ * Registered on the server: `--search-attribute BackupStatus=Keyword --search-attribute
+ * BackupStep=Keyword --search-attribute BatchId=Keyword` (BatchId: see batch-backup-api.ts).
+ */
 export const BackupStatusKey = defineSearchAttributeKey('BackupStatus', SearchAttributeType.KEYWORD);
 export const BackupStepKey = defineSearchAttributeKey('BackupStep', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = { BackupStatus: 'Keyword', BackupStep: 'Keyword' } as const;
+export const SEARCH_ATTRIBUTES = { BackupStatus: 'Keyword', BackupStep: 'Keyword', BatchId: 'Keyword' } as const;
 
 export const ABANDONED_ERROR_TYPE = 'BackupAbandoned';
 

@@ -5,15 +5,17 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities';
+import type { BackupActivities, MpcBackupResult } from '../activities';
 import type {
   BackupPairIds,
+  BackupShares,
   BackupProgress,
   BackupResult,
   BackupStatus,
@@ -71,6 +73,19 @@ const afterShares = proxyActivities<BackupActivities>({
   },
 });
 
+/** A short look at Portal after step 1 failed for good; its failure only leaves a note. */
+const afterStep1Failure = proxyActivities<BackupActivities>({
+  ...common,
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] },
+});
+
+/** Patch ids (workflow code changes that add commands; see docs/changing-workflows.md). */
+const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
+
+/** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
+type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
+
 type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
 
 /**
@@ -122,7 +137,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
       await condition(() => progress.status !== 'NEEDS_ATTENTION');
       return progress;
     },
-    { validator: (_request: RetryRequest) => requireParked(progress) },
+    { validator: (_request: RetryRequest) => requireParked(progress, decision) },
   );
   setHandler(
     abandonUpdate,
@@ -133,7 +148,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     },
     {
       validator: (request) => {
-        requireParked(progress);
+        requireParked(progress, decision);
         if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
           throw new Error('abandon needs a reason of 1 to 1000 characters');
         }
@@ -192,7 +207,8 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   // Step 1: a permanent error (unknown user, revoked key) fails the run before anything exists.
   publish('RUNNING', 'MPC_BACKUP');
   progress.attempts.MPC_BACKUP = 1;
-  let backup;
+  const step1ScheduledAt = Date.now();
+  let backup: Step1Result;
   try {
     backup = await timed('MPC_BACKUP', () => beforeShares.mpcBackup({ userId }));
   } catch (error) {
@@ -202,20 +218,30 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     }
     if (!(error instanceof ActivityFailure)) throw error;
     progress.lastError = recordError('MPC_BACKUP', error);
+    let orphans = '';
+    if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
+      // Attempts whose responses were lost may have made pairs at Portal: name them.
+      try {
+        progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
+        if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
+      } catch (scanError) {
+        orphans = `; the orphaned-pair scan failed (${scanError instanceof ActivityFailure ? scanError.cause?.message : String(scanError)})`;
+      }
+    }
     publish('FAILED', 'MPC_BACKUP');
     throw ApplicationFailure.create({
       type: progress.lastError.type,
-      message: `backup of user ${userId} could not start: ${progress.lastError.message}`,
+      message: `backup of user ${userId} could not start: ${progress.lastError.message}${orphans}`,
       nonRetryable: true,
       cause: error,
     });
   }
-  const { shares } = backup;
-  const pairIds = Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
+  const pairIds = backup.pairIds ?? pairIdsOf(backup.shares!);
   progress.pairIds = pairIds;
   progress.orphanedPairIds = backup.orphanedPairIds;
+  const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
 
-  const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, shares }));
+  const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
   await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted }));
   await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
 
@@ -247,9 +273,18 @@ async function tellParentWeParked(userId: string, error: RecordedError): Promise
   }
 }
 
-function requireParked(progress: BackupProgress): void {
+function pairIdsOf(shares: BackupShares): BackupPairIds {
+  return Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
+}
+
+function requireParked(progress: BackupProgress, decision: OperatorDecision | undefined): void {
   if (progress.status !== 'NEEDS_ATTENTION') {
     throw new Error(`the backup of user ${progress.userId} is ${progress.status}, not NEEDS_ATTENTION`);
+  }
+  // Both updates can arrive in one workflow task, before the run leaves NEEDS_ATTENTION: the
+  // first decision wins and the other is refused, never both accepted.
+  if (decision !== undefined) {
+    throw new Error(`the backup of user ${progress.userId} already has an operator decision (${decision.kind}) being carried out`);
   }
 }
 

@@ -1,11 +1,22 @@
 /** The public surface of the batchBackup workflow (imported by the workflow and by clients). */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+/**
+ * The most user ids a list source may carry in the workflow input (about 130 KB at the longest
+ * ids): the list travels in every continue-as-new. Larger sets come from a paged source.
+ */
+export const MAX_LIST_USER_IDS = 1_000;
 
 /** Where the batch takes its user ids from. */
 export type BatchSource =
-  /** An explicit list (from the CLI, or a file the client read). */
+  /** An explicit list (from the CLI, or a file the client read), at most MAX_LIST_USER_IDS ids. */
   | { kind: 'list'; userIds: string[] }
-  /** The company backend's paged route: `GET url?cursor=…&limit=…` → `{userIds, nextCursor}`. */
+  /**
+   * The company backend's paged route: `GET url?cursor=…&limit=…` → `{userIds, nextCursor}`. Its
+   * origin must be one the workers allow (BATCH_SOURCE_ALLOWED_ORIGINS): they send it the
+   * credentials header.
+   */
   | { kind: 'http'; url: string };
 
 export interface BatchBackupInput {
@@ -22,7 +33,7 @@ export interface BatchBackupInput {
   /** Child starts per run before the batch drains and continues as new (default 500). */
   startsPerRun?: number;
   /** Carried across continue-as-new; absent on the first run. */
-  carried?: BatchCarriedState;
+  carried?: BatchCarriedState | LegacyBatchCarriedState;
 }
 
 export interface BatchProblem {
@@ -41,13 +52,20 @@ export interface BatchCounts {
   joined: number;
 }
 
+/**
+ * What one run hands the next. Nothing in it grows with the number of wallets: the pending page
+ * is at most pageSize, problems are counted and only the most recent few kept (every backup the
+ * batch started carries its BatchId, so all problems can be listed from visibility).
+ */
 export interface BatchCarriedState {
-  listIndex: number;
+  version: 2;
+  /** For a list source: how many ids the first run's list had (later runs carry only the rest). */
+  listTotal?: number;
   cursor?: string;
   sourceExhausted: boolean;
   pending: string[];
   counts: BatchCounts;
-  problems: BatchProblem[];
+  recentProblems: BatchProblem[];
   startedAt: string;
   paused: boolean;
   runs: number;
@@ -73,11 +91,18 @@ export interface BatchProgress {
 }
 
 export interface BatchReport extends BatchProgress {
+  /** The most recent problems (at most MAX_RECENT_PROBLEMS); `backup batch problems <id>` lists all. */
   problems: BatchProblem[];
+  /** Problems counted but not in `problems` (older than the most recent ones kept). */
+  problemsOmitted?: number;
   finishedAt: string;
 }
 
+/** How many problems a batch keeps in its state and report; the rest are listed from visibility. */
+export const MAX_RECENT_PROBLEMS = 50;
+
 export const batchProgressQuery = defineQuery<BatchProgress>('batchProgress');
+/** The most recent problems (bounded); the client lists all of them from visibility. */
 export const batchProblemsQuery = defineQuery<BatchProblem[]>('batchProblems');
 export const pauseBatchUpdate = defineUpdate<BatchProgress>('pause');
 export const resumeBatchUpdate = defineUpdate<BatchProgress>('resume');
@@ -85,6 +110,26 @@ export const cancelBatchUpdate = defineUpdate<BatchProgress>('cancel');
 /** Sent by a child backupWallet when it parks, so its window slot is freed. */
 export const childParkedSignal = defineSignal<[{ userId: string; reason: string }]>('childParked');
 
+/** Set on every backup a batch starts, so the batch's problems can be listed from visibility. */
+export const BatchIdKey = defineSearchAttributeKey('BatchId', SearchAttributeType.KEYWORD);
+
 export function batchWorkflowId(batchId: string): string {
   return `batch-${batchId}`;
+}
+
+/** The input and carried state of batches started before the `batch-v2` patch. */
+export interface LegacyBatchBackupInput extends Omit<BatchBackupInput, 'carried'> {
+  carried?: LegacyBatchCarriedState;
+}
+
+export interface LegacyBatchCarriedState {
+  listIndex: number;
+  cursor?: string;
+  sourceExhausted: boolean;
+  pending: string[];
+  counts: BatchCounts;
+  problems: BatchProblem[];
+  startedAt: string;
+  paused: boolean;
+  runs: number;
 }

@@ -22,10 +22,10 @@ import {
   childParkedSignal,
   pauseBatchUpdate,
   resumeBatchUpdate,
-  type BatchBackupInput,
-  type BatchCarriedState,
   type BatchProgress,
   type BatchReport,
+  type LegacyBatchBackupInput,
+  type LegacyBatchCarriedState,
 } from './batch-backup-api';
 
 const sourceActivities = proxyActivities<BatchActivities>({
@@ -45,14 +45,14 @@ const MIN_PACING_SLEEP_MS = 20;
 const MAX_CATCH_UP_MS = 5_000;
 
 /**
- * Re-backs-up many wallets: pages user ids from the source, skips recent backups if asked, and
- * runs child backupWallet workflows (id `backup-<userId>`, so a running backup is joined, not
- * duplicated) in a sliding window, paced to a global rate. Pause, resume and cancel by update;
- * progress by query; history bounded by continue-as-new.
+ * The batch as it ran before the `batch-v2` patch, kept unchanged so that batches started then
+ * replay and finish as they began (batchBackup calls it when patched('batch-v2') is false).
+ * Delete it, with deprecatePatch('batch-v2'), once no such batch is open: see
+ * docs/changing-workflows.md.
  */
-export async function batchBackup(input: BatchBackupInput): Promise<BatchReport> {
+export async function legacyBatchBackup(input: LegacyBatchBackupInput): Promise<BatchReport> {
   const pageSize = input.pageSize ?? 200;
-  const state: BatchCarriedState = input.carried ?? {
+  const state: LegacyBatchCarriedState = input.carried ?? {
     listIndex: 0,
     sourceExhausted: false,
     pending: [],
@@ -228,7 +228,7 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
       // A cancel that arrived while draining ends the batch here instead of in the next run.
       if (cancelled) break;
       await condition(allHandlersFinished);
-      await continueAsNew<typeof batchBackup>({ ...input, carried: { ...state, runs: state.runs + 1 } });
+      await continueAsNew<typeof legacyBatchBackup>({ ...input, carried: { ...state, runs: state.runs + 1 } });
     }
   }
 

@@ -22,7 +22,15 @@ beforeAll(async () => {
   env.simulator.faults.add({ route: 'storeCipherText', kind: 'status', status: 503, count: 1, userId: lost });
   const echoed = env.seedUser('echo');
   const echoKey = env.simulator.state.user(echoed)!.apiKey;
-  env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, body: `invalid credentials: Bearer ${echoKey}`, userId: echoed });
+  // An error body that echoes the bearer key and a share (as a careless proxy or server might).
+  const echoShare = innerShareOf(env.simulator.state.user(echoed)!.generateResponse);
+  env.simulator.faults.add({
+    route: 'markPairs',
+    kind: 'status',
+    status: 401,
+    body: { message: `invalid credentials: Bearer ${echoKey} for share ${echoShare}` },
+    userId: echoed,
+  });
   userIds.push(plain, lost, echoed);
 
   for (const userId of userIds) await env.backups.startBackupWorkflow(userId);
@@ -34,6 +42,23 @@ beforeAll(async () => {
   for (const userId of userIds) await env.backups.waitForBackup(userId);
 });
 afterAll(() => env?.close());
+
+function innerShareOf(generateResponse: string): string {
+  const first = Object.values(JSON.parse(generateResponse) as Record<string, { share: string }>)[0]!;
+  return (JSON.parse(Buffer.from(first.share, 'base64').toString('utf8')) as { share: string }).share;
+}
+
+/** The decoded message of the first failed activity of the user's backup. */
+async function lastErrorOf(userId: string): Promise<string> {
+  const history = await env.backups.temporal.workflow.getHandle(`backup-${userId}`).fetchHistory();
+  const event = history.events!.find((e) => e.activityTaskFailedEventAttributes)!;
+  const failure = event.activityTaskFailedEventAttributes!.failure!;
+  const { DefaultFailureConverter, defaultPayloadConverter } = await import('@temporalio/common');
+  const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
+  const [decoded] = await codec.decode([failure.encodedAttributes!]);
+  const error = new DefaultFailureConverter().failureToError({ ...failure, encodedAttributes: decoded }, defaultPayloadConverter);
+  return error.message;
+}
 
 async function rawHistory(userId: string) {
   return env.rawClient.workflow.getHandle(`backup-${userId}`).fetchHistory();
@@ -48,21 +73,37 @@ describe('no plaintext share, signing share, client API key or Vault token outsi
     }
   });
 
-  it('the same histories decoded with the codec do carry the shares (the scan can find them)', async () => {
+  it('the same histories decoded with the client’s codec key hold none of them either: shares are sealed to the workers', async () => {
     const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
-    const userId = userIds[0]!;
-    const history = await rawHistory(userId);
-    const payloads: temporal.api.common.v1.IPayload[] = [];
-    const collect = (value: unknown) => {
-      if (!value || typeof value !== 'object') return;
-      const record = value as Record<string, unknown>;
-      if (record.metadata && record.data instanceof Uint8Array) payloads.push(record as temporal.api.common.v1.IPayload);
-      else for (const item of Object.values(record)) collect(item);
-    };
-    collect(history);
-    const decoded = await codec.decode(payloads);
-    const shares = env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.share));
-    expect(leaksIn(textsIn(decoded), shares).sort()).toEqual([...shares].sort());
+    for (const userId of userIds) {
+      const history = await rawHistory(userId);
+      const payloads: temporal.api.common.v1.IPayload[] = [];
+      const collect = (value: unknown) => {
+        if (!value || typeof value !== 'object') return;
+        const record = value as Record<string, unknown>;
+        if (record.metadata && record.data instanceof Uint8Array) payloads.push(record as temporal.api.common.v1.IPayload);
+        else for (const item of Object.values(record)) collect(item);
+      };
+      collect(history);
+      const decoded = await codec.decode(payloads);
+      const texts = textsIn(decoded);
+      // The decode really opened the payloads: the user id and the step-1 result's pair ids are readable.
+      const pairIds = env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.id));
+      expect(leaksIn(texts, [userId, ...pairIds]).sort()).toEqual([userId, ...pairIds].sort());
+      expect(leaksIn(texts, [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]), `secrets of ${userId} in decoded history`).toEqual([]);
+    }
+  });
+
+  it('failure messages are encoded in history, and a share or key quoted by an error body is redacted', async () => {
+    const echoed = userIds[2]!;
+    const history = await rawHistory(echoed);
+    const failed = history.events!.find((event) => event.activityTaskFailedEventAttributes)!.activityTaskFailedEventAttributes!;
+    expect(failed.failure!.message).toBe('Encoded failure');
+    expect(textsIn(history).some((text) => text.includes('invalid credentials'))).toBe(false);
+    // Decoded (as the UI with the codec server will show it), the message says what happened, minus the secrets.
+    const lastError = await lastErrorOf(echoed);
+    expect(lastError).toContain('invalid credentials: Bearer [redacted] for share [redacted');
+    expect(leaksIn([lastError], secretsOf(env.simulator.state.user(echoed)!))).toEqual([]);
   });
 
   it('search attributes hold only status and step, and the memo is encrypted', async () => {

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
-import { EncryptionCodec } from '../../codec/encryption-codec';
+import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { freePort } from '../../stack/free-port';
 import type { ManagedProcess } from '../../stack/managed-process';
@@ -73,6 +73,7 @@ export async function createBackupTestEnv(
     TEMPORAL_ADDRESS: options.temporalAddress ?? inject('temporalAddress'),
     TEMPORAL_TASK_QUEUE: taskQueue,
     PAYLOAD_CODEC_KEYS: inject('codecKeys'),
+    SHARE_SEALING_KEYS: inject('sealingKeys'),
     PORTAL_ENCLAVE_URL: simulator.url,
     PORTAL_API_URL: simulator.url,
     PORTAL_TIMEOUT_MS: String(options.portalTimeoutMs ?? 3_000),
@@ -86,8 +87,7 @@ export async function createBackupTestEnv(
   };
   const config = loadWorkerConfig(workerEnv);
   const connection = await Connection.connect({ address: config.temporal.address });
-  const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
-  const client = new Client({ connection, dataConverter: { payloadCodecs: [codec] } });
+  const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') })) });
   const rawClient = new Client({ connection });
   const workers: (() => Promise<void>)[] = [];
   const children: ManagedProcess[] = [];

@@ -43,6 +43,7 @@ export default async function setup(project: TestProject) {
   project.provide('vaultToken', vault.rootToken);
   project.provide('workflowBundlePath', bundlePath);
   project.provide('codecKeys', `test-key-1:${randomBytes(32).toString('base64')}`);
+  project.provide('sealingKeys', `test-seal-1:${randomBytes(32).toString('base64')}`);
   project.provide('runDir', RUN_DIR);
 
   return async () => {
@@ -57,6 +58,8 @@ declare module 'vitest' {
     vaultToken: string;
     workflowBundlePath: string;
     codecKeys: string;
+    /** The workers' share-sealing key ring (never given to the test's clients). */
+    sealingKeys: string;
     runDir: string;
   }
 }

@@ -6,8 +6,10 @@ import { ConfigError } from '../../config/config-error';
 import { loadWorkerConfig } from '../../worker/config';
 
 const KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
+const SEAL = `s1:${Buffer.alloc(32, 9).toString('base64')}`;
 const VALID = {
   PAYLOAD_CODEC_KEYS: KEY,
+  SHARE_SEALING_KEYS: SEAL,
   VAULT_ADDR: 'http://127.0.0.1:8200',
   VAULT_TOKEN: 'dev-token',
   CREDENTIALS_URL: 'http://127.0.0.1:4100/backend/users/{userId}/credentials',
@@ -36,6 +38,7 @@ describe('worker configuration', () => {
     expect(found).toEqual(
       expect.arrayContaining([
         expect.stringContaining('PAYLOAD_CODEC_KEYS'),
+        expect.stringContaining('SHARE_SEALING_KEYS'),
         expect.stringContaining('VAULT_ADDR'),
         expect.stringContaining('CREDENTIALS_URL'),
       ]),
@@ -52,6 +55,9 @@ describe('worker configuration', () => {
     ['CREDENTIALS_AUTH_HEADER', 'no colon here', 'Header-Name: value'],
     ['PAYLOAD_CODEC_KEYS', 'k1:tooshort', '32 bytes'],
     ['PAYLOAD_CODEC_ACTIVE_KEY_ID', 'k9', 'not a key id'],
+    ['SHARE_SEALING_KEYS', 's1:tooshort', '32 bytes'],
+    ['SHARE_SEALING_ACTIVE_KEY_ID', 's9', 'not a key id'],
+    ['BATCH_SOURCE_ALLOWED_ORIGINS', 'https://backend.example.com/users', 'no path'],
     ['TEMPORAL_TLS', 'maybe', 'true or false'],
     ['TEMPORAL_TLS_CERT_PATH', '/nonexistent/cert.pem', 'TEMPORAL_TLS_KEY_PATH must be set together'],
     ['LOG_LEVEL', 'loud', 'trace, debug'],
@@ -67,6 +73,17 @@ describe('worker configuration', () => {
     expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).vault.auth.kind).toBe(
       'approle',
     );
+  });
+
+  it('refuses a sealing key that is also a payload codec key: clients hold those', () => {
+    const reused = `s1:${KEY.split(':')[1]}`;
+    expect(problems({ ...VALID, SHARE_SEALING_KEYS: reused }).join()).toContain('SHARE_SEALING_KEYS must not reuse a key of PAYLOAD_CODEC_KEYS');
+  });
+
+  it('lets batches fetch user pages only from allowed origins: by default the credentials source’s', () => {
+    expect(loadWorkerConfig(VALID).batchSourceOrigins).toEqual(['http://127.0.0.1:4100']);
+    const config = loadWorkerConfig({ ...VALID, BATCH_SOURCE_ALLOWED_ORIGINS: 'https://a.example.com, https://b.example.com:8443' });
+    expect(config.batchSourceOrigins).toEqual(['https://a.example.com', 'https://b.example.com:8443']);
   });
 
   it('never repeats a secret value in its messages', () => {
@@ -90,7 +107,7 @@ describe('the worker process with bad configuration', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('invalid configuration');
-    for (const name of ['VAULT_ADDR', 'PORTAL_TIMEOUT_MS', 'PAYLOAD_CODEC_KEYS', 'CREDENTIALS_URL']) {
+    for (const name of ['VAULT_ADDR', 'PORTAL_TIMEOUT_MS', 'PAYLOAD_CODEC_KEYS', 'SHARE_SEALING_KEYS', 'CREDENTIALS_URL']) {
       expect(result.stderr).toContain(name);
     }
   });

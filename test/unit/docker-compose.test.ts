@@ -7,8 +7,23 @@ import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
 
 const ROOT = join(__dirname, '..', '..');
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
-  services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; command?: unknown }>;
+  services: Record<
+    string,
+    { image?: string; build?: string; environment?: Record<string, string>; command?: unknown; ports?: unknown[] }
+  >;
 };
+
+const LOOPBACK_HOST_IPS = ['127.0.0.1', '::1', '[::1]'];
+
+/**
+ * The host address a `ports:` entry binds, or undefined for all interfaces: short syntax
+ * `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/proto]` (or a bare port) and long syntax `{ host_ip, ... }`.
+ */
+function publishedHostIp(entry: unknown): string | undefined {
+  if (typeof entry === 'object' && entry !== null) return (entry as { host_ip?: string }).host_ip || undefined;
+  const parts = String(entry).split(':');
+  return parts.length > 2 ? parts.slice(0, -2).join(':') : undefined;
+}
 
 /** Docker Compose's `${VAR:-default}` and `${VAR:?error}` interpolation, with `given` as the shell. */
 function interpolate(value: string, given: Record<string, string>): string {
@@ -32,7 +47,10 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
     const env = Object.fromEntries(
       Object.entries(compose.services.worker!.environment!).map(([k, v]) => [
         k,
-        interpolate(String(v), { PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32).toString('base64')}` }),
+        interpolate(String(v), {
+          PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32).toString('base64')}`,
+          SHARE_SEALING_KEYS: `s1:${Buffer.alloc(32, 1).toString('base64')}`,
+        }),
       ]),
     );
     const config = loadWorkerConfig(env);
@@ -42,6 +60,25 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
 
   it('refuses to start without a payload codec key', () => {
     expect(() => interpolate(String(compose.services.worker!.environment!.PAYLOAD_CODEC_KEYS), {})).toThrow(/PAYLOAD_CODEC_KEYS/);
+  });
+
+  it('keeps the simulator admin API closed and off the host network', () => {
+    const simulator = compose.services.simulator!;
+    const command = JSON.stringify(simulator.command);
+    expect(command).not.toContain('--open-admin');
+    // The workers load credentials over the compose network, which is not loopback.
+    expect(command).toContain('--open-backend');
+    for (const entry of simulator.ports ?? []) expect(LOOPBACK_HOST_IPS).toContain(publishedHostIp(entry));
+  });
+
+  it('reads the host address of published ports', () => {
+    expect(publishedHostIp('4100:4100')).toBeUndefined();
+    expect(publishedHostIp(4100)).toBeUndefined();
+    expect(publishedHostIp('0.0.0.0:4100:4100')).toBe('0.0.0.0');
+    expect(publishedHostIp('127.0.0.1:4100:4100/tcp')).toBe('127.0.0.1');
+    expect(publishedHostIp('[::1]:4100:4100')).toBe('[::1]');
+    expect(publishedHostIp({ target: 4100, published: 4100 })).toBeUndefined();
+    expect(publishedHostIp({ target: 4100, host_ip: '127.0.0.1' })).toBe('127.0.0.1');
   });
 
   it('registers every search attribute the workflow upserts', () => {
