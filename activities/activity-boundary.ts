@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { BackupDomainError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
 
@@ -14,8 +14,12 @@ export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () 
   const context = Context.current();
   const timer = setInterval(() => context.heartbeat(), heartbeatIntervalMs);
   try {
-    return await body();
+    // A cancel (the run was cancelled, or the worker is shutting down) ends the activity now with
+    // CancelledFailure; a call already sent is not undone, and every step is safe to redo.
+    return await Promise.race([body(), context.cancelled]);
   } catch (error) {
+    // A cancellation must reach the SDK as such (the activity is reported cancelled, not failed).
+    if (error instanceof CancelledFailure) throw error;
     throw toApplicationFailure(error);
   } finally {
     clearInterval(timer);

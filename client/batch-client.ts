@@ -45,6 +45,8 @@ export interface StartBatchOptions {
   pageSize?: number;
   /** Child starts per workflow run before continue-as-new (default 500). */
   startsPerRun?: number;
+  /** History events per workflow run before continue-as-new (default 10,000). */
+  maxHistoryEventsPerRun?: number;
 }
 
 /** Starts and steers batch re-backups. */
@@ -91,6 +93,7 @@ export class BatchClient {
           ...(options.skipIfBackedUpSince ? { skipIfBackedUpSince: options.skipIfBackedUpSince.toISOString() } : {}),
           ...(options.pageSize ? { pageSize: options.pageSize } : {}),
           ...(options.startsPerRun ? { startsPerRun: options.startsPerRun } : {}),
+          ...(options.maxHistoryEventsPerRun ? { maxHistoryEventsPerRun: options.maxHistoryEventsPerRun } : {}),
         },
       ],
       workflowIdConflictPolicy: 'FAIL',

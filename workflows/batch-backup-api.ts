@@ -32,6 +32,8 @@ export interface BatchBackupInput {
   pageSize?: number;
   /** Child starts per run before the batch drains and continues as new (default 500). */
   startsPerRun?: number;
+  /** History length at which a run drains and continues as new, whatever its starts (default 10,000). */
+  maxHistoryEventsPerRun?: number;
   /** Carried across continue-as-new; absent on the first run. */
   carried?: BatchCarriedState | LegacyBatchCarriedState;
 }

@@ -167,7 +167,7 @@ class BatchRun {
     return (
       this.startsThisRun >= (this.input.startsPerRun ?? DEFAULT_STARTS_PER_RUN) ||
       info.continueAsNewSuggested ||
-      info.historyLength >= MAX_HISTORY_EVENTS_PER_RUN
+      info.historyLength >= (this.input.maxHistoryEventsPerRun ?? MAX_HISTORY_EVENTS_PER_RUN)
     );
   }
 

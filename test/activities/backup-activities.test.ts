@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities, sharePlaintext, type ActivityDeps } from '../../activities';
+import type { CiphertextStore } from '../../activities/ciphertext-store';
+import { HttpCredentialsSource } from '../../activities/credentials-source';
+import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
+import { PortalClient } from '../../activities/portal-client';
+import { ShareSealer } from '../../activities/share-sealer';
+import { transitContext } from '../../activities/transit-context';
+import { StaticTokenAuth } from '../../activities/vault-auth';
+import { VaultTransit } from '../../activities/vault-transit';
+import type { EncryptedShares } from '../../domain/backup-types';
+import { PortalNotFoundError } from '../../domain/errors';
+import { secretsOf } from '../../chaos/secret-scan';
+import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
+
+let simulator: PortalSimulator;
+let portal: PortalClient;
+let transit: VaultTransit;
+
+beforeAll(async () => {
+  simulator = await startPortalSimulator({ seed: 11 });
+  portal = new PortalClient({
+    enclaveUrl: simulator.url,
+    apiUrl: simulator.url,
+    timeoutMs: 3_000,
+    storeCipherTextMethod: 'POST',
+    maxResponseBytes: 1024 * 1024,
+  });
+  transit = new VaultTransit(
+    { endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 },
+    new StaticTokenAuth(inject('vaultToken')),
+  );
+});
+afterAll(() => simulator?.close());
+
+function deps(overrides: Partial<ActivityDeps> = {}): ActivityDeps {
+  return {
+    credentials: new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 }),
+    portal,
+    transit,
+    store: new PortalCiphertextStore(portal),
+    sealer: new ShareSealer({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) }),
+    heartbeatIntervalMs: 50,
+    orphanScanSkewMs: 30_000,
+    maxNotReadableAttempts: 10,
+    ...overrides,
+  };
+}
+
+/** A user with step 1 and 2 done for real: pairs at Portal, ciphertexts from Vault. */
+async function encryptedFor(activities: ReturnType<typeof createActivities>) {
+  const userId = `act-${randomBytes(3).toString('hex')}`;
+  simulator.state.seedUser(userId);
+  const env = new MockActivityEnvironment();
+  const step1 = await run(env, activities.mpcBackup, { userId });
+  const encrypted = await run(env, activities.encryptShares, { userId, sealedShares: step1.sealedShares });
+  return { userId, step1, encrypted };
+}
+
+/** MockActivityEnvironment.run with the activity's own argument and result types. */
+function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn, ...args) as Promise<R>;
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApplicationFailure);
+  return error as ApplicationFailure;
+}
+
+describe('backup activities (MockActivityEnvironment, real Vault, Portal simulator)', () => {
+  it('step 1 returns the shares sealed: its result holds no share, and step 2 opens them only for the same user', async () => {
+    const activities = createActivities(deps());
+    const { userId, step1 } = await encryptedFor(activities);
+    const client = simulator.state.user(userId)!;
+    const text = JSON.stringify(step1);
+    expect(secretsOf(client).filter((secret) => text.includes(secret))).toEqual([]);
+    const pairIds = client.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.id));
+    expect(Object.values(step1.pairIds).sort()).toEqual(pairIds.sort());
+    const other = `act-other-${randomBytes(3).toString('hex')}`;
+    const failure = await failureOf(run(new MockActivityEnvironment(), activities.encryptShares, { userId: other, sealedShares: step1.sealedShares }));
+    expect(failure).toMatchObject({ type: 'SealedSharesError', nonRetryable: true });
+  });
+
+  it('heartbeats while a Portal call is slow', async () => {
+    const activities = createActivities(deps());
+    const { userId, encrypted } = await encryptedFor(activities);
+    simulator.faults.add({ route: 'storeCipherText', kind: 'latency', latencyMs: 400, userId });
+    const env = new MockActivityEnvironment();
+    let heartbeats = 0;
+    env.on('heartbeat', () => (heartbeats += 1));
+    await run(env, activities.storeCiphertexts, { userId, encrypted });
+    expect(heartbeats).toBeGreaterThanOrEqual(6);
+    simulator.faults.clear();
+  });
+
+  it('ends at once with CancelledFailure when cancelled during a hung Portal call', async () => {
+    const activities = createActivities(deps());
+    const { userId, encrypted } = await encryptedFor(activities);
+    simulator.faults.add({ route: 'storeCipherText', kind: 'hang', latencyMs: 10_000, userId });
+    const env = new MockActivityEnvironment();
+    const started = Date.now();
+    const running = run(env, activities.storeCiphertexts, { userId, encrypted });
+    setTimeout(() => env.cancel(), 200);
+    await expect(running).rejects.toBeInstanceOf(CancelledFailure);
+    // Well before Portal's 3 s client timeout would have ended it.
+    expect(Date.now() - started).toBeLessThan(2_000);
+    simulator.faults.clear();
+  });
+
+  it('a store that returns another ciphertext fails verification, permanently', async () => {
+    const honest = new PortalCiphertextStore(portal);
+    const swapping: CiphertextStore = {
+      kind: 'swapping',
+      put: (context, pairId, ciphertext) => honest.put(context, pairId, ciphertext),
+      get: async (context, pairId) => `${await honest.get(context, pairId)}x`,
+    };
+    const activities = createActivities(deps({ store: swapping }));
+    const { userId, encrypted } = await encryptedFor(activities);
+    const failure = await failureOf(run(new MockActivityEnvironment(), activities.storeCiphertexts, { userId, encrypted }));
+    expect(failure).toMatchObject({ type: 'CiphertextVerificationError', nonRetryable: true });
+    expect(failure.message).toContain('differs from the one written');
+  });
+
+  it('a ciphertext that does not decrypt to the encrypted share fails verification, permanently', async () => {
+    const activities = createActivities(deps());
+    const { userId, encrypted } = await encryptedFor(activities);
+    // A valid ciphertext in the right user-and-pair context, but of other bytes than the digest says.
+    const pairId = encrypted.SECP256K1.pairId;
+    const [forged] = await transit.encryptBatch([
+      { plaintext: sharePlaintext({ id: pairId, share: 'b3RoZXI=' }), context: transitContext(userId, pairId) },
+    ]);
+    const tampered: EncryptedShares = { ...encrypted, SECP256K1: { ...encrypted.SECP256K1, ciphertext: forged! } };
+    const failure = await failureOf(run(new MockActivityEnvironment(), activities.storeCiphertexts, { userId, encrypted: tampered }));
+    expect(failure).toMatchObject({ type: 'CiphertextVerificationError', nonRetryable: true });
+    expect(failure.message).toContain('does not decrypt to the share that was encrypted');
+  });
+
+  it('a read-back that stays 404 is retried a bounded number of times, then parks with the reason', async () => {
+    const honest = new PortalCiphertextStore(portal);
+    const losing: CiphertextStore = {
+      kind: 'losing',
+      put: (context, pairId, ciphertext) => honest.put(context, pairId, ciphertext),
+      get: async (_context, pairId) => {
+        throw new PortalNotFoundError(`GET cipher-text of ${pairId} returned 404`);
+      },
+    };
+    const activities = createActivities(deps({ store: losing, maxNotReadableAttempts: 10 }));
+    const { userId, encrypted } = await encryptedFor(activities);
+    const early = await failureOf(run(new MockActivityEnvironment({ attempt: 3 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(early).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+    const late = await failureOf(run(new MockActivityEnvironment({ attempt: 10 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(late).toMatchObject({ type: 'CiphertextNotReadableError', nonRetryable: true });
+    expect(late.message).toContain('still answers 404 after 10 attempts');
+  });
+});

@@ -1,0 +1,88 @@
+import { WorkflowUpdateStage } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupFailedError } from '../../client/backup-client';
+import { abandonUpdate, retryUpdate } from '../../workflows/backup-wallet-api';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+
+let env: BackupTestEnv;
+let stopWorker: () => Promise<void>;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  stopWorker = await env.startWorker();
+});
+afterAll(() => env?.close());
+
+const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs);
+
+async function parked(userId: string) {
+  return eventually(`backup of ${userId} to park`, async () => {
+    const status = await env.backups.getBackupStatus(userId);
+    return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+  });
+}
+
+describe('backup hardening', () => {
+  it('the worker refuses a backup started without the payload codec (e.g. from the Web UI): nothing reaches Portal', async () => {
+    const userId = env.seedUser('plain-start');
+    const before = env.simulator.calls.backup ?? 0;
+    const handle = await env.rawClient.workflow.start('backupWallet', {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${userId}`,
+      args: [{ userId }],
+    });
+    const failed = await eventually('a failed workflow task', async () => {
+      const history = await handle.fetchHistory();
+      return history.events!.find((event) => event.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes ?? undefined;
+    });
+    expect(failed).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const history = await handle.fetchHistory();
+    expect(history.events!.some((event) => event.activityTaskScheduledEventAttributes)).toBe(false);
+    expect(env.simulator.calls.backup ?? 0).toBe(before);
+    await handle.terminate('test: refused as expected');
+  });
+
+  it('retry and abandon delivered together: exactly one is accepted', async () => {
+    const userId = env.seedUser('race');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await parked(userId);
+    env.simulator.faults.clear();
+    // With no worker polling, both updates wait at the server and reach the next worker in one task.
+    await stopWorker();
+    const handle = env.backups.temporal.workflow.getHandle(`backup-${userId}`);
+    const started = Promise.all([
+      handle.startUpdate(retryUpdate, { args: [{ requestedBy: 'operator-a' }], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+      handle.startUpdate(abandonUpdate, { args: [{ reason: 'operator-b gives up', requestedBy: 'operator-b' }], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    stopWorker = await env.startWorker();
+    // A handle comes back for a refused update too; its result says whether it was accepted.
+    const [retry, abandon] = (await Promise.allSettled((await started).map((update) => update.result()))) as [PromiseSettledResult<unknown>, PromiseSettledResult<unknown>];
+    expect([retry, abandon].filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    const refused = [retry, abandon].find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
+    expect(String(refused.reason?.cause?.message ?? refused.reason?.message)).toContain('already has an operator decision');
+    if (retry.status === 'fulfilled') {
+      expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    } else {
+      await expect(env.backups.waitForBackup(userId)).rejects.toMatchObject({ reasonType: 'BackupAbandoned' });
+    }
+  });
+
+  it('names the pairs made by a lost step-1 response even when step 1 finally fails', async () => {
+    const userId = env.seedUser('orphan-fail');
+    env.simulator.faults.add({ route: 'backup', kind: 'lost-response', count: 1, userId });
+    await env.backups.startBackupWorkflow(userId);
+    // The first call made pairs and lost its answer; the retry is refused for good.
+    await eventually('the lost response', async () => (pairsOf(userId).length === 2 ? true : undefined));
+    env.simulator.faults.add({ route: 'backup', kind: 'status', status: 403, userId });
+    const failure = await env.backups.waitForBackup(userId).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BackupFailedError);
+    const orphaned = pairsOf(userId).map((pair) => pair.id);
+    expect(orphaned).toHaveLength(2);
+    for (const pairId of orphaned) expect((failure as BackupFailedError).message).toContain(pairId);
+    expect((failure as BackupFailedError).message).toContain('orphaned pairs left incomplete at Portal');
+    env.simulator.faults.clear();
+  });
+});
