@@ -25,7 +25,7 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
-import { EncryptionCodec } from '../../codec/encryption-codec';
+import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { startTemporalDevServer, type TemporalDevServer } from '../../stack/temporal-dev-server';
@@ -174,6 +174,8 @@ async function main(): Promise<void> {
       TEMPORAL_NAMESPACE: temporalServer.namespace,
       TEMPORAL_TASK_QUEUE: taskQueue,
       PAYLOAD_CODEC_KEYS: keys,
+      // The workers' own key, only for this recording: replay never opens sealed shares.
+      SHARE_SEALING_KEYS: `replay-seal-1:${randomBytes(32).toString('base64')}`,
       PORTAL_ENCLAVE_URL: simulator.url,
       PORTAL_API_URL: simulator.url,
       PORTAL_TIMEOUT_MS: '5000',
@@ -205,7 +207,7 @@ async function main(): Promise<void> {
     const client = new Client({
       connection,
       namespace: temporalServer.namespace,
-      dataConverter: { payloadCodecs: [new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: keys }))] },
+      dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: keys })),
     });
     const backups = new BackupClient(client, taskQueue);
     const batches = new BatchClient(client, taskQueue);

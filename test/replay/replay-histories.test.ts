@@ -4,7 +4,7 @@
  * different command sequence for the same history) fails here with a DeterminismViolationError.
  * Needs no server: replay runs in-process from the history alone.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { historyFromJSON } from './history-json';
 import { Worker, type ReplayResult, type ReplayWorkerOptions } from '@temporalio/worker';
@@ -32,6 +32,8 @@ const SCENARIOS = [
 ];
 
 interface Fixture {
+  /** The folder of the code version that recorded it (fixtures/<short sha>/). */
+  version: string;
   name: string;
   workflowId: string;
   workflowType: string;
@@ -39,18 +41,25 @@ interface Fixture {
   history: unknown;
 }
 
-function loadFixtures(): Fixture[] {
+/** One folder per recorded code version, each with its fixtures and the codec key they were recorded with. */
+function versions(): string[] {
   return readdirSync(FIXTURES)
+    .filter((entry) => statSync(join(FIXTURES, entry)).isDirectory())
+    .sort();
+}
+
+function loadFixtures(version: string): Fixture[] {
+  return readdirSync(join(FIXTURES, version))
     .filter((file) => file.endsWith('.json'))
     .sort()
     .map((file) => {
-      const parsed = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Omit<Fixture, 'name'>;
-      return { ...parsed, name: basename(file, '.json') };
+      const parsed = JSON.parse(readFileSync(join(FIXTURES, version, file), 'utf8')) as Omit<Fixture, 'name' | 'version'>;
+      return { ...parsed, version, name: basename(file, '.json') };
     });
 }
 
-function replayOptions(workflowsPath: string, replayName: string): ReplayWorkerOptions {
-  const keys = readFileSync(join(FIXTURES, 'codec-keys.txt'), 'utf8').trim();
+function replayOptions(workflowsPath: string, replayName: string, version: string): ReplayWorkerOptions {
+  const keys = readFileSync(join(FIXTURES, version, 'codec-keys.txt'), 'utf8').trim();
   return {
     workflowsPath,
     replayName,
@@ -60,45 +69,53 @@ function replayOptions(workflowsPath: string, replayName: string): ReplayWorkerO
 }
 
 /** Replays every fixture; runReplayHistories is an async generator, so it must be iterated. */
-async function replay(workflowsPath: string, replayName: string, fixtures: Fixture[]) {
+async function replay(workflowsPath: string, replayName: string, version: string, fixtures: Fixture[]) {
   const histories = fixtures.map((fixture) => ({ workflowId: fixture.workflowId, history: historyFromJSON(fixture.history) }));
   const results: { name: string; result: ReplayResult }[] = [];
-  for await (const result of Worker.runReplayHistories(replayOptions(workflowsPath, replayName), histories)) {
+  for await (const result of Worker.runReplayHistories(replayOptions(workflowsPath, replayName, version), histories)) {
     results.push({ name: fixtures[results.length]!.name, result });
   }
   return results;
 }
 
 describe('recorded histories replay against the current workflow code', () => {
-  const fixtures = loadFixtures();
+  const recorded = versions();
 
-  it('has a fixture for every recorded scenario', () => {
-    const names = fixtures.map((fixture) => fixture.name);
-    for (const scenario of SCENARIOS) {
-      expect(
-        names.some((name) => name === scenario || new RegExp(`^${scenario}-run\\d+$`).test(name)),
-        `a fixture for ${scenario}`,
-      ).toBe(true);
-    }
+  it('has fixtures of at least the code before the sealed-shares and batch-v2 changes', () => {
+    expect(recorded).toContain('a191e35');
   });
 
-  it('replays every fixture without a determinism or replay error', { timeout: 300_000 }, async () => {
-    const results = await replay(WORKFLOWS_PATH, 'replay-fixtures', fixtures);
-    expect(results).toHaveLength(fixtures.length);
-    const failures = results
-      .filter(({ result }) => result.error !== undefined)
-      .map(({ name, result }) => `${name} (${result.workflowId}): ${result.error?.name}: ${result.error?.message}`);
-    expect(failures).toEqual([]);
-    for (const { name, result } of results) {
-      expect(result.workflowId, name).toBe(fixtures.find((fixture) => fixture.name === name)!.workflowId);
-    }
-  });
+  describe.each(recorded)('recorded by %s', (version) => {
+    const fixtures = loadFixtures(version);
 
-  it('detects nondeterminism: a backup history against a different backupWallet fails', { timeout: 300_000 }, async () => {
-    const backup = fixtures.find((fixture) => fixture.name === 'backup-completed');
-    expect(backup).toBeDefined();
-    const [only] = await replay(NONDETERMINISTIC_WORKFLOWS, 'replay-negative', [backup!]);
-    expect(only).toBeDefined();
-    expect(only!.result.error).toBeInstanceOf(DeterminismViolationError);
+    it('has a fixture for every recorded scenario', () => {
+      const names = fixtures.map((fixture) => fixture.name);
+      for (const scenario of SCENARIOS) {
+        expect(
+          names.some((name) => name === scenario || new RegExp(`^${scenario}-run\\d+$`).test(name)),
+          `a fixture for ${scenario}`,
+        ).toBe(true);
+      }
+    });
+
+    it('replays every fixture without a determinism or replay error', { timeout: 300_000 }, async () => {
+      const results = await replay(WORKFLOWS_PATH, `replay-${version}`, version, fixtures);
+      expect(results).toHaveLength(fixtures.length);
+      const failures = results
+        .filter(({ result }) => result.error !== undefined)
+        .map(({ name, result }) => `${name} (${result.workflowId}): ${result.error?.name}: ${result.error?.message}`);
+      expect(failures).toEqual([]);
+      for (const { name, result } of results) {
+        expect(result.workflowId, name).toBe(fixtures.find((fixture) => fixture.name === name)!.workflowId);
+      }
+    });
+
+    it('detects nondeterminism: a backup history against a different backupWallet fails', { timeout: 300_000 }, async () => {
+      const backup = fixtures.find((fixture) => fixture.name === 'backup-completed');
+      expect(backup).toBeDefined();
+      const [only] = await replay(NONDETERMINISTIC_WORKFLOWS, `replay-negative-${version}`, version, [backup!]);
+      expect(only).toBeDefined();
+      expect(only!.result.error).toBeInstanceOf(DeterminismViolationError);
+    });
   });
 });
