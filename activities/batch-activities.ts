@@ -6,6 +6,7 @@ import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { BatchSourceNotAllowedError, CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import { describeZodError } from './response-validation';
+import { isTransientHttpStatus } from './http-status';
 import { temporalCall } from './temporal-error-classifier';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 
@@ -59,7 +60,7 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           data = (await http.get(input.url, { params, headers })).data;
         } catch (error) {
           const status = (error as { response?: { status?: number } }).response?.status;
-          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+          if (!isTransientHttpStatus(status)) {
             throw new CredentialsInvalidError(`the user source ${input.url} refused the page request with ${status}`);
           }
           throw new CredentialsUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);

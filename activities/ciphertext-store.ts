@@ -1,17 +1,39 @@
-/** Who a ciphertext belongs to; a store uses what it needs (Portal needs the client API key). */
+import type { Curve } from '../domain/curves';
+
+/** Whose ciphertexts a call is about. Stores that need credentials load them themselves. */
 export interface StoreContext {
   userId: string;
-  clientApiKey: string;
+}
+
+/** One curve's ciphertext of one backup, bound (by its Transit context) to the user and pair. */
+export interface StoredCiphertext {
+  curve: Curve;
+  pairId: string;
+  ciphertext: string;
+}
+
+export interface PutOptions {
+  /**
+   * True on the step's first attempt: the pairs were made by step 1 moments ago and were never
+   * given to anyone, so nothing can be stored for them yet and a store may skip its write-once
+   * check. On later attempts a store must check (an earlier attempt may have written them).
+   */
+  freshPairs: boolean;
 }
 
 /**
- * Where encrypted backup shares live. Portal-Managed stores at Portal; a Self-Managed store (the
- * company's own database or endpoint) implements the same two calls. `put` must be idempotent:
- * writing the same ciphertext for the same pair twice is harmless.
+ * Where encrypted client backup shares live: Portal (Portal-Managed), the company's PostgreSQL, or
+ * the company's HTTP endpoint; one file each, picked by CIPHERTEXT_STORE (ciphertext-store-factory).
+ * The contract every store keeps:
+ * - `put` is write-once per pair: the same ciphertext again is a no-op; a different ciphertext for a
+ *   pair that already has one throws CiphertextConflictError and overwrites nothing.
+ * - `get` returns the ciphertext stored for the pair, or throws CiphertextNotFoundError when there
+ *   is none (the step decides whether that means "not readable yet" or "lost").
+ * - Transient failures throw a retryable domain error; nothing here knows about Portal's errors
+ *   unless the store is Portal.
  */
 export interface CiphertextStore {
   readonly kind: string;
-  put(context: StoreContext, pairId: string, ciphertext: string): Promise<void>;
-  /** The ciphertext stored for the pair; throws a domain error when it cannot be read. */
-  get(context: StoreContext, pairId: string): Promise<string>;
+  put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void>;
+  get(context: StoreContext, pairId: string, curve: Curve): Promise<string>;
 }

@@ -1,6 +1,7 @@
 import axios, { AxiosError, AxiosInstance } from 'axios';
 import { z } from 'zod';
 import { CredentialsInvalidError, CredentialsUnavailableError, UnknownUserError } from '../domain/errors';
+import { isTransientHttpStatus } from './http-status';
 import { describeZodError } from './response-validation';
 
 /** What the service needs per user to ask Portal for a backup. Never leaves the activity. */
@@ -87,7 +88,7 @@ function classify(error: unknown, userId: string): Error {
   if (status === 404) {
     return new UnknownUserError(`unknown user ${userId}: the credentials source has no client API key for this user`);
   }
-  if (status === undefined || status === 408 || status === 429 || status >= 500) {
+  if (isTransientHttpStatus(status)) {
     return new CredentialsUnavailableError(
       `loading credentials for user ${userId} failed (${status ?? error.code ?? 'network error'}); will retry`,
     );

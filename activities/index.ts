@@ -3,11 +3,12 @@ import { Context } from '@temporalio/activity';
 import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import {
+  CiphertextNotFoundError,
   CiphertextNotReadableError,
+  CiphertextStoreUnavailableError,
   CiphertextVerificationError,
   PortalNotFoundError,
   PortalRequestRejectedError,
-  PortalUnavailableError,
   SealedSharesError,
 } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
@@ -152,33 +153,33 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Step 3: store each ciphertext, read it back and check that it decrypts to what we encrypted. */
+    /** Step 3: store both ciphertexts, read them back and check they decrypt to what was encrypted. */
     async storeCiphertexts({ userId, encrypted }: StoreCiphertextsInput): Promise<void> {
       return boundary(async () => {
-        const { clientApiKey } = await deps.credentials.load(userId);
-        const context = { userId, clientApiKey };
-        for (const curve of CURVES) {
-          await deps.store.put(context, encrypted[curve].pairId, encrypted[curve].ciphertext);
-        }
+        const attempt = Context.current().info.attempt;
+        const context = { userId };
+        await deps.store.put(
+          context,
+          CURVES.map((curve) => ({ curve, pairId: encrypted[curve].pairId, ciphertext: encrypted[curve].ciphertext })),
+          { freshPairs: attempt === 1 },
+        );
         const readBack: string[] = [];
         for (const curve of CURVES) {
-          const stored = await deps.store.get(context, encrypted[curve].pairId).catch((error: unknown) => {
-            // Just written: a 404 means not readable yet (replication), not gone.
-            if (error instanceof PortalNotFoundError) {
-              const attempt = Context.current().info.attempt;
-              if (attempt >= deps.maxNotReadableAttempts) {
-                throw new CiphertextNotReadableError(
-                  `the ${deps.store.kind} store accepted the ciphertext of pair ${encrypted[curve].pairId} but still answers 404 ` +
-                    `after ${attempt} attempts: check the store, then retry (the pair stays unmarked)`,
-                );
-              }
-              throw new PortalUnavailableError(`the ciphertext of pair ${encrypted[curve].pairId} is not readable yet; will retry`);
+          const { pairId, ciphertext } = encrypted[curve];
+          const stored = await deps.store.get(context, pairId, curve).catch((error: unknown) => {
+            if (!(error instanceof CiphertextNotFoundError)) throw error;
+            // Just written: "not found" means not readable yet (replication), unless it lasts.
+            if (attempt >= deps.maxNotReadableAttempts) {
+              throw new CiphertextNotReadableError(
+                `the ${deps.store.kind} store accepted the ciphertext of pair ${pairId} but still has none ` +
+                  `after ${attempt} attempts: check the store, then retry (the pair stays unmarked)`,
+              );
             }
-            throw error;
+            throw new CiphertextStoreUnavailableError(`the ciphertext of pair ${pairId} is not readable yet; will retry`);
           });
-          if (stored !== encrypted[curve].ciphertext) {
+          if (stored !== ciphertext) {
             throw new CiphertextVerificationError(
-              `the ciphertext read back from the ${deps.store.kind} store for pair ${encrypted[curve].pairId} differs from the one written`,
+              `the ciphertext read back from the ${deps.store.kind} store for pair ${pairId} differs from the one written`,
             );
           }
           readBack.push(stored);

@@ -1,17 +1,50 @@
-import type { CiphertextStore, StoreContext } from './ciphertext-store';
+import type { Curve } from '../domain/curves';
+import { CiphertextConflictError, CiphertextNotFoundError, PortalNotFoundError } from '../domain/errors';
+import type { CiphertextStore, PutOptions, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 
-/** Portal-Managed backups: the ciphertext is stored at Portal, per backup share pair. */
+/**
+ * Portal-Managed backups: the ciphertext is stored at Portal, per backup share pair, with the
+ * user's client API key (loaded here from the credentials source; the step never sees it).
+ * Portal's route overwrites, so write-once is checked here: on a retried attempt the pair may
+ * already hold a ciphertext, which is read first.
+ */
 export class PortalCiphertextStore implements CiphertextStore {
   readonly kind = 'portal';
 
-  constructor(private readonly portal: PortalClient) {}
+  constructor(
+    private readonly portal: PortalClient,
+    private readonly credentials: CredentialsSource,
+  ) {}
 
-  put(context: StoreContext, pairId: string, ciphertext: string): Promise<void> {
-    return this.portal.storeCipherText(context.clientApiKey, pairId, ciphertext);
+  async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
+    const { clientApiKey } = await this.credentials.load(context.userId);
+    for (const { pairId, ciphertext } of ciphertexts) {
+      if (!options.freshPairs) {
+        const existing = await this.read(clientApiKey, pairId);
+        if (existing === ciphertext) continue;
+        if (existing !== undefined) {
+          throw new CiphertextConflictError(`pair ${pairId} already holds a different ciphertext at Portal; it was not overwritten`);
+        }
+      }
+      await this.portal.storeCipherText(clientApiKey, pairId, ciphertext);
+    }
   }
 
-  get(context: StoreContext, pairId: string): Promise<string> {
-    return this.portal.getCipherText(context.clientApiKey, pairId);
+  async get(context: StoreContext, pairId: string, _curve: Curve): Promise<string> {
+    const { clientApiKey } = await this.credentials.load(context.userId);
+    const stored = await this.read(clientApiKey, pairId);
+    if (stored === undefined) throw new CiphertextNotFoundError(`Portal has no ciphertext for pair ${pairId} (404)`);
+    return stored;
+  }
+
+  private async read(clientApiKey: string, pairId: string): Promise<string | undefined> {
+    try {
+      return await this.portal.getCipherText(clientApiKey, pairId);
+    } catch (error) {
+      if (error instanceof PortalNotFoundError) return undefined;
+      throw error;
+    }
   }
 }

@@ -9,6 +9,7 @@ import {
   PortalUnavailableError,
 } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
+import { isTransientHttpStatus } from './http-status';
 
 /** Longest server-sent message we repeat, so a huge HTML error page cannot flood a failure. */
 const MAX_DETAIL_CHARS = 200;
@@ -82,7 +83,7 @@ export function classifyPortalError(error: unknown, operation: string): BackupDo
     const opts = retryAfterMs === undefined ? {} : { retryAfterMs };
     return new PortalRateLimitedError(`${operation} was rate limited by Portal (429)${suffix}`, opts);
   }
-  if (status === 408 || status >= 500) {
+  if (isTransientHttpStatus(status)) {
     return new PortalUnavailableError(`${operation} failed with ${status}${suffix}; will retry`);
   }
   if (status === 401 || status === 403) {

@@ -8,6 +8,7 @@ import {
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import type { BackupProgress, BackupResult } from '../domain/backup-types';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { backupDataConverter } from '../codec/data-converter';
@@ -130,10 +131,14 @@ export class BackupClient {
     if (step !== undefined) view.step = step;
     const pending = description.raw.pendingActivities?.[0];
     if (pending) {
+      // Failure messages are encoded into payloads in history: decode with this client's codec.
+      const lastFailure = await decodeOptionalFailureToOptionalError(this.temporal.options.loadedDataConverter, pending.lastFailure).catch(
+        () => undefined,
+      );
       view.pendingActivity = {
         type: pending.activityType?.name ?? 'unknown',
         attempt: pending.attempt ?? 1,
-        ...(pending.lastFailure?.message ? { lastFailure: pending.lastFailure.message } : {}),
+        ...(lastFailure?.message ? { lastFailure: lastFailure.message } : {}),
       };
     }
     if (description.status.name === 'RUNNING') {

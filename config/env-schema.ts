@@ -29,3 +29,17 @@ export const envHostPort = z
   .string()
   .trim()
   .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'must be host:port, e.g. localhost:7233');
+
+/** An http(s) URL template that must contain `{userId}`. */
+export const envUrlTemplate = envNonEmpty.refine(
+  (value) => value.includes('{userId}') && /^https?:\/\/\S+$/.test(value),
+  'must be an http(s) URL template containing {userId}',
+);
+
+/** A header as `Header-Name: value`. */
+export const envHeader = z.string().regex(/^[A-Za-z0-9-]+:\s*\S.*$/, 'must look like "Header-Name: value"');
+
+export function toHeader(value: string): { name: string; value: string } {
+  const separator = value.indexOf(':');
+  return { name: value.slice(0, separator).trim(), value: value.slice(separator + 1).trim() };
+}

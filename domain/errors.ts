@@ -85,6 +85,26 @@ export class CiphertextVerificationError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** A ciphertext store has nothing for the pair (each store maps its own "not found" to this). */
+export class CiphertextNotFoundError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** A ciphertext store already holds a different ciphertext for the pair; nothing was overwritten. */
+export class CiphertextConflictError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** A ciphertext store (the company's database or endpoint) failed transiently. */
+export class CiphertextStoreUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** A ciphertext store refused the request or answered with something unusable. */
+export class CiphertextStoreRequestError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** The ciphertext just stored stays unreadable (404) after several read-backs: the store lost or never kept it. */
 export class CiphertextNotReadableError extends BackupDomainError {
   readonly retryable = false;
@@ -118,6 +138,9 @@ export const PERMANENT_ERROR_TYPES = [
   'CredentialsInvalidError',
   'CiphertextVerificationError',
   'CiphertextNotReadableError',
+  'CiphertextNotFoundError',
+  'CiphertextConflictError',
+  'CiphertextStoreRequestError',
   'SealedSharesError',
   'BatchSourceNotAllowedError',
   'UnexpectedError',

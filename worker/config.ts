@@ -6,7 +6,8 @@ import type { CodecKeyRing } from '../codec/encryption-codec';
 import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
 import { sealingEnvProblems, sealingEnvSchema, toSealingKeyRing } from '../config/sealing-config';
-import { envInt, envNonEmpty, envUrl } from '../config/env-schema';
+import { envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from '../config/env-schema';
+import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
 import { loadConfig } from '../config/load-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 
@@ -25,14 +26,13 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
   VAULT_TRANSIT_MOUNT: z.string().trim().regex(/^[A-Za-z0-9_\-/]+$/, 'must be a mount path like transit').default('transit'),
   VAULT_TRANSIT_KEY: z.string().trim().regex(/^[A-Za-z0-9_.-]+$/, 'must be a Transit key name').default('mpc-backup'),
   VAULT_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
-  CREDENTIALS_URL: envNonEmpty.refine(
-    (value) => value.includes('{userId}') && /^https?:\/\/\S+$/.test(value),
-    'must be an http(s) URL template containing {userId}',
-  ),
-  CREDENTIALS_AUTH_HEADER: z
-    .string()
-    .regex(/^[A-Za-z0-9-]+:\s*\S.*$/, 'must look like "Header-Name: value"')
-    .optional(),
+  CREDENTIALS_URL: envUrlTemplate,
+  CREDENTIALS_AUTH_HEADER: envHeader.optional(),
+  CIPHERTEXT_STORE: z.enum(['portal', 'http'], { error: 'must be portal or http' }).default('portal'),
+  CIPHERTEXT_HTTP_WRITE_URL: envUrlTemplate.optional(),
+  CIPHERTEXT_HTTP_READ_URL: envUrlTemplate.optional(),
+  CIPHERTEXT_HTTP_AUTH_HEADER: envHeader.optional(),
+  CIPHERTEXT_HTTP_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   BATCH_SOURCE_ALLOWED_ORIGINS: z
     .string()
@@ -61,6 +61,8 @@ export interface WorkerConfig {
     auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
   };
   credentials: HttpCredentialsSourceConfig;
+  /** Where client ciphertexts are stored (CIPHERTEXT_STORE). */
+  store: CiphertextStoreConfig;
   shutdownGraceMs: number;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
@@ -80,13 +82,25 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     if (appRole && !(parsed.VAULT_ROLE_ID && parsed.VAULT_SECRET_ID)) {
       problems.push('VAULT_ROLE_ID and VAULT_SECRET_ID must be set together');
     }
+    if (parsed.CIPHERTEXT_STORE === 'http' && !parsed.CIPHERTEXT_HTTP_WRITE_URL) {
+      problems.push('CIPHERTEXT_HTTP_WRITE_URL is required when CIPHERTEXT_STORE=http: the company endpoint, a URL template with {userId}');
+    }
     if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
       problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');
     }
     return problems;
   });
-  const header = e.CREDENTIALS_AUTH_HEADER;
-  const separator = header?.indexOf(':') ?? -1;
+  const storeHeader = e.CIPHERTEXT_HTTP_AUTH_HEADER ? toHeader(e.CIPHERTEXT_HTTP_AUTH_HEADER) : undefined;
+  const store: CiphertextStoreConfig =
+    e.CIPHERTEXT_STORE === 'http'
+      ? {
+          kind: 'http',
+          writeUrl: e.CIPHERTEXT_HTTP_WRITE_URL!,
+          readUrl: e.CIPHERTEXT_HTTP_READ_URL ?? e.CIPHERTEXT_HTTP_WRITE_URL!,
+          timeoutMs: e.CIPHERTEXT_HTTP_TIMEOUT_MS,
+          ...(storeHeader ? { authHeader: storeHeader } : {}),
+        }
+      : { kind: 'portal' };
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
@@ -115,10 +129,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     credentials: {
       urlTemplate: e.CREDENTIALS_URL,
       timeoutMs: e.CREDENTIALS_TIMEOUT_MS,
-      ...(header && separator > 0
-        ? { authHeader: { name: header.slice(0, separator).trim(), value: header.slice(separator + 1).trim() } }
-        : {}),
+      ...(e.CREDENTIALS_AUTH_HEADER ? { authHeader: toHeader(e.CREDENTIALS_AUTH_HEADER) } : {}),
     },
+    store,
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
     maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,

@@ -4,7 +4,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch-activities';
 import { createActivities } from '../activities';
 import { HttpCredentialsSource } from '../activities/credentials-source';
-import { PortalCiphertextStore } from '../activities/portal-ciphertext-store';
+import { CachedCredentialsSource } from '../activities/cached-credentials-source';
+import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { PortalClient } from '../activities/portal-client';
 import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from '../activities/vault-auth';
 import { VaultTransit } from '../activities/vault-transit';
@@ -19,6 +20,8 @@ import { WORKFLOWS_PATH } from './workflows-path';
 export const HEARTBEAT_INTERVAL_MS = 3_000;
 /** Clock skew allowed between us and Portal when telling a run's orphaned pairs apart. */
 const ORPHAN_SCAN_SKEW_MS = 30_000;
+/** How long a store may reuse a user's credentials within one step (see CachedCredentialsSource). */
+const CREDENTIALS_MEMO_MS = 5_000;
 /** Read-backs that may find a just-stored ciphertext missing (about 4 minutes of backoff) before parking. */
 const MAX_NOT_READABLE_ATTEMPTS = 10;
 
@@ -37,11 +40,13 @@ export function createActivityDeps(config: WorkerConfig) {
           } as nodeVault.VaultOptions),
           config.vault.auth,
         );
+  const credentials = new HttpCredentialsSource(config.credentials);
   return {
-    credentials: new HttpCredentialsSource(config.credentials),
+    credentials,
     portal,
     transit: new VaultTransit(config.vault, vaultAuth),
-    store: new PortalCiphertextStore(portal),
+    // The store's puts and read-backs in one attempt share one credentials load.
+    store: createCiphertextStore(config.store, { portal, credentials: new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS) }),
     sealer: new ShareSealer(config.sealingKeys),
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     orphanScanSkewMs: ORPHAN_SCAN_SKEW_MS,

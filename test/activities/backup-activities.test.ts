@@ -12,7 +12,7 @@ import { transitContext } from '../../activities/transit-context';
 import { StaticTokenAuth } from '../../activities/vault-auth';
 import { VaultTransit } from '../../activities/vault-transit';
 import type { EncryptedShares } from '../../domain/backup-types';
-import { PortalNotFoundError } from '../../domain/errors';
+import { CiphertextNotFoundError } from '../../domain/errors';
 import { secretsOf } from '../../chaos/secret-scan';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 
@@ -36,12 +36,17 @@ beforeAll(async () => {
 });
 afterAll(() => simulator?.close());
 
+/** The simulator's company-backend credentials route, as the worker reads it. */
+function credentialsFor() {
+  return new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 });
+}
+
 function deps(overrides: Partial<ActivityDeps> = {}): ActivityDeps {
   return {
-    credentials: new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 }),
+    credentials: credentialsFor(),
     portal,
     transit,
-    store: new PortalCiphertextStore(portal),
+    store: new PortalCiphertextStore(portal, credentialsFor()),
     sealer: new ShareSealer({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) }),
     heartbeatIntervalMs: 50,
     orphanScanSkewMs: 30_000,
@@ -115,11 +120,11 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
   });
 
   it('a store that returns another ciphertext fails verification, permanently', async () => {
-    const honest = new PortalCiphertextStore(portal);
+    const honest = new PortalCiphertextStore(portal, credentialsFor());
     const swapping: CiphertextStore = {
       kind: 'swapping',
-      put: (context, pairId, ciphertext) => honest.put(context, pairId, ciphertext),
-      get: async (context, pairId) => `${await honest.get(context, pairId)}x`,
+      put: (context, ciphertexts, options) => honest.put(context, ciphertexts, options),
+      get: async (context, pairId, curve) => `${await honest.get(context, pairId, curve)}x`,
     };
     const activities = createActivities(deps({ store: swapping }));
     const { userId, encrypted } = await encryptedFor(activities);
@@ -143,12 +148,12 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
   });
 
   it('a read-back that stays 404 is retried a bounded number of times, then parks with the reason', async () => {
-    const honest = new PortalCiphertextStore(portal);
+    const honest = new PortalCiphertextStore(portal, credentialsFor());
     const losing: CiphertextStore = {
       kind: 'losing',
-      put: (context, pairId, ciphertext) => honest.put(context, pairId, ciphertext),
+      put: (context, ciphertexts, options) => honest.put(context, ciphertexts, options),
       get: async (_context, pairId) => {
-        throw new PortalNotFoundError(`GET cipher-text of ${pairId} returned 404`);
+        throw new CiphertextNotFoundError(`the store has no ciphertext for ${pairId}`);
       },
     };
     const activities = createActivities(deps({ store: losing, maxNotReadableAttempts: 10 }));

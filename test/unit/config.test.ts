@@ -86,6 +86,14 @@ describe('worker configuration', () => {
     expect(config.batchSourceOrigins).toEqual(['https://a.example.com', 'https://b.example.com:8443']);
   });
 
+  it('picks the ciphertext store from CIPHERTEXT_STORE, and names what the http store needs', () => {
+    expect(loadWorkerConfig(VALID).store).toEqual({ kind: 'portal' });
+    expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http' }).join()).toContain('CIPHERTEXT_HTTP_WRITE_URL is required');
+    expect(problems({ ...VALID, CIPHERTEXT_STORE: 's3' }).join()).toContain('CIPHERTEXT_STORE');
+    const http = loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: 'https://b.example/users/{userId}/user-backup-share', CIPHERTEXT_HTTP_AUTH_HEADER: 'Authorization: Bearer x' });
+    expect(http.store).toMatchObject({ kind: 'http', readUrl: 'https://b.example/users/{userId}/user-backup-share', authHeader: { name: 'Authorization', value: 'Bearer x' } });
+  });
+
   it('never repeats a secret value in its messages', () => {
     const secret = 'super-secret-token-value';
     const found = problems({ ...VALID, PAYLOAD_CODEC_KEYS: `k1:${secret}`, CREDENTIALS_AUTH_HEADER: secret });

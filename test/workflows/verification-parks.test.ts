@@ -26,6 +26,11 @@ let worker: Worker;
 let running: Promise<void>;
 let backups: BackupClient;
 
+/** The simulator's company-backend credentials route, as the worker reads it. */
+function credentialsFor() {
+  return new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 });
+}
+
 beforeAll(async () => {
   testEnv = await TestWorkflowEnvironment.createFromExistingServer({
     address: inject('temporalAddress'),
@@ -33,12 +38,12 @@ beforeAll(async () => {
   });
   simulator = await startPortalSimulator({ seed: 5 });
   const portal = new PortalClient({ enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 3_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1 << 20 });
-  const honest = new PortalCiphertextStore(portal);
+  const honest = new PortalCiphertextStore(portal, credentialsFor());
   // Keeps what it is given, but hands back another ciphertext: a corrupting or swapping store.
   const swapping: CiphertextStore = {
     kind: 'swapping',
-    put: (context, pairId, ciphertext) => honest.put(context, pairId, ciphertext),
-    get: async (context, pairId) => (await honest.get(context, pairId)).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
+    put: (context, ciphertexts, options) => honest.put(context, ciphertexts, options),
+    get: async (context, pairId, curve) => (await honest.get(context, pairId, curve)).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
   };
   const taskQueue = `verify-${randomBytes(4).toString('hex')}`;
   worker = await Worker.create({
@@ -47,7 +52,7 @@ beforeAll(async () => {
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
     activities: createActivities({
-      credentials: new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 }),
+      credentials: credentialsFor(),
       portal,
       transit: new VaultTransit(
         { endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 },
