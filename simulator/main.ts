@@ -14,6 +14,14 @@ const program = new Command('portal-simulator')
     '--open-admin',
     'let non-loopback callers use the admin API (dangerous: anyone who reaches it can read every user, inject faults and revoke keys)',
   )
+  .option('--webhook-url <url>', 'Self-Managed Backups: base URL of the custodian-share webhook (Portal-Managed if unset)')
+  .option(
+    '--webhook-secret <secret>',
+    'X-Webhook-Secret sent to the webhook (visible to other local users in the process list: prefer SIMULATOR_WEBHOOK_SECRET)',
+  )
+  .option('--webhook-timeout-ms <ms>', "budget of each call to the webhook (Portal's is 10000)")
+  .option('--webhook-backup-method <method>', 'backupMethod sent to the webhook', 'UNKNOWN')
+  .option('--accept-webhook-204', 'count a 204 from the webhook as success (default: only 200)')
   .option(
     '--open-backend',
     "let non-loopback callers use the /backend routes (dangerous: they hand out users' API keys and signing shares)",
@@ -31,7 +39,24 @@ async function main(): Promise<void> {
     clientRpm?: string;
     openAdmin?: boolean;
     openBackend?: boolean;
+    webhookUrl?: string;
+    webhookSecret?: string;
+    webhookTimeoutMs?: string;
+    webhookBackupMethod: string;
+    acceptWebhook204?: boolean;
   }>();
+  const webhookSecret = opts.webhookSecret ?? process.env.SIMULATOR_WEBHOOK_SECRET;
+  if (!opts.webhookUrl && (opts.webhookSecret || opts.webhookTimeoutMs)) {
+    throw new Error('--webhook-secret and --webhook-timeout-ms need --webhook-url');
+  }
+  if (opts.webhookUrl && !webhookSecret) throw new Error('--webhook-url needs --webhook-secret or SIMULATOR_WEBHOOK_SECRET');
+  const selfManaged = opts.webhookUrl
+    ? {
+        webhookUrl: opts.webhookUrl,
+        webhookSecret: webhookSecret!,
+        ...(opts.webhookTimeoutMs ? { timeoutMs: Number(opts.webhookTimeoutMs) } : {}),
+      }
+    : undefined;
   const rateLimits =
     opts.enclaveRpm || opts.clientRpm
       ? { enclavePerMinute: Number(opts.enclaveRpm ?? 1e9), clientPerMinute: Number(opts.clientRpm ?? 1e9) }
@@ -43,6 +68,9 @@ async function main(): Promise<void> {
     openAdmin: opts.openAdmin ?? false,
     openBackend: opts.openBackend ?? false,
     ...(rateLimits ? { rateLimits } : {}),
+    ...(selfManaged ? { selfManaged } : {}),
+    webhookBackupMethod: opts.webhookBackupMethod,
+    acceptWebhook204: opts.acceptWebhook204 ?? false,
   });
   const latencyMs = Number(opts.latencyMs);
   if (latencyMs > 0) {
@@ -52,6 +80,12 @@ async function main(): Promise<void> {
   }
   for (let i = 1; i <= Number(opts.users); i++) simulator.state.seedUser(`user-${i}`);
   process.stdout.write(`Portal simulator on ${simulator.url} with ${opts.users} users (user-1 … user-${opts.users})\n`);
+  // The secret is never printed.
+  process.stdout.write(
+    selfManaged
+      ? `Self-Managed Backups: custodian shares go to ${selfManaged.webhookUrl} (budget ${selfManaged.timeoutMs ?? 10_000} ms per call)\n`
+      : 'Portal-Managed Backups (no webhook)\n',
+  );
   for (const [open, what] of [[opts.openAdmin, 'admin API'], [opts.openBackend, '/backend routes']] as const) {
     if (open) process.stdout.write(`warning: the ${what} answer non-loopback callers\n`);
   }

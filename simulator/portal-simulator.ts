@@ -3,8 +3,17 @@ import { isIPv4 } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CURVES } from '../domain/curves';
+import {
+  CustodianWebhook,
+  DEFAULT_WEBHOOK_TIMEOUT_MS,
+  describeSettings,
+  selfManagedSchema,
+  type SelfManagedOptions,
+  type WebhookCallRecord,
+  type WebhookSettings,
+} from './custodian-webhook';
 import { FaultInjector, faultRuleSchema, type RouteName } from './fault-rules';
-import { PortalState, type SimClient } from './portal-state';
+import { PortalState, sha256Hex, type SimBackupPair, type SimClient } from './portal-state';
 import { SlidingWindowLimiter } from './rate-limiter';
 
 export interface PortalSimulatorOptions {
@@ -32,6 +41,38 @@ export interface PortalSimulatorOptions {
   rejectRepeatedMarks?: boolean;
   /** Portal's rate limits (requests per minute); off unless set. */
   rateLimits?: { enclavePerMinute: number; clientPerMinute: number };
+  /**
+   * Self-Managed Backups (shared/portal-api.md, "the custodian-share webhook"): `/v1/backup`
+   * delivers each custodian share to `POST {webhookUrl}/backup`, then validates with
+   * `POST {webhookUrl}/backup/fetch`; `/v1/recover` takes the custodian half from that fetch; the
+   * client object shows `environment.backupWithPortalEnabled: false`. Unset: Portal-Managed.
+   * Switchable at run time with `PUT` / `DELETE /admin/self-managed`. `timeoutMs` is the budget of
+   * each call to the webhook (Portal's: 10 000).
+   */
+  selfManaged?: SelfManagedOptions;
+  /**
+   * The `backupMethod` sent to the webhook (and shown on the pairs made in Self-Managed mode). Which
+   * value Portal sends for Enclave-API backups is not documented; `UNKNOWN` is Portal's "absent".
+   */
+  webhookBackupMethod?: string;
+  /**
+   * Count a 204 from `POST {webhookUrl}/backup` as success. Off by default: the contract's text asks
+   * for 200 ("Answer 200 … otherwise the backup fails"), only the docs' example answers 204, and a
+   * strict simulator catches a webhook that relies on the looser reading. Turn it on to model a
+   * Portal that takes any 2xx. `/backup/fetch` must answer 200 in any case (it carries a body).
+   */
+  acceptWebhook204?: boolean;
+  /**
+   * How `/v1/backup` (and `/v1/recover`) answers when the webhook fails. Default: 500 with the flat
+   * body `{"id": "FAILED_WEBHOOK", "message": "Unable to send backup share to configured webhook"}`.
+   * The contract names the id and message, not the status; see WEBHOOK_FAILURE below.
+   */
+  webhookFailure?: { status?: number; id?: 'FAILED_WEBHOOK' | 'WEBHOOK_FAILED' };
+  /**
+   * Keep each custodian share in `state` after its delivery (never served by any route, never used
+   * for recovery), for in-process test oracles such as a secret scan. Off: Portal keeps no copy.
+   */
+  retainCustodianShares?: boolean;
 }
 
 export interface PortalSimulator {
@@ -39,8 +80,12 @@ export interface PortalSimulator {
   state: PortalState;
   faults: FaultInjector;
   url: string;
-  /** Requests received per route (before faults), for tests and benchmarks. */
+  /** Requests received per route (before faults), for tests and benchmarks; the webhook routes count requests sent. */
   calls: Record<string, number>;
+  /** Every call made to the custodian-share webhook (never a share); also `GET /admin/webhook-deliveries`. */
+  webhookDeliveries: WebhookCallRecord[];
+  /** Switches to Self-Managed mode (or back to Portal-Managed with undefined), like `PUT/DELETE /admin/self-managed`. */
+  setSelfManaged(config: SelfManagedOptions | undefined): void;
   close(): Promise<void>;
 }
 
@@ -82,6 +127,84 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   const faults = new FaultInjector(options.seed ?? 1);
   const calls: Record<string, number> = {};
   let limiters = options.rateLimits ? makeLimiters(options.rateLimits) : undefined;
+  const webhook = new CustodianWebhook(faults, calls);
+  const webhookSettings = (config: SelfManagedOptions | undefined): WebhookSettings | undefined => {
+    if (!config) return undefined;
+    const parsed = selfManagedSchema.parse(config);
+    return {
+      webhookUrl: parsed.webhookUrl,
+      webhookSecret: parsed.webhookSecret,
+      timeoutMs: parsed.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS,
+      backupMethod: options.webhookBackupMethod ?? 'UNKNOWN',
+      acceptWebhook204: options.acceptWebhook204 ?? false,
+    };
+  };
+  let selfManaged = webhookSettings(options.selfManaged);
+  const webhookFailure = (message: string): Outcome =>
+    flatError(options.webhookFailure?.status ?? WEBHOOK_FAILURE.status, options.webhookFailure?.id ?? WEBHOOK_FAILURE.id, message);
+
+  /**
+   * Self-Managed `/v1/backup`, after the pairs are made: deliver each custodian share, then validate
+   * with fetch. Any failure answers FAILED_WEBHOOK without the client shares, and the pairs stay
+   * `incomplete`. Portal keeps no copy of the custodian shares afterwards, whatever the outcome.
+   */
+  async function deliverCustodianShares(
+    settings: WebhookSettings,
+    client: SimClient,
+    response: Record<string, { id: string; share: string }>,
+  ): Promise<Outcome> {
+    const pairs = CURVES.map((curve) => state.findPair(client, response[curve]!.id)!);
+    const context = { userId: client.userId, clientId: client.clientId };
+    try {
+      const delivered = await webhook.deliver(
+        settings,
+        context,
+        pairs.map((pair) => ({ pairId: pair.id, curve: pair.curve, share: pair.custodianShare! })),
+        (pairId) => {
+          const pair = pairs.find((p) => p.id === pairId)!;
+          pair.custodian.delivery = 'delivered';
+          pair.custodian.deliveredAt = new Date().toISOString();
+        },
+      );
+      if (!delivered.ok) {
+        for (const pair of pairs) {
+          if (pair.custodian.delivery === 'pending') pair.custodian.delivery = pair.id === delivered.failedPairId ? 'failed' : 'not-sent';
+        }
+        return webhookFailure(WEBHOOK_FAILURE.backupMessage);
+      }
+      // "Portal picks the one it needs": each share just delivered must come back exactly as sent.
+      const sentShares = pairs.map((pair) => ({ id: pair.id, share: pair.custodianShare! }));
+      const fetched = await webhook.fetchShares(settings, context, 'backup', pairs.map((pair) => pair.id), (shares) => {
+        const held = new Set(shares);
+        const missing = sentShares.filter((sent) => !held.has(sent.share)).map((sent) => sent.id);
+        return missing.length > 0 ? `share of pair ${missing.join(', ')} missing` : undefined;
+      });
+      if (!fetched.ok) return webhookFailure(WEBHOOK_FAILURE.backupMessage);
+      for (const pair of pairs) pair.custodian.validated = true;
+      return { status: 200, body: response };
+    } finally {
+      if (!options.retainCustodianShares) for (const pair of pairs) delete pair.custodianShare;
+    }
+  }
+
+  /**
+   * Self-Managed `/v1/recover`: Portal holds no custodian share of a pair made in Self-Managed mode,
+   * so it fetches them from the webhook and recognises each pair's by its digest. Pairs made in
+   * Portal-Managed mode (before a switch) are in Portal's own storage and need no fetch.
+   */
+  async function custodianSharesForRecovery(client: SimClient, pairs: SimBackupPair[]): Promise<Outcome | undefined> {
+    const delivered = pairs.filter((pair) => pair.custodian.mode === 'self-managed');
+    if (delivered.length === 0) return undefined;
+    const settings = selfManaged;
+    if (!settings) return webhookFailure(`${WEBHOOK_FAILURE.recoverMessage}: no webhook is configured`);
+    const context = { userId: client.userId, clientId: client.clientId };
+    const fetched = await webhook.fetchShares(settings, context, 'recover', delivered.map((pair) => pair.id), (shares) => {
+      const held = new Set(shares.map(sha256Hex));
+      const missing = delivered.filter((pair) => !held.has(pair.custodian.sha256)).map((pair) => pair.id);
+      return missing.length > 0 ? `share of pair ${missing.join(', ')} missing` : undefined;
+    });
+    return fetched.ok ? undefined : webhookFailure(WEBHOOK_FAILURE.recoverMessage);
+  }
 
   // One gate for every non-Portal route. It matches the route that routing chose (not the raw
   // URL), so encoded or odd spellings of a path cannot slip past it; unmatched URLs 404 anyway.
@@ -172,7 +295,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   // --- Enclave MPC API ---------------------------------------------------------------------
   app.post(
     '/v1/backup',
-    route('backup', 'client', (request, client) => {
+    route('backup', 'client', async (request, client) => {
       const body = request.body as { generateResponse?: unknown } | undefined;
       if (typeof body?.generateResponse !== 'string') {
         return flatError(400, 'BAD_REQUEST', 'generateResponse must be the /v1/generate response as a JSON string');
@@ -180,13 +303,17 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       if (!sameSigningShares(body.generateResponse, client!.generateResponse)) {
         return flatError(400, 'BAD_REQUEST', "generateResponse does not hold this client's signing shares");
       }
-      return { status: 200, body: state.createBackupPairs(client!) };
+      // The mode when the call arrived holds for the whole call, even if it is switched meanwhile.
+      const settings = selfManaged;
+      const response = state.createBackupPairs(client!, settings ? { selfManaged: true, backupMethod: settings.backupMethod } : {});
+      if (!settings) return { status: 200, body: response };
+      return deliverCustodianShares(settings, client!, response);
     }),
   );
 
   app.post(
     '/v1/recover',
-    route('recover', 'client', (request, client) => {
+    route('recover', 'client', async (request, client) => {
       const body = request.body as { backupResponse?: unknown } | undefined;
       if (typeof body?.backupResponse !== 'string') {
         return flatError(400, 'BAD_REQUEST', 'backupResponse must be the /v1/backup response as a JSON string');
@@ -197,12 +324,16 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       } catch {
         return flatError(400, 'BAD_REQUEST', 'backupResponse is not valid JSON');
       }
+      const pairs: SimBackupPair[] = [];
       for (const curve of CURVES) {
         const entry = parsed[curve];
         const pair = typeof entry?.id === 'string' ? state.findPair(client!, entry.id) : undefined;
         if (!pair || pair.share !== entry?.share) return flatError(400, 'BAD_REQUEST', `no backup share for ${curve} matches`);
         if (pair.status !== 'completed') return flatError(400, 'BAD_REQUEST', 'recover cannot run until backup succeeds');
+        pairs.push(pair);
       }
+      const custodianFailure = await custodianSharesForRecovery(client!, pairs);
+      if (custodianFailure) return custodianFailure;
       return { status: 200, body: state.createSigningShares(client!) };
     }),
   );
@@ -273,7 +404,10 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
 
   app.get(
     '/api/v3/clients/me',
-    route('getClient', 'client', (_request, client) => ({ status: 200, body: state.clientView(client!) })),
+    route('getClient', 'client', (_request, client) => ({
+      status: 200,
+      body: state.clientView(client!, { backupWithPortalEnabled: selfManaged === undefined }),
+    })),
   );
 
   // --- The company's backend (credentials source), simulated for local dev and tests ---------
@@ -309,7 +443,8 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   app.get('/admin/users/:userId', async (request, reply) => {
     const client = state.user((request.params as { userId: string }).userId);
     if (!client) return reply.code(404).send({ message: 'unknown user' });
-    return client;
+    // Everything, less the custodian shares: per pair, `custodian` says whether it was delivered.
+    return state.adminView(client);
   });
   app.post('/admin/users/:userId/api-key', async (request, reply) => {
     const client = state.user((request.params as { userId: string }).userId);
@@ -332,6 +467,26 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
     return { rules: [] };
   });
   app.get('/admin/calls', async () => calls);
+  // Self-Managed Backups: the mode, and every call made to the webhook (no share, no secret).
+  app.get('/admin/self-managed', async () => ({ selfManaged: describeSettings(selfManaged) }));
+  app.put('/admin/self-managed', async (request, reply) => {
+    const parsed = selfManagedSchema.safeParse(request.body);
+    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    selfManaged = webhookSettings(parsed.data);
+    return { selfManaged: describeSettings(selfManaged) };
+  });
+  app.delete('/admin/self-managed', async () => {
+    selfManaged = undefined;
+    return { selfManaged: null };
+  });
+  app.get('/admin/webhook-deliveries', async (request) => {
+    const { userId } = request.query as { userId?: string };
+    return { deliveries: userId === undefined ? webhook.records : webhook.records.filter((record) => record.userId === userId) };
+  });
+  app.delete('/admin/webhook-deliveries', async () => {
+    webhook.records.length = 0;
+    return { deliveries: [] };
+  });
   app.put('/admin/rate-limits', async (request, reply) => {
     const parsed = z
       .object({ enclavePerMinute: z.number().int().min(1), clientPerMinute: z.number().int().min(1) })
@@ -361,9 +516,37 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
   );
   app.get('/health', async () => ({ ok: true }));
 
+  // Before the server waits for requests in flight: abort their calls to the webhook.
+  app.addHook('preClose', async () => webhook.close());
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
-  return { app, state, faults, url: address, calls, close: () => app.close() };
+  return {
+    app,
+    state,
+    faults,
+    url: address,
+    calls,
+    webhookDeliveries: webhook.records,
+    setSelfManaged: (config) => {
+      selfManaged = webhookSettings(config);
+    },
+    close: () => app.close(),
+  };
 }
+
+/**
+ * A failed webhook: 500 and Portal's flat Enclave error body, by default. The contract gives the id
+ * and message ("the backup fails with FAILED_WEBHOOK"), not the status. 500, because the fault is
+ * neither the caller's request nor permanent: the company's webhook was down, slow or wrong, and
+ * the service's classification (5xx → retry with backoff) is then the right reaction; a new
+ * `/v1/backup` makes new pairs and the failed ones stay `incomplete`, harmless. A 400 would make
+ * the service park the backup on the first webhook hiccup. `webhookFailure` changes status and id.
+ */
+const WEBHOOK_FAILURE = {
+  status: 500,
+  id: 'FAILED_WEBHOOK',
+  backupMessage: 'Unable to send backup share to configured webhook',
+  recoverMessage: 'Unable to fetch backup share from configured webhook',
+} as const;
 
 const ENCLAVE_ROUTES = new Set<RouteName>(['backup', 'recover']);
 

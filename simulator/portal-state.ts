@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { CURVES, type Curve } from '../domain/curves';
 
 export interface SimBackupPair {
@@ -10,9 +10,31 @@ export interface SimBackupPair {
   /** The base64 share Portal handed out (the simulator keeps it to verify recovery). */
   share: string;
   clientCipherText?: string;
+  /**
+   * The custodian backup share, a JSON string. Portal-Managed: Portal keeps it. Self-Managed: it
+   * exists only until the delivery to the company's webhook is over (Portal keeps no copy), unless
+   * the simulator runs with `retainCustodianShares` (an in-process test oracle). No route serves it.
+   */
+  custodianShare?: string;
+  custodian: SimCustodianState;
   /** How many times a store request and a mark request touched this pair. */
   storeCount: number;
   markCount: number;
+}
+
+export interface SimCustodianState {
+  /** The environment's mode when the pair was made: where Portal looks for the custodian half at recovery. */
+  mode: 'portal-managed' | 'self-managed';
+  /** SHA-256 (hex) of the custodian share: recognises it later without keeping it. */
+  sha256: string;
+  /**
+   * Self-Managed: `delivered` once the webhook answered 200 to `POST /backup`; `failed` if that
+   * call failed; `not-sent` if an earlier failure stopped the backup before it.
+   */
+  delivery: 'not-applicable' | 'pending' | 'not-sent' | 'delivered' | 'failed';
+  deliveredAt?: string;
+  /** `POST /backup/fetch` returned it, exactly as delivered, right after the deliveries. */
+  validated: boolean;
 }
 
 export interface SimSigningPair {
@@ -49,6 +71,10 @@ function cuid(): string {
 
 function base64Json(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64');
+}
+
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
 /** Per-client state of the simulated Portal: clients, wallets, pairs, ciphertexts. */
@@ -111,8 +137,14 @@ export class PortalState {
     this.byApiKey.set(client.apiKey, client);
   }
 
-  /** `/v1/backup`: one new incomplete pair per curve. */
-  createBackupPairs(client: SimClient): Record<Curve, { id: string; share: string }> {
+  /**
+   * `/v1/backup`: one new incomplete pair per curve, each with its client share (returned) and its
+   * custodian share (kept here; in Self-Managed mode, for the delivery to the webhook).
+   */
+  createBackupPairs(
+    client: SimClient,
+    options: { selfManaged?: boolean; backupMethod?: string } = {},
+  ): Record<Curve, { id: string; share: string }> {
     const createdAt = new Date().toISOString();
     return Object.fromEntries(
       client.wallets.map((wallet) => {
@@ -124,13 +156,28 @@ export class PortalState {
           share: randomBytes(32).toString('hex'),
           verifier: randomBytes(16).toString('hex'),
         });
+        // A JSON string, like Portal's ("the custodian backup share as a JSON string"); the pair id
+        // inside it under the same name as in the client share, for webhooks that take it from there.
+        const custodianShare = JSON.stringify({
+          backupSharePairId: id,
+          curve: wallet.curve,
+          publicKey: wallet.publicKey,
+          custodianShare: randomBytes(32).toString('hex'),
+        });
         wallet.backupSharePairs.push({
           id,
           curve: wallet.curve,
           status: 'incomplete',
-          backupMethod: 'UNKNOWN',
+          backupMethod: options.backupMethod ?? 'UNKNOWN',
           createdAt,
           share,
+          custodianShare,
+          custodian: {
+            mode: options.selfManaged ? 'self-managed' : 'portal-managed',
+            sha256: sha256Hex(custodianShare),
+            delivery: options.selfManaged ? 'pending' : 'not-applicable',
+            validated: false,
+          },
           storeCount: 0,
           markCount: 0,
         });
@@ -158,12 +205,12 @@ export class PortalState {
     ) as Record<Curve, { id: string; share: string }>;
   }
 
-  /** The client object of `GET /api/v3/clients/me`. */
-  clientView(client: SimClient) {
+  /** The client object of `GET /api/v3/clients/me`; `backupWithPortalEnabled` false in Self-Managed mode. */
+  clientView(client: SimClient, environment: { backupWithPortalEnabled: boolean } = { backupWithPortalEnabled: true }) {
     return {
       id: client.clientId,
       custodian: { id: 'custodian-sim', name: 'Simulated custodian' },
-      environment: { id: 'env-sim', name: 'simulator', backupWithPortalEnabled: true },
+      environment: { id: 'env-sim', name: 'simulator', backupWithPortalEnabled: environment.backupWithPortalEnabled },
       ejectedAt: null,
       wallets: client.wallets.map((wallet) => ({
         id: wallet.id,
@@ -176,6 +223,20 @@ export class PortalState {
           createdAt: pair.createdAt,
         })),
         signingSharePairs: wallet.signingSharePairs.map((pair) => ({ id: pair.id, status: pair.status, createdAt: pair.createdAt })),
+      })),
+    };
+  }
+
+  /** The admin API's view of a client: the whole state, less the custodian shares themselves. */
+  adminView(client: SimClient) {
+    return {
+      ...client,
+      wallets: client.wallets.map((wallet) => ({
+        ...wallet,
+        backupSharePairs: wallet.backupSharePairs.map(({ custodianShare: _custodianShare, ...pair }) => ({
+          ...pair,
+          custodian: { ...pair.custodian, delivered: pair.custodian.delivery === 'delivered' },
+        })),
       })),
     };
   }
