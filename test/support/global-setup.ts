@@ -3,6 +3,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { describeDatabaseUrl } from '../../db/database-url';
+import { migrate } from '../../db/migrate';
+import { createDatabasePool } from '../../db/pool';
+import { startPostgresServer, type PostgresServer } from '../../stack/postgres-server';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
@@ -10,8 +14,9 @@ import { writeWorkflowBundle } from '../../stack/worker-process';
 export const RUN_DIR = join(__dirname, '..', '..', '.stack', 'test-run');
 
 /**
- * Starts the real servers every test file shares (a Temporal dev server and a Vault dev server
- * with Transit), bundles the workflow code once, and hands their addresses to the tests.
+ * Starts the real servers every test file shares (a Temporal dev server, a Vault dev server with
+ * Transit, and PostgreSQL: DATABASE_URL's, or one of our own with the schema migrated), bundles
+ * the workflow code once, and hands their addresses to the tests.
  */
 export default async function setup(project: TestProject) {
   mkdirSync(RUN_DIR, { recursive: true });
@@ -19,23 +24,26 @@ export default async function setup(project: TestProject) {
   const servers = await Promise.allSettled([
     startTemporalDevServer({ logFile: join(RUN_DIR, 'temporal.log') }),
     startVaultDevServer({ logFile: join(RUN_DIR, 'vault.log') }),
+    startMigratedPostgres(join(RUN_DIR, 'postgres.log')),
   ]);
-  const [temporalStart, vaultStart] = servers;
-  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected') {
+  const [temporalStart, vaultStart, postgresStart] = servers;
+  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected') {
     await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
-    throw temporalStart.status === 'rejected' ? temporalStart.reason : (vaultStart as PromiseRejectedResult).reason;
+    throw [temporalStart, vaultStart, postgresStart].map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
   }
   const temporal = temporalStart.value;
   const vault = vaultStart.value;
+  const postgres = postgresStart.value;
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
   try {
     await writeWorkflowBundle(bundlePath);
   } catch (error) {
-    await Promise.all([temporal.stop(), vault.stop()]);
+    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
     throw error;
   }
   process.stdout.write(
-    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, logs in ${RUN_DIR}\n`,
+    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, ` +
+      `PostgreSQL ${postgres.server.kind} ${describeDatabaseUrl(postgres.server.url)}, logs in ${RUN_DIR}\n`,
   );
 
   project.provide('temporalAddress', temporal.address);
@@ -45,10 +53,27 @@ export default async function setup(project: TestProject) {
   project.provide('codecKeys', `test-key-1:${randomBytes(32).toString('base64')}`);
   project.provide('sealingKeys', `test-seal-1:${randomBytes(32).toString('base64')}`);
   project.provide('runDir', RUN_DIR);
+  project.provide('databaseUrl', postgres.server.url);
 
   return async () => {
-    await Promise.all([temporal.stop(), vault.stop()]);
+    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
   };
+}
+
+/** PostgreSQL for the tests with the schema applied once; `stop` leaves an external server running. */
+async function startMigratedPostgres(logFile: string): Promise<{ server: PostgresServer; stop(): Promise<void> }> {
+  const server = await startPostgresServer({ logFile });
+  const stop = () => (server.kind === 'external' ? Promise.resolve() : server.stop());
+  const pool = createDatabasePool(server.url);
+  try {
+    await migrate(pool);
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    await pool.end();
+  }
+  return { server, stop };
 }
 
 declare module 'vitest' {
@@ -61,5 +86,7 @@ declare module 'vitest' {
     /** The workers' share-sealing key ring (never given to the test's clients). */
     sealingKeys: string;
     runDir: string;
+    /** postgres:// URL of the migrated test database (holds a password: log describeDatabaseUrl of it). */
+    databaseUrl: string;
   }
 }
