@@ -1,4 +1,5 @@
-# The worker and the Portal simulator (same image, different command). Run from source through tsx.
+# The worker, the custodian-share webhook and the Portal simulator (same image, different command).
+# Run from source through tsx.
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -8,8 +9,10 @@ COPY activities ./activities
 COPY client ./client
 COPY codec ./codec
 COPY config ./config
+COPY db ./db
 COPY domain ./domain
 COPY simulator ./simulator
+COPY webhook ./webhook
 COPY worker ./worker
 COPY workflows ./workflows
 COPY tsconfig.json ./

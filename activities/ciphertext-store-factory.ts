@@ -1,11 +1,14 @@
+import type { Pool } from 'pg';
+import { ClientCiphertextRepository } from '../db/client-ciphertext-repository';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import { HttpCiphertextStore, type HttpCiphertextStoreConfig } from './http-ciphertext-store';
 import { PortalCiphertextStore } from './portal-ciphertext-store';
+import { PostgresCiphertextStore } from './postgres-ciphertext-store';
 import type { PortalClient } from './portal-client';
 
 /** CIPHERTEXT_STORE and what each kind needs (read and validated in worker/config.ts). */
-export type CiphertextStoreConfig = { kind: 'portal' } | ({ kind: 'http' } & HttpCiphertextStoreConfig);
+export type CiphertextStoreConfig = { kind: 'portal' } | { kind: 'postgres' } | ({ kind: 'http' } & HttpCiphertextStoreConfig);
 
 export type CiphertextStoreKind = CiphertextStoreConfig['kind'];
 
@@ -13,6 +16,8 @@ export type CiphertextStoreKind = CiphertextStoreConfig['kind'];
 export interface CiphertextStoreDeps {
   portal: PortalClient;
   credentials: CredentialsSource;
+  /** The company's database (DATABASE_URL), opened by the worker when a store or the mode needs it. */
+  database?: Pool;
 }
 
 type Factories = { [K in CiphertextStoreKind]: (config: Extract<CiphertextStoreConfig, { kind: K }>, deps: CiphertextStoreDeps) => CiphertextStore };
@@ -21,6 +26,10 @@ type Factories = { [K in CiphertextStoreKind]: (config: Extract<CiphertextStoreC
 const FACTORIES: Factories = {
   portal: (_config, deps) => new PortalCiphertextStore(deps.portal, deps.credentials),
   http: (config, _deps) => new HttpCiphertextStore(config),
+  postgres: (_config, deps) => {
+    if (!deps.database) throw new Error('CIPHERTEXT_STORE=postgres needs DATABASE_URL');
+    return new PostgresCiphertextStore(new ClientCiphertextRepository(deps.database));
+  },
 };
 
 export function createCiphertextStore(config: CiphertextStoreConfig, deps: CiphertextStoreDeps): CiphertextStore {

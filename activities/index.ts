@@ -10,13 +10,17 @@ import {
   PortalNotFoundError,
   PortalRequestRejectedError,
   SealedSharesError,
+  CustodianShareMissingError,
+  CustodianShareNotYetStoredError,
+  VaultRequestError,
 } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 import type { ShareSealer } from './share-sealer';
-import { transitContext } from './transit-context';
+import type { BackupModeCheck } from './backup-mode';
+import { custodianShareContext, transitContext } from './transit-context';
 import type { VaultTransit } from './vault-transit';
 
 export interface ActivityDeps {
@@ -26,6 +30,12 @@ export interface ActivityDeps {
   store: CiphertextStore;
   /** Seals shares with the workers' own key while they sit in workflow history. */
   sealer: ShareSealer;
+  /** BACKUP_MODE, checked against Portal's environment before step 1 makes anything. */
+  modeCheck: BackupModeCheck;
+  /** Self-Managed: the custodian shares the webhook committed (absent in Portal-Managed mode). */
+  custodianShares?: { getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string }[]> };
+  /** Looks for a custodian share that has not arrived yet before parking (delivery may lag). */
+  maxCustodianWaitAttempts: number;
   /** How often a running activity heartbeats; keep well under the workflow's heartbeat timeout. */
   heartbeatIntervalMs: number;
   /** Clock skew allowed between us and Portal when telling this run's orphaned pairs apart. */
@@ -46,6 +56,8 @@ export interface MpcBackupResult {
   /** The `/v1/backup` response, sealed to the workers (see ShareSealer). */
   sealedShares: SealedShares;
   pairIds: BackupPairIds;
+  /** Self-Managed mode: the workflow checks the custodian shares are held before marking. */
+  selfManaged?: boolean;
   /** Incomplete pairs Portal made for this user since step 1 was first scheduled, other than these. */
   orphanedPairIds: string[];
   /** Set when the orphan scan itself failed; the backup goes on regardless. */
@@ -103,9 +115,15 @@ export function createActivities(deps: ActivityDeps) {
       return boundary(async () => {
         const info = Context.current().info;
         const credentials = await deps.credentials.load(userId);
+        await deps.modeCheck.verify(credentials.clientApiKey);
         const shares = await deps.portal.backup(credentials.clientApiKey, credentials.generateResponse);
         const pairIds = Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
-        const result: MpcBackupResult = { sealedShares: deps.sealer.seal(userId, shares), pairIds, orphanedPairIds: [] };
+        const result: MpcBackupResult = {
+          sealedShares: deps.sealer.seal(userId, shares),
+          pairIds,
+          orphanedPairIds: [],
+          ...(deps.modeCheck.mode === 'self-managed' ? { selfManaged: true } : {}),
+        };
         if (info.attempt > 1) {
           // An earlier attempt may have reached Portal and lost its response: find the pairs it
           // made. A failure here must not fail the activity, which would call /v1/backup again.
@@ -198,6 +216,43 @@ export function createActivities(deps: ActivityDeps) {
           }
         });
         Context.current().log.info('ciphertexts stored and verified', { userId, store: deps.store.kind });
+      });
+    },
+
+    /**
+     * Self-Managed, before step 4: the company must hold each pair's custodian share (committed by
+     * the webhook, and decrypting), or marking would complete a backup that cannot be recovered.
+     */
+    async checkCustodianShares({ userId, pairIds }: MarkPairsStoredInput): Promise<void> {
+      return boundary(async () => {
+        if (!deps.custodianShares) {
+          throw new CustodianShareMissingError('Self-Managed mode needs the company database (DATABASE_URL) on the workers to check custodian shares');
+        }
+        const { clientApiKey } = await deps.credentials.load(userId);
+        const clientId = (await deps.portal.getClient(clientApiKey)).id;
+        const attempt = Context.current().info.attempt;
+        const held: { pairId: string; encryptedShare: string }[] = [];
+        for (const curve of CURVES) {
+          const rows = await deps.custodianShares.getByPair(clientId, pairIds[curve]);
+          if (rows.length > 0) {
+            held.push(...rows);
+            continue;
+          }
+          if (attempt < deps.maxCustodianWaitAttempts) {
+            throw new CustodianShareNotYetStoredError(`the custodian share of pair ${pairIds[curve]} (client ${clientId}) is not stored yet; will look again`);
+          }
+          throw new CustodianShareMissingError(
+            `the webhook never stored the custodian share of pair ${pairIds[curve]} (client ${clientId}), after ${attempt} looks; ` +
+              'Portal does not deliver it again: abandon this backup (its pairs stay incomplete) and start a new one once the webhook works',
+          );
+        }
+        try {
+          await deps.transit.decryptBatch(held.map((row) => ({ ciphertext: row.encryptedShare, context: custodianShareContext(clientId, row.pairId) })));
+        } catch (error) {
+          if (!(error instanceof VaultRequestError)) throw error;
+          throw new CustodianShareMissingError(`a custodian share held for client ${clientId} does not decrypt in its pair's context: ${error.message}`);
+        }
+        Context.current().log.info('custodian shares held', { userId, pairIds });
       });
     },
 

@@ -31,6 +31,8 @@ const backupResponseSchema = z.object(
 const cipherTextResponseSchema = z.object({ cipherText: z.string().min(1) });
 const clientSchema = z.object({
   id: z.string(),
+  // backupWithPortalEnabled: true = Portal-Managed, false = Self-Managed (shared/portal-api.md).
+  environment: z.object({ backupWithPortalEnabled: z.boolean().optional() }).partial().nullable().optional(),
   wallets: z
     .array(
       z.object({

@@ -6,6 +6,9 @@ import { Command } from 'commander';
 import { connectBackupClient } from '../client/backup-client';
 import { loadClientConfig } from '../client/config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
+import { describeDatabaseUrl } from '../db/database-url';
+import { startProcess, waitUntil } from '../stack/managed-process';
+import { startPostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
@@ -21,6 +24,8 @@ const program = new Command('dev')
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .option('--vault-port <port>', 'Vault port', '8200')
   .option('--simulator-port <port>', 'Portal simulator port', '4100')
+  .option('--self-managed', 'Self-Managed Backups: PostgreSQL, the custodian-share webhook, and the simulator delivering to it')
+  .option('--webhook-port <port>', 'custodian-share webhook port (with --self-managed)', '4300')
   .parse();
 
 const ROOT = join(__dirname, '..');
@@ -42,12 +47,15 @@ async function main(): Promise<void> {
     uiPort: string;
     vaultPort: string;
     simulatorPort: string;
+    selfManaged?: boolean;
+    webhookPort: string;
   }>();
   const ports = {
     temporal: Number(opts.temporalPort),
     ui: Number(opts.uiPort),
     vault: Number(opts.vaultPort),
     simulator: Number(opts.simulatorPort),
+    ...(opts.selfManaged ? { webhook: Number(opts.webhookPort) } : {}),
   };
   for (const [name, port] of Object.entries(ports)) {
     if (!(await portIsFree(port))) {
@@ -69,7 +77,36 @@ async function main(): Promise<void> {
       startVaultDevServer({ logFile: join(DEV_DIR, 'vault.log'), port: ports.vault }),
     ]);
     stops.push(temporal.stop, vault.stop);
-    const simulator = await startPortalSimulator({ port: ports.simulator });
+    // Self-Managed: the company's PostgreSQL and its custodian-share webhook, which the simulator
+    // (as Portal) calls during every /v1/backup.
+    let selfManaged: { databaseUrl: string; webhookUrl: string; webhookSecret: string } | undefined;
+    if (opts.selfManaged) {
+      const postgres = await startPostgresServer({ logFile: join(DEV_DIR, 'postgres.log'), dataDir: join(DEV_DIR, 'postgres') });
+      stops.push(postgres.stop);
+      const webhookSecret = randomBytes(24).toString('hex');
+      const webhookUrl = `http://127.0.0.1:${ports.webhook}`;
+      const webhook = startProcess('webhook', process.execPath, ['--import', 'tsx', join(ROOT, 'webhook', 'main.ts')], {
+        logFile: join(DEV_DIR, 'webhook.log'),
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          WEBHOOK_PORT: String(ports.webhook),
+          WEBHOOK_SECRETS: webhookSecret,
+          DATABASE_URL: postgres.url,
+          VAULT_ADDR: vault.addr,
+          VAULT_TOKEN: vault.rootToken,
+        },
+      });
+      stops.push(() => webhook.stop());
+      await waitUntil('the custodian-share webhook', async () => (await fetch(`${webhookUrl}/health`)).ok, 60_000, webhook.exited);
+      selfManaged = { databaseUrl: postgres.url, webhookUrl, webhookSecret };
+      log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind})`);
+      log(`custodian webhook    ${webhookUrl}  (POST /backup, POST /backup/fetch)`);
+    }
+    const simulator = await startPortalSimulator({
+      port: ports.simulator,
+      ...(selfManaged ? { selfManaged: { webhookUrl: selfManaged.webhookUrl, webhookSecret: selfManaged.webhookSecret } } : {}),
+    });
     stops.push(simulator.close);
     const userIds = Array.from({ length: Number(opts.users) }, (_, i) => `user-${i + 1}`);
     for (const id of userIds) simulator.state.seedUser(id);
@@ -93,6 +130,7 @@ async function main(): Promise<void> {
         VAULT_ADDR: vault.addr,
         VAULT_TOKEN: vault.rootToken,
         CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+        ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
       },
     });
     stops.push(() => worker.stop());
@@ -104,13 +142,17 @@ async function main(): Promise<void> {
     log(`Temporal Web UI      ${temporal.uiUrl}`);
     log(`Temporal gRPC        ${temporal.address}`);
     log(`Vault (Transit)      ${vault.addr}`);
-    log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}`);
+    log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
     log(`logs                 ${DEV_DIR}`);
     log('demo: backing up user-1 …');
     const started = await backups.startBackupWorkflow('user-1');
     const result = await backups.waitForBackup('user-1', started.runId);
     log(`demo backup ${result.status}: pairs ${result.pairIds.SECP256K1}, ${result.pairIds.ED25519}`);
     log(`  see it in the UI: ${temporal.uiUrl}/namespaces/default/workflows/${started.workflowId}`);
+    if (selfManaged) {
+      const delivered = simulator.webhookDeliveries.filter((d) => d.call === 'backup' && d.outcome === 'ok').length;
+      log(`  custodian shares delivered to the webhook and acknowledged: ${delivered} (see ${join(DEV_DIR, 'webhook.log')})`);
+    }
 
     if (opts.once) {
       await stopAll();

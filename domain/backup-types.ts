@@ -32,7 +32,8 @@ export type EncryptedShares = Record<Curve, EncryptedShare>;
 
 export type BackupPairIds = Record<Curve, string>;
 
-export const BACKUP_STEPS = ['MPC_BACKUP', 'ENCRYPT', 'STORE', 'MARK'] as const;
+/** CHECK_CUSTODIAN runs in Self-Managed mode only, between STORE and MARK. */
+export const BACKUP_STEPS = ['MPC_BACKUP', 'ENCRYPT', 'STORE', 'CHECK_CUSTODIAN', 'MARK'] as const;
 export type BackupStep = (typeof BACKUP_STEPS)[number];
 
 export type BackupStatus = 'RUNNING' | 'NEEDS_ATTENTION' | 'COMPLETED' | 'FAILED' | 'ABANDONED' | 'CANCELLED';

@@ -125,6 +125,21 @@ export class BatchSourceNotAllowedError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** The configured BACKUP_MODE disagrees with Portal's environment (backupWithPortalEnabled). */
+export class BackupModeMismatchError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Self-Managed: the company does not hold (yet) the custodian share of a pair about to be marked. */
+export class CustodianShareNotYetStoredError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** Self-Managed: the custodian share of a pair never arrived, or does not decrypt: the pair must not be marked. */
+export class CustodianShareMissingError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
 export const PERMANENT_ERROR_TYPES = [
   'PortalAuthError',
@@ -142,6 +157,9 @@ export const PERMANENT_ERROR_TYPES = [
   'CiphertextConflictError',
   'CiphertextStoreRequestError',
   'SealedSharesError',
+  'BackupModeMismatchError',
+  'DatabaseRequestError',
+  'CustodianShareMissingError',
   'BatchSourceNotAllowedError',
   'UnexpectedError',
 ] as const;

@@ -1,34 +1,28 @@
 import { z } from 'zod';
 import type { PortalClientConfig } from '../activities/portal-client';
 import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
-import type { VaultTransitConfig } from '../activities/vault-transit';
 import type { CodecKeyRing } from '../codec/encryption-codec';
 import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
 import { sealingEnvProblems, sealingEnvSchema, toSealingKeyRing } from '../config/sealing-config';
 import { envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from '../config/env-schema';
 import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
+import type { BackupMode } from '../activities/backup-mode';
 import { loadConfig } from '../config/load-config';
+import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(vaultEnvSchema.shape).extend({
   PORTAL_ENCLAVE_URL: envUrl.default('https://mpc-client.portalhq.io'),
   PORTAL_API_URL: envUrl.default('https://api.portalhq.io'),
   PORTAL_TIMEOUT_MS: envInt(100, 120_000).default(30_000),
   PORTAL_STORE_METHOD: z.enum(['POST', 'PATCH'], { error: 'must be POST or PATCH' }).default('POST'),
   PORTAL_MAX_RESPONSE_BYTES: envInt(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  VAULT_ADDR: envUrl,
-  VAULT_TOKEN: envNonEmpty.optional(),
-  VAULT_ROLE_ID: envNonEmpty.optional(),
-  VAULT_SECRET_ID: envNonEmpty.optional(),
-  VAULT_APPROLE_MOUNT: envNonEmpty.default('approle'),
-  VAULT_NAMESPACE: envNonEmpty.optional(),
-  VAULT_TRANSIT_MOUNT: z.string().trim().regex(/^[A-Za-z0-9_\-/]+$/, 'must be a mount path like transit').default('transit'),
-  VAULT_TRANSIT_KEY: z.string().trim().regex(/^[A-Za-z0-9_.-]+$/, 'must be a Transit key name').default('mpc-backup'),
-  VAULT_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   CREDENTIALS_URL: envUrlTemplate,
   CREDENTIALS_AUTH_HEADER: envHeader.optional(),
-  CIPHERTEXT_STORE: z.enum(['portal', 'http'], { error: 'must be portal or http' }).default('portal'),
+  BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
+  CIPHERTEXT_STORE: z.enum(['portal', 'postgres', 'http'], { error: 'must be portal, postgres or http' }).default('portal'),
+  DATABASE_URL: envNonEmpty.refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL').optional(),
   CIPHERTEXT_HTTP_WRITE_URL: envUrlTemplate.optional(),
   CIPHERTEXT_HTTP_READ_URL: envUrlTemplate.optional(),
   CIPHERTEXT_HTTP_AUTH_HEADER: envHeader.optional(),
@@ -57,12 +51,14 @@ export interface WorkerConfig {
   /** Origins a batch's paged user source may be fetched from (the credential header goes there). */
   batchSourceOrigins: string[];
   portal: PortalClientConfig;
-  vault: VaultTransitConfig & {
-    auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
-  };
+  vault: VaultConfig;
   credentials: HttpCredentialsSourceConfig;
   /** Where client ciphertexts are stored (CIPHERTEXT_STORE). */
   store: CiphertextStoreConfig;
+  /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
+  mode: BackupMode;
+  /** The company's PostgreSQL, when a store or Self-Managed mode needs it. */
+  databaseUrl?: string;
   shutdownGraceMs: number;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
@@ -74,13 +70,20 @@ export interface WorkerConfig {
 /** Reads and validates the worker's whole configuration; throws one ConfigError listing every problem. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const e = loadConfig(workerEnvSchema, env, (parsed) => {
-    const problems = [...temporalEnvProblems(parsed), ...codecEnvProblems(parsed), ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS)];
-    const appRole = Boolean(parsed.VAULT_ROLE_ID) || Boolean(parsed.VAULT_SECRET_ID);
-    if (!parsed.VAULT_TOKEN && !appRole) {
-      problems.push('VAULT_TOKEN is required (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole login)');
+    const problems = [
+      ...temporalEnvProblems(parsed),
+      ...codecEnvProblems(parsed),
+      ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS),
+      ...vaultEnvProblems(parsed),
+    ];
+    if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
+      problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
     }
-    if (appRole && !(parsed.VAULT_ROLE_ID && parsed.VAULT_SECRET_ID)) {
-      problems.push('VAULT_ROLE_ID and VAULT_SECRET_ID must be set together');
+    if (parsed.BACKUP_MODE === 'self-managed' && parsed.CIPHERTEXT_STORE === 'portal') {
+      problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http');
+    }
+    if (parsed.CIPHERTEXT_STORE === 'postgres' && !parsed.DATABASE_URL) {
+      problems.push('DATABASE_URL is required when CIPHERTEXT_STORE=postgres: the company database, postgres://user:password@host:port/database');
     }
     if (parsed.CIPHERTEXT_STORE === 'http' && !parsed.CIPHERTEXT_HTTP_WRITE_URL) {
       problems.push('CIPHERTEXT_HTTP_WRITE_URL is required when CIPHERTEXT_STORE=http: the company endpoint, a URL template with {userId}');
@@ -100,7 +103,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
           timeoutMs: e.CIPHERTEXT_HTTP_TIMEOUT_MS,
           ...(storeHeader ? { authHeader: storeHeader } : {}),
         }
-      : { kind: 'portal' };
+      : { kind: e.CIPHERTEXT_STORE };
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
@@ -116,22 +119,15 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       storeCipherTextMethod: e.PORTAL_STORE_METHOD,
       maxResponseBytes: e.PORTAL_MAX_RESPONSE_BYTES,
     },
-    vault: {
-      endpoint: e.VAULT_ADDR,
-      mount: e.VAULT_TRANSIT_MOUNT,
-      keyName: e.VAULT_TRANSIT_KEY,
-      timeoutMs: e.VAULT_TIMEOUT_MS,
-      ...(e.VAULT_NAMESPACE ? { namespace: e.VAULT_NAMESPACE } : {}),
-      auth: e.VAULT_ROLE_ID
-        ? { kind: 'approle', roleId: e.VAULT_ROLE_ID, secretId: e.VAULT_SECRET_ID!, mountPoint: e.VAULT_APPROLE_MOUNT }
-        : { kind: 'token', token: e.VAULT_TOKEN! },
-    },
+    vault: toVaultConfig(e),
     credentials: {
       urlTemplate: e.CREDENTIALS_URL,
       timeoutMs: e.CREDENTIALS_TIMEOUT_MS,
       ...(e.CREDENTIALS_AUTH_HEADER ? { authHeader: toHeader(e.CREDENTIALS_AUTH_HEADER) } : {}),
     },
     store,
+    mode: e.BACKUP_MODE,
+    ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
     maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,

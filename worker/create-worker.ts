@@ -1,5 +1,9 @@
-import nodeVault from 'node-vault';
 import { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { migrate } from '../db/migrate';
+import { CustodianShareRepository } from '../db/custodian-share-repository';
+import { BackupModeCheck } from '../activities/backup-mode';
+import { createDatabasePool } from '../db/pool';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch-activities';
 import { createActivities } from '../activities';
@@ -7,8 +11,7 @@ import { HttpCredentialsSource } from '../activities/credentials-source';
 import { CachedCredentialsSource } from '../activities/cached-credentials-source';
 import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { PortalClient } from '../activities/portal-client';
-import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from '../activities/vault-auth';
-import { VaultTransit } from '../activities/vault-transit';
+import { connectVaultTransit } from '../activities/vault-connection';
 import { ShareSealer } from '../activities/share-sealer';
 import { backupDataConverter } from '../codec/data-converter';
 import { connectionOptions } from '../config/temporal-config';
@@ -22,44 +25,55 @@ export const HEARTBEAT_INTERVAL_MS = 3_000;
 const ORPHAN_SCAN_SKEW_MS = 30_000;
 /** How long a store may reuse a user's credentials within one step (see CachedCredentialsSource). */
 const CREDENTIALS_MEMO_MS = 5_000;
+/** How long one confirmation of BACKUP_MODE against Portal's environment holds. */
+const MODE_CHECK_TTL_MS = 10 * 60_000;
+/** Looks for a custodian share that has not arrived (about 15 s of backoff) before parking. */
+const MAX_CUSTODIAN_WAIT_ATTEMPTS = 5;
 /** Read-backs that may find a just-stored ciphertext missing (about 4 minutes of backoff) before parking. */
 const MAX_NOT_READABLE_ATTEMPTS = 10;
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
-export function createActivityDeps(config: WorkerConfig) {
+export function createActivityDeps(config: WorkerConfig, database?: Pool) {
   const portal = new PortalClient(config.portal);
-  const vaultAuth: VaultAuth =
-    config.vault.auth.kind === 'token'
-      ? new StaticTokenAuth(config.vault.auth.token)
-      : new AppRoleAuth(
-          nodeVault({
-            endpoint: config.vault.endpoint,
-            ...(config.vault.namespace ? { namespace: config.vault.namespace } : {}),
-            requestOptions: { timeout: config.vault.timeoutMs },
-            debug: () => undefined,
-          } as nodeVault.VaultOptions),
-          config.vault.auth,
-        );
   const credentials = new HttpCredentialsSource(config.credentials);
+  const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   return {
     credentials,
     portal,
-    transit: new VaultTransit(config.vault, vaultAuth),
+    transit: connectVaultTransit(config.vault),
     // The store's puts and read-backs in one attempt share one credentials load.
-    store: createCiphertextStore(config.store, { portal, credentials: new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS) }),
+    store: createCiphertextStore(config.store, { portal, credentials: storeCredentials, ...(database ? { database } : {}) }),
     sealer: new ShareSealer(config.sealingKeys),
+    modeCheck: new BackupModeCheck(config.mode, portal, MODE_CHECK_TTL_MS),
+    ...(config.mode === 'self-managed' && database ? { custodianShares: new CustodianShareRepository(database) } : {}),
+    maxCustodianWaitAttempts: MAX_CUSTODIAN_WAIT_ATTEMPTS,
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     orphanScanSkewMs: ORPHAN_SCAN_SKEW_MS,
     maxNotReadableAttempts: MAX_NOT_READABLE_ATTEMPTS,
   };
 }
 
+/** Whether this configuration keeps anything in the company's PostgreSQL. */
+export function needsDatabase(config: WorkerConfig): boolean {
+  return config.store.kind === 'postgres' || config.mode === 'self-managed';
+}
+
+/** Opens the company database and applies pending migrations (the caller ends the pool). */
+export async function openDatabase(config: WorkerConfig): Promise<Pool | undefined> {
+  if (!needsDatabase(config) || !config.databaseUrl) return undefined;
+  const pool = createDatabasePool(config.databaseUrl);
+  await migrate(pool);
+  return pool;
+}
+
 export async function createBackupWorker(
   config: WorkerConfig,
   connection: NativeConnection,
   warn: (message: string) => void = () => undefined,
+  database?: Pool,
 ): Promise<Worker> {
-  const deps = createActivityDeps(config);
+  if (needsDatabase(config) && !database) throw new Error('this configuration needs the database: open it with openDatabase(config)');
+  const deps = createActivityDeps(config, database);
   const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
   await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.

@@ -16,12 +16,15 @@ export const REDACTED_KEYS = [
   'authorization',
   'Authorization',
   'X-Vault-Token',
+  'x-webhook-secret',
+  'X-Webhook-Secret',
+  'secret',
 ];
 
-export function createLogger(level: string) {
+export function createLogger(level: string, service = 'mpc-backup-worker') {
   return pino({
     level,
-    base: { service: 'mpc-backup-worker', pid: process.pid },
+    base: { service, pid: process.pid },
     redact: { paths: [...REDACTED_KEYS, ...REDACTED_KEYS.map((key) => `*.${key}`)], censor: '[redacted]' },
   });
 }

@@ -1,7 +1,7 @@
 import { Runtime, type LogLevel } from '@temporalio/worker';
 import { ConfigError } from '../config/config-error';
 import { loadWorkerConfig } from './config';
-import { connectWorker, createBackupWorker } from './create-worker';
+import { connectWorker, createBackupWorker, openDatabase } from './create-worker';
 import { createLogger, temporalLogger } from './logger';
 
 /**
@@ -27,10 +27,12 @@ async function main(): Promise<void> {
   });
   const connection = await connectWorker(config);
   let worker;
+  const database = await openDatabase(config);
   try {
-    worker = await createBackupWorker(config, connection, (message) => logger.warn(message));
+    worker = await createBackupWorker(config, connection, (message) => logger.warn(message), database);
   } catch (error) {
     await connection.close();
+    await database?.end();
     if (error instanceof ConfigError) {
       process.stderr.write(`mpc-backup worker: ${error.message}\n`);
       process.exit(2);
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
+    await database?.end();
     logger.info('worker stopped');
   }
 }

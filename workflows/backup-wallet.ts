@@ -243,6 +243,10 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
 
   const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
   await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted }));
+  // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
+  // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
+  // adds no command to their replay (no patch needed).
+  if (backup.selfManaged) await parkable('CHECK_CUSTODIAN', () => afterShares.checkCustodianShares({ userId, pairIds }));
   await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
 
   publish('COMPLETED', 'DONE');

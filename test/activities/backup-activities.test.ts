@@ -8,6 +8,7 @@ import { HttpCredentialsSource } from '../../activities/credentials-source';
 import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
 import { PortalClient } from '../../activities/portal-client';
 import { ShareSealer } from '../../activities/share-sealer';
+import { BackupModeCheck } from '../../activities/backup-mode';
 import { transitContext } from '../../activities/transit-context';
 import { StaticTokenAuth } from '../../activities/vault-auth';
 import { VaultTransit } from '../../activities/vault-transit';
@@ -51,6 +52,8 @@ function deps(overrides: Partial<ActivityDeps> = {}): ActivityDeps {
     heartbeatIntervalMs: 50,
     orphanScanSkewMs: 30_000,
     maxNotReadableAttempts: 10,
+    modeCheck: new BackupModeCheck('portal-managed', portal, 60_000),
+    maxCustodianWaitAttempts: 5,
     ...overrides,
   };
 }

@@ -12,7 +12,7 @@ import { spawnWorkerProcess } from '../../stack/worker-process';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { startPortalSimulator, type PortalSimulator, type PortalSimulatorOptions } from '../../simulator/portal-simulator';
 import { loadWorkerConfig } from '../../worker/config';
-import { connectWorker, createBackupWorker } from '../../worker/create-worker';
+import { connectWorker, createBackupWorker, openDatabase } from '../../worker/create-worker';
 
 
 /** Every log line the SDK emitted in this test process, for the secret scans. */
@@ -109,12 +109,14 @@ export async function createBackupTestEnv(
     },
     async startWorker() {
       const nativeConnection = await connectWorker(config);
-      const worker = await createBackupWorker(config, nativeConnection);
+      const database = await openDatabase(config);
+      const worker = await createBackupWorker(config, nativeConnection, undefined, database);
       const running = worker.run();
       const stop = async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await nativeConnection.close();
+        await database?.end();
       };
       workers.push(stop);
       return stop;

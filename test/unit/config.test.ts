@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../../client/config';
 import { ConfigError } from '../../config/config-error';
 import { loadWorkerConfig } from '../../worker/config';
+import { loadWebhookConfig, PORTAL_SOURCE_IPS } from '../../webhook/config';
 
 const KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
 const SEAL = `s1:${Buffer.alloc(32, 9).toString('base64')}`;
@@ -86,6 +87,15 @@ describe('worker configuration', () => {
     expect(config.batchSourceOrigins).toEqual(['https://a.example.com', 'https://b.example.com:8443']);
   });
 
+  it('Self-Managed mode needs the company database and a store of the company’s own', () => {
+    expect(loadWorkerConfig(VALID).mode).toBe('portal-managed');
+    const found = problems({ ...VALID, BACKUP_MODE: 'self-managed' }).join('\n');
+    expect(found).toContain('DATABASE_URL is required when BACKUP_MODE=self-managed');
+    expect(found).toContain('set CIPHERTEXT_STORE=postgres or http');
+    const selfManaged = loadWorkerConfig({ ...VALID, BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: 'postgres://u:p@db:5432/x' });
+    expect(selfManaged).toMatchObject({ mode: 'self-managed', store: { kind: 'postgres' }, databaseUrl: 'postgres://u:p@db:5432/x' });
+  });
+
   it('picks the ciphertext store from CIPHERTEXT_STORE, and names what the http store needs', () => {
     expect(loadWorkerConfig(VALID).store).toEqual({ kind: 'portal' });
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http' }).join()).toContain('CIPHERTEXT_HTTP_WRITE_URL is required');
@@ -118,5 +128,45 @@ describe('the worker process with bad configuration', () => {
     for (const name of ['VAULT_ADDR', 'PORTAL_TIMEOUT_MS', 'PAYLOAD_CODEC_KEYS', 'SHARE_SEALING_KEYS', 'CREDENTIALS_URL']) {
       expect(result.stderr).toContain(name);
     }
+  });
+});
+
+describe('webhook configuration', () => {
+  const WEBHOOK = {
+    WEBHOOK_SECRETS: 'whsec-0123456789abcdef',
+    DATABASE_URL: 'postgres://svc:pw@127.0.0.1:5432/mpc_backup',
+    VAULT_ADDR: 'http://127.0.0.1:8200',
+    VAULT_TOKEN: 'dev-token',
+  };
+  const webhookProblems = (env: NodeJS.ProcessEnv): string[] => {
+    try {
+      loadWebhookConfig(env);
+      return [];
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+  };
+
+  it('accepts a minimal environment: loopback, port 4300, under Portal’s 10-second budget', () => {
+    expect(loadWebhookConfig(WEBHOOK)).toMatchObject({ host: '127.0.0.1', port: 4300, deadlineMs: 8_000, secrets: ['whsec-0123456789abcdef'] });
+    expect(loadWebhookConfig({ ...WEBHOOK, WEBHOOK_SECRETS: 'whsec-new-0123456789, whsec-old-0123456789' }).secrets).toHaveLength(2);
+    expect(loadWebhookConfig({ ...WEBHOOK, WEBHOOK_ALLOWED_SOURCE_IPS: PORTAL_SOURCE_IPS.join(',') }).allowedSourceIps).toEqual([...PORTAL_SOURCE_IPS]);
+  });
+
+  it.each([
+    ['WEBHOOK_SECRETS', 'short', 'at least 16'],
+    ['WEBHOOK_ALLOWED_SOURCE_IPS', 'portal.example.com', 'IP addresses'],
+    ['WEBHOOK_DEADLINE_MS', '10000', 'whole number from 500 to 9500'],
+    ['DATABASE_URL', 'mysql://x', 'postgres://'],
+  ])('names %s when it is malformed, without repeating its value', (name, value, hint) => {
+    const found = webhookProblems({ ...WEBHOOK, [name]: value }).join('\n');
+    expect(found).toContain(name);
+    expect(found).toContain(hint);
+  });
+
+  it('lists every missing variable at once', () => {
+    const found = webhookProblems({}).join('\n');
+    for (const name of ['WEBHOOK_SECRETS', 'DATABASE_URL', 'VAULT_ADDR']) expect(found).toContain(name);
   });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadWorkerConfig } from '../../worker/config';
+import { loadWebhookConfig } from '../../webhook/config';
 import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
 
 const ROOT = join(__dirname, '..', '..');
@@ -37,7 +38,7 @@ function interpolate(value: string, given: Record<string, string>): string {
 describe('docker-compose.yml (cannot run here: no Docker engine; parsed and checked instead)', () => {
   it('describes the whole stack', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['postgresql', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'worker'].sort(),
+      ['postgresql', 'service-db', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'webhook', 'worker'].sort(),
     );
     expect(compose.services.temporal!.image).toBe('temporalio/auto-setup:1.29.1');
     expect(compose.services.worker!.build).toBe('.');
@@ -56,6 +57,14 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
     const config = loadWorkerConfig(env);
     expect(config.vault.endpoint).toBe('http://vault:8200');
     expect(config.credentials.urlTemplate).toContain('{userId}');
+  });
+
+  it('gives the webhook a configuration the webhook accepts, on the service database', () => {
+    const env = Object.fromEntries(Object.entries(compose.services.webhook!.environment!).map(([k, v]) => [k, interpolate(String(v), {})]));
+    const config = loadWebhookConfig(env);
+    expect(config.databaseUrl).toContain('@service-db:5432/mpc_backup');
+    expect(config.host).toBe('0.0.0.0');
+    for (const entry of compose.services.webhook!.ports ?? []) expect(LOOPBACK_HOST_IPS).toContain(publishedHostIp(entry));
   });
 
   it('refuses to start without a payload codec key', () => {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import * as databaseErrors from '../../db/errors';
 import * as errors from '../../domain/errors';
 
 describe('domain errors', () => {
   type DomainErrorClass = (new (message: string) => errors.BackupDomainError) & { name: string };
-  const classes = (Object.values(errors) as unknown[]).filter(
+  const classes = ([...Object.values(errors), ...Object.values(databaseErrors)] as unknown[]).filter(
     (value): value is DomainErrorClass =>
       typeof value === 'function' && (value as { prototype: unknown }).prototype instanceof errors.BackupDomainError,
   );

@@ -8,6 +8,7 @@ import { HttpCredentialsSource } from '../../activities/credentials-source';
 import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
 import { PortalClient } from '../../activities/portal-client';
 import { ShareSealer } from '../../activities/share-sealer';
+import { BackupModeCheck } from '../../activities/backup-mode';
 import { StaticTokenAuth } from '../../activities/vault-auth';
 import { VaultTransit } from '../../activities/vault-transit';
 import { BackupClient } from '../../client/backup-client';
@@ -63,6 +64,8 @@ beforeAll(async () => {
       heartbeatIntervalMs: 1_000,
       orphanScanSkewMs: 30_000,
       maxNotReadableAttempts: 10,
+      modeCheck: new BackupModeCheck('portal-managed', portal, 60_000),
+      maxCustodianWaitAttempts: 5,
     }),
   });
   running = worker.run();

@@ -1,0 +1,30 @@
+import type { ClientCiphertextRepository } from '../db/client-ciphertext-repository';
+import type { Curve } from '../domain/curves';
+import { CiphertextConflictError, CiphertextNotFoundError } from '../domain/errors';
+import type { CiphertextStore, PutOptions, StoreContext, StoredCiphertext } from './ciphertext-store';
+
+/**
+ * The company's own PostgreSQL (table client_ciphertexts, keyed by user and pair). Write-once is
+ * the database's: one statement inserts or reports what is there, so no check is skipped even on
+ * a first attempt. Database failures arrive classified (DatabaseUnavailableError is retried).
+ */
+export class PostgresCiphertextStore implements CiphertextStore {
+  readonly kind = 'postgres';
+
+  constructor(private readonly repository: ClientCiphertextRepository) {}
+
+  async put(context: StoreContext, ciphertexts: StoredCiphertext[], _options: PutOptions): Promise<void> {
+    for (const { pairId, ciphertext } of ciphertexts) {
+      const outcome = await this.repository.putOnce(context.userId, pairId, ciphertext);
+      if (outcome === 'conflict') {
+        throw new CiphertextConflictError(`the database already holds a different ciphertext for pair ${pairId} of user ${context.userId}; it was not overwritten`);
+      }
+    }
+  }
+
+  async get(context: StoreContext, pairId: string, _curve: Curve): Promise<string> {
+    const stored = await this.repository.get(context.userId, pairId);
+    if (stored === undefined) throw new CiphertextNotFoundError(`the database has no ciphertext for pair ${pairId} of user ${context.userId}`);
+    return stored;
+  }
+}

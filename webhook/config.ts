@@ -1,0 +1,54 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { envInt, envNonEmpty } from '../config/env-schema';
+import { loadConfig } from '../config/load-config';
+import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+
+/** Portal waits 10 s for the webhook; the whole request must be answered before that. */
+export const PORTAL_WEBHOOK_BUDGET_MS = 10_000;
+/** Portal's documented source addresses (shared/portal-api.md), for WEBHOOK_ALLOWED_SOURCE_IPS in production. */
+export const PORTAL_SOURCE_IPS = ['35.203.150.117', '104.155.171.139', '35.185.20.23'] as const;
+
+const webhookEnvSchema = vaultEnvSchema.extend({
+  WEBHOOK_HOST: envNonEmpty.default('127.0.0.1'),
+  WEBHOOK_PORT: envInt(1, 65_535).default(4300),
+  WEBHOOK_SECRETS: z
+    .string({ error: 'is required: the X-Webhook-Secret value(s) set on Portal’s Webhooks page, comma-separated during a rotation' })
+    .refine((value) => value.split(',').every((secret) => secret.trim().length >= 16), 'each secret must be at least 16 characters'),
+  WEBHOOK_ALLOWED_SOURCE_IPS: z
+    .string()
+    .refine((value) => value.split(',').every((ip) => isIP(ip.trim()) !== 0), 'must be comma-separated IP addresses, e.g. Portal’s documented ones')
+    .optional(),
+  WEBHOOK_DEADLINE_MS: envInt(500, PORTAL_WEBHOOK_BUDGET_MS - 500).default(8_000),
+  WEBHOOK_BODY_LIMIT_BYTES: envInt(1_024, 1024 * 1024).default(64 * 1024),
+  DATABASE_URL: envNonEmpty.refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
+});
+
+export interface WebhookConfig {
+  host: string;
+  port: number;
+  secrets: string[];
+  allowedSourceIps?: string[];
+  deadlineMs: number;
+  bodyLimitBytes: number;
+  databaseUrl: string;
+  vault: VaultConfig;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Reads and validates the webhook's configuration; one ConfigError lists every problem. */
+export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
+  const e = loadConfig(webhookEnvSchema, env, (parsed) => vaultEnvProblems(parsed));
+  return {
+    host: e.WEBHOOK_HOST,
+    port: e.WEBHOOK_PORT,
+    secrets: e.WEBHOOK_SECRETS.split(',').map((secret) => secret.trim()),
+    ...(e.WEBHOOK_ALLOWED_SOURCE_IPS ? { allowedSourceIps: e.WEBHOOK_ALLOWED_SOURCE_IPS.split(',').map((ip) => ip.trim()) } : {}),
+    deadlineMs: e.WEBHOOK_DEADLINE_MS,
+    bodyLimitBytes: e.WEBHOOK_BODY_LIMIT_BYTES,
+    databaseUrl: e.DATABASE_URL,
+    vault: toVaultConfig(e),
+    logLevel: e.LOG_LEVEL,
+  };
+}

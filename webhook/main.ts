@@ -1,0 +1,55 @@
+import { connectVaultTransit } from '../activities/vault-connection';
+import { ConfigError } from '../config/config-error';
+import { CustodianShareRepository } from '../db/custodian-share-repository';
+import { migrate } from '../db/migrate';
+import { createDatabasePool } from '../db/pool';
+import { createLogger } from '../worker/logger';
+import { loadWebhookConfig } from './config';
+import { createWebhookServer } from './webhook-server';
+
+/**
+ * The custodian-share webhook process (`npm run webhook`): validates configuration, applies the
+ * database migrations, then serves Portal's `POST /backup` and `POST /backup/fetch` until
+ * SIGINT/SIGTERM, when it stops accepting and finishes the requests in flight.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadWebhookConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mpc-backup webhook: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel, 'mpc-backup-webhook');
+  const pool = createDatabasePool(config.databaseUrl, {
+    // A statement must not outlive Portal's budget for the whole request.
+    statementTimeoutMs: config.deadlineMs,
+    onIdleConnectionError: (error) => logger.warn({ reason: error.message }, 'an idle database connection failed'),
+  });
+  const { applied } = await migrate(pool);
+  const app = createWebhookServer({
+    records: new CustodianShareRepository(pool),
+    transit: connectVaultTransit(config.vault),
+    secrets: config.secrets,
+    ...(config.allowedSourceIps ? { allowedSourceIps: config.allowedSourceIps } : {}),
+    deadlineMs: config.deadlineMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logger,
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, migrationsApplied: applied.length, sourceAllowlist: config.allowedSourceIps?.length ?? 0 }, 'webhook listening');
+  const stop = () => {
+    logger.info('webhook stopping');
+    void app.close().then(() => pool.end()).then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mpc-backup webhook failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
