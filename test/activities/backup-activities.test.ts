@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { failureOf } from '../support/failure-of';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities, sharePlaintext, type ActivityDeps } from '../../activities';
 import type { CiphertextStore } from '../../activities/ciphertext-store';
@@ -71,15 +72,6 @@ async function encryptedFor(activities: ReturnType<typeof createActivities>) {
 /** MockActivityEnvironment.run with the activity's own argument and result types. */
 function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
   return env.run(fn, ...args) as Promise<R>;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
 }
 
 describe('backup activities (MockActivityEnvironment, real Vault, Portal simulator)', () => {
@@ -162,9 +154,9 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
     const activities = createActivities(deps({ store: losing, maxNotReadableAttempts: 10 }));
     const { userId, encrypted } = await encryptedFor(activities);
     const early = await failureOf(run(new MockActivityEnvironment({ attempt: 3 }), activities.storeCiphertexts, { userId, encrypted }));
-    expect(early).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+    expect(early).toMatchObject({ type: 'CiphertextStoreUnavailableError', nonRetryable: false });
     const late = await failureOf(run(new MockActivityEnvironment({ attempt: 10 }), activities.storeCiphertexts, { userId, encrypted }));
     expect(late).toMatchObject({ type: 'CiphertextNotReadableError', nonRetryable: true });
-    expect(late.message).toContain('still answers 404 after 10 attempts');
+    expect(late.message).toContain('still has none after 10 attempts');
   });
 });

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApplicationFailure, ServiceError, type Client } from '@temporalio/client';
+import { ServiceError, type Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { failureOf } from '../support/failure-of';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBatchActivities } from '../../activities/batch-activities';
 
@@ -34,15 +35,6 @@ function unavailableTemporal(): Client {
       getHandle: () => ({ describe: fail }),
     },
   } as unknown as Client;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
 }
 
 describe('batch activities (MockActivityEnvironment)', () => {

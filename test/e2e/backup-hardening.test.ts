@@ -2,7 +2,7 @@ import { WorkflowUpdateStage } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupFailedError } from '../../client/backup-client';
 import { abandonUpdate, retryUpdate } from '../../workflows/backup-wallet-api';
-import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
 let stopWorker: () => Promise<void>;
@@ -15,12 +15,7 @@ afterAll(() => env?.close());
 
 const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs);
 
-async function parked(userId: string) {
-  return eventually(`backup of ${userId} to park`, async () => {
-    const status = await env.backups.getBackupStatus(userId);
-    return status.status === 'NEEDS_ATTENTION' ? status : undefined;
-  });
-}
+const parked = (userId: string) => waitUntilParked(env.backups, userId);
 
 describe('backup hardening', () => {
   it('the worker refuses a backup started without the payload codec (e.g. from the Web UI): nothing reaches Portal', async () => {

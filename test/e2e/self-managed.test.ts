@@ -8,7 +8,7 @@ import { VaultTransit } from '../../activities/vault-transit';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { createWebhookServer } from '../../webhook/webhook-server';
-import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 
@@ -93,14 +93,7 @@ describe('Self-Managed Backups, end to end', () => {
     await env.backups.startBackupWorkflow(userId);
     await eventually('the custodian rows', async () => ((await custodianRows(client.clientId)).length === 2 ? true : undefined));
     await pool.query('DELETE FROM custodian_shares WHERE client_id = $1', [client.clientId]);
-    const parked = await eventually(
-      'the backup to park',
-      async () => {
-        const status = await env.backups.getBackupStatus(userId);
-        return status.status === 'NEEDS_ATTENTION' ? status : undefined;
-      },
-      90_000,
-    );
+    const parked = await waitUntilParked(env.backups, userId, 90_000);
     expect(parked.step).toBe('CHECK_CUSTODIAN');
     expect(parked.progress?.lastError).toMatchObject({ type: 'CustodianShareMissingError' });
     expect(parked.progress?.lastError?.message).toContain('never stored the custodian share');

@@ -112,7 +112,9 @@ export async function createBackupTestEnv(
       const database = await openDatabase(config);
       const worker = await createBackupWorker(config, nativeConnection, undefined, database);
       const running = worker.run();
-      const stop = async () => {
+      let stopping: Promise<void> | undefined;
+      const stop = () => (stopping ??= stopOnce());
+      const stopOnce = async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await nativeConnection.close();
@@ -146,4 +148,16 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** Waits until the user's backup is parked as NEEDS_ATTENTION and returns its status. */
+export function waitUntilParked(backups: BackupClient, userId: string, timeoutMs = 60_000) {
+  return eventually(
+    `backup of ${userId} to park`,
+    async () => {
+      const status = await backups.getBackupStatus(userId);
+      return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+    },
+    timeoutMs,
+  );
 }
