@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { connectBackupClient } from '../client/backup-client';
 import { loadClientConfig } from '../client/config';
+import { createCodecServer } from '../codec/codec-server';
+import { EncryptionCodec } from '../codec/encryption-codec';
+import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
 import { describeDatabaseUrl } from '../db/database-url';
 import { startProcess, waitUntil } from '../stack/managed-process';
@@ -24,6 +27,7 @@ const program = new Command('dev')
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .option('--vault-port <port>', 'Vault port', '8200')
   .option('--simulator-port <port>', 'Portal simulator port', '4100')
+  .option('--codec-port <port>', 'codec server port (the Web UI decodes payloads through it)', '8234')
   .option('--self-managed', 'Self-Managed Backups: PostgreSQL, the custodian-share webhook, and the simulator delivering to it')
   .option('--webhook-port <port>', 'custodian-share webhook port (with --self-managed)', '4300')
   .parse();
@@ -45,6 +49,7 @@ async function main(): Promise<void> {
     once?: boolean;
     temporalPort: string;
     uiPort: string;
+    codecPort: string;
     vaultPort: string;
     simulatorPort: string;
     selfManaged?: boolean;
@@ -53,6 +58,7 @@ async function main(): Promise<void> {
   const ports = {
     temporal: Number(opts.temporalPort),
     ui: Number(opts.uiPort),
+    codec: Number(opts.codecPort),
     vault: Number(opts.vaultPort),
     simulator: Number(opts.simulatorPort),
     ...(opts.selfManaged ? { webhook: Number(opts.webhookPort) } : {}),
@@ -73,7 +79,12 @@ async function main(): Promise<void> {
   try {
     log('obtaining and starting Temporal and Vault (the first run builds them from Go modules)…');
     const [temporal, vault] = await Promise.all([
-      startTemporalDevServer({ logFile: join(DEV_DIR, 'temporal.log'), port: ports.temporal, uiPort: ports.ui }),
+      startTemporalDevServer({
+        logFile: join(DEV_DIR, 'temporal.log'),
+        port: ports.temporal,
+        uiPort: ports.ui,
+        uiCodecEndpoint: `http://127.0.0.1:${ports.codec}`,
+      }),
       startVaultDevServer({ logFile: join(DEV_DIR, 'vault.log'), port: ports.vault }),
     ]);
     stops.push(temporal.stop, vault.stop);
@@ -116,6 +127,15 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: temporal.address,
       PAYLOAD_CODEC_KEYS: `dev-1:${randomBytes(32).toString('base64')}`,
     };
+    // The codec server holds the client's codec key only: the UI shows inputs, results and failures
+    // decoded, and backup shares still sealed.
+    const codecServer = createCodecServer({
+      codec: new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: clientEnv.PAYLOAD_CODEC_KEYS })),
+      allowedOrigins: [`http://127.0.0.1:${ports.ui}`, `http://localhost:${ports.ui}`],
+      tokens: [],
+    });
+    await codecServer.listen({ host: '127.0.0.1', port: ports.codec });
+    stops.push(() => codecServer.close());
     const clientEnvFile = join(DEV_DIR, 'client.env');
     writeFileSync(clientEnvFile, Object.entries(clientEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
     const worker = spawnWorkerProcess('worker', {
@@ -141,6 +161,7 @@ async function main(): Promise<void> {
 
     log(`Temporal Web UI      ${temporal.uiUrl}`);
     log(`Temporal gRPC        ${temporal.address}`);
+    log(`codec server         http://127.0.0.1:${ports.codec}  (the UI decodes through it; shares stay sealed)`);
     log(`Vault (Transit)      ${vault.addr}`);
     log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
     log(`logs                 ${DEV_DIR}`);

@@ -23,6 +23,8 @@ export interface TemporalDevServerOptions {
   /** Persist to this SQLite file (survives restarts); in memory otherwise. */
   dbFile?: string;
   namespace?: string;
+  /** The codec server the Web UI calls to show payloads decoded (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
 }
 
 /** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */
@@ -49,6 +51,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     'warn',
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     ...(options.uiPort ? ['--ui-port', String(options.uiPort), '--ui-ip', '127.0.0.1'] : ['--headless']),
+    ...(options.uiPort && options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
   ];
   const address = `127.0.0.1:${port}`;

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { DecryptItem, EncryptItem } from '../activities/vault-transit';
 import { BackupDomainError } from '../domain/errors';
 import { custodianShareContext } from '../activities/transit-context';
-import { matchesAnySecret } from './secret-check';
+import { matchesAnySecret } from '../config/secret-check';
 
 /** The rows the webhook keeps: one per (client, backup method, pair), the share encrypted. */
 export interface CustodianShareRecords {

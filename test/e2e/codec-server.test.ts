@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { leaksIn, secretsOf } from '../../chaos/secret-scan';
+import { createCodecServer } from '../../codec/codec-server';
+import { EncryptionCodec } from '../../codec/encryption-codec';
+import { toCodecKeyRing } from '../../config/codec-config';
+import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+
+const UI = 'http://127.0.0.1:8233';
+let env: BackupTestEnv;
+let server: FastifyInstance;
+let url: string;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker();
+  server = createCodecServer({
+    codec: new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') })),
+    allowedOrigins: [UI],
+    tokens: ['operator-token-1', 'operator-token-0'],
+  });
+  url = await server.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+  await env?.close();
+});
+
+/** Every payload in a raw history, as the UI sends them (proto3 JSON: base64 bytes). */
+function payloadsOf(history: unknown): { metadata: Record<string, string>; data: string }[] {
+  const found: { metadata: Record<string, string>; data: string }[] = [];
+  const walk = (value: unknown) => {
+    if (!value || typeof value !== 'object') return;
+    const record = value as Record<string, unknown>;
+    if (record.metadata && record.data instanceof Uint8Array) {
+      const metadata = record.metadata as Record<string, Uint8Array>;
+      found.push({
+        metadata: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+        data: Buffer.from(record.data).toString('base64'),
+      });
+    } else for (const item of Object.values(record)) walk(item);
+  };
+  walk(history);
+  return found;
+}
+
+const call = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: UI, authorization: 'Bearer operator-token-1', 'x-namespace': 'default', ...headers },
+    body: JSON.stringify(body),
+  });
+
+describe('the codec server (Temporal’s codec-server protocol)', () => {
+  it('decodes a real history’s payloads: the user id and pair ids are readable, shares stay sealed', async () => {
+    const userId = env.seedUser('codec');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 503, count: 1, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await env.backups.waitForBackup(userId);
+    const history = await env.rawClient.workflow.getHandle(`backup-${userId}`).fetchHistory();
+    const payloads = payloadsOf(history);
+    expect(payloads.length).toBeGreaterThan(5);
+    const response = await call('/decode', { payloads });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('access-control-allow-origin')).toBe(UI);
+    const decoded = (await response.json()) as { payloads: { metadata: Record<string, string>; data: string }[] };
+    const texts = decoded.payloads.map((p) => Buffer.from(p.data, 'base64').toString('utf8'));
+    const encodings = decoded.payloads.map((p) => Buffer.from(p.metadata.encoding!, 'base64').toString());
+    expect(encodings.every((encoding) => encoding !== 'binary/encrypted')).toBe(true);
+    const pairIds = env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.id));
+    expect(leaksIn(texts, [userId, ...pairIds, 'sealedShares']).length).toBe(pairIds.length + 2);
+    expect(leaksIn(texts, secretsOf(env.simulator.state.user(userId)!))).toEqual([]);
+    // The namespace in the path (the CLI's --codec-endpoint templating) works too; encode round-trips.
+    const encoded = (await (await call('/default/encode', { payloads: decoded.payloads.slice(0, 1) })).json()) as typeof decoded;
+    expect(Buffer.from(encoded.payloads[0]!.metadata.encoding!, 'base64').toString()).toBe('binary/encrypted');
+    const again = (await (await call('/default/decode', encoded)).json()) as typeof decoded;
+    expect(again.payloads[0]!.data).toBe(decoded.payloads[0]!.data);
+  });
+
+  it('answers the browser’s preflight for the UI’s origin only, and asks for a token', async () => {
+    const preflight = await fetch(`${url}/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: UI, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('x-namespace');
+    expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+    expect((await call('/decode', { payloads: [] }, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await call('/decode', { payloads: [] }, { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await call('/decode', { payloads: [] }, { authorization: 'Bearer operator-token-0' })).status).toBe(200);
+    expect((await call('/decode', { nope: 1 })).status).toBe(400);
+  });
+});
