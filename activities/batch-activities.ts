@@ -1,6 +1,6 @@
 import axios, { AxiosInstance } from 'axios';
 import { Context } from '@temporalio/activity';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { BatchSourceNotAllowedError, CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
@@ -147,7 +147,13 @@ export function createBatchActivities(deps: BatchActivityDeps) {
 
 async function checkBackup(temporal: Client, userId: string): Promise<BackupCheck> {
   const handle = temporal.workflow.getHandle(backupWorkflowId(userId));
-  const description = await handle.describe();
+  let description;
+  try {
+    description = await handle.describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return { userId, state: 'FAILED', reason: 'its backup run no longer exists (deleted by retention or by hand)' };
+    throw error;
+  }
   if (description.status.name === 'RUNNING') {
     if (description.typedSearchAttributes.get(BackupStatusKey) !== 'NEEDS_ATTENTION') return { userId, state: 'RUNNING' };
     const progress = await handle.query(progressQuery).catch(() => undefined);

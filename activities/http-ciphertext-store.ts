@@ -21,6 +21,9 @@ export interface HttpCiphertextStoreConfig {
   timeoutMs: number;
 }
 
+/** Errors without an HTTP answer that are worth another try. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
+
 /** The body field Portal's example backend uses for each curve. */
 const FIELD: Record<Curve, 'secp256k1Ciphertext' | 'ed25519Ciphertext'> = {
   SECP256K1: 'secp256k1Ciphertext',
@@ -28,13 +31,23 @@ const FIELD: Record<Curve, 'secp256k1Ciphertext' | 'ed25519Ciphertext'> = {
 };
 
 const readSchema = z.object({
-  data: z.object({ secp256k1Ciphertext: z.string().min(1), ed25519Ciphertext: z.string().min(1) }),
+  data: z
+    .object({ secp256k1Ciphertext: z.string().min(1), ed25519Ciphertext: z.string().min(1) })
+    .partial()
+    .refine((data) => data.secp256k1Ciphertext !== undefined || data.ed25519Ciphertext !== undefined, 'holds no ciphertext'),
   backupSharePairIds: z.object({ SECP256K1: z.string(), ED25519: z.string() }).partial().optional(),
 });
 type StoredRecord = z.infer<typeof readSchema>;
 
 /**
- * The company's own HTTP endpoint, in the shape of Portal's example backend:
+ * The company's own HTTP endpoint. Two layouts:
+ * - per pair (the URL templates contain `{pairId}`): one record per backup share pair, written
+ *   once; nothing of an older backup is ever touched. The safe layout, and the one to use.
+ * - per user, exactly Portal's example backend (templates without `{pairId}`, allowed only with
+ *   CIPHERTEXT_HTTP_ONE_RECORD_PER_USER=true): the new backup's ciphertexts replace the user's
+ *   record at step 3, before step 4 marks them; if that backup then never completes (parked and
+ *   abandoned), the user's last completed backup has lost its ciphertext until another completes.
+ * In the per-user layout it behaves as Portal's example backend does:
  * `POST {writeUrl}` with `{data: {secp256k1Ciphertext, ed25519Ciphertext}}` (plus
  * `backupSharePairIds`, which such a backend may ignore), read back with `GET {readUrl}` → the same
  * shape. That backend keeps one record per user (the newest backup), so write-once is per pair:
@@ -50,12 +63,26 @@ export class HttpCiphertextStore implements CiphertextStore {
     this.http = axios.create({ timeout: config.timeoutMs, maxRedirects: 0, maxContentLength: 1024 * 1024 });
   }
 
+  private get perPair(): boolean {
+    return this.config.writeUrl.includes('{pairId}');
+  }
+
   async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
+    if (this.perPair) {
+      for (const entry of ciphertexts) await this.putRecords(context, [entry], options);
+      return;
+    }
+    await this.putRecords(context, ciphertexts, options);
+  }
+
+  private async putRecords(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
     if (!options.freshPairs) {
       const existing = await this.read(context, ciphertexts[0]!.pairId);
       if (existing && ciphertexts.every((entry) => this.sameEntry(existing, entry))) return;
       for (const entry of ciphertexts) {
-        if (existing?.backupSharePairIds?.[entry.curve] === entry.pairId && existing.data[FIELD[entry.curve]] !== entry.ciphertext) {
+        const samePair = this.perPair || existing?.backupSharePairIds?.[entry.curve] === entry.pairId;
+        const stored = existing?.data[FIELD[entry.curve]];
+        if (samePair && stored !== undefined && stored !== entry.ciphertext) {
           throw new CiphertextConflictError(`the company store already holds a different ciphertext for pair ${entry.pairId}; it was not overwritten`);
         }
       }
@@ -72,10 +99,11 @@ export class HttpCiphertextStore implements CiphertextStore {
   async get(context: StoreContext, pairId: string, curve: Curve): Promise<string> {
     const record = await this.read(context, pairId);
     const recordPair = record?.backupSharePairIds?.[curve];
-    if (!record || (recordPair !== undefined && recordPair !== pairId)) {
+    const stored = record?.data[FIELD[curve]];
+    if (stored === undefined || (recordPair !== undefined && recordPair !== pairId)) {
       throw new CiphertextNotFoundError(`the company store has no ciphertext for pair ${pairId} of user ${context.userId}`);
     }
-    return record.data[FIELD[curve]];
+    return stored;
   }
 
   private sameEntry(record: StoredRecord, entry: StoredCiphertext): boolean {
@@ -113,6 +141,12 @@ export class HttpCiphertextStore implements CiphertextStore {
     const status = error instanceof AxiosError ? error.response?.status : undefined;
     const what = `${doing} the ciphertexts of user ${context.userId} at the company store`;
     if (status === 409) return new CiphertextConflictError(`${what} was refused with 409: the pair already holds another ciphertext`);
+    // No answer at all is transient only for network trouble and timeouts; an oversized body, a TLS
+    // or certificate error or a bug would fail the same way forever.
+    const code = error instanceof AxiosError ? error.code : undefined;
+    if (status === undefined && !(code && NETWORK_CODES.has(code))) {
+      return new CiphertextStoreRequestError(`${what} failed without an answer (${code ?? (error as Error)?.name}): check the endpoint's URL, TLS and response size`);
+    }
     if (isTransientHttpStatus(status)) {
       const cause = error instanceof AxiosError ? (status ?? error.code ?? 'network error') : redactSecrets(String(error));
       return new CiphertextStoreUnavailableError(`${what} failed (${cause}); will retry`);

@@ -80,6 +80,11 @@ export interface EncryptSharesInput {
 export interface StoreCiphertextsInput {
   userId: string;
   encrypted: EncryptedShares;
+  /**
+   * False when the workflow has run this step before (an operator's retry after a park starts a
+   * new activity whose attempt is 1 again): the pairs may then hold ciphertexts already.
+   */
+  firstCall?: boolean;
 }
 
 export interface MarkPairsStoredInput {
@@ -172,14 +177,14 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Step 3: store both ciphertexts, read them back and check they decrypt to what was encrypted. */
-    async storeCiphertexts({ userId, encrypted }: StoreCiphertextsInput): Promise<void> {
+    async storeCiphertexts({ userId, encrypted, firstCall }: StoreCiphertextsInput): Promise<void> {
       return boundary(async () => {
         const attempt = Context.current().info.attempt;
         const context = { userId };
         await deps.store.put(
           context,
           CURVES.map((curve) => ({ curve, pairId: encrypted[curve].pairId, ciphertext: encrypted[curve].ciphertext })),
-          { freshPairs: attempt === 1 },
+          { freshPairs: attempt === 1 && firstCall !== false },
         );
         const readBack: string[] = [];
         for (const curve of CURVES) {

@@ -2,6 +2,10 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { aesGcmOpen, aesGcmSeal } from './aes-gcm';
 import { checkKeyRing, KeyRingError, type KeyRing } from './key-ring';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { UNENCRYPTED_PAYLOAD_MARKER } from '../domain/unencrypted-payload';
+
+const UNENCRYPTED_MARKER_PAYLOAD = defaultPayloadConverter.toPayload({ [UNENCRYPTED_PAYLOAD_MARKER]: true });
 
 export const ENCODING = 'binary/encrypted';
 const METADATA_ENCODING_KEY = 'encoding';
@@ -14,16 +18,11 @@ export class CodecKeyError extends KeyRingError {
   override readonly name = 'CodecKeyError';
 }
 
-/** A payload reached a worker without the codec's encryption: only codec-key holders may start or signal runs. */
-export class UnencryptedPayloadError extends Error {
-  override readonly name = 'UnencryptedPayloadError';
-}
-
 export interface EncryptionCodecOptions {
   /**
-   * Refuse payloads that are not encrypted (the worker sets this): a workflow started or signalled
-   * by someone without the codec key, e.g. from the Web UI or `temporal workflow start`, fails its
-   * workflow task instead of running on input nobody vouched for.
+   * Refuse payloads that are not encrypted (the worker sets this): one from someone without the
+   * codec key (the Web UI, `temporal workflow start`) decodes to a marker value that the workflows
+   * refuse (see domain/unencrypted-payload.ts), never to the input it claims to be.
    */
   requireEncrypted?: boolean;
 }
@@ -62,13 +61,7 @@ export class EncryptionCodec implements PayloadCodec {
     return payloads.map((payload) => {
       const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
       if (!encoding || Buffer.from(encoding).toString() !== ENCODING) {
-        if (this.options.requireEncrypted) {
-          throw new UnencryptedPayloadError(
-            'refused a payload that is not encrypted with the payload codec: start and signal backups with the ' +
-              'project client or CLI (which hold PAYLOAD_CODEC_KEYS), not with a plain Temporal client or the Web UI',
-          );
-        }
-        return payload;
+        return this.options.requireEncrypted ? UNENCRYPTED_MARKER_PAYLOAD : payload;
       }
       const keyIdBytes = payload.metadata?.[METADATA_KEY_ID_KEY];
       const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';

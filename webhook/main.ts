@@ -4,6 +4,7 @@ import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { createLogger } from '../worker/logger';
+import { checkTransitKey } from '../worker/preflight';
 import { loadWebhookConfig } from './config';
 import { createWebhookServer } from './webhook-server';
 
@@ -30,9 +31,12 @@ async function main(): Promise<void> {
     onIdleConnectionError: (error) => logger.warn({ reason: error.message }, 'an idle database connection failed'),
   });
   const { applied } = await migrate(pool);
+  const transit = connectVaultTransit(config.vault);
+  // The workers decrypt custodian shares with their VAULT_TRANSIT_KEY: the same key, checked here.
+  await checkTransitKey(transit, { mount: config.vault.mount, keyName: config.vault.keyName }, (message) => logger.warn(message));
   const app = createWebhookServer({
     records: new CustodianShareRepository(pool),
-    transit: connectVaultTransit(config.vault),
+    transit,
     secrets: config.secrets,
     ...(config.allowedSourceIps ? { allowedSourceIps: config.allowedSourceIps } : {}),
     deadlineMs: config.deadlineMs,

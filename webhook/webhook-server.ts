@@ -71,7 +71,8 @@ function normalizeIp(ip: string | undefined): string {
  * Portal reports FAILED_WEBHOOK. No share, secret or body ever reaches a log or an error.
  */
 export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes, forceCloseConnections: true });
+  // On shutdown, idle keep-alive connections close at once; deliveries in flight finish.
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes, forceCloseConnections: 'idle' });
   const log = deps.logger;
 
   app.addHook('onRequest', async (request, reply) => {
@@ -108,7 +109,9 @@ export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
     // Only the error's type and our own message (domain errors carry no share or key).
     const reason = error instanceof DeadlineExceededError || error instanceof BackupDomainError ? `${error.name}: ${error.message}` : (error as Error)?.name;
     log.error({ ...what, reason }, 'custodian share not acknowledged');
-    return reply.code(503).send({ message: 'unavailable, nothing was stored; retry' });
+    // Not "nothing was stored": a write already under way may still commit after this answer (a row
+    // Portal then ignores, for a pair that stays incomplete). What holds is: never a 200 without it.
+    return reply.code(503).send({ message: 'unavailable: the share was not acknowledged' });
   };
 
   app.post('/backup', async (request, reply) => {
@@ -134,6 +137,8 @@ export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
           { plaintext: Buffer.from(share, 'utf8'), context: custodianShareContext(clientId, pairId) },
         ]);
         const shareSha256 = createHash('sha256').update(share, 'utf8').digest('hex');
+        // Vault took the budget: do not start a write that would land after Portal gave up.
+        if (Date.now() - startedAt >= deps.deadlineMs) throw new DeadlineExceededError(`no answer within ${deps.deadlineMs} ms`);
         return deps.records.putOnce({ clientId, backupMethod, pairId, encryptedShare: encryptedShare!, shareSha256 });
       });
     } catch (error) {

@@ -5,7 +5,7 @@ import type { CodecKeyRing } from '../codec/encryption-codec';
 import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
 import { sealingEnvProblems, sealingEnvSchema, toSealingKeyRing } from '../config/sealing-config';
-import { envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from '../config/env-schema';
+import { envBool, envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from '../config/env-schema';
 import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
 import type { BackupMode } from '../activities/backup-mode';
 import { loadConfig } from '../config/load-config';
@@ -27,6 +27,7 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
   CIPHERTEXT_HTTP_READ_URL: envUrlTemplate.optional(),
   CIPHERTEXT_HTTP_AUTH_HEADER: envHeader.optional(),
   CIPHERTEXT_HTTP_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
+  CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: envBool.default(false),
   CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   BATCH_SOURCE_ALLOWED_ORIGINS: z
     .string()
@@ -87,6 +88,18 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     }
     if (parsed.CIPHERTEXT_STORE === 'http' && !parsed.CIPHERTEXT_HTTP_WRITE_URL) {
       problems.push('CIPHERTEXT_HTTP_WRITE_URL is required when CIPHERTEXT_STORE=http: the company endpoint, a URL template with {userId}');
+    }
+    const templates = [parsed.CIPHERTEXT_HTTP_WRITE_URL, parsed.CIPHERTEXT_HTTP_READ_URL].filter((t): t is string => t !== undefined);
+    if (parsed.CIPHERTEXT_STORE === 'http' && templates.length > 0) {
+      const perPair = templates.map((template) => template.includes('{pairId}'));
+      if (perPair.some(Boolean) && !perPair.every(Boolean)) {
+        problems.push('CIPHERTEXT_HTTP_WRITE_URL and CIPHERTEXT_HTTP_READ_URL must both contain {pairId}, or neither');
+      } else if (!perPair[0] && !parsed.CIPHERTEXT_HTTP_ONE_RECORD_PER_USER) {
+        problems.push(
+          'CIPHERTEXT_HTTP_WRITE_URL has no {pairId}: one record per user means a backup that stores but never completes replaces the ' +
+            'ciphertext of the last completed one. Key records by pair ({pairId} in both URLs), or accept that with CIPHERTEXT_HTTP_ONE_RECORD_PER_USER=true',
+        );
+      }
     }
     if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
       problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');

@@ -25,6 +25,7 @@ import type {
 import { CURVES } from '../domain/curves';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { InvalidUserIdError, parseUserId } from '../domain/user-id';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   ABANDONED_ERROR_TYPE,
   abandonUpdate,
@@ -94,6 +95,7 @@ type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
  * NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
  */
 export async function backupWallet(input: BackupWalletInput): Promise<BackupResult> {
+  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
   let userId: string;
   try {
     userId = parseUserId(input?.userId);
@@ -137,7 +139,12 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
       await condition(() => progress.status !== 'NEEDS_ATTENTION');
       return progress;
     },
-    { validator: (_request: RetryRequest) => requireParked(progress, decision) },
+    {
+      validator: (request: RetryRequest) => {
+        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+        requireParked(progress, decision);
+      },
+    },
   );
   setHandler(
     abandonUpdate,
@@ -148,6 +155,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     },
     {
       validator: (request) => {
+        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
         requireParked(progress, decision);
         if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
           throw new Error('abandon needs a reason of 1 to 1000 characters');
@@ -242,7 +250,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
 
   const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
-  await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted }));
+  await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted, firstCall: progress.attempts.STORE === 1 }));
   // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
   // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
   // adds no command to their replay (no patch needed).

@@ -71,6 +71,10 @@ export interface BatchCarriedState {
   startedAt: string;
   paused: boolean;
   runs: number;
+  /** Backups joined (not started) and still running: polled on in the next run (at most `concurrency`). */
+  joined?: string[];
+  /** A cancel (update or Temporal) arrived; the next run only drains what is carried. */
+  cancelled?: boolean;
 }
 
 export type BatchStatus = 'RUNNING' | 'PAUSED' | 'CANCELLING' | 'COMPLETED' | 'CANCELLED';

@@ -21,6 +21,7 @@ import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
 import { initialBackupSearchAttributes } from './backup-wallet-api';
 import { legacyBatchBackup } from './batch-backup-legacy';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   BatchIdKey,
   batchProblemsQuery,
@@ -52,8 +53,9 @@ const DEFAULT_STARTS_PER_RUN = 500;
 const MAX_HISTORY_EVENTS_PER_RUN = 10_000;
 const MIN_PACING_SLEEP_MS = 20;
 const MAX_CATCH_UP_MS = 5_000;
-/** How often backups the batch joined (but did not start) are looked at. */
-const JOINED_POLL_INTERVAL = '5 seconds';
+/** Backups the batch joined (but did not start) are looked at after 5 s, then less often, up to every 5 min. */
+const JOINED_POLL_FIRST_MS = 5_000;
+const JOINED_POLL_MAX_MS = 5 * 60_000;
 
 /**
  * Re-backs-up many wallets: pages user ids from the source, skips recent backups if asked, and
@@ -65,6 +67,10 @@ const JOINED_POLL_INTERVAL = '5 seconds';
  */
 export async function batchBackup(input: BatchBackupInput): Promise<BatchReport> {
   if (!patched(BATCH_V2)) return legacyBatchBackup({ ...input, carried: input.carried as LegacyBatchCarriedState | undefined });
+  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
+  if (typeof input?.batchId !== 'string' || !input.source || !(input.concurrency >= 1) || !(input.backupsPerMinute > 0)) {
+    throw ApplicationFailure.nonRetryable('batch input is malformed: start batches with the project client or CLI', 'BatchOptionsError');
+  }
   if (input.source.kind === 'list' && input.source.userIds.length > MAX_LIST_USER_IDS && !input.carried) {
     throw ApplicationFailure.nonRetryable(
       `a list source holds at most ${MAX_LIST_USER_IDS} user ids (got ${input.source.userIds.length}): use a paged source, or start one batch per chunk`,
@@ -92,12 +98,18 @@ class BatchRun {
   private readonly completionTimes: number[] = [];
   private startsThisRun = 0;
   private nextStartAt = Date.now();
+  private joinedPollMs = JOINED_POLL_FIRST_MS;
 
   constructor(private readonly input: BatchBackupInput) {
     this.pageSize = input.pageSize ?? 200;
     this.intervalMs = 60_000 / input.backupsPerMinute;
     this.state = carriedState(input);
     this.list = input.source.kind === 'list' ? input.source.userIds.slice(legacyListIndex(input.carried)) : [];
+    this.cancelled = this.state.cancelled ?? false;
+    for (const userId of this.state.joined ?? []) {
+      this.inFlight.add(userId);
+      this.joined.add(userId);
+    }
     setHandler(batchProgressQuery, () => this.progress());
     setHandler(batchProblemsQuery, () => this.state.recentProblems);
     setHandler(pauseBatchUpdate, () => {
@@ -112,7 +124,11 @@ class BatchRun {
       this.cancel();
       return this.progress();
     });
-    setHandler(childParkedSignal, ({ userId, reason }) => this.parked(userId, reason));
+    setHandler(childParkedSignal, (signal) => {
+      // Only children send this (encrypted); anything else, e.g. an unencrypted signal, is ignored.
+      if (isUnencryptedPayload(signal) || typeof signal?.userId !== 'string') return;
+      this.parked(signal.userId, String(signal.reason));
+    });
   }
 
   cancel(): void {
@@ -123,11 +139,11 @@ class BatchRun {
     void this.pollJoined();
     while (!this.cancelled) {
       if (this.shouldContinueAsNew()) {
-        await condition(() => this.inFlight.size === 0);
+        // Children are awaited (their results come to this run); joined backups travel along.
+        await condition(() => this.inFlight.size === this.joined.size);
         // A cancel that arrived while draining ends the batch here instead of in the next run.
         if (this.cancelled) break;
-        await condition(allHandlersFinished);
-        await continueAsNew<typeof batchBackup>({ ...this.input, ...this.nextRunSource(), carried: { ...this.state, runs: this.state.runs + 1 } });
+        await this.continueAsNewNow();
       }
       await condition(() => !this.state.paused || this.cancelled);
       if (this.cancelled) break;
@@ -149,8 +165,13 @@ class BatchRun {
       void this.launch(this.state.pending.shift()!);
       this.startsThisRun += 1;
     }
-    // Drain: every backup in flight finishes (parked ones are reported, and keep waiting for an operator).
-    await condition(() => this.inFlight.size === 0);
+    // Drain: every backup in flight finishes (parked ones are reported, and keep waiting for an
+    // operator). Joined backups can run for long: past the history limit, continue as new with them.
+    for (;;) {
+      await condition(() => this.inFlight.size === 0 || (this.inFlight.size === this.joined.size && this.shouldContinueAsNew()));
+      if (this.inFlight.size === 0) break;
+      await this.continueAsNewNow();
+    }
     await condition(allHandlersFinished);
     const problemsOmitted = this.state.counts.failed + this.state.counts.parked - this.state.recentProblems.length;
     return {
@@ -169,6 +190,15 @@ class BatchRun {
       info.continueAsNewSuggested ||
       info.historyLength >= (this.input.maxHistoryEventsPerRun ?? MAX_HISTORY_EVENTS_PER_RUN)
     );
+  }
+
+  private async continueAsNewNow(): Promise<never> {
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof batchBackup>({
+      ...this.input,
+      ...this.nextRunSource(),
+      carried: { ...this.state, runs: this.state.runs + 1, joined: [...this.joined], cancelled: this.cancelled },
+    });
   }
 
   /** A list source travels on with only the ids not yet taken. */
@@ -259,16 +289,28 @@ class BatchRun {
       }
       this.state.counts.joined += 1;
       this.joined.add(userId);
+      this.joinedPollMs = JOINED_POLL_FIRST_MS;
     }
   }
 
-  /** Looks at joined backups every few seconds with one short activity, for the run's whole life. */
+  /**
+   * Looks at joined backups with one short activity, first after 5 s, then backing off to every 5
+   * minutes while they all still run (a backup in a long outage retries for hours), for the run's
+   * whole life. A look that fails for good is logged and tried again at the next interval.
+   */
   private async pollJoined(): Promise<void> {
     for (;;) {
       await condition(() => this.joined.size > 0);
-      await sleep(JOINED_POLL_INTERVAL);
+      await sleep(this.joinedPollMs);
+      this.joinedPollMs = Math.min(this.joinedPollMs * 2, JOINED_POLL_MAX_MS);
       if (this.joined.size === 0) continue;
-      const checks: BackupCheck[] = await sourceActivities.checkBackups({ userIds: [...this.joined] });
+      let checks: BackupCheck[];
+      try {
+        checks = await sourceActivities.checkBackups({ userIds: [...this.joined] });
+      } catch (error) {
+        log.warn('could not look at joined backups; will look again', { batchId: this.input.batchId, reason: failureReason(error) });
+        continue;
+      }
       for (const check of checks) {
         if (!this.joined.has(check.userId) || check.state === 'RUNNING') continue;
         if (check.state === 'PARKED') {

@@ -63,9 +63,25 @@ describe('HttpCiphertextStore against an endpoint shaped like Portal’s example
     await expect(store().put({ userId: 'u1' }, backup('a'), { freshPairs: true })).rejects.toThrow(CiphertextStoreUnavailableError);
     endpoint.failNext(401);
     await expect(store().put({ userId: 'u1' }, backup('a'), { freshPairs: true })).rejects.toThrow(/refused with 401: check CIPHERTEXT_HTTP/);
-    endpoint.records.set('u2', { data: { secp256k1Ciphertext: 'only one curve' } });
+    endpoint.records.set('u2', { data: { secp256k1Ciphertext: 42 } });
     await expect(store().get({ userId: 'u2' }, 'p', 'SECP256K1')).rejects.toThrow(CiphertextStoreRequestError);
     const closed = new HttpCiphertextStore({ writeUrl: 'http://127.0.0.1:1/{userId}', readUrl: 'http://127.0.0.1:1/{userId}', timeoutMs: 500 });
     await expect(closed.put({ userId: 'u1' }, backup('a'), { freshPairs: true })).rejects.toThrow(CiphertextStoreUnavailableError);
+  });
+});
+
+describe('HttpCiphertextStore keyed per pair ({pairId} in the URLs)', () => {
+  const perPair = () =>
+    new HttpCiphertextStore({ writeUrl: `${endpoint.template}?pair={pairId}`, readUrl: `${endpoint.template}?pair={pairId}`, timeoutMs: 2_000 });
+
+  it('writes one record per pair, so a newer backup never touches an older one', async () => {
+    await perPair().put({ userId: 'u1' }, backup('old'), { freshPairs: true });
+    await perPair().put({ userId: 'u1' }, backup('new'), { freshPairs: true });
+    expect(endpoint.posts()).toBe(4);
+    expect(await perPair().get({ userId: 'u1' }, 'secp-old', 'SECP256K1')).toBe('vault:v1:secp-old');
+    expect(await perPair().get({ userId: 'u1' }, 'ed-new', 'ED25519')).toBe('vault:v1:ed-new');
+    const other = backup('old').map((entry) => ({ ...entry, ciphertext: `${entry.ciphertext}-other` }));
+    await expect(perPair().put({ userId: 'u1' }, other, { freshPairs: false })).rejects.toThrow(CiphertextConflictError);
+    expect(await perPair().get({ userId: 'u1' }, 'secp-old', 'SECP256K1')).toBe('vault:v1:secp-old');
   });
 });

@@ -18,7 +18,7 @@ const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.fl
 const parked = (userId: string) => waitUntilParked(env.backups, userId);
 
 describe('backup hardening', () => {
-  it('the worker refuses a backup started without the payload codec (e.g. from the Web UI): nothing reaches Portal', async () => {
+  it('a backup started without the payload codec (e.g. from the Web UI) fails at once: nothing reaches Portal, the user is free again', async () => {
     const userId = env.seedUser('plain-start');
     const before = env.simulator.calls.backup ?? 0;
     const handle = await env.rawClient.workflow.start('backupWallet', {
@@ -26,16 +26,31 @@ describe('backup hardening', () => {
       workflowId: `backup-${userId}`,
       args: [{ userId }],
     });
-    const failed = await eventually('a failed workflow task', async () => {
-      const history = await handle.fetchHistory();
-      return history.events!.find((event) => event.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes ?? undefined;
-    });
-    expect(failed).toBeDefined();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Its failure message is encoded like every other: read it with the codec.
+    const failure = await env.backups.temporal.workflow
+      .getHandle(`backup-${userId}`)
+      .result()
+      .catch((error: { cause?: Error }) => error.cause);
+    expect(String(failure?.message)).toContain('was not encrypted with the payload codec');
     const history = await handle.fetchHistory();
     expect(history.events!.some((event) => event.activityTaskScheduledEventAttributes)).toBe(false);
     expect(env.simulator.calls.backup ?? 0).toBe(before);
-    await handle.terminate('test: refused as expected');
+    // The id is free: a proper start backs the user up.
+    const started = await env.backups.startBackupWorkflow(userId);
+    expect(started.alreadyRunning).toBe(false);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+  });
+
+  it('an unencrypted update to a parked backup is refused, and the run still takes the real one', async () => {
+    const userId = env.seedUser('plain-update');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await parked(userId);
+    env.simulator.faults.clear();
+    await expect(env.rawClient.workflow.getHandle(`backup-${userId}`).executeUpdate('retry', { args: [{}] })).rejects.toThrow();
+    await env.rawClient.workflow.getHandle(`backup-${userId}`).signal('anything', { some: 'input' });
+    await env.backups.retryBackup(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
   });
 
   it('retry and abandon delivered together: exactly one is accepted', async () => {

@@ -20,6 +20,8 @@ beforeAll(async () => {
       CIPHERTEXT_STORE: 'http',
       CIPHERTEXT_HTTP_WRITE_URL: endpoint.template,
       CIPHERTEXT_HTTP_AUTH_HEADER: 'Authorization: Bearer company-store-token',
+      // Portal's example backend keeps one record per user; the risk is accepted for this test.
+      CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: 'true',
     },
   });
   await env.startWorker();

@@ -120,6 +120,27 @@ describe('batch hardening', () => {
     env.simulator.faults.clear();
   });
 
+  it('a joined backup that runs long does not hold the batch’s run open: it travels across continue-as-new', async () => {
+    const [busy, other] = seedMany('long-join', 2) as [string, string];
+    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 12_000, count: 1, userId: busy });
+    await env.backups.startBackupWorkflow(busy);
+    const { batchId, workflowId } = await batches.startBatch({
+      source: { kind: 'list', userIds: [busy, other] },
+      concurrency: 2,
+      backupsPerMinute: 6000,
+      maxHistoryEventsPerRun: 20,
+    });
+    const report = await batches.wait(batchId);
+    expect(report.counts).toMatchObject({ joined: 1, started: 1, completed: 2 });
+    expect(report.runs).toBeGreaterThanOrEqual(2);
+    const runs = [];
+    for await (const run of env.backups.temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(run);
+    const firstClosed = Math.min(...runs.map((run) => run.closeTime?.getTime() ?? Infinity));
+    const busyClosed = (await env.backups.temporal.workflow.getHandle(`backup-${busy}`).describe()).closeTime!.getTime();
+    expect(firstClosed).toBeLessThan(busyClosed);
+    env.simulator.faults.clear();
+  });
+
   it('lists every problem of a batch from visibility, with its reason', async () => {
     const userIds = seedMany('problems', 3);
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId: userIds[0] });

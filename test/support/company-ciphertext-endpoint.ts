@@ -35,7 +35,10 @@ export async function startCompanyCiphertextEndpoint(): Promise<CompanyCiphertex
   const server = createServer((request, response) => {
     void (async () => {
       auth = request.headers.authorization;
-      const userId = decodeURIComponent(/^\/users\/([^/]+)\/user-backup-share$/.exec(request.url ?? '')?.[1] ?? '');
+      const url = new URL(request.url ?? '/', 'http://endpoint');
+      // One record per user (Portal's example backend), or per pair when the URL names one.
+      const userId = decodeURIComponent(/^\/users\/([^/]+)\/user-backup-share$/.exec(url.pathname)?.[1] ?? '');
+      const key = url.searchParams.get('pair') ? `${userId}/${url.searchParams.get('pair')}` : userId;
       if (failing) {
         response.statusCode = failing;
         failing = undefined;
@@ -43,11 +46,11 @@ export async function startCompanyCiphertextEndpoint(): Promise<CompanyCiphertex
       }
       if (request.method === 'POST') {
         posts += 1;
-        records.set(userId, await body(request));
+        records.set(key, await body(request));
         response.statusCode = 201;
         return response.end();
       }
-      const record = records.get(userId);
+      const record = records.get(key);
       response.statusCode = record ? 200 : 404;
       response.setHeader('content-type', 'application/json');
       response.end(record ? JSON.stringify(record) : '{"message":"not found"}');

@@ -100,8 +100,13 @@ describe('worker configuration', () => {
     expect(loadWorkerConfig(VALID).store).toEqual({ kind: 'portal' });
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http' }).join()).toContain('CIPHERTEXT_HTTP_WRITE_URL is required');
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 's3' }).join()).toContain('CIPHERTEXT_STORE');
-    const http = loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: 'https://b.example/users/{userId}/user-backup-share', CIPHERTEXT_HTTP_AUTH_HEADER: 'Authorization: Bearer x' });
-    expect(http.store).toMatchObject({ kind: 'http', readUrl: 'https://b.example/users/{userId}/user-backup-share', authHeader: { name: 'Authorization', value: 'Bearer x' } });
+    const seed = 'https://b.example/users/{userId}/user-backup-share';
+    expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: seed }).join()).toContain('CIPHERTEXT_HTTP_ONE_RECORD_PER_USER=true');
+    const http = loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: seed, CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: 'true', CIPHERTEXT_HTTP_AUTH_HEADER: 'Authorization: Bearer x' });
+    expect(http.store).toMatchObject({ kind: 'http', readUrl: seed, authHeader: { name: 'Authorization', value: 'Bearer x' } });
+    const perPair = `${seed}?pair={pairId}`;
+    expect(loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: perPair }).store).toMatchObject({ readUrl: perPair });
+    expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: perPair, CIPHERTEXT_HTTP_READ_URL: seed }).join()).toContain('both contain {pairId}');
   });
 
   it('never repeats a secret value in its messages', () => {
