@@ -8,6 +8,8 @@ import { VaultTransit } from '../../activities/vault-transit';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { createWebhookServer } from '../../webhook/webhook-server';
+import { freePort } from '../../stack/free-port';
+import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
@@ -21,12 +23,17 @@ let pool: Pool;
 let webhook: FastifyInstance;
 let webhookUrl: string;
 let env: BackupTestEnv;
+/** Vault as the webhook sees it (the workers reach Vault directly). */
+let webhookVault: TcpFaultProxy;
 
 beforeAll(async () => {
   pool = createDatabasePool(inject('databaseUrl'));
+  const vault = new URL(inject('vaultAddr'));
+  webhookVault = new TcpFaultProxy({ host: vault.hostname, port: Number(vault.port) }, await freePort());
+  await webhookVault.start();
   webhook = createWebhookServer({
     records: new CustodianShareRepository(pool),
-    transit: new VaultTransit({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 }, new StaticTokenAuth(inject('vaultToken'))),
+    transit: new VaultTransit({ endpoint: `http://127.0.0.1:${webhookVault.port}`, mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 }, new StaticTokenAuth(inject('vaultToken'))),
     secrets: [SECRET],
     deadlineMs: 8_000,
     bodyLimitBytes: 64 * 1024,
@@ -42,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.close();
   await webhook?.close();
+  await webhookVault?.stop();
   await pool?.end();
 });
 
@@ -84,6 +92,25 @@ describe('Self-Managed Backups, end to end', () => {
     expect(pairs.filter((pair) => pair.status === 'completed').map((pair) => pair.id).sort()).toEqual(Object.values(result.pairIds).sort());
     env.simulator.faults.clear();
   });
+
+  it('Vault down at the webhook: 503, nothing stored, FAILED_WEBHOOK at Portal; once Vault is back the backup completes', async () => {
+    const userId = env.seedUser('self-vault-down');
+    const client = env.simulator.state.user(userId)!;
+    await webhookVault.setMode('refuse');
+    await env.backups.startBackupWorkflow(userId);
+    await eventually('a refused delivery', async () =>
+      env.simulator.webhookDeliveries.some((d) => d.userId === userId && d.call === 'backup' && d.outcome === 'failed') ? true : undefined,
+    );
+    expect(await custodianRows(client.clientId)).toEqual([]);
+    expect(pairsOf(userId).every((pair) => pair.status === 'incomplete')).toBe(true);
+    await webhookVault.setMode('pass');
+    const result = await env.backups.waitForBackup(userId);
+    const failed = env.simulator.webhookDeliveries.find((d) => d.userId === userId && d.outcome === 'failed')!;
+    expect(failed.status).toBe(503);
+    const held = (await custodianRows(client.clientId)).map((row) => row.pair_id).sort();
+    expect(held).toEqual(Object.values(result.pairIds).sort());
+    expect(result.orphanedPairIds.length).toBeGreaterThanOrEqual(2);
+  }, 120_000);
 
   it('a pair whose custodian share the company does not hold is never marked: the backup parks with the reason', async () => {
     const userId = env.seedUser('self-missing');
