@@ -1,7 +1,7 @@
 import { connectVaultTransit } from '../activities/vault-connection';
 import { ConfigError } from '../config/config-error';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
-import { migrate } from '../db/migrate';
+import { migrateWhenReachable } from '../db/migrate-when-reachable';
 import { createDatabasePool } from '../db/pool';
 import { createLogger } from '../worker/logger';
 import { checkTransitKey } from '../worker/preflight';
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.deadlineMs,
     onIdleConnectionError: (error) => logger.warn({ reason: error.message }, 'an idle database connection failed'),
   });
-  const { applied } = await migrate(pool);
+  const { applied } = await migrateWhenReachable(pool, (message) => logger.warn(message));
   const transit = connectVaultTransit(config.vault);
   // The workers decrypt custodian shares with their VAULT_TRANSIT_KEY: the same key, checked here.
   await checkTransitKey(transit, { mount: config.vault.mount, keyName: config.vault.keyName }, (message) => logger.warn(message));

@@ -1,6 +1,6 @@
 import { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { migrate } from '../db/migrate';
+import { migrateWhenReachable } from '../db/migrate-when-reachable';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { BackupModeCheck } from '../activities/backup-mode';
 import { createDatabasePool } from '../db/pool';
@@ -58,11 +58,14 @@ export function needsDatabase(config: WorkerConfig): boolean {
   return config.store.kind === 'postgres' || config.mode === 'self-managed';
 }
 
-/** Opens the company database and applies pending migrations (the caller ends the pool). */
-export async function openDatabase(config: WorkerConfig): Promise<Pool | undefined> {
+/**
+ * Opens the company database and applies pending migrations, waiting for a database that is down
+ * (the caller ends the pool).
+ */
+export async function openDatabase(config: WorkerConfig, warn: (message: string) => void = () => undefined): Promise<Pool | undefined> {
   if (!needsDatabase(config) || !config.databaseUrl) return undefined;
-  const pool = createDatabasePool(config.databaseUrl);
-  await migrate(pool);
+  const pool = createDatabasePool(config.databaseUrl, { onIdleConnectionError: (error) => warn(`an idle database connection failed: ${error.message}`) });
+  await migrateWhenReachable(pool, warn);
   return pool;
 }
 

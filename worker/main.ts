@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   });
   const connection = await connectWorker(config);
   let worker;
-  const database = await openDatabase(config);
+  const database = await openDatabase(config, (message) => logger.warn(message));
   try {
     worker = await createBackupWorker(config, connection, (message) => logger.warn(message), database);
   } catch (error) {
