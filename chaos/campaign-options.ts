@@ -11,11 +11,22 @@ export const campaignOptionsSchema = z.object({
   revokedShare: z.number().min(0).max(1).default(0.03),
   /** Share of users started twice at once (must still make one run). */
   doubleStartShare: z.number().min(0).max(1).default(0.1),
+  /**
+   * `self-managed`: Portal's Self-Managed Backups. The campaign also runs its own PostgreSQL and
+   * the custodian-share webhook (a process), the simulator delivers custodian shares to it, the
+   * workers keep client ciphertexts in PostgreSQL, and PostgreSQL and the webhook are killed too.
+   */
+  mode: z.enum(['portal-managed', 'self-managed']).default('portal-managed'),
+  /** Self-managed: per-call probability of each webhook fault kind (on Portal's calls to the webhook). */
+  webhookFaultRate: z.number().min(0).max(0.2).default(0.01),
   /** Per-request probability of each Portal fault kind. */
   portalFaultRate: z.number().min(0).max(0.2).default(0.02),
   /** Arm each Portal fault kind once at the start, so every kind fires in even a short run. */
   guaranteeEachFault: z.boolean().default(true),
-  /** Mean time between infrastructure faults (worker kill, Temporal restart, Vault cut/restart). */
+  /**
+   * Mean time between infrastructure faults (worker kill, Temporal restart, Vault cut/restart;
+   * self-managed: also PostgreSQL and webhook SIGKILLs).
+   */
   meanFaultIntervalMs: z.number().int().min(500).default(8_000),
   /** Hard limit for the whole run; the campaign fails if backups are still open then. */
   timeoutMs: z.number().int().min(10_000).default(30 * 60_000),

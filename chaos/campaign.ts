@@ -4,15 +4,20 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import nodeVault from 'node-vault';
 import { StaticTokenAuth } from '../activities/vault-auth';
+import { parseDatabaseUrl } from '../db/database-url';
+import { migrate } from '../db/migrate';
+import { createDatabasePool } from '../db/pool';
 import { VaultTransit } from '../activities/vault-transit';
 import { BackupClient } from '../client/backup-client';
 import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
 import { SeededRandom } from '../simulator/seeded-random';
+import type { WebhookCallRecord } from '../simulator/custodian-webhook';
 import type { FaultRuleInput } from '../simulator/fault-rules';
 import { freePort } from '../stack/free-port';
-import type { ManagedProcess } from '../stack/managed-process';
+import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
+import { startPostgresServer, type PostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
@@ -20,20 +25,48 @@ import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-ser
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 import { percentile } from '../bench/percentile';
 import { campaignOptionsSchema, type CampaignOptions, type CampaignOptionsInput } from './campaign-options';
-import { candidateTokens, checkUser, INVARIANTS, ViolationLog, type BackupOutcome, type Invariant } from './invariants';
+import {
+  candidateTokens,
+  checkCustodianShares,
+  checkUser,
+  ciphertextAtPortal,
+  INVARIANTS,
+  ViolationLog,
+  type BackupOutcome,
+  type CiphertextLookup,
+  type HeldCustodianShare,
+  type Invariant,
+} from './invariants';
 import { leaksIn, secretsOf, textsIn } from './secret-scan';
 
+const ROOT = join(__dirname, '..');
 
-export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart';
+export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart' | 'postgres-kill' | 'webhook-kill';
 
 export interface CampaignReport {
   seed: number;
+  mode: CampaignOptions['mode'];
   options: Omit<CampaignOptions, 'runDir' | 'quiet'>;
   durationMs: number;
+  /** Set when `timeoutMs` ran out: only the backups that ended were checked (the rest are counted here). */
+  timedOut?: { ended: number; open: number; neverStarted: number };
   backups: { total: number; completed: number; parkedByCampaign: number; other: number; doubleStarted: number };
   operatorRetries: number;
+  /** Faults on the simulator's own routes, by kind. */
   portalFaults: Record<string, number>;
+  /** Self-managed: faults on Portal's calls to the webhook, by kind (`webhook-status`, …). */
+  webhookFaults: Record<string, number>;
   infraFaults: Record<InfraFault, number> & { vaultCutModes: Record<string, number> };
+  /** Processes that exited without being killed by the campaign (each was started again). */
+  unexpectedExits: { process: string; code: number | null; at: number }[];
+  /** Self-managed: what Portal delivered to the webhook and what the company holds at the end. */
+  selfManaged?: {
+    deliveries: { ok: number; failed: number; duplicates: number };
+    fetches: { ok: number; failed: number };
+    acknowledgedShares: number;
+    custodianRows: number;
+    clientCiphertextRows: number;
+  };
   orphans: number;
   completionMs: { p50: number; p95: number; max: number };
   violations: Record<Invariant, number>;
@@ -74,22 +107,126 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
   const say = (line: string) => options.quiet || process.stdout.write(`[chaos] ${line}\n`);
   const started = Date.now();
   const cleanups: (() => Promise<unknown>)[] = [];
+  /** Set when the backups are over (or the run failed): processes that exit then are not restarted. */
+  let done = false;
 
   try {
-    say(`seed ${options.seed}: ${options.backups} backups, ${options.workers} workers, run dir ${runDir}`);
-    const temporal = await startTemporalDevServer({ logFile: join(runDir, 'temporal.log'), dbFile: join(runDir, 'temporal.db') });
-    cleanups.push(() => temporal.stop());
-    const vault = await startVaultServer({ dataDir: join(runDir, 'vault'), logFile: join(runDir, 'vault.log') });
-    cleanups.push(() => vault.stop());
+    const selfManaged = options.mode === 'self-managed';
+    say(`seed ${options.seed}: ${options.backups} backups (${options.mode}), ${options.workers} workers, run dir ${runDir}`);
+    // The servers start side by side (and the workflow bundle is built meanwhile); each one that
+    // started is stopped at the end even if another failed.
+    const owned = <T extends { stop(): Promise<unknown> }>(server: T) => {
+      cleanups.push(() => server.stop());
+      return server;
+    };
+    const bundleBuilt = writeWorkflowBundle(join(runDir, 'workflow-bundle.js'));
+    bundleBuilt.catch(() => undefined);
+    const starts = await Promise.allSettled([
+      startTemporalDevServer({ logFile: join(runDir, 'temporal.log'), dbFile: join(runDir, 'temporal.db') }).then(owned),
+      startVaultServer({ dataDir: join(runDir, 'vault'), logFile: join(runDir, 'vault.log') }).then(owned),
+      selfManaged ? startPostgresServer({ allowExternal: false, logFile: join(runDir, 'postgres.log') }).then(owned) : undefined,
+    ] as const);
+    const failedStart = starts.find((start) => start.status === 'rejected');
+    if (failedStart) throw failedStart.reason;
+    const [temporal, vault, postgres] = starts.map((start) => (start as PromiseFulfilledResult<unknown>).value) as [
+      Awaited<ReturnType<typeof startTemporalDevServer>>,
+      Awaited<ReturnType<typeof startVaultServer>>,
+      PostgresServer | undefined,
+    ];
     await setUpTransit(vault.addr, vault.rootToken);
     const appRole = await setUpAppRole(vault.addr, vault.rootToken, { tokenTtl: options.vaultTokenTtl, tokenMaxTtl: '10m' });
     const vaultProxy = new TcpFaultProxy({ host: '127.0.0.1', port: vault.port }, await freePort());
     await vaultProxy.start();
     cleanups.push(() => vaultProxy.stop());
-    const simulator = await startPortalSimulator({ seed: options.seed });
+
+    const unexpectedExits: CampaignReport['unexpectedExits'] = [];
+    /** Starts a process again if it exits without the campaign killing it (and records that it did). */
+    function watch(child: ManagedProcess, name: string, restart: () => Promise<unknown> | unknown) {
+      void child.exited.then(async (code) => {
+        if (done || killing.has(child)) return;
+        unexpectedExits.push({ process: name, code, at: Date.now() - started });
+        say(`${name} exited by itself (code ${code}); starting it again`);
+        await sleep(1_000);
+        if (!done) await Promise.resolve(restart()).catch((error: unknown) => say(`${name} did not start again: ${String(error)}`));
+      });
+    }
+    const killing = new Set<ManagedProcess>();
+    const killOnPurpose = async (child: ManagedProcess | undefined) => {
+      if (!child) return;
+      killing.add(child);
+      await child.kill();
+    };
+
+    // --- Self-managed: PostgreSQL and the custodian-share webhook, a process of its own ----------
+    let webhook: ManagedProcess | undefined;
+    let startWebhook = async (): Promise<void> => undefined;
+    let webhookReady: Promise<void> = Promise.resolve();
+    const webhookSecret = `chaos-whsec-${randomBytes(16).toString('hex')}`;
+    let webhookUrl = '';
+    if (postgres) {
+      const pool = createDatabasePool(postgres.url);
+      try {
+        await migrate(pool);
+      } finally {
+        await pool.end();
+      }
+      say(`PostgreSQL (${postgres.kind} ${postgres.version ?? ''}) on port ${parseDatabaseUrl(postgres.url).port}`);
+      const webhookPort = await freePort();
+      webhookUrl = `http://127.0.0.1:${webhookPort}`;
+      const webhookEnv: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        WEBHOOK_HOST: '127.0.0.1',
+        WEBHOOK_PORT: String(webhookPort),
+        WEBHOOK_SECRETS: webhookSecret,
+        DATABASE_URL: postgres.url,
+        // Through the same fault proxy as the workers: a Vault cut reaches the webhook too.
+        VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
+        VAULT_ROLE_ID: appRole.roleId,
+        VAULT_SECRET_ID: appRole.secretId,
+        VAULT_TIMEOUT_MS: '2000',
+        LOG_LEVEL: 'info',
+      };
+      const launchWebhook = () =>
+        startProcess('webhook', process.execPath, ['--import', 'tsx', join(ROOT, 'webhook', 'main.ts')], {
+          logFile: join(runDir, 'webhook.log'),
+          env: webhookEnv,
+          cwd: ROOT,
+        });
+      startWebhook = async () => {
+        // It applies migrations at start and exits if PostgreSQL is unreachable: try a few times.
+        for (let attempt = 1; ; attempt++) {
+          const launched = launchWebhook();
+          webhook = launched;
+          try {
+            await waitUntil('the webhook', async () => (await fetch(`${webhookUrl}/health`)).ok, 60_000, launched.exited);
+            watch(launched, 'webhook', () => startWebhook());
+            return;
+          } catch (error) {
+            if (launched.child.exitCode !== null) {
+              unexpectedExits.push({ process: 'webhook (at start)', code: launched.child.exitCode, at: Date.now() - started });
+            }
+            await killOnPurpose(launched);
+            if (attempt >= 3) throw error;
+            await sleep(1_000);
+          }
+        }
+      };
+      // Ready before the first backup starts; it loads while the simulator and workers start.
+      webhookReady = startWebhook().then(() => {
+        say(`webhook on ${webhookUrl}`);
+      });
+      webhookReady.catch(() => undefined);
+      cleanups.push(async () => webhook?.stop(2_000));
+    }
+
+    const simulator = await startPortalSimulator({
+      seed: options.seed,
+      ...(selfManaged ? { selfManaged: { webhookUrl, webhookSecret }, retainCustodianShares: true } : {}),
+    });
     cleanups.push(() => simulator.close());
 
-    const bundlePath = await writeWorkflowBundle(join(runDir, 'workflow-bundle.js'));
+    const bundlePath = await bundleBuilt;
 
     const codecKeys = `chaos-1:${randomBytes(32).toString('base64')}`;
     const workerEnv: NodeJS.ProcessEnv = {
@@ -110,11 +247,17 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       WORKER_WORKFLOW_BUNDLE: bundlePath,
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       LOG_LEVEL: 'info',
+      ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: postgres!.url } : {}),
     };
-    const spawnWorker = (index: number) =>
-      spawnWorkerProcess(`worker-${index}`, { env: workerEnv, logFile: join(runDir, `worker-${index}.log`) });
-    const workers: ManagedProcess[] = Array.from({ length: options.workers }, (_, i) => spawnWorker(i));
-    cleanups.push(() => Promise.all(workers.map((worker) => worker.kill())));
+    const workers: ManagedProcess[] = [];
+    const spawnWorker = (index: number): ManagedProcess => {
+      const worker = spawnWorkerProcess(`worker-${index}`, { env: workerEnv, logFile: join(runDir, `worker-${index}.log`) });
+      workers[index] = worker;
+      watch(worker, `worker-${index}`, () => spawnWorker(index));
+      return worker;
+    };
+    for (let i = 0; i < options.workers; i++) spawnWorker(i);
+    cleanups.push(() => Promise.all(workers.map((worker) => killOnPurpose(worker))));
 
     const connection = await Connection.connect({ address: temporal.address });
     cleanups.push(() => connection.close());
@@ -122,6 +265,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const rawClient = new Client({ connection });
     const backups = new BackupClient(client, 'mpc-backup-chaos');
     await waitForPollers(connection, 'mpc-backup-chaos');
+    await webhookReady;
 
     // --- Users, revocations and Portal faults -------------------------------------------------
     const userIds = Array.from({ length: options.backups }, (_, i) => `chaos-${options.seed}-${i + 1}`);
@@ -132,7 +276,10 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     }
     if (options.revokedShare > 0 && revoked.size === 0) revoked.set(userIds[Math.floor(userIds.length / 2)]!, 0);
     for (const userId of revoked.keys()) {
-      const route = random.next() < 0.5 ? 'storeCipherText' : 'markPairs';
+      // Self-managed: step 3 writes to PostgreSQL, not Portal, so the key fails at step 4 (the draw
+      // is made all the same, so the rest of the seeded schedule does not shift).
+      const atStore = random.next() < 0.5;
+      const route = atStore && !selfManaged ? 'storeCipherText' : 'markPairs';
       revoked.set(userId, simulator.faults.add({ route, kind: 'status', status: 401, body: 'Invalid or revoked API key', userId }).id);
     }
     const doubleStart = new Set(userIds.filter(() => random.next() < options.doubleStartShare));
@@ -151,6 +298,34 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       const routes = ['backup', 'storeCipherText', 'getCipherText', 'markPairs'] as const;
       portalKinds.forEach((rule, i) => simulator.faults.add({ ...rule, route: routes[i % routes.length]!, count: 1 }));
     }
+    if (selfManaged) {
+      // Portal's calls to the webhook fail (or misbehave) now and then: each failure answers the
+      // step 1 call with FAILED_WEBHOOK, which the worker retries with new pairs.
+      const webhookKinds: FaultRuleInput[] = [
+        { route: 'webhookDelivery', kind: 'webhook-status', status: 503 },
+        { route: 'webhookFetch', kind: 'webhook-status', status: 503 },
+        // Past the worker's Portal timeout, as a slow webhook would make /v1/backup.
+        { route: 'webhookDelivery', kind: 'webhook-timeout', latencyMs: options.portalTimeoutMs + 1_000 },
+        { route: 'webhookDelivery', kind: 'webhook-refused' },
+        { route: 'webhookDelivery', kind: 'webhook-lost-response' },
+        { route: 'webhookFetch', kind: 'webhook-lost-response' },
+        // Must not fail anything: a second delivery of the same share, and one without backupSharePairId.
+        { route: 'webhookDelivery', kind: 'webhook-duplicate' },
+        { route: 'webhookDelivery', kind: 'webhook-omit-pair-id' },
+        // The webhook must refuse these (401, 400) and store nothing.
+        { route: 'webhookDelivery', kind: 'webhook-wrong-secret' },
+        { route: 'webhookDelivery', kind: 'webhook-malformed' },
+      ];
+      for (const rule of webhookKinds) simulator.faults.add({ ...rule, probability: options.webhookFaultRate });
+      if (options.guaranteeEachFault) {
+        // Each kind once, on a user of its own (spread over the run): rules on the same call would
+        // fire together, and the first to act (refused, say) would hide the others.
+        webhookKinds.forEach((rule, i) => {
+          const userId = userIds[Math.floor(((i + 0.5) * userIds.length) / webhookKinds.length)]!;
+          simulator.faults.add({ ...rule, userId, count: 1 });
+        });
+      }
+    }
 
     // --- Infrastructure faults ----------------------------------------------------------------
     const infraFaults: CampaignReport['infraFaults'] = {
@@ -158,22 +333,34 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       'temporal-restart': 0,
       'vault-cut': 0,
       'vault-restart': 0,
+      'postgres-kill': 0,
+      'webhook-kill': 0,
       vaultCutModes: {},
     };
     const injectInfraFault = async (kind: InfraFault) => {
       infraFaults[kind] += 1;
       if (kind === 'worker-kill') {
         const index = Math.floor(random.next() * workers.length);
-        await workers[index]!.kill();
+        await killOnPurpose(workers[index]);
         say(`SIGKILL worker-${index}`);
         await sleep(500 + random.next() * 2_000);
-        workers[index] = spawnWorker(index);
+        spawnWorker(index);
       } else if (kind === 'temporal-restart') {
         say('SIGKILL Temporal, start it again on the same database');
         await temporal.restart();
       } else if (kind === 'vault-restart') {
         say('SIGKILL Vault, start and unseal it again');
         await vault.restart();
+      } else if (kind === 'postgres-kill') {
+        say('SIGKILL PostgreSQL (postmaster and backends), start it again on its data directory');
+        await postgres!.kill();
+        await sleep(500 + random.next() * 2_500);
+        await postgres!.restart();
+      } else if (kind === 'webhook-kill') {
+        say('SIGKILL the webhook, start it again');
+        await killOnPurpose(webhook);
+        await sleep(500 + random.next() * 2_000);
+        await startWebhook();
       } else {
         const modes: ProxyMode[] = ['refuse', 'blackhole', 'reset'];
         const mode = modes[Math.floor(random.next() * modes.length)]!;
@@ -184,13 +371,26 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         await vaultProxy.setMode('pass');
       }
     };
-    const milestones: [number, InfraFault][] = [
-      [0.1, 'worker-kill'],
-      [0.3, 'vault-cut'],
-      [0.5, 'temporal-restart'],
-      [0.7, 'vault-restart'],
-      [0.85, 'worker-kill'],
-    ];
+    const milestones: [number, InfraFault][] = selfManaged
+      ? [
+          [0.1, 'worker-kill'],
+          [0.2, 'postgres-kill'],
+          [0.3, 'vault-cut'],
+          [0.4, 'webhook-kill'],
+          [0.5, 'temporal-restart'],
+          [0.6, 'postgres-kill'],
+          [0.7, 'vault-restart'],
+          [0.85, 'worker-kill'],
+        ]
+      : [
+          [0.1, 'worker-kill'],
+          [0.3, 'vault-cut'],
+          [0.5, 'temporal-restart'],
+          [0.7, 'vault-restart'],
+          [0.85, 'worker-kill'],
+        ];
+    const randomKinds: InfraFault[] = ['worker-kill', 'worker-kill', 'vault-cut', 'temporal-restart', 'vault-restart'];
+    if (selfManaged) randomKinds.push('postgres-kill', 'postgres-kill', 'webhook-kill');
 
     // --- Run: a window of backups in flight, an operator, and the fault loop -------------------
     const outcomes = new Map<string, BackupOutcome>();
@@ -198,7 +398,6 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     let next = 0;
     let operatorRetries = 0;
     const retried = new Set<string>();
-    let done = false;
     const deadline = started + options.timeoutMs;
 
     const faultLoop = (async () => {
@@ -210,8 +409,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
           milestones.shift();
           await injectInfraFault(milestone[1]);
         } else if (Date.now() >= nextRandomAt) {
-          const kinds: InfraFault[] = ['worker-kill', 'worker-kill', 'vault-cut', 'temporal-restart', 'vault-restart'];
-          await injectInfraFault(kinds[Math.floor(random.next() * kinds.length)]!);
+          await injectInfraFault(randomKinds[Math.floor(random.next() * randomKinds.length)]!);
           nextRandomAt = Date.now() + -Math.log(1 - random.next()) * options.meanFaultIntervalMs;
         }
         await sleep(200);
@@ -277,8 +475,14 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     };
 
     let lastReport = 0;
+    let timedOut = false;
     while (outcomes.size < userIds.length) {
-      if (Date.now() > deadline) throw new Error(`campaign timed out with ${inFlight.size} backups open`);
+      if (Date.now() > deadline) {
+        // Checks what ended; the open and unstarted backups are reported, not checked.
+        timedOut = true;
+        say(`time is up: ${outcomes.size} backups ended, ${inFlight.size} still open, ${userIds.length - next} never started`);
+        break;
+      }
       while (inFlight.size < options.concurrency && next < userIds.length) await start(userIds[next++]!);
       await Promise.all([...inFlight].map((userId) => poll(userId)));
       if (Date.now() - lastReport > 5_000) {
@@ -290,7 +494,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     done = true;
     await faultLoop;
     await vaultProxy.setMode('pass');
-    say('all backups ended; checking invariants');
+    if (timedOut) {
+      // Open backups would go on changing Portal and the database while they are checked.
+      await Promise.all(workers.map((worker) => killOnPurpose(worker)));
+      await sleep(1_000);
+    } else {
+      say('all backups ended; checking invariants');
+    }
 
     // --- Invariants ---------------------------------------------------------------------------
     const violations = new ViolationLog();
@@ -299,10 +509,54 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       new StaticTokenAuth(vault.rootToken),
       nodeVault({ endpoint: vault.addr, debug: () => undefined } as nodeVault.VaultOptions),
     );
+    // Portal's calls to the webhook so far, before the tables are read: a share acknowledged in
+    // these was committed before the read. (Time ran out: the workers were stopped first, so no
+    // pair is marked after the read either.)
+    const deliveriesByUser = new Map<string, WebhookCallRecord[]>();
+    for (const call of simulator.webhookDeliveries) {
+      const list = deliveriesByUser.get(call.userId) ?? [];
+      list.push(call);
+      deliveriesByUser.set(call.userId, list);
+    }
+    // Self-managed: the company's tables, read once (client ciphertexts by user, custodian shares by client).
+    const clientCiphertexts = new Map<string, Map<string, string>>();
+    const custodianRows = new Map<string, HeldCustodianShare[]>();
+    let clientCiphertextRows = 0;
+    if (postgres) {
+      const pool = createDatabasePool(postgres.url, { statementTimeoutMs: 60_000 });
+      try {
+        const ciphertexts = await pool.query<{ user_id: string; pair_id: string; ciphertext: string }>(
+          'SELECT user_id, pair_id, ciphertext FROM client_ciphertexts',
+        );
+        clientCiphertextRows = ciphertexts.rows.length;
+        for (const row of ciphertexts.rows) {
+          if (!clientCiphertexts.has(row.user_id)) clientCiphertexts.set(row.user_id, new Map());
+          clientCiphertexts.get(row.user_id)!.set(row.pair_id, row.ciphertext);
+        }
+        const shares = await pool.query<{ client_id: string; backup_method: string; pair_id: string; encrypted_share: string; share_sha256: string }>(
+          'SELECT client_id, backup_method, pair_id, encrypted_share, share_sha256 FROM custodian_shares',
+        );
+        for (const row of shares.rows) {
+          const list = custodianRows.get(row.client_id) ?? [];
+          list.push({ backupMethod: row.backup_method, pairId: row.pair_id, encryptedShare: row.encrypted_share, shareSha256: row.share_sha256 });
+          custodianRows.set(row.client_id, list);
+        }
+      } finally {
+        await pool.end();
+      }
+    }
     let orphans = 0;
-    for (const userId of userIds) {
+    let acknowledgedShares = 0;
+    for (const userId of userIds.slice(0, next)) {
       const simClient = simulator.state.user(userId)!;
-      orphans += (await checkUser(simClient, outcomes.get(userId)!, transit, violations)).orphans;
+      const ciphertextOf: CiphertextLookup = postgres ? (pair) => clientCiphertexts.get(userId)?.get(pair.id) : ciphertextAtPortal;
+      const outcome = outcomes.get(userId);
+      if (outcome) orphans += (await checkUser(simClient, outcome, transit, violations, ciphertextOf)).orphans;
+      // Whether the backup ended or not: a share acknowledged to Portal must be held.
+      if (selfManaged) {
+        const held = custodianRows.get(simClient.clientId) ?? [];
+        acknowledgedShares += (await checkCustodianShares(simClient, deliveriesByUser.get(userId) ?? [], held, transit, violations)).acknowledged;
+      }
       const history = await resilient('history', () => rawClient.workflow.getHandle(`backup-${userId}`).fetchHistory());
       const leaks = leaksIn(textsIn(history), [...secretsOf(simClient), vault.rootToken]);
       for (const leak of leaks) violations.add('secret-in-history', `a secret of ${leak.length} characters`, userId);
@@ -316,6 +570,9 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       for (const token of [vault.rootToken, appRole.secretId]) {
         if (text.includes(token)) violations.add('secret-in-logs', `${file}: a Vault credential`);
       }
+      if (selfManaged && text.includes(webhookSecret)) violations.add('secret-in-logs', `${file}: the webhook secret`);
+      const databasePassword = postgres ? parseDatabaseUrl(postgres.url).password : undefined;
+      if (databasePassword && text.includes(databasePassword)) violations.add('secret-in-logs', `${file}: the database password`);
     }
 
     const durations = [...outcomes.values()]
@@ -324,10 +581,14 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       .sort((a, b) => a - b);
     const statuses = [...outcomes.values()];
     const { runDir: _dir, quiet: _quiet, ...reported } = options;
+    const firedByKind = Object.entries(simulator.faults.firedByKind());
+    const deliveries = simulator.webhookDeliveries;
     const report: CampaignReport = {
       seed: options.seed,
+      mode: options.mode,
       options: reported,
       durationMs: Date.now() - started,
+      ...(timedOut ? { timedOut: { ended: outcomes.size, open: inFlight.size, neverStarted: userIds.length - next } } : {}),
       backups: {
         total: userIds.length,
         completed: statuses.filter((o) => o.status === 'COMPLETED').length,
@@ -336,8 +597,28 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         doubleStarted: doubleStart.size,
       },
       operatorRetries,
-      portalFaults: simulator.faults.firedByKind(),
+      portalFaults: Object.fromEntries(firedByKind.filter(([kind]) => !kind.startsWith('webhook-'))),
+      webhookFaults: Object.fromEntries(firedByKind.filter(([kind]) => kind.startsWith('webhook-'))),
       infraFaults,
+      unexpectedExits,
+      ...(selfManaged
+        ? {
+            selfManaged: {
+              deliveries: {
+                ok: deliveries.filter((call) => call.call === 'backup' && call.outcome === 'ok').length,
+                failed: deliveries.filter((call) => call.call === 'backup' && call.outcome === 'failed').length,
+                duplicates: deliveries.filter((call) => call.duplicate).length,
+              },
+              fetches: {
+                ok: deliveries.filter((call) => call.call === 'fetch' && call.outcome === 'ok').length,
+                failed: deliveries.filter((call) => call.call === 'fetch' && call.outcome === 'failed').length,
+              },
+              acknowledgedShares,
+              custodianRows: [...custodianRows.values()].reduce((sum, rows) => sum + rows.length, 0),
+              clientCiphertextRows,
+            },
+          }
+        : {}),
       orphans,
       completionMs: { p50: percentile(durations, 50), p95: percentile(durations, 95), max: durations.at(-1) ?? 0 },
       violations: violations.counts,
@@ -348,6 +629,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     writeFileSync(join(runDir, 'report.json'), JSON.stringify(report, null, 2));
     return report;
   } finally {
+    done = true;
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
 }
@@ -360,11 +642,36 @@ export function summarize(report: CampaignReport): string {
     `  Portal faults: ${Object.entries(report.portalFaults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `  process faults: worker SIGKILL ${report.infraFaults['worker-kill']}, Temporal restart ${report.infraFaults['temporal-restart']}, ` +
       `Vault restart ${report.infraFaults['vault-restart']}, Vault cut ${report.infraFaults['vault-cut']} ` +
-      `(${Object.entries(report.infraFaults.vaultCutModes).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+      (report.infraFaults['vault-cut'] > 0 ? `(${Object.entries(report.infraFaults.vaultCutModes).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
+      (report.mode === 'self-managed'
+        ? `, PostgreSQL SIGKILL ${report.infraFaults['postgres-kill']}, webhook SIGKILL ${report.infraFaults['webhook-kill']}`
+        : ''),
+    ...(report.selfManaged
+      ? [
+          `  webhook faults: ${Object.entries(report.webhookFaults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+          `  webhook calls: deliveries ok ${report.selfManaged.deliveries.ok}, failed ${report.selfManaged.deliveries.failed} ` +
+            `(duplicates ${report.selfManaged.deliveries.duplicates}); fetches ok ${report.selfManaged.fetches.ok}, failed ${report.selfManaged.fetches.failed}; ` +
+            `custodian shares acknowledged ${report.selfManaged.acknowledgedShares}, rows ${report.selfManaged.custodianRows}; ` +
+            `client ciphertext rows ${report.selfManaged.clientCiphertextRows}`,
+        ]
+      : []),
+    ...(report.unexpectedExits.length > 0
+      ? [`  processes that exited by themselves: ${report.unexpectedExits.map((exit) => `${exit.process} (code ${exit.code}, at ${exit.at} ms)`).join(', ')}`]
+      : []),
     `  orphaned pairs ${report.orphans}; completion p50 ${report.completionMs.p50} ms, p95 ${report.completionMs.p95} ms, max ${report.completionMs.max} ms`,
     `  violations: ${INVARIANTS.map((name) => `${name} ${report.violations[name]}`).join(', ')}`,
-    report.violationTotal === 0 ? '  PASS: zero violations' : `  FAIL: ${report.violationTotal} violations (see report.json)`,
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}`,
+    ...(report.timedOut
+      ? [
+          `  INCOMPLETE: time ran out; ${report.timedOut.ended} backups ended and were checked, ` +
+            `${report.timedOut.open} were still open, ${report.timedOut.neverStarted} never started`,
+        ]
+      : []),
+    report.violationTotal > 0
+      ? `  FAIL: ${report.violationTotal} violations (see report.json)`
+      : report.timedOut
+        ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
+        : '  PASS: zero violations',
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}`,
   ];
   return lines.join('\n');
 }

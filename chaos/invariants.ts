@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { BackupResult } from '../domain/backup-types';
-import { transitContext } from '../activities/transit-context';
+import { custodianShareContext, transitContext } from '../activities/transit-context';
 import type { VaultTransit } from '../activities/vault-transit';
-import type { SimClient } from '../simulator/portal-state';
+import type { WebhookCallRecord } from '../simulator/custodian-webhook';
+import type { SimBackupPair, SimClient } from '../simulator/portal-state';
 
 /** How one user's backup ended, as the campaign saw it. */
 export interface BackupOutcome {
@@ -24,6 +26,8 @@ export const INVARIANTS = [
   'more-than-one-run-per-user',
   'pair-marked-by-another-run',
   'orphan-not-named',
+  'custodian-ack-not-held',
+  'marked-without-custodian-share',
   'secret-in-history',
   'secret-in-logs',
 ] as const;
@@ -44,15 +48,25 @@ export class ViolationLog {
 }
 
 /**
+ * Where the campaign reads a pair's client ciphertext: Portal's copy (Portal-Managed, the
+ * simulator's state) or the company's table `client_ciphertexts` (Self-Managed, read after the run).
+ */
+export type CiphertextLookup = (pair: SimBackupPair) => string | undefined;
+
+export const ciphertextAtPortal: CiphertextLookup = (pair) => pair.clientCipherText;
+
+/**
  * Checks one user's end state against the invariants, from the simulator's state (what Portal
- * holds), Vault (does each ciphertext decrypt, in its context, to what Portal issued) and the
- * workflow's outcome. Returns the number of orphaned pairs found.
+ * holds), the ciphertext store (Portal's, or the company's PostgreSQL: `ciphertextOf`), Vault
+ * (does each ciphertext decrypt, in its context, to what Portal issued) and the workflow's
+ * outcome. Returns the number of orphaned pairs found.
  */
 export async function checkUser(
   client: SimClient,
   outcome: BackupOutcome,
   transit: VaultTransit,
   violations: ViolationLog,
+  ciphertextOf: CiphertextLookup = ciphertextAtPortal,
 ): Promise<{ orphans: number }> {
   const userId = client.userId;
   const parkedByCampaign = outcome.status === 'NEEDS_ATTENTION' && outcome.revokedByCampaign;
@@ -63,15 +77,15 @@ export async function checkUser(
 
   const pairs = client.wallets.flatMap((wallet) => wallet.backupSharePairs);
   const completed = pairs.filter((pair) => pair.status === 'completed');
-  const withCiphertext = completed.filter((pair) => pair.clientCipherText);
+  const withCiphertext = completed.filter((pair) => ciphertextOf(pair));
   for (const pair of completed) {
-    if (!pair.clientCipherText) violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} has no ciphertext`, userId);
+    if (!ciphertextOf(pair)) violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} has no ciphertext`, userId);
   }
   if (withCiphertext.length > 0) {
     let plaintexts: Buffer[] = [];
     try {
       plaintexts = await transit.decryptBatch(
-        withCiphertext.map((pair) => ({ ciphertext: pair.clientCipherText!, context: transitContext(userId, pair.id) })),
+        withCiphertext.map((pair) => ({ ciphertext: ciphertextOf(pair)!, context: transitContext(userId, pair.id) })),
       );
     } catch (error) {
       violations.add('pair-marked-without-valid-ciphertext', `decrypt failed: ${(error as Error).message}`, userId);
@@ -84,7 +98,7 @@ export async function checkUser(
     });
   }
 
-  for (const pair of pairs.filter((p) => p.status === 'incomplete' && p.clientCipherText)) {
+  for (const pair of pairs.filter((p) => p.status === 'incomplete' && ciphertextOf(p))) {
     if (!parkedByCampaign) violations.add('ciphertext-on-unmarked-pair', `pair ${pair.id}`, userId);
   }
 
@@ -95,7 +109,7 @@ export async function checkUser(
     }
   }
 
-  const orphans = pairs.filter((pair) => pair.status === 'incomplete' && !pair.clientCipherText);
+  const orphans = pairs.filter((pair) => pair.status === 'incomplete' && !ciphertextOf(pair));
   const named = new Set(outcome.result?.orphanedPairIds ?? []);
   if (outcome.result && !outcome.result.orphanScanError) {
     for (const orphan of orphans) {
@@ -103,6 +117,86 @@ export async function checkUser(
     }
   }
   return { orphans: orphans.length };
+}
+
+/** A custodian share row as the webhook committed it (table custodian_shares). */
+export interface HeldCustodianShare {
+  backupMethod: string;
+  pairId: string;
+  encryptedShare: string;
+  shareSha256: string;
+}
+
+const sha256Hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * Self-Managed: what the company holds of one user's custodian shares, against what Portal sent.
+ * - `custodian-ack-not-held`: every share the webhook acknowledged (a delivery the simulator
+ *   recorded as `ok`: 200 to Portal, which then keeps no copy) has its row for (client, pair), and
+ *   that row decrypts (Transit, the custodian-share context) to exactly the string Portal sent;
+ * - `marked-without-custodian-share`: every pair marked completed has such a row too.
+ * `held` are the user's client's rows; `deliveries` the simulator's delivery records of this user.
+ */
+export async function checkCustodianShares(
+  client: SimClient,
+  deliveries: readonly WebhookCallRecord[],
+  held: readonly HeldCustodianShare[],
+  transit: VaultTransit,
+  violations: ViolationLog,
+): Promise<{ acknowledged: number; held: number }> {
+  const userId = client.userId;
+  const pairs = new Map(client.wallets.flatMap((wallet) => wallet.backupSharePairs).map((pair) => [pair.id, pair]));
+  const acknowledged = new Set(
+    deliveries.filter((call) => call.call === 'backup' && call.outcome === 'ok' && call.pairId).map((call) => call.pairId!),
+  );
+  const marked = [...pairs.values()].filter((pair) => pair.status === 'completed' && pair.custodian.mode === 'self-managed');
+
+  // Decrypt every row once (one batch; one by one if the batch fails, to name the row).
+  const plaintexts = new Map<HeldCustodianShare, string | Error>();
+  const items = held.map((row) => ({ ciphertext: row.encryptedShare, context: custodianShareContext(client.clientId, row.pairId) }));
+  if (items.length > 0) {
+    try {
+      (await transit.decryptBatch(items)).forEach((plain, index) => plaintexts.set(held[index]!, plain.toString('utf8')));
+    } catch {
+      for (const [index, row] of held.entries()) {
+        try {
+          const [plain] = await transit.decryptBatch([items[index]!]);
+          plaintexts.set(row, plain!.toString('utf8'));
+        } catch (error) {
+          plaintexts.set(row, error as Error);
+        }
+      }
+    }
+  }
+
+  /** Why the company does not hold exactly what Portal sent for the pair, or undefined if it does. */
+  const problem = (pairId: string): string | undefined => {
+    const pair = pairs.get(pairId);
+    if (!pair) return `pair ${pairId} is not one of the client's at Portal`;
+    const rows = held.filter((row) => row.pairId === pairId);
+    if (rows.length === 0) return `pair ${pairId}: no row in custodian_shares`;
+    for (const row of rows) {
+      const plain = plaintexts.get(row);
+      if (plain === undefined || plain instanceof Error) {
+        return `pair ${pairId} (${row.backupMethod}): the row does not decrypt in its context${plain ? `: ${plain.name}` : ''}`;
+      }
+      const sent = pair.custodianShare;
+      const same = sent !== undefined ? plain === sent : sha256Hex(plain) === pair.custodian.sha256;
+      if (!same) return `pair ${pairId} (${row.backupMethod}): the row decrypts to something other than what Portal sent`;
+      if (row.shareSha256 !== pair.custodian.sha256) return `pair ${pairId} (${row.backupMethod}): share_sha256 differs from the digest of what Portal sent`;
+    }
+    return undefined;
+  };
+
+  for (const pairId of acknowledged) {
+    const why = problem(pairId);
+    if (why) violations.add('custodian-ack-not-held', `acknowledged to Portal, but ${why}`, userId);
+  }
+  for (const pair of marked) {
+    const why = problem(pair.id);
+    if (why) violations.add('marked-without-custodian-share', `marked completed, but ${why}`, userId);
+  }
+  return { acknowledged: acknowledged.size, held: held.length };
 }
 
 /** Tokens in a log that look like they could be secrets, for a set-membership scan. */

@@ -1,8 +1,12 @@
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { runCampaign, summarize } from './campaign';
 
-/** `npm run chaos -- --backups 1000 --seed 42`: prints a summary, writes <run dir>/report.json. */
+/**
+ * `npm run chaos -- --backups 1000 --seed 42 [--self-managed]`: prints a summary, writes
+ * <run dir>/report.json (and a copy to --report when given).
+ */
 const program = new Command('chaos')
   .option('--backups <n>', 'backups to run', '200')
   .option('--seed <n>', 'seed of every random choice (printed, so a run can be repeated)')
@@ -10,13 +14,16 @@ const program = new Command('chaos')
   .option('--concurrency <n>', 'backups in flight at once', '25')
   .option('--revoked-share <fraction>', 'share of users whose key is revoked at step 3 or 4', '0.03')
   .option('--fault-rate <p>', 'per-request probability of each Portal fault kind', '0.02')
+  .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
+  .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
   .option('--mean-fault-interval <ms>', 'mean time between process and network faults', '8000')
   .option('--timeout <ms>', 'give up after this long', String(60 * 60_000))
   .option('--run-dir <dir>', 'where servers keep data and logs (default: .stack/chaos/<seed>)')
+  .option('--report <file>', 'also write the report JSON here')
   .parse();
 
 async function main(): Promise<void> {
-  const o = program.opts<Record<string, string | undefined>>();
+  const o = program.opts<Record<string, string | boolean | undefined>>();
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(o.seed);
   const report = await runCampaign({
     backups: Number(o.backups),
@@ -25,12 +32,18 @@ async function main(): Promise<void> {
     concurrency: Number(o.concurrency),
     revokedShare: Number(o.revokedShare),
     portalFaultRate: Number(o.faultRate),
+    mode: o.selfManaged ? 'self-managed' : 'portal-managed',
+    webhookFaultRate: Number(o.webhookFaultRate),
     meanFaultIntervalMs: Number(o.meanFaultInterval),
     timeoutMs: Number(o.timeout),
-    runDir: o.runDir ?? join(__dirname, '..', '.stack', 'chaos', `${seed}-${Date.now()}`),
+    runDir: typeof o.runDir === 'string' ? o.runDir : join(__dirname, '..', '.stack', 'chaos', `${seed}-${Date.now()}`),
   });
+  if (typeof o.report === 'string') {
+    mkdirSync(dirname(o.report), { recursive: true });
+    writeFileSync(o.report, `${JSON.stringify(report, null, 2)}\n`);
+  }
   process.stdout.write(`${summarize(report)}\n  report: ${join(report.runDir, 'report.json')}\n`);
-  process.exit(report.violationTotal === 0 ? 0 : 1);
+  process.exit(report.violationTotal === 0 && !report.timedOut ? 0 : 1);
 }
 
 main().catch((error: unknown) => {

@@ -2,7 +2,9 @@ import type { SimClient } from '../simulator/portal-state';
 
 /**
  * Every secret the simulator holds for a user, in each form it could leak in: base64 shares as
- * issued, the inner share material after decoding, signing shares, the generate response, the key.
+ * issued, the inner share material after decoding, signing shares, the generate response, the key,
+ * and the custodian shares it still holds (Portal-Managed; Self-Managed with
+ * `retainCustodianShares`): the JSON string as Portal sent it, its base64, and its inner hex.
  */
 export function secretsOf(client: SimClient): string[] {
   const secrets = new Set<string>([client.apiKey, client.generateResponse]);
@@ -13,8 +15,25 @@ export function secretsOf(client: SimClient): string[] {
   };
   const generate = JSON.parse(client.generateResponse) as Record<string, { share: string }>;
   for (const entry of Object.values(generate)) addShare(entry.share);
-  for (const wallet of client.wallets) for (const pair of wallet.backupSharePairs) addShare(pair.share);
+  for (const wallet of client.wallets) {
+    for (const pair of wallet.backupSharePairs) {
+      addShare(pair.share);
+      if (pair.custodianShare !== undefined) for (const form of custodianShareForms(pair.custodianShare)) secrets.add(form);
+    }
+  }
   return [...secrets];
+}
+
+/** A custodian share (a JSON string) in the forms it could leak in: as sent, base64, the inner share material. */
+export function custodianShareForms(share: string): string[] {
+  const forms = [share, Buffer.from(share, 'utf8').toString('base64')];
+  try {
+    const inner = (JSON.parse(share) as { custodianShare?: unknown }).custodianShare;
+    if (typeof inner === 'string' && inner.length >= 16) forms.push(inner);
+  } catch {
+    // Not JSON: the string itself is the secret.
+  }
+  return forms;
 }
 
 /**

@@ -114,6 +114,13 @@ export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
     return reply.code(503).send({ message: 'unavailable: the share was not acknowledged' });
   };
 
+  // Bodies fastify cannot parse (not JSON, too large) never reach a route: log them here, by kind only.
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    log.warn({ route: request.url, status, code: error.code }, status === 413 ? 'webhook body too large' : 'malformed webhook request');
+    return reply.code(status).send({ message: status === 413 ? 'body too large' : status === 500 ? 'internal error' : 'malformed request body' });
+  });
+
   app.post('/backup', async (request, reply) => {
     const startedAt = Date.now();
     const parsed = deliverySchema.safeParse(request.body);

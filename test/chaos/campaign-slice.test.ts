@@ -37,4 +37,41 @@ describe('fault campaign (fast slice)', () => {
     expect(report.backups.completed, context).toBe(30);
     expect(report.violationTotal, context).toBe(0);
   });
+
+  /**
+   * Self-Managed Backups: the campaign's own PostgreSQL and webhook process, each SIGKILLed at
+   * least once, every webhook fault kind, client ciphertexts in PostgreSQL, and the custodian-share
+   * invariants (acknowledged → held and decrypting to what Portal sent; marked → held).
+   */
+  it('self-managed: keeps every invariant through PostgreSQL and webhook kills', { timeout: 15 * 60_000 }, async () => {
+    const seed = Number(process.env.CHAOS_SELF_MANAGED_SEED ?? process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
+    const replay = `CHAOS_SELF_MANAGED_SEED=${seed} npx vitest run test/chaos -t self-managed`;
+    process.stdout.write(`self-managed slice, seed ${seed} (replay: ${replay})\n`);
+    const report = await runCampaign({
+      mode: 'self-managed',
+      backups: 20,
+      concurrency: 10,
+      seed,
+      revokedShare: 0.05,
+      portalFaultRate: 0.01,
+      webhookFaultRate: 0.01,
+      meanFaultIntervalMs: 45_000,
+      timeoutMs: 12 * 60_000,
+      runDir: join(inject('runDir'), `chaos-self-managed-slice-${seed}`),
+      quiet: true,
+    });
+    const summary = summarize(report);
+    process.stdout.write(`${summary}\n`);
+    const context = `seed ${seed} (replay: ${replay})\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}`;
+    expect(report.infraFaults['postgres-kill'], context).toBeGreaterThanOrEqual(1);
+    expect(report.infraFaults['webhook-kill'], context).toBeGreaterThanOrEqual(1);
+    expect(report.infraFaults['worker-kill'], context).toBeGreaterThanOrEqual(1);
+    for (const kind of ['webhook-status', 'webhook-timeout', 'webhook-refused', 'webhook-lost-response', 'webhook-duplicate', 'webhook-wrong-secret']) {
+      expect(report.webhookFaults[kind] ?? 0, `${kind} never fired; ${context}`).toBeGreaterThanOrEqual(1);
+    }
+    expect(report.selfManaged?.acknowledgedShares ?? 0, context).toBeGreaterThanOrEqual(40);
+    expect(report.selfManaged?.clientCiphertextRows ?? 0, context).toBeGreaterThanOrEqual(40);
+    expect(report.backups.completed, context).toBe(20);
+    expect(report.violationTotal, context).toBe(0);
+  });
 });

@@ -170,6 +170,7 @@ describe('the custodian-share webhook (real PostgreSQL and Vault)', () => {
   it('logs say what happened with ids, never a share or a secret', () => {
     const text = logLines.join('\n');
     expect(text).toContain('custodian share stored');
+    expect(text).toContain('malformed webhook request');
     expect(text).not.toContain(SECRET);
     expect(text).not.toContain(OLD_SECRET);
     expect(text).not.toMatch(/"custodianShare"|[0-9a-f]{64}/);
