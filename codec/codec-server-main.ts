@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '../config/config-error';
+import { loadOrExit } from '../config/load-or-exit';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
 import { envInt, envNonEmpty } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
@@ -22,22 +22,15 @@ const codecServerEnvSchema = codecEnvSchema.extend({
  * UI passes its access token only to an https codec endpoint.
  */
 async function main(): Promise<void> {
-  let env;
-  try {
-    env = loadConfig(codecServerEnvSchema, process.env, (parsed) => {
+  const env = loadOrExit('mpc-backup codec server', () =>
+    loadConfig(codecServerEnvSchema, process.env, (parsed) => {
       const problems = codecEnvProblems(parsed);
       if (!LOOPBACK.test(parsed.CODEC_SERVER_HOST) && !parsed.CODEC_SERVER_TOKENS) {
         problems.push('CODEC_SERVER_TOKENS is required when CODEC_SERVER_HOST is not loopback: anyone who reaches it could decode history');
       }
       return problems;
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`mpc-backup codec server: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+    }),
+  );
   const list = (value: string | undefined) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);
   const app = createCodecServer({
     codec: new EncryptionCodec(toCodecKeyRing(env)),

@@ -1,5 +1,5 @@
 import { connectVaultTransit } from '../activities/vault-connection';
-import { ConfigError } from '../config/config-error';
+import { loadOrExit } from '../config/load-or-exit';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { migrateWhenReachable } from '../db/migrate-when-reachable';
 import { createDatabasePool } from '../db/pool';
@@ -14,16 +14,7 @@ import { createWebhookServer } from './webhook-server';
  * SIGINT/SIGTERM, when it stops accepting and finishes the requests in flight.
  */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadWebhookConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`mpc-backup webhook: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadOrExit('mpc-backup webhook', () => loadWebhookConfig());
   const logger = createLogger(config.logLevel, 'mpc-backup-webhook');
   const pool = createDatabasePool(config.databaseUrl, {
     // A statement must not outlive Portal's budget for the whole request.

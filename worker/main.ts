@@ -1,5 +1,6 @@
 import { Runtime, type LogLevel } from '@temporalio/worker';
 import { ConfigError } from '../config/config-error';
+import { loadOrExit } from '../config/load-or-exit';
 import { loadWorkerConfig } from './config';
 import { connectWorker, createBackupWorker, openDatabase } from './create-worker';
 import { createLogger, temporalLogger } from './logger';
@@ -10,16 +11,7 @@ import { createLogger, temporalLogger } from './logger';
  * Run several of these against one task queue to scale out.
  */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadWorkerConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`mpc-backup worker: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadOrExit('mpc-backup worker', () => loadWorkerConfig());
   const logger = createLogger(config.logLevel);
   Runtime.install({
     logger: temporalLogger(logger, config.logLevel.toUpperCase() as LogLevel),
