@@ -81,8 +81,8 @@ async function replay(workflowsPath: string, replayName: string, version: string
 describe('recorded histories replay against the current workflow code', () => {
   const recorded = versions();
 
-  it('has fixtures of at least the code before the sealed-shares and batch-v2 changes', () => {
-    expect(recorded).toContain('a191e35');
+  it('has fixtures of the code before sealed shares and batch v2, right after, and after the review fixes', () => {
+    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598']));
   });
 
   describe.each(recorded)('recorded by %s', (version) => {
