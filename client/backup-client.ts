@@ -49,6 +49,19 @@ export interface BackupStatusView {
   failure?: string;
 }
 
+/** One line of `backup list`: a backup run as visibility and its progress query see it. */
+export interface BackupListEntry {
+  userId: string;
+  status?: string;
+  step?: string;
+  execution: WorkflowExecutionStatusName;
+  startedAt: string;
+  /** For a parked backup: why (from its progress query). */
+  lastError?: string;
+}
+
+const BACKUP_STATUSES = ['RUNNING', 'NEEDS_ATTENTION', 'COMPLETED', 'FAILED', 'ABANDONED', 'CANCELLED'] as const;
+
 /** A backup that ended without completing: the message says why (abandoned, unknown user, …). */
 export class BackupFailedError extends Error {
   override readonly name = 'BackupFailedError';
@@ -176,6 +189,40 @@ export class BackupClient {
       }
       throw error;
     }
+  }
+
+  /**
+   * Backups by status, newest first, from visibility (`BackupStatus`); parked ones with the last
+   * error their progress query reports. E.g. every backup waiting for an operator.
+   */
+  async listBackups(options: { status: string; limit?: number }): Promise<BackupListEntry[]> {
+    const status = options.status.toUpperCase();
+    if (!(BACKUP_STATUSES as readonly string[]).includes(status)) {
+      throw new BackupActionRejectedError(`unknown status ${options.status}: use one of ${BACKUP_STATUSES.join(', ')}`);
+    }
+    const limit = options.limit ?? 100;
+    const entries: BackupListEntry[] = [];
+    const query = `WorkflowType = 'backupWallet' AND BackupStatus = '${status}'`;
+    for await (const execution of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1_000) })) {
+      const attributes = execution.typedSearchAttributes;
+      const entry: BackupListEntry = {
+        userId: execution.workflowId.replace(/^backup-/, ''),
+        execution: execution.status.name,
+        startedAt: execution.startTime.toISOString(),
+      };
+      const current = attributes.get(BackupStatusKey);
+      const step = attributes.get(BackupStepKey);
+      if (current !== undefined) entry.status = current;
+      if (step !== undefined) entry.step = step;
+      if (status === 'NEEDS_ATTENTION' && execution.status.name === 'RUNNING') {
+        const progress = await this.temporal.workflow.getHandle<typeof backupWallet>(execution.workflowId, execution.runId).query(progressQuery).catch(() => undefined);
+        const error = progress?.lastError;
+        if (error) entry.lastError = `${error.type} at ${error.step}: ${error.message}`;
+      }
+      entries.push(entry);
+      if (entries.length >= limit) break;
+    }
+    return entries;
   }
 
   /** Resumes a backup parked as NEEDS_ATTENTION from the step that failed. */

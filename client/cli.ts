@@ -72,6 +72,19 @@ program
     withClient(async (client) => print(await client.abandonBackup(userId, options.reason, options.by))),
   );
 
+program
+  .command('list')
+  .requiredOption('--status <status>', 'RUNNING, NEEDS_ATTENTION, COMPLETED, FAILED, ABANDONED or CANCELLED')
+  .option('--limit <n>', 'at most this many, newest first', '100')
+  .description('list backups by status; parked ones (NEEDS_ATTENTION) with their last error')
+  .action((options: { status: string; limit: string }) =>
+    withClient(async (client) => {
+      const limit = Number(options.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new BackupActionRejectedError('--limit must be a positive whole number');
+      print(await client.listBackups({ status: options.status, limit }));
+    }),
+  );
+
 const batch = program.command('batch').description('re-back-up many wallets at Portal’s rate limits');
 
 function withBatches(action: (batches: BatchClient) => Promise<void>): Promise<void> {

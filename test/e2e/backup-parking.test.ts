@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackupTestEnv, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
 
@@ -58,6 +58,11 @@ describe('permanent errors', () => {
       expect(status.progress?.lastError).toMatchObject({ step, type: 'PortalAuthError' });
       expect(status.progress?.lastError?.message).toContain('Incorrect API key format');
       expect(status.progress?.pairIds).toBeDefined();
+      // The operator's list of parked backups names it with its last error.
+      const listed = await eventually('the parked backup in visibility', async () =>
+        (await env.backups.listBackups({ status: 'needs_attention' })).find((entry) => entry.userId === userId),
+      );
+      expect(listed).toMatchObject({ status: 'NEEDS_ATTENTION', step, execution: 'RUNNING', lastError: expect.stringContaining(`PortalAuthError at ${step}`) });
 
       // Parked means parked: nothing is retried behind the operator's back.
       const faultsBefore = rule.fired;
@@ -85,6 +90,7 @@ describe('permanent errors', () => {
     await env.backups.startBackupWorkflow(userId);
     await parked(userId);
     await expect(env.backups.abandonBackup(userId, '   ')).rejects.toThrow(/abandon refused .* needs a reason/);
+    await expect(env.backups.listBackups({ status: 'stuck' })).rejects.toThrow(/unknown status stuck: use one of RUNNING, NEEDS_ATTENTION/);
     await env.backups.abandonBackup(userId, 'wallet deleted by the user', 'test-operator');
     await expect(env.backups.waitForBackup(userId)).rejects.toMatchObject({
       reasonType: 'BackupAbandoned',
