@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { matchesAnySecret } from '../config/secret-check';
 import { isIPv4 } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -238,7 +238,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       let authFailure: Outcome | undefined;
       if (auth === 'client') {
         ({ client, failure: authFailure } = authenticate(request));
-      } else if (options.backendToken && !sameSecret(request.headers.authorization, `Bearer ${options.backendToken}`)) {
+      } else if (options.backendToken && !matchesAnySecret(request.headers.authorization, [`Bearer ${options.backendToken}`])) {
         authFailure = { status: 401, body: { message: 'missing or wrong backend token' } };
       }
       const userId = client?.userId ?? (request.params as { userId?: string }).userId;
@@ -562,12 +562,6 @@ function isLoopback(address: string | undefined): boolean {
   const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
   if (isIPv4(v4)) return v4.startsWith('127.');
   return address === '::1';
-}
-
-/** Constant-time comparison; hashing first makes the lengths equal, so they neither leak nor throw. */
-function sameSecret(given: string | undefined, expected: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(given ?? ''), digest(expected));
 }
 
 function makeLimiters(limits: { enclavePerMinute: number; clientPerMinute: number }) {
