@@ -34,7 +34,10 @@ describe('EncryptionCodec', () => {
     const [encoded] = await codec.encode([defaultPayloadConverter.toPayload('x')]);
     const other = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) });
     await expect(other.decode([encoded!])).rejects.toThrow(/no payload codec key with id "k2"/);
-    const tampered = { ...encoded!, data: Buffer.from(encoded!.data!).fill(1, 20, 21) };
+    // Flip bits (XOR) so the byte always changes; writing a fixed value left it unchanged 1 time in 256.
+    const data = Buffer.from(encoded!.data!);
+    data[20] = data[20]! ^ 0xff;
+    const tampered = { ...encoded!, data };
     await expect(codec.decode([tampered])).rejects.toThrow();
   });
 
