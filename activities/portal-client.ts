@@ -28,6 +28,12 @@ const backupResponseSchema = z.object(
     typeof backupShareSchema
   >,
 );
+// `/v1/recover` answers in the `/v1/generate` shape: one signing share per curve.
+const signingSharesSchema = z.object(
+  Object.fromEntries(
+    CURVES.map((curve) => [curve, z.object({ id: z.string().min(1).max(200), share: z.string().min(1) })]),
+  ) as Record<(typeof CURVES)[number], z.ZodObject<{ id: z.ZodString; share: z.ZodString }>>,
+);
 const cipherTextResponseSchema = z.object({ cipherText: z.string().min(1) });
 const clientSchema = z.object({
   id: z.string(),
@@ -39,6 +45,9 @@ const clientSchema = z.object({
         id: z.string(),
         curve: z.string(),
         backupSharePairs: z
+          .array(z.object({ id: z.string(), status: z.string(), createdAt: z.string().optional(), backupMethod: z.string().optional() }))
+          .default([]),
+        signingSharePairs: z
           .array(z.object({ id: z.string(), status: z.string(), createdAt: z.string().optional() }))
           .default([]),
       }),
@@ -48,6 +57,7 @@ const clientSchema = z.object({
 export type PortalClientInfo = z.infer<typeof clientSchema>;
 
 export const STORED_CLIENT_BACKUP_SHARE = 'STORED_CLIENT_BACKUP_SHARE';
+export const STORED_CLIENT = 'STORED_CLIENT';
 
 /** HTTP client for the Portal routes the backup flow uses (shared/portal-api.md). */
 export class PortalClient {
@@ -87,6 +97,39 @@ export class PortalClient {
       SECP256K1: { id: shares.SECP256K1.id, share: shares.SECP256K1.share },
       ED25519: { id: shares.ED25519.id, share: shares.ED25519.share },
     };
+  }
+
+  /**
+   * Recovery: `POST /v1/recover` with the rebuilt `/v1/backup` response. Returns the new signing
+   * shares (the `/v1/generate` shape). Not idempotent: every call makes new signing share pairs.
+   */
+  async recover(apiKey: string, backupResponse: BackupShares): Promise<BackupShares> {
+    const operation = 'POST /v1/recover';
+    const data = await this.callForJson(operation, apiKey, {
+      method: 'POST',
+      url: `${this.config.enclaveUrl}/v1/recover`,
+      data: { backupResponse: JSON.stringify(backupResponse) },
+    });
+    const parsed = signingSharesSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
+    }
+    if (parsed.data.SECP256K1.id === parsed.data.ED25519.id) {
+      throw new PortalContractError(`${operation} returned the same signing share pair id for both curves`);
+    }
+    return {
+      SECP256K1: { id: parsed.data.SECP256K1.id, share: parsed.data.SECP256K1.share },
+      ED25519: { id: parsed.data.ED25519.id, share: parsed.data.ED25519.share },
+    };
+  }
+
+  /** After a recovery: mark the new signing share pairs as stored by the client. */
+  async markSigningPairsStored(apiKey: string, signingSharePairIds: string[]): Promise<void> {
+    await this.call('PATCH /api/v3/clients/me/signing-share-pairs', apiKey, {
+      method: 'PATCH',
+      url: `${this.config.apiUrl}/api/v3/clients/me/signing-share-pairs`,
+      data: { status: STORED_CLIENT, signingSharePairIds },
+    });
   }
 
   /** Step 3 (Portal-Managed): store the ciphertext of one pair. Any 2xx is success. */

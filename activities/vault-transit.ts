@@ -92,6 +92,22 @@ export class VaultTransit {
     });
   }
 
+  /**
+   * Like decryptBatch, but one item's failure (altered ciphertext, wrong context) does not hide the
+   * others: each result is a plaintext or Vault's reason. Whole-call failures still throw.
+   */
+  async decryptEach(items: DecryptItem[]): Promise<({ plaintext: Buffer } | { error: string })[]> {
+    const path = `${this.config.mount}/decrypt/${this.config.keyName}`;
+    const results = await this.batch(path, {
+      batch_input: items.map((item) => ({ ciphertext: item.ciphertext, context: item.context })),
+    });
+    return results.map((result) =>
+      result.error || result.plaintext === undefined
+        ? { error: (result.error ?? 'no plaintext returned').slice(0, 300) }
+        : { plaintext: Buffer.from(result.plaintext, 'base64') },
+    );
+  }
+
   /** The Transit key's type and whether it derives per-context keys (needs `read` on the key). */
   async describeKey(): Promise<{ type: string; derived: boolean }> {
     const path = `${this.config.mount}/keys/${this.config.keyName}`;

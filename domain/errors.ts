@@ -140,6 +140,39 @@ export class CustodianShareMissingError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** The user has no completed backup to restore from (no pair per curve marked completed at Portal). */
+export class NoCompletedBackupError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/**
+ * A stored backup decrypts, but not to Portal's `{id, share}` object of its own pair (altered,
+ * stored under another pair, or written by something else): it cannot restore the wallet.
+ */
+export class StoredBackupInvalidError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The user's backup is running: recovery waits for it (and a backup waits for a recovery). */
+export class BackupInProgressError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** The user's backup or recovery is parked as NEEDS_ATTENTION: an operator must retry or abandon it first. */
+export class OtherRunParkedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The company's backend did not take the new signing shares (network, timeout, 5xx, 429). */
+export class SigningShareHandoverUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** The company's backend refused the new signing shares (4xx): fix the backend, then retry the recovery. */
+export class SigningShareHandoverRejectedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
 export const PERMANENT_ERROR_TYPES = [
   'PortalAuthError',
@@ -161,5 +194,9 @@ export const PERMANENT_ERROR_TYPES = [
   'DatabaseRequestError',
   'CustodianShareMissingError',
   'BatchSourceNotAllowedError',
+  'NoCompletedBackupError',
+  'StoredBackupInvalidError',
+  'OtherRunParkedError',
+  'SigningShareHandoverRejectedError',
   'UnexpectedError',
 ] as const;

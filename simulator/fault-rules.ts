@@ -10,6 +10,7 @@ export const ROUTE_NAMES = [
   'recover',
   'markSigningPairs',
   'credentials',
+  'signingShares',
   'listUsers',
   // Not routes of the simulator: the calls it makes to the company's webhook in Self-Managed mode.
   'webhookDelivery',

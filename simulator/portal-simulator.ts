@@ -300,7 +300,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       if (typeof body?.generateResponse !== 'string') {
         return flatError(400, 'BAD_REQUEST', 'generateResponse must be the /v1/generate response as a JSON string');
       }
-      if (!sameSigningShares(body.generateResponse, client!.generateResponse)) {
+      if (!sameSigningShares(body.generateResponse, state.currentSigningShares(client!))) {
         return flatError(400, 'BAD_REQUEST', "generateResponse does not hold this client's signing shares");
       }
       // The mode when the call arrived holds for the whole call, even if it is switched meanwhile.
@@ -328,7 +328,7 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       for (const curve of CURVES) {
         const entry = parsed[curve];
         const pair = typeof entry?.id === 'string' ? state.findPair(client!, entry.id) : undefined;
-        if (!pair || pair.share !== entry?.share) return flatError(400, 'BAD_REQUEST', `no backup share for ${curve} matches`);
+        if (!pair || pair.curve !== curve || pair.share !== entry?.share) return flatError(400, 'BAD_REQUEST', `no backup share for ${curve} matches`);
         if (pair.status !== 'completed') return flatError(400, 'BAD_REQUEST', 'recover cannot run until backup succeeds');
         pairs.push(pair);
       }
@@ -417,6 +417,22 @@ export async function startPortalSimulator(options: PortalSimulatorOptions = {})
       const client = state.user((request.params as { userId: string }).userId);
       if (!client) return { status: 404, body: { message: 'unknown user' } };
       return { status: 200, body: { clientApiKey: client.apiKey, generateResponse: client.generateResponse } };
+    }),
+  );
+
+  // The backend's side of a recovery: it keeps the new signing shares (the /v1/recover response),
+  // which its credentials route then hands out. Idempotent: the same shares again change nothing.
+  app.put(
+    '/backend/users/:userId/signing-shares',
+    route('signingShares', 'backend', (request) => {
+      const client = state.user((request.params as { userId: string }).userId);
+      if (!client) return { status: 404, body: { message: 'unknown user' } };
+      const body = request.body as { signingShares?: unknown } | undefined;
+      if (typeof body?.signingShares !== 'string' || !isSigningShares(body.signingShares)) {
+        return { status: 400, body: { message: 'signingShares must be the /v1/recover response as a JSON string' } };
+      }
+      client.generateResponse = body.signingShares;
+      return { status: 204 };
     }),
   );
 
@@ -568,11 +584,21 @@ function makeLimiters(limits: { enclavePerMinute: number; clientPerMinute: numbe
   return { enclave: new SlidingWindowLimiter(limits.enclavePerMinute), client: new SlidingWindowLimiter(limits.clientPerMinute) };
 }
 
-function sameSigningShares(sent: string, stored: string): boolean {
+function isSigningShares(text: string): boolean {
   try {
-    const a = JSON.parse(sent) as Record<string, { id?: unknown }>;
-    const b = JSON.parse(stored) as Record<string, { id?: unknown }>;
-    return CURVES.every((curve) => a[curve]?.id !== undefined && a[curve]?.id === b[curve]?.id);
+    const parsed = JSON.parse(text) as Record<string, { id?: unknown; share?: unknown }>;
+    return CURVES.every((curve) => typeof parsed[curve]?.id === 'string' && typeof parsed[curve]?.share === 'string');
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `sent` (a /v1/generate or /v1/recover response, as a JSON string) holds the client's current signing shares. */
+function sameSigningShares(sent: string, current: Record<string, { id: string; share: string }> | undefined): boolean {
+  if (!current) return false;
+  try {
+    const a = JSON.parse(sent) as Record<string, { id?: unknown; share?: unknown }>;
+    return CURVES.every((curve) => a[curve]?.id === current[curve]?.id && a[curve]?.share === current[curve]?.share);
   } catch {
     return false;
   }

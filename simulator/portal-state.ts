@@ -42,6 +42,8 @@ export interface SimSigningPair {
   curve: Curve;
   status: 'incomplete' | 'completed';
   createdAt: string;
+  /** The signing share handed out with it (the simulator keeps it to check `/v1/backup` callers). */
+  share: string;
 }
 
 export interface SimWallet {
@@ -94,9 +96,10 @@ export class PortalState {
     }));
     const generate = Object.fromEntries(
       wallets.map((wallet) => {
-        const pair: SimSigningPair = { id: cuid(), curve: wallet.curve, status: 'completed', createdAt: new Date().toISOString() };
+        const id = cuid();
+        const pair: SimSigningPair = { id, curve: wallet.curve, status: 'completed', createdAt: new Date().toISOString(), share: this.signingShare(id, wallet) };
         wallet.signingSharePairs.push(pair);
-        return [wallet.curve, { id: pair.id, share: this.signingShare(pair.id, wallet) }];
+        return [wallet.curve, { id: pair.id, share: pair.share }];
       }),
     );
     const client: SimClient = {
@@ -194,13 +197,28 @@ export class PortalState {
     return undefined;
   }
 
+  /**
+   * The signing shares `/v1/backup` accepts: each wallet's newest completed signing pair. After a
+   * recovery whose new pairs were marked STORED_CLIENT, those replace the ones before.
+   */
+  currentSigningShares(client: SimClient): Record<Curve, { id: string; share: string }> | undefined {
+    const entries = client.wallets.map((wallet) => {
+      const completed = wallet.signingSharePairs.filter((pair) => pair.status === 'completed');
+      const current = completed[completed.length - 1];
+      return current ? ([wallet.curve, { id: current.id, share: current.share }] as const) : undefined;
+    });
+    if (entries.some((entry) => entry === undefined)) return undefined;
+    return Object.fromEntries(entries as (readonly [Curve, { id: string; share: string }])[]) as Record<Curve, { id: string; share: string }>;
+  }
+
   /** `/v1/recover`: new signing shares for every wallet. */
   createSigningShares(client: SimClient): Record<Curve, { id: string; share: string }> {
     return Object.fromEntries(
       client.wallets.map((wallet) => {
-        const pair: SimSigningPair = { id: cuid(), curve: wallet.curve, status: 'incomplete', createdAt: new Date().toISOString() };
+        const id = cuid();
+        const pair: SimSigningPair = { id, curve: wallet.curve, status: 'incomplete', createdAt: new Date().toISOString(), share: this.signingShare(id, wallet) };
         wallet.signingSharePairs.push(pair);
-        return [wallet.curve, { id: pair.id, share: this.signingShare(pair.id, wallet) }];
+        return [wallet.curve, { id: pair.id, share: pair.share }];
       }),
     ) as Record<Curve, { id: string; share: string }>;
   }
@@ -233,6 +251,7 @@ export class PortalState {
       ...client,
       wallets: client.wallets.map((wallet) => ({
         ...wallet,
+        signingSharePairs: wallet.signingSharePairs.map(({ share: _share, ...pair }) => pair),
         backupSharePairs: wallet.backupSharePairs.map(({ custodianShare: _custodianShare, ...pair }) => ({
           ...pair,
           custodian: { ...pair.custodian, delivered: pair.custodian.delivery === 'delivered' },

@@ -30,11 +30,12 @@ export interface AbandonRequest {
 
 /**
  * Registered on the server: `--search-attribute BackupStatus=Keyword --search-attribute
- * BackupStep=Keyword --search-attribute BatchId=Keyword` (BatchId: see batch-backup-api.ts).
+ * BackupStep=Keyword --search-attribute BatchId=Keyword --search-attribute DrillId=Keyword` (BatchId: see
+ * batch-backup-api.ts; DrillId: the restore drill that found a backup failing).
  */
 export const BackupStatusKey = defineSearchAttributeKey('BackupStatus', SearchAttributeType.KEYWORD);
 export const BackupStepKey = defineSearchAttributeKey('BackupStep', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = { BackupStatus: 'Keyword', BackupStep: 'Keyword', BatchId: 'Keyword' } as const;
+export const SEARCH_ATTRIBUTES = { BackupStatus: 'Keyword', BackupStep: 'Keyword', BatchId: 'Keyword', DrillId: 'Keyword' } as const;
 
 export const ABANDONED_ERROR_TYPE = 'BackupAbandoned';
 
