@@ -21,6 +21,7 @@ import type { PortalClient } from './portal-client';
 import type { ShareSealer } from './share-sealer';
 import type { BackupModeCheck } from './backup-mode';
 import { custodianShareContext, transitContext } from './transit-context';
+import type { UserRunGuard } from './user-run-guard';
 import type { VaultTransit } from './vault-transit';
 
 export interface ActivityDeps {
@@ -34,6 +35,8 @@ export interface ActivityDeps {
   modeCheck: BackupModeCheck;
   /** Self-Managed: the custodian shares the webhook committed (absent in Portal-Managed mode). */
   custodianShares?: { getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string }[]> };
+  /** Keeps the user's backup from running while a recovery of the same user does. */
+  runGuard?: Pick<UserRunGuard, 'assertNoRecoveryRunning'>;
   /** Looks for a custodian share that has not arrived yet before parking (delivery may lag). */
   maxCustodianWaitAttempts: number;
   /** How often a running activity heartbeats; keep well under the workflow's heartbeat timeout. */
@@ -119,6 +122,7 @@ export function createActivities(deps: ActivityDeps) {
     async mpcBackup({ userId }: MpcBackupInput): Promise<MpcBackupResult> {
       return boundary(async () => {
         const info = Context.current().info;
+        await deps.runGuard?.assertNoRecoveryRunning(userId, info.workflowExecution);
         const credentials = await deps.credentials.load(userId);
         await deps.modeCheck.verify(credentials.clientApiKey);
         const shares = await deps.portal.backup(credentials.clientApiKey, credentials.generateResponse);

@@ -97,15 +97,18 @@ export class VaultTransit {
    * others: each result is a plaintext or Vault's reason. Whole-call failures still throw.
    */
   async decryptEach(items: DecryptItem[]): Promise<({ plaintext: Buffer } | { error: string })[]> {
-    const path = `${this.config.mount}/decrypt/${this.config.keyName}`;
-    const results = await this.batch(path, {
-      batch_input: items.map((item) => ({ ciphertext: item.ciphertext, context: item.context })),
-    });
-    return results.map((result) =>
-      result.error || result.plaintext === undefined
-        ? { error: (result.error ?? 'no plaintext returned').slice(0, 300) }
-        : { plaintext: Buffer.from(result.plaintext, 'base64') },
-    );
+    try {
+      return (await this.decryptBatch(items)).map((plaintext) => ({ plaintext }));
+    } catch (error) {
+      // Vault answers a batch with one bad item as a whole 400: ask again item by item to tell which.
+      if (!(error instanceof VaultRequestError) || items.length === 1) {
+        if (error instanceof VaultRequestError) return [{ error: error.message.slice(0, 300) }];
+        throw error;
+      }
+    }
+    const results: ({ plaintext: Buffer } | { error: string })[] = [];
+    for (const item of items) results.push(...(await this.decryptEach([item])));
+    return results;
   }
 
   /** The Transit key's type and whether it derives per-context keys (needs `read` on the key). */

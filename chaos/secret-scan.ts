@@ -16,6 +16,8 @@ export function secretsOf(client: SimClient): string[] {
   const generate = JSON.parse(client.generateResponse) as Record<string, { share: string }>;
   for (const entry of Object.values(generate)) addShare(entry.share);
   for (const wallet of client.wallets) {
+    // Signing shares, including those a recovery made (and any made by a recovery call whose answer was lost).
+    for (const pair of wallet.signingSharePairs) addShare(pair.share);
     for (const pair of wallet.backupSharePairs) {
       addShare(pair.share);
       if (pair.custodianShare !== undefined) for (const form of custodianShareForms(pair.custodianShare)) secrets.add(form);

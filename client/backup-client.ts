@@ -244,7 +244,8 @@ export class BackupClient {
   }
 }
 
-async function rejectedAsTyped<T>(userId: string, action: string, update: Promise<T>): Promise<T> {
+/** An update's refusal or a missing run, as the typed errors the CLI reports (what: backup or recovery). */
+export async function rejectedAsTyped<T>(userId: string, action: string, update: Promise<T>, what: 'backup' | 'recovery' = 'backup'): Promise<T> {
   try {
     return await update;
   } catch (error) {
@@ -252,13 +253,13 @@ async function rejectedAsTyped<T>(userId: string, action: string, update: Promis
       throw new BackupActionRejectedError(`${action} refused for user ${userId}: ${error.cause?.message ?? error.message}`);
     }
     if (error instanceof WorkflowNotFoundError) {
-      throw new BackupNotFoundError(`no running backup for user ${userId}: it was never started or has already ended (see status)`);
+      throw new BackupNotFoundError(`no running ${what} for user ${userId}: it was never started or has already ended (see status)`);
     }
     throw error;
   }
 }
 
-function describeFailure(error: unknown): string {
+export function describeFailure(error: unknown): string {
   if (error instanceof WorkflowFailedError && error.cause) {
     const cause = error.cause;
     const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';

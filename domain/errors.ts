@@ -153,8 +153,8 @@ export class StoredBackupInvalidError extends BackupDomainError {
   readonly retryable = false;
 }
 
-/** The user's backup is running: recovery waits for it (and a backup waits for a recovery). */
-export class BackupInProgressError extends BackupDomainError {
+/** The user's backup is running and a recovery waits for it, or the other way round. */
+export class UserRunInProgressError extends BackupDomainError {
   readonly retryable = true;
 }
 
@@ -168,10 +168,16 @@ export class SigningShareHandoverUnavailableError extends BackupDomainError {
   readonly retryable = true;
 }
 
+/** Recovery cannot run on these workers: SIGNING_SHARES_URL (where new signing shares go) is not set. */
+export class RecoveryNotConfiguredError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** The company's backend refused the new signing shares (4xx): fix the backend, then retry the recovery. */
 export class SigningShareHandoverRejectedError extends BackupDomainError {
   readonly retryable = false;
 }
+
 
 /** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
 export const PERMANENT_ERROR_TYPES = [
@@ -198,5 +204,6 @@ export const PERMANENT_ERROR_TYPES = [
   'StoredBackupInvalidError',
   'OtherRunParkedError',
   'SigningShareHandoverRejectedError',
+  'RecoveryNotConfiguredError',
   'UnexpectedError',
 ] as const;

@@ -28,3 +28,8 @@ export function parseUserId(raw: unknown): string {
 export function backupWorkflowId(userId: string): string {
   return `backup-${userId}`;
 }
+
+/** One recovery per user at a time, likewise. */
+export function recoveryWorkflowId(userId: string): string {
+  return `recover-${userId}`;
+}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { PortalClientConfig } from '../activities/portal-client';
 import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
+import type { HttpSigningShareHandoverConfig } from '../activities/signing-share-handover';
 import type { CodecKeyRing } from '../codec/encryption-codec';
 import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
@@ -29,6 +30,9 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
   CIPHERTEXT_HTTP_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: envBool.default(false),
   CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
+  SIGNING_SHARES_URL: envUrlTemplate.optional(),
+  SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
+  SIGNING_SHARES_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   BATCH_SOURCE_ALLOWED_ORIGINS: z
     .string()
     .trim()
@@ -54,6 +58,8 @@ export interface WorkerConfig {
   portal: PortalClientConfig;
   vault: VaultConfig;
   credentials: HttpCredentialsSourceConfig;
+  /** Where a recovery hands the new signing shares (SIGNING_SHARES_URL); recovery refuses to start without it. */
+  signingShares?: HttpSigningShareHandoverConfig;
   /** Where client ciphertexts are stored (CIPHERTEXT_STORE). */
   store: CiphertextStoreConfig;
   /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
@@ -138,6 +144,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       timeoutMs: e.CREDENTIALS_TIMEOUT_MS,
       ...(e.CREDENTIALS_AUTH_HEADER ? { authHeader: toHeader(e.CREDENTIALS_AUTH_HEADER) } : {}),
     },
+    ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
     store,
     mode: e.BACKUP_MODE,
     ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
@@ -146,5 +153,15 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     logLevel: e.LOG_LEVEL,
     ...(e.WORKER_WORKFLOW_BUNDLE ? { workflowBundlePath: e.WORKER_WORKFLOW_BUNDLE } : {}),
+  };
+}
+
+/** The signing-share route sends the credentials source's header unless it has its own (the same backend, usually). */
+function signingSharesConfig(e: z.infer<typeof workerEnvSchema>): HttpSigningShareHandoverConfig {
+  const header = e.SIGNING_SHARES_AUTH_HEADER ?? e.CREDENTIALS_AUTH_HEADER;
+  return {
+    urlTemplate: e.SIGNING_SHARES_URL!,
+    timeoutMs: e.SIGNING_SHARES_TIMEOUT_MS,
+    ...(header ? { authHeader: toHeader(header) } : {}),
   };
 }

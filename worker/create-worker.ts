@@ -7,6 +7,9 @@ import { createDatabasePool } from '../db/pool';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch-activities';
 import { createActivities } from '../activities';
+import { createRecoveryActivities } from '../activities/recovery-activities';
+import { HttpSigningShareHandover } from '../activities/signing-share-handover';
+import { TemporalUserRunGuard } from '../activities/user-run-guard';
 import { HttpCredentialsSource } from '../activities/credentials-source';
 import { CachedCredentialsSource } from '../activities/cached-credentials-source';
 import { createCiphertextStore } from '../activities/ciphertext-store-factory';
@@ -81,6 +84,12 @@ export async function createBackupWorker(
   await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  const runGuard = new TemporalUserRunGuard(temporal);
+  const recoveryActivities = createRecoveryActivities({
+    ...deps,
+    runGuard,
+    ...(config.signingShares ? { handover: new HttpSigningShareHandover(config.signingShares) } : {}),
+  });
   const batchActivities = createBatchActivities({
     temporal,
     heartbeatIntervalMs: deps.heartbeatIntervalMs,
@@ -94,7 +103,7 @@ export async function createBackupWorker(
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities(deps), ...batchActivities },
+    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities },
     dataConverter,
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

@@ -10,7 +10,6 @@ import {
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities, MpcBackupResult } from '../activities';
 import type {
@@ -23,7 +22,6 @@ import type {
   RecordedError,
 } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
-import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { InvalidUserIdError, parseUserId } from '../domain/user-id';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
@@ -37,49 +35,16 @@ import {
   type RetryRequest,
 } from './backup-wallet-api';
 import { childParkedSignal } from './batch-backup-api';
+import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
 
-const common: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
-  // Activities heartbeat while they wait on Portal or Vault, so a dead worker is noticed quickly.
-  heartbeatTimeout: '15 seconds',
-};
+/** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
+const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
 
-/**
- * Step 1 may give up: before Portal has handed out shares, failing loses nothing. It gives up on
- * time, not on a count of attempts, so a long run of 429s with Retry-After cannot exhaust it.
- */
-const beforeShares = proxyActivities<BackupActivities>({
-  ...common,
-  scheduleToCloseTimeout: '30 minutes',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
-  },
-});
-
-/**
- * Steps 2-4 never give up on transient errors (unlimited attempts): once shares exist the workflow
- * must not fail on its own. Permanent errors come back to the workflow, which parks.
- */
-const afterShares = proxyActivities<BackupActivities>({
-  ...common,
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    // maximumAttempts left unset: unlimited.
-    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
-  },
-});
+/** Steps 2-4: once shares exist the workflow never fails on its own; permanent errors park it. */
+const afterShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, retry: AFTER_NO_RETURN_RETRY });
 
 /** A short look at Portal after step 1 failed for good; its failure only leaves a note. */
-const afterStep1Failure = proxyActivities<BackupActivities>({
-  ...common,
-  scheduleToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] },
-});
+const afterStep1Failure = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
 
 /** Patch ids (workflow code changes that add commands; see docs/changing-workflows.md). */
 const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';

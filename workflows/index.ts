@@ -1,2 +1,3 @@
 export { backupWallet } from './backup-wallet';
 export { batchBackup } from './batch-backup';
+export { recoverWallet } from './recover-wallet';

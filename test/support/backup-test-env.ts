@@ -81,6 +81,7 @@ export async function createBackupTestEnv(
     VAULT_TOKEN: inject('vaultToken'),
     VAULT_TIMEOUT_MS: '2000',
     CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+    SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
     WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
     WORKER_SHUTDOWN_GRACE_MS: '2000',
     ...options.workerEnv,

@@ -11,7 +11,8 @@ import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
 
-export const RUN_DIR = join(__dirname, '..', '..', '.stack', 'test-run');
+/** Logs and the workflow bundle; MPC_TEST_RUN_DIR gives concurrent runs (several engineers on one machine) their own. */
+export const RUN_DIR = process.env.MPC_TEST_RUN_DIR ?? join(__dirname, '..', '..', '.stack', 'test-run');
 
 /**
  * Starts the real servers every test file shares (a Temporal dev server, a Vault dev server with

@@ -1,0 +1,142 @@
+import { Context } from '@temporalio/activity';
+import type { BackupPairIds, SealedShares } from '../domain/backup-types';
+import { CURVES, type Curve } from '../domain/curves';
+import { PortalNotFoundError, PortalRequestRejectedError, RecoveryNotConfiguredError } from '../domain/errors';
+import { activityBoundary } from './activity-boundary';
+import type { CiphertextStore } from './ciphertext-store';
+import type { CredentialsSource } from './credentials-source';
+import type { PortalClient, PortalClientInfo } from './portal-client';
+import type { ShareSealer } from './share-sealer';
+import type { SigningShareHandover } from './signing-share-handover';
+import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from './stored-backup';
+import type { UserRunGuard } from './user-run-guard';
+import type { VaultTransit } from './vault-transit';
+
+export interface RecoveryActivityDeps {
+  credentials: CredentialsSource;
+  portal: Pick<PortalClient, 'getClient' | 'recover' | 'markSigningPairsStored'>;
+  transit: Pick<VaultTransit, 'decryptEach'>;
+  store: CiphertextStore;
+  sealer: ShareSealer;
+  /** The company's backend route for new signing shares (SIGNING_SHARES_URL); recovery refuses to start without it. */
+  handover?: SigningShareHandover;
+  runGuard: UserRunGuard;
+  heartbeatIntervalMs: number;
+  /** Clock skew allowed between us and Portal when telling a lost call's signing pairs apart. */
+  orphanScanSkewMs: number;
+}
+
+export interface FoundBackup {
+  backupPairIds: BackupPairIds;
+  /** Vault Transit ciphertexts as stored: opaque to every holder of the payload codec key. */
+  ciphertexts: Record<Curve, string>;
+}
+
+export interface RecoveredAtPortal {
+  /** The `/v1/recover` response (new signing shares), sealed to the workers while in history. */
+  sealedSigningShares: SealedShares;
+  signingPairIds: BackupPairIds;
+  /** Incomplete signing pairs made since the step was first scheduled by attempts whose answers were lost. */
+  orphanedSigningPairIds: string[];
+  orphanScanError?: string;
+}
+
+function signingPairs(client: PortalClientInfo) {
+  return client.wallets.flatMap((wallet) => wallet.signingSharePairs);
+}
+
+/** The recovery's steps, one activity each (see workflows/recover-wallet.ts). */
+export function createRecoveryActivities(deps: RecoveryActivityDeps) {
+  const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
+
+  return {
+    /** Recovery step 1: the newest completed backup at Portal, and its ciphertexts from the store. */
+    async findRecoverableBackup({ userId }: { userId: string }): Promise<FoundBackup> {
+      return boundary(async () => {
+        if (!deps.handover) {
+          throw new RecoveryNotConfiguredError(
+            'recovery needs SIGNING_SHARES_URL on the workers (the backend route that keeps the new signing shares); set it and start the recovery again',
+          );
+        }
+        await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution);
+        const { clientApiKey } = await deps.credentials.load(userId);
+        const backupPairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
+        const ciphertexts = await readStoredCiphertexts(deps.store, userId, backupPairIds);
+        Context.current().log.info('recoverable backup found', { userId, backupPairIds, store: deps.store.kind });
+        return { backupPairIds, ciphertexts };
+      });
+    },
+
+    /** Recovery step 2: decrypt in each pair's context and rebuild the `/v1/backup` response, sealed. */
+    async decryptStoredBackup({ userId, backupPairIds, ciphertexts }: { userId: string } & FoundBackup): Promise<SealedShares> {
+      return boundary(async () => {
+        const shares = await requireStoredBackup(deps.transit, userId, backupPairIds, ciphertexts);
+        return deps.sealer.seal(userId, shares, 'backup-shares');
+      });
+    },
+
+    /**
+     * Recovery step 3: `POST /v1/recover`. Not idempotent: an attempt whose answer was lost made
+     * signing pairs nobody holds; a later attempt names them (incomplete, created since this step
+     * was scheduled) so the result reports them. They are never marked, so never used.
+     */
+    async recoverAtPortal({ userId, sealedBackup }: { userId: string; sealedBackup: SealedShares }): Promise<RecoveredAtPortal> {
+      return boundary(async () => {
+        const info = Context.current().info;
+        const backup = deps.sealer.unseal(userId, sealedBackup, 'backup-shares');
+        const { clientApiKey } = await deps.credentials.load(userId);
+        const signing = await deps.portal.recover(clientApiKey, backup);
+        const signingPairIds = Object.fromEntries(CURVES.map((curve) => [curve, signing[curve].id])) as BackupPairIds;
+        const result: RecoveredAtPortal = {
+          sealedSigningShares: deps.sealer.seal(userId, signing, 'signing-shares'),
+          signingPairIds,
+          orphanedSigningPairIds: [],
+        };
+        if (info.attempt > 1) {
+          try {
+            const fresh = new Set(Object.values(signingPairIds));
+            const since = info.scheduledTimestampMs - deps.orphanScanSkewMs;
+            result.orphanedSigningPairIds = signingPairs(await deps.portal.getClient(clientApiKey))
+              .filter((pair) => pair.status.toLowerCase() === 'incomplete' && !fresh.has(pair.id))
+              .filter((pair) => pair.createdAt === undefined || Date.parse(pair.createdAt) >= since)
+              .map((pair) => pair.id);
+          } catch (error) {
+            result.orphanScanError = error instanceof Error ? error.message : String(error);
+          }
+        }
+        Context.current().log.info('wallet recovered at Portal', { userId, signingPairIds, orphaned: result.orphanedSigningPairIds.length });
+        return result;
+      });
+    },
+
+    /** Recovery step 4: the company's backend keeps the new signing shares, before anything is marked. */
+    async handOverSigningShares({ userId, sealedSigningShares }: { userId: string; sealedSigningShares: SealedShares }): Promise<void> {
+      return boundary(async () => {
+        if (!deps.handover) throw new RecoveryNotConfiguredError('SIGNING_SHARES_URL is not set on this worker: set it on every worker, then retry');
+        await deps.handover.handOver(userId, deps.sealer.unseal(userId, sealedSigningShares, 'signing-shares'));
+        Context.current().log.info('new signing shares handed to the backend', { userId });
+      });
+    },
+
+    /** Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal. */
+    async markSigningPairsStored({ userId, signingPairIds }: { userId: string; signingPairIds: BackupPairIds }): Promise<void> {
+      return boundary(async () => {
+        const { clientApiKey } = await deps.credentials.load(userId);
+        const ids = CURVES.map((curve) => signingPairIds[curve]);
+        try {
+          await deps.portal.markSigningPairsStored(clientApiKey, ids);
+        } catch (error) {
+          // A retry after a lost answer may find them marked already.
+          if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
+          const completed = new Set(
+            signingPairs(await deps.portal.getClient(clientApiKey)).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
+          );
+          if (!ids.every((id) => completed.has(id))) throw error;
+        }
+        Context.current().log.info('signing share pairs marked stored', { userId, signingPairIds });
+      });
+    },
+  };
+}
+
+export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;

@@ -1,0 +1,266 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  isCancellation,
+  ParentClosePolicy,
+  ChildWorkflowCancellationType,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { RecoveryActivities } from '../activities/recovery-activities';
+import type { BackupStatus } from '../domain/backup-types';
+import type { RecoveryProgress, RecoveryRecordedError, RecoveryResult, RecoveryStep } from '../domain/recovery-types';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
+import { backupWorkflowId, InvalidUserIdError, parseUserId } from '../domain/user-id';
+import { BackupStatusKey, BackupStepKey, initialBackupSearchAttributes, type AbandonRequest, type RetryRequest } from './backup-wallet-api';
+import type { backupWallet } from './backup-wallet';
+import {
+  RECOVERY_ABANDONED_ERROR_TYPE,
+  RECOVERY_FRESH_BACKUP_STEP,
+  recoveryAbandonUpdate,
+  recoveryProgressQuery,
+  recoveryRetryUpdate,
+  type RecoverWalletInput,
+} from './recover-wallet-api';
+import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, STEP_OPTIONS } from './step-timeouts';
+
+/** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
+const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
+
+/** After it: new signing shares exist; transient errors retry without end, permanent ones park. */
+const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retry: AFTER_NO_RETURN_RETRY });
+
+type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
+
+/**
+ * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
+ * decrypt and rebuild Portal's `/v1/backup` response (sealed to the workers) → `/v1/recover` →
+ * hand the new signing shares to the company's backend → mark them STORED_CLIENT → (optionally) a
+ * fresh backup. Once Portal has made the new signing shares, the run never fails on its own: a
+ * permanent error parks it as NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
+ */
+export async function recoverWallet(input: RecoverWalletInput): Promise<RecoveryResult> {
+  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
+  let userId: string;
+  try {
+    userId = parseUserId(input?.userId);
+  } catch (error) {
+    if (error instanceof InvalidUserIdError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    throw error;
+  }
+  const run = new RecoveryRun(userId);
+  run.registerHandlers();
+
+  const found = await run.beforePointOfNoReturn('FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
+  run.progress.backupPairIds = found.backupPairIds;
+  const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', () => beforeRecover.decryptStoredBackup({ userId, ...found }));
+  const recovered = await run.beforePointOfNoReturn('RECOVER', () => beforeRecover.recoverAtPortal({ userId, sealedBackup }));
+  run.progress.signingPairIds = recovered.signingPairIds;
+  run.progress.orphanedSigningPairIds = recovered.orphanedSigningPairIds;
+
+  // The point of no return: the new signing shares exist only in this run (sealed) until handed over.
+  await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
+  await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
+
+  let freshBackup: RecoveryResult['freshBackup'];
+  if (input.freshBackup !== false) {
+    run.publish('RUNNING', RECOVERY_FRESH_BACKUP_STEP);
+    freshBackup = await run.timed(RECOVERY_FRESH_BACKUP_STEP, () => startFreshBackup(userId));
+  }
+  run.publish('COMPLETED', 'DONE');
+  await condition(allHandlersFinished);
+  return {
+    userId,
+    status: 'COMPLETED',
+    backupPairIds: found.backupPairIds,
+    signingPairIds: recovered.signingPairIds,
+    orphanedSigningPairIds: recovered.orphanedSigningPairIds,
+    ...(freshBackup ? { freshBackup } : {}),
+    stepDurationsMs: run.stepDurationsMs,
+    startedAt: run.progress.startedAt,
+    completedAt: new Date(Date.now()).toISOString(),
+  };
+}
+
+/**
+ * Starts the recovered wallet's fresh backup as an abandoned child (it outlives this run, which
+ * ends now). A backup already running for the user (started meanwhile) is joined instead.
+ */
+async function startFreshBackup(userId: string): Promise<NonNullable<RecoveryResult['freshBackup']>> {
+  const workflowId = backupWorkflowId(userId);
+  try {
+    const child = await startChild<typeof backupWallet>('backupWallet', {
+      workflowId,
+      args: [{ userId }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      cancellationType: ChildWorkflowCancellationType.ABANDON,
+      typedSearchAttributes: initialBackupSearchAttributes(),
+    });
+    return { workflowId, runId: child.firstExecutionRunId, alreadyRunning: false };
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, alreadyRunning: true };
+    throw error;
+  }
+}
+
+/** One recovery's state: progress, search attributes, step timing and the operator's decisions. */
+class RecoveryRun {
+  readonly progress: RecoveryProgress;
+  readonly stepDurationsMs: Partial<Record<RecoveryStep, number>> = {};
+  private decision: OperatorDecision | undefined;
+  private published: { status?: string; step?: string };
+
+  constructor(private readonly userId: string) {
+    this.progress = {
+      userId,
+      status: 'RUNNING',
+      step: 'FIND_BACKUP',
+      attempts: {},
+      orphanedSigningPairIds: [],
+      startedAt: new Date(Date.now()).toISOString(),
+    };
+    const initial = workflowInfo().typedSearchAttributes;
+    this.published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
+  }
+
+  registerHandlers(): void {
+    setHandler(recoveryProgressQuery, () => this.progress);
+    setHandler(
+      recoveryRetryUpdate,
+      async (_request: RetryRequest) => {
+        this.decision = { kind: 'retry' };
+        await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+        return this.progress;
+      },
+      {
+        validator: (request: RetryRequest) => {
+          if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+          this.requireParked();
+        },
+      },
+    );
+    setHandler(
+      recoveryAbandonUpdate,
+      async (request: AbandonRequest) => {
+        this.decision = { kind: 'abandon', reason: request.reason.trim() };
+        await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+        return this.progress;
+      },
+      {
+        validator: (request: AbandonRequest) => {
+          if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+          this.requireParked();
+          if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
+            throw new Error('abandon needs a reason of 1 to 1000 characters');
+          }
+        },
+      },
+    );
+  }
+
+  /** Sets status and step; upserts the search attributes only when they change. */
+  publish(status: BackupStatus, step: RecoveryProgress['step']): void {
+    this.progress.status = status;
+    this.progress.step = step;
+    if (this.published.status === status && this.published.step === step) return;
+    this.published = { status, step };
+    upsertSearchAttributes([
+      { key: BackupStatusKey, value: status },
+      { key: BackupStepKey, value: step },
+    ]);
+  }
+
+  async timed<T>(step: RecoveryStep, body: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      return await body();
+    } finally {
+      this.stepDurationsMs[step] = (this.stepDurationsMs[step] ?? 0) + (Date.now() - started);
+    }
+  }
+
+  /** A step before /v1/recover answered: a failure ends the run with its reason (nothing was made). */
+  beforePointOfNoReturn<T>(step: RecoveryStep, call: () => Promise<T>): Promise<T> {
+    return this.timed(step, async () => {
+      this.publish('RUNNING', step);
+      this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
+      try {
+        return await call();
+      } catch (error) {
+        if (isCancellation(error)) {
+          this.publish('CANCELLED', step);
+          throw error;
+        }
+        if (!(error instanceof ActivityFailure)) throw error;
+        this.progress.lastError = recordError(step, error);
+        this.publish('FAILED', step);
+        throw ApplicationFailure.create({
+          type: this.progress.lastError.type,
+          message: `recovery of user ${this.userId} failed at ${step}, before Portal made new signing shares: ${this.progress.lastError.message}`,
+          nonRetryable: true,
+          cause: error,
+        });
+      }
+    });
+  }
+
+  /** A step after the point of no return: a permanent failure parks until an operator decides. */
+  parkable<T>(step: RecoveryStep, call: () => Promise<T>): Promise<T> {
+    return this.timed(step, async () => {
+      for (;;) {
+        this.publish('RUNNING', step);
+        this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
+        try {
+          return await call();
+        } catch (error) {
+          if (isCancellation(error)) {
+            this.publish('CANCELLED', step);
+            throw error;
+          }
+          if (!(error instanceof ActivityFailure)) throw error;
+          this.progress.lastError = recordError(step, error);
+          this.decision = undefined;
+          this.publish('NEEDS_ATTENTION', step);
+          try {
+            await condition(() => this.decision !== undefined);
+          } catch (waitError) {
+            if (isCancellation(waitError)) this.publish('CANCELLED', step);
+            throw waitError;
+          }
+          const chosen = this.decision as OperatorDecision | undefined;
+          if (chosen?.kind === 'abandon') {
+            this.publish('ABANDONED', step);
+            await condition(allHandlersFinished);
+            throw ApplicationFailure.nonRetryable(
+              `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
+                (step === 'HAND_OVER' ? ' (the new signing shares were never handed over: start a new recovery)' : ''),
+              RECOVERY_ABANDONED_ERROR_TYPE,
+            );
+          }
+        }
+      }
+    });
+  }
+
+  private requireParked(): void {
+    if (this.progress.status !== 'NEEDS_ATTENTION') {
+      throw new Error(`the recovery of user ${this.userId} is ${this.progress.status}, not NEEDS_ATTENTION`);
+    }
+    // Both updates in one workflow task: the first decision wins, the other is refused.
+    if (this.decision !== undefined) {
+      throw new Error(`the recovery of user ${this.userId} already has an operator decision (${this.decision.kind}) being carried out`);
+    }
+  }
+}
+
+function recordError(step: RecoveryStep, error: ActivityFailure): RecoveryRecordedError {
+  const cause = error.cause;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'ActivityFailure');
+  return { step, type, message: cause?.message ?? error.message, at: new Date(Date.now()).toISOString() };
+}

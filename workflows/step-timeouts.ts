@@ -1,0 +1,40 @@
+/**
+ * Activity timing shared by the backup and recovery workflows, named once. Changing a value here
+ * changes new commands only (recorded histories replay: Temporal matches activities by id and type).
+ */
+import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+import { PERMANENT_ERROR_TYPES } from '../domain/errors';
+
+/** Every step: two minutes per attempt; heartbeats every few seconds, so a dead worker is noticed in 15 s. */
+export const STEP_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '15 seconds',
+};
+
+/**
+ * Steps before anything exists at Portal may give up, on time rather than on a count of attempts
+ * (a long run of 429s with Retry-After cannot exhaust them).
+ */
+export const GIVE_UP_AFTER = '30 minutes';
+export const BEFORE_NO_RETURN_RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
+};
+
+/**
+ * Steps after the point of no return never give up on transient errors (unlimited attempts): the
+ * workflow must not fail on its own. Permanent errors come back to the workflow, which parks.
+ */
+export const AFTER_NO_RETURN_RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  // maximumAttempts left unset: unlimited.
+  nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
+};
+
+/** A short look at Portal after a step failed for good; its failure only leaves a note. */
+export const NOTE_ONLY_RETRY: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] };
+export const NOTE_ONLY_GIVE_UP_AFTER = '2 minutes';
