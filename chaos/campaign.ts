@@ -244,6 +244,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       VAULT_SECRET_ID: appRole.secretId,
       VAULT_TIMEOUT_MS: '2000',
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+      SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
       WORKER_WORKFLOW_BUNDLE: bundlePath,
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       LOG_LEVEL: 'info',

@@ -9,6 +9,9 @@ import { loadClientConfig } from './config';
 import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile, UserListFileError } from './user-list-file';
 import type { BatchSource } from '../workflows/batch-backup-api';
+import { registerRecoverCommands } from './cli-recover';
+import { registerEjectCommand } from './cli-eject';
+import { ShareRetrievalRefusedError } from './client-backup-share';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -176,6 +179,9 @@ batch
     }),
   );
 
+registerRecoverCommands(program, withClient, print);
+registerEjectCommand(program, print);
+
 class BatchArgumentError extends Error {
   override readonly name = 'BatchArgumentError';
 }
@@ -189,7 +195,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof BackupActionRejectedError ||
     error instanceof UserListFileError ||
     error instanceof BatchArgumentError ||
-    error instanceof BatchOptionsError;
+    error instanceof BatchOptionsError ||
+    error instanceof ShareRetrievalRefusedError;
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -150,6 +150,7 @@ async function main(): Promise<void> {
         VAULT_ADDR: vault.addr,
         VAULT_TOKEN: vault.rootToken,
         CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+        SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
         ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
       },
     });

@@ -6,30 +6,16 @@ import type { CodecKeyRing } from '../codec/encryption-codec';
 import type { KeyRing } from '../codec/key-ring';
 import { codecEnvProblems, codecEnvSchema, toCodecKeyRing } from '../config/codec-config';
 import { sealingEnvProblems, sealingEnvSchema, toSealingKeyRing } from '../config/sealing-config';
-import { envBool, envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from '../config/env-schema';
+import { envHeader, envInt, envNonEmpty, envUrlTemplate, toHeader } from '../config/env-schema';
 import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
 import type { BackupMode } from '../activities/backup-mode';
 import { loadConfig } from '../config/load-config';
+import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(vaultEnvSchema.shape).extend({
-  PORTAL_ENCLAVE_URL: envUrl.default('https://mpc-client.portalhq.io'),
-  PORTAL_API_URL: envUrl.default('https://api.portalhq.io'),
-  PORTAL_TIMEOUT_MS: envInt(100, 120_000).default(30_000),
-  PORTAL_STORE_METHOD: z.enum(['POST', 'PATCH'], { error: 'must be POST or PATCH' }).default('POST'),
-  PORTAL_MAX_RESPONSE_BYTES: envInt(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  CREDENTIALS_URL: envUrlTemplate,
-  CREDENTIALS_AUTH_HEADER: envHeader.optional(),
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(vaultEnvSchema.shape).extend(backendEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
-  CIPHERTEXT_STORE: z.enum(['portal', 'postgres', 'http'], { error: 'must be portal, postgres or http' }).default('portal'),
-  DATABASE_URL: envNonEmpty.refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL').optional(),
-  CIPHERTEXT_HTTP_WRITE_URL: envUrlTemplate.optional(),
-  CIPHERTEXT_HTTP_READ_URL: envUrlTemplate.optional(),
-  CIPHERTEXT_HTTP_AUTH_HEADER: envHeader.optional(),
-  CIPHERTEXT_HTTP_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
-  CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: envBool.default(false),
-  CREDENTIALS_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
   SIGNING_SHARES_TIMEOUT_MS: envInt(100, 120_000).default(10_000),
@@ -89,40 +75,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     if (parsed.BACKUP_MODE === 'self-managed' && parsed.CIPHERTEXT_STORE === 'portal') {
       problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http');
     }
-    if (parsed.CIPHERTEXT_STORE === 'postgres' && !parsed.DATABASE_URL) {
-      problems.push('DATABASE_URL is required when CIPHERTEXT_STORE=postgres: the company database, postgres://user:password@host:port/database');
-    }
-    if (parsed.CIPHERTEXT_STORE === 'http' && !parsed.CIPHERTEXT_HTTP_WRITE_URL) {
-      problems.push('CIPHERTEXT_HTTP_WRITE_URL is required when CIPHERTEXT_STORE=http: the company endpoint, a URL template with {userId}');
-    }
-    const templates = [parsed.CIPHERTEXT_HTTP_WRITE_URL, parsed.CIPHERTEXT_HTTP_READ_URL].filter((t): t is string => t !== undefined);
-    if (parsed.CIPHERTEXT_STORE === 'http' && templates.length > 0) {
-      const perPair = templates.map((template) => template.includes('{pairId}'));
-      if (perPair.some(Boolean) && !perPair.every(Boolean)) {
-        problems.push('CIPHERTEXT_HTTP_WRITE_URL and CIPHERTEXT_HTTP_READ_URL must both contain {pairId}, or neither');
-      } else if (!perPair[0] && !parsed.CIPHERTEXT_HTTP_ONE_RECORD_PER_USER) {
-        problems.push(
-          'CIPHERTEXT_HTTP_WRITE_URL has no {pairId}: one record per user means a backup that stores but never completes replaces the ' +
-            'ciphertext of the last completed one. Key records by pair ({pairId} in both URLs), or accept that with CIPHERTEXT_HTTP_ONE_RECORD_PER_USER=true',
-        );
-      }
-    }
+    problems.push(...backendEnvProblems(parsed));
     if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
       problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');
     }
     return problems;
   });
-  const storeHeader = e.CIPHERTEXT_HTTP_AUTH_HEADER ? toHeader(e.CIPHERTEXT_HTTP_AUTH_HEADER) : undefined;
-  const store: CiphertextStoreConfig =
-    e.CIPHERTEXT_STORE === 'http'
-      ? {
-          kind: 'http',
-          writeUrl: e.CIPHERTEXT_HTTP_WRITE_URL!,
-          readUrl: e.CIPHERTEXT_HTTP_READ_URL ?? e.CIPHERTEXT_HTTP_WRITE_URL!,
-          timeoutMs: e.CIPHERTEXT_HTTP_TIMEOUT_MS,
-          ...(storeHeader ? { authHeader: storeHeader } : {}),
-        }
-      : { kind: e.CIPHERTEXT_STORE };
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
@@ -131,21 +89,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     batchSourceOrigins: (e.BATCH_SOURCE_ALLOWED_ORIGINS ?? new URL(e.CREDENTIALS_URL.replace('{userId}', 'u')).origin)
       .split(',')
       .map((origin) => new URL(origin.trim()).origin),
-    portal: {
-      enclaveUrl: e.PORTAL_ENCLAVE_URL,
-      apiUrl: e.PORTAL_API_URL,
-      timeoutMs: e.PORTAL_TIMEOUT_MS,
-      storeCipherTextMethod: e.PORTAL_STORE_METHOD,
-      maxResponseBytes: e.PORTAL_MAX_RESPONSE_BYTES,
-    },
+    portal: toPortalConfig(e),
     vault: toVaultConfig(e),
-    credentials: {
-      urlTemplate: e.CREDENTIALS_URL,
-      timeoutMs: e.CREDENTIALS_TIMEOUT_MS,
-      ...(e.CREDENTIALS_AUTH_HEADER ? { authHeader: toHeader(e.CREDENTIALS_AUTH_HEADER) } : {}),
-    },
+    credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
-    store,
+    store: toStoreConfig(e),
     mode: e.BACKUP_MODE,
     ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,

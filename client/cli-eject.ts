@@ -1,0 +1,30 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { openEjectRetrieval } from './eject';
+
+/**
+ * `backup eject <userId> --reason … --out <file>`: the decrypted client backup shares of the
+ * user's newest completed backup, written to a new file only its owner can read (never printed).
+ * Runs with the caller's own Vault credentials (VAULT_TOKEN or AppRole) and the company database,
+ * where the retrieval is recorded. Portal's eject libraries compute the private key from it and
+ * the custodian backup share.
+ */
+export function registerEjectCommand(program: Command, print: (value: unknown) => void): Command {
+  return program
+    .command('eject')
+    .argument('<userId>')
+    .requiredOption('--reason <text>', 'why the shares are needed (e.g. the support ticket), kept in the audit record')
+    .requiredOption('--out <file>', 'a new file for the shares (mode 0600; an existing file is never overwritten)')
+    .description("retrieve the user's decrypted client backup shares for Portal's eject libraries (audited; your Vault policy must allow the decrypt)")
+    .action(async (userId: string, options: { reason: string; out: string }) => {
+      const retrieval = await openEjectRetrieval();
+      try {
+        const release = await retrieval.getClientBackupShare(userId, { reason: options.reason });
+        const document = { userId: release.userId, pairIds: release.pairIds, backupResponse: release.shares, releasedTo: release.releasedTo, releasedAt: release.releasedAt };
+        writeFileSync(options.out, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+        print({ userId: release.userId, pairIds: release.pairIds, releasedTo: release.releasedTo, releasedAt: release.releasedAt, writtenTo: options.out });
+      } finally {
+        await retrieval.close();
+      }
+    });
+}

@@ -1,0 +1,84 @@
+import type { BackupPairIds, BackupShares } from '../domain/backup-types';
+import { CURVES } from '../domain/curves';
+import { parseUserId } from '../domain/user-id';
+import { BackupDomainError, NoCompletedBackupError, VaultPermissionError } from '../domain/errors';
+import type { CiphertextStore } from '../activities/ciphertext-store';
+import type { CredentialsSource } from '../activities/credentials-source';
+import type { PortalClient } from '../activities/portal-client';
+import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../activities/stored-backup';
+import type { VaultIdentity } from '../activities/vault-identity';
+import type { VaultTransit } from '../activities/vault-transit';
+import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
+
+export interface ClientBackupShareDeps {
+  credentials: CredentialsSource;
+  portal: Pick<PortalClient, 'getClient'>;
+  store: CiphertextStore;
+  /** Transit with the caller's own Vault credentials: Vault's policy decides whether it may decrypt. */
+  transit: Pick<VaultTransit, 'decryptEach'>;
+  identity: Pick<VaultIdentity, 'whoAmI'>;
+  audit: Pick<ShareRetrievalAudit, 'record'>;
+  log: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
+}
+
+/** The decrypted client backup shares of a user's newest completed backup, for Portal's eject libraries. */
+export interface ClientBackupShareRelease {
+  userId: string;
+  pairIds: BackupPairIds;
+  /** Exactly the `/v1/backup` response Portal returned for these pairs: `{SECP256K1: {id, share}, ED25519: {id, share}}`. */
+  shares: BackupShares;
+  releasedTo: string;
+  releasedAt: string;
+}
+
+/** The retrieval was refused and audited as such (no completed backup, Vault refused the caller, a stored backup that does not restore). */
+export class ShareRetrievalRefusedError extends Error {
+  override readonly name = 'ShareRetrievalRefusedError';
+}
+
+/**
+ * Eject retrieval: the decrypted client backup shares of the user's newest completed backup. Runs in
+ * the caller's process, never in a workflow, so the shares never enter workflow history. The caller's
+ * own Vault credentials decrypt (Vault's policy is the authorization), and every attempt, released
+ * or refused, is recorded in the audit table before anything is returned, and logged (ids only).
+ * Computing the private key from the two backup shares stays with Portal's eject libraries.
+ */
+export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserId: string, request: { reason: string }): Promise<ClientBackupShareRelease> {
+  const userId = parseUserId(rawUserId);
+  const reason = request.reason?.trim();
+  if (!reason) throw new ShareRetrievalRefusedError('a reason is required for the audit record (e.g. the support ticket)');
+  const caller = await deps.identity.whoAmI();
+  const base: Omit<ShareRetrievalRecord, 'outcome'> = {
+    userId,
+    pairIds: [],
+    requestedBy: caller.displayName,
+    ...(caller.entityId ? { vaultEntity: caller.entityId } : {}),
+    reason,
+  };
+  let pairIds: BackupPairIds | undefined;
+  try {
+    const { clientApiKey } = await deps.credentials.load(userId);
+    pairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
+    const ciphertexts = await readStoredCiphertexts(deps.store, userId, pairIds);
+    const shares = await requireStoredBackup(deps.transit, userId, pairIds, ciphertexts);
+    const released = { ...base, pairIds: CURVES.map((curve) => pairIds![curve]), outcome: 'released' as const };
+    await deps.audit.record(released);
+    deps.log.info({ userId, pairIds: released.pairIds, requestedBy: caller.displayName, reason }, 'client backup shares released for eject');
+    return { userId, pairIds, shares, releasedTo: caller.displayName, releasedAt: new Date().toISOString() };
+  } catch (error) {
+    const refusal = refusalOf(error);
+    if (!refusal) throw error;
+    const ids = pairIds ? CURVES.map((curve) => pairIds![curve]) : [];
+    await deps.audit.record({ ...base, pairIds: ids, outcome: 'refused', detail: refusal });
+    deps.log.warn({ userId, pairIds: ids, requestedBy: caller.displayName, reason, refusal }, 'client backup share retrieval refused');
+    throw new ShareRetrievalRefusedError(`retrieval of the client backup shares of user ${userId} refused: ${refusal}`);
+  }
+}
+
+/** The failures that are a refusal to audit (rather than an outage to try again). */
+function refusalOf(error: unknown): string | undefined {
+  if (error instanceof NoCompletedBackupError) return error.message;
+  if (error instanceof VaultPermissionError) return `Vault refused this caller's credentials the decryption (${error.message})`;
+  if (error instanceof BackupDomainError && !error.retryable) return `${error.name}: ${error.message}`;
+  return undefined;
+}

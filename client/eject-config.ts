@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
+import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
+import type { PortalClientConfig } from '../activities/portal-client';
+import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
+import { loadConfig } from '../config/load-config';
+import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+
+const ejectEnvSchema = vaultEnvSchema.extend(backendEnvSchema.shape).extend({
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
+});
+
+export interface EjectConfig {
+  /** The caller's own Vault credentials (VAULT_TOKEN or AppRole): its policy must allow the Transit decrypt. */
+  vault: VaultConfig;
+  portal: PortalClientConfig;
+  credentials: HttpCredentialsSourceConfig;
+  store: CiphertextStoreConfig;
+  /** The company database, which keeps the audit record of every retrieval. */
+  databaseUrl: string;
+  logLevel: string;
+}
+
+/**
+ * What eject retrieval needs: the same Portal, credentials source, store and database as the
+ * workers, and the caller's own Vault credentials. No codec or sealing key, no Temporal.
+ */
+export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConfig {
+  const e = loadConfig(ejectEnvSchema, env, (parsed) => {
+    const problems = [...vaultEnvProblems(parsed), ...backendEnvProblems(parsed)];
+    if (!parsed.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
+    return problems;
+  });
+  return {
+    vault: toVaultConfig(e),
+    portal: toPortalConfig(e),
+    credentials: toCredentialsConfig(e),
+    store: toStoreConfig(e),
+    databaseUrl: e.DATABASE_URL!,
+    logLevel: e.LOG_LEVEL,
+  };
+}

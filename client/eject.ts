@@ -1,0 +1,43 @@
+import type { Pool } from 'pg';
+import { createCiphertextStore } from '../activities/ciphertext-store-factory';
+import { HttpCredentialsSource } from '../activities/credentials-source';
+import { PortalClient } from '../activities/portal-client';
+import { connectVaultAsCaller } from '../activities/vault-connection';
+import { migrate } from '../db/migrate';
+import { createDatabasePool } from '../db/pool';
+import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
+import { createLogger } from '../worker/logger';
+import { getClientBackupShare, type ClientBackupShareDeps, type ClientBackupShareRelease } from './client-backup-share';
+import { loadEjectConfig, type EjectConfig } from './eject-config';
+
+/** Wires eject retrieval from configuration; `close` ends the database pool. */
+export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()): Promise<{
+  getClientBackupShare(userId: string, request: { reason: string }): Promise<ClientBackupShareRelease>;
+  close(): Promise<void>;
+}> {
+  const pool: Pool = createDatabasePool(config.databaseUrl);
+  const log = createLogger(config.logLevel, 'mpc-backup-eject');
+  try {
+    // A one-off command: fail at once (with the database's reason) rather than wait for the database.
+    await migrate(pool);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const portal = new PortalClient(config.portal);
+  const credentials = new HttpCredentialsSource(config.credentials);
+  const { transit, identity } = connectVaultAsCaller(config.vault);
+  const deps: ClientBackupShareDeps = {
+    credentials,
+    portal,
+    store: createCiphertextStore(config.store, { portal, credentials, database: pool }),
+    transit,
+    identity,
+    audit: new ShareRetrievalAudit(pool),
+    log: { info: (fields, message) => log.info(fields, message), warn: (fields, message) => log.warn(fields, message) },
+  };
+  return {
+    getClientBackupShare: (userId, request) => getClientBackupShare(deps, userId, request),
+    close: () => pool.end(),
+  };
+}
