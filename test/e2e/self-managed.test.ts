@@ -8,6 +8,7 @@ import { VaultTransit } from '../../activities/vault-transit';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { createWebhookServer } from '../../webhook/webhook-server';
+import { RecoveryClient } from '../../client/recovery-client';
 import { freePort } from '../../stack/free-port';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
@@ -127,6 +128,26 @@ describe('Self-Managed Backups, end to end', () => {
     expect(pairsOf(userId).every((pair) => pair.status === 'incomplete')).toBe(true);
     await env.backups.abandonBackup(userId, 'test: custodian shares lost');
   }, 120_000);
+});
+
+describe('Self-Managed recovery', () => {
+  it('recovers with the client ciphertexts from PostgreSQL while Portal fetches the custodian halves from our webhook (retried once it fails)', async () => {
+    const userId = env.seedUser('self-recover');
+    await env.backups.startBackupWorkflow(userId);
+    const backup = await env.backups.waitForBackup(userId);
+    env.simulator.faults.add({ route: 'webhookFetch', kind: 'webhook-status', status: 503, count: 1, userId });
+    const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    await recoveries.startRecovery(userId);
+    const result = await recoveries.waitForRecovery(userId);
+    expect(result.backupPairIds).toEqual(backup.pairIds);
+    const fetches = env.simulator.webhookDeliveries.filter((record) => record.userId === userId && record.call === 'fetch' && record.purpose === 'recover');
+    expect(fetches.map((record) => record.outcome)).toEqual(['failed', 'ok']);
+    // The fresh backup (Self-Managed, so its custodian shares went to the webhook) ran with the recovered signing shares.
+    const fresh = await env.backups.waitForBackup(userId, result.freshBackup!.runId);
+    const rows = await custodianRows(env.simulator.state.user(userId)!.clientId);
+    expect(rows.map((row) => row.pair_id)).toEqual(expect.arrayContaining(Object.values(fresh.pairIds)));
+    env.simulator.faults.clear();
+  });
 });
 
 describe('BACKUP_MODE checked against Portal’s environment', () => {
