@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { print } from './cli-output';
 import { openEjectRetrieval } from './eject';
 
 /**
@@ -9,7 +10,7 @@ import { openEjectRetrieval } from './eject';
  * where the retrieval is recorded. Portal's eject libraries compute the private key from it and
  * the custodian backup share.
  */
-export function registerEjectCommand(program: Command, print: (value: unknown) => void): Command {
+export function registerEjectCommand(program: Command): Command {
   return program
     .command('eject')
     .argument('<userId>')

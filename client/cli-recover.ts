@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import type { BackupClient } from './backup-client';
+import { print } from './cli-output';
 import { RecoveryClient } from './recovery-client';
 
 type WithClient = (action: (client: BackupClient) => Promise<void>) => Promise<void>;
 
 /** `backup recover start|status|wait|retry|abandon <userId>`: recovery from the newest completed backup. */
-export function registerRecoverCommands(program: Command, withClient: WithClient, print: (value: unknown) => void): Command {
+export function registerRecoverCommands(program: Command, withClient: WithClient): Command {
   const recover = program.command('recover').description("recover a user's wallet from its newest completed backup (new signing shares go to the backend)");
   const withRecoveries = (action: (recoveries: RecoveryClient) => Promise<void>) =>
     withClient((client) => action(new RecoveryClient(client.temporal, client.taskQueue)));

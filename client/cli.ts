@@ -9,6 +9,9 @@ import { loadClientConfig } from './config';
 import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile, UserListFileError } from './user-list-file';
 import type { BatchSource } from '../workflows/batch-backup-api';
+import { print } from './cli-output';
+import { registerDrillCommands } from './cli-drill';
+import { DrillFailedError, DrillOptionsError } from './drill-client';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
 import { ShareRetrievalRefusedError } from './client-backup-share';
@@ -18,9 +21,6 @@ const program = new Command('backup')
   .description('Start and steer MPC wallet backups (configuration: TEMPORAL_*, PAYLOAD_CODEC_* variables)')
   .showHelpAfterError();
 
-function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
 
 async function withClient(action: (client: BackupClient) => Promise<void>): Promise<void> {
   const client = await connectBackupClient(loadClientConfig());
@@ -179,8 +179,9 @@ batch
     }),
   );
 
-registerRecoverCommands(program, withClient, print);
-registerEjectCommand(program, print);
+registerRecoverCommands(program, withClient);
+registerDrillCommands(program, withClient);
+registerEjectCommand(program);
 
 class BatchArgumentError extends Error {
   override readonly name = 'BatchArgumentError';
@@ -196,7 +197,9 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof UserListFileError ||
     error instanceof BatchArgumentError ||
     error instanceof BatchOptionsError ||
-    error instanceof ShareRetrievalRefusedError;
+    error instanceof ShareRetrievalRefusedError ||
+    error instanceof DrillOptionsError ||
+    error instanceof DrillFailedError;
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -6,6 +6,7 @@ import { BackupModeCheck } from '../activities/backup-mode';
 import { createDatabasePool } from '../db/pool';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch-activities';
+import { createDrillActivities } from '../activities/drill-activities';
 import { createActivities } from '../activities';
 import { createRecoveryActivities } from '../activities/recovery-activities';
 import { HttpSigningShareHandover } from '../activities/signing-share-handover';
@@ -103,7 +104,7 @@ export async function createBackupWorker(
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities },
+    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities, ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }) },
     dataConverter,
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

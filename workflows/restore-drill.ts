@@ -1,0 +1,265 @@
+import {
+  ApplicationFailure,
+  continueAsNew,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  sleep,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { BatchActivities } from '../activities/batch-activities';
+import type { DrillActivities } from '../activities/drill-activities';
+import { PERMANENT_ERROR_TYPES } from '../domain/errors';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
+import { USER_ID_PATTERN } from '../domain/user-id';
+import { BackupStatusKey, BackupStepKey } from './backup-wallet-api';
+import { MAX_LIST_USER_IDS } from './batch-backup-api';
+import {
+  DRILL_FAILED_STATUS,
+  drillFindingWorkflowId,
+  DrillIdKey,
+  drillReportQuery,
+  MAX_REPORTED_FAILURES,
+  type DrillCarriedState,
+  type DrillFailure,
+  type DrillFinding,
+  type DrillReport,
+  type DrillStatus,
+  type DrillUserOutcome,
+  type RestoreDrillInput,
+} from './restore-drill-api';
+
+/** Timing, named once. */
+const DEFAULT_PAGE_SIZE = 100;
+const DEFAULT_CHECKS_PER_RUN = 200;
+const MAX_HISTORY_EVENTS_PER_RUN = 10_000;
+/** About 25 minutes of retries (1 s doubling to 1 min) before a user that cannot be checked is reported inconclusive. */
+const DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS = 30;
+/** A check activity covers about this many seconds of the pace, so load comes in small steps, not one burst per page. */
+const CHECK_WINDOW_SECONDS = 10;
+const MIN_PACING_SLEEP_MS = 20;
+/** After a slow check (retries), the pace catches up by at most this much, not by a burst of the whole delay. */
+const MAX_CATCH_UP_MS = 5_000;
+
+/** One look per user at Portal, the store and Vault; transient errors retry (never reported as failures). */
+const checks = proxyActivities<DrillActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    // maximumAttempts unset: the activity itself reports users inconclusive after inconclusiveAfterAttempts.
+    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
+  },
+});
+
+/** The batch's own page fetch (it enforces BATCH_SOURCE_ALLOWED_ORIGINS). */
+const sourceActivities = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceNotAllowedError'] },
+});
+
+/**
+ * The restore drill: for every user of the source, checks that the newest completed backup could
+ * restore the wallet (ciphertexts read from the store, decrypted in their user-and-pair context to
+ * Portal's `{id, share}` of that pair; in Self-Managed mode, the custodian shares held and
+ * decrypting) without ever calling /v1/recover. Users are checked at a fixed pace; each user whose
+ * backup fails gets a `drillFinding` run marked with search attributes. History stays bounded by
+ * continue-as-new; the report (counts, the most recent failures) is the `report` query and the result.
+ */
+export async function restoreDrill(input: RestoreDrillInput): Promise<DrillReport> {
+  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
+  if (!input?.source || !(input.usersPerMinute > 0) || (input.source.kind === 'list' && !Array.isArray(input.source.userIds))) {
+    throw ApplicationFailure.nonRetryable('drill input is malformed: start drills with the project client or CLI', 'DrillOptionsError');
+  }
+  if (input.source.kind === 'list' && input.source.userIds.length > MAX_LIST_USER_IDS && !input.carried) {
+    throw ApplicationFailure.nonRetryable(
+      `a list source holds at most ${MAX_LIST_USER_IDS} user ids (got ${input.source.userIds.length}): use a paged source`,
+      'DrillOptionsError',
+    );
+  }
+  return new DrillRun(input).run();
+}
+
+/**
+ * A finding: completes at once. It exists to carry the search attributes (BackupStatus =
+ * DRILL_FAILED, BackupStep = kind, DrillId) that let operators filter failing backups, and the
+ * finding itself as its result.
+ */
+export async function drillFinding(finding: DrillFinding): Promise<DrillFinding> {
+  if (isUnencryptedPayload(finding)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
+  return finding;
+}
+
+/** One run (between continue-as-new) of a drill. */
+class DrillRun {
+  private readonly drillId = workflowInfo().workflowId;
+  private readonly state: DrillCarriedState;
+  private readonly pageSize: number;
+  private readonly chunkSize: number;
+  private readonly intervalMs: number;
+  private list: string[];
+  private checksThisRun = 0;
+
+  constructor(private readonly input: RestoreDrillInput) {
+    this.pageSize = Math.max(1, input.pageSize ?? DEFAULT_PAGE_SIZE);
+    this.chunkSize = Math.max(1, Math.min(this.pageSize, Math.ceil((input.usersPerMinute * CHECK_WINDOW_SECONDS) / 60)));
+    this.intervalMs = 60_000 / input.usersPerMinute;
+    this.state = input.carried ?? initialState(input);
+    this.list = input.source.kind === 'list' ? input.source.userIds : [];
+    setHandler(drillReportQuery, () => this.report('RUNNING'));
+  }
+
+  async run(): Promise<DrillReport> {
+    for (;;) {
+      if (this.shouldContinueAsNew()) await this.continueAsNewNow();
+      await this.refill();
+      if (this.state.pending.length === 0) {
+        if (this.state.sourceExhausted) break;
+        continue;
+      }
+      const wait = this.state.nextCheckAt - Date.now();
+      if (wait >= MIN_PACING_SLEEP_MS) await sleep(wait);
+      const chunk = this.state.pending.splice(0, this.chunkSize);
+      // A fixed schedule: each chunk takes its share of the minute; a late one is made up (a little) by the next.
+      this.state.nextCheckAt = Math.max(this.state.nextCheckAt, Date.now() - MAX_CATCH_UP_MS) + chunk.length * this.intervalMs;
+      const outcomes = await checks.checkDrillUsers({
+        userIds: chunk,
+        inconclusiveAfterAttempts: this.input.inconclusiveAfterAttempts ?? DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS,
+      });
+      this.checksThisRun += 1;
+      await Promise.all(outcomes.map((outcome) => this.record(outcome)));
+    }
+    const report = this.report('COMPLETED');
+    log.info('restore drill finished', { drillId: this.drillId, ...report.counts });
+    return report;
+  }
+
+  private shouldContinueAsNew(): boolean {
+    const info = workflowInfo();
+    return (
+      this.checksThisRun >= (this.input.checksPerRun ?? DEFAULT_CHECKS_PER_RUN) ||
+      info.continueAsNewSuggested ||
+      info.historyLength >= (this.input.maxHistoryEventsPerRun ?? MAX_HISTORY_EVENTS_PER_RUN)
+    );
+  }
+
+  private continueAsNewNow(): Promise<never> {
+    return continueAsNew<typeof restoreDrill>({
+      ...this.input,
+      // A list source travels on with only the ids not yet taken.
+      ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),
+      carried: { ...this.state, runs: this.state.runs + 1 },
+    });
+  }
+
+  private async refill(): Promise<void> {
+    const state = this.state;
+    if (state.pending.length > 0 || state.sourceExhausted) return;
+    let page: string[];
+    if (this.input.source.kind === 'list') {
+      page = this.list.slice(0, this.pageSize);
+      this.list = this.list.slice(page.length);
+      state.sourceExhausted = this.list.length === 0;
+    } else {
+      const fetched = await sourceActivities.fetchUserPage({ url: this.input.source.url, cursor: state.cursor, limit: this.pageSize });
+      page = fetched.userIds;
+      if (fetched.nextCursor) state.cursor = fetched.nextCursor;
+      state.sourceExhausted = !fetched.nextCursor;
+    }
+    // Ids that could never be a user are dropped (the paged source drops them too); a page listing a user twice checks it once.
+    state.pending.push(...new Set(page.filter((id) => USER_ID_PATTERN.test(id))));
+  }
+
+  private async record(outcome: DrillUserOutcome): Promise<void> {
+    const { counts } = this.state;
+    counts.checked += 1;
+    switch (outcome.outcome) {
+      case 'passed':
+        counts.passed += 1;
+        return;
+      case 'skipped':
+        counts.skipped += 1;
+        return;
+      case 'inconclusive':
+        counts.inconclusive += 1;
+        pushBounded(this.state.inconclusive, { userId: outcome.userId, reason: outcome.reason });
+        log.warn('restore drill: a user could not be checked', { drillId: this.drillId, userId: outcome.userId, reason: outcome.reason });
+        return;
+      case 'failed': {
+        counts.failed += 1;
+        const failure: DrillFailure = { userId: outcome.userId, kind: outcome.kind, reason: outcome.reason, checkedAt: new Date(Date.now()).toISOString() };
+        pushBounded(this.state.failures, failure);
+        log.warn('restore drill: a stored backup fails', { drillId: this.drillId, userId: failure.userId, kind: failure.kind, reason: failure.reason });
+        await markFailed(this.drillId, failure);
+        return;
+      }
+    }
+  }
+
+  private report(status: DrillStatus): DrillReport {
+    const { counts, failures, inconclusive, sourceExhausted, pending } = this.state;
+    const total = this.state.listTotal ?? (sourceExhausted ? counts.checked + pending.length : undefined);
+    return {
+      drillId: this.drillId,
+      status,
+      ...(total !== undefined ? { total } : {}),
+      counts: { ...counts },
+      usersPerMinute: this.input.usersPerMinute,
+      runs: this.state.runs,
+      startedAt: this.state.startedAt,
+      ...(status === 'COMPLETED' ? { finishedAt: new Date(Date.now()).toISOString() } : {}),
+      failures: [...failures],
+      ...(counts.failed > failures.length ? { failuresOmitted: counts.failed - failures.length } : {}),
+      inconclusive: [...inconclusive],
+      ...(counts.inconclusive > inconclusive.length ? { inconclusiveOmitted: counts.inconclusive - inconclusive.length } : {}),
+    };
+  }
+}
+
+function initialState(input: RestoreDrillInput): DrillCarriedState {
+  return {
+    ...(input.source.kind === 'list' ? { listTotal: new Set(input.source.userIds).size } : {}),
+    sourceExhausted: false,
+    pending: [],
+    counts: { checked: 0, passed: 0, failed: 0, skipped: 0, inconclusive: 0 },
+    failures: [],
+    inconclusive: [],
+    startedAt: new Date(Date.now()).toISOString(),
+    nextCheckAt: Date.now(),
+    runs: 1,
+  };
+}
+
+function pushBounded<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > MAX_REPORTED_FAILURES) list.shift();
+}
+
+/**
+ * Marks a failing backup: a `drillFinding` run that completes at once and carries BackupStatus =
+ * DRILL_FAILED, BackupStep = the kind and DrillId, so visibility lists every failure of a drill
+ * however many there are. Its id names drill and user: a user listed twice is marked once.
+ */
+async function markFailed(drillId: string, failure: DrillFailure): Promise<void> {
+  try {
+    await startChild(drillFinding, {
+      workflowId: drillFindingWorkflowId(drillId, failure.userId),
+      args: [{ ...failure, drillId }],
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: BackupStatusKey, value: DRILL_FAILED_STATUS },
+        { key: BackupStepKey, value: failure.kind },
+        { key: DrillIdKey, value: drillId },
+      ]),
+      memo: { userId: failure.userId, reason: failure.reason },
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+  }
+}
