@@ -4,11 +4,14 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
+import { RecoveryClient } from '../../client/recovery-client';
+import type { RecoveryResult } from '../../domain/recovery-types';
 import { capturedLogs, createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
 
 let env: BackupTestEnv;
 const userIds: string[] = [];
+let recovered: RecoveryResult | undefined;
 
 beforeAll(async () => {
   env = await createBackupTestEnv();
@@ -40,6 +43,16 @@ beforeAll(async () => {
   env.simulator.faults.clear();
   await env.backups.retryBackup(echoed);
   for (const userId of userIds) await env.backups.waitForBackup(userId);
+
+  // A recovery, with a lost /v1/recover answer: its history carries the rebuilt /v1/backup response
+  // and the new signing shares (both sealed), and its fresh backup uses the new signing shares.
+  env.simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId: plain });
+  const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+  await recoveries.startRecovery(plain);
+  recovered = await recoveries.waitForRecovery(plain);
+  await env.backups.waitForBackup(plain, recovered.freshBackup!.runId);
+  expect(recovered.orphanedSigningPairIds).toHaveLength(2);
+  env.simulator.faults.clear();
 });
 afterAll(() => env?.close());
 
@@ -60,23 +73,23 @@ async function lastErrorOf(userId: string): Promise<string> {
   return error.message;
 }
 
-async function rawHistory(userId: string) {
-  return env.rawClient.workflow.getHandle(`backup-${userId}`).fetchHistory();
+async function rawHistory(userId: string, kind: 'backup' | 'recover' = 'backup') {
+  return env.rawClient.workflow.getHandle(`${kind}-${userId}`).fetchHistory();
 }
 
 describe('no plaintext share, signing share, client API key or Vault token outside the codec', () => {
   it('raw workflow histories (read without the codec) hold none of them', async () => {
-    for (const userId of userIds) {
-      const history = await rawHistory(userId);
+    for (const [userId, kind] of [...userIds.map((id) => [id, 'backup'] as const), [userIds[0]!, 'recover'] as const]) {
+      const history = await rawHistory(userId, kind);
       const leaks = leaksIn(textsIn(history), [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]);
-      expect(leaks, `secrets of ${userId} in raw history`).toEqual([]);
+      expect(leaks, `secrets of ${userId} in raw ${kind} history`).toEqual([]);
     }
   });
 
   it('the same histories decoded with the client’s codec key hold none of them either: shares are sealed to the workers', async () => {
     const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
-    for (const userId of userIds) {
-      const history = await rawHistory(userId);
+    for (const [userId, kind] of [...userIds.map((id) => [id, 'backup'] as const), [userIds[0]!, 'recover'] as const]) {
+      const history = await rawHistory(userId, kind);
       const payloads: temporal.api.common.v1.IPayload[] = [];
       const collect = (value: unknown) => {
         if (!value || typeof value !== 'object') return;
@@ -87,10 +100,10 @@ describe('no plaintext share, signing share, client API key or Vault token outsi
       collect(history);
       const decoded = await codec.decode(payloads);
       const texts = textsIn(decoded);
-      // The decode really opened the payloads: the user id and the step-1 result's pair ids are readable.
-      const pairIds = env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.id));
+      // The decode really opened the payloads: the user id and the run's pair ids are readable.
+      const pairIds = Object.values(kind === 'backup' ? (await env.backups.waitForBackup(userId)).pairIds : recovered!.backupPairIds);
       expect(leaksIn(texts, [userId, ...pairIds]).sort()).toEqual([userId, ...pairIds].sort());
-      expect(leaksIn(texts, [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]), `secrets of ${userId} in decoded history`).toEqual([]);
+      expect(leaksIn(texts, [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]), `secrets of ${userId} in decoded ${kind} history`).toEqual([]);
     }
   });
 
