@@ -25,6 +25,8 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
+import { DrillClient } from '../../client/drill-client';
+import { RecoveryClient } from '../../client/recovery-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
@@ -185,6 +187,7 @@ async function main(): Promise<void> {
       VAULT_TRANSIT_KEY: vault.transitKey,
       VAULT_TIMEOUT_MS: '5000',
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
+      SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       LOG_LEVEL: 'warn',
       ...extraWorkerEnv(),
@@ -211,6 +214,16 @@ async function main(): Promise<void> {
     });
     const backups = new BackupClient(client, taskQueue);
     const batches = new BatchClient(client, taskQueue);
+    const recoveries = new RecoveryClient(client, taskQueue);
+    const drills = new DrillClient(client, taskQueue);
+    const backedUp = async (prefix: string) => {
+      const userId = seedUser(prefix);
+      await backups.startBackupWorkflow(userId);
+      await backups.waitForBackup(userId);
+      return userId;
+    };
+    const recoveryParked = (userId: string) =>
+      eventually(`recovery of ${userId} to park`, async () => ((await recoveries.getRecoveryStatus(userId)).status === 'NEEDS_ATTENTION' ? true : undefined));
 
     let counter = 0;
     const seedUser = (prefix: string) => {
@@ -381,6 +394,55 @@ async function main(): Promise<void> {
         const report = await batches.wait(batchId);
         if (report.status !== 'CANCELLED') throw new Error(`the batch ended ${report.status}, not CANCELLED`);
         await record('batch-cancelled-update', workflowId);
+      },
+      // Recovery (since e036cd8): completed with a fresh backup and a lost /v1/recover answer; parked
+      // at HAND_OVER and retried; abandoned at MARK_SIGNING; failed before the point of no return.
+      'recovery-completed': async () => {
+        const userId = await backedUp('rec-ok');
+        simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId });
+        await recoveries.startRecovery(userId);
+        const result = await recoveries.waitForRecovery(userId);
+        await record('recovery-completed', `recover-${userId}`);
+        await record('backup-fresh-after-recovery', `backup-${userId}`, result.freshBackup!.runId);
+      },
+      'recovery-parked-retried': async () => {
+        const userId = await backedUp('rec-parked');
+        simulator.faults.add({ route: 'signingShares', kind: 'status', status: 422, userId });
+        await recoveries.startRecovery(userId, { freshBackup: false });
+        await recoveryParked(userId);
+        simulator.faults.clear();
+        await recoveries.retryRecovery(userId, 'replay-recorder');
+        await recoveries.waitForRecovery(userId);
+        await record('recovery-parked-retried', `recover-${userId}`);
+      },
+      'recovery-abandoned': async () => {
+        const userId = await backedUp('rec-abandoned');
+        simulator.faults.add({ route: 'markSigningPairs', kind: 'status', status: 403, userId });
+        await recoveries.startRecovery(userId, { freshBackup: false });
+        await recoveryParked(userId);
+        await recoveries.abandonRecovery(userId, 'recorded for replay');
+        await recoveries.waitForRecovery(userId).catch(() => undefined);
+        simulator.faults.clear();
+        await record('recovery-abandoned', `recover-${userId}`);
+      },
+      'recovery-failed-find': async () => {
+        const userId = seedUser('rec-none');
+        await recoveries.startRecovery(userId);
+        await recoveries.waitForRecovery(userId).catch(() => undefined);
+        await record('recovery-failed-find', `recover-${userId}`);
+      },
+      // Restore drill (since 7493f0f): one sound backup, one tampered, one never backed up.
+      'drill-completed': async () => {
+        const sound = await backedUp('drill-sound');
+        const tampered = await backedUp('drill-tampered');
+        const none = seedUser('drill-none');
+        const pair = simulator.state.user(tampered)!.wallets[0]!.backupSharePairs[0]!;
+        pair.clientCipherText = simulator.state.user(sound)!.wallets[0]!.backupSharePairs[0]!.clientCipherText!;
+        const { drillId } = await drills.runOnce({ source: { kind: 'list', userIds: [sound, tampered, none] }, usersPerMinute: 6000 });
+        const report = await drills.wait(drillId);
+        if (report.counts.failed !== 1) throw new Error(`unexpected drill report: ${JSON.stringify(report.counts)}`);
+        await record('drill-completed', drillId);
+        await record('drill-finding', `${drillId}-finding-${tampered}`);
       },
     };
 
