@@ -22,6 +22,13 @@ export interface PutOptions {
 }
 
 /**
+ * What a compare-and-set replace found: `replaced` (the pair now holds the new ciphertext, also when
+ * it already did), `changed` (it holds neither the expected old one nor the new one: nothing was
+ * written), `absent` (it holds none: nothing was written).
+ */
+export type ReplaceOutcome = 'replaced' | 'changed' | 'absent';
+
+/**
  * Where encrypted client backup shares live: Portal (Portal-Managed), the company's PostgreSQL, or
  * the company's HTTP endpoint; one file each, picked by CIPHERTEXT_STORE (ciphertext-store-factory).
  * The contract every store keeps:
@@ -29,6 +36,10 @@ export interface PutOptions {
  *   pair that already has one throws CiphertextConflictError and overwrites nothing.
  * - `get` returns the ciphertext stored for the pair, or throws CiphertextNotFoundError when there
  *   is none (the step decides whether that means "not readable yet" or "lost").
+ * - `replace` (key rotation only: a rewrap of the same plaintext under a newer key version) writes
+ *   the new ciphertext only if the pair still holds `expectedOld`, and says what it found. It is the
+ *   one exception to write-once, and only for a ciphertext that is already stored. A store that
+ *   cannot do it safely leaves it out or names why in `replaceUnsupported`.
  * - Transient failures throw a retryable domain error; nothing here knows about Portal's errors
  *   unless the store is Portal.
  */
@@ -36,4 +47,7 @@ export interface CiphertextStore {
   readonly kind: string;
   put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void>;
   get(context: StoreContext, pairId: string, curve: Curve): Promise<string>;
+  replace?(context: StoreContext, next: StoredCiphertext, expectedOld: string): Promise<ReplaceOutcome>;
+  /** Why this store cannot replace (key rotation refuses to start), or undefined when it can. */
+  readonly replaceUnsupported?: string;
 }

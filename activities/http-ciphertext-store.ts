@@ -4,11 +4,12 @@ import { CURVES, type Curve } from '../domain/curves';
 import {
   CiphertextConflictError,
   CiphertextNotFoundError,
+  CiphertextReplaceUnsupportedError,
   CiphertextStoreRequestError,
   CiphertextStoreUnavailableError,
 } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
-import type { CiphertextStore, PutOptions, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 import { isTransientHttpStatus } from './http-status';
 import { describeZodError } from './response-validation';
 
@@ -65,6 +66,43 @@ export class HttpCiphertextStore implements CiphertextStore {
 
   private get perPair(): boolean {
     return this.config.writeUrl.includes('{pairId}');
+  }
+
+  /**
+   * Key rotation needs the per-pair layout. In the per-user layout a record holds the newest
+   * backup only, and the endpoint has no conditional write: a rewrap written just after a new
+   * backup replaced the record would put the old backup back over it.
+   */
+  get replaceUnsupported(): string | undefined {
+    if (this.perPair) return undefined;
+    return (
+      'the company endpoint keeps one record per user (CIPHERTEXT_HTTP_ONE_RECORD_PER_USER), and has no conditional write: ' +
+      'a rewrap could overwrite a newer backup. Key rotation needs one record per pair ({pairId} in CIPHERTEXT_HTTP_WRITE_URL and CIPHERTEXT_HTTP_READ_URL)'
+    );
+  }
+
+  /**
+   * Key rotation, per-pair layout only: reads the pair's record and writes the new ciphertext only
+   * if the record still holds `expectedOld`. The endpoint offers no compare-and-set, so this is read
+   * then write: a pair's record is written by that pair's backup (once, before its ciphertext is
+   * stored) and by the rotation, which defers users whose pre-rotation backup still runs.
+   */
+  async replace(context: StoreContext, next: StoredCiphertext, expectedOld: string): Promise<ReplaceOutcome> {
+    const unsupported = this.replaceUnsupported;
+    if (unsupported) throw new CiphertextReplaceUnsupportedError(unsupported);
+    const record = await this.read(context, next.pairId);
+    const recordPair = record?.backupSharePairIds?.[next.curve];
+    const stored = record?.data[FIELD[next.curve]];
+    if (stored === undefined || (recordPair !== undefined && recordPair !== next.pairId)) return 'absent';
+    if (stored === next.ciphertext) return 'replaced';
+    if (stored !== expectedOld) return 'changed';
+    const body = { data: { [FIELD[next.curve]]: next.ciphertext }, backupSharePairIds: { [next.curve]: next.pairId } };
+    try {
+      await this.http.post(this.url(this.config.writeUrl, context, next.pairId), body, { headers: this.headers() });
+    } catch (error) {
+      throw this.classify(error, 'replacing', context);
+    }
+    return 'replaced';
   }
 
   async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Curve } from '../domain/curves';
 import { CiphertextConflictError, CiphertextNotFoundError, PortalNotFoundError } from '../domain/errors';
-import type { CiphertextStore, PutOptions, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 
@@ -30,6 +30,23 @@ export class PortalCiphertextStore implements CiphertextStore {
       }
       await this.portal.storeCipherText(clientApiKey, pairId, ciphertext);
     }
+  }
+
+  /**
+   * Key rotation: Portal's ciphertext route overwrites, so the pair is read first and written only
+   * if it still holds `expectedOld`. Not atomic: a writer between the read and the write would be
+   * overwritten. Nothing else writes a pair that holds a ciphertext (backups are write-once and
+   * the rotation defers users whose pre-rotation backup still runs), so the window only ever sees
+   * the rotation itself, whose writes are of the same plaintext.
+   */
+  async replace(context: StoreContext, next: StoredCiphertext, expectedOld: string): Promise<ReplaceOutcome> {
+    const { clientApiKey } = await this.credentials.load(context.userId);
+    const existing = await this.read(clientApiKey, next.pairId);
+    if (existing === undefined) return 'absent';
+    if (existing === next.ciphertext) return 'replaced';
+    if (existing !== expectedOld) return 'changed';
+    await this.portal.storeCipherText(clientApiKey, next.pairId, next.ciphertext);
+    return 'replaced';
   }
 
   async get(context: StoreContext, pairId: string, _curve: Curve): Promise<string> {

@@ -1,7 +1,7 @@
 import type { ClientCiphertextRepository } from '../db/client-ciphertext-repository';
 import type { Curve } from '../domain/curves';
 import { CiphertextConflictError, CiphertextNotFoundError } from '../domain/errors';
-import type { CiphertextStore, PutOptions, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 
 /**
  * The company's own PostgreSQL (table client_ciphertexts, keyed by user and pair). Write-once is
@@ -20,6 +20,14 @@ export class PostgresCiphertextStore implements CiphertextStore {
         throw new CiphertextConflictError(`the database already holds a different ciphertext for pair ${pairId} of user ${context.userId}; it was not overwritten`);
       }
     }
+  }
+
+  /** Key rotation: one compare-and-set statement (replaceIfUnchanged); a concurrent change is never overwritten. */
+  async replace(context: StoreContext, next: StoredCiphertext, expectedOld: string): Promise<ReplaceOutcome> {
+    if (await this.repository.replaceIfUnchanged(context.userId, next.pairId, expectedOld, next.ciphertext)) return 'replaced';
+    const stored = await this.repository.get(context.userId, next.pairId);
+    if (stored === undefined) return 'absent';
+    return stored === next.ciphertext ? 'replaced' : 'changed';
   }
 
   async get(context: StoreContext, pairId: string, _curve: Curve): Promise<string> {

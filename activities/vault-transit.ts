@@ -39,6 +39,35 @@ const batchResultsSchema = z.object({
 
 const keySchema = z.object({ data: z.object({ type: z.string(), derived: z.boolean() }) });
 
+const keyVersionsSchema = z.object({
+  data: z.object({
+    latest_version: z.number().int().min(1),
+    min_decryption_version: z.number().int().min(0),
+    min_encryption_version: z.number().int().min(0).optional(),
+  }),
+});
+
+/** The version numbers of the Transit key (`GET keys/<name>`). */
+export interface TransitKeyVersions {
+  /** The version new encryptions and rewraps use. */
+  latestVersion: number;
+  /** Ciphertexts of older versions no longer decrypt (Vault refuses them). */
+  minDecryptionVersion: number;
+  minEncryptionVersion: number;
+}
+
+export interface RewrapItem {
+  ciphertext: string;
+  /** The same derived-key context the ciphertext was made in (see transitContext). */
+  context: string;
+}
+
+/** The key version a Transit ciphertext was made with (`vault:v<N>:…`), or undefined if it is not one. */
+export function ciphertextVersion(ciphertext: string): number | undefined {
+  const match = /^vault:v([0-9]{1,9}):/.exec(ciphertext);
+  return match ? Number(match[1]) : undefined;
+}
+
 type VaultClient = ReturnType<typeof nodeVault>;
 
 /**
@@ -111,6 +140,64 @@ export class VaultTransit {
     return results;
   }
 
+  /** The Transit key's name (VAULT_TRANSIT_KEY), for reports; never a secret. */
+  get keyName(): string {
+    return this.config.keyName;
+  }
+
+  /** The key's latest and minimum versions (needs `read` on `<mount>/keys/<key>`). */
+  async keyVersions(): Promise<TransitKeyVersions> {
+    const path = `${this.config.mount}/keys/${this.config.keyName}`;
+    return parseKeyVersions(await this.read(path), path);
+  }
+
+  /**
+   * Adds a new key version, which new encryptions and rewraps then use (needs `update` on
+   * `<mount>/keys/<key>/rotate`). Not idempotent: every call adds a version; a caller that may
+   * repeat (an activity retried after a lost response) compares keyVersions() first.
+   */
+  async rotateKey(): Promise<TransitKeyVersions> {
+    await this.write(`${this.config.mount}/keys/${this.config.keyName}/rotate`, {});
+    // Vault 1.14 answers with the key, older servers with 204: read it either way.
+    return this.keyVersions();
+  }
+
+  /**
+   * Re-encrypts each ciphertext under `keyVersion` (latest when absent) in its own context, the
+   * plaintext never leaving Vault (needs `update` on `<mount>/rewrap/<key>`). One item's failure
+   * (altered ciphertext, wrong context) does not hide the others: each result is the new
+   * ciphertext or Vault's reason. Whole-call failures throw, classified.
+   */
+  async rewrapEach(items: RewrapItem[], keyVersion?: number): Promise<({ ciphertext: string } | { error: string })[]> {
+    const path = `${this.config.mount}/rewrap/${this.config.keyName}`;
+    let results;
+    try {
+      results = await this.batch(path, {
+        batch_input: items.map((item) => ({ ciphertext: item.ciphertext, context: item.context, ...(keyVersion !== undefined ? { key_version: keyVersion } : {}) })),
+      });
+    } catch (error) {
+      // Vault 1.14 answers a rewrap batch 200 with per-item errors; servers that answer a partly
+      // failed batch with a whole 400 (as decrypt does) are asked again item by item.
+      if (!(error instanceof VaultRequestError)) throw error;
+      if (items.length === 1) return [{ error: error.message.slice(0, 300) }];
+      const each: ({ ciphertext: string } | { error: string })[] = [];
+      for (const item of items) each.push(...(await this.rewrapEach([item], keyVersion)));
+      return each;
+    }
+    return results.map((result) =>
+      result.error || !result.ciphertext ? { error: (result.error ?? 'no ciphertext returned').slice(0, 300) } : { ciphertext: result.ciphertext },
+    );
+  }
+
+  /**
+   * Raises the key's min_decryption_version (needs `update` on `<mount>/keys/<key>/config`):
+   * ciphertexts of older versions stop decrypting. Returns the key's versions afterwards.
+   */
+  async setMinDecryptionVersion(version: number): Promise<TransitKeyVersions> {
+    await this.write(`${this.config.mount}/keys/${this.config.keyName}/config`, { min_decryption_version: version });
+    return this.keyVersions();
+  }
+
   /** The Transit key's type and whether it derives per-context keys (needs `read` on the key). */
   async describeKey(): Promise<{ type: string; derived: boolean }> {
     const path = `${this.config.mount}/keys/${this.config.keyName}`;
@@ -140,6 +227,22 @@ export class VaultTransit {
     return results;
   }
 
+  /** A read with the same one re-authentication after a 403 as write(). */
+  private async read(path: string): Promise<unknown> {
+    this.client.token = await this.auth.token();
+    try {
+      return await this.client.read(path);
+    } catch (error) {
+      if (statusOf(error) !== 403) throw classifyVaultError(error, path);
+    }
+    this.client.token = await this.auth.reauthenticate();
+    try {
+      return await this.client.read(path);
+    } catch (error) {
+      throw classifyVaultError(error, path);
+    }
+  }
+
   private async write(path: string, body: object): Promise<unknown> {
     this.client.token = await this.auth.token();
     try {
@@ -155,6 +258,13 @@ export class VaultTransit {
       throw classifyVaultError(error, path);
     }
   }
+}
+
+function parseKeyVersions(response: unknown, path: string): TransitKeyVersions {
+  const parsed = keyVersionsSchema.safeParse(response);
+  if (!parsed.success) throw new VaultContractError(`Vault ${path} returned an unexpected body: ${describeZodError(parsed.error)}`);
+  const data = parsed.data.data;
+  return { latestVersion: data.latest_version, minDecryptionVersion: data.min_decryption_version, minEncryptionVersion: data.min_encryption_version ?? 0 };
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -11,6 +11,7 @@ import { readUserListFile, UserListFileError } from './user-list-file';
 import type { BatchSource } from '../workflows/batch-backup-api';
 import { print } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
+import { isKeysCommandError, registerKeysCommands } from './cli-keys';
 import { DrillFailedError, DrillOptionsError } from './drill-client';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
@@ -181,6 +182,7 @@ batch
 
 registerRecoverCommands(program, withClient);
 registerDrillCommands(program, withClient);
+registerKeysCommands(program, withClient);
 registerEjectCommand(program);
 
 class BatchArgumentError extends Error {
@@ -199,7 +201,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof BatchOptionsError ||
     error instanceof ShareRetrievalRefusedError ||
     error instanceof DrillOptionsError ||
-    error instanceof DrillFailedError;
+    error instanceof DrillFailedError ||
+    isKeysCommandError(error);
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -38,6 +38,12 @@ const shareArguments = z.object({
 });
 const clientArguments = z.object({ clientId: databaseId });
 const pairArguments = clientArguments.extend({ pairId: databaseId });
+const transitCiphertext = z.string().max(1_000_000).regex(TRANSIT_CIPHERTEXT, 'must be a Vault Transit ciphertext (vault:vN:…)');
+const replaceArguments = pairArguments.extend({
+  backupMethod: z.string().min(1).max(128),
+  expectedOld: transitCiphertext,
+  next: transitCiphertext,
+});
 
 const outcomeRow = z.object({ outcome: z.enum(PUT_ONCE_OUTCOMES) });
 const shareRow = z.object({
@@ -94,6 +100,27 @@ export class CustodianShareRepository {
       const stored = (await this.getByPair(input.clientId, input.pairId)).find((entry) => entry.backupMethod === input.backupMethod);
       if (!stored) throw new DatabaseUnavailableError(`${operation}: the row changed concurrently; try again`);
       return stored.shareSha256 === input.shareSha256 ? 'unchanged' : 'conflict';
+    } catch (error) {
+      throw classifyDatabaseError(error, operation);
+    }
+  }
+
+  /**
+   * Replaces the encrypted share of (client, backup method, pair) with `next` only if it is still
+   * `expectedOld`: a key-rotation rewrap (same share, newer key version) as a compare-and-set, so a
+   * concurrent change is never overwritten. The share's SHA-256 stays: the share is the same.
+   * True if replaced; false if there is no such row or it holds another ciphertext.
+   */
+  async replaceIfUnchanged(clientId: string, backupMethod: string, pairId: string, expectedOld: string, next: string): Promise<boolean> {
+    const operation = `replace the custodian share of client ${clientId}, pair ${pairId}`;
+    validateArguments(replaceArguments, { clientId, backupMethod, pairId, expectedOld, next }, operation);
+    try {
+      const result = await this.pool.query(
+        `UPDATE custodian_shares SET encrypted_share = $5, updated_at = now()
+          WHERE client_id = $1 AND backup_method = $2 AND pair_id = $3 AND encrypted_share = $4`,
+        [clientId, backupMethod, pairId, expectedOld, next],
+      );
+      return result.rowCount === 1;
     } catch (error) {
       throw classifyDatabaseError(error, operation);
     }

@@ -178,6 +178,13 @@ export class SigningShareHandoverRejectedError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/**
+ * The ciphertext store cannot replace a stored ciphertext safely (a key rotation's rewrap): e.g. the
+ * company endpoint keeps one record per user, where a write could clobber a newer backup's record.
+ */
+export class CiphertextReplaceUnsupportedError extends BackupDomainError {
+  readonly retryable = false;
+}
 
 /** Names of the errors that must not be retried blindly; the workflow's retry policies list them. */
 export const PERMANENT_ERROR_TYPES = [
@@ -195,6 +202,7 @@ export const PERMANENT_ERROR_TYPES = [
   'CiphertextNotFoundError',
   'CiphertextConflictError',
   'CiphertextStoreRequestError',
+  'CiphertextReplaceUnsupportedError',
   'SealedSharesError',
   'BackupModeMismatchError',
   'DatabaseRequestError',

@@ -6,6 +6,7 @@ import { BackupModeCheck } from '../activities/backup-mode';
 import { createDatabasePool } from '../db/pool';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createBatchActivities } from '../activities/batch-activities';
+import { createKeyRotationActivities } from '../activities/key-rotation-activities';
 import { createDrillActivities } from '../activities/drill-activities';
 import { createActivities } from '../activities';
 import { createRecoveryActivities } from '../activities/recovery-activities';
@@ -104,7 +105,7 @@ export async function createBackupWorker(
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities, ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }) },
+    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities, ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }), ...createKeyRotationActivities({ ...deps, temporal, ...(database ? { database } : {}) }) },
     dataConverter,
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

@@ -2,3 +2,4 @@ export { backupWallet } from './backup-wallet';
 export { batchBackup } from './batch-backup';
 export { recoverWallet } from './recover-wallet';
 export { drillFinding, restoreDrill } from './restore-drill';
+export { rotateKeys } from './rotate-keys';

@@ -1,0 +1,23 @@
+/**
+ * The Vault policies of the service, as HCL, for one Transit key. The workers' policy encrypts and
+ * decrypts only; key rotation needs more (README, "Key rotation"): give it to the tokens of the
+ * workers that run rotations, and to no one else.
+ */
+export function workerPolicy(keyName: string, mount = 'transit'): string {
+  return [
+    `path "${mount}/encrypt/${keyName}" { capabilities = ["update"] }`,
+    `path "${mount}/decrypt/${keyName}" { capabilities = ["update"] }`,
+    // Lets the worker check the key at start; no "create", so a wrong key name is never made.
+    `path "${mount}/keys/${keyName}" { capabilities = ["read"] }`,
+  ].join('\n');
+}
+
+/** The workers' policy plus what `backup keys rotate` does: add a version, rewrap, raise min_decryption_version. */
+export function keyRotationPolicy(keyName: string, mount = 'transit'): string {
+  return [
+    workerPolicy(keyName, mount),
+    `path "${mount}/keys/${keyName}/rotate" { capabilities = ["update"] }`,
+    `path "${mount}/rewrap/${keyName}" { capabilities = ["update"] }`,
+    `path "${mount}/keys/${keyName}/config" { capabilities = ["update"] }`,
+  ].join('\n');
+}

@@ -1,0 +1,388 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import nodeVault from 'node-vault';
+import type { Pool } from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sharePlaintext } from '../../activities';
+import type { CiphertextStore } from '../../activities/ciphertext-store';
+import { HttpCredentialsSource } from '../../activities/credentials-source';
+import { HttpCiphertextStore } from '../../activities/http-ciphertext-store';
+import { createKeyRotationActivities, type KeyRotationDeps } from '../../activities/key-rotation-activities';
+import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
+import { PortalClient } from '../../activities/portal-client';
+import { PostgresCiphertextStore } from '../../activities/postgres-ciphertext-store';
+import { custodianShareContext, transitContext } from '../../activities/transit-context';
+import { StaticTokenAuth } from '../../activities/vault-auth';
+import { ciphertextVersion, VaultTransit } from '../../activities/vault-transit';
+import { ClientCiphertextRepository } from '../../db/client-ciphertext-repository';
+import { CustodianShareRepository } from '../../db/custodian-share-repository';
+import { createDatabasePool } from '../../db/pool';
+import { CURVES } from '../../domain/curves';
+import { VaultPermissionError } from '../../domain/errors';
+import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
+import { keyRotationPolicy, workerPolicy } from '../../stack/vault-policies';
+import { emptyRotationCounts, type RewrapUsersInput, type RewrapUsersResult } from '../../workflows/rotate-keys-api';
+import { startCompanyCiphertextEndpoint, type CompanyCiphertextEndpoint } from '../support/company-ciphertext-endpoint';
+import { failureOf } from '../support/failure-of';
+
+type VaultAdmin = ReturnType<typeof nodeVault>;
+
+let simulator: PortalSimulator;
+let portal: PortalClient;
+let admin: VaultAdmin;
+let pool: Pool;
+let connection: Connection;
+let temporal: Client;
+let endpoint: CompanyCiphertextEndpoint;
+const startedWorkflows: string[] = [];
+
+beforeAll(async () => {
+  simulator = await startPortalSimulator({ seed: 19 });
+  portal = new PortalClient({ enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 3_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1 << 20 });
+  admin = nodeVault({ endpoint: inject('vaultAddr'), token: inject('vaultToken'), debug: () => undefined } as nodeVault.VaultOptions);
+  pool = createDatabasePool(inject('databaseUrl'));
+  connection = await Connection.connect({ address: inject('temporalAddress') });
+  temporal = new Client({ connection });
+  endpoint = await startCompanyCiphertextEndpoint();
+});
+afterAll(async () => {
+  for (const workflowId of startedWorkflows) await temporal.workflow.getHandle(workflowId).terminate('test over').catch(() => undefined);
+  await connection?.close();
+  await pool?.end();
+  await endpoint?.close();
+  await simulator?.close();
+});
+
+const credentials = () => new HttpCredentialsSource({ urlTemplate: `${simulator.url}/backend/users/{userId}/credentials`, timeoutMs: 3_000 });
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const hex = () => randomBytes(3).toString('hex');
+
+/** A fresh derived Transit key, a token of the given policy for it, and the service's adapter over that token. */
+async function freshKey(policy: 'rotation' | 'worker' = 'rotation') {
+  const keyName = `rotation-act-${hex()}`;
+  await admin.write(`transit/keys/${keyName}`, { type: 'aes256-gcm96', derived: true });
+  const transit = await transitWith(keyName, policy);
+  return { keyName, transit };
+}
+
+async function transitWith(keyName: string, policy: 'rotation' | 'worker') {
+  const policyName = `${policy}-${keyName}`;
+  await admin.addPolicy({ name: policyName, rules: policy === 'rotation' ? keyRotationPolicy(keyName) : workerPolicy(keyName) });
+  const token = ((await admin.tokenCreate({ policies: [policyName], ttl: '1h' })) as { auth: { client_token: string } }).auth.client_token;
+  // node-vault adopts the token of any response that carries one: keep the admin on root.
+  admin.token = inject('vaultToken');
+  return new VaultTransit({ endpoint: inject('vaultAddr'), mount: 'transit', keyName, timeoutMs: 2_000 }, new StaticTokenAuth(token));
+}
+
+/** A user backed up for real (Portal's four steps, done here with the adapters): pairs at Portal, ciphertexts in `store`. */
+async function backUp(transit: VaultTransit, store: CiphertextStore, options: { userId?: string; mark?: boolean } = {}) {
+  const userId = options.userId ?? `rot-${hex()}`;
+  if (!simulator.state.user(userId)) simulator.state.seedUser(userId);
+  const { clientApiKey, generateResponse } = await credentials().load(userId);
+  const shares = await portal.backup(clientApiKey, generateResponse);
+  const plaintexts = CURVES.map((curve) => sharePlaintext(shares[curve]));
+  const ciphertexts = await transit.encryptBatch(CURVES.map((curve, i) => ({ plaintext: plaintexts[i]!, context: transitContext(userId, shares[curve].id) })));
+  await store.put({ userId }, CURVES.map((curve, i) => ({ curve, pairId: shares[curve].id, ciphertext: ciphertexts[i]! })), { freshPairs: true });
+  if (options.mark !== false) await portal.markBackupPairsStored(clientApiKey, CURVES.map((curve) => shares[curve].id));
+  return { userId, shares, pairs: CURVES.map((curve, i) => ({ curve, pairId: shares[curve].id, plaintextSha256: sha256(plaintexts[i]!), ciphertext: ciphertexts[i]! })) };
+}
+
+function rotationDeps(transit: VaultTransit, store: CiphertextStore, overrides: Partial<KeyRotationDeps> = {}): KeyRotationDeps {
+  return { credentials: credentials(), portal, transit, store, temporal, database: pool, heartbeatIntervalMs: 50, ...overrides };
+}
+
+function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn, ...args) as Promise<R>;
+}
+
+function rewrapInput(userIds: string[], targetVersion: number, rotatedAtMs = Date.now()): RewrapUsersInput {
+  return { rotationId: `test-${hex()}`, userIds, targetVersion, rotatedAtMs };
+}
+
+/** What is stored for the user's pair now: its version, and whether it decrypts in its context to the expected digest. */
+async function storedState(transit: VaultTransit, store: CiphertextStore, userId: string, pair: { curve: (typeof CURVES)[number]; pairId: string; plaintextSha256: string }) {
+  const stored = await store.get({ userId }, pair.pairId, pair.curve);
+  const [opened] = await transit.decryptEach([{ ciphertext: stored, context: transitContext(userId, pair.pairId) }]);
+  return { version: ciphertextVersion(stored), stored, decrypts: opened !== undefined && 'plaintext' in opened && sha256(opened.plaintext) === pair.plaintextSha256 };
+}
+
+describe('Vault Transit: rotate, rewrap, min_decryption_version (real Vault)', () => {
+  it('rewraps to the new version in the same context only, and old versions stop decrypting once the minimum is raised', async () => {
+    const { transit } = await freshKey();
+    const context = transitContext('u-1', 'pair-1');
+    const [v1] = await transit.encryptBatch([{ plaintext: Buffer.from('{"id":"pair-1","share":"c2hhcmU="}'), context }]);
+    expect(ciphertextVersion(v1!)).toBe(1);
+    expect(await transit.keyVersions()).toMatchObject({ latestVersion: 1, minDecryptionVersion: 1 });
+    expect((await transit.rotateKey()).latestVersion).toBe(2);
+    const [rewrapped, wrongContext] = await transit.rewrapEach(
+      [
+        { ciphertext: v1!, context },
+        { ciphertext: v1!, context: transitContext('u-1', 'pair-2') },
+      ],
+      2,
+    );
+    expect(rewrapped).toHaveProperty('ciphertext');
+    const v2 = (rewrapped as { ciphertext: string }).ciphertext;
+    expect(ciphertextVersion(v2)).toBe(2);
+    expect(wrongContext).toHaveProperty('error');
+    const [opened] = await transit.decryptEach([{ ciphertext: v2, context }]);
+    expect((opened as { plaintext: Buffer }).plaintext.toString()).toBe('{"id":"pair-1","share":"c2hhcmU="}');
+    expect(await transit.setMinDecryptionVersion(2)).toMatchObject({ latestVersion: 2, minDecryptionVersion: 2 });
+    const [old] = await transit.decryptEach([{ ciphertext: v1!, context }]);
+    expect(old).toHaveProperty('error');
+  });
+
+  it("the workers' policy cannot rotate (VaultPermissionError, retried as systemic); the rotation policy can", async () => {
+    const { keyName, transit } = await freshKey();
+    const workerTransit = await transitWith(keyName, 'worker');
+    await expect(workerTransit.rotateKey()).rejects.toBeInstanceOf(VaultPermissionError);
+    await expect(workerTransit.rewrapEach([{ ciphertext: 'vault:v1:AAAA', context: transitContext('u', 'p') }])).rejects.toBeInstanceOf(VaultPermissionError);
+    const store = new PortalCiphertextStore(portal, credentials());
+    const refused = createKeyRotationActivities(rotationDeps(workerTransit, store));
+    const failure = await failureOf(run(new MockActivityEnvironment(), refused.rotateTransitKey, { rotationId: 'r', expectedLatestVersion: 1 }));
+    // Not counted against users: the rotation waits (retries) until the policy is fixed.
+    expect(failure).toMatchObject({ type: 'VaultPermissionError', nonRetryable: false });
+    expect((await transit.rotateKey()).latestVersion).toBe(2);
+  });
+});
+
+describe('key rotation activities (MockActivityEnvironment, real Vault, simulator, PostgreSQL, Temporal)', () => {
+  it('rotateTransitKey adds one version, however often it is retried', async () => {
+    const { transit } = await freshKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, new PortalCiphertextStore(portal, credentials())));
+    const key = await run(new MockActivityEnvironment(), activities.readTransitKey);
+    expect(key).toMatchObject({ latestVersion: 1, minDecryptionVersion: 1, storeKind: 'portal', custodianShares: false });
+    const first = await run(new MockActivityEnvironment(), activities.rotateTransitKey, { rotationId: 'r', expectedLatestVersion: 1 });
+    // The retry of an attempt whose response was lost: same input, the key is past it already.
+    const retry = await run(new MockActivityEnvironment({ attempt: 2 }), activities.rotateTransitKey, { rotationId: 'r', expectedLatestVersion: 1 });
+    expect(first).toEqual({ latestVersion: 2, rotated: true });
+    expect(retry).toEqual({ latestVersion: 2, rotated: false });
+    expect((await transit.keyVersions()).latestVersion).toBe(2);
+  });
+
+  it('Portal store: every ciphertext (completed and stored-but-unmarked pairs) is rewrapped, read back and decrypts to the same bytes; a second pass finds them current', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const marked = await backUp(transit, store);
+    const unmarked = await backUp(transit, store, { mark: false });
+    // A second backup of the first user, plus an orphan (pairs made, nothing stored) of the second.
+    const again = await backUp(transit, store, { userId: marked.userId });
+    const { clientApiKey, generateResponse } = await credentials().load(unmarked.userId);
+    await portal.backup(clientApiKey, generateResponse);
+    const noBackup = `rot-none-${hex()}`;
+    simulator.state.seedUser(noBackup);
+    await transit.rotateKey();
+
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const env = new MockActivityEnvironment();
+    const heartbeats: unknown[] = [];
+    env.on('heartbeat', (details: unknown) => heartbeats.push(details));
+    const result = await run(env, activities.rewrapUsers, rewrapInput([marked.userId, unmarked.userId, noBackup], 2));
+    expect(result.counts).toMatchObject({
+      usersVisited: 3,
+      usersFailed: 0,
+      usersDeferred: 0,
+      pairsWithoutCiphertext: 2,
+      clientCiphertexts: { rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 },
+    });
+    expect(result.failures).toEqual([]);
+    for (const { userId, pairs } of [marked, unmarked, { userId: marked.userId, pairs: again.pairs }]) {
+      for (const pair of pairs) expect(await storedState(transit, store, userId, pair)).toMatchObject({ version: 2, decrypts: true });
+    }
+    // The last heartbeat carries the finished checkpoint: ids, counts and reasons only, no ciphertext.
+    expect(heartbeats.at(-1)).toMatchObject({ next: 3 });
+    expect(JSON.stringify(heartbeats)).not.toContain('vault:v');
+
+    const second = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([marked.userId, unmarked.userId], 2));
+    expect(second.counts.clientCiphertexts).toEqual({ rewrapped: 0, alreadyCurrent: 6, verified: 6, failed: 0 });
+  });
+
+  it('a retried attempt resumes at the user its last heartbeat reached, keeping the counts so far', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const input = rewrapInput(users.map((u) => u.userId), 2);
+    const sofar: RewrapUsersResult = { counts: emptyRotationCounts(), failures: [], deferred: [] };
+    sofar.counts.usersVisited = 1;
+    sofar.counts.clientCiphertexts = { rewrapped: 2, alreadyCurrent: 0, verified: 2, failed: 0 };
+    const env = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { rotationId: input.rotationId, userIds: input.userIds, next: 1, result: sofar } });
+    const result = await run(env, activities.rewrapUsers, input);
+    expect(result.counts).toMatchObject({ usersVisited: 3, clientCiphertexts: { rewrapped: 6, verified: 6 } });
+    // The first user was not visited again: still on version 1.
+    expect((await storedState(transit, store, users[0]!.userId, users[0]!.pairs[0]!)).version).toBe(1);
+    expect((await storedState(transit, store, users[1]!.userId, users[1]!.pairs[0]!)).version).toBe(2);
+    // A checkpoint of another rotation (or other users) is ignored: everyone is visited.
+    const fresh = await run(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { rotationId: 'other', userIds: input.userIds, next: 3, result: sofar } }), activities.rewrapUsers, input);
+    expect(fresh.counts).toMatchObject({ usersVisited: 3, clientCiphertexts: { rewrapped: 2, alreadyCurrent: 4 } });
+  });
+
+  it('a user whose backup started before the rotation and still runs is deferred and left untouched; one started after defers nobody', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const user = await backUp(transit, store);
+    await transit.rotateKey();
+    // A backup run of the user on a queue no worker polls: it stays RUNNING.
+    const workflowId = `backup-${user.userId}`;
+    const started = await temporal.workflow.start('backupWallet', { taskQueue: `nobody-${hex()}`, workflowId, args: [{ userId: user.userId }] });
+    startedWorkflows.push(workflowId);
+    const startedAt = (await started.describe()).startTime.getTime();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const deferred = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2, startedAt + 1_000));
+    expect(deferred).toMatchObject({ deferred: [user.userId], counts: { usersDeferred: 1, usersVisited: 0 } });
+    expect((await storedState(transit, store, user.userId, user.pairs[0]!)).version).toBe(1);
+    const after = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2, startedAt - 1_000));
+    expect(after).toMatchObject({ deferred: [], counts: { usersVisited: 1, clientCiphertexts: { rewrapped: 2, verified: 2 } } });
+  });
+
+  it('PostgreSQL store: replace is compare-and-set; a ciphertext changed by another writer is not overwritten and is reported', async () => {
+    const { transit } = await freshKey();
+    const repository = new ClientCiphertextRepository(pool);
+    const postgres = new PostgresCiphertextStore(repository);
+    const user = await backUp(transit, postgres);
+    const raced = await backUp(transit, postgres);
+    await transit.rotateKey();
+    const [other] = await transit.encryptBatch([{ plaintext: Buffer.from('another writer'), context: transitContext(raced.userId, raced.pairs[0]!.pairId) }]);
+    // Another writer puts a ciphertext of other bytes (already of version 2) in place between the
+    // rotation's read and its replace: the version alone would pass, the digest does not.
+    const racing: CiphertextStore = {
+      kind: 'postgres',
+      get: (context, pairId, curve) => postgres.get(context, pairId, curve),
+      put: (context, ciphertexts, options) => postgres.put(context, ciphertexts, options),
+      replace: async (context, next, expectedOld) => {
+        if (next.pairId === raced.pairs[0]!.pairId) {
+          await pool.query('UPDATE client_ciphertexts SET ciphertext = $3 WHERE user_id = $1 AND pair_id = $2', [context.userId, next.pairId, other]);
+        }
+        return postgres.replace(context, next, expectedOld);
+      },
+    };
+    const activities = createKeyRotationActivities(rotationDeps(transit, racing));
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId, raced.userId], 2));
+    expect(result.counts.clientCiphertexts).toEqual({ rewrapped: 3, alreadyCurrent: 0, verified: 3, failed: 1 });
+    expect(result.failures).toEqual([
+      expect.objectContaining({ userId: raced.userId, pairId: raced.pairs[0]!.pairId, kind: 'client-ciphertext', reason: expect.stringContaining('does not decrypt to the same bytes') }),
+    ]);
+    expect(await repository.get(raced.userId, raced.pairs[0]!.pairId)).toBe(other);
+    for (const pair of user.pairs) expect(await storedState(transit, postgres, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
+    // The compare-and-set itself: a stale expected value writes nothing.
+    expect(await postgres.replace({ userId: user.userId }, { ...user.pairs[0]!, ciphertext: other! }, user.pairs[0]!.ciphertext)).toBe('changed');
+  });
+
+  it('custodian shares held for the client are rewrapped in their own context and checked against the SHA-256 recorded at delivery', async () => {
+    const { transit } = await freshKey();
+    const repository = new ClientCiphertextRepository(pool);
+    const store = new PostgresCiphertextStore(repository);
+    const custodian = new CustodianShareRepository(pool);
+    const user = await backUp(transit, store);
+    const clientId = simulator.state.user(user.userId)!.clientId;
+    const shares = user.pairs.map((pair) => ({ pair, share: JSON.stringify({ custodian: pair.pairId, secret: hex() }) }));
+    const encrypted = await transit.encryptBatch(shares.map(({ pair, share }) => ({ plaintext: Buffer.from(share), context: custodianShareContext(clientId, pair.pairId) })));
+    for (const [i, { pair, share }] of shares.entries()) {
+      await custodian.putOnce({ clientId, backupMethod: 'UNKNOWN', pairId: pair.pairId, encryptedShare: encrypted[i]!, shareSha256: createHash('sha256').update(share).digest('hex') });
+    }
+    // A row whose recorded digest is not the one of what it decrypts to: reported, left alone.
+    const [odd] = await transit.encryptBatch([{ plaintext: Buffer.from('odd'), context: custodianShareContext(clientId, 'pair-odd') }]);
+    await custodian.putOnce({ clientId, backupMethod: 'UNKNOWN', pairId: 'pair-odd', encryptedShare: odd!, shareSha256: 'f'.repeat(64) });
+    await transit.rotateKey();
+
+    const activities = createKeyRotationActivities(rotationDeps(transit, store, { custodianShares: custodian }));
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(result.counts.clientCiphertexts).toEqual({ rewrapped: 2, alreadyCurrent: 0, verified: 2, failed: 0 });
+    expect(result.counts.custodianShares).toEqual({ rewrapped: 2, alreadyCurrent: 0, verified: 2, failed: 1 });
+    expect(result.failures).toEqual([expect.objectContaining({ kind: 'custodian-share', pairId: 'pair-odd', reason: expect.stringContaining('SHA-256') })]);
+    const rows = await custodian.listByClient(clientId);
+    for (const { pair, share } of shares) {
+      const row = rows.find((r) => r.pairId === pair.pairId)!;
+      expect(ciphertextVersion(row.encryptedShare)).toBe(2);
+      const [opened] = await transit.decryptEach([{ ciphertext: row.encryptedShare, context: custodianShareContext(clientId, pair.pairId) }]);
+      expect((opened as { plaintext: Buffer }).plaintext.toString()).toBe(share);
+    }
+    expect(ciphertextVersion(rows.find((r) => r.pairId === 'pair-odd')!.encryptedShare)).toBe(1);
+  });
+
+  it('a ciphertext that does not decrypt in its pair’s context is reported and left as it is', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const user = await backUp(transit, store, { mark: false });
+    const { clientApiKey } = await credentials().load(user.userId);
+    // The SECP256K1 pair's ciphertext stored under the ED25519 pair as well: it belongs to another pair.
+    await portal.storeCipherText(clientApiKey, user.pairs[1]!.pairId, user.pairs[0]!.ciphertext);
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(result.counts.clientCiphertexts).toEqual({ rewrapped: 1, alreadyCurrent: 0, verified: 1, failed: 1 });
+    expect(result.failures[0]).toMatchObject({ pairId: user.pairs[1]!.pairId, reason: expect.stringContaining('does not decrypt in its context') });
+    expect(await store.get({ userId: user.userId }, user.pairs[1]!.pairId, 'ED25519')).toBe(user.pairs[0]!.ciphertext);
+  });
+
+  it('a user the credentials source does not know is a user failure; the others go on', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const user = await backUp(transit, store);
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput(['nobody-knows-me', user.userId], 2));
+    expect(result.counts).toMatchObject({ usersVisited: 1, usersFailed: 1, clientCiphertexts: { rewrapped: 2 } });
+    expect(result.failures).toEqual([expect.objectContaining({ userId: 'nobody-knows-me', kind: 'user', reason: expect.stringContaining('UnknownUserError') })]);
+  });
+
+  it('http store: the one-record-per-user layout refuses rotation before anything changes; the per-pair layout replaces', async () => {
+    const { transit } = await freshKey();
+    const perUser = new HttpCiphertextStore({ writeUrl: endpoint.template, readUrl: endpoint.template, timeoutMs: 2_000 });
+    const refused = createKeyRotationActivities(rotationDeps(transit, perUser));
+    const failure = await failureOf(run(new MockActivityEnvironment(), refused.readTransitKey));
+    expect(failure).toMatchObject({ type: 'CiphertextReplaceUnsupportedError', nonRetryable: true });
+    expect(failure.message).toContain('{pairId}');
+    expect((await transit.keyVersions()).latestVersion).toBe(1);
+
+    const template = `${endpoint.template}?pair={pairId}`;
+    const perPair = new HttpCiphertextStore({ writeUrl: template, readUrl: template, timeoutMs: 2_000 });
+    const user = await backUp(transit, perPair);
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, perPair));
+    await run(new MockActivityEnvironment(), activities.readTransitKey);
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(result.counts.clientCiphertexts).toEqual({ rewrapped: 2, alreadyCurrent: 0, verified: 2, failed: 0 });
+    for (const pair of user.pairs) expect(await storedState(transit, perPair, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
+  });
+
+  it('checkBeforeRaise names running pre-rotation backups and database rows below the version; the raise is idempotent and never above the latest version', async () => {
+    const { transit } = await freshKey();
+    const store = new PostgresCiphertextStore(new ClientCiphertextRepository(pool));
+    const user = await backUp(transit, store);
+    await transit.rotateKey();
+    const queue = `nobody-${hex()}`;
+    const workflowId = `backup-${user.userId}`;
+    await temporal.workflow.start('backupWallet', { taskQueue: queue, workflowId, args: [{ userId: user.userId }] });
+    startedWorkflows.push(workflowId);
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const rotatedAtMs = Date.now() + 1_000;
+    const blocked = await eventuallyValue(async () => {
+      const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { targetVersion: 2, rotatedAtMs, backupTaskQueue: queue });
+      return check.reasons.some((r) => r.includes(workflowId)) ? check : undefined;
+    });
+    expect(blocked.reasons.join('\n')).toMatch(/client_ciphertexts holds [0-9]+ ciphertext/);
+    // Backups on other task queues (other deployments) are not this rotation's business.
+    const elsewhere = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { targetVersion: 2, rotatedAtMs, backupTaskQueue: `other-${hex()}` });
+    expect(elsewhere.reasons.some((r) => r.includes(workflowId))).toBe(false);
+
+    const failure = await failureOf(run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 3 }));
+    expect(failure).toMatchObject({ type: 'VaultRequestError', nonRetryable: true });
+    expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
+    expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
+    expect(await transit.keyVersions()).toMatchObject({ latestVersion: 2, minDecryptionVersion: 2 });
+  });
+});
+
+/** Visibility is eventually consistent: polls until `check` returns a value. */
+async function eventuallyValue<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

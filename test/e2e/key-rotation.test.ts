@@ -1,0 +1,272 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import nodeVault from 'node-vault';
+import type { Pool } from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sharePlaintext } from '../../activities';
+import { custodianShareContext, transitContext } from '../../activities/transit-context';
+import { StaticTokenAuth } from '../../activities/vault-auth';
+import { ciphertextVersion, VaultTransit } from '../../activities/vault-transit';
+import { KeysClient } from '../../client/keys-client';
+import { CustodianShareRepository } from '../../db/custodian-share-repository';
+import { createDatabasePool } from '../../db/pool';
+import { keyRotationPolicy } from '../../stack/vault-policies';
+import { waitForPollers } from '../../stack/worker-process';
+import { createWebhookServer } from '../../webhook/webhook-server';
+import { KEY_ROTATION_WORKFLOW_ID } from '../../workflows/rotate-keys-api';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+
+/**
+ * `backup keys rotate` end to end on the real servers: workers holding only the rotation policy
+ * (stack/vault-policies.ts) on a Transit key of this file's own (the suite's shared key must not
+ * change under the other test files), backups made by the real workflow, then rotations.
+ */
+type VaultAdmin = ReturnType<typeof nodeVault>;
+let admin: VaultAdmin;
+
+beforeAll(() => {
+  admin = nodeVault({ endpoint: inject('vaultAddr'), token: inject('vaultToken'), debug: () => undefined } as nodeVault.VaultOptions);
+});
+
+const hex = () => randomBytes(3).toString('hex');
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** A fresh derived key and a token holding only the rotation policy for it. */
+async function rotationKey(): Promise<{ keyName: string; token: string }> {
+  const keyName = `rotation-e2e-${hex()}`;
+  await admin.write(`transit/keys/${keyName}`, { type: 'aes256-gcm96', derived: true });
+  await admin.addPolicy({ name: `mpc-backup-rotation-${keyName}`, rules: keyRotationPolicy(keyName) });
+  const created = (await admin.tokenCreate({ policies: [`mpc-backup-rotation-${keyName}`], ttl: '2h' })) as { auth: { client_token: string } };
+  // node-vault adopts the token of any response that carries one: keep the admin on root.
+  admin.token = inject('vaultToken');
+  return { keyName, token: created.auth.client_token };
+}
+
+async function keyVersions(keyName: string): Promise<{ latest: number; min: number }> {
+  const key = (await admin.read(`transit/keys/${keyName}`)) as { data: { latest_version: number; min_decryption_version: number } };
+  return { latest: key.data.latest_version, min: key.data.min_decryption_version };
+}
+
+const rootTransit = (keyName: string) =>
+  new VaultTransit({ endpoint: inject('vaultAddr'), mount: 'transit', keyName, timeoutMs: 5_000 }, new StaticTokenAuth(inject('vaultToken')));
+
+/** Every pair of the user that holds a ciphertext at Portal, with the digest of the `{id, share}` Portal issued. */
+function portalCiphertexts(env: BackupTestEnv, userId: string) {
+  return env.simulator.state
+    .user(userId)!
+    .wallets.flatMap((wallet) => wallet.backupSharePairs)
+    .filter((pair) => pair.clientCipherText !== undefined)
+    .map((pair) => ({ userId, pairId: pair.id, ciphertext: pair.clientCipherText!, expectedSha256: sha256(sharePlaintext({ id: pair.id, share: pair.share })) }));
+}
+
+/** Each ciphertext's version, and whether it decrypts in its user-and-pair context to exactly what Portal issued. */
+async function checkAll(transit: VaultTransit, entries: { userId: string; pairId: string; ciphertext: string; expectedSha256: string }[]) {
+  const opened = await transit.decryptEach(entries.map((e) => ({ ciphertext: e.ciphertext, context: transitContext(e.userId, e.pairId) })));
+  return entries.map((entry, i) => {
+    const result = opened[i]!;
+    return { version: ciphertextVersion(entry.ciphertext), decrypts: 'plaintext' in result && sha256(result.plaintext) === entry.expectedSha256 };
+  });
+}
+
+describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
+  let env: BackupTestEnv;
+  let keys: KeysClient;
+  let keyName: string;
+
+  beforeAll(async () => {
+    const key = await rotationKey();
+    keyName = key.keyName;
+    env = await createBackupTestEnv({ workerEnv: { VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token } });
+    keys = new KeysClient(env.backups.temporal, env.taskQueue);
+  });
+  afterAll(() => env?.close());
+
+  it('a rotation whose worker is SIGKILLed halfway resumes: every ciphertext ends on the new version, decrypting to the same share; the key is rotated once and min_decryption_version raised', async () => {
+    const first = env.spawnWorker('rotation-a');
+    const userIds = Array.from({ length: 8 }, () => env.seedUser('rot'));
+    for (const userId of userIds) await env.backups.startBackupWorkflow(userId);
+    for (const userId of userIds) expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    const before = userIds.flatMap((userId) => portalCiphertexts(env, userId));
+    expect(before).toHaveLength(16);
+    expect(before.every((entry) => ciphertextVersion(entry.ciphertext) === 1)).toBe(true);
+
+    // Slow Portal's reads, so that a rewrap activity (2 users) is in flight for seconds when the worker dies.
+    env.simulator.faults.add({ route: 'getCipherText', kind: 'latency', latencyMs: 300 });
+    const started = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120, concurrency: 1, usersPerActivity: 2, raiseMinDecryptionVersion: true });
+    expect(started).toMatchObject({ workflowId: KEY_ROTATION_WORKFLOW_ID, alreadyRunning: false });
+    const again = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120 });
+    expect(again).toMatchObject({ rotationId: started.rotationId, alreadyRunning: true });
+
+    // Kill once one activity has finished and the next one has begun writing.
+    const progress = await eventually('the first rewrap activity to finish', async () => {
+      const status = await keys.status();
+      return (status.progress?.counts.usersVisited ?? 0) >= 2 ? status.progress : undefined;
+    }, 90_000);
+    const writesSoFar = env.simulator.calls.storeCipherText ?? 0;
+    await eventually('the next activity to write', async () => ((env.simulator.calls.storeCipherText ?? 0) > writesSoFar ? true : undefined), 60_000);
+    await first.kill();
+    expect(first.child.signalCode).toBe('SIGKILL');
+    expect(progress.key).toMatchObject({ keyName, fromVersion: 1, targetVersion: 2, rotatedByThisRun: true });
+    const mid = userIds.flatMap((userId) => portalCiphertexts(env, userId)).map((entry) => ciphertextVersion(entry.ciphertext));
+    expect(mid.filter((version) => version === 2).length).toBeGreaterThan(0);
+    expect(mid.filter((version) => version === 1).length).toBeGreaterThan(0);
+
+    const second = env.spawnWorker('rotation-b');
+    const report = await keys.wait();
+    env.simulator.faults.clear();
+    expect(report).toMatchObject({ status: 'COMPLETED', failures: [], deferredCount: 0 });
+    expect(report.counts).toMatchObject({ usersVisited: 8, usersFailed: 0, pairsWithoutCiphertext: 0 });
+    const { rewrapped, alreadyCurrent, verified, failed } = report.counts.clientCiphertexts;
+    // A user rewrapped by the killed attempt after its last heartbeat is found current by the next.
+    expect({ total: rewrapped + alreadyCurrent, verified, failed }).toEqual({ total: 16, verified: 16, failed: 0 });
+    expect(rewrapped).toBeGreaterThan(0);
+    expect(report.minDecryptionVersion).toEqual({ requested: true, raised: true, minDecryptionVersion: 2 });
+    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 2 });
+
+    const after = userIds.flatMap((userId) => portalCiphertexts(env, userId));
+    expect(await checkAll(rootTransit(keyName), after)).toEqual(after.map(() => ({ version: 2, decrypts: true })));
+    // The old ciphertexts no longer decrypt: min_decryption_version is 2.
+    expect((await checkAll(rootTransit(keyName), before)).every((entry) => !entry.decrypts)).toBe(true);
+
+    // The rewrap activity the kill interrupted was retried (the resumed attempt is in history).
+    const history = await env.backups.temporal.workflow.getHandle(KEY_ROTATION_WORKFLOW_ID).fetchHistory();
+    const attempts = (history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.attempt ?? 0);
+    expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+    await second.stop();
+    // The workers' logs of the rotation name users, pairs and counts, never a share or a ciphertext.
+    const logs = ['rotation-a', 'rotation-b'].map((name) => readFileSync(join(inject('runDir'), `${env.taskQueue}-${name}.log`), 'utf8')).join('\n');
+    expect(logs).toContain('key rotation rewrapped users');
+    const shares = userIds.flatMap((userId) => env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.share)));
+    expect(shares.filter((share) => logs.includes(share))).toEqual([]);
+    expect(logs).not.toMatch(/vault:v[0-9]+:/);
+  }, 240_000);
+
+  it('a user whose backup (started before the rotation) is parked is deferred, untouched; once an operator completes it, the rotation rewraps it and raises the minimum', async () => {
+    const worker = env.spawnWorker('rotation-c');
+    await waitForPollers(env.backups.temporal.connection, env.taskQueue, worker.exited);
+    const done = env.seedUser('rot-done');
+    const parked = env.seedUser('rot-parked');
+    await env.backups.startBackupWorkflow(done);
+    await env.backups.waitForBackup(done);
+    // Step 4 refused with 401 once: the backup parks with its ciphertexts stored and unmarked.
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId: parked, count: 1 });
+    await env.backups.startBackupWorkflow(parked);
+    await eventually('the backup to park', async () => ((await env.backups.getBackupStatus(parked)).status === 'NEEDS_ATTENTION' ? true : undefined));
+    const parkedBefore = portalCiphertexts(env, parked);
+    expect(parkedBefore).toHaveLength(2);
+
+    await keys.rotate({ source: { kind: 'list', userIds: [done, parked] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, deferredRecheckMs: 1_000 });
+    const waiting = await eventually('the parked user to be deferred', async () => {
+      const status = await keys.status();
+      return status.progress?.status === 'WAITING_FOR_BACKUPS' ? status.progress : undefined;
+    });
+    expect(waiting).toMatchObject({ deferredUsers: [parked], key: { fromVersion: 2, targetVersion: 3 } });
+    expect(portalCiphertexts(env, parked).map((entry) => entry.ciphertext)).toEqual(parkedBefore.map((entry) => entry.ciphertext));
+    expect(portalCiphertexts(env, done).every((entry) => ciphertextVersion(entry.ciphertext) === 3)).toBe(true);
+
+    await env.backups.retryBackup(parked);
+    expect((await env.backups.waitForBackup(parked)).status).toBe('COMPLETED');
+    const report = await keys.wait();
+    expect(report).toMatchObject({ status: 'COMPLETED', deferredCount: 0, minDecryptionVersion: { raised: true, minDecryptionVersion: 3 } });
+    expect(report.counts.usersDeferred).toBeGreaterThanOrEqual(1);
+    expect(report.counts.clientCiphertexts).toMatchObject({ verified: 4, failed: 0 });
+    const all = [...portalCiphertexts(env, done), ...portalCiphertexts(env, parked)];
+    expect(await checkAll(rootTransit(keyName), all)).toEqual(all.map(() => ({ version: 3, decrypts: true })));
+    expect(await keyVersions(keyName)).toEqual({ latest: 3, min: 3 });
+    await worker.stop();
+  }, 180_000);
+});
+
+describe('key rotation, Self-Managed (client ciphertexts in PostgreSQL, custodian shares held by the webhook)', () => {
+  const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
+  let env: BackupTestEnv;
+  let keys: KeysClient;
+  let keyName: string;
+  let pool: Pool;
+  let webhook: FastifyInstance;
+  let webhookUrl: string;
+
+  beforeAll(async () => {
+    const key = await rotationKey();
+    keyName = key.keyName;
+    pool = createDatabasePool(inject('databaseUrl'));
+    webhook = createWebhookServer({
+      records: new CustodianShareRepository(pool),
+      transit: rootTransit(keyName),
+      secrets: [SECRET],
+      deadlineMs: 8_000,
+      bodyLimitBytes: 64 * 1024,
+      logger: pino({ level: 'silent' }),
+    });
+    webhookUrl = await webhook.listen({ host: '127.0.0.1', port: 0 });
+    env = await createBackupTestEnv({
+      simulator: { selfManaged: { webhookUrl, webhookSecret: SECRET }, retainCustodianShares: true },
+      workerEnv: { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: inject('databaseUrl'), VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token },
+    });
+    await env.startWorker();
+    keys = new KeysClient(env.backups.temporal, env.taskQueue);
+  });
+  afterAll(async () => {
+    await env?.close();
+    await webhook?.close();
+    await pool?.end();
+  });
+
+  it('rewraps the client ciphertexts and the custodian shares of every user of the paged source; min_decryption_version stays where it was when not asked', async () => {
+    const userIds = Array.from({ length: 3 }, () => env.seedUser('rot-self'));
+    for (const userId of userIds) await env.backups.startBackupWorkflow(userId);
+    for (const userId of userIds) await env.backups.waitForBackup(userId);
+    const clientIds = userIds.map((userId) => env.simulator.state.user(userId)!.clientId);
+    const clientRows = async () =>
+      (await pool.query('SELECT user_id, pair_id, ciphertext FROM client_ciphertexts WHERE user_id = ANY($1)', [userIds])).rows as { user_id: string; pair_id: string; ciphertext: string }[];
+    const custodianRows = async () =>
+      (await pool.query('SELECT client_id, pair_id, encrypted_share, share_sha256 FROM custodian_shares WHERE client_id = ANY($1)', [clientIds])).rows as {
+        client_id: string;
+        pair_id: string;
+        encrypted_share: string;
+        share_sha256: string;
+      }[];
+    const clientBefore = await clientRows();
+    const custodianBefore = await custodianRows();
+    expect(clientBefore).toHaveLength(6);
+    expect(custodianBefore).toHaveLength(6);
+
+    // The backend's paged user route (the batch's http source; its origin is the workers' credentials origin).
+    await keys.rotate({ source: { kind: 'http', url: `${env.simulator.url}/backend/users` }, usersPerMinute: 600, pageSize: 2 });
+    const report = await keys.wait();
+    expect(report).toMatchObject({ status: 'COMPLETED', total: 3, failures: [] });
+    expect(report.counts.clientCiphertexts).toEqual({ rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 });
+    expect(report.counts.custodianShares).toEqual({ rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 });
+    expect(report.minDecryptionVersion).toEqual({ requested: false, raised: false, minDecryptionVersion: 1 });
+    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 1 });
+
+    const transit = rootTransit(keyName);
+    const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
+    const clientAfter = await clientRows();
+    const expected = clientAfter.map((row) => {
+      const pair = pairsOf(row.user_id).find((p) => p.id === row.pair_id)!;
+      return { userId: row.user_id, pairId: row.pair_id, ciphertext: row.ciphertext, expectedSha256: sha256(sharePlaintext({ id: pair.id, share: pair.share })) };
+    });
+    expect(await checkAll(transit, expected)).toEqual(expected.map(() => ({ version: 2, decrypts: true })));
+    const custodianAfter = await custodianRows();
+    const opened = await transit.decryptEach(custodianAfter.map((row) => ({ ciphertext: row.encrypted_share, context: custodianShareContext(row.client_id, row.pair_id) })));
+    custodianAfter.forEach((row, i) => {
+      expect(ciphertextVersion(row.encrypted_share)).toBe(2);
+      expect(sha256((opened[i] as { plaintext: Buffer }).plaintext)).toBe(row.share_sha256);
+    });
+    // Not raised: the old ciphertexts still decrypt.
+    const old = await transit.decryptEach(custodianBefore.map((row) => ({ ciphertext: row.encrypted_share, context: custodianShareContext(row.client_id, row.pair_id) })));
+    expect(old.every((result) => 'plaintext' in result)).toBe(true);
+    // The webhook still serves every share exactly as received (what Portal fetches at recovery).
+    const fetched = await fetch(`${webhookUrl}/backup/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-webhook-secret': SECRET },
+      body: JSON.stringify({ clientId: clientIds[0] }),
+    });
+    const body = (await fetched.json()) as { backupShares: string[] };
+    expect(body.backupShares.map((share) => sha256(share)).sort()).toEqual(custodianAfter.filter((r) => r.client_id === clientIds[0]).map((r) => r.share_sha256).sort());
+  }, 180_000);
+});

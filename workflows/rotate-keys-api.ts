@@ -1,0 +1,221 @@
+/** The public surface of the rotateKeys workflow (imported by the workflow, the activities and clients). */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { BatchSource } from './batch-backup-api';
+
+/**
+ * One rotation at a time per Temporal namespace: the workflow id is fixed. Two rotations at once
+ * would each add a key version and rewrap the same ciphertexts in parallel (Portal's ciphertext
+ * route has no compare-and-set), and one could raise min_decryption_version under the other.
+ */
+export const KEY_ROTATION_WORKFLOW_ID = 'rotate-keys';
+
+/** A list source of a rotation holds at most this many ids, as a batch's does (it travels in the input). */
+export { MAX_LIST_USER_IDS } from './batch-backup-api';
+
+/** How many failures a rotation keeps in its state and report; the rest are counted (and in the workers' logs). */
+export const MAX_RECENT_ROTATION_FAILURES = 50;
+
+/**
+ * Users visited while their pre-rotation backup still ran, kept to be visited again (a backup
+ * between its store and its mark must not see its ciphertext change). Past this many, the pass
+ * waits for them before taking more users.
+ */
+export const MAX_DEFERRED_USERS = 200;
+
+export interface RotateKeysInput {
+  rotationId: string;
+  /** The users whose ciphertexts are rewrapped: a list, or the backend's paged route (as for a batch). */
+  source: BatchSource;
+  /** Users visited per minute at most, across all workers (the workflow paces its own activities). */
+  usersPerMinute: number;
+  /** Rewrap activities in flight at once. */
+  concurrency: number;
+  /** Users per rewrap activity (one heartbeat-resumable unit of work). */
+  usersPerActivity?: number;
+  /** Ids fetched per page of a paged source. */
+  pageSize?: number;
+  /** Raise the key's min_decryption_version to the new version once every ciphertext is verified on it. */
+  raiseMinDecryptionVersion: boolean;
+  /**
+   * False: do not add a key version; rewrap everything to the latest one (e.g. to finish after a
+   * rotation made by hand, or a second pass over users a first one did not list). Default true.
+   */
+  rotate?: boolean;
+  /**
+   * The task queue the backups run on (default: the rotation's own): before the raise, no backup
+   * started before the rotation may still run there.
+   */
+  backupTaskQueue?: string;
+  /** First wait before looking again at users whose backup was running (default 30 s, doubling to 5 min). */
+  deferredRecheckMs?: number;
+  /** Rewrap activities per run before the workflow drains and continues as new (default 300). */
+  activitiesPerRun?: number;
+  /** History length at which a run drains and continues as new (default 10,000). */
+  maxHistoryEventsPerRun?: number;
+  /** Carried across continue-as-new; absent on the first run. */
+  carried?: RotationCarriedState;
+}
+
+/** Ciphertexts of one kind: client backup shares in the store, or custodian shares held by the webhook. */
+export interface CiphertextCounts {
+  /** Were on an older key version; now on the new one, read back and decrypted to the same bytes. */
+  rewrapped: number;
+  /** Were on the new version already (a backup made after the rotation, or an earlier attempt). */
+  alreadyCurrent: number;
+  /** Read back on the new version and decrypted in their context (rewrapped + already current). */
+  verified: number;
+  failed: number;
+}
+
+export interface RotationCounts {
+  /** Users whose pairs were all looked at (including those with failures). */
+  usersVisited: number;
+  /** Users that could not be looked at (no credentials, Portal refused, …). */
+  usersFailed: number;
+  /** Users whose pre-rotation backup was still running when visited (and how many times that happened). */
+  usersDeferred: number;
+  /** Backup share pairs at Portal with no ciphertext in the store (orphans of lost step-1 calls, unstored runs). */
+  pairsWithoutCiphertext: number;
+  clientCiphertexts: CiphertextCounts;
+  custodianShares: CiphertextCounts;
+}
+
+export interface RotationFailure {
+  userId: string;
+  /** Absent for a failure of the whole user. */
+  pairId?: string;
+  kind: 'user' | 'client-ciphertext' | 'custodian-share';
+  reason: string;
+}
+
+/** The key step's record: which versions the rotation went from and to. Set once; a resumed run never rotates again. */
+export interface RotationKeyState {
+  keyName: string;
+  fromVersion: number;
+  targetVersion: number;
+  /** False when the rotation found the key rotated already (input rotate=false, or an earlier attempt's lost response). */
+  rotatedByThisRun: boolean;
+  /** Workflow time just after the key step: backups started before it may hold older ciphertexts. */
+  rotatedAt: string;
+  minDecryptionVersionBefore: number;
+}
+
+export interface RotationCarriedState {
+  version: 1;
+  key: RotationKeyState;
+  listTotal?: number;
+  cursor?: string;
+  sourceExhausted: boolean;
+  pending: string[];
+  deferred: string[];
+  counts: RotationCounts;
+  failures: RotationFailure[];
+  startedAt: string;
+  paused: boolean;
+  cancelled: boolean;
+  runs: number;
+}
+
+export type RotationStatus =
+  | 'ROTATING_KEY'
+  | 'REWRAPPING'
+  | 'WAITING_FOR_BACKUPS'
+  | 'CHECKING'
+  | 'RAISING_MIN_DECRYPTION_VERSION'
+  | 'PAUSED'
+  | 'CANCELLING';
+
+export type RotationOutcome = 'COMPLETED' | 'COMPLETED_WITH_FAILURES' | 'CANCELLED';
+
+export interface RotationProgress {
+  rotationId: string;
+  status: RotationStatus | RotationOutcome;
+  key?: RotationKeyState;
+  /** Known for a list source; for a paged source, once it is exhausted. */
+  total?: number;
+  counts: RotationCounts;
+  /** Users in rewrap activities right now. */
+  inFlight: number;
+  /** Users waiting for their pre-rotation backup to finish (the first few). */
+  deferredUsers: string[];
+  deferredCount: number;
+  /** Users visited per minute over the last minute. */
+  ratePerMinute: number;
+  etaSeconds?: number;
+  usersPerMinute: number;
+  concurrency: number;
+  raiseMinDecryptionVersion: boolean;
+  runs: number;
+  startedAt: string;
+}
+
+export interface MinDecryptionVersionOutcome {
+  requested: boolean;
+  raised: boolean;
+  /** The key's min_decryption_version when the rotation ended. */
+  minDecryptionVersion?: number;
+  /** Why it was not raised, when it was requested. */
+  reason?: string;
+}
+
+export interface RotationReport extends RotationProgress {
+  status: RotationOutcome;
+  minDecryptionVersion: MinDecryptionVersionOutcome;
+  /** The most recent failures (at most MAX_RECENT_ROTATION_FAILURES). */
+  failures: RotationFailure[];
+  failuresOmitted?: number;
+  finishedAt: string;
+  durationMs: number;
+}
+
+export const rotationProgressQuery = defineQuery<RotationProgress>('rotationProgress');
+export const rotationFailuresQuery = defineQuery<RotationFailure[]>('rotationFailures');
+export const pauseRotationUpdate = defineUpdate<RotationProgress>('pauseRotation');
+export const resumeRotationUpdate = defineUpdate<RotationProgress>('resumeRotation');
+/** Stops visiting users; activities in flight finish; min_decryption_version is not raised. */
+export const cancelRotationUpdate = defineUpdate<RotationProgress>('cancelRotation');
+
+export function emptyCiphertextCounts(): CiphertextCounts {
+  return { rewrapped: 0, alreadyCurrent: 0, verified: 0, failed: 0 };
+}
+
+export function emptyRotationCounts(): RotationCounts {
+  return {
+    usersVisited: 0,
+    usersFailed: 0,
+    usersDeferred: 0,
+    pairsWithoutCiphertext: 0,
+    clientCiphertexts: emptyCiphertextCounts(),
+    custodianShares: emptyCiphertextCounts(),
+  };
+}
+
+/** Adds `more` into `into` (both shapes of RotationCounts). */
+export function addRotationCounts(into: RotationCounts, more: RotationCounts): void {
+  into.usersVisited += more.usersVisited;
+  into.usersFailed += more.usersFailed;
+  into.usersDeferred += more.usersDeferred;
+  into.pairsWithoutCiphertext += more.pairsWithoutCiphertext;
+  for (const kind of ['clientCiphertexts', 'custodianShares'] as const) {
+    into[kind].rewrapped += more[kind].rewrapped;
+    into[kind].alreadyCurrent += more[kind].alreadyCurrent;
+    into[kind].verified += more[kind].verified;
+    into[kind].failed += more[kind].failed;
+  }
+}
+
+/** What one rewrap activity did for its users. */
+export interface RewrapUsersResult {
+  counts: RotationCounts;
+  failures: RotationFailure[];
+  /** Users whose pre-rotation backup was still running: visited again later. */
+  deferred: string[];
+}
+
+export interface RewrapUsersInput {
+  rotationId: string;
+  userIds: string[];
+  targetVersion: number;
+  /** Backups started before this (ms since the epoch) and still running defer their user. */
+  rotatedAtMs: number;
+}
