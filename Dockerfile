@@ -1,4 +1,4 @@
-# The worker, the custodian-share webhook and the Portal simulator (same image, different command).
+# The worker, the custodian-share webhook, the HTTP API, the CLI and the Portal simulator (same image, different command).
 # Run from source through tsx.
 FROM node:20-bookworm-slim
 WORKDIR /app
@@ -6,6 +6,7 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts
 COPY activities ./activities
+COPY api ./api
 COPY client ./client
 COPY codec ./codec
 COPY config ./config

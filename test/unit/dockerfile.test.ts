@@ -35,7 +35,7 @@ describe('Dockerfile (cannot be built here: no Docker engine; checked instead)',
     [...readFileSync(join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^COPY (\S+) \.\/\S*$/gm)].map((match) => match[1]!.replace(/\/$/, '')),
   );
 
-  it.each(['worker/main.ts', 'webhook/main.ts', 'simulator/main.ts', 'client/cli.ts'])('copies every folder %s imports', (entry) => {
+  it.each(['worker/main.ts', 'webhook/main.ts', 'simulator/main.ts', 'client/cli.ts', 'api/main.ts'])('copies every folder %s imports', (entry) => {
     const missing = [...foldersReachedFrom(entry)].filter((folder) => !copied.has(folder));
     expect(missing).toEqual([]);
   });

@@ -1,0 +1,198 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError, type BackupClient } from '../client/backup-client';
+import { BatchOptionsError, type BatchClient } from '../client/batch-client';
+import type { RecoveryClient } from '../client/recovery-client';
+import { matchesAnySecret } from '../config/secret-check';
+import { InvalidUserIdError } from '../domain/user-id';
+import type { BatchSource } from '../workflows/batch-backup-api';
+import {
+  abandonBody,
+  batchIdParams,
+  batchStartBody,
+  errorAnswer,
+  openObject,
+  recoveryStartBody,
+  retryBody,
+  startedAnswer,
+  userIdParams,
+  waitQuery,
+} from './schemas';
+
+export interface ApiServerOptions {
+  backups: BackupClient;
+  recoveries: RecoveryClient;
+  batches: BatchClient;
+  /** Bearer tokens accepted (several during a rotation). */
+  tokens: readonly string[];
+  bodyLimitBytes: number;
+  logger: Logger;
+}
+
+type UserParams = { Params: { userId: string } };
+type BatchParams = { Params: { batchId: string } };
+type WaitParams = UserParams & { Querystring: { waitSeconds: number } };
+
+/** The document's version: bump it when a route or shape changes. */
+export const API_VERSION = '1.0.0';
+
+/**
+ * The HTTP API for backends not written in TypeScript: the same operations as BackupClient,
+ * RecoveryClient and BatchClient, behind bearer tokens, with validated requests and an OpenAPI
+ * document at `/openapi.json`. It holds the payload codec key (it is a client), never a sealing key.
+ */
+export async function createApiServer(options: ApiServerOptions) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    // Unknown fields are refused (400), not silently dropped: a typo must not start a batch with defaults.
+    ajv: { customOptions: { removeAdditional: false } },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'MPC wallet backup orchestrator', version: API_VERSION, description: 'Start and steer backups, recoveries and batch re-backups.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config && (request.routeOptions.config as { public?: boolean }).public) return;
+    const header = request.headers.authorization;
+    const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+    if (!matchesAnySecret(presented, options.tokens)) {
+      reply.header('www-authenticate', 'Bearer');
+      return reply.code(401).send({ error: 'Unauthorized', message: 'a valid bearer token is required (Authorization: Bearer <API token>)' });
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
+
+  const { backups, recoveries, batches } = options;
+  const responses = (ok: object, okCode = 200) => ({ [okCode]: ok, 400: errorAnswer, 401: errorAnswer, 404: errorAnswer, 409: errorAnswer });
+
+  app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+
+  // --- Backups ----------------------------------------------------------------------------------
+  app.post<UserParams>('/v1/backups/:userId', {
+    schema: { summary: "Start a user's backup (idempotent: a running backup is returned, not started twice)", tags: ['backups'], params: userIdParams, response: responses(startedAnswer, 202) },
+  }, async (request, reply) => reply.code(202).send(await backups.startBackupWorkflow(request.params.userId)));
+
+  app.get<UserParams>('/v1/backups/:userId', {
+    schema: { summary: "The user's latest backup: status, step, attempts, last error, result", tags: ['backups'], params: userIdParams, response: responses(openObject) },
+  }, async (request) => backups.getBackupStatus(request.params.userId));
+
+  app.get<WaitParams>('/v1/backups/:userId/result', {
+    schema: {
+      summary: 'Wait up to waitSeconds for the backup to end: 200 with the result, 409 if it did not complete, 202 with the status if still running',
+      tags: ['backups'], params: userIdParams, querystring: waitQuery, response: { ...responses(openObject), 202: openObject },
+    },
+  }, async (request, reply) => waitOrStatus(reply, request.query.waitSeconds, () => backups.waitForBackup(request.params.userId), () => backups.getBackupStatus(request.params.userId)));
+
+  app.post<UserParams & { Body: { requestedBy?: string } }>('/v1/backups/:userId/retry', {
+    schema: { summary: 'Resume a backup parked as NEEDS_ATTENTION', tags: ['backups'], params: userIdParams, body: retryBody, response: responses(openObject) },
+  }, async (request) => backups.retryBackup(request.params.userId, request.body?.requestedBy));
+
+  app.post<UserParams & { Body: { reason: string; requestedBy?: string } }>('/v1/backups/:userId/abandon', {
+    schema: { summary: 'Give up a parked backup; the reason is kept in its history', tags: ['backups'], params: userIdParams, body: abandonBody, response: responses(openObject) },
+  }, async (request) => backups.abandonBackup(request.params.userId, request.body.reason, request.body.requestedBy));
+
+  // --- Recoveries -------------------------------------------------------------------------------
+  app.post<UserParams & { Body: { freshBackup?: boolean } }>('/v1/recoveries/:userId', {
+    schema: { summary: "Start a recovery of the user's wallet from its newest completed backup (idempotent)", tags: ['recoveries'], params: userIdParams, body: recoveryStartBody, response: responses(startedAnswer, 202) },
+  }, async (request, reply) => reply.code(202).send(await recoveries.startRecovery(request.params.userId, { freshBackup: request.body?.freshBackup !== false })));
+
+  app.get<UserParams>('/v1/recoveries/:userId', {
+    schema: { summary: "The user's latest recovery", tags: ['recoveries'], params: userIdParams, response: responses(openObject) },
+  }, async (request) => recoveries.getRecoveryStatus(request.params.userId));
+
+  app.get<WaitParams>('/v1/recoveries/:userId/result', {
+    schema: { summary: 'Wait up to waitSeconds for the recovery to end (as for backups)', tags: ['recoveries'], params: userIdParams, querystring: waitQuery, response: { ...responses(openObject), 202: openObject } },
+  }, async (request, reply) => waitOrStatus(reply, request.query.waitSeconds, () => recoveries.waitForRecovery(request.params.userId), () => recoveries.getRecoveryStatus(request.params.userId)));
+
+  app.post<UserParams & { Body: { requestedBy?: string } }>('/v1/recoveries/:userId/retry', {
+    schema: { summary: 'Resume a recovery parked as NEEDS_ATTENTION', tags: ['recoveries'], params: userIdParams, body: retryBody, response: responses(openObject) },
+  }, async (request) => recoveries.retryRecovery(request.params.userId, request.body?.requestedBy));
+
+  app.post<UserParams & { Body: { reason: string; requestedBy?: string } }>('/v1/recoveries/:userId/abandon', {
+    schema: { summary: 'Give up a parked recovery', tags: ['recoveries'], params: userIdParams, body: abandonBody, response: responses(openObject) },
+  }, async (request) => recoveries.abandonRecovery(request.params.userId, request.body.reason, request.body.requestedBy));
+
+  // --- Batches ----------------------------------------------------------------------------------
+  app.post<{ Body: { source: BatchSource; batchId?: string; concurrency?: number; backupsPerMinute?: number; skipIfBackedUpSince?: string } }>('/v1/batches', {
+    schema: { summary: 'Start a batch re-backup over a list of users or the backend’s paged source', tags: ['batches'], body: batchStartBody, response: responses(openObject, 202) },
+  }, async (request, reply) => {
+    const { skipIfBackedUpSince, ...rest } = request.body;
+    const started = await batches.startBatch({ ...rest, ...(skipIfBackedUpSince ? { skipIfBackedUpSince: new Date(skipIfBackedUpSince) } : {}) });
+    return reply.code(202).send(started);
+  });
+
+  app.get<BatchParams>('/v1/batches/:batchId', {
+    schema: { summary: 'Progress: totals, completed, failed, parked, in flight, rate, ETA (the report once done)', tags: ['batches'], params: batchIdParams, response: responses(openObject) },
+  }, async (request) => batches.status(request.params.batchId));
+
+  app.get<BatchParams>('/v1/batches/:batchId/report', {
+    schema: { summary: 'The report (while running: the problems so far)', tags: ['batches'], params: batchIdParams, response: responses(openObject) },
+  }, async (request) => batches.report(request.params.batchId));
+
+  for (const action of ['pause', 'resume', 'cancel'] as const) {
+    app.post<BatchParams>(`/v1/batches/:batchId/${action}`, {
+      schema: { summary: `${action[0]!.toUpperCase()}${action.slice(1)} a running batch`, tags: ['batches'], params: batchIdParams, response: responses(openObject) },
+    }, async (request) => {
+      try {
+        return await batches[action](request.params.batchId);
+      } catch (error) {
+        // An update to a batch that has ended fails as "not found": say which it is.
+        if (error instanceof Error && error.name === 'WorkflowNotFoundError' && (await batchHasEnded(batches, request.params.batchId))) {
+          throw new BackupActionRejectedError(`${action} refused: batch ${request.params.batchId} has already ended (see its report)`);
+        }
+        throw error;
+      }
+    });
+  }
+  return app;
+}
+
+async function batchHasEnded(batches: BatchClient, batchId: string): Promise<boolean> {
+  try {
+    await batches.status(batchId);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits up to `seconds` for the run to end: its result (200), why it did not complete (409), or its status (202). */
+async function waitOrStatus(reply: FastifyReply, seconds: number, wait: () => Promise<unknown>, status: () => Promise<unknown>) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), seconds * 1000);
+  });
+  try {
+    const outcome = await Promise.race([wait(), timeout]);
+    if (outcome === 'timeout') return reply.code(202).send(await status());
+    return reply.code(200).send(outcome);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Typed errors of the client library become clear 4xx answers; anything else is a 500 without internals. */
+function sendError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) return reply.code(400).send({ error: 'InvalidRequest', message: fastifyError.message });
+  if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return reply.code(fastifyError.statusCode).send({ error: fastifyError.code ?? 'BadRequest', message: fastifyError.message });
+  }
+  if (error instanceof InvalidUserIdError || error instanceof BatchOptionsError) return reply.code(400).send({ error: error.name, message: error.message });
+  if (error instanceof BackupNotFoundError) return reply.code(404).send({ error: error.name, message: error.message });
+  if (error instanceof BackupActionRejectedError) return reply.code(409).send({ error: error.name, message: error.message });
+  if (error instanceof BackupFailedError) return reply.code(409).send({ error: error.reasonType ?? error.name, message: error.message });
+  if (error.name === 'WorkflowNotFoundError') return reply.code(404).send({ error: 'NotFound', message: 'no such batch (or it has been deleted by retention)' });
+  if (error.name === 'WorkflowUpdateFailedError') return reply.code(409).send({ error: 'Refused', message: (error as Error & { cause?: Error }).cause?.message ?? error.message });
+  request.log.error({ err: { name: error.name, message: error.message } }, 'request failed');
+  return reply.code(500).send({ error: 'InternalError', message: 'the request failed; see the API server log' });
+}

@@ -1,0 +1,43 @@
+import { Client, Connection } from '@temporalio/client';
+import { BackupClient } from '../client/backup-client';
+import { BatchClient } from '../client/batch-client';
+import { RecoveryClient } from '../client/recovery-client';
+import { backupDataConverter } from '../codec/data-converter';
+import { loadOrExit } from '../config/load-or-exit';
+import { connectionOptions } from '../config/temporal-config';
+import { createLogger } from '../worker/logger';
+import { createApiServer } from './api-server';
+import { loadApiConfig } from './config';
+
+/**
+ * The HTTP API process (`npm run api`): validates configuration, connects to Temporal with the
+ * payload codec, serves until SIGINT/SIGTERM (then finishes the requests in flight).
+ */
+async function main(): Promise<void> {
+  const config = loadOrExit('mpc-backup api', () => loadApiConfig());
+  const logger = createLogger(config.logLevel, 'mpc-backup-api');
+  const connection = await Connection.connect(connectionOptions(config.temporal));
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: backupDataConverter(config.codecKeys) });
+  const taskQueue = config.temporal.taskQueue;
+  const app = await createApiServer({
+    backups: new BackupClient(temporal, taskQueue),
+    recoveries: new RecoveryClient(temporal, taskQueue),
+    batches: new BatchClient(temporal, taskQueue),
+    tokens: config.tokens,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logger,
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, tokens: config.tokens.length }, 'api listening; OpenAPI document at /openapi.json');
+  const stop = () => {
+    logger.info('api stopping');
+    void app.close().then(() => connection.close()).then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mpc-backup api failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

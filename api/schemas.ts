@@ -1,0 +1,85 @@
+/**
+ * JSON Schemas of the HTTP API's requests and answers: fastify validates requests with them and
+ * @fastify/swagger builds the OpenAPI document from them (one description of each shape).
+ */
+export const USER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$';
+
+export const userIdParams = {
+  type: 'object',
+  required: ['userId'],
+  properties: { userId: { type: 'string', pattern: USER_ID_PATTERN, description: "the company's user id" } },
+} as const;
+
+export const batchIdParams = {
+  type: 'object',
+  required: ['batchId'],
+  properties: { batchId: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+export const waitQuery = {
+  type: 'object',
+  properties: { waitSeconds: { type: 'integer', minimum: 0, maximum: 60, default: 20, description: 'how long to wait for the run to end' } },
+  additionalProperties: false,
+} as const;
+
+export const retryBody = {
+  type: 'object',
+  properties: { requestedBy: { type: 'string', minLength: 1, maxLength: 200 } },
+  additionalProperties: false,
+} as const;
+
+export const abandonBody = {
+  type: 'object',
+  required: ['reason'],
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 }, requestedBy: { type: 'string', minLength: 1, maxLength: 200 } },
+  additionalProperties: false,
+} as const;
+
+export const recoveryStartBody = {
+  type: 'object',
+  properties: { freshBackup: { type: 'boolean', default: true, description: 'start a fresh backup of the recovered wallet at the end' } },
+  additionalProperties: false,
+} as const;
+
+export const batchStartBody = {
+  type: 'object',
+  required: ['source'],
+  properties: {
+    source: {
+      oneOf: [
+        {
+          type: 'object',
+          required: ['kind', 'userIds'],
+          properties: { kind: { const: 'list' }, userIds: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: USER_ID_PATTERN } } },
+          additionalProperties: false,
+        },
+        {
+          type: 'object',
+          required: ['kind', 'url'],
+          properties: { kind: { const: 'http' }, url: { type: 'string', format: 'uri' } },
+          additionalProperties: false,
+        },
+      ],
+    },
+    batchId: { type: 'string', minLength: 1, maxLength: 200 },
+    concurrency: { type: 'integer', minimum: 1, maximum: 1000 },
+    backupsPerMinute: { type: 'number', minimum: 0.01 },
+    skipIfBackedUpSince: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const;
+
+export const errorAnswer = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
+export const startedAnswer = {
+  type: 'object',
+  required: ['userId', 'workflowId', 'runId', 'alreadyRunning'],
+  properties: { userId: { type: 'string' }, workflowId: { type: 'string' }, runId: { type: 'string' }, alreadyRunning: { type: 'boolean' } },
+} as const;
+
+/** Status views and results carry nested, versioned shapes: documented as objects, passed through as they are. */
+export const openObject = { type: 'object', additionalProperties: true } as const;

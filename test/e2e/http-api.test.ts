@@ -1,0 +1,153 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../api/api-server';
+import { BatchClient } from '../../client/batch-client';
+import { RecoveryClient } from '../../client/recovery-client';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+
+/** The HTTP API over the real stack, called with a real HTTP client (fetch). */
+const TOKENS = ['api-token-current-0123456789abcdef', 'api-token-previous-0123456789abcdef'];
+let env: BackupTestEnv;
+let app: Awaited<ReturnType<typeof createApiServer>>;
+let base: string;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker();
+  app = await createApiServer({
+    backups: env.backups,
+    recoveries: new RecoveryClient(env.backups.temporal, env.taskQueue),
+    batches: new BatchClient(env.backups.temporal, env.taskQueue),
+    tokens: TOKENS,
+    bodyLimitBytes: 64 * 1024,
+    logger: pino({ level: 'silent' }),
+  });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await app?.close();
+  await env?.close();
+});
+
+async function call(method: string, path: string, body?: unknown, token: string | null = TOKENS[0]!) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined, headers: response.headers };
+}
+
+describe('HTTP API', () => {
+  it('serves a valid OpenAPI 3 document naming every route, without a token', async () => {
+    const { status, body } = await call('GET', '/openapi.json', undefined, null);
+    expect(status).toBe(200);
+    const document = (await SwaggerParser.validate(structuredClone(body) as never)) as unknown as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(document.openapi).toMatch(/^3\./);
+    expect(Object.keys(document.paths).sort()).toEqual(
+      [
+        '/v1/backups/{userId}',
+        '/v1/backups/{userId}/result',
+        '/v1/backups/{userId}/retry',
+        '/v1/backups/{userId}/abandon',
+        '/v1/recoveries/{userId}',
+        '/v1/recoveries/{userId}/result',
+        '/v1/recoveries/{userId}/retry',
+        '/v1/recoveries/{userId}/abandon',
+        '/v1/batches',
+        '/v1/batches/{batchId}',
+        '/v1/batches/{batchId}/report',
+        '/v1/batches/{batchId}/pause',
+        '/v1/batches/{batchId}/resume',
+        '/v1/batches/{batchId}/cancel',
+      ].sort(),
+    );
+    expect(Object.keys(document.paths['/v1/backups/{userId}']!).sort()).toEqual(['get', 'post']);
+  });
+
+  it('refuses a missing or wrong token with 401, and takes either configured token (rotation)', async () => {
+    const userId = env.seedUser('api-auth');
+    expect((await call('POST', `/v1/backups/${userId}`, undefined, null)).status).toBe(401);
+    const wrong = await call('POST', `/v1/backups/${userId}`, undefined, 'not-a-token-but-long-enough-000000');
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
+    expect(wrong.body).toMatchObject({ error: 'Unauthorized' });
+    // Nothing started for the refused requests.
+    expect((await call('GET', `/v1/backups/${userId}`)).status).toBe(404);
+    expect((await call('POST', `/v1/backups/${userId}`, undefined, TOKENS[1]!)).status).toBe(202);
+    await env.backups.waitForBackup(userId);
+  });
+
+  it('starts a backup idempotently, waits for its result and shows its status', async () => {
+    const userId = env.seedUser('api-backup');
+    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 1_000, count: 1, userId });
+    const first = await call('POST', `/v1/backups/${userId}`);
+    const second = await call('POST', `/v1/backups/${userId}`);
+    expect(first.status).toBe(202);
+    expect(first.body).toMatchObject({ userId, workflowId: `backup-${userId}`, alreadyRunning: false });
+    expect(second.body).toMatchObject({ runId: first.body!.runId, alreadyRunning: true });
+    const result = await call('GET', `/v1/backups/${userId}/result?waitSeconds=30`);
+    expect(result.status).toBe(200);
+    expect(result.body).toMatchObject({ userId, status: 'COMPLETED' });
+    const status = await call('GET', `/v1/backups/${userId}`);
+    expect(status.body).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', step: 'DONE' });
+  });
+
+  it('validates requests with clear 400 bodies before anything reaches Temporal', async () => {
+    const badId = await call('POST', '/v1/backups/bad%20id');
+    expect(badId.status).toBe(400);
+    expect(badId.body).toMatchObject({ error: 'InvalidRequest' });
+    expect(String(badId.body!.message)).toContain('userId');
+    const noReason = await call('POST', '/v1/backups/u1/abandon', { reason: '' });
+    expect(noReason.status).toBe(400);
+    expect(String(noReason.body!.message)).toMatch(/reason/);
+    const unknownField = await call('POST', '/v1/batches', { source: { kind: 'list', userIds: ['u1'] }, speed: 9 });
+    expect(unknownField.status).toBe(400);
+    const wait = await call('GET', '/v1/backups/u1/result?waitSeconds=3600');
+    expect(wait.status).toBe(400);
+    expect(String(wait.body!.message)).toMatch(/waitSeconds/);
+  });
+
+  it('parks, retries and abandons through the API, with 409 for actions on a backup that is not parked', async () => {
+    const userId = env.seedUser('api-park');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, userId });
+    await call('POST', `/v1/backups/${userId}`);
+    await eventually('the backup to park', async () => ((await call('GET', `/v1/backups/${userId}`)).body?.status === 'NEEDS_ATTENTION' ? true : undefined));
+    const stillRunning = await call('GET', `/v1/backups/${userId}/result?waitSeconds=1`);
+    expect(stillRunning.status).toBe(202);
+    expect(stillRunning.body).toMatchObject({ status: 'NEEDS_ATTENTION', step: 'MARK' });
+    const abandoned = await call('POST', `/v1/backups/${userId}/abandon`, { reason: 'key revoked (test)', requestedBy: 'api-test' });
+    expect(abandoned.status).toBe(200);
+    const result = await call('GET', `/v1/backups/${userId}/result?waitSeconds=10`);
+    expect(result.status).toBe(409);
+    expect(result.body).toMatchObject({ error: 'BackupAbandoned' });
+    const again = await call('POST', `/v1/backups/${userId}/retry`, {});
+    expect([404, 409]).toContain(again.status);
+    env.simulator.faults.clear();
+  });
+
+  it('runs a recovery and a batch', async () => {
+    const userId = env.seedUser('api-recover');
+    await call('POST', `/v1/backups/${userId}`);
+    await call('GET', `/v1/backups/${userId}/result?waitSeconds=30`);
+    const started = await call('POST', `/v1/recoveries/${userId}`, { freshBackup: false });
+    expect(started.status).toBe(202);
+    const recovered = await call('GET', `/v1/recoveries/${userId}/result?waitSeconds=30`);
+    expect(recovered.status).toBe(200);
+    expect(recovered.body).toMatchObject({ userId, status: 'COMPLETED' });
+
+    const users = [env.seedUser('api-batch'), env.seedUser('api-batch')];
+    const batch = await call('POST', '/v1/batches', { source: { kind: 'list', userIds: users }, concurrency: 2, backupsPerMinute: 600 });
+    expect(batch.status).toBe(202);
+    const batchId = String(batch.body!.batchId);
+    const done = await eventually('the batch to finish', async () => {
+      const status = await call('GET', `/v1/batches/${encodeURIComponent(batchId)}`);
+      return status.body?.status === 'COMPLETED' ? status.body : undefined;
+    });
+    expect(done).toMatchObject({ counts: expect.objectContaining({ completed: 2 }) });
+    expect((await call('POST', `/v1/batches/${encodeURIComponent(batchId)}/pause`)).status).toBe(409);
+    expect((await call('GET', '/v1/batches/no-such-batch')).status).toBe(404);
+  });
+});
