@@ -19,6 +19,10 @@ export const campaignOptionsSchema = z.object({
   mode: z.enum(['portal-managed', 'self-managed']).default('portal-managed'),
   /** Self-managed: per-call probability of each webhook fault kind (on Portal's calls to the webhook). */
   webhookFaultRate: z.number().min(0).max(0.2).default(0.01),
+  /** Share of users whose wallet is recovered (from its completed backup) once the backups are over, under the same faults. */
+  recoveryShare: z.number().min(0).max(1).default(0.1),
+  /** Rotate the Transit key halfway through the backups (rewrap everything, raise min_decryption_version). */
+  rotateMidRun: z.boolean().default(true),
   /** Per-request probability of each Portal fault kind. */
   portalFaultRate: z.number().min(0).max(0.2).default(0.02),
   /** Arm each Portal fault kind once at the start, so every kind fires in even a short run. */

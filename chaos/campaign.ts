@@ -9,6 +9,11 @@ import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { VaultTransit } from '../activities/vault-transit';
 import { BackupClient } from '../client/backup-client';
+import { KeysClient } from '../client/keys-client';
+import { RecoveryClient } from '../client/recovery-client';
+import { keyRotationPolicy } from '../stack/vault-policies';
+import { MAX_LIST_USER_IDS } from '../workflows/batch-backup-api';
+import type { CiphertextCounts, RotationReport } from '../workflows/rotate-keys-api';
 import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator } from '../simulator/portal-simulator';
@@ -28,6 +33,7 @@ import { campaignOptionsSchema, type CampaignOptions, type CampaignOptionsInput 
 import {
   candidateTokens,
   checkCustodianShares,
+  checkRecovery,
   checkUser,
   ciphertextAtPortal,
   INVARIANTS,
@@ -36,6 +42,7 @@ import {
   type CiphertextLookup,
   type HeldCustodianShare,
   type Invariant,
+  type RecoveryOutcome,
 } from './invariants';
 import { leaksIn, secretsOf, textsIn } from './secret-scan';
 
@@ -67,6 +74,11 @@ export interface CampaignReport {
     custodianRows: number;
     clientCiphertextRows: number;
   };
+  /** The key rotation started halfway through the backups. */
+  rotation?:
+    | { status: 'NOT_FINISHED' }
+    | { status: string; durationMs: number; clientCiphertexts: CiphertextCounts; custodianShares: CiphertextCounts; usersDeferred: number; minDecryptionVersionRaised: boolean };
+  recoveries: { total: number; completed: number; orphanedSigningPairs: number };
   orphans: number;
   completionMs: { p50: number; p95: number; max: number };
   violations: Record<Invariant, number>;
@@ -134,7 +146,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       PostgresServer | undefined,
     ];
     await setUpTransit(vault.addr, vault.rootToken);
-    const appRole = await setUpAppRole(vault.addr, vault.rootToken, { tokenTtl: options.vaultTokenTtl, tokenMaxTtl: '10m' });
+    // With a rotation in the run, the workers' role also holds the rotation policy (in production a
+    // rotation runs on a worker pool of its own: docs/restore.md).
+    const appRole = await setUpAppRole(vault.addr, vault.rootToken, {
+      tokenTtl: options.vaultTokenTtl,
+      tokenMaxTtl: '10m',
+      ...(options.rotateMidRun ? { policy: keyRotationPolicy('mpc-backup') } : {}),
+    });
     const vaultProxy = new TcpFaultProxy({ host: '127.0.0.1', port: vault.port }, await freePort());
     await vaultProxy.start();
     cleanups.push(() => vaultProxy.stop());
@@ -265,6 +283,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
     const rawClient = new Client({ connection });
     const backups = new BackupClient(client, 'mpc-backup-chaos');
+    const recoveries = new RecoveryClient(client, 'mpc-backup-chaos');
+    const keys = new KeysClient(client, 'mpc-backup-chaos');
     await waitForPollers(connection, 'mpc-backup-chaos');
     await webhookReady;
 
@@ -475,6 +495,20 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       return outcome;
     };
 
+    // Halfway through the backups, the Transit key is rotated: every stored ciphertext is rewrapped
+    // while backups, faults and restarts go on, and min_decryption_version is raised at the end, so
+    // a ciphertext the rotation missed would no longer decrypt (checked with the invariants).
+    let rotationStarted = false;
+    const startRotationWhenHalfway = async () => {
+      if (!options.rotateMidRun || rotationStarted || outcomes.size < userIds.length / 2) return;
+      rotationStarted = true;
+      const listed = userIds.slice(0, MAX_LIST_USER_IDS);
+      await resilient('rotate', () =>
+        keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, raiseMinDecryptionVersion: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }),
+      );
+      say(`key rotation started over ${listed.length} users, ${outcomes.size} backups ended`);
+    };
+
     let lastReport = 0;
     let timedOut = false;
     while (outcomes.size < userIds.length) {
@@ -486,12 +520,52 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       }
       while (inFlight.size < options.concurrency && next < userIds.length) await start(userIds[next++]!);
       await Promise.all([...inFlight].map((userId) => poll(userId)));
+      await startRotationWhenHalfway();
       if (Date.now() - lastReport > 5_000) {
         say(`${outcomes.size}/${userIds.length} done, ${inFlight.size} in flight`);
         lastReport = Date.now();
       }
       await sleep(250);
     }
+    // The rotation ends once the last pre-rotation backup has (it defers those users until then).
+    let rotationReport: RotationReport | undefined;
+    if (rotationStarted && !timedOut) {
+      rotationReport = await resilient('rotation report', () => keys.wait(), Math.max(60_000, deadline - Date.now()));
+      say(`key rotation ${rotationReport.status}: ${JSON.stringify(rotationReport.counts.clientCiphertexts)}, min_decryption_version ${JSON.stringify(rotationReport.minDecryptionVersion)}`);
+    }
+
+    // Recoveries of a share of the completed users, under the same faults (no fresh backup, so each
+    // user keeps exactly one backup run for the checks below).
+    const recoveryOutcomes = new Map<string, RecoveryOutcome>();
+    if (!timedOut && options.recoveryShare > 0) {
+      const candidates = [...outcomes.values()].filter((o) => o.status === 'COMPLETED' && !o.revokedByCampaign).map((o) => o.userId);
+      const chosen = candidates.filter(() => random.next() < options.recoveryShare);
+      if (chosen.length === 0 && candidates.length > 0) chosen.push(candidates[0]!);
+      say(`recovering ${chosen.length} wallets`);
+      const open = new Set<string>();
+      let index = 0;
+      while ((index < chosen.length || open.size > 0) && Date.now() < deadline) {
+        while (open.size < options.concurrency && index < chosen.length) {
+          const userId = chosen[index++]!;
+          recoveryOutcomes.set(userId, { userId, status: 'RUNNING', startedAt: Date.now() });
+          await resilient('recover', () => recoveries.startRecovery(userId, { freshBackup: false }));
+          open.add(userId);
+        }
+        for (const userId of [...open]) {
+          const status = await resilient('recovery status', () => recoveries.getRecoveryStatus(userId));
+          const outcome = recoveryOutcomes.get(userId)!;
+          if (status.execution === 'RUNNING' && status.status !== 'NEEDS_ATTENTION') continue;
+          outcome.status = status.execution === 'COMPLETED' ? 'COMPLETED' : (status.status ?? status.execution);
+          if (status.result) outcome.result = status.result;
+          const failure = status.failure ?? (status.progress?.lastError ? `parked at ${status.progress.lastError.step}: ${status.progress.lastError.type}: ${status.progress.lastError.message}` : undefined);
+          if (failure) outcome.failure = failure;
+          open.delete(userId);
+        }
+        await sleep(250);
+      }
+      for (const userId of open) recoveryOutcomes.get(userId)!.failure = 'still running when time ran out';
+    }
+
     done = true;
     await faultLoop;
     await vaultProxy.setMode('pass');
@@ -562,6 +636,26 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       const leaks = leaksIn(textsIn(history), [...secretsOf(simClient), vault.rootToken]);
       for (const leak of leaks) violations.add('secret-in-history', `a secret of ${leak.length} characters`, userId);
     }
+    if (rotationStarted) {
+      const problems = !rotationReport
+        ? ['the rotation did not finish in time']
+        : [
+            ...(rotationReport.status !== 'COMPLETED' ? [`ended ${rotationReport.status}`] : []),
+            ...(rotationReport.counts.clientCiphertexts.failed + rotationReport.counts.custodianShares.failed + rotationReport.counts.usersFailed > 0
+              ? [`${rotationReport.failures.length} failures, e.g. ${rotationReport.failures[0]?.reason ?? ''}`]
+              : []),
+            ...(!rotationReport.minDecryptionVersion.raised ? [`min_decryption_version not raised: ${JSON.stringify(rotationReport.minDecryptionVersion)}`] : []),
+          ];
+      for (const problem of problems) violations.add('rotation-not-verified', problem);
+    }
+    for (const outcome of recoveryOutcomes.values()) {
+      const simClient = simulator.state.user(outcome.userId)!;
+      checkRecovery(simClient, outcome, outcomes.get(outcome.userId)?.result, violations);
+      const history = await resilient('history', () => rawClient.workflow.getHandle(`recover-${outcome.userId}`).fetchHistory());
+      for (const leak of leaksIn(textsIn(history), [...secretsOf(simClient), vault.rootToken])) {
+        violations.add('secret-in-history', `recovery: a secret of ${leak.length} characters`, outcome.userId);
+      }
+    }
     const allSecrets = new Set(userIds.flatMap((id) => secretsOf(simulator.state.user(id)!)));
     for (const file of readdirSync(runDir).filter((name) => name.endsWith('.log'))) {
       const text = readFileSync(join(runDir, file), 'utf8');
@@ -620,6 +714,25 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
             },
           }
         : {}),
+      ...(rotationStarted
+        ? {
+            rotation: rotationReport
+              ? {
+                  status: rotationReport.status,
+                  durationMs: rotationReport.durationMs,
+                  clientCiphertexts: rotationReport.counts.clientCiphertexts,
+                  custodianShares: rotationReport.counts.custodianShares,
+                  usersDeferred: rotationReport.counts.usersDeferred,
+                  minDecryptionVersionRaised: rotationReport.minDecryptionVersion.raised === true,
+                }
+              : { status: 'NOT_FINISHED' },
+          }
+        : {}),
+      recoveries: {
+        total: recoveryOutcomes.size,
+        completed: [...recoveryOutcomes.values()].filter((o) => o.status === 'COMPLETED').length,
+        orphanedSigningPairs: [...recoveryOutcomes.values()].reduce((sum, o) => sum + (o.result?.orphanedSigningPairIds.length ?? 0), 0),
+      },
       orphans,
       completionMs: { p50: percentile(durations, 50), p95: percentile(durations, 95), max: durations.at(-1) ?? 0 },
       violations: violations.counts,
@@ -659,6 +772,17 @@ export function summarize(report: CampaignReport): string {
     ...(report.unexpectedExits.length > 0
       ? [`  processes that exited by themselves: ${report.unexpectedExits.map((exit) => `${exit.process} (code ${exit.code}, at ${exit.at} ms)`).join(', ')}`]
       : []),
+    ...(report.rotation
+      ? [
+          'clientCiphertexts' in report.rotation
+            ? `  key rotation mid-run: ${report.rotation.status} in ${(report.rotation.durationMs / 1000).toFixed(1)} s; client ciphertexts rewrapped ` +
+              `${report.rotation.clientCiphertexts.rewrapped}, already current ${report.rotation.clientCiphertexts.alreadyCurrent}, verified ` +
+              `${report.rotation.clientCiphertexts.verified}, failed ${report.rotation.clientCiphertexts.failed}; custodian shares verified ` +
+              `${report.rotation.custodianShares.verified}; users deferred ${report.rotation.usersDeferred}; min_decryption_version raised ${report.rotation.minDecryptionVersionRaised}`
+            : '  key rotation mid-run: did not finish',
+        ]
+      : []),
+    `  recoveries: ${report.recoveries.completed}/${report.recoveries.total} completed, orphaned signing pairs named ${report.recoveries.orphanedSigningPairs}`,
     `  orphaned pairs ${report.orphans}; completion p50 ${report.completionMs.p50} ms, p95 ${report.completionMs.p95} ms, max ${report.completionMs.max} ms`,
     `  violations: ${INVARIANTS.map((name) => `${name} ${report.violations[name]}`).join(', ')}`,
     ...(report.timedOut

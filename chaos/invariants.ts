@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { BackupResult } from '../domain/backup-types';
+import type { RecoveryResult } from '../domain/recovery-types';
 import { custodianShareContext, transitContext } from '../activities/transit-context';
 import type { VaultTransit } from '../activities/vault-transit';
 import type { WebhookCallRecord } from '../simulator/custodian-webhook';
@@ -30,6 +31,11 @@ export const INVARIANTS = [
   'marked-without-custodian-share',
   'secret-in-history',
   'secret-in-logs',
+  'recovery-not-completed',
+  'recovered-wrong-backup',
+  'recovered-signing-shares-not-kept',
+  'orphan-signing-pair-not-named',
+  'rotation-not-verified',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -117,6 +123,45 @@ export async function checkUser(
     }
   }
   return { orphans: orphans.length };
+}
+
+/** How one recovery ended, as the campaign saw it. */
+export interface RecoveryOutcome {
+  userId: string;
+  status: string;
+  result?: RecoveryResult;
+  failure?: string;
+  /** When the campaign started it (ms since the epoch): signing pairs made since then belong to it. */
+  startedAt: number;
+}
+
+/**
+ * Checks one recovery against the simulator's state: it completed; it restored the user's newest
+ * completed backup; the new signing shares are what the backend now holds and are marked at
+ * Portal; every signing pair a lost /v1/recover call made is named in the result.
+ */
+export function checkRecovery(client: SimClient, outcome: RecoveryOutcome, expectedBackup: BackupResult | undefined, violations: ViolationLog): void {
+  const userId = client.userId;
+  if (outcome.status !== 'COMPLETED' || !outcome.result) {
+    violations.add('recovery-not-completed', `ended ${outcome.status}: ${outcome.failure ?? 'no reason recorded'}`, userId);
+    return;
+  }
+  const result = outcome.result;
+  if (expectedBackup && JSON.stringify(result.backupPairIds) !== JSON.stringify(expectedBackup.pairIds)) {
+    violations.add('recovered-wrong-backup', `restored ${Object.values(result.backupPairIds).join(', ')}, not the newest completed backup`, userId);
+  }
+  const kept = JSON.parse(client.generateResponse) as Record<string, { id?: string }>;
+  const signing = client.wallets.flatMap((wallet) => wallet.signingSharePairs);
+  for (const [curve, id] of Object.entries(result.signingPairIds)) {
+    if (kept[curve]?.id !== id) violations.add('recovered-signing-shares-not-kept', `the backend does not hold signing pair ${id} (${curve})`, userId);
+    if (signing.find((pair) => pair.id === id)?.status !== 'completed') {
+      violations.add('recovered-signing-shares-not-kept', `signing pair ${id} (${curve}) is not marked at Portal`, userId);
+    }
+  }
+  const named = new Set([...result.orphanedSigningPairIds, ...Object.values(result.signingPairIds)]);
+  for (const pair of signing.filter((p) => p.status === 'incomplete' && Date.parse(p.createdAt) >= outcome.startedAt)) {
+    if (!named.has(pair.id)) violations.add('orphan-signing-pair-not-named', `signing pair ${pair.id} is not in the recovery's result`, userId);
+  }
 }
 
 /** A custodian share row as the webhook committed it (table custodian_shares). */

@@ -14,6 +14,8 @@ const program = new Command('chaos')
   .option('--concurrency <n>', 'backups in flight at once', '25')
   .option('--revoked-share <fraction>', 'share of users whose key is revoked at step 3 or 4', '0.03')
   .option('--fault-rate <p>', 'per-request probability of each Portal fault kind', '0.02')
+  .option('--recovery-share <fraction>', 'share of completed users recovered after the backups, under the same faults', '0.1')
+  .option('--no-rotation', 'do not rotate the Transit key halfway through the backups')
   .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
   .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
   .option('--mean-fault-interval <ms>', 'mean time between process and network faults', '8000')
@@ -31,6 +33,8 @@ async function main(): Promise<void> {
     workers: Number(o.workers),
     concurrency: Number(o.concurrency),
     revokedShare: Number(o.revokedShare),
+    recoveryShare: Number(o.recoveryShare),
+    rotateMidRun: o.rotation !== false,
     portalFaultRate: Number(o.faultRate),
     mode: o.selfManaged ? 'self-managed' : 'portal-managed',
     webhookFaultRate: Number(o.webhookFaultRate),

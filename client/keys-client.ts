@@ -63,6 +63,8 @@ export interface StartRotationOptions {
   rotate?: boolean;
   /** First wait before looking again at users whose pre-rotation backup was running (default 30 s). */
   deferredRecheckMs?: number;
+  /** The longest wait between those looks (default 5 min). */
+  deferredRecheckMaxMs?: number;
   /** The task queue the backups run on, when the rotation runs on a queue of its own (default: the client's). */
   backupTaskQueue?: string;
   activitiesPerRun?: number;
@@ -135,6 +137,7 @@ export class KeysClient {
             ...(options.rotate === false ? { rotate: false } : {}),
             ...(options.pageSize ? { pageSize: options.pageSize } : {}),
             ...(options.deferredRecheckMs ? { deferredRecheckMs: options.deferredRecheckMs } : {}),
+            ...(options.deferredRecheckMaxMs ? { deferredRecheckMaxMs: options.deferredRecheckMaxMs } : {}),
             ...(options.backupTaskQueue ? { backupTaskQueue: options.backupTaskQueue } : {}),
             ...(options.activitiesPerRun ? { activitiesPerRun: options.activitiesPerRun } : {}),
             ...(options.maxHistoryEventsPerRun ? { maxHistoryEventsPerRun: options.maxHistoryEventsPerRun } : {}),

@@ -4,6 +4,7 @@ import nodeVault from 'node-vault';
 import { freePort } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { toolBinary } from './tool-binaries';
+import { workerPolicy } from './vault-policies';
 
 export interface VaultServer {
   addr: string;
@@ -110,7 +111,8 @@ export async function setUpTransit(addr: string, rootToken: string, keyName = 'm
 export async function setUpAppRole(
   addr: string,
   rootToken: string,
-  options: { role?: string; keyName?: string; tokenTtl: string; tokenMaxTtl: string },
+  /** `policy`: the role's HCL (default: the workers' policy for the key, stack/vault-policies.ts). */
+  options: { role?: string; keyName?: string; tokenTtl: string; tokenMaxTtl: string; policy?: string },
 ): Promise<{ roleId: string; secretId: string }> {
   const admin = adminClient(addr, rootToken);
   const role = options.role ?? 'mpc-backup-worker';
@@ -119,15 +121,7 @@ export async function setUpAppRole(
   if (!('approle/' in auths) && !('approle/' in ((auths.data as Record<string, unknown>) ?? {}))) {
     await admin.enableAuth({ mount_point: 'approle', type: 'approle' });
   }
-  await admin.addPolicy({
-    name: role,
-    rules: [
-      `path "transit/encrypt/${keyName}" { capabilities = ["update"] }`,
-      `path "transit/decrypt/${keyName}" { capabilities = ["update"] }`,
-      // Lets the worker check the key at start; no "create", so a wrong key name is never made.
-      `path "transit/keys/${keyName}" { capabilities = ["read"] }`,
-    ].join('\n'),
-  });
+  await admin.addPolicy({ name: role, rules: options.policy ?? workerPolicy(keyName) });
   await admin.write(`auth/approle/role/${role}`, {
     token_policies: [role],
     token_ttl: options.tokenTtl,

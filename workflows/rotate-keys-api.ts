@@ -48,6 +48,8 @@ export interface RotateKeysInput {
   backupTaskQueue?: string;
   /** First wait before looking again at users whose backup was running (default 30 s, doubling to 5 min). */
   deferredRecheckMs?: number;
+  /** The longest wait between those looks (default 5 min). */
+  deferredRecheckMaxMs?: number;
   /** Rewrap activities per run before the workflow drains and continues as new (default 300). */
   activitiesPerRun?: number;
   /** History length at which a run drains and continues as new (default 10,000). */

@@ -242,7 +242,7 @@ class RotationRun {
       if (this.shouldContinueAsNew()) await this.continueAsNewNow();
       this.phase = 'WAITING_FOR_BACKUPS';
       if (await condition(() => this.state.cancelled, waitMs)) break;
-      waitMs = Math.min(waitMs * 2, DEFERRED_RECHECK_MAX_MS);
+      waitMs = Math.min(waitMs * 2, this.input.deferredRecheckMaxMs ?? DEFERRED_RECHECK_MAX_MS);
       const users = this.state.deferred.splice(0);
       this.phase = 'REWRAPPING';
       while (users.length > 0 && !this.state.cancelled) {

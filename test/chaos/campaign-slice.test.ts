@@ -35,6 +35,10 @@ describe('fault campaign (fast slice)', () => {
     }
     expect(report.operatorRetries, context).toBeGreaterThanOrEqual(1);
     expect(report.backups.completed, context).toBe(30);
+    // A key rotation halfway through, and recoveries after the backups, under the same faults.
+    expect(report.rotation && 'minDecryptionVersionRaised' in report.rotation && report.rotation.minDecryptionVersionRaised, context).toBe(true);
+    expect(report.recoveries.total, context).toBeGreaterThanOrEqual(1);
+    expect(report.recoveries.completed, context).toBe(report.recoveries.total);
     expect(report.violationTotal, context).toBe(0);
   });
 
