@@ -72,6 +72,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       90_000,
       proc.exited,
     );
+    if (options.uiPort) {
+      // The Web UI is served by the same process but starts on its own; a browser needs it up.
+      const uiUrl = `http://127.0.0.1:${options.uiPort}`;
+      await waitUntil(`Temporal Web UI on ${uiUrl}`, async () => (await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) })).ok, 30_000, proc.exited);
+    }
     return proc;
   };
 
