@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../../client/config';
@@ -60,11 +62,13 @@ describe('worker configuration', () => {
     ['SHARE_SEALING_ACTIVE_KEY_ID', 's9', 'not a key id'],
     ['BATCH_SOURCE_ALLOWED_ORIGINS', 'https://backend.example.com/users', 'no path'],
     ['TEMPORAL_TLS', 'maybe', 'true or false'],
-    ['TEMPORAL_TLS_CERT_PATH', '/nonexistent/cert.pem', 'TEMPORAL_TLS_KEY_PATH must be set together'],
+    ['TEMPORAL_TLS_CLIENT_CERT_PATH', '/nonexistent/cert.pem', 'TEMPORAL_TLS_CLIENT_KEY_PATH must be set together'],
+    ['TEMPORAL_TLS_CERT_PATH', '/etc/hostname', 'is now TEMPORAL_TLS_CLIENT_CERT_PATH'],
+    ['TEMPORAL_CONFIG_FILE', '/nonexistent/temporal.toml', 'cannot read file'],
     ['LOG_LEVEL', 'loud', 'trace, debug'],
   ])('names %s when it is malformed', (name, value, hint) => {
     const found = problems({ ...VALID, [name]: value });
-    expect(found.join('\n')).toContain(name.startsWith('TEMPORAL_TLS_CERT') ? 'TEMPORAL_TLS_CERT_PATH' : name);
+    expect(found.join('\n')).toContain(name);
     expect(found.join('\n')).toContain(hint);
   });
 
@@ -173,5 +177,35 @@ describe('webhook configuration', () => {
   it('lists every missing variable at once', () => {
     const found = webhookProblems({}).join('\n');
     for (const name of ['WEBHOOK_SECRETS', 'DATABASE_URL', 'VAULT_ADDR']) expect(found).toContain(name);
+  });
+});
+
+describe('Temporal connection settings (@temporalio/envconfig)', () => {
+  const profileFile = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'temporal-profile-'));
+    const file = join(dir, 'temporal.toml');
+    writeFileSync(
+      file,
+      ['[profile.default]', 'address = "default.example:7233"', '', '[profile.prod]', 'address = "prod.tmprl.example:7233"', 'namespace = "payments.a1b2c"', 'api_key = "profile-api-key"', ''].join('\n'),
+    );
+    return file;
+  };
+
+  it('reads a profile from the TOML client config file, and TEMPORAL_* variables override it', () => {
+    const file = profileFile();
+    const prod = loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'prod' });
+    expect(prod.temporal).toMatchObject({ address: 'prod.tmprl.example:7233', namespace: 'payments.a1b2c' });
+    expect(prod.temporal.connection).toMatchObject({ address: 'prod.tmprl.example:7233', apiKey: 'profile-api-key', tls: true });
+    const overridden = loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'prod', TEMPORAL_NAMESPACE: 'other' });
+    expect(overridden.temporal.namespace).toBe('other');
+    const defaults = loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: file });
+    expect(defaults.temporal).toMatchObject({ address: 'default.example:7233', namespace: 'default', taskQueue: 'mpc-backup' });
+  });
+
+  it('names a profile that is not in the file as a configuration error', () => {
+    expect(() => loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'staging' })).toThrow(ConfigError);
+    expect(() => loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'staging' })).toThrow(
+      /Temporal client profile .*Profile 'staging' not found/,
+    );
   });
 });
