@@ -9,7 +9,7 @@ import { loadClientConfig } from './config';
 import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile, UserListFileError } from './user-list-file';
 import type { BatchSource } from '../workflows/batch-backup-api';
-import { print } from './cli-output';
+import { print, progressLine, setJsonOutput } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
 import { isKeysCommandError, registerKeysCommands } from './cli-keys';
 import { DrillFailedError, DrillOptionsError } from './drill-client';
@@ -20,7 +20,9 @@ import { ShareRetrievalRefusedError } from './client-backup-share';
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
   .description('Start and steer MPC wallet backups (configuration: TEMPORAL_*, PAYLOAD_CODEC_* variables)')
-  .showHelpAfterError();
+  .option('--json', 'print results as JSON (for scripts) instead of a readable summary')
+  .showHelpAfterError()
+  .hook('preAction', (command) => setJsonOutput(Boolean(command.optsWithGlobals().json)));
 
 
 async function withClient(action: (client: BackupClient) => Promise<void>): Promise<void> {
@@ -148,8 +150,31 @@ batch
       }),
   );
 
+batch
+  .command('status')
+  .argument('<batchId>')
+  .option('--watch [seconds]', 'redraw a live progress line (bar, counts, rate, ETA) every few seconds until the batch ends')
+  .description('progress: totals, completed, failed, parked, in flight, rate, ETA')
+  .action((batchId: string, options: { watch?: boolean | string }) =>
+    withBatches(async (batches) => {
+      if (!options.watch) return print(await batches.status(batchId));
+      const everyMs = Math.max(1, Number(options.watch === true ? 2 : options.watch)) * 1000;
+      if (!Number.isFinite(everyMs)) throw new BatchArgumentError('--watch takes a number of seconds');
+      const live = process.stdout.isTTY === true;
+      for (;;) {
+        const progress = await batches.status(batchId);
+        const line = progressLine(progress);
+        process.stdout.write(live ? `\r\x1b[2K${line}` : `${line}\n`);
+        if ('finishedAt' in progress) {
+          if (live) process.stdout.write('\n');
+          return print(progress);
+        }
+        await new Promise((resolve) => setTimeout(resolve, everyMs));
+      }
+    }),
+  );
+
 for (const [name, description] of [
-  ['status', 'progress: totals, completed, failed, parked, in flight, rate, ETA'],
   ['report', 'every failed or parked user with its reason (the final report once done)'],
   ['pause', 'stop starting new backups (those in flight finish)'],
   ['resume', 'start backups again'],
@@ -161,7 +186,7 @@ for (const [name, description] of [
     .description(description)
     .action((batchId: string) =>
       withBatches(async (batches) => {
-        const run = { status: () => batches.status(batchId), report: () => batches.report(batchId), pause: () => batches.pause(batchId), resume: () => batches.resume(batchId), cancel: () => batches.cancel(batchId) };
+        const run = { report: () => batches.report(batchId), pause: () => batches.pause(batchId), resume: () => batches.resume(batchId), cancel: () => batches.cancel(batchId) };
         print(await run[name]());
       }),
     );

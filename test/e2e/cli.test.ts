@@ -1,0 +1,49 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+
+const run = promisify(execFile);
+
+/** The `backup` CLI as an operator runs it, against the real stack. */
+let env: BackupTestEnv;
+let cliEnv: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker();
+  cliEnv = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: env.taskQueue, PAYLOAD_CODEC_KEYS: inject('codecKeys') };
+});
+afterAll(() => env?.close());
+
+const backup = (...args: string[]) => run('npx', ['tsx', 'client/cli.ts', ...args], { env: cliEnv, timeout: 120_000 });
+
+describe('backup CLI', () => {
+  it('prints a readable summary by default and the exact JSON with --json', async () => {
+    const userId = env.seedUser('cli');
+    const started = await backup('start', userId, '--wait');
+    expect(started.stdout).toMatch(new RegExp(`^userId: ${userId}$`, 'm'));
+    expect(started.stdout).toMatch(/^status: COMPLETED$/m);
+    expect(started.stdout).toMatch(/^pairIds:\n {2}SECP256K1: \S+\n {2}ED25519: \S+$/m);
+    const json = JSON.parse((await backup('--json', 'status', userId)).stdout) as { status: string; result: { pairIds: Record<string, string> } };
+    expect(json.status).toBe('COMPLETED');
+    expect(started.stdout).toContain(json.result.pairIds.SECP256K1);
+  });
+
+  it('batch status --watch draws progress lines until the batch ends, then prints the report', async () => {
+    const users = [env.seedUser('cli-batch'), env.seedUser('cli-batch'), env.seedUser('cli-batch')];
+    const started = JSON.parse((await backup('--json', 'batch', 'start', '--users', users.join(','), '--concurrency', '1', '--rate', '120')).stdout) as { batchId: string };
+    const watched = await backup('batch', 'status', started.batchId, '--watch', '1');
+    const lines = watched.stdout.split('\n');
+    expect(lines.some((line) => /^\[[#-]{30}\] \d+% \d\/3 · completed \d, failed 0, parked 0, skipped 0 · in flight \d · [\d.]+\/min/.test(line))).toBe(true);
+    expect(watched.stdout).toMatch(/^\[#{30}\] 100% 3\/3 · completed 3/m);
+    expect(watched.stdout).toMatch(/^status: COMPLETED$/m);
+    expect(watched.stdout).toMatch(/^finishedAt: /m);
+  });
+
+  it('exits with status 2 and the rule for a bad user id', async () => {
+    const failure = (await backup('status', 'bad id').catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(failure.code).toBe(2);
+    expect(failure.stderr).toMatch(/^backup: userId must start with a letter or digit/m);
+  });
+});
