@@ -26,6 +26,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
 import { DrillClient } from '../../client/drill-client';
+import { KeysClient } from '../../client/keys-client';
 import { RecoveryClient } from '../../client/recovery-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
@@ -216,6 +217,7 @@ async function main(): Promise<void> {
     const batches = new BatchClient(client, taskQueue);
     const recoveries = new RecoveryClient(client, taskQueue);
     const drills = new DrillClient(client, taskQueue);
+    const rotations = new KeysClient(client, taskQueue);
     const backedUp = async (prefix: string) => {
       const userId = seedUser(prefix);
       await backups.startBackupWorkflow(userId);
@@ -443,6 +445,15 @@ async function main(): Promise<void> {
         if (report.counts.failed !== 1) throw new Error(`unexpected drill report: ${JSON.stringify(report.counts)}`);
         await record('drill-completed', drillId);
         await record('drill-finding', `${drillId}-finding-${tampered}`);
+      },
+      // Key rotation (since 90afcdc): rotate, rewrap two users' backups, raise min_decryption_version.
+      // Last: it changes the key every later scenario would use.
+      'rotation-completed': async () => {
+        const users = [await backedUp('rotate'), await backedUp('rotate')];
+        await rotations.rotate({ source: { kind: 'list', userIds: users }, usersPerMinute: 6000, raiseMinDecryptionVersion: true });
+        const report = await rotations.wait();
+        if (report.status !== 'COMPLETED' || report.counts.clientCiphertexts.verified !== 4) throw new Error(`unexpected rotation report: ${JSON.stringify(report.counts)}`);
+        await record('rotation-completed', 'rotate-keys');
       },
     };
 
