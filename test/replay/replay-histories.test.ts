@@ -31,6 +31,19 @@ const SCENARIOS = [
   'batch-cancelled-update',
 ];
 
+/** Scenarios of workflows added later (recovery, restore drill, key rotation): required of the versions that recorded them. */
+const RESTORE_SCENARIOS = [
+  'recovery-completed',
+  'backup-fresh-after-recovery',
+  'recovery-parked-retried',
+  'recovery-abandoned',
+  'recovery-failed-find',
+  'drill-completed',
+  'drill-finding',
+  'rotation-completed',
+];
+const VERSIONS_WITH_RESTORE = ['b6faa4f'];
+
 interface Fixture {
   /** The folder of the code version that recorded it (fixtures/<short sha>/). */
   version: string;
@@ -81,8 +94,8 @@ async function replay(workflowsPath: string, replayName: string, version: string
 describe('recorded histories replay against the current workflow code', () => {
   const recorded = versions();
 
-  it('has fixtures of the code before sealed shares and batch v2, right after, and after the review fixes', () => {
-    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598']));
+  it('has fixtures of the code before sealed shares and batch v2, right after, after the review fixes, and with recovery, drills and rotation', () => {
+    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598', ...VERSIONS_WITH_RESTORE]));
   });
 
   describe.each(recorded)('recorded by %s', (version) => {
@@ -90,7 +103,7 @@ describe('recorded histories replay against the current workflow code', () => {
 
     it('has a fixture for every recorded scenario', () => {
       const names = fixtures.map((fixture) => fixture.name);
-      for (const scenario of SCENARIOS) {
+      for (const scenario of [...SCENARIOS, ...(VERSIONS_WITH_RESTORE.includes(version) ? RESTORE_SCENARIOS : [])]) {
         expect(
           names.some((name) => name === scenario || new RegExp(`^${scenario}-run\\d+$`).test(name)),
           `a fixture for ${scenario}`,
