@@ -12,6 +12,7 @@ COPY codec ./codec
 COPY config ./config
 COPY db ./db
 COPY domain ./domain
+COPY metrics ./metrics
 COPY simulator ./simulator
 COPY webhook ./webhook
 COPY worker ./worker

@@ -1,6 +1,7 @@
 import axios, { AxiosError, AxiosInstance } from 'axios';
 import { z } from 'zod';
 import { CredentialsInvalidError, CredentialsUnavailableError, UnknownUserError } from '../domain/errors';
+import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../metrics/service-metrics';
 import { isTransientHttpStatus } from './http-status';
 import { describeZodError } from './response-validation';
 
@@ -39,17 +40,25 @@ const credentialsSchema = z.object({
 export class HttpCredentialsSource implements CredentialsSource {
   private readonly http: AxiosInstance;
 
-  constructor(private readonly config: HttpCredentialsSourceConfig) {
+  constructor(
+    private readonly config: HttpCredentialsSourceConfig,
+    /** Every call by status class (no route label: one route, whose URL holds the user id); none by default. */
+    private readonly metrics: CallMetrics = NO_WORKER_METRICS.credentials,
+  ) {
     this.http = axios.create({ timeout: config.timeoutMs, maxRedirects: 0, maxContentLength: 1024 * 1024 });
   }
 
   async load(userId: string): Promise<UserCredentials> {
     const url = this.config.urlTemplate.replace('{userId}', encodeURIComponent(userId));
     let data: unknown;
+    const startedAt = performance.now();
     try {
       const headers = this.config.authHeader ? { [this.config.authHeader.name]: this.config.authHeader.value } : {};
-      data = (await this.http.get(url, { headers })).data;
+      const response = await this.http.get(url, { headers });
+      this.metrics.record({ route: 'GET {CREDENTIALS_URL}', status: response.status, seconds: secondsSince(startedAt) });
+      data = response.data;
     } catch (error) {
+      this.metrics.record({ route: 'GET {CREDENTIALS_URL}', ...httpFailureOf(error), seconds: secondsSince(startedAt) });
       throw classify(error, userId);
     }
     // A truncated or garbled body (not JSON: axios hands back the text) is worth another try.

@@ -9,6 +9,7 @@ import {
   NoCompletedBackupError,
 } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
+import type { DrillMetrics } from '../metrics/service-metrics';
 import type { DrillFailureKind, DrillUserOutcome } from '../workflows/restore-drill-api';
 import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
@@ -31,6 +32,8 @@ export interface DrillActivityDeps {
     getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string; shareSha256: string }[]>;
   };
   heartbeatIntervalMs: number;
+  /** Users checked, by outcome and failure kind (none when absent). */
+  drillMetrics?: DrillMetrics;
 }
 
 export interface CheckDrillUsersInput {
@@ -166,6 +169,8 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           const outcome = await checkUser(userId, reportTransient);
           outcomes.push('reason' in outcome ? { ...outcome, reason: redactSecrets(outcome.reason) } : outcome);
         }
+        // Counted once the activity returns: an attempt that throws (and is retried) counts nothing.
+        for (const outcome of outcomes) deps.drillMetrics?.user(outcome.outcome, outcome.outcome === 'failed' ? outcome.kind : 'none');
         Context.current().log.info('restore drill checked users', {
           users: outcomes.length,
           failed: outcomes.filter((outcome) => outcome.outcome === 'failed').map((outcome) => outcome.userId),

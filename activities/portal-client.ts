@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CURVES } from '../domain/curves';
 import type { BackupShares } from '../domain/backup-types';
 import { PortalContractError, PortalUnavailableError } from '../domain/errors';
+import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../metrics/service-metrics';
 import { classifyPortalError } from './portal-error-classifier';
 import { BASE64, describeZodError } from './response-validation';
 
@@ -56,6 +57,14 @@ const clientSchema = z.object({
 });
 export type PortalClientInfo = z.infer<typeof clientSchema>;
 
+/** One Portal request; `route` is the template metrics use when the operation holds an id (defaults to the operation). */
+interface PortalRequest {
+  method: string;
+  url: string;
+  data?: unknown;
+  route?: string;
+}
+
 export const STORED_CLIENT_BACKUP_SHARE = 'STORED_CLIENT_BACKUP_SHARE';
 export const STORED_CLIENT = 'STORED_CLIENT';
 
@@ -63,7 +72,11 @@ export const STORED_CLIENT = 'STORED_CLIENT';
 export class PortalClient {
   private readonly http: AxiosInstance;
 
-  constructor(private readonly config: PortalClientConfig) {
+  constructor(
+    private readonly config: PortalClientConfig,
+    /** Every call by route template and status class (429s apart); none by default. */
+    private readonly metrics: CallMetrics = NO_WORKER_METRICS.portal,
+  ) {
     this.http = axios.create({
       timeout: config.timeoutMs,
       maxContentLength: config.maxResponseBytes,
@@ -139,6 +152,7 @@ export class PortalClient {
       method: this.config.storeCipherTextMethod,
       url: `${this.config.apiUrl}${path}`,
       data: { clientCipherText: cipherText },
+      route: `${this.config.storeCipherTextMethod} /api/v3/clients/me/backup-share-pairs/{pairId}`,
     });
   }
 
@@ -146,7 +160,11 @@ export class PortalClient {
   async getCipherText(apiKey: string, pairId: string): Promise<string> {
     const path = `/api/v3/clients/me/backup-share-pairs/${encodeURIComponent(pairId)}/cipher-text`;
     const operation = `GET ${path}`;
-    const data = await this.callForJson(operation, apiKey, { method: 'GET', url: `${this.config.apiUrl}${path}` });
+    const data = await this.callForJson(operation, apiKey, {
+      method: 'GET',
+      url: `${this.config.apiUrl}${path}`,
+      route: 'GET /api/v3/clients/me/backup-share-pairs/{pairId}/cipher-text',
+    });
     const parsed = cipherTextResponseSchema.safeParse(data);
     if (!parsed.success) {
       throw new PortalContractError(`${operation} returned a body that breaks the contract: ${describeZodError(parsed.error)}`);
@@ -179,7 +197,7 @@ export class PortalClient {
    * truncated or garbled response (a proxy cut it short) is worth another try; well-formed JSON
    * of the wrong shape is not. Routes whose body is ignored (store, mark) accept any 2xx.
    */
-  private async callForJson(operation: string, apiKey: string, request: { method: string; url: string; data?: unknown }) {
+  private async callForJson(operation: string, apiKey: string, request: PortalRequest) {
     const data = await this.call(operation, apiKey, request);
     if (typeof data === 'string' && data.trim().length > 0) {
       throw new PortalUnavailableError(`${operation} returned a body that is not valid JSON; will retry`);
@@ -187,17 +205,18 @@ export class PortalClient {
     return data;
   }
 
-  private async call(
-    operation: string,
-    apiKey: string,
-    request: { method: string; url: string; data?: unknown },
-  ): Promise<unknown> {
+  private async call(operation: string, apiKey: string, { route, ...request }: PortalRequest): Promise<unknown> {
+    const startedAt = performance.now();
+    // Metrics name the route template, never the URL: pair ids stay out of labels.
+    const metricRoute = route ?? operation;
     let response;
     try {
       response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
     } catch (error) {
+      this.metrics.record({ route: metricRoute, ...httpFailureOf(error), seconds: secondsSince(startedAt) });
       throw classifyPortalError(error, operation);
     }
+    this.metrics.record({ route: metricRoute, status: response.status, seconds: secondsSince(startedAt) });
     return response.data;
   }
 }

@@ -1,5 +1,6 @@
 import nodeVault from 'node-vault';
 import type { VaultConfig } from '../config/vault-config';
+import type { CallMetrics } from '../metrics/service-metrics';
 import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from './vault-auth';
 import { VaultIdentity } from './vault-identity';
 import { VaultTransit } from './vault-transit';
@@ -21,9 +22,9 @@ export function vaultAuth(config: VaultConfig): VaultAuth {
   return config.auth.kind === 'token' ? new StaticTokenAuth(config.auth.token) : new AppRoleAuth(vaultClient(config), config.auth);
 }
 
-/** Vault Transit from configuration. */
-export function connectVaultTransit(config: VaultConfig, auth: VaultAuth = vaultAuth(config)): VaultTransit {
-  return new VaultTransit(config, auth);
+/** Vault Transit from configuration (with the worker's Vault call metrics, when given). */
+export function connectVaultTransit(config: VaultConfig, auth: VaultAuth = vaultAuth(config), metrics?: CallMetrics): VaultTransit {
+  return new VaultTransit(config, auth, undefined, metrics);
 }
 
 /** Transit plus who the credentials belong to, on one authentication (eject retrieval needs both). */

@@ -7,6 +7,7 @@ import {
   VaultRequestError,
   VaultUnavailableError,
 } from '../domain/errors';
+import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../metrics/service-metrics';
 import type { VaultAuth } from './vault-auth';
 import { describeZodError } from './response-validation';
 
@@ -82,6 +83,8 @@ export class VaultTransit {
     private readonly config: VaultTransitConfig,
     private readonly auth: VaultAuth,
     client?: VaultClient,
+    /** Every call by route template (`POST {mount}/encrypt/{key}`) and status class; none by default. */
+    private readonly metrics: CallMetrics = NO_WORKER_METRICS.vault,
   ) {
     this.client =
       client ??
@@ -204,7 +207,7 @@ export class VaultTransit {
     this.client.token = await this.auth.token();
     let response: unknown;
     try {
-      response = await this.client.read(path);
+      response = await this.observed('GET', path, () => this.client.read(path));
     } catch (error) {
       throw classifyVaultError(error, path);
     }
@@ -227,17 +230,32 @@ export class VaultTransit {
     return results;
   }
 
+  /** One HTTP call to Vault, counted by route template: mount and key name are configuration, never in the label. */
+  private async observed<T>(method: 'GET' | 'POST', path: string, call: () => Promise<T>): Promise<T> {
+    const route = `${method} ${transitRoute(path, this.config.mount, this.config.keyName)}`;
+    const startedAt = performance.now();
+    try {
+      const result = await call();
+      // node-vault resolves only on 2xx (it does not hand back the status).
+      this.metrics.record({ route, status: 200, seconds: secondsSince(startedAt) });
+      return result;
+    } catch (error) {
+      this.metrics.record({ route, ...httpFailureOf(error), seconds: secondsSince(startedAt) });
+      throw error;
+    }
+  }
+
   /** A read with the same one re-authentication after a 403 as write(). */
   private async read(path: string): Promise<unknown> {
     this.client.token = await this.auth.token();
     try {
-      return await this.client.read(path);
+      return await this.observed('GET', path, () => this.client.read(path));
     } catch (error) {
       if (statusOf(error) !== 403) throw classifyVaultError(error, path);
     }
     this.client.token = await this.auth.reauthenticate();
     try {
-      return await this.client.read(path);
+      return await this.observed('GET', path, () => this.client.read(path));
     } catch (error) {
       throw classifyVaultError(error, path);
     }
@@ -246,18 +264,26 @@ export class VaultTransit {
   private async write(path: string, body: object): Promise<unknown> {
     this.client.token = await this.auth.token();
     try {
-      return await this.client.write(path, body);
+      return await this.observed('POST', path, () => this.client.write(path, body));
     } catch (error) {
       if (statusOf(error) !== 403) throw classifyVaultError(error, path);
     }
     // One re-authentication after a 403 (expired or revoked token), then the 403 is final.
     this.client.token = await this.auth.reauthenticate();
     try {
-      return await this.client.write(path, body);
+      return await this.observed('POST', path, () => this.client.write(path, body));
     } catch (error) {
       throw classifyVaultError(error, path);
     }
   }
+}
+
+/** `transit/encrypt/mpc-backup` → `{mount}/encrypt/{key}`; anything unexpected → `{mount}/other`. */
+export function transitRoute(path: string, mount: string, keyName: string): string {
+  if (!path.startsWith(`${mount}/`)) return '{mount}/other';
+  const [operation, key, ...rest] = path.slice(mount.length + 1).split('/');
+  if (!operation || !/^[a-z_]+$/.test(operation) || rest.some((segment) => !/^[a-z_]+$/.test(segment))) return '{mount}/other';
+  return ['{mount}', operation, ...(key === undefined ? [] : [key === keyName ? '{key}' : '{other}']), ...rest].join('/');
 }
 
 function parseKeyVersions(response: unknown, path: string): TransitKeyVersions {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { envInt, envNonEmpty } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
 import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+import { envListenAddress, type ListenAddress } from '../metrics/listen-address';
 
 /** Portal waits 10 s for the webhook; the whole request must be answered before that. */
 export const PORTAL_WEBHOOK_BUDGET_MS = 10_000;
@@ -23,6 +24,7 @@ const webhookEnvSchema = vaultEnvSchema.extend({
   WEBHOOK_BODY_LIMIT_BYTES: envInt(1_024, 1024 * 1024).default(64 * 1024),
   DATABASE_URL: envNonEmpty.refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
+  WEBHOOK_METRICS_ADDRESS: envListenAddress.optional(),
 });
 
 export interface WebhookConfig {
@@ -35,11 +37,16 @@ export interface WebhookConfig {
   databaseUrl: string;
   vault: VaultConfig;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Where GET /metrics is served (WEBHOOK_METRICS_ADDRESS): off when unset, never on the webhook's own port. */
+  metricsAddress?: ListenAddress;
 }
 
 /** Reads and validates the webhook's configuration; one ConfigError lists every problem. */
 export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
-  const e = loadConfig(webhookEnvSchema, env, (parsed) => vaultEnvProblems(parsed));
+  const e = loadConfig(webhookEnvSchema, env, (parsed) => [
+    ...vaultEnvProblems(parsed),
+    ...(parsed.WEBHOOK_METRICS_ADDRESS?.port === parsed.WEBHOOK_PORT ? ['WEBHOOK_METRICS_ADDRESS must use another port than WEBHOOK_PORT (metrics stay off the port Portal calls)'] : []),
+  ]);
   return {
     host: e.WEBHOOK_HOST,
     port: e.WEBHOOK_PORT,
@@ -50,5 +57,6 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
     databaseUrl: e.DATABASE_URL,
     vault: toVaultConfig(e),
     logLevel: e.LOG_LEVEL,
+    ...(e.WEBHOOK_METRICS_ADDRESS ? { metricsAddress: e.WEBHOOK_METRICS_ADDRESS } : {}),
   };
 }

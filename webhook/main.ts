@@ -3,6 +3,8 @@ import { loadOrExit } from '../config/load-or-exit';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { migrateWhenReachable } from '../db/migrate-when-reachable';
 import { createDatabasePool } from '../db/pool';
+import { startMetricsServer } from '../metrics/metrics-server';
+import { createWebhookMetrics, NO_WEBHOOK_METRICS } from '../metrics/service-metrics';
 import { createLogger } from '../worker/logger';
 import { checkTransitKey } from '../worker/preflight';
 import { loadWebhookConfig } from './config';
@@ -16,13 +18,16 @@ import { createWebhookServer } from './webhook-server';
 async function main(): Promise<void> {
   const config = loadOrExit('mpc-backup webhook', () => loadWebhookConfig());
   const logger = createLogger(config.logLevel, 'mpc-backup-webhook');
+  const metrics = config.metricsAddress ? createWebhookMetrics() : NO_WEBHOOK_METRICS;
+  // Its own address, never the port Portal calls; listening first, so a taken port fails the start.
+  const metricsServer = config.metricsAddress ? await startMetricsServer(config.metricsAddress, () => metrics.scrape()) : undefined;
   const pool = createDatabasePool(config.databaseUrl, {
     // A statement must not outlive Portal's budget for the whole request.
     statementTimeoutMs: config.deadlineMs,
     onIdleConnectionError: (error) => logger.warn({ reason: error.message }, 'an idle database connection failed'),
   });
   const { applied } = await migrateWhenReachable(pool, (message) => logger.warn(message));
-  const transit = connectVaultTransit(config.vault);
+  const transit = connectVaultTransit(config.vault, undefined, metrics.vault);
   // The workers decrypt custodian shares with their VAULT_TRANSIT_KEY: the same key, checked here.
   await checkTransitKey(transit, { mount: config.vault.mount, keyName: config.vault.keyName }, (message) => logger.warn(message));
   const app = createWebhookServer({
@@ -33,12 +38,20 @@ async function main(): Promise<void> {
     deadlineMs: config.deadlineMs,
     bodyLimitBytes: config.bodyLimitBytes,
     logger,
+    metrics,
   });
   const address = await app.listen({ host: config.host, port: config.port });
-  logger.info({ address, migrationsApplied: applied.length, sourceAllowlist: config.allowedSourceIps?.length ?? 0 }, 'webhook listening');
+  logger.info(
+    { address, migrationsApplied: applied.length, sourceAllowlist: config.allowedSourceIps?.length ?? 0, metrics: metricsServer?.url },
+    'webhook listening',
+  );
   const stop = () => {
     logger.info('webhook stopping');
-    void app.close().then(() => pool.end()).then(() => process.exit(0));
+    void app
+      .close()
+      .then(() => pool.end())
+      .then(() => metricsServer?.close())
+      .then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type pino from 'pino';
 import { z } from 'zod';
 import type { DecryptItem, EncryptItem } from '../activities/vault-transit';
 import { BackupDomainError } from '../domain/errors';
 import { custodianShareContext } from '../activities/transit-context';
 import { matchesAnySecret } from '../config/secret-check';
+import type { WebhookDeliveryOutcome } from '../metrics/definitions';
+import { NO_WEBHOOK_METRICS, type WebhookMetrics } from '../metrics/service-metrics';
 
 /** The rows the webhook keeps: one per (client, backup method, pair), the share encrypted. */
 export interface CustodianShareRecords {
@@ -30,6 +32,8 @@ export interface WebhookServerDeps {
   deadlineMs: number;
   bodyLimitBytes: number;
   logger: pino.Logger;
+  /** Deliveries by outcome, requests by route template and status class (none when absent). */
+  metrics?: WebhookMetrics;
 }
 
 const deliverySchema = z.object({
@@ -59,6 +63,21 @@ function pairIdInShare(share: string): string | undefined {
   return undefined;
 }
 
+/** A delivery's outcome from the status it was answered with; 200s say which kind themselves. */
+function deliveryOutcome(status: number, stored: 'inserted' | 'unchanged' | undefined): WebhookDeliveryOutcome {
+  if (status === 200) return stored === 'unchanged' ? 'duplicate' : 'stored';
+  const byStatus: Record<number, WebhookDeliveryOutcome> = {
+    400: 'malformed',
+    401: 'unauthorized',
+    403: 'forbidden',
+    409: 'conflict',
+    413: 'too_large',
+    415: 'malformed',
+    503: 'unavailable',
+  };
+  return byStatus[status] ?? 'error';
+}
+
 function normalizeIp(ip: string | undefined): string {
   return (ip ?? '').replace(/^::ffff:/, '');
 }
@@ -74,6 +93,16 @@ export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
   // On shutdown, idle keep-alive connections close at once; deliveries in flight finish.
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes, forceCloseConnections: 'idle' });
   const log = deps.logger;
+  const metrics = deps.metrics ?? NO_WEBHOOK_METRICS;
+  /** What a 200 on POST /backup did, for its metric. */
+  const storedAs = new WeakMap<FastifyRequest, 'inserted' | 'unchanged'>();
+
+  // Every answer, whichever hook or handler gave it: by route template, never the URL.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.request(`${request.method} ${route}`, reply.statusCode, reply.elapsedTime / 1000);
+    if (route === '/backup' && request.method === 'POST') metrics.delivery(deliveryOutcome(reply.statusCode, storedAs.get(request)));
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.url === '/health') return;
@@ -155,6 +184,7 @@ export function createWebhookServer(deps: WebhookServerDeps): FastifyInstance {
       log.error(what, 'a different custodian share was delivered for a pair that already has one; kept the first');
       return reply.code(409).send({ message: 'a different share is already stored for this pair' });
     }
+    storedAs.set(request, outcome);
     log.info({ ...what, outcome, ms: Date.now() - startedAt }, 'custodian share stored');
     return reply.code(200).send({ stored: true });
   });

@@ -13,6 +13,7 @@ import { loadConfig } from '../config/load-config';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
+import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 
 const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(vaultEnvSchema.shape).extend(backendEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
@@ -32,6 +33,8 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: envInt(1, 10_000).default(40),
   WORKER_WORKFLOW_BUNDLE: envNonEmpty.optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
+  METRICS_ADDRESS: envListenAddress.optional(),
+  TEMPORAL_METRICS_ADDRESS: envListenAddress.optional(),
 });
 
 export interface WorkerConfig {
@@ -58,6 +61,13 @@ export interface WorkerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** A workflow bundle built ahead (bundleWorkflowCode); otherwise the worker bundles at start. */
   workflowBundlePath?: string;
+  /** Prometheus endpoints, each off when unset (see metrics/). */
+  metrics: {
+    /** The service's own metrics (METRICS_ADDRESS). */
+    address?: ListenAddress;
+    /** The Temporal runtime's exporter (TEMPORAL_METRICS_ADDRESS): SDK metrics and the workflows' metrics. */
+    temporalAddress?: string;
+  };
 }
 
 /** Reads and validates the worker's whole configuration; throws one ConfigError listing every problem. */
@@ -76,6 +86,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http');
     }
     problems.push(...backendEnvProblems(parsed));
+    if (parsed.METRICS_ADDRESS && parsed.METRICS_ADDRESS.port === parsed.TEMPORAL_METRICS_ADDRESS?.port) {
+      // Two listeners on one port clash even on different addresses (0.0.0.0 covers 127.0.0.1).
+      problems.push('METRICS_ADDRESS and TEMPORAL_METRICS_ADDRESS must use different ports (two exporters, one port each)');
+    }
     if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
       problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');
     }
@@ -101,6 +115,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     logLevel: e.LOG_LEVEL,
     ...(e.WORKER_WORKFLOW_BUNDLE ? { workflowBundlePath: e.WORKER_WORKFLOW_BUNDLE } : {}),
+    metrics: {
+      ...(e.METRICS_ADDRESS ? { address: e.METRICS_ADDRESS } : {}),
+      ...(e.TEMPORAL_METRICS_ADDRESS ? { temporalAddress: formatListenAddress(e.TEMPORAL_METRICS_ADDRESS) } : {}),
+    },
   };
 }
 

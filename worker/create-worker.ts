@@ -19,6 +19,9 @@ import { PortalClient } from '../activities/portal-client';
 import { connectVaultTransit } from '../activities/vault-connection';
 import { ShareSealer } from '../activities/share-sealer';
 import { backupDataConverter } from '../codec/data-converter';
+import { activityMetricsInterceptor } from '../metrics/activity-metrics-interceptor';
+import { countParkedBackups } from '../metrics/parked-backups';
+import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/service-metrics';
 import { connectionOptions } from '../config/temporal-config';
 import type { WorkerConfig } from './config';
 import { checkTransitKey } from './preflight';
@@ -38,14 +41,14 @@ const MAX_CUSTODIAN_WAIT_ATTEMPTS = 5;
 const MAX_NOT_READABLE_ATTEMPTS = 10;
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
-export function createActivityDeps(config: WorkerConfig, database?: Pool) {
-  const portal = new PortalClient(config.portal);
-  const credentials = new HttpCredentialsSource(config.credentials);
+export function createActivityDeps(config: WorkerConfig, database?: Pool, metrics: WorkerMetrics = NO_WORKER_METRICS) {
+  const portal = new PortalClient(config.portal, metrics.portal);
+  const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   return {
     credentials,
     portal,
-    transit: connectVaultTransit(config.vault),
+    transit: connectVaultTransit(config.vault, undefined, metrics.vault),
     // The store's puts and read-backs in one attempt share one credentials load.
     store: createCiphertextStore(config.store, { portal, credentials: storeCredentials, ...(database ? { database } : {}) }),
     sealer: new ShareSealer(config.sealingKeys),
@@ -55,6 +58,7 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool) {
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     orphanScanSkewMs: ORPHAN_SCAN_SKEW_MS,
     maxNotReadableAttempts: MAX_NOT_READABLE_ATTEMPTS,
+    drillMetrics: metrics.drill,
   };
 }
 
@@ -79,14 +83,17 @@ export async function createBackupWorker(
   connection: NativeConnection,
   warn: (message: string) => void = () => undefined,
   database?: Pool,
+  /** The service's metrics (METRICS_ADDRESS); none by default. */
+  metrics: WorkerMetrics = NO_WORKER_METRICS,
 ): Promise<Worker> {
   if (needsDatabase(config) && !database) throw new Error('this configuration needs the database: open it with openDatabase(config)');
-  const deps = createActivityDeps(config, database);
+  const deps = createActivityDeps(config, database, metrics);
   const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
   await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const runGuard = new TemporalUserRunGuard(temporal);
+  metrics.observeParkedBackups(config.temporal.taskQueue, () => countParkedBackups(temporal, config.temporal.taskQueue));
   const recoveryActivities = createRecoveryActivities({
     ...deps,
     runGuard,
@@ -107,6 +114,8 @@ export async function createBackupWorker(
       : { workflowsPath: WORKFLOWS_PATH }),
     activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities, ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }), ...createKeyRotationActivities({ ...deps, temporal, ...(database ? { database } : {}) }) },
     dataConverter,
+    // Every activity attempt, retry and failure (by error type), whichever activity it is.
+    interceptors: { activity: [activityMetricsInterceptor(metrics.activities)] },
     shutdownGraceTime: config.shutdownGraceMs,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,

@@ -1,6 +1,9 @@
 import { Runtime, type LogLevel } from '@temporalio/worker';
 import { ConfigError } from '../config/config-error';
 import { loadOrExit } from '../config/load-or-exit';
+import { startMetricsServer } from '../metrics/metrics-server';
+import { createWorkerMetrics, NO_WORKER_METRICS } from '../metrics/service-metrics';
+import { temporalRuntimeMetrics } from '../metrics/temporal-runtime';
 import { loadWorkerConfig } from './config';
 import { connectWorker, createBackupWorker, openDatabase } from './create-worker';
 import { createLogger, temporalLogger } from './logger';
@@ -15,13 +18,18 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   Runtime.install({
     logger: temporalLogger(logger, config.logLevel.toUpperCase() as LogLevel),
+    // The SDK's worker metrics and the workflows' own (metrics/definitions.ts) on TEMPORAL_METRICS_ADDRESS.
+    ...(config.metrics.temporalAddress ? { telemetryOptions: { metrics: temporalRuntimeMetrics(config.metrics.temporalAddress) } } : {}),
     // The worker handles SIGINT/SIGTERM itself through the SDK's default shutdown signals.
   });
+  const metrics = config.metrics.address ? createWorkerMetrics() : NO_WORKER_METRICS;
+  // Listening before anything else, so a taken port stops the worker at once.
+  const metricsServer = config.metrics.address ? await startMetricsServer(config.metrics.address, () => metrics.scrape()) : undefined;
   const connection = await connectWorker(config);
   let worker;
   const database = await openDatabase(config, (message) => logger.warn(message));
   try {
-    worker = await createBackupWorker(config, connection, (message) => logger.warn(message), database);
+    worker = await createBackupWorker(config, connection, (message) => logger.warn(message), database, metrics);
   } catch (error) {
     await connection.close();
     await database?.end();
@@ -32,7 +40,13 @@ async function main(): Promise<void> {
     throw error;
   }
   logger.info(
-    { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address },
+    {
+      taskQueue: config.temporal.taskQueue,
+      namespace: config.temporal.namespace,
+      address: config.temporal.address,
+      metrics: metricsServer?.url,
+      temporalMetrics: config.metrics.temporalAddress ? `http://${config.metrics.temporalAddress}/metrics` : undefined,
+    },
     'worker started',
   );
   try {
@@ -40,6 +54,7 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await database?.end();
+    await metricsServer?.close();
     logger.info('worker stopped');
   }
 }

@@ -35,6 +35,7 @@ import {
   type RetryRequest,
 } from './backup-wallet-api';
 import { childParkedSignal } from './batch-backup-api';
+import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
@@ -86,6 +87,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   const initial = workflowInfo().typedSearchAttributes;
   let published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
   const publish = (status: BackupStatus, step: BackupProgress['step']) => {
+    if (status !== progress.status) countTransition(status, step, progress);
     progress.status = status;
     progress.step = step;
     if (published.status === status && published.step === step) return;
@@ -131,10 +133,14 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
 
   const timed = async <T>(step: BackupStep, body: () => Promise<T>): Promise<T> => {
     const stepStart = Date.now();
+    let outcome: 'ok' | 'error' = 'error';
     try {
-      return await body();
+      const result = await body();
+      outcome = 'ok';
+      return result;
     } finally {
       stepDurationsMs[step] = (stepDurationsMs[step] ?? 0) + (Date.now() - stepStart);
+      recordStepDuration(step, outcome, Date.now() - stepStart);
     }
   };
 
@@ -177,6 +183,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
       }
     });
 
+  countBackupStarted();
   // Step 1: a permanent error (unknown user, revoked key) fails the run before anything exists.
   publish('RUNNING', 'MPC_BACKUP');
   progress.attempts.MPC_BACKUP = 1;
@@ -234,6 +241,15 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     startedAt: progress.startedAt,
     completedAt: new Date(Date.now()).toISOString(),
   };
+}
+
+/** Metrics of a status change (no command: see workflow-metrics.ts). `progress` still holds the previous status. */
+function countTransition(status: BackupStatus, step: BackupProgress['step'], progress: BackupProgress): void {
+  if (status === 'NEEDS_ATTENTION') countBackupParked(step, progress.lastError?.type);
+  else if (status === 'COMPLETED') countBackupFinished('completed', step);
+  else if (status === 'FAILED') countBackupFinished('failed', step);
+  else if (status === 'ABANDONED') countBackupFinished('abandoned', step);
+  else if (status === 'CANCELLED') countBackupFinished('cancelled', step);
 }
 
 /** A batch that started this backup frees its window slot when told the backup parked. */

@@ -21,6 +21,7 @@ import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
 import { initialBackupSearchAttributes } from './backup-wallet-api';
 import { legacyBatchBackup } from './batch-backup-legacy';
+import { countBatchChildren } from './workflow-metrics';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   BatchIdKey,
@@ -241,6 +242,7 @@ class BatchRun {
     this.joined.delete(userId);
     this.parkedInThisRun.add(userId);
     this.state.counts.parked += 1;
+    countBatchChildren('parked');
     this.recordProblem({ userId, status: 'NEEDS_ATTENTION', reason });
   }
 
@@ -252,6 +254,7 @@ class BatchRun {
     } else if (!this.inFlight.delete(userId)) {
       return;
     }
+    countBatchChildren(outcome.ok ? 'completed' : 'failed');
     if (outcome.ok) {
       this.state.counts.completed += 1;
       this.completionTimes.push(Date.now());
@@ -278,6 +281,7 @@ class BatchRun {
         cancellationType: ChildWorkflowCancellationType.ABANDON,
       });
       this.state.counts.started += 1;
+      countBatchChildren('started');
       void child.result().then(
         () => this.settle(userId, { ok: true }),
         (error: unknown) => this.settle(userId, { ok: false, reason: failureReason(error) }),
@@ -288,6 +292,7 @@ class BatchRun {
         return;
       }
       this.state.counts.joined += 1;
+      countBatchChildren('joined');
       this.joined.add(userId);
       this.joinedPollMs = JOINED_POLL_FIRST_MS;
     }
@@ -340,7 +345,9 @@ class BatchRun {
     }
     if (this.input.skipIfBackedUpSince && page.length > 0) {
       const recent = new Set(await sourceActivities.recentlyBackedUp({ userIds: page, since: this.input.skipIfBackedUpSince }));
-      state.counts.skipped += page.filter((id) => recent.has(id)).length;
+      const skipped = page.filter((id) => recent.has(id)).length;
+      state.counts.skipped += skipped;
+      countBatchChildren('skipped', skipped);
       page = page.filter((id) => !recent.has(id));
     }
     // A source may list a user twice: one backup each, not a second join of the same run.
