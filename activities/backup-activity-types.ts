@@ -1,0 +1,80 @@
+import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
+import type { BackupModeCheck } from './backup-mode';
+import type { CiphertextStore } from './ciphertext-store';
+import type { CredentialsSource } from './credentials-source';
+import type { PortalClient } from './portal-client';
+import type { ShareSealer } from './share-sealer';
+import type { UserRunGuard } from './user-run-guard';
+import type { VaultTransit } from './vault-transit';
+
+/** What the backup steps (activities/steps/) need, and the inputs and results they exchange through history. */
+export interface ActivityDeps {
+  credentials: CredentialsSource;
+  portal: PortalClient;
+  transit: VaultTransit;
+  store: CiphertextStore;
+  /** Seals shares with the workers' own key while they sit in workflow history. */
+  sealer: ShareSealer;
+  /** BACKUP_MODE, checked against Portal's environment before step 1 makes anything. */
+  modeCheck: BackupModeCheck;
+  /** Self-Managed: the custodian shares the webhook committed (absent in Portal-Managed mode). */
+  custodianShares?: { getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string }[]> };
+  /** Keeps the user's backup from running while a recovery of the same user does. */
+  runGuard?: Pick<UserRunGuard, 'assertNoRecoveryRunning'>;
+  /** Looks for a custodian share that has not arrived yet before parking (delivery may lag). */
+  maxCustodianWaitAttempts: number;
+  /** How often a running activity heartbeats; keep well under the workflow's heartbeat timeout. */
+  heartbeatIntervalMs: number;
+  /** Clock skew allowed between us and Portal when telling this run's orphaned pairs apart. */
+  orphanScanSkewMs: number;
+  /**
+   * Store attempts that may find a just-written ciphertext unreadable (404) before the backup parks
+   * with CiphertextNotReadableError: replication lag is worth a few retries, a store that lost the
+   * write is not worth retrying forever.
+   */
+  maxNotReadableAttempts: number;
+}
+
+export interface MpcBackupInput {
+  userId: string;
+}
+
+export interface MpcBackupResult {
+  /** The `/v1/backup` response, sealed to the workers (see ShareSealer). */
+  sealedShares: SealedShares;
+  pairIds: BackupPairIds;
+  /** Self-Managed mode: the workflow checks the custodian shares are held before marking. */
+  selfManaged?: boolean;
+  /** Incomplete pairs Portal made for this user since step 1 was first scheduled, other than these. */
+  orphanedPairIds: string[];
+  /** Set when the orphan scan itself failed; the backup goes on regardless. */
+  orphanScanError?: string;
+}
+
+export interface FindOrphanedPairsInput {
+  userId: string;
+  /** When step 1 was first scheduled (workflow time, ms since the epoch). */
+  sinceMs: number;
+}
+
+export interface EncryptSharesInput {
+  userId: string;
+  sealedShares?: SealedShares;
+  /** Plaintext shares, as step 1 returned them before sealing existed: only from runs started then. */
+  shares?: BackupShares;
+}
+
+export interface StoreCiphertextsInput {
+  userId: string;
+  encrypted: EncryptedShares;
+  /**
+   * False when the workflow has run this step before (an operator's retry after a park starts a
+   * new activity whose attempt is 1 again): the pairs may then hold ciphertexts already.
+   */
+  firstCall?: boolean;
+}
+
+export interface MarkPairsStoredInput {
+  userId: string;
+  pairIds: BackupPairIds;
+}

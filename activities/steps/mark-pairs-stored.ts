@@ -1,0 +1,23 @@
+import { Context } from '@temporalio/activity';
+import { CURVES } from '../../domain/curves';
+import { PortalNotFoundError, PortalRequestRejectedError } from '../../domain/errors';
+import type { ActivityDeps, MarkPairsStoredInput } from '../backup-activity-types';
+
+/** Step 4: mark both pairs as stored at Portal. */
+export async function markPairsStored(deps: ActivityDeps, { userId, pairIds }: MarkPairsStoredInput): Promise<void> {
+  const { clientApiKey } = await deps.credentials.load(userId);
+  const ids = CURVES.map((curve) => pairIds[curve]);
+  try {
+    await deps.portal.markBackupPairsStored(clientApiKey, ids);
+  } catch (error) {
+    // A retry after a lost response may find the pairs marked already; a Portal that
+    // refuses to mark a completed pair again must not park a finished backup.
+    if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
+    const client = await deps.portal.getClient(clientApiKey);
+    const completed = new Set(
+      client.wallets.flatMap((w) => w.backupSharePairs).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
+    );
+    if (!ids.every((id) => completed.has(id))) throw error;
+  }
+  Context.current().log.info('backup share pairs marked stored', { userId, pairIds });
+}
