@@ -299,9 +299,15 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function vaultMessage(error: unknown): string {
-  const body = (error as { response?: { body?: { errors?: unknown } } }).response?.body;
+  const body = (error as { response?: { body?: { errors?: unknown; data?: { batch_results?: unknown } } } }).response?.body;
   const errors = body?.errors;
   if (Array.isArray(errors) && errors.length > 0) return errors.map(String).join('; ').slice(0, 300);
+  // A batch with a failed item is answered 400 with the reasons per item (e.g. "cipher: message authentication failed").
+  const results = body?.data?.batch_results;
+  if (Array.isArray(results)) {
+    const reasons = [...new Set(results.map((result) => (result as { error?: unknown })?.error).filter((reason): reason is string => typeof reason === 'string' && reason.length > 0))];
+    if (reasons.length > 0) return reasons.join('; ').slice(0, 300);
+  }
   return '';
 }
 

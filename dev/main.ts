@@ -3,7 +3,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { createApiServer } from '../api/api-server';
 import { connectBackupClient } from '../client/backup-client';
+import { BatchClient } from '../client/batch-client';
+import { RecoveryClient } from '../client/recovery-client';
 import { loadClientConfig } from '../client/config';
 import { createCodecServer } from '../codec/codec-server';
 import { EncryptionCodec } from '../codec/encryption-codec';
@@ -15,6 +18,7 @@ import { startPostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
+import { createLogger } from '../worker/logger';
 
 /**
  * The local default stack in one command: Temporal (with its Web UI), Vault with Transit, the
@@ -30,10 +34,12 @@ const program = new Command('dev')
   .option('--codec-port <port>', 'codec server port (the Web UI decodes payloads through it)', '8234')
   .option('--self-managed', 'Self-Managed Backups: PostgreSQL, the custodian-share webhook, and the simulator delivering to it')
   .option('--webhook-port <port>', 'custodian-share webhook port (with --self-managed)', '4300')
+  .option('--api-port <port>', 'HTTP API port', '8080')
+  .option('--metrics-port <port>', "the worker's Prometheus endpoint for the service's metrics", '9465')
+  .option('--temporal-metrics-port <port>', "the worker's Prometheus endpoint for the Temporal runtime's metrics", '9464')
   .parse();
 
-const ROOT = join(__dirname, '..');
-const DEV_DIR = join(ROOT, '.stack', 'dev');
+const ROOT = join(__dirname, '..');const DEV_DIR = join(ROOT, '.stack', 'dev');
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -54,6 +60,9 @@ async function main(): Promise<void> {
     simulatorPort: string;
     selfManaged?: boolean;
     webhookPort: string;
+    apiPort: string;
+    metricsPort: string;
+    temporalMetricsPort: string;
   }>();
   const ports = {
     temporal: Number(opts.temporalPort),
@@ -61,6 +70,9 @@ async function main(): Promise<void> {
     codec: Number(opts.codecPort),
     vault: Number(opts.vaultPort),
     simulator: Number(opts.simulatorPort),
+    api: Number(opts.apiPort),
+    metrics: Number(opts.metricsPort),
+    temporalMetrics: Number(opts.temporalMetricsPort),
     ...(opts.selfManaged ? { webhook: Number(opts.webhookPort) } : {}),
   };
   for (const [name, port] of Object.entries(ports)) {
@@ -151,6 +163,8 @@ async function main(): Promise<void> {
         VAULT_TOKEN: vault.rootToken,
         CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
         SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
+        METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
+        TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${ports.temporalMetrics}`,
         ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
       },
     });
@@ -160,10 +174,27 @@ async function main(): Promise<void> {
     stops.push(() => backups.close());
     await waitForPollers(backups.temporal.connection, backups.taskQueue, worker.exited);
 
+    // The HTTP API, with a token of its own kept in a file only its owner reads (never printed).
+    const apiTokenFile = join(DEV_DIR, 'api-token');
+    const apiToken = randomBytes(32).toString('base64url');
+    writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
+    const api = await createApiServer({
+      backups,
+      recoveries: new RecoveryClient(backups.temporal, backups.taskQueue),
+      batches: new BatchClient(backups.temporal, backups.taskQueue),
+      tokens: [apiToken],
+      bodyLimitBytes: 256 * 1024,
+      logger: createLogger('warn', 'mpc-backup-api'),
+    });
+    await api.listen({ host: '127.0.0.1', port: ports.api });
+    stops.push(() => api.close());
+
     log(`Temporal Web UI      ${temporal.uiUrl}`);
     log(`Temporal gRPC        ${temporal.address}`);
     log(`codec server         http://127.0.0.1:${ports.codec}  (the UI decodes through it; shares stay sealed)`);
     log(`Vault (Transit)      ${vault.addr}`);
+    log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${apiTokenFile})`);
+    log(`metrics              http://127.0.0.1:${ports.metrics}/metrics (service), http://127.0.0.1:${ports.temporalMetrics}/metrics (Temporal runtime)`);
     log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
     log(`logs                 ${DEV_DIR}`);
     log('demo: backing up user-1 …');
@@ -182,6 +213,9 @@ async function main(): Promise<void> {
     }
     log('try, in another terminal:');
     log('  npm run backup:dev -- start user-2 --wait');
+    log('  npm run backup:dev -- recover start user-1 --wait        # recovery from user-1\'s backup, then a fresh backup');
+    log('  npm run backup:dev -- drill run --users user-1,user-2 --wait   # a restore drill');
+    log(`  curl -s -XPOST -H "authorization: Bearer $(cat ${apiTokenFile})" http://127.0.0.1:${ports.api}/v1/backups/user-4`);
     log('  npm run backup:dev -- status user-2');
     log(`  curl -s -XPOST ${simulator.url}/admin/faults -H 'content-type: application/json' \\`);
     log(`    -d '{"route":"markPairs","kind":"status","status":401,"userId":"user-3"}'`);

@@ -93,6 +93,8 @@ describe('recoverWallet', () => {
     const failure = (await recoveries.waitForRecovery(userId).catch((error: unknown) => error)) as BackupFailedError;
     expect(failure.reasonType).toBe('StoredBackupInvalidError');
     expect(failure.message).toContain(`pair ${pair.id} does not decrypt in the context of user ${userId}`);
+    // Vault's own reason for the item, from the 400's batch_results.
+    expect(failure.message).toMatch(/message authentication failed/);
     expect(callsTo('recover')).toBe(recoverCalls);
   });
 
