@@ -1,21 +1,9 @@
-import nodeVault from 'node-vault';
 import type { VaultConfig } from '../config/vault-config';
 import type { CallMetrics } from '../metrics/service-metrics';
 import { AppRoleAuth, StaticTokenAuth, type VaultAuth } from './vault-auth';
+import { vaultClient } from './vault-client';
 import { VaultIdentity } from './vault-identity';
 import { VaultTransit } from './vault-transit';
-
-/** A node-vault client for the configured Vault (request bodies never logged). */
-export function vaultClient(config: VaultConfig): nodeVault.client {
-  return nodeVault({
-    apiVersion: 'v1',
-    endpoint: config.endpoint,
-    ...(config.namespace ? { namespace: config.namespace } : {}),
-    requestOptions: { timeout: config.timeoutMs },
-    // node-vault's debug logger prints request bodies when DEBUG matches: silence it.
-    debug: () => undefined,
-  } as nodeVault.VaultOptions);
-}
 
 /** The configured authentication: a static token, or AppRole with renewal and re-login. */
 export function vaultAuth(config: VaultConfig): VaultAuth {

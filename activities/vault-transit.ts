@@ -10,6 +10,7 @@ import {
 import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../metrics/service-metrics';
 import type { VaultAuth } from './vault-auth';
 import { describeZodError } from './response-validation';
+import { vaultClient } from './vault-client';
 
 export interface VaultTransitConfig {
   endpoint: string;
@@ -86,16 +87,7 @@ export class VaultTransit {
     /** Every call by route template (`POST {mount}/encrypt/{key}`) and status class; none by default. */
     private readonly metrics: CallMetrics = NO_WORKER_METRICS.vault,
   ) {
-    this.client =
-      client ??
-      nodeVault({
-        apiVersion: 'v1',
-        endpoint: config.endpoint,
-        ...(config.namespace ? { namespace: config.namespace } : {}),
-        requestOptions: { timeout: config.timeoutMs },
-        // node-vault's debug logger prints request bodies (plaintexts) when DEBUG matches: silence it.
-        debug: () => undefined,
-      } as nodeVault.VaultOptions);
+    this.client = client ?? vaultClient(config);
   }
 
   async encryptBatch(items: EncryptItem[]): Promise<string[]> {

@@ -22,7 +22,6 @@ import type {
   RecordedError,
 } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
-import { InvalidUserIdError, parseUserId } from '../domain/user-id';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   ABANDONED_ERROR_TYPE,
@@ -37,6 +36,7 @@ import {
 import { childParkedSignal } from './batch-backup-api';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
+import { recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
 const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -53,22 +53,13 @@ const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
 
-type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
-
 /**
  * Backs up one user's wallet: MPC backup → encrypt → store and verify → mark. A failure in a later
  * step never re-runs an earlier one; after step 1 a permanent error parks the run as
  * NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
  */
 export async function backupWallet(input: BackupWalletInput): Promise<BackupResult> {
-  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
-  let userId: string;
-  try {
-    userId = parseUserId(input?.userId);
-  } catch (error) {
-    if (error instanceof InvalidUserIdError) throw ApplicationFailure.nonRetryable(error.message, error.name);
-    throw error;
-  }
+  const userId = userIdFromInput(input);
 
   const startedAt = Date.now();
   const stepDurationsMs: Partial<Record<BackupStep, number>> = {};
@@ -159,7 +150,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
             throw error;
           }
           if (!(error instanceof ActivityFailure)) throw error;
-          progress.lastError = recordError(step, error);
+          progress.lastError = recordActivityError(step, error);
           decision = undefined;
           publish('NEEDS_ATTENTION', step);
           await tellParentWeParked(userId, progress.lastError);
@@ -197,7 +188,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
       throw error;
     }
     if (!(error instanceof ActivityFailure)) throw error;
-    progress.lastError = recordError('MPC_BACKUP', error);
+    progress.lastError = recordActivityError('MPC_BACKUP', error);
     let orphans = '';
     if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
       // Attempts whose responses were lost may have made pairs at Portal: name them.
@@ -281,8 +272,3 @@ function requireParked(progress: BackupProgress, decision: OperatorDecision | un
   }
 }
 
-function recordError(step: BackupStep, error: ActivityFailure): RecordedError {
-  const cause = error.cause;
-  const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'ActivityFailure');
-  return { step, type, message: cause?.message ?? error.message, at: new Date(Date.now()).toISOString() };
-}

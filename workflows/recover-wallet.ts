@@ -15,9 +15,9 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { RecoveryActivities } from '../activities/recovery-activities';
 import type { BackupStatus } from '../domain/backup-types';
-import type { RecoveryProgress, RecoveryRecordedError, RecoveryResult, RecoveryStep } from '../domain/recovery-types';
+import type { RecoveryProgress, RecoveryResult, RecoveryStep } from '../domain/recovery-types';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
-import { backupWorkflowId, InvalidUserIdError, parseUserId } from '../domain/user-id';
+import { backupWorkflowId } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey, initialBackupSearchAttributes, type AbandonRequest, type RetryRequest } from './backup-wallet-api';
 import type { backupWallet } from './backup-wallet';
 import {
@@ -29,14 +29,13 @@ import {
   type RecoverWalletInput,
 } from './recover-wallet-api';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, STEP_OPTIONS } from './step-timeouts';
+import { recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
 
 /** After it: new signing shares exist; transient errors retry without end, permanent ones park. */
 const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retry: AFTER_NO_RETURN_RETRY });
-
-type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
 
 /**
  * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
@@ -46,14 +45,7 @@ type OperatorDecision = { kind: 'retry' } | { kind: 'abandon'; reason: string };
  * permanent error parks it as NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
  */
 export async function recoverWallet(input: RecoverWalletInput): Promise<RecoveryResult> {
-  if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
-  let userId: string;
-  try {
-    userId = parseUserId(input?.userId);
-  } catch (error) {
-    if (error instanceof InvalidUserIdError) throw ApplicationFailure.nonRetryable(error.message, error.name);
-    throw error;
-  }
+  const userId = userIdFromInput(input);
   const run = new RecoveryRun(userId);
   run.registerHandlers();
 
@@ -198,7 +190,7 @@ class RecoveryRun {
           throw error;
         }
         if (!(error instanceof ActivityFailure)) throw error;
-        this.progress.lastError = recordError(step, error);
+        this.progress.lastError = recordActivityError(step, error);
         this.publish('FAILED', step);
         throw ApplicationFailure.create({
           type: this.progress.lastError.type,
@@ -224,7 +216,7 @@ class RecoveryRun {
             throw error;
           }
           if (!(error instanceof ActivityFailure)) throw error;
-          this.progress.lastError = recordError(step, error);
+          this.progress.lastError = recordActivityError(step, error);
           this.decision = undefined;
           this.publish('NEEDS_ATTENTION', step);
           try {
@@ -259,8 +251,3 @@ class RecoveryRun {
   }
 }
 
-function recordError(step: RecoveryStep, error: ActivityFailure): RecoveryRecordedError {
-  const cause = error.cause;
-  const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'ActivityFailure');
-  return { step, type, message: cause?.message ?? error.message, at: new Date(Date.now()).toISOString() };
-}
