@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError, type WorkflowClientInterceptor } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { Command } from 'commander';
+import { BackupClient } from '../client/backup-client';
 import { BatchClient, defaultBackupsPerMinute } from '../client/batch-client';
+import { recoveryWorkflowId } from '../domain/user-id';
 import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { freePort } from '../stack/free-port';
@@ -15,11 +18,18 @@ import { runBaselineScript } from './baseline-script';
 import { percentile } from './percentile';
 import { cpuSeconds, sampleRss } from './process-stats';
 import { summarizeCpuProfiles } from './cpu-profile';
+import { averageActions, countBillableActions } from './billable-actions';
+import { historyGaps, meanGaps } from './gaps';
 
 /**
  * `npm run bench`: the baseline script against the batch workflow over the same users, simulator
- * and Vault; a rate-limited run; a 10,000-wallet scale run; a CPU profile of the worker.
+ * and Vault, and both against the floor (a bare workflow of four no-op activities on the same
+ * server and worker settings); single-backup latency one at a time, with where the time goes,
+ * history events and billable actions per backup; a rate-limited run with several worker
+ * processes and Portal faults; a 10,000-wallet scale run; a CPU profile of the worker.
+ * `--only latency` (or throughput, rate-limited, scale; comma-separated) runs parts alone.
  */
+const PARTS = ['throughput', 'latency', 'rate-limited', 'scale'] as const;
 const program = new Command('bench')
   .option('--users <n>', 'users per throughput run', '2000')
   .option('--concurrency <n>', 'backups in flight, for both', '20')
@@ -28,6 +38,13 @@ const program = new Command('bench')
   .option('--rate-scale <k>', "the rate-limited run uses Portal's limits times k, to finish in minutes", '6')
   .option('--scale <n>', 'wallets in the scale run (0 to skip)', '10000')
   .option('--out <dir>', 'where to write results', 'bench-results')
+  .option('--only <parts>', `run only these parts (${PARTS.join(', ')})`, PARTS.join(','))
+  .option('--latency-runs <n>', 'backups one at a time per variant in the latency part (at least 50 for p95)', '50')
+  .option('--latency-portal-ms <ms,…>', 'simulator latencies of the latency part', '0,50')
+  .option('--eager-activities <on|off>', "the dev server's eager activity execution (system.enableActivityEagerExecution)", 'on')
+  .option('--dynamic-config <key=value,…>', "more dev-server dynamic config, values as JSON (e.g. matching.numTaskqueueReadPartitions=1)", '')
+  .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
+  .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
   .parse();
 
 const ROOT = join(__dirname, '..');
@@ -39,15 +56,44 @@ interface Stack {
   simulator: ManagedProcess;
   simulatorUrl: string;
   worker: ManagedProcess;
+  workers: ManagedProcess[];
+  /** The floor's own worker process (bench/floor-worker.ts), when asked for. */
+  floorWorker?: ManagedProcess;
   client: Client;
+  /** No codec, for the floor workflow. */
+  plainClient: Client;
+  backups: BackupClient;
   batches: BatchClient;
+  /** Client-side time of each start and describe call (ms), for the latency part. */
+  clientTimings: { start: number[]; describe: number[] };
   stop(): Promise<void>;
 }
 
-async function startStack(dir: string, options: { users: number; latencyMs: number; rpm?: { enclave: number; client: number }; profile?: boolean }): Promise<Stack> {
+interface StackOptions {
+  users: number;
+  latencyMs: number;
+  rpm?: { enclave: number; client: number };
+  profile?: boolean;
+  workers?: number;
+  floor?: boolean;
+  /** More worker configuration (e.g. the Portal rate limits). */
+  workerEnv?: Record<string, string>;
+}
+
+const FLOOR_TASK_QUEUE = 'bench-floor';
+const WORKER_SETTINGS = { WORKER_MAX_CONCURRENT_ACTIVITIES: '200', WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '40' };
+
+async function startStack(dir: string, options: StackOptions): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
+  const flags = program.opts<{ eagerActivities: string; dynamicConfig: string }>();
+  const dynamicConfig = Object.fromEntries(
+    flags.dynamicConfig
+      .split(',')
+      .filter((pair) => pair.includes('='))
+      .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), JSON.parse(pair.slice(pair.indexOf('=') + 1)) as string | number | boolean]),
+  );
   const [temporal, vault] = await Promise.all([
-    startTemporalDevServer({ logFile: join(dir, 'temporal.log') }),
+    startTemporalDevServer({ logFile: join(dir, 'temporal.log'), eagerActivityExecution: flags.eagerActivities !== 'off', dynamicConfig }),
     startVaultDevServer({ logFile: join(dir, 'vault.log') }),
   ]);
   const simPort = await freePort();
@@ -65,10 +111,7 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
   await waitUntil('simulator', async () => (await fetch(`${simulatorUrl}/health`)).ok, 60_000, simulator.exited);
   const bundlePath = await writeWorkflowBundle(join(dir, 'workflow-bundle.js'));
   const codecKeys = `bench-1:${randomBytes(32).toString('base64')}`;
-  const worker = spawnWorkerProcess('worker', {
-    logFile: join(dir, 'worker.log'),
-    ...(options.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'cpu-profile')}`] } : {}),
-    env: {
+  const workerEnv: NodeJS.ProcessEnv = {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         TEMPORAL_ADDRESS: temporal.address,
@@ -82,47 +125,155 @@ async function startStack(dir: string, options: { users: number; latencyMs: numb
         CREDENTIALS_URL: `${simulatorUrl}/backend/users/{userId}/credentials`,
         WORKER_WORKFLOW_BUNDLE: bundlePath,
         WORKER_SHUTDOWN_GRACE_MS: '5000',
-        WORKER_MAX_CONCURRENT_ACTIVITIES: '200',
+        ...WORKER_SETTINGS,
         LOG_LEVEL: 'warn',
+        ...options.workerEnv,
+  };
+  const workers = Array.from({ length: options.workers ?? 1 }, (_, i) =>
+    spawnWorkerProcess(i === 0 ? 'worker' : `worker-${i + 1}`, {
+      logFile: join(dir, i === 0 ? 'worker.log' : `worker-${i + 1}.log`),
+      ...(options.profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'cpu-profile')}`] } : {}),
+      env: workerEnv,
+    }),
+  );
+  const worker = workers[0]!;
+  let floorWorker: ManagedProcess | undefined;
+  if (options.floor) {
+    const floorBundle = join(dir, 'floor-bundle.js');
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: join(__dirname, 'floor-workflow.ts'),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
+    });
+    writeFileSync(floorBundle, code);
+    floorWorker = startProcess('floor-worker', process.execPath, ['--import', 'tsx', join(__dirname, 'floor-worker.ts')], {
+      logFile: join(dir, 'floor-worker.log'),
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_ADDRESS: temporal.address, FLOOR_TASK_QUEUE, FLOOR_WORKFLOW_BUNDLE: floorBundle, ...WORKER_SETTINGS },
+    });
+  }
+  const clientTimings = { start: [] as number[], describe: [] as number[] };
+  const timing: WorkflowClientInterceptor = {
+    async start(input, next) {
+      const t0 = performance.now();
+      try {
+        return await next(input);
+      } finally {
+        clientTimings.start.push(performance.now() - t0);
+      }
     },
-  });
+    async startWithDetails(input, next) {
+      const t0 = performance.now();
+      try {
+        return await next(input);
+      } finally {
+        clientTimings.start.push(performance.now() - t0);
+      }
+    },
+    async describe(input, next) {
+      const t0 = performance.now();
+      try {
+        return await next(input);
+      } finally {
+        clientTimings.describe.push(performance.now() - t0);
+      }
+    },
+  };
   const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
+  const client = new Client({
+    connection,
+    dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })),
+    interceptors: { workflow: [timing] },
+  });
+  const plainClient = new Client({ connection });
   await waitForPollers(connection, 'bench', worker.exited);
+  if (floorWorker) await waitForPollers(connection, FLOOR_TASK_QUEUE, floorWorker.exited);
   return {
     temporal,
     vault,
     simulator,
     simulatorUrl,
     worker,
+    workers,
+    ...(floorWorker ? { floorWorker } : {}),
     client,
+    plainClient,
+    backups: new BackupClient(client, 'bench'),
     batches: new BatchClient(client, 'bench'),
+    clientTimings,
     async stop() {
-      await worker.stop(15_000);
+      await Promise.all([...workers.map((w) => w.stop(15_000)), floorWorker?.stop(15_000)]);
       await connection.close();
       await Promise.all([simulator.stop(), temporal.stop(), vault.stop()]);
     },
   };
 }
 
-function cpuOf(stack: Stack) {
-  const pids = {
+/** CPU seconds per backup of each named process between now and perBackup(count). */
+function cpuOf(stack: Stack, extra: Record<string, number> = {}) {
+  const pids: Record<string, number> = {
     worker: stack.worker.child.pid!,
     temporal: stack.temporal.process.child.pid!,
     vault: stack.vault.process.child.pid!,
     simulator: stack.simulator.child.pid!,
+    ...Object.fromEntries(stack.workers.slice(1).map((w, i) => [`worker${i + 2}`, w.child.pid!])),
+    ...extra,
   };
-  const read = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)])) as Record<keyof typeof pids, number>;
+  const read = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
   const before = read();
   return {
-    perBackup(count: number) {
+    perBackup(count: number): Record<string, number> {
       const after = read();
-      return Object.fromEntries(
-        Object.keys(pids).map((name) => [name, Math.round(((after[name as keyof typeof pids] - before[name as keyof typeof pids]) / count) * 1e5) / 1e5]),
-      );
+      return Object.fromEntries(Object.keys(pids).map((name) => [name, Math.round(((after[name]! - before[name]!) / count) * 1e5) / 1e5]));
     },
   };
 }
+
+/** Runs `one` over `count` items, `concurrency` at a time; each one's latency (ms) and the wall time. */
+async function windowed(count: number, concurrency: number, one: (i: number) => Promise<void>) {
+  const latenciesMs: number[] = [];
+  let failures = 0;
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const t0 = performance.now();
+        try {
+          await one(i);
+          latenciesMs.push(performance.now() - t0);
+        } catch {
+          failures += 1;
+        }
+      }
+    }),
+  );
+  return { latenciesMs, failures, wallMs: Date.now() - started };
+}
+
+/** One backup of ours as a backend runs it: startBackupWorkflow (start, describe), then waitForBackup. */
+async function oursOnce(stack: Stack, userId: string) {
+  const started = await stack.backups.startBackupWorkflow(userId);
+  await stack.backups.waitForBackup(userId, started.runId);
+  return started;
+}
+
+/** One floor workflow: start, then wait for its result. */
+async function floorOnce(stack: Stack, id: string) {
+  const handle = await stack.plainClient.workflow.start('floorWorkflow', { taskQueue: FLOOR_TASK_QUEUE, workflowId: id, args: [{ userId: id }] });
+  await handle.result();
+  return handle;
+}
+
+const perSecond = (done: number, wallMs: number) => Math.round((done / wallMs) * 10_000) / 10;
+const summary = (run: { latenciesMs: number[]; failures: number; wallMs: number }, cpu: Record<string, number>) => ({
+  completed: run.latenciesMs.length,
+  failures: run.failures,
+  throughputPerSec: perSecond(run.latenciesMs.length, run.wallMs),
+  p50Ms: percentile(run.latenciesMs, 50),
+  p95Ms: percentile(run.latenciesMs, 95),
+  cpuSecondsPerBackup: cpu,
+});
 
 /** Per-backup latency of ours: each backupWallet run's start to close, from visibility. */
 async function workflowLatencies(client: Client, since: Date): Promise<number[]> {
@@ -136,7 +287,7 @@ async function workflowLatencies(client: Client, since: Date): Promise<number[]>
 
 async function throughputRun(latencyMs: number, users: number, concurrency: number, out: string) {
   const dir = join(out, `throughput-${latencyMs}ms`);
-  const stack = await startStack(dir, { users: users * 2, latencyMs });
+  const stack = await startStack(dir, { users: users * 3, latencyMs, floor: true });
   try {
     const ids = (prefix: number) => Array.from({ length: users }, (_, i) => `user-${prefix + i + 1}`);
     // Baseline first, over users 1..N; ours over users N+1..2N (fresh wallets for both).
@@ -164,6 +315,18 @@ async function throughputRun(latencyMs: number, users: number, concurrency: numb
     const latencies = await workflowLatencies(stack.client, since);
     const baselineThroughput = (baseline.latenciesMs.length / baseline.wallMs) * 1000;
     const oursThroughput = (report.counts.completed / oursWall) * 1000;
+    // Ours and the floor driven the same way (the client keeps `concurrency` in flight): the
+    // comparison with Temporal's own floor on this server, worker settings and SDK.
+    await sleep(1_000);
+    const userIds = ids(users * 2);
+    cpu = cpuOf(stack);
+    const oursClient = await windowed(users, concurrency, async (i) => void (await oursOnce(stack, userIds[i]!)));
+    const oursClientCpu = cpu.perBackup(users);
+    await sleep(1_000);
+    cpu = cpuOf(stack, { floorWorker: stack.floorWorker!.child.pid! });
+    const floorPrefix = randomBytes(3).toString('hex');
+    const floor = await windowed(users, concurrency, async (i) => void (await floorOnce(stack, `floor-${floorPrefix}-${i}`)));
+    const floorCpu = cpu.perBackup(users);
     return {
       latencyMs,
       users,
@@ -185,18 +348,158 @@ async function throughputRun(latencyMs: number, users: number, concurrency: numb
         cpuSecondsPerBackup: oursCpu,
         workerPeakRssMiB: Math.max(0, ...samples.map((s) => s.rssMiB)),
       },
+      oursClientDriven: summary(oursClient, oursClientCpu),
+      floor: summary(floor, floorCpu),
       ratio: Math.round((oursThroughput / baselineThroughput) * 100) / 100,
+      /** (worker + Temporal) CPU per backup of ours (client-driven) over the floor's (floor worker + Temporal). */
+      cpuOverFloor:
+        Math.round(((oursClientCpu.worker! + oursClientCpu.temporal!) / Math.max(1e-9, floorCpu.floorWorker! + floorCpu.temporal!)) * 100) / 100,
     };
   } finally {
     await stack.stop();
   }
 }
 
-async function rateLimitedRun(count: number, scale: number, out: string) {
+/** Event time of a history's last event (the close), ms since the epoch. */
+function closeTimeMs(history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>): number {
+  const last = history.events?.[history.events.length - 1]?.eventTime;
+  return last ? Number(last.seconds ?? 0) * 1000 + (last.nanos ?? 0) / 1e6 : 0;
+}
+
+const round1 = (value: number) => Math.round(value * 10) / 10;
+const mean = (values: number[]) => round1(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
+
+/**
+ * Single-backup latency, one at a time (what a backend that waits on a backup sees): the plain
+ * script, ours (startBackupWorkflow + waitForBackup) and the floor; then, from the histories of
+ * the measured runs, where ours spends its time, its history events and billable actions.
+ */
+async function latencyRun(latencyMs: number, runs: number, out: string) {
+  const warmup = 5;
+  const n = runs + warmup;
+  const stack = await startStack(join(out, `latency-${latencyMs}ms`), { users: n * 2, latencyMs, floor: true });
+  try {
+    const baselineRun = await runBaselineScript(
+      Array.from({ length: n }, (_, i) => `user-${i + 1}`),
+      1,
+      { portalUrl: stack.simulatorUrl, vaultAddr: stack.vault.addr, vaultToken: stack.vault.rootToken, credentialsUrl: `${stack.simulatorUrl}/backend/users/{userId}/credentials` },
+    );
+    const baseline = baselineRun.latenciesMs.slice(warmup);
+
+    const ours: number[] = [];
+    const client = { start: [] as number[], describe: [] as number[], wait: [] as number[], resultAfterClose: [] as number[], startToFirstEvent: [] as number[] };
+    const oursRuns: { workflowId: string; runId: string; startedAtMs: number; doneAtMs: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const userId = `user-${n + i + 1}`;
+      const startsBefore = stack.clientTimings.start.length;
+      const describesBefore = stack.clientTimings.describe.length;
+      const startedAtMs = Date.now();
+      const t0 = performance.now();
+      const started = await stack.backups.startBackupWorkflow(userId);
+      const t1 = performance.now();
+      await stack.backups.waitForBackup(userId, started.runId);
+      const t2 = performance.now();
+      if (i < warmup) continue;
+      ours.push(t2 - t0);
+      client.start.push(stack.clientTimings.start.slice(startsBefore).reduce((a, b) => a + b, 0));
+      client.describe.push(stack.clientTimings.describe.slice(describesBefore).reduce((a, b) => a + b, 0));
+      client.wait.push(t2 - t1);
+      oursRuns.push({ workflowId: started.workflowId, runId: started.runId, startedAtMs, doneAtMs: startedAtMs + (t2 - t0) });
+    }
+
+    // What the user-run guard adds to step 1: a describe of recover-<userId>, which is not found.
+    const guard: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      await stack.client.workflow
+        .getHandle(recoveryWorkflowId(`user-absent-${i}`))
+        .describe()
+        .catch((error: unknown) => {
+          if (!(error instanceof WorkflowNotFoundError)) throw error;
+        });
+      if (i >= 5) guard.push(performance.now() - t0);
+    }
+
+    const floor: number[] = [];
+    const floorIds: string[] = [];
+    const prefix = randomBytes(3).toString('hex');
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await floorOnce(stack, `floor-${prefix}-${i}`);
+      if (i >= warmup) {
+        floor.push(performance.now() - t0);
+        floorIds.push(`floor-${prefix}-${i}`);
+      }
+    }
+
+    const oursHistories = await Promise.all(oursRuns.map((run) => stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()));
+    const floorHistories = await Promise.all(floorIds.map((id) => stack.plainClient.workflow.getHandle(id).fetchHistory()));
+    oursRuns.forEach((run, i) => {
+      const history = oursHistories[i]!;
+      const first = history.events?.[0]?.eventTime;
+      const firstMs = first ? Number(first.seconds ?? 0) * 1000 + (first.nanos ?? 0) / 1e6 : run.startedAtMs;
+      client.startToFirstEvent.push(firstMs - run.startedAtMs);
+      client.resultAfterClose.push(run.doneAtMs - closeTimeMs(history));
+    });
+    const heartbeatModel = { intervalMs: 3_000 };
+    const stats = (values: number[]) => ({ p50Ms: percentile(values, 50), p95Ms: percentile(values, 95), n: values.length });
+    return {
+      latencyMs,
+      runs,
+      baseline: stats(baseline),
+      ours: stats(ours),
+      floor: stats(floor),
+      oursOverBaselineP50Ms: percentile(ours, 50) - percentile(baseline, 50),
+      gapsMs: {
+        clientStartCall: mean(client.start),
+        clientDescribeAfterStart: mean(client.describe),
+        startCallToStartEvent: mean(client.startToFirstEvent),
+        waitForResult: mean(client.wait),
+        resultReturnedAfterClose: mean(client.resultAfterClose),
+        userRunGuardDescribeP50: percentile(guard, 50),
+        ours: meanGaps(oursHistories.map(historyGaps)),
+        floor: meanGaps(floorHistories.map(historyGaps)),
+      },
+      perBackup: {
+        ours: averageActions(oursHistories.map((h) => countBillableActions(h, {}, heartbeatModel))),
+        floor: averageActions(floorHistories.map((h) => countBillableActions(h, {}, heartbeatModel))),
+      },
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Portal routes only (not the company backend's): the faults of the rate-limited run. */
+const PORTAL_ROUTES = ['backup', 'storeCipherText', 'getCipherText', 'markPairs', 'getClient'] as const;
+const PORTAL_FAULT_KINDS = [{ kind: 'status', status: 503 }, { kind: 'html-error', status: 502 }, { kind: 'lost-response' }, { kind: 'malformed' }] as const;
+
+async function rateLimitedRun(count: number, scale: number, out: string, workers: number, faultPercent: number) {
   const rpm = { enclave: 50 * scale, client: 200 * scale };
   const rate = defaultBackupsPerMinute({ enclavePerMinute: rpm.enclave, clientPerMinute: rpm.client });
-  const stack = await startStack(join(out, 'rate-limited'), { users: count, latencyMs: 20, rpm });
+  const stack = await startStack(join(out, 'rate-limited'), {
+    users: count,
+    latencyMs: 20,
+    rpm,
+    workers,
+    // The workers' Portal limits are the simulator's (scaled) limits: the cap on what reaches Portal.
+    workerEnv: { PORTAL_ENCLAVE_RPM: String(rpm.enclave), PORTAL_CLIENT_RPM: String(rpm.client) },
+  });
   try {
+    if (faultPercent > 0) {
+      // One request in 100/faultPercent fails, spread evenly over the kinds (never a 429: those must be the limiter's).
+      const probability = faultPercent / 100 / PORTAL_FAULT_KINDS.length;
+      for (const route of PORTAL_ROUTES) {
+        for (const fault of PORTAL_FAULT_KINDS) {
+          const response = await fetch(`${stack.simulatorUrl}/admin/faults`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ route, ...fault, probability }),
+          });
+          if (!response.ok) throw new Error(`adding a fault failed: ${response.status} ${await response.text()}`);
+        }
+      }
+    }
     const t0 = Date.now();
     const { batchId } = await stack.batches.startBatch({
       // The backend's paged user list (the simulator serves its seeded users): a list source is
@@ -208,9 +511,15 @@ async function rateLimitedRun(count: number, scale: number, out: string) {
     const report = await stack.batches.wait(batchId);
     const wallMs = Date.now() - t0;
     const calls = (await (await fetch(`${stack.simulatorUrl}/admin/calls`)).json()) as Record<string, number>;
+    const faults = (await (await fetch(`${stack.simulatorUrl}/admin/faults`)).json()) as { fired: number };
     const idealMs = (count / rate) * 60_000;
     return {
       backups: count,
+      workerProcesses: workers,
+      portalFaultPercent: faultPercent,
+      // The simulator's fault log counts the 20 ms latency rule too (once per Portal call): the rest are the injected failures.
+      portalFaultsInjected: Math.max(0, faults.fired - PORTAL_ROUTES.reduce((sum, route) => sum + (calls[route] ?? 0), 0)),
+      portalCalls: Object.fromEntries(PORTAL_ROUTES.map((route) => [route, calls[route] ?? 0])),
       limitsPerMinute: rpm,
       backupsPerMinute: rate,
       completed: report.counts.completed,
@@ -282,18 +591,37 @@ async function main(): Promise<void> {
   const o = program.opts<Record<string, string>>();
   const out = join(ROOT, o.out!);
   mkdirSync(out, { recursive: true });
-  const results: Record<string, unknown> = { machine: { cores: (await import('node:os')).cpus().length, node: process.version }, startedAt: new Date().toISOString() };
+  const only = new Set(o.only!.split(',').map((part) => part.trim()).filter(Boolean));
+  const unknown = [...only].filter((part) => !(PARTS as readonly string[]).includes(part));
+  if (unknown.length > 0) throw new Error(`--only: unknown part(s) ${unknown.join(', ')}; use ${PARTS.join(', ')}`);
+  const results: Record<string, unknown> = {
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+    eagerActivityExecution: o.eagerActivities !== 'off',
+    ...(o.dynamicConfig ? { dynamicConfig: o.dynamicConfig } : {}),
+    startedAt: new Date().toISOString(),
+  };
   const throughput = [];
-  for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
-    process.stdout.write(`throughput run, simulator latency ${latency} ms…\n`);
-    throughput.push(await throughputRun(latency, Number(o.users), Number(o.concurrency), out));
+  if (only.has('throughput')) {
+    for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
+      process.stdout.write(`throughput run, simulator latency ${latency} ms…\n`);
+      throughput.push(await throughputRun(latency, Number(o.users), Number(o.concurrency), out));
+    }
   }
   results.throughput = throughput;
-  if (Number(o.rateLimited) > 0) {
-    process.stdout.write('rate-limited run…\n');
-    results.rateLimited = await rateLimitedRun(Number(o.rateLimited), Number(o.rateScale), out);
+  if (only.has('latency')) {
+    const latency = [];
+    for (const portalMs of o.latencyPortalMs!.split(',').filter((value) => value.trim() !== '').map(Number)) {
+      process.stdout.write(`single-backup latency, one at a time, simulator latency ${portalMs} ms…\n`);
+      latency.push(await latencyRun(portalMs, Math.max(1, Number(o.latencyRuns)), out));
+    }
+    results.latency = latency;
   }
-  if (Number(o.scale) > 0) {
+  if (only.has('rate-limited') && Number(o.rateLimited) > 0) {
+    process.stdout.write('rate-limited run…\n');
+    results.rateLimited = await rateLimitedRun(Number(o.rateLimited), Number(o.rateScale), out, Number(o.rateWorkers), Number(o.rateFaultPercent));
+  }
+  if (only.has('scale') && Number(o.scale) > 0) {
     process.stdout.write(`scale run, ${o.scale} wallets…\n`);
     results.scale = await scaleRun(Number(o.scale), out);
   }
@@ -301,14 +629,34 @@ async function main(): Promise<void> {
   process.stdout.write(`${renderTable(results)}\nresults: ${join(out, 'results.json')}\n`);
 }
 
+const throughput = (results: Record<string, unknown>) => (results.throughput as unknown[]).length > 0;
+
 function renderTable(results: Record<string, unknown>): string {
   const rows = ['| latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (worker, temporal, vault, simulator) | worker peak RSS MiB | ours/baseline |', '|---|---|---|---|---|---|---|---|'];
   for (const run of results.throughput as Awaited<ReturnType<typeof throughputRun>>[]) {
     const cpu = (c: Record<string, number>) => ['worker', 'temporal', 'vault', 'simulator'].map((k) => c[k]?.toFixed(4) ?? '-').join(', ');
     rows.push(`| ${run.latencyMs} ms | baseline | ${run.baseline.throughputPerSec} | ${run.baseline.p50Ms} | ${run.baseline.p95Ms} | ${cpu(run.baseline.cpuSecondsPerBackup)} | – | |`);
-    rows.push(`| ${run.latencyMs} ms | ours | ${run.ours.throughputPerSec} | ${run.ours.p50Ms} | ${run.ours.p95Ms} | ${cpu(run.ours.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} | ${run.ratio} |`);
+    rows.push(`| ${run.latencyMs} ms | ours (batch) | ${run.ours.throughputPerSec} | ${run.ours.p50Ms} | ${run.ours.p95Ms} | ${cpu(run.ours.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} | ${run.ratio} |`);
+    const c = run.oursClientDriven;
+    rows.push(`| ${run.latencyMs} ms | ours (client) | ${c.throughputPerSec} | ${c.p50Ms} | ${c.p95Ms} | ${cpu(c.cpuSecondsPerBackup)} | – | |`);
+    const f = run.floor;
+    rows.push(`| ${run.latencyMs} ms | floor | ${f.throughputPerSec} | ${f.p50Ms} | ${f.p95Ms} | ${cpu({ ...f.cpuSecondsPerBackup, worker: f.cpuSecondsPerBackup.floorWorker! })} | – | (ours/floor CPU, worker+Temporal: ${run.cpuOverFloor}) |`);
   }
-  const lines = [rows.join('\n')];
+  const lines = throughput(results) ? [rows.join('\n')] : [];
+  if (results.latency) {
+    const l = ['| Portal latency | plain script p50/p95 ms | ours p50/p95 ms | floor p50/p95 ms | ours − script p50 | events/backup ours, floor | billable actions/backup ours, floor |', '|---|---|---|---|---|---|---|'];
+    for (const run of results.latency as Awaited<ReturnType<typeof latencyRun>>[]) {
+      const pp = (x: { p50Ms: number; p95Ms: number }) => `${x.p50Ms} / ${x.p95Ms}`;
+      l.push(
+        `| ${run.latencyMs} ms | ${pp(run.baseline)} | ${pp(run.ours)} | ${pp(run.floor)} | ${run.oursOverBaselineP50Ms} | ${run.perBackup.ours.historyEvents}, ${run.perBackup.floor.historyEvents} | ${run.perBackup.ours.total}, ${run.perBackup.floor.total} |`,
+      );
+    }
+    lines.push(`single backup, one at a time:\n${l.join('\n')}`);
+    for (const run of results.latency as Awaited<ReturnType<typeof latencyRun>>[]) {
+      lines.push(`gaps at ${run.latencyMs} ms (mean ms per backup): ${JSON.stringify(run.gapsMs)}`);
+      lines.push(`billable actions per backup at ${run.latencyMs} ms: ours ${JSON.stringify(run.perBackup.ours)}`);
+    }
+  }
   if (results.rateLimited) lines.push(`rate-limited: ${JSON.stringify(results.rateLimited)}`);
   if (results.scale) {
     const { rssSamples: _samples, ...scale } = results.scale as Record<string, unknown>;

@@ -25,6 +25,15 @@ export interface TemporalDevServerOptions {
   namespace?: string;
   /** The codec server the Web UI calls to show payloads decoded (`--ui-codec-endpoint`). */
   uiCodecEndpoint?: string;
+  /**
+   * The server's eager activity execution (`system.enableActivityEagerExecution`): a worker that
+   * completes a workflow task gets the activity it scheduled on its own task queue back in the
+   * answer, instead of through matching and a poll. On by default here (dev, tests, bench), as
+   * Temporal Cloud has it; a self-hosted production cluster sets it in its dynamic config.
+   */
+  eagerActivityExecution?: boolean;
+  /** More dynamic-config values (`--dynamic-config-value key=value`, the value as JSON). */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 /** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */
@@ -34,6 +43,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const httpPort = await freePort();
   const metricsPort = await freePort();
   const namespace = options.namespace ?? 'default';
+  const dynamicConfig = { 'system.enableActivityEagerExecution': options.eagerActivityExecution ?? true, ...options.dynamicConfig };
   const args = [
     'server',
     'start-dev',
@@ -53,6 +63,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     ...(options.uiPort ? ['--ui-port', String(options.uiPort), '--ui-ip', '127.0.0.1'] : ['--headless']),
     ...(options.uiPort && options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+    ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   const address = `127.0.0.1:${port}`;
 
