@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, type Pool } from 'pg';
@@ -6,7 +7,7 @@ import { ClientCiphertextRepository } from '../../db/client-ciphertext-repositor
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { describeDatabaseUrl } from '../../db/database-url';
 import { DatabaseRequestError, DatabaseUnavailableError } from '../../db/errors';
-import { migrate } from '../../db/migrate';
+import { migrate, MIGRATIONS_DIR } from '../../db/migrate';
 import { createDatabasePool } from '../../db/pool';
 import { classifyDatabaseError } from '../../db/postgres-error-classifier';
 import { startPostgresServer, type PostgresServer } from '../../stack/postgres-server';
@@ -109,7 +110,13 @@ async function withEnv(vars: Record<string, string | undefined>, body: () => Pro
 
 describe('migrate', () => {
   const dropSchema = () =>
-    pool().query('DROP TABLE IF EXISTS client_ciphertexts, custodian_shares, schema_migrations');
+    pool().query('DROP TABLE IF EXISTS client_ciphertexts, custodian_shares, share_retrievals, schema_migrations');
+  /** Every migration file, in order: what a fresh database gets. */
+  const allMigrations = () =>
+    readdirSync(MIGRATIONS_DIR)
+      .filter((file) => file.endsWith('.sql'))
+      .sort()
+      .map((file) => file.replace(/\.sql$/, ''));
   afterEach(async () => {
     // Leave the schema current for the tests after this block.
     await migrate(pool());
@@ -119,14 +126,15 @@ describe('migrate', () => {
     await dropSchema();
     const [first, second] = await Promise.all([migrate(pool()), migrate(pool())]);
     const applied = [...first.applied, ...second.applied];
-    expect(applied).toEqual(['001_create_client_ciphertexts', '002_create_custodian_shares']);
+    expect(applied).toEqual(allMigrations());
+    expect(applied.slice(0, 3)).toEqual(['001_create_client_ciphertexts', '002_create_custodian_shares', '003_create_share_retrievals']);
     const { rows } = await pool().query('SELECT name FROM schema_migrations ORDER BY id');
     expect(rows.map((row: { name: string }) => row.name)).toEqual(applied);
   });
 
   it('applies every migration on an empty database, and nothing the second time', async () => {
     await dropSchema();
-    expect(await migrate(pool())).toEqual({ applied: ['001_create_client_ciphertexts', '002_create_custodian_shares'] });
+    expect(await migrate(pool())).toEqual({ applied: allMigrations() });
     expect(await migrate(pool())).toEqual({ applied: [] });
   });
 });
