@@ -27,7 +27,7 @@ export interface ApiConfig {
 
 /** The HTTP API's configuration: Temporal, the payload codec (it is a client), where to listen, its bearer tokens. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
-  // Tokens are always required, on loopback too; TLS belongs on the proxy in front (README).
+  // Tokens are always required, on loopback too; TLS belongs on the proxy in front (docs/configuration.md).
   const e = loadConfig(apiEnvSchema, env, (parsed) => [...temporalEnvProblems(parsed), ...codecEnvProblems(parsed)]);
   return {
     host: e.API_HOST,

@@ -2,7 +2,7 @@
 # Prints the path of a Vault-compatible server binary, building it once from Go modules if needed.
 # Order: $VAULT_BIN, then `bao` or `vault` on PATH, then the cached build of HashiCorp Vault v1.14.1
 # (MPL-2.0; the last open-source line). OpenBao is the first choice, but the Go module proxy that
-# this machine reaches refuses every version of github.com/openbao/openbao (403), see README.
+# this machine reaches refuses every version of github.com/openbao/openbao (403), see docs/development.md.
 set -euo pipefail
 VERSION="1.14.1"
 CACHE="${MPC_BACKUP_CACHE:-$HOME/.cache/mpc-backup}/bin"

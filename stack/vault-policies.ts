@@ -1,6 +1,6 @@
 /**
  * The Vault policies of the service, as HCL, for one Transit key. The workers' policy encrypts and
- * decrypts only; key rotation needs more (README, "Key rotation"): give it to the tokens of the
+ * decrypts only; key rotation needs more (docs/restore.md, "Key rotation"): give it to the tokens of the
  * workers that run rotations, and to no one else.
  */
 export function workerPolicy(keyName: string, mount = 'transit'): string {
