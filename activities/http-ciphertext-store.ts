@@ -107,7 +107,7 @@ export class HttpCiphertextStore implements CiphertextStore {
 
   async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
     if (this.perPair) {
-      for (const entry of ciphertexts) await this.putRecords(context, [entry], options);
+      await Promise.all(ciphertexts.map((entry) => this.putRecords(context, [entry], options)));
       return;
     }
     await this.putRecords(context, ciphertexts, options);

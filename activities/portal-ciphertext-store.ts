@@ -20,16 +20,19 @@ export class PortalCiphertextStore implements CiphertextStore {
 
   async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
     const { clientApiKey } = await this.credentials.load(context.userId);
-    for (const { pairId, ciphertext } of ciphertexts) {
-      if (!options.freshPairs) {
-        const existing = await this.read(clientApiKey, pairId);
-        if (existing === ciphertext) continue;
-        if (existing !== undefined) {
-          throw new CiphertextConflictError(`pair ${pairId} already holds a different ciphertext at Portal; it was not overwritten`);
+    // The pairs are independent: their writes (and write-once checks) go out together.
+    await Promise.all(
+      ciphertexts.map(async ({ pairId, ciphertext }) => {
+        if (!options.freshPairs) {
+          const existing = await this.read(clientApiKey, pairId);
+          if (existing === ciphertext) return;
+          if (existing !== undefined) {
+            throw new CiphertextConflictError(`pair ${pairId} already holds a different ciphertext at Portal; it was not overwritten`);
+          }
         }
-      }
-      await this.portal.storeCipherText(clientApiKey, pairId, ciphertext);
-    }
+        await this.portal.storeCipherText(clientApiKey, pairId, ciphertext);
+      }),
+    );
   }
 
   /**
