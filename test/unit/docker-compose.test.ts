@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadApiConfig } from '../../api/config';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadWebhookConfig } from '../../webhook/config';
 import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
@@ -38,7 +39,7 @@ function interpolate(value: string, given: Record<string, string>): string {
 describe('docker-compose.yml (cannot run here: no Docker engine; parsed and checked instead)', () => {
   it('describes the whole stack', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['postgresql', 'service-db', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'webhook', 'worker'].sort(),
+      ['api', 'postgresql', 'service-db', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'webhook', 'worker'].sort(),
     );
     expect(compose.services.temporal!.image).toBe('temporalio/auto-setup:1.29.1');
     expect(compose.services.worker!.build).toBe('.');
@@ -56,7 +57,22 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
     );
     const config = loadWorkerConfig(env);
     expect(config.vault.endpoint).toBe('http://vault:8200');
+    expect(config.metrics.temporalAddress).toBe('0.0.0.0:9464');
     expect(config.credentials.urlTemplate).toContain('{userId}');
+  });
+
+  it('gives the HTTP API a configuration it accepts, published on loopback only, and no token of its own', () => {
+    const service = compose.services.api!;
+    expect(() => Object.entries(service.environment!).map(([, v]) => interpolate(String(v), { PAYLOAD_CODEC_KEYS: 'k' }))).toThrow(/API_TOKENS must be set/);
+    const env = Object.fromEntries(
+      Object.entries(service.environment!).map(([k, v]) => [
+        k,
+        interpolate(String(v), { PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32).toString('base64')}`, API_TOKENS: 'a'.repeat(32) }),
+      ]),
+    );
+    const config = loadApiConfig(env);
+    expect(config).toMatchObject({ host: '0.0.0.0', port: 8080, tokens: ['a'.repeat(32)] });
+    for (const entry of service.ports ?? []) expect(LOOPBACK_HOST_IPS).toContain(publishedHostIp(entry));
   });
 
   it('gives the webhook a configuration the webhook accepts, on the service database', () => {
