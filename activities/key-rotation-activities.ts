@@ -98,6 +98,13 @@ function reasonOf(error: unknown): string {
 }
 
 /** Transient failures retry the activity (which resumes at this user); systemic ones too, visibly. */
+/**
+ * An attempt of rewrapUsers that moved its checkpoint on asks for its next attempt this soon, not
+ * after the backoff the earlier attempts built up: a long rotation meets transient faults all along
+ * (about 9 Portal calls a user), and each attempt resumes at the user it stopped on.
+ */
+const RETRY_AFTER_PROGRESS_MS = 1_000;
+
 function mustRetry(error: unknown): boolean {
   if (error instanceof CancelledFailure) return true;
   if (error instanceof BackupDomainError && error.retryable) return true;
@@ -405,20 +412,20 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
         deps.heartbeatIntervalMs,
         () => checkpoint,
         async () => {
-          while (checkpoint.next < input.userIds.length) {
-            const userId = input.userIds[checkpoint.next]!;
-            // Work on a copy: a user half done when a transient error strikes is redone from scratch.
-            const attempt = structuredClone(checkpoint.result);
-            try {
-              await rewrapUser(userId, input, attempt);
-            } catch (error) {
-              if (mustRetry(error)) throw error;
-              attempt.counts.usersFailed += 1;
-              recordFailure(attempt, { userId, kind: 'user', reason: `its ciphertexts could not be listed: ${reasonOf(error)}` });
+          const firstUser = checkpoint.next;
+          try {
+            await rewrapFromCheckpoint();
+          } catch (error) {
+            if (checkpoint.next > firstUser && error instanceof BackupDomainError && error.retryable) {
+              const failure = toApplicationFailure(error);
+              throw ApplicationFailure.create({
+                type: failure.type ?? error.name,
+                message: failure.message,
+                nonRetryable: false,
+                nextRetryDelay: Math.max(RETRY_AFTER_PROGRESS_MS, error.retryAfterMs ?? 0),
+              });
             }
-            checkpoint.result = attempt;
-            checkpoint.next += 1;
-            Context.current().heartbeat(checkpoint);
+            throw error;
           }
           const { counts } = checkpoint.result;
           Context.current().log.info('key rotation rewrapped users', {
@@ -431,6 +438,25 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
           return checkpoint.result;
         },
       );
+
+      /** Rewraps the users from the checkpoint on, moving it (and heartbeating it) after each one. */
+      async function rewrapFromCheckpoint(): Promise<void> {
+        while (checkpoint.next < input.userIds.length) {
+          const userId = input.userIds[checkpoint.next]!;
+          // Work on a copy: a user half done when a transient error strikes is redone from scratch.
+          const attempt = structuredClone(checkpoint.result);
+          try {
+            await rewrapUser(userId, input, attempt);
+          } catch (error) {
+            if (mustRetry(error)) throw error;
+            attempt.counts.usersFailed += 1;
+            recordFailure(attempt, { userId, kind: 'user', reason: `its ciphertexts could not be listed: ${reasonOf(error)}` });
+          }
+          checkpoint.result = attempt;
+          checkpoint.next += 1;
+          Context.current().heartbeat(checkpoint);
+        }
+      }
     },
 
     /**

@@ -219,6 +219,31 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     expect(fresh.counts).toMatchObject({ usersVisited: 3, clientCiphertexts: { rewrapped: 2, alreadyCurrent: 4 } });
   });
 
+  it('a transient failure after progress asks for the next attempt in 1 s (not the built-up backoff); without progress it does not', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    // Portal fails for the second user only: the first one is rewrapped and checkpointed first.
+    simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, userId: users[1]!.userId });
+    try {
+      const env = new MockActivityEnvironment({ attempt: 7 });
+      const heartbeats: { next?: number }[] = [];
+      env.on('heartbeat', (details: { next?: number }) => heartbeats.push(details));
+      const afterProgress = await failureOf(run(env, activities.rewrapUsers, rewrapInput(users.map((u) => u.userId), 2)));
+      expect(afterProgress.type).toBe('PortalUnavailableError');
+      expect(afterProgress.nonRetryable).toBe(false);
+      expect(afterProgress.nextRetryDelay).toBe(1_000);
+      expect(heartbeats.at(-1)?.next).toBe(1);
+      const noProgress = await failureOf(run(new MockActivityEnvironment({ attempt: 8 }), activities.rewrapUsers, rewrapInput([users[1]!.userId], 2)));
+      expect(noProgress.type).toBe('PortalUnavailableError');
+      expect(noProgress.nextRetryDelay).toBeUndefined();
+    } finally {
+      simulator.faults.clear();
+    }
+  });
+
   it('a user whose backup started before the rotation and still runs is deferred and left untouched; one started after defers nobody', async () => {
     const { transit } = await freshKey();
     const store = new PortalCiphertextStore(portal, credentials());
