@@ -175,20 +175,7 @@ export class BackupClient {
   /** Waits for the user's current backup to finish; throws BackupFailedError if it did not complete. */
   async waitForBackup(rawUserId: string, runId?: string): Promise<BackupResult> {
     const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), runId);
-    try {
-      return await handle.result();
-    } catch (error) {
-      if (error instanceof WorkflowFailedError) {
-        const cause = error.cause;
-        throw new BackupFailedError(
-          userId,
-          cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause?.name,
-          `backup of user ${userId} did not complete: ${describeFailure(error)}`,
-        );
-      }
-      throw error;
-    }
+    return resultOrFailure(userId, 'backup', this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), runId).result());
   }
 
   /**
@@ -241,6 +228,23 @@ export class BackupClient {
       'abandon',
       handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] }),
     );
+  }
+}
+
+/** A run's result, or BackupFailedError with the failure's type and message when it did not complete. */
+export async function resultOrFailure<T>(userId: string, what: 'backup' | 'recovery', result: Promise<T>): Promise<T> {
+  try {
+    return await result;
+  } catch (error) {
+    if (error instanceof WorkflowFailedError) {
+      const cause = error.cause;
+      throw new BackupFailedError(
+        userId,
+        cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause?.name,
+        `${what} of user ${userId} did not complete: ${describeFailure(error)}`,
+      );
+    }
+    throw error;
   }
 }
 

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import type { RecoveryProgress, RecoveryResult } from '../domain/recovery-types';
 import { parseUserId, recoveryWorkflowId } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey, type AbandonRequest } from '../workflows/backup-wallet-api';
 import type { recoverWallet } from '../workflows/recover-wallet';
 import { recoveryAbandonUpdate, recoveryProgressQuery, recoveryRetryUpdate } from '../workflows/recover-wallet-api';
-import { BackupFailedError, BackupNotFoundError, describeFailure, rejectedAsTyped } from './backup-client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
 
 export interface StartedRecovery {
   userId: string;
@@ -93,19 +92,7 @@ export class RecoveryClient {
   /** Waits for the user's recovery to finish; throws BackupFailedError when it did not complete. */
   async waitForRecovery(rawUserId: string, runId?: string): Promise<RecoveryResult> {
     const userId = parseUserId(rawUserId);
-    try {
-      return await this.temporal.workflow.getHandle<typeof recoverWallet>(recoveryWorkflowId(userId), runId).result();
-    } catch (error) {
-      if (error instanceof WorkflowFailedError) {
-        const cause = error.cause;
-        throw new BackupFailedError(
-          userId,
-          cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause?.name,
-          `recovery of user ${userId} did not complete: ${describeFailure(error)}`,
-        );
-      }
-      throw error;
-    }
+    return resultOrFailure(userId, 'recovery', this.temporal.workflow.getHandle<typeof recoverWallet>(recoveryWorkflowId(userId), runId).result());
   }
 
   /** Resumes a recovery parked as NEEDS_ATTENTION from the step that failed. */

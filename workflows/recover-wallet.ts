@@ -177,28 +177,38 @@ class RecoveryRun {
     }
   }
 
+  /**
+   * One try of a step: publishes it as running and counts the attempt; a cancellation is published
+   * and rethrown; an activity's failure is recorded as the last error and returned.
+   */
+  private async attempt<T>(step: RecoveryStep, call: () => Promise<T>): Promise<{ value: T } | { failure: ActivityFailure }> {
+    this.publish('RUNNING', step);
+    this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
+    try {
+      return { value: await call() };
+    } catch (error) {
+      if (isCancellation(error)) {
+        this.publish('CANCELLED', step);
+        throw error;
+      }
+      if (!(error instanceof ActivityFailure)) throw error;
+      this.progress.lastError = recordActivityError(step, error);
+      return { failure: error };
+    }
+  }
+
   /** A step before /v1/recover answered: a failure ends the run with its reason (nothing was made). */
   beforePointOfNoReturn<T>(step: RecoveryStep, call: () => Promise<T>): Promise<T> {
     return this.timed(step, async () => {
-      this.publish('RUNNING', step);
-      this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
-      try {
-        return await call();
-      } catch (error) {
-        if (isCancellation(error)) {
-          this.publish('CANCELLED', step);
-          throw error;
-        }
-        if (!(error instanceof ActivityFailure)) throw error;
-        this.progress.lastError = recordActivityError(step, error);
-        this.publish('FAILED', step);
-        throw ApplicationFailure.create({
-          type: this.progress.lastError.type,
-          message: `recovery of user ${this.userId} failed at ${step}, before Portal made new signing shares: ${this.progress.lastError.message}`,
-          nonRetryable: true,
-          cause: error,
-        });
-      }
+      const outcome = await this.attempt(step, call);
+      if ('value' in outcome) return outcome.value;
+      this.publish('FAILED', step);
+      throw ApplicationFailure.create({
+        type: this.progress.lastError!.type,
+        message: `recovery of user ${this.userId} failed at ${step}, before Portal made new signing shares: ${this.progress.lastError!.message}`,
+        nonRetryable: true,
+        cause: outcome.failure,
+      });
     });
   }
 
@@ -206,35 +216,25 @@ class RecoveryRun {
   parkable<T>(step: RecoveryStep, call: () => Promise<T>): Promise<T> {
     return this.timed(step, async () => {
       for (;;) {
-        this.publish('RUNNING', step);
-        this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
+        const outcome = await this.attempt(step, call);
+        if ('value' in outcome) return outcome.value;
+        this.decision = undefined;
+        this.publish('NEEDS_ATTENTION', step);
         try {
-          return await call();
-        } catch (error) {
-          if (isCancellation(error)) {
-            this.publish('CANCELLED', step);
-            throw error;
-          }
-          if (!(error instanceof ActivityFailure)) throw error;
-          this.progress.lastError = recordActivityError(step, error);
-          this.decision = undefined;
-          this.publish('NEEDS_ATTENTION', step);
-          try {
-            await condition(() => this.decision !== undefined);
-          } catch (waitError) {
-            if (isCancellation(waitError)) this.publish('CANCELLED', step);
-            throw waitError;
-          }
-          const chosen = this.decision as OperatorDecision | undefined;
-          if (chosen?.kind === 'abandon') {
-            this.publish('ABANDONED', step);
-            await condition(allHandlersFinished);
-            throw ApplicationFailure.nonRetryable(
-              `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
-                (step === 'HAND_OVER' ? ' (the new signing shares were never handed over: start a new recovery)' : ''),
-              RECOVERY_ABANDONED_ERROR_TYPE,
-            );
-          }
+          await condition(() => this.decision !== undefined);
+        } catch (waitError) {
+          if (isCancellation(waitError)) this.publish('CANCELLED', step);
+          throw waitError;
+        }
+        const chosen = this.decision as OperatorDecision | undefined;
+        if (chosen?.kind === 'abandon') {
+          this.publish('ABANDONED', step);
+          await condition(allHandlersFinished);
+          throw ApplicationFailure.nonRetryable(
+            `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
+              (step === 'HAND_OVER' ? ' (the new signing shares were never handed over: start a new recovery)' : ''),
+            RECOVERY_ABANDONED_ERROR_TYPE,
+          );
         }
       }
     });
