@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   isCancellation,
   ParentClosePolicy,
@@ -57,27 +58,32 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   run.progress.orphanedSigningPairIds = recovered.orphanedSigningPairIds;
 
   // The point of no return: the new signing shares exist only in this run (sealed) until handed over.
-  await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
-  await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
+  // From here a cancel (Web UI, API) cannot cut the run short: the rest runs in a non-cancellable
+  // scope, so an in-flight hand-over is never abandoned half way, a failure parks for an operator
+  // (who can abandon it), and the run completes.
+  return CancellationScope.nonCancellable(async () => {
+    await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
+    await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
 
-  let freshBackup: RecoveryResult['freshBackup'];
-  if (input.freshBackup !== false) {
-    run.publish('RUNNING', RECOVERY_FRESH_BACKUP_STEP);
-    freshBackup = await run.timed(RECOVERY_FRESH_BACKUP_STEP, () => startFreshBackup(userId));
-  }
-  run.publish('COMPLETED', 'DONE');
-  await condition(allHandlersFinished);
-  return {
-    userId,
-    status: 'COMPLETED',
-    backupPairIds: found.backupPairIds,
-    signingPairIds: recovered.signingPairIds,
-    orphanedSigningPairIds: recovered.orphanedSigningPairIds,
-    ...(freshBackup ? { freshBackup } : {}),
-    stepDurationsMs: run.stepDurationsMs,
-    startedAt: run.progress.startedAt,
-    completedAt: new Date(Date.now()).toISOString(),
-  };
+    let freshBackup: RecoveryResult['freshBackup'];
+    if (input.freshBackup !== false) {
+      run.publish('RUNNING', RECOVERY_FRESH_BACKUP_STEP);
+      freshBackup = await run.timed(RECOVERY_FRESH_BACKUP_STEP, () => startFreshBackup(userId));
+    }
+    run.publish('COMPLETED', 'DONE');
+    await condition(allHandlersFinished);
+    return {
+      userId,
+      status: 'COMPLETED' as const,
+      backupPairIds: found.backupPairIds,
+      signingPairIds: recovered.signingPairIds,
+      orphanedSigningPairIds: recovered.orphanedSigningPairIds,
+      ...(freshBackup ? { freshBackup } : {}),
+      stepDurationsMs: run.stepDurationsMs,
+      startedAt: run.progress.startedAt,
+      completedAt: new Date(Date.now()).toISOString(),
+    };
+  });
 }
 
 /**
@@ -127,7 +133,8 @@ class RecoveryRun {
       recoveryRetryUpdate,
       async (_request: RetryRequest) => {
         this.decision = { kind: 'retry' };
-        await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+        // Non-cancellable: a cancel request of the run must not fail the operator's answer (the run goes on).
+        await CancellationScope.nonCancellable(() => condition(() => this.progress.status !== 'NEEDS_ATTENTION'));
         return this.progress;
       },
       {
@@ -141,7 +148,8 @@ class RecoveryRun {
       recoveryAbandonUpdate,
       async (request: AbandonRequest) => {
         this.decision = { kind: 'abandon', reason: request.reason.trim() };
-        await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+        // Non-cancellable: a cancel request of the run must not fail the operator's answer (the run goes on).
+        await CancellationScope.nonCancellable(() => condition(() => this.progress.status !== 'NEEDS_ATTENTION'));
         return this.progress;
       },
       {
@@ -232,7 +240,11 @@ class RecoveryRun {
           await condition(allHandlersFinished);
           throw ApplicationFailure.nonRetryable(
             `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
-              (step === 'HAND_OVER' ? ' (the new signing shares were never handed over: start a new recovery)' : ''),
+              (step === 'HAND_OVER'
+                ? ' (the new signing shares were never handed over: start a new recovery)'
+                : step === 'MARK_SIGNING'
+                  ? ' (the backend holds the new signing shares but Portal has not marked them: mark them STORED_CLIENT, or start a new recovery, before the next backup)'
+                  : ''),
             RECOVERY_ABANDONED_ERROR_TYPE,
           );
         }

@@ -148,6 +148,22 @@ describe('recoverWallet', () => {
     expect(signingPairsOf(userId).filter((pair) => Object.values(made).includes(pair.id)).map((p) => p.status)).toEqual(['completed', 'completed']);
   });
 
+  it('after /v1/recover a Temporal cancel cannot drop the new signing shares: the parked run stays parked, and once retried completes', async () => {
+    const userId = await backedUp('recover-cancel');
+    env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 400, userId });
+    await recoveries.startRecovery(userId, { freshBackup: false });
+    const parked = await waitUntilRecoveryParked(userId);
+    await env.backups.temporal.workflow.getHandle(`recover-${userId}`).cancel();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const after = await recoveries.getRecoveryStatus(userId);
+    expect(after).toMatchObject({ execution: 'RUNNING', status: 'NEEDS_ATTENTION', step: 'HAND_OVER' });
+    env.simulator.faults.clear();
+    await recoveries.retryRecovery(userId);
+    const result = await recoveries.waitForRecovery(userId);
+    expect(result.signingPairIds).toEqual(parked.progress!.signingPairIds);
+    expect(JSON.parse(env.simulator.state.user(userId)!.generateResponse).SECP256K1.id).toBe(result.signingPairIds.SECP256K1);
+  });
+
   it('a permanent refusal of the mark parks MARK_SIGNING; an operator can abandon it with a reason', async () => {
     const userId = await backedUp('recover-mark');
     env.simulator.faults.add({ route: 'markSigningPairs', kind: 'status', status: 403, userId });
@@ -159,6 +175,7 @@ describe('recoverWallet', () => {
     await recoveries.abandonRecovery(userId, 'key revoked for this test', 'ops');
     const failure = (await recoveries.waitForRecovery(userId).catch((error: unknown) => error)) as BackupFailedError;
     expect(failure.reasonType).toBe('RecoveryAbandoned');
+    expect(failure.message).toContain('the backend holds the new signing shares but Portal has not marked them');
     expect((await recoveries.getRecoveryStatus(userId)).status).toBe('ABANDONED');
     env.simulator.faults.clear();
   });
