@@ -43,7 +43,7 @@ export interface KeyRotationDeps {
   /** Self-Managed: the custodian shares the webhook holds (rewrapped too). */
   custodianShares?: Pick<CustodianShareRepository, 'listByClient' | 'getByPair' | 'replaceIfUnchanged'>;
   /** Looks at users' backup runs (a running pre-rotation backup defers its user) and lists running ones. */
-  temporal: Pick<Client, 'workflow'>;
+  temporal: Pick<Client, 'workflow' | 'workflowService' | 'options'>;
   /** The company's database, when the store or the mode uses it: checked for stale rows before the raise. */
   database?: Pool;
   heartbeatIntervalMs: number;
@@ -465,29 +465,44 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
      * or stored after its user was visited, is of an old version), and the company's database holds
      * no row below the target version (users the source did not list; rows of another key count too).
      */
-    async checkBeforeRaise(input: { targetVersion: number; rotatedAtMs: number; backupTaskQueue: string }): Promise<RaiseCheck> {
+    /** Backups and recoveries on every task queue, or only on `backupTaskQueue` when the rotation names the backups' queue. */
+    async checkBeforeRaise(input: { targetVersion: number; rotatedAtMs: number; backupTaskQueue?: string }): Promise<RaiseCheck> {
       return plainBoundary(deps.heartbeatIntervalMs, async () => {
         const reasons: string[] = [];
         const key = await deps.transit.keyVersions();
         if (key.latestVersion < input.targetVersion) reasons.push(`the key's latest version is ${key.latestVersion}, below the rotation's ${input.targetVersion}`);
+        // A backup (or a recovery before its DECRYPT step) that started before the rotation holds
+        // old-version ciphertexts. The rotation may run on a queue of its own: unless told the
+        // backups' queue, every queue of the namespace is looked at.
+        const queue = input.backupTaskQueue ? ` AND TaskQueue = '${input.backupTaskQueue.replace(/'/g, '')}'` : '';
         const query =
-          `WorkflowType = 'backupWallet' AND ExecutionStatus = 'Running' AND TaskQueue = '${input.backupTaskQueue.replace(/'/g, '')}' ` +
+          `WorkflowType IN ('backupWallet', 'recoverWallet') AND ExecutionStatus = 'Running'${queue} ` +
           `AND StartTime < '${new Date(input.rotatedAtMs).toISOString()}'`;
         const running: string[] = [];
+        // The raw list: only ids are needed, and runs of other deployments may carry payloads
+        // (memos) this worker's codec cannot decode.
         await temporalCall('listing running backups', async () => {
-          for await (const execution of deps.temporal.workflow.list({ query })) {
-            running.push(execution.workflowId);
-            if (running.length >= 1_000) break;
-          }
+          let nextPageToken: Uint8Array | undefined;
+          do {
+            const page = await deps.temporal.workflowService.listWorkflowExecutions({
+              namespace: deps.temporal.options.namespace,
+              query,
+              pageSize: 1_000,
+              ...(nextPageToken ? { nextPageToken } : {}),
+            });
+            for (const execution of page.executions ?? []) running.push(execution.execution?.workflowId ?? 'unknown');
+            nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+          } while (nextPageToken && running.length < 1_000);
         });
         if (running.length > 0) {
-          reasons.push(`${running.length} backup(s) started before the rotation still run (${running.slice(0, 10).join(', ')}): they hold ciphertexts of the old version`);
+          reasons.push(`${running.length} backup(s) or recoveries started before the rotation still run (${running.slice(0, 10).join(', ')}): they hold ciphertexts of the old version`);
         }
         if (deps.database && deps.store.kind === 'postgres') {
           const stale = await countBelowVersion(deps.database, 'clientCiphertexts', input.targetVersion);
           if (stale.count > 0) reasons.push(`client_ciphertexts holds ${stale.count} ciphertext(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): users the source did not list?`);
         }
-        if (deps.database && deps.custodianShares) {
+        // Whatever this worker's BACKUP_MODE: a rotation pool configured without it must not raise past custodian shares.
+        if (deps.database) {
           const stale = await countBelowVersion(deps.database, 'custodianShares', input.targetVersion);
           if (stale.count > 0) reasons.push(`custodian_shares holds ${stale.count} share(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): clients the source did not list?`);
         }

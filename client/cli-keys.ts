@@ -59,6 +59,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
     .option('--users-per-activity <n>', 'users per rewrap activity (default 10, at most the rate)')
     .option('--raise-min-version', "once every ciphertext is verified on the new version, raise the key's min_decryption_version to it")
     .option('--no-rotate', 'add no key version: rewrap to the latest one (after a rotation made by hand, or for users a first pass missed)')
+    .option('--backup-task-queue <queue>', 'before raising the minimum, look for running backups only on this queue (default: every queue of the namespace)')
     .option('--id <rotationId>', 'a rotation id of your own (default: a random UUID)')
     .option('--wait', 'wait for the rotation to finish and print its report')
     .action(
@@ -73,6 +74,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
         raiseMinVersion?: boolean;
         rotate: boolean;
         id?: string;
+        backupTaskQueue?: string;
         wait?: boolean;
       }) =>
         withKeys(async (client) => {
@@ -92,6 +94,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
             raiseMinDecryptionVersion: options.raiseMinVersion === true,
             rotate: options.rotate,
             ...(options.id ? { rotationId: options.id } : {}),
+            ...(options.backupTaskQueue ? { backupTaskQueue: options.backupTaskQueue } : {}),
           });
           print(started);
           if (options.wait) print(await client.wait());

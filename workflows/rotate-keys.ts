@@ -336,7 +336,7 @@ class RotationRun {
       const check = await finishActivities.checkBeforeRaise({
         targetVersion: key.targetVersion,
         rotatedAtMs: Date.parse(key.rotatedAt),
-        backupTaskQueue: this.input.backupTaskQueue ?? workflowInfo().taskQueue,
+        ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
       });
       if (check.reasons.length > 0) return { ...outcome, reason: check.reasons.join('; ') };
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
