@@ -69,6 +69,10 @@ export async function createApiServer(options: ApiServerOptions) {
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
+  // Routes whose body is optional (retry, recovery start) take a request without one as `{}`.
+  app.addHook('preValidation', async (request) => {
+    if (request.method === 'POST' && (request.body === undefined || request.body === null)) request.body = {};
+  });
 
   const { backups, recoveries, batches } = options;
   const responses = (ok: object, okCode = 200) => ({ [okCode]: ok, 400: errorAnswer, 401: errorAnswer, 404: errorAnswer, 409: errorAnswer });
@@ -90,7 +94,8 @@ export async function createApiServer(options: ApiServerOptions) {
       summary: 'Wait up to waitSeconds for the backup to end: 200 with the result, 409 if it did not complete, 202 with the status if still running',
       tags: ['backups'], params: userIdParams, querystring: waitQuery, response: { ...responses(openObject), 202: openObject },
     },
-  }, async (request, reply) => waitOrStatus(reply, request.query.waitSeconds, () => backups.waitForBackup(request.params.userId), () => backups.getBackupStatus(request.params.userId)));
+  }, async (request, reply) =>
+    waitOrStatus(reply, request.query.waitSeconds, (signal) => backups.temporal.withAbortSignal(signal, () => backups.waitForBackup(request.params.userId)), () => backups.getBackupStatus(request.params.userId)));
 
   app.post<UserParams & { Body: { requestedBy?: string } }>('/v1/backups/:userId/retry', {
     schema: { summary: 'Resume a backup parked as NEEDS_ATTENTION', tags: ['backups'], params: userIdParams, body: retryBody, response: responses(openObject) },
@@ -111,7 +116,8 @@ export async function createApiServer(options: ApiServerOptions) {
 
   app.get<WaitParams>('/v1/recoveries/:userId/result', {
     schema: { summary: 'Wait up to waitSeconds for the recovery to end (as for backups)', tags: ['recoveries'], params: userIdParams, querystring: waitQuery, response: { ...responses(openObject), 202: openObject } },
-  }, async (request, reply) => waitOrStatus(reply, request.query.waitSeconds, () => recoveries.waitForRecovery(request.params.userId), () => recoveries.getRecoveryStatus(request.params.userId)));
+  }, async (request, reply) =>
+    waitOrStatus(reply, request.query.waitSeconds, (signal) => recoveries.temporal.withAbortSignal(signal, () => recoveries.waitForRecovery(request.params.userId)), () => recoveries.getRecoveryStatus(request.params.userId)));
 
   app.post<UserParams & { Body: { requestedBy?: string } }>('/v1/recoveries/:userId/retry', {
     schema: { summary: 'Resume a recovery parked as NEEDS_ATTENTION', tags: ['recoveries'], params: userIdParams, body: retryBody, response: responses(openObject) },
@@ -165,18 +171,26 @@ async function batchHasEnded(batches: BatchClient, batchId: string): Promise<boo
   }
 }
 
-/** Waits up to `seconds` for the run to end: its result (200), why it did not complete (409), or its status (202). */
-async function waitOrStatus(reply: FastifyReply, seconds: number, wait: () => Promise<unknown>, status: () => Promise<unknown>) {
+/**
+ * Waits up to `seconds` for the run to end: its result (200), why it did not complete (409), or its
+ * status (202). On a timeout the wait's long poll is aborted, so no poll outlives the request.
+ */
+async function waitOrStatus(reply: FastifyReply, seconds: number, wait: (signal: AbortSignal) => Promise<unknown>, status: () => Promise<unknown>) {
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), seconds * 1000);
   });
+  const waiting = wait(abort.signal);
   try {
-    const outcome = await Promise.race([wait(), timeout]);
+    const outcome = await Promise.race([waiting, timeout]);
     if (outcome === 'timeout') return reply.code(202).send(await status());
     return reply.code(200).send(outcome);
   } finally {
     clearTimeout(timer);
+    abort.abort();
+    // The aborted wait rejects; that is expected and must not surface as an unhandled rejection.
+    waiting.catch(() => undefined);
   }
 }
 

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { print } from './cli-output';
 import { openEjectRetrieval } from './eject';
@@ -18,14 +18,23 @@ export function registerEjectCommand(program: Command): Command {
     .requiredOption('--out <file>', 'a new file for the shares (mode 0600; an existing file is never overwritten)')
     .description("retrieve the user's decrypted client backup shares for Portal's eject libraries (audited; your Vault policy must allow the decrypt)")
     .action(async (userId: string, options: { reason: string; out: string }) => {
-      const retrieval = await openEjectRetrieval();
+      // The file first: an existing path fails here, before a release is audited that no file receives.
+      const file = openSync(options.out, 'wx', 0o600);
+      let written = false;
       try {
-        const release = await retrieval.getClientBackupShare(userId, { reason: options.reason });
-        const document = { userId: release.userId, pairIds: release.pairIds, backupResponse: release.shares, releasedTo: release.releasedTo, releasedAt: release.releasedAt };
-        writeFileSync(options.out, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-        print({ userId: release.userId, pairIds: release.pairIds, releasedTo: release.releasedTo, releasedAt: release.releasedAt, writtenTo: options.out });
+        const retrieval = await openEjectRetrieval();
+        try {
+          const release = await retrieval.getClientBackupShare(userId, { reason: options.reason });
+          const document = { userId: release.userId, pairIds: release.pairIds, backupResponse: release.shares, releasedTo: release.releasedTo, releasedAt: release.releasedAt };
+          writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
+          written = true;
+          print({ userId: release.userId, pairIds: release.pairIds, releasedTo: release.releasedTo, releasedAt: release.releasedAt, writtenTo: options.out });
+        } finally {
+          await retrieval.close();
+        }
       } finally {
-        await retrieval.close();
+        closeSync(file);
+        if (!written) rmSync(options.out, { force: true });
       }
     });
 }

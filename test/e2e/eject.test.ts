@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -129,5 +129,13 @@ describe('getClientBackupShare (eject retrieval)', () => {
     );
     expect((refused as { code: number }).code).not.toBe(0);
     expect(readFileSync(join(dir, 'existing.json'), 'utf8')).toBe('keep');
+    // Refused before anything was retrieved: the audit has the one release above, not a second.
+    expect((await new ShareRetrievalAudit(pool).listByUser(userId)).map((row) => row.reason)).toEqual(['ticket SUP-2']);
+    // A refused retrieval leaves no (empty) file behind.
+    const none = await run('npx', ['tsx', 'client/cli.ts', 'eject', env.seedUser('eject-cli-none'), '--reason', 'r', '--out', join(dir, 'none.json')], { env: cliEnv }).catch(
+      (error: { code: number }) => error,
+    );
+    expect((none as { code: number }).code).toBe(2);
+    expect(existsSync(join(dir, 'none.json'))).toBe(false);
   });
 });
