@@ -38,7 +38,7 @@ export interface BackupStatusView {
   runId: string;
   /** Temporal's view of the run: RUNNING, COMPLETED, FAILED, TERMINATED, CANCELLED, … */
   execution: WorkflowExecutionStatusName;
-  /** The backup's own status and step, from its search attributes. */
+  /** The backup's own status and step: its search attributes, the step from its `progress` query while it runs. */
   status?: string;
   step?: string;
   /** The workflow's progress (query), when a worker could answer it. */
@@ -157,6 +157,8 @@ export class BackupClient {
     if (description.status.name === 'RUNNING') {
       try {
         view.progress = await handle.query(progressQuery);
+        // The run upserts BackupStep only with a status change; the query knows the step it is at.
+        view.step = view.progress.step;
       } catch {
         // No worker to answer right now; the search attributes above still tell the state.
       }

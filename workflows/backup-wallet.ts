@@ -49,6 +49,12 @@ const afterStep1Failure = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, s
 
 /** Patch ids (workflow code changes that add commands; see docs/changing-workflows.md). */
 const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
+/**
+ * `BackupStep` is upserted only together with a `BackupStatus` change: operators filter on the
+ * status and on where a parked or failed run stopped; a running run's step is in the `progress`
+ * query and its pending activity. Saves three billable actions per backup (9 → 6).
+ */
+const STEP_ONLY_WITH_STATUS = 'step-attribute-only-with-status';
 
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
@@ -73,15 +79,17 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   };
   let decision: OperatorDecision | undefined;
 
-  // Each upsert is a history event and a visibility write: skip the ones that change nothing
-  // (a run started by our client or batch already carries RUNNING / MPC_BACKUP).
+  // Each upsert is a history event, a visibility write and a billable action: skip the ones that
+  // change nothing an operator filters on (a run started by our client or batch already carries
+  // RUNNING / MPC_BACKUP).
   const initial = workflowInfo().typedSearchAttributes;
   let published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
+  const stepOnlyWithStatus = patched(STEP_ONLY_WITH_STATUS);
   const publish = (status: BackupStatus, step: BackupProgress['step']) => {
     if (status !== progress.status) countTransition(status, step, progress);
     progress.status = status;
     progress.step = step;
-    if (published.status === status && published.step === step) return;
+    if (published.status === status && (published.step === step || stepOnlyWithStatus)) return;
     published = { status, step };
     upsertSearchAttributes([
       { key: BackupStatusKey, value: status },

@@ -1,5 +1,6 @@
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countBillableActions } from '../../bench/billable-actions';
 import { transitContext } from '../../activities/transit-context';
 import { CURVES } from '../../domain/curves';
 import { InvalidUserIdError } from '../../domain/user-id';
@@ -65,6 +66,16 @@ describe('one backup, end to end', () => {
 
     const status = await env.backups.getBackupStatus(userId);
     expect(status).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', step: 'DONE' });
+  });
+
+  it('costs six billable actions: one start, four activities, one search-attribute upsert (COMPLETED / DONE)', async () => {
+    const userId = env.seedUser();
+    await env.backups.startBackupWorkflow(userId);
+    await env.backups.waitForBackup(userId);
+    const history = await env.backups.temporal.workflow.getHandle(`backup-${userId}`).fetchHistory();
+    // A running run's step is not upserted on every step: only with a status change.
+    expect(countBillableActions(history)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6 });
+    expect(await env.backups.getBackupStatus(userId)).toMatchObject({ status: 'COMPLETED', step: 'DONE' });
   });
 
   it('a ciphertext bound to one pair does not decrypt under another pair’s context', async () => {

@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient, BatchOptionsError } from '../../client/batch-client';
-import { BackupStepKey } from '../../workflows/backup-wallet-api';
 import { batchWorkflowId, MAX_LIST_USER_IDS, type BatchReport } from '../../workflows/batch-backup-api';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
@@ -21,9 +20,10 @@ const seedMany = (prefix: string, count: number) => Array.from({ length: count }
 const completedPairs = (userId: string) =>
   env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs).filter((p) => p.status === 'completed');
 
+/** The step a running backup is at (its `progress` query, through the client's status view). */
 async function stepOf(userId: string): Promise<string | undefined> {
-  const description = await env.backups.temporal.workflow.getHandle(`backup-${userId}`).describe().catch(() => undefined);
-  return description?.typedSearchAttributes.get(BackupStepKey);
+  const view = await env.backups.getBackupStatus(userId).catch(() => undefined);
+  return view?.step;
 }
 
 describe('batch hardening', () => {
