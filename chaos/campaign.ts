@@ -81,6 +81,10 @@ export interface CampaignReport {
   recoveries: { total: number; completed: number; orphanedSigningPairs: number };
   orphans: number;
   completionMs: { p50: number; p95: number; max: number };
+  /** The same over backups the campaign did not park on purpose (a revoked key waits on the operator). */
+  completionWithoutOperatorMs: { p50: number; p95: number; max: number };
+  /** The slowest completed backups: where their time went (the run's own step durations). */
+  slowest: { userId: string; ms: number; revokedByCampaign: boolean; stepDurationsMs: Record<string, number> }[];
   violations: Record<Invariant, number>;
   violationTotal: number;
   violationDetails: ViolationLog['details'];
@@ -670,10 +674,12 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       if (databasePassword && text.includes(databasePassword)) violations.add('secret-in-logs', `${file}: the database password`);
     }
 
-    const durations = [...outcomes.values()]
+    const completedTimes = [...outcomes.values()]
       .filter((o) => o.status === 'COMPLETED' && o.closedAt && o.startedAt)
-      .map((o) => o.closedAt! - o.startedAt!)
-      .sort((a, b) => a - b);
+      .map((o) => ({ outcome: o, ms: o.closedAt! - o.startedAt! }))
+      .sort((a, b) => a.ms - b.ms);
+    const durations = completedTimes.map((t) => t.ms);
+    const withoutOperator = completedTimes.filter((t) => !t.outcome.revokedByCampaign).map((t) => t.ms);
     const statuses = [...outcomes.values()];
     const { runDir: _dir, quiet: _quiet, ...reported } = options;
     const firedByKind = Object.entries(simulator.faults.firedByKind());
@@ -735,6 +741,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       },
       orphans,
       completionMs: { p50: percentile(durations, 50), p95: percentile(durations, 95), max: durations.at(-1) ?? 0 },
+      completionWithoutOperatorMs: { p50: percentile(withoutOperator, 50), p95: percentile(withoutOperator, 95), max: withoutOperator.at(-1) ?? 0 },
+      slowest: completedTimes.slice(-10).reverse().map(({ outcome, ms }) => ({
+        userId: outcome.userId,
+        ms,
+        revokedByCampaign: outcome.revokedByCampaign,
+        stepDurationsMs: { ...(outcome.result?.stepDurationsMs ?? {}) },
+      })),
       violations: violations.counts,
       violationTotal: violations.total,
       violationDetails: violations.details,
@@ -783,7 +796,8 @@ export function summarize(report: CampaignReport): string {
         ]
       : []),
     `  recoveries: ${report.recoveries.completed}/${report.recoveries.total} completed, orphaned signing pairs named ${report.recoveries.orphanedSigningPairs}`,
-    `  orphaned pairs ${report.orphans}; completion p50 ${report.completionMs.p50} ms, p95 ${report.completionMs.p95} ms, max ${report.completionMs.max} ms`,
+    `  orphaned pairs ${report.orphans}; completion p50 ${report.completionMs.p50} ms, p95 ${report.completionMs.p95} ms, max ${report.completionMs.max} ms` +
+      ` (without the users parked on purpose: p50 ${report.completionWithoutOperatorMs.p50}, p95 ${report.completionWithoutOperatorMs.p95}, max ${report.completionWithoutOperatorMs.max} ms)`,
     `  violations: ${INVARIANTS.map((name) => `${name} ${report.violations[name]}`).join(', ')}`,
     ...(report.timedOut
       ? [
