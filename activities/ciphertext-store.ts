@@ -22,6 +22,15 @@ export interface PutOptions {
 }
 
 /**
+ * What `put` found: the pairs that already held exactly the given ciphertext when the store looked
+ * (only when `freshPairs` is false). Nothing was written for them, and the store's own read of them
+ * is their read-back, so a retried step verifies them without reading them again.
+ */
+export interface PutResult {
+  alreadyStored: string[];
+}
+
+/**
  * What a compare-and-set replace found: `replaced` (the pair now holds the new ciphertext, also when
  * it already did), `changed` (it holds neither the expected old one nor the new one: nothing was
  * written), `absent` (it holds none: nothing was written).
@@ -32,8 +41,9 @@ export type ReplaceOutcome = 'replaced' | 'changed' | 'absent';
  * Where encrypted client backup shares live: Portal (Portal-Managed), the company's PostgreSQL, or
  * the company's HTTP endpoint; one file each, picked by CIPHERTEXT_STORE (ciphertext-store-factory).
  * The contract every store keeps:
- * - `put` is write-once per pair: the same ciphertext again is a no-op; a different ciphertext for a
- *   pair that already has one throws CiphertextConflictError and overwrites nothing.
+ * - `put` is write-once per pair: the same ciphertext again is a no-op (named in `alreadyStored`); a
+ *   different ciphertext for a pair that already has one throws CiphertextConflictError and
+ *   overwrites nothing.
  * - `get` returns the ciphertext stored for the pair, or throws CiphertextNotFoundError when there
  *   is none (the step decides whether that means "not readable yet" or "lost").
  * - `replace` (key rotation only: a rewrap of the same plaintext under a newer key version) writes
@@ -45,7 +55,7 @@ export type ReplaceOutcome = 'replaced' | 'changed' | 'absent';
  */
 export interface CiphertextStore {
   readonly kind: string;
-  put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void>;
+  put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<PutResult>;
   get(context: StoreContext, pairId: string, curve: Curve): Promise<string>;
   replace?(context: StoreContext, next: StoredCiphertext, expectedOld: string): Promise<ReplaceOutcome>;
   /** Why this store cannot replace (key rotation refuses to start), or undefined when it can. */

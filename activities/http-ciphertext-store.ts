@@ -9,7 +9,7 @@ import {
   CiphertextStoreUnavailableError,
 } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
-import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, PutResult, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 import { isTransientHttpStatus } from './http-status';
 import { describeZodError } from './response-validation';
 
@@ -105,18 +105,17 @@ export class HttpCiphertextStore implements CiphertextStore {
     return 'replaced';
   }
 
-  async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
-    if (this.perPair) {
-      await Promise.all(ciphertexts.map((entry) => this.putRecords(context, [entry], options)));
-      return;
-    }
-    await this.putRecords(context, ciphertexts, options);
+  async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<PutResult> {
+    const records = this.perPair ? ciphertexts.map((entry) => [entry]) : [ciphertexts];
+    const outcomes = await Promise.all(records.map(async (entries) => ({ entries, unchanged: await this.putRecords(context, entries, options) })));
+    return { alreadyStored: outcomes.filter((o) => o.unchanged).flatMap((o) => o.entries.map((entry) => entry.pairId)) };
   }
 
-  private async putRecords(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
+  /** Writes one record; true when it already held exactly these ciphertexts (nothing written). */
+  private async putRecords(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<boolean> {
     if (!options.freshPairs) {
       const existing = await this.read(context, ciphertexts[0]!.pairId);
-      if (existing && ciphertexts.every((entry) => this.sameEntry(existing, entry))) return;
+      if (existing && ciphertexts.every((entry) => this.sameEntry(existing, entry))) return true;
       for (const entry of ciphertexts) {
         const samePair = this.perPair || existing?.backupSharePairIds?.[entry.curve] === entry.pairId;
         const stored = existing?.data[FIELD[entry.curve]];
@@ -132,6 +131,7 @@ export class HttpCiphertextStore implements CiphertextStore {
     } catch (error) {
       throw this.classify(error, 'storing', context);
     }
+    return false;
   }
 
   async get(context: StoreContext, pairId: string, curve: Curve): Promise<string> {

@@ -1,6 +1,6 @@
 import type { Curve } from '../domain/curves';
 import { CiphertextConflictError, CiphertextNotFoundError, PortalNotFoundError } from '../domain/errors';
-import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, PutResult, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 
@@ -18,21 +18,23 @@ export class PortalCiphertextStore implements CiphertextStore {
     private readonly credentials: CredentialsSource,
   ) {}
 
-  async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<void> {
+  async put(context: StoreContext, ciphertexts: StoredCiphertext[], options: PutOptions): Promise<PutResult> {
     const { clientApiKey } = await this.credentials.load(context.userId);
     // The pairs are independent: their writes (and write-once checks) go out together.
-    await Promise.all(
+    const stored = await Promise.all(
       ciphertexts.map(async ({ pairId, ciphertext }) => {
         if (!options.freshPairs) {
           const existing = await this.read(clientApiKey, pairId);
-          if (existing === ciphertext) return;
+          if (existing === ciphertext) return pairId;
           if (existing !== undefined) {
             throw new CiphertextConflictError(`pair ${pairId} already holds a different ciphertext at Portal; it was not overwritten`);
           }
         }
         await this.portal.storeCipherText(clientApiKey, pairId, ciphertext);
+        return undefined;
       }),
     );
+    return { alreadyStored: stored.filter((pairId): pairId is string => pairId !== undefined) };
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { ClientCiphertextRepository } from '../db/client-ciphertext-repository';
 import type { Curve } from '../domain/curves';
 import { CiphertextConflictError, CiphertextNotFoundError } from '../domain/errors';
-import type { CiphertextStore, PutOptions, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
+import type { CiphertextStore, PutOptions, PutResult, ReplaceOutcome, StoreContext, StoredCiphertext } from './ciphertext-store';
 
 /**
  * The company's own PostgreSQL (table client_ciphertexts, keyed by user and pair). Write-once is
@@ -13,13 +13,16 @@ export class PostgresCiphertextStore implements CiphertextStore {
 
   constructor(private readonly repository: ClientCiphertextRepository) {}
 
-  async put(context: StoreContext, ciphertexts: StoredCiphertext[], _options: PutOptions): Promise<void> {
+  async put(context: StoreContext, ciphertexts: StoredCiphertext[], _options: PutOptions): Promise<PutResult> {
+    const alreadyStored: string[] = [];
     for (const { pairId, ciphertext } of ciphertexts) {
       const outcome = await this.repository.putOnce(context.userId, pairId, ciphertext);
       if (outcome === 'conflict') {
         throw new CiphertextConflictError(`the database already holds a different ciphertext for pair ${pairId} of user ${context.userId}; it was not overwritten`);
       }
+      if (outcome === 'unchanged') alreadyStored.push(pairId);
     }
+    return { alreadyStored };
   }
 
   /** Key rotation: one compare-and-set statement (replaceIfUnchanged); a concurrent change is never overwritten. */

@@ -5,11 +5,15 @@ import type { ActivityDeps, StoreCiphertextsInput } from '../backup-activity-typ
 import { sha256Hex } from '../share-plaintext';
 import { transitContext } from '../transit-context';
 
-/** Step 3: store both ciphertexts, read them back and check they decrypt to what was encrypted. */
+/**
+ * Step 3: store both ciphertexts, read them back and check they decrypt to what was encrypted.
+ * A retry resumes rather than restarts: the store looks at what an earlier attempt already stored,
+ * writes only what is missing, and reads back only what it wrote (its look was the others' read-back).
+ */
 export async function storeCiphertexts(deps: ActivityDeps, { userId, encrypted, firstCall }: StoreCiphertextsInput): Promise<void> {
   const attempt = Context.current().info.attempt;
   const context = { userId };
-  await deps.store.put(
+  const { alreadyStored } = await deps.store.put(
     context,
     CURVES.map((curve) => ({ curve, pairId: encrypted[curve].pairId, ciphertext: encrypted[curve].ciphertext })),
     { freshPairs: attempt === 1 && firstCall !== false },
@@ -17,6 +21,7 @@ export async function storeCiphertexts(deps: ActivityDeps, { userId, encrypted, 
   // Both read-backs at once: they are independent, and one at a time doubles the store's latency.
   const readBack = await Promise.all(CURVES.map(async (curve) => {
     const { pairId, ciphertext } = encrypted[curve];
+    if (alreadyStored.includes(pairId)) return ciphertext;
     const stored = await deps.store.get(context, pairId, curve).catch((error: unknown) => {
       if (!(error instanceof CiphertextNotFoundError)) throw error;
       // Just written: "not found" means not readable yet (replication), unless it lasts.

@@ -144,9 +144,13 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
 
   it('a read-back that stays 404 is retried a bounded number of times, then parks with the reason', async () => {
     const honest = new PortalCiphertextStore(portal, credentialsFor());
+    // Writes, and never finds what it wrote (neither in its write-once look nor on read-back).
     const losing: CiphertextStore = {
       kind: 'losing',
-      put: (context, ciphertexts, options) => honest.put(context, ciphertexts, options),
+      put: async (context, ciphertexts, options) => {
+        await honest.put(context, ciphertexts, options);
+        return { alreadyStored: [] };
+      },
       get: async (_context, pairId) => {
         throw new CiphertextNotFoundError(`the store has no ciphertext for ${pairId}`);
       },
@@ -158,5 +162,36 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
     const late = await failureOf(run(new MockActivityEnvironment({ attempt: 10 }), activities.storeCiphertexts, { userId, encrypted }));
     expect(late).toMatchObject({ type: 'CiphertextNotReadableError', nonRetryable: true });
     expect(late.message).toContain('still has none after 10 attempts');
+  });
+  it('a retried store step resumes: what an earlier attempt stored is looked at once, never written or read back again', async () => {
+    const activities = createActivities(deps());
+    const { userId, encrypted } = await encryptedFor(activities);
+    // Attempt 1 writes both ciphertexts, then both read-backs fail (a transient Portal error).
+    simulator.faults.add({ route: 'getCipherText', kind: 'status', status: 503, userId, count: 2 });
+    const first = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(first).toMatchObject({ nonRetryable: false });
+    simulator.faults.clear();
+    const before = { ...simulator.calls };
+    await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
+    const delta = (route: string) => (simulator.calls[route] ?? 0) - (before[route] ?? 0);
+    // One look per pair (which is its read-back); a restart would have read each twice.
+    expect({ reads: delta('getCipherText'), writes: delta('storeCipherText') }).toEqual({ reads: 2, writes: 0 });
+    for (const pair of simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs)) {
+      expect(pair.clientCipherText).toBe(Object.values(encrypted).find((e) => e.pairId === pair.id)!.ciphertext);
+    }
+  });
+
+  it('a retry after one write was lost writes only that pair and reads back only that pair', async () => {
+    const activities = createActivities(deps());
+    const { userId, encrypted } = await encryptedFor(activities);
+    simulator.faults.add({ route: 'storeCipherText', kind: 'status', status: 503, userId, count: 1 });
+    const first = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(first).toMatchObject({ nonRetryable: false });
+    simulator.faults.clear();
+    const before = { ...simulator.calls };
+    await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
+    const delta = (route: string) => (simulator.calls[route] ?? 0) - (before[route] ?? 0);
+    // Two looks, one write of the missing pair, one read-back of it.
+    expect({ reads: delta('getCipherText'), writes: delta('storeCipherText') }).toEqual({ reads: 3, writes: 1 });
   });
 });

@@ -99,7 +99,9 @@ describe('CIPHERTEXT_STORE=postgres: the company’s own database', () => {
       store.put({ userId }, [{ curve: 'SECP256K1', pairId: result.pairIds.SECP256K1, ciphertext: 'vault:v1:another' }], { freshPairs: false }),
     ).rejects.toThrow(CiphertextConflictError);
     expect(await repository.get(userId, result.pairIds.SECP256K1)).toBe(stored);
-    // The same ciphertext again is a no-op.
-    await store.put({ userId }, [{ curve: 'SECP256K1', pairId: result.pairIds.SECP256K1, ciphertext: stored! }], { freshPairs: false });
+    // The same ciphertext again is a no-op, reported as already stored (a retried step's read-back).
+    expect(
+      await store.put({ userId }, [{ curve: 'SECP256K1', pairId: result.pairIds.SECP256K1, ciphertext: stored! }], { freshPairs: false }),
+    ).toEqual({ alreadyStored: [result.pairIds.SECP256K1] });
   });
 });
