@@ -5,6 +5,7 @@ import type { BackupShares } from '../domain/backup-types';
 import { PortalContractError, PortalUnavailableError } from '../domain/errors';
 import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../metrics/service-metrics';
 import { classifyPortalError } from './portal-error-classifier';
+import { NO_PORTAL_RATE_LIMIT, type PortalApi, type PortalRateLimiter } from './portal-rate-limiter';
 import { BASE64, describeZodError } from './response-validation';
 
 export interface PortalClientConfig {
@@ -63,6 +64,8 @@ interface PortalRequest {
   url: string;
   data?: unknown;
   route?: string;
+  /** Which of Portal's rate limits the request counts against (default: the client API's). */
+  api?: PortalApi;
 }
 
 export const STORED_CLIENT_BACKUP_SHARE = 'STORED_CLIENT_BACKUP_SHARE';
@@ -76,6 +79,8 @@ export class PortalClient {
     private readonly config: PortalClientConfig,
     /** Every call by route template and status class (429s apart); none by default. */
     private readonly metrics: CallMetrics = NO_WORKER_METRICS.portal,
+    /** Every request, retries included, waits for a slot of Portal's limit here; none by default. */
+    private readonly limiter: PortalRateLimiter = NO_PORTAL_RATE_LIMIT,
   ) {
     this.http = axios.create({
       timeout: config.timeoutMs,
@@ -96,6 +101,7 @@ export class PortalClient {
       method: 'POST',
       url: `${this.config.enclaveUrl}/v1/backup`,
       data: { generateResponse },
+      api: 'enclave',
     });
     const parsed = backupResponseSchema.safeParse(data);
     if (!parsed.success) {
@@ -122,6 +128,7 @@ export class PortalClient {
       method: 'POST',
       url: `${this.config.enclaveUrl}/v1/recover`,
       data: { backupResponse: JSON.stringify(backupResponse) },
+      api: 'enclave',
     });
     const parsed = signingSharesSchema.safeParse(data);
     if (!parsed.success) {
@@ -205,7 +212,8 @@ export class PortalClient {
     return data;
   }
 
-  private async call(operation: string, apiKey: string, { route, ...request }: PortalRequest): Promise<unknown> {
+  private async call(operation: string, apiKey: string, { route, api = 'client', ...request }: PortalRequest): Promise<unknown> {
+    await this.limiter.acquire(api);
     const startedAt = performance.now();
     // Metrics name the route template, never the URL: pair ids stay out of labels.
     const metricRoute = route ?? operation;

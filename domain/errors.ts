@@ -25,6 +25,14 @@ export class PortalRateLimitedError extends BackupDomainError {
   readonly retryable = true;
 }
 
+/**
+ * No slot of the shared Portal rate limit came free in time in this worker (too many requests
+ * waiting): nothing was sent to Portal; try again with backoff.
+ */
+export class PortalRateLimitBusyError extends BackupDomainError {
+  readonly retryable = true;
+}
+
 /** 401/403: the client API key is missing, malformed, revoked or lacks access. */
 export class PortalAuthError extends BackupDomainError {
   readonly retryable = false;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PortalClientConfig } from '../activities/portal-client';
+import type { PortalRequestLimits } from '../activities/portal-rate-limiter';
 import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
 import type { HttpSigningShareHandoverConfig } from '../activities/signing-share-handover';
 import type { CodecKeyRing } from '../codec/encryption-codec';
@@ -28,6 +29,8 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
       'must be comma-separated origins like https://backend.example.com (scheme, host and port; no path)',
     )
     .optional(),
+  PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: envInt(2, 1_000_000).optional(),
+  PORTAL_CLIENT_REQUESTS_PER_MINUTE: envInt(2, 1_000_000).optional(),
   WORKER_SHUTDOWN_GRACE_MS: envInt(1, 600_000).default(30_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: envInt(1, 10_000).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: envInt(1, 10_000).default(40),
@@ -53,8 +56,13 @@ export interface WorkerConfig {
   store: CiphertextStoreConfig;
   /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
   mode: BackupMode;
-  /** The company's PostgreSQL, when a store or Self-Managed mode needs it. */
+  /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it. */
   databaseUrl?: string;
+  /**
+   * Portal's rate limits (PORTAL_ENCLAVE_ / PORTAL_CLIENT_REQUESTS_PER_MINUTE), kept across every
+   * worker process in the company database; unset: no limit but the batches' pacing.
+   */
+  portalLimits?: PortalRequestLimits;
   shutdownGraceMs: number;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
@@ -81,6 +89,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
+    }
+    const limits = [parsed.PORTAL_ENCLAVE_REQUESTS_PER_MINUTE, parsed.PORTAL_CLIENT_REQUESTS_PER_MINUTE];
+    if (limits.some((limit) => limit !== undefined) && !limits.every((limit) => limit !== undefined)) {
+      problems.push('PORTAL_ENCLAVE_REQUESTS_PER_MINUTE and PORTAL_CLIENT_REQUESTS_PER_MINUTE go together: set both (Portal’s limits: 50 and 200) or neither');
+    } else if (limits.every((limit) => limit !== undefined) && !parsed.DATABASE_URL) {
+      problems.push('DATABASE_URL is required with PORTAL_*_REQUESTS_PER_MINUTE: the shared rate limit is counted in the company database, so every worker process counts against one limit');
     }
     if (parsed.BACKUP_MODE === 'self-managed' && parsed.CIPHERTEXT_STORE === 'portal') {
       problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http');
@@ -110,6 +124,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     store: toStoreConfig(e),
     mode: e.BACKUP_MODE,
     ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
+    ...(e.PORTAL_ENCLAVE_REQUESTS_PER_MINUTE && e.PORTAL_CLIENT_REQUESTS_PER_MINUTE
+      ? { portalLimits: { enclavePerMinute: e.PORTAL_ENCLAVE_REQUESTS_PER_MINUTE, clientPerMinute: e.PORTAL_CLIENT_REQUESTS_PER_MINUTE } }
+      : {}),
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
     maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,

@@ -16,6 +16,7 @@ import { HttpCredentialsSource } from '../activities/credentials-source';
 import { CachedCredentialsSource } from '../activities/cached-credentials-source';
 import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { PortalClient } from '../activities/portal-client';
+import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../activities/portal-rate-limiter';
 import { connectVaultTransit } from '../activities/vault-connection';
 import { ShareSealer } from '../activities/share-sealer';
 import { backupDataConverter } from '../codec/data-converter';
@@ -42,7 +43,8 @@ const MAX_NOT_READABLE_ATTEMPTS = 10;
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
 export function createActivityDeps(config: WorkerConfig, database?: Pool, metrics: WorkerMetrics = NO_WORKER_METRICS) {
-  const portal = new PortalClient(config.portal, metrics.portal);
+  const limiter = config.portalLimits && database ? new SharedPortalRateLimiter(database, config.portalLimits) : NO_PORTAL_RATE_LIMIT;
+  const portal = new PortalClient(config.portal, metrics.portal, limiter);
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   return {
@@ -64,7 +66,7 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
 
 /** Whether this configuration keeps anything in the company's PostgreSQL. */
 export function needsDatabase(config: WorkerConfig): boolean {
-  return config.store.kind === 'postgres' || config.mode === 'self-managed';
+  return config.store.kind === 'postgres' || config.mode === 'self-managed' || config.portalLimits !== undefined;
 }
 
 /**

@@ -91,6 +91,24 @@ describe('worker configuration', () => {
     expect(config.batchSourceOrigins).toEqual(['https://a.example.com', 'https://b.example.com:8443']);
   });
 
+  it('Portal’s rate limits are shared through the company database: both limits, with DATABASE_URL', () => {
+    expect(loadWorkerConfig(VALID).portalLimits).toBeUndefined();
+    expect(problems({ ...VALID, PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: '50' }).join('\n')).toContain('go together: set both');
+    expect(problems({ ...VALID, PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: '50', PORTAL_CLIENT_REQUESTS_PER_MINUTE: '200' }).join('\n')).toContain(
+      'DATABASE_URL is required with PORTAL_*_REQUESTS_PER_MINUTE',
+    );
+    expect(problems({ ...VALID, PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: '1', PORTAL_CLIENT_REQUESTS_PER_MINUTE: 'many' }).join('\n')).toMatch(
+      /PORTAL_ENCLAVE_REQUESTS_PER_MINUTE[\s\S]*PORTAL_CLIENT_REQUESTS_PER_MINUTE/,
+    );
+    const config = loadWorkerConfig({
+      ...VALID,
+      PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: '50',
+      PORTAL_CLIENT_REQUESTS_PER_MINUTE: '200',
+      DATABASE_URL: 'postgres://mpc:pw@127.0.0.1:5432/mpc',
+    });
+    expect(config.portalLimits).toEqual({ enclavePerMinute: 50, clientPerMinute: 200 });
+  });
+
   it('Self-Managed mode needs the company database and a store of the company’s own', () => {
     expect(loadWorkerConfig(VALID).mode).toBe('portal-managed');
     const found = problems({ ...VALID, BACKUP_MODE: 'self-managed' }).join('\n');

@@ -1,0 +1,104 @@
+/**
+ * The shared Portal rate limit (activities/portal-rate-limiter.ts) on the real PostgreSQL of the
+ * global setup: two pools stand for two worker processes.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { fixedWindowFor, SharedPortalRateLimiter, type PortalApi } from '../../activities/portal-rate-limiter';
+import { PortalClient } from '../../activities/portal-client';
+import { createDatabasePool } from '../../db/pool';
+import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
+
+let pools: Pool[] = [];
+let simulator: PortalSimulator | undefined;
+
+beforeAll(() => {
+  pools = [createDatabasePool(inject('databaseUrl')), createDatabasePool(inject('databaseUrl'))];
+});
+afterAll(async () => {
+  await Promise.all(pools.map((pool) => pool.end()));
+  await simulator?.close();
+});
+
+describe('fixedWindowFor', () => {
+  it('picks a window no sliding minute can overfill, letting through most of the limit', () => {
+    expect(fixedWindowFor(200)).toEqual({ points: 3, seconds: 1 });
+    expect(fixedWindowFor(50)).toEqual({ points: 3, seconds: 4 });
+    for (let limit = 2; limit <= 2_000; limit += 1) {
+      const { points, seconds } = fixedWindowFor(limit);
+      // A minute overlaps at most 60/seconds + 1 windows.
+      expect(points * (60 / seconds + 1), `limit ${limit}`).toBeLessThanOrEqual(limit);
+      if (limit >= 20) expect(points * (60 / seconds), `limit ${limit}`).toBeGreaterThanOrEqual(limit * 0.7);
+    }
+    expect(() => fixedWindowFor(1)).toThrow(RangeError);
+  });
+});
+
+describe('SharedPortalRateLimiter', () => {
+  it('two processes together never take more than the window allows, and every request gets its slot', async () => {
+    const scope = `test-${randomBytes(4).toString('hex')}`;
+    const limits = { enclavePerMinute: 600, clientPerMinute: 600 };
+    // 600 a minute: 19 per 2 s window (19 × 31 = 589 ≤ 600 in any sliding minute).
+    const { points, seconds } = fixedWindowFor(limits.clientPerMinute);
+    expect({ points, seconds }).toEqual({ points: 19, seconds: 2 });
+    const [a, b] = pools.map((pool) => new SharedPortalRateLimiter(pool, limits, scope));
+    const granted: number[] = [];
+    const requests = 2 * points + 5;
+    await Promise.all(
+      Array.from({ length: requests }, (_, i) => (i % 2 === 0 ? a! : b!).acquire('client').then(() => granted.push(Date.now()))),
+    );
+    expect(granted).toHaveLength(requests);
+    granted.sort((x, y) => x - y);
+    // The first window holds exactly its points, although both processes asked for all their
+    // requests at once. (A grant is timed when its answer arrives, up to LAG after its window opened.)
+    const LAG = 250;
+    const first = granted[0]!;
+    expect(granted.filter((t) => t < first + seconds * 1_000 - LAG)).toHaveLength(points);
+    // Any span of one window overlaps at most two windows; the last requests waited for a third.
+    for (const at of granted) expect(granted.filter((t) => t >= at && t < at + seconds * 1_000 - LAG).length).toBeLessThanOrEqual(2 * points);
+    expect(granted.at(-1)! - first).toBeGreaterThanOrEqual(2 * seconds * 1_000 - LAG);
+    // The Enclave limit is counted apart: a slot there is free at once.
+    const enclaveStarted = Date.now();
+    await a!.acquire('enclave');
+    expect(Date.now() - enclaveStarted).toBeLessThan(1_000);
+  });
+
+  it('fails closed with a typed, retryable error when the database cannot be reached: nothing is sent', async () => {
+    const dead = createDatabasePool('postgres://nobody:secret-password@127.0.0.1:1/none', { connectionTimeoutMs: 500 });
+    try {
+      const limiter = new SharedPortalRateLimiter(dead, { enclavePerMinute: 50, clientPerMinute: 200 }, 'dead');
+      simulator = await startPortalSimulator({ seed: 3 });
+      const user = simulator.state.seedUser('rate-dead');
+      const portal = new PortalClient(
+        { enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 2_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1024 * 1024 },
+        undefined,
+        limiter,
+      );
+      const before = simulator.calls.getClient ?? 0;
+      const error = await portal.getClient(user.apiKey).then(() => undefined, (e: unknown) => e as Error & { retryable?: boolean });
+      expect(error).toMatchObject({ name: 'DatabaseUnavailableError', retryable: true });
+      expect(error!.message).not.toContain('secret-password');
+      expect(simulator.calls.getClient ?? 0).toBe(before);
+    } finally {
+      await dead.end();
+    }
+  });
+
+  it('PortalClient takes a slot of the right limit for every request it sends', async () => {
+    simulator ??= await startPortalSimulator({ seed: 4 });
+    const user = simulator.state.seedUser('rate-count');
+    const taken: PortalApi[] = [];
+    const portal = new PortalClient(
+      { enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 2_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1024 * 1024 },
+      undefined,
+      { acquire: async (api) => void taken.push(api) },
+    );
+    const shares = await portal.backup(user.apiKey, user.generateResponse);
+    await portal.storeCipherText(user.apiKey, shares.SECP256K1.id, 'vault:v1:abc');
+    await portal.getCipherText(user.apiKey, shares.SECP256K1.id);
+    await portal.markBackupPairsStored(user.apiKey, [shares.SECP256K1.id, shares.ED25519.id]).catch(() => undefined);
+    await portal.getClient(user.apiKey);
+    expect(taken).toEqual(['enclave', 'client', 'client', 'client', 'client']);
+  });
+});
