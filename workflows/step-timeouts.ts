@@ -12,6 +12,16 @@ export const STEP_OPTIONS: ActivityOptions = {
 };
 
 /**
+ * The longest wait between two attempts of a step after a transient error. Short, because a step's
+ * transient faults (a 503, a lost response, a Vault or Temporal restart) clear in seconds, and a
+ * minute between attempts made a few unlucky backups take many minutes (the fault campaign's tail).
+ * Portal is not hurt by it: a 429 with Retry-After sets its own delay, the batch paces starts, and
+ * with PORTAL_*_REQUESTS_PER_MINUTE every request, retries included, waits for a slot of the limit.
+ * A long outage costs each run in flight one attempt per 10 s.
+ */
+export const TRANSIENT_RETRY_MAX_INTERVAL = '10 seconds';
+
+/**
  * Steps before anything exists at Portal may give up, on time rather than on a count of attempts
  * (a long run of 429s with Retry-After cannot exhaust them).
  */
@@ -19,7 +29,7 @@ export const GIVE_UP_AFTER = '30 minutes';
 export const BEFORE_NO_RETURN_RETRY: RetryPolicy = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
+  maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL,
   nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
 };
 
@@ -30,7 +40,7 @@ export const BEFORE_NO_RETURN_RETRY: RetryPolicy = {
 export const AFTER_NO_RETURN_RETRY: RetryPolicy = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
-  maximumInterval: '1 minute',
+  maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL,
   // maximumAttempts left unset: unlimited.
   nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
 };
