@@ -13,6 +13,8 @@ import { freePort } from '../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
+import { startPostgresServer } from '../stack/postgres-server';
+import { fixedWindowFor } from '../activities/portal-rate-limiter';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
 import { percentile } from './percentile';
@@ -44,6 +46,7 @@ const program = new Command('bench')
   .option('--eager-activities <on|off>', "the dev server's eager activity execution (system.enableActivityEagerExecution)", 'on')
   .option('--dynamic-config <key=value,…>', "more dev-server dynamic config, values as JSON (e.g. matching.numTaskqueueReadPartitions=1)", '')
   .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
+  .option('--rate-pace <factors>', 'the rate-limited runs start backups at these multiples of the default batch rate (above 1: faster than Portal allows, the shared limit must hold)', '1,1.5')
   .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
   .parse();
 
@@ -474,16 +477,27 @@ async function latencyRun(latencyMs: number, runs: number, out: string) {
 const PORTAL_ROUTES = ['backup', 'storeCipherText', 'getCipherText', 'markPairs', 'getClient'] as const;
 const PORTAL_FAULT_KINDS = [{ kind: 'status', status: 503 }, { kind: 'html-error', status: 502 }, { kind: 'lost-response' }, { kind: 'malformed' }] as const;
 
-async function rateLimitedRun(count: number, scale: number, out: string, workers: number, faultPercent: number) {
+async function rateLimitedRun(count: number, scale: number, out: string, workers: number, faultPercent: number, pace: number) {
   const rpm = { enclave: 50 * scale, client: 200 * scale };
-  const rate = defaultBackupsPerMinute({ enclavePerMinute: rpm.enclave, clientPerMinute: rpm.client });
-  const stack = await startStack(join(out, 'rate-limited'), {
+  const rate = Math.round(defaultBackupsPerMinute({ enclavePerMinute: rpm.enclave, clientPerMinute: rpm.client }) * pace);
+  const dir = join(out, `rate-limited-pace-${pace}`);
+  mkdirSync(dir, { recursive: true });
+  // The shared limit lives in the company database: every worker process counts against one limit.
+  const postgres = await startPostgresServer({ logFile: join(dir, 'postgres.log') });
+  const stack = await startStack(dir, {
     users: count,
     latencyMs: 20,
     rpm,
     workers,
     // The workers' Portal limits are the simulator's (scaled) limits: the cap on what reaches Portal.
-    workerEnv: { PORTAL_ENCLAVE_RPM: String(rpm.enclave), PORTAL_CLIENT_RPM: String(rpm.client) },
+    workerEnv: {
+      DATABASE_URL: postgres.url,
+      PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: String(rpm.enclave),
+      PORTAL_CLIENT_REQUESTS_PER_MINUTE: String(rpm.client),
+    },
+  }).catch(async (error: unknown) => {
+    await postgres.stop();
+    throw error;
   });
   try {
     if (faultPercent > 0) {
@@ -516,6 +530,7 @@ async function rateLimitedRun(count: number, scale: number, out: string, workers
     return {
       backups: count,
       workerProcesses: workers,
+      pace,
       portalFaultPercent: faultPercent,
       // The simulator's fault log counts the 20 ms latency rule too (once per Portal call): the rest are the injected failures.
       portalFaultsInjected: Math.max(0, faults.fired - PORTAL_ROUTES.reduce((sum, route) => sum + (calls[route] ?? 0), 0)),
@@ -527,9 +542,17 @@ async function rateLimitedRun(count: number, scale: number, out: string, workers
       idealSeconds: Math.round(idealMs / 100) / 10,
       overIdealPercent: Math.round(((wallMs - idealMs) / idealMs) * 1000) / 10,
       rateLimited429s: calls.rateLimited ?? 0,
+      // What the shared limit lets through per minute (fixed windows no sliding minute can overfill).
+      limiterPerMinute: {
+        enclave: (fixedWindowFor(rpm.enclave).points * 60) / fixedWindowFor(rpm.enclave).seconds,
+        client: (fixedWindowFor(rpm.client).points * 60) / fixedWindowFor(rpm.client).seconds,
+      },
+      clientCallsPerMinute: Math.round((PORTAL_ROUTES.filter((r) => r !== 'backup').reduce((sum, r) => sum + (calls[r] ?? 0), 0) / wallMs) * 60_000),
+      enclaveCallsPerMinute: Math.round(((calls.backup ?? 0) / wallMs) * 60_000),
     };
   } finally {
     await stack.stop();
+    await postgres.stop();
   }
 }
 
@@ -619,7 +642,11 @@ async function main(): Promise<void> {
   }
   if (only.has('rate-limited') && Number(o.rateLimited) > 0) {
     process.stdout.write('rate-limited run…\n');
-    results.rateLimited = await rateLimitedRun(Number(o.rateLimited), Number(o.rateScale), out, Number(o.rateWorkers), Number(o.rateFaultPercent));
+    const runs: Awaited<ReturnType<typeof rateLimitedRun>>[] = [];
+    results.rateLimited = runs;
+    for (const pace of String(o.ratePace).split(',').map(Number)) {
+      runs.push(await rateLimitedRun(Number(o.rateLimited), Number(o.rateScale), out, Number(o.rateWorkers), Number(o.rateFaultPercent), pace));
+    }
   }
   if (only.has('scale') && Number(o.scale) > 0) {
     process.stdout.write(`scale run, ${o.scale} wallets…\n`);
