@@ -32,6 +32,12 @@ export interface TemporalDevServerOptions {
    * Temporal Cloud has it; a self-hosted production cluster sets it in its dynamic config.
    */
   eagerActivityExecution?: boolean;
+  /**
+   * Eager workflow start (`system.enableEagerWorkflowStart`): a client that shares its
+   * NativeConnection with a worker of the task queue gets the first workflow task in the answer to
+   * its start call (BackupClient's `eagerStart`). On by default here; off in the server's defaults.
+   */
+  eagerWorkflowStart?: boolean;
   /** More dynamic-config values (`--dynamic-config-value key=value`, the value as JSON). */
   dynamicConfig?: Record<string, string | number | boolean>;
 }
@@ -43,7 +49,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const httpPort = await freePort();
   const metricsPort = await freePort();
   const namespace = options.namespace ?? 'default';
-  const dynamicConfig = { 'system.enableActivityEagerExecution': options.eagerActivityExecution ?? true, ...options.dynamicConfig };
+  const dynamicConfig = {
+    'system.enableActivityEagerExecution': options.eagerActivityExecution ?? true,
+    'system.enableEagerWorkflowStart': options.eagerWorkflowStart ?? true,
+    ...options.dynamicConfig,
+  };
   const args = [
     'server',
     'start-dev',
