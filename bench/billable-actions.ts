@@ -45,6 +45,8 @@ export interface HeartbeatModel {
   intervalMs: number;
   /** The SDK sends at most one heartbeat per 0.8 × heartbeatTimeout (the first one at once). */
   throttleRatio?: number;
+  /** The worker's maxHeartbeatThrottleInterval, when it caps that throttle. */
+  maxThrottleMs?: number;
 }
 
 const seconds = (duration: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
@@ -58,7 +60,7 @@ const timeMs = (time: { seconds?: unknown; nanos?: number | null } | null | unde
  */
 export function estimateHeartbeats(durationMs: number, heartbeatTimeoutMs: number, model: HeartbeatModel): number {
   if (heartbeatTimeoutMs <= 0 || durationMs < model.intervalMs) return 0;
-  const throttleMs = Math.max(model.intervalMs, heartbeatTimeoutMs * (model.throttleRatio ?? 0.8));
+  const throttleMs = Math.max(model.intervalMs, Math.min(heartbeatTimeoutMs * (model.throttleRatio ?? 0.8), model.maxThrottleMs ?? Infinity));
   return 1 + Math.floor((durationMs - model.intervalMs) / throttleMs);
 }
 

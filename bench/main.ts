@@ -15,7 +15,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../stack/tempora
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
 import { startPostgresServer } from '../stack/postgres-server';
 import { loadWorkerConfig } from '../worker/config';
-import { connectWorker, createBackupWorker } from '../worker/create-worker';
+import { connectWorker, createBackupWorker, HEARTBEAT_INTERVAL_MS } from '../worker/create-worker';
 import { fixedWindowFor } from '../activities/portal-rate-limiter';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
@@ -480,7 +480,7 @@ async function latencyRun(latencyMs: number, runs: number, out: string) {
       client.startToFirstEvent.push(firstMs - run.startedAtMs);
       client.resultAfterClose.push(run.doneAtMs - closeTimeMs(history));
     });
-    const heartbeatModel = { intervalMs: 3_000 };
+    const heartbeatModel = { intervalMs: HEARTBEAT_INTERVAL_MS, maxThrottleMs: HEARTBEAT_INTERVAL_MS };
     const stats = (values: number[]) => ({ p50Ms: percentile(values, 50), p95Ms: percentile(values, 95), n: values.length });
     return {
       latencyMs,

@@ -28,8 +28,12 @@ import type { WorkerConfig } from './config';
 import { checkTransitKey } from './preflight';
 import { WORKFLOWS_PATH } from './workflows-path';
 
-/** Activities heartbeat this often; the workflows' heartbeat timeout (15 s) leaves room for several misses. */
-export const HEARTBEAT_INTERVAL_MS = 3_000;
+/**
+ * Activities heartbeat this often, and the worker sends each heartbeat at once (its throttle is set
+ * to the same interval), so the steps' 8 s heartbeat timeout leaves room for three misses. Only a
+ * call longer than this heartbeats at all (a billable action each).
+ */
+export const HEARTBEAT_INTERVAL_MS = 2_000;
 /** Clock skew allowed between us and Portal when telling a run's orphaned pairs apart. */
 const ORPHAN_SCAN_SKEW_MS = 30_000;
 /** How long a store may reuse a user's credentials within one step (see CachedCredentialsSource). */
@@ -119,6 +123,9 @@ export async function createBackupWorker(
     // Every activity attempt, retry and failure (by error type), whichever activity it is.
     interceptors: { activity: [activityMetricsInterceptor(metrics.activities)] },
     shutdownGraceTime: config.shutdownGraceMs,
+    // The SDK's throttle would otherwise hold heartbeats back for 0.8 × the heartbeat timeout.
+    maxHeartbeatThrottleInterval: HEARTBEAT_INTERVAL_MS,
+    defaultHeartbeatThrottleInterval: HEARTBEAT_INTERVAL_MS,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
   });

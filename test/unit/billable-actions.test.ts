@@ -46,5 +46,7 @@ describe('billable actions counted from a history', () => {
     expect(estimateHeartbeats(15_000, 15_000, model)).toBe(2);
     expect(estimateHeartbeats(60_000, 0, model)).toBe(0);
     expect(countBillableActions(fixture('backup-completed'), {}, model).heartbeats).toBe(0);
+    // The worker's throttle cap (maxHeartbeatThrottleInterval) lets one through per interval.
+    expect(estimateHeartbeats(10_000, 8_000, { intervalMs: 2_000, maxThrottleMs: 2_000 })).toBe(5);
   });
 });
