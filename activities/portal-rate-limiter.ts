@@ -25,6 +25,8 @@ export const PORTAL_RATE_LIMIT_TABLE = 'portal_rate_limits';
 
 /** Requests one process may have waiting for a slot before it refuses (retryable) rather than queue more. */
 const MAX_WAITING_PER_PROCESS = 10_000;
+/** The one row per route group the queue counts in (the route group is the limiter's key prefix). */
+const LIMIT_KEY = 'requests';
 /** Longest a request waits for a slot: well inside the 2-minute activity timeout (the step then retries). */
 export const MAX_SLOT_WAIT_MS = 60_000;
 
@@ -82,7 +84,9 @@ export class SharedPortalRateLimiter implements PortalRateLimiter {
 
   async acquire(api: PortalApi): Promise<void> {
     try {
-      await this.queues[api].removeTokens(1, Math.ceil((Date.now() + MAX_SLOT_WAIT_MS) / 1000));
+      // (tokens, key, deadline in Unix seconds): the key must be fixed, or every deadline second
+      // would count in a window of its own.
+      await this.queues[api].removeTokens(1, LIMIT_KEY, Math.ceil((Date.now() + MAX_SLOT_WAIT_MS) / 1000));
     } catch (error) {
       if (error instanceof RateLimiterQueueError) {
         throw new PortalRateLimitBusyError(

@@ -44,10 +44,17 @@ describe('SharedPortalRateLimiter', () => {
     expect({ points, seconds }).toEqual({ points: 19, seconds: 2 });
     const [a, b] = pools.map((pool) => new SharedPortalRateLimiter(pool, limits, scope));
     const granted: number[] = [];
-    const requests = 2 * points + 5;
-    await Promise.all(
-      Array.from({ length: requests }, (_, i) => (i % 2 === 0 ? a! : b!).acquire('client').then(() => granted.push(Date.now()))),
+    const requests = 2 * points + 7;
+    // Three bursts a little over a second apart, alternating processes: later requests must count
+    // in the same windows as the first ones (regression: each deadline second once had its own).
+    const bursts = [0, 1_100, 2_200].map((delay, burst) =>
+      new Promise((resolve) => setTimeout(resolve, delay)).then(() =>
+        Promise.all(
+          Array.from({ length: requests / 3 }, (_, i) => ((burst + i) % 2 === 0 ? a! : b!).acquire('client').then(() => granted.push(Date.now()))),
+        ),
+      ),
     );
+    await Promise.all(bursts);
     expect(granted).toHaveLength(requests);
     granted.sort((x, y) => x - y);
     // The first window holds exactly its points, although both processes asked for all their
