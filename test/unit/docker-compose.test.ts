@@ -6,6 +6,7 @@ import { loadApiConfig } from '../../api/config';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadWebhookConfig } from '../../webhook/config';
 import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
+import { DEV_DYNAMIC_CONFIG } from '../../stack/temporal-dev-server';
 
 const ROOT = join(__dirname, '..', '..');
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
@@ -109,5 +110,14 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
   it('registers every search attribute the workflow upserts', () => {
     const command = JSON.stringify(compose.services['temporal-search-attributes']!.command);
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect(command).toContain(`--name ${name} --type ${type}`);
+  });
+
+  it('gives its Temporal server the dynamic config the dev stack runs with', () => {
+    const temporal = compose.services.temporal as { environment?: Record<string, string>; volumes?: string[] };
+    const mount = temporal.volumes?.find((volume) => volume.startsWith('./ops/temporal/dynamic-config.yaml:'));
+    expect(mount).toBeDefined();
+    expect(`/etc/temporal/${temporal.environment?.DYNAMIC_CONFIG_FILE_PATH}`).toBe(mount!.split(':')[1]);
+    const file = parse(readFileSync(join(ROOT, 'ops', 'temporal', 'dynamic-config.yaml'), 'utf8')) as Record<string, { value: unknown }[]>;
+    expect(Object.fromEntries(Object.entries(file).map(([key, [entry]]) => [key, entry!.value]))).toEqual(DEV_DYNAMIC_CONFIG);
   });
 });
