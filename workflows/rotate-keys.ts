@@ -13,6 +13,7 @@ import {
 import type { BatchActivities } from '../activities/batch-activities';
 import type { KeyRotationActivities } from '../activities/key-rotation-activities';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
+import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from './step-timeouts';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   addRotationCounts,
@@ -38,7 +39,7 @@ import {
 /** The key step, before anything changed: transient errors retry; permanent ones (a policy without rotate) fail the rotation at once. */
 const keyActivities = proxyActivities<KeyRotationActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL, nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] },
 });
 
 /**
@@ -50,7 +51,7 @@ const finishActivities = proxyActivities<KeyRotationActivities>({
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
-    maximumInterval: '1 minute',
+    maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL,
     nonRetryableErrorTypes: PERMANENT_ERROR_TYPES.filter((type) => type !== 'VaultPermissionError'),
   },
 });
@@ -62,8 +63,10 @@ const finishActivities = proxyActivities<KeyRotationActivities>({
  */
 const rewrapActivities = proxyActivities<KeyRotationActivities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
+  // Each attempt resumes at its checkpoint, so short waits between attempts cost Portal little
+  // (and every request still takes a slot of the shared limit when one is configured).
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL },
 });
 
 /** The batch's own user-source activity: the same allowlist (BATCH_SOURCE_ALLOWED_ORIGINS) applies. */

@@ -74,6 +74,23 @@ function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args:
   return env.run(fn, ...args) as Promise<R>;
 }
 
+/**
+ * Runs the store step's attempt 1 with `count` 503s on `route` (it must fail, retryably), then
+ * attempt 2 without faults; returns the Portal reads and writes attempt 2 made.
+ */
+async function retriedStoreAfter(fault: { route: 'getCipherText' | 'storeCipherText'; count: number }) {
+  const activities = createActivities(deps());
+  const { userId, encrypted } = await encryptedFor(activities);
+  simulator.faults.add({ ...fault, kind: 'status', status: 503, userId });
+  const first = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
+  expect(first).toMatchObject({ nonRetryable: false });
+  simulator.faults.clear();
+  const before = { ...simulator.calls };
+  await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
+  const delta = (route: string) => (simulator.calls[route] ?? 0) - (before[route] ?? 0);
+  return { calls: { reads: delta('getCipherText'), writes: delta('storeCipherText') }, userId, encrypted };
+}
+
 describe('backup activities (MockActivityEnvironment, real Vault, Portal simulator)', () => {
   it('step 1 returns the shares sealed: its result holds no share, and step 2 opens them only for the same user', async () => {
     const activities = createActivities(deps());
@@ -164,34 +181,18 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
     expect(late.message).toContain('still has none after 10 attempts');
   });
   it('a retried store step resumes: what an earlier attempt stored is looked at once, never written or read back again', async () => {
-    const activities = createActivities(deps());
-    const { userId, encrypted } = await encryptedFor(activities);
     // Attempt 1 writes both ciphertexts, then both read-backs fail (a transient Portal error).
-    simulator.faults.add({ route: 'getCipherText', kind: 'status', status: 503, userId, count: 2 });
-    const first = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
-    expect(first).toMatchObject({ nonRetryable: false });
-    simulator.faults.clear();
-    const before = { ...simulator.calls };
-    await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
-    const delta = (route: string) => (simulator.calls[route] ?? 0) - (before[route] ?? 0);
+    const { calls, userId, encrypted } = await retriedStoreAfter({ route: 'getCipherText', count: 2 });
     // One look per pair (which is its read-back); a restart would have read each twice.
-    expect({ reads: delta('getCipherText'), writes: delta('storeCipherText') }).toEqual({ reads: 2, writes: 0 });
+    expect(calls).toEqual({ reads: 2, writes: 0 });
     for (const pair of simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs)) {
       expect(pair.clientCipherText).toBe(Object.values(encrypted).find((e) => e.pairId === pair.id)!.ciphertext);
     }
   });
 
   it('a retry after one write was lost writes only that pair and reads back only that pair', async () => {
-    const activities = createActivities(deps());
-    const { userId, encrypted } = await encryptedFor(activities);
-    simulator.faults.add({ route: 'storeCipherText', kind: 'status', status: 503, userId, count: 1 });
-    const first = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
-    expect(first).toMatchObject({ nonRetryable: false });
-    simulator.faults.clear();
-    const before = { ...simulator.calls };
-    await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
-    const delta = (route: string) => (simulator.calls[route] ?? 0) - (before[route] ?? 0);
+    const { calls } = await retriedStoreAfter({ route: 'storeCipherText', count: 1 });
     // Two looks, one write of the missing pair, one read-back of it.
-    expect({ reads: delta('getCipherText'), writes: delta('storeCipherText') }).toEqual({ reads: 3, writes: 1 });
+    expect(calls).toEqual({ reads: 3, writes: 1 });
   });
 });
