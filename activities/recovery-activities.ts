@@ -6,6 +6,7 @@ import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient, PortalClientInfo } from './portal-client';
+import { orphanedSigningPairs } from './orphaned-pairs';
 import type { ShareSealer } from './share-sealer';
 import type { SigningShareHandover } from './signing-share-handover';
 import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from './stored-backup';
@@ -94,18 +95,31 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
         };
         if (info.attempt > 1) {
           try {
-            const fresh = new Set(Object.values(signingPairIds));
             const since = info.scheduledTimestampMs - deps.orphanScanSkewMs;
-            result.orphanedSigningPairIds = signingPairs(await deps.portal.getClient(clientApiKey))
-              .filter((pair) => pair.status.toLowerCase() === 'incomplete' && !fresh.has(pair.id))
-              .filter((pair) => pair.createdAt === undefined || Date.parse(pair.createdAt) >= since)
-              .map((pair) => pair.id);
+            result.orphanedSigningPairIds = await orphanedSigningPairs(deps.portal, clientApiKey, since, new Set(Object.values(signingPairIds)));
           } catch (error) {
+            // Not a reason to call /v1/recover again (that would make more pairs): the workflow looks again.
             result.orphanScanError = error instanceof Error ? error.message : String(error);
           }
         }
-        Context.current().log.info('wallet recovered at Portal', { userId, signingPairIds, orphaned: result.orphanedSigningPairIds.length });
+        Context.current().log.info('wallet recovered at Portal', {
+          userId,
+          signingPairIds,
+          orphaned: result.orphanedSigningPairIds.length,
+          orphanScanFailed: result.orphanScanError !== undefined,
+        });
         return result;
+      });
+    },
+
+    /**
+     * After RECOVER's own look for orphaned signing pairs failed: look again, in an activity of its
+     * own (Temporal retries it; its failure only leaves a note in the result).
+     */
+    async findOrphanedSigningPairs({ userId, sinceMs, exclude }: { userId: string; sinceMs: number; exclude: string[] }): Promise<string[]> {
+      return boundary(async () => {
+        const { clientApiKey } = await deps.credentials.load(userId);
+        return orphanedSigningPairs(deps.portal, clientApiKey, sinceMs - deps.orphanScanSkewMs, new Set(exclude));
       });
     },
 

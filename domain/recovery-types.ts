@@ -27,6 +27,8 @@ export interface RecoveryProgress {
   signingPairIds?: BackupPairIds;
   /** Signing pairs made by /v1/recover calls whose answers were lost: never handed over or marked. */
   orphanedSigningPairIds: string[];
+  /** Set when the run could not look for orphaned signing pairs. */
+  orphanScanError?: string;
   startedAt: string;
 }
 
@@ -36,6 +38,8 @@ export interface RecoveryResult {
   backupPairIds: BackupPairIds;
   signingPairIds: BackupPairIds;
   orphanedSigningPairIds: string[];
+  /** Set when the run could not look for orphaned signing pairs (so the list above may be short). */
+  orphanScanError?: string;
   /** The fresh backup started after the recovery (its workflow id), when asked for. */
   freshBackup?: { workflowId: string; runId?: string; alreadyRunning: boolean };
   stepDurationsMs: Partial<Record<RecoveryStep, number>>;

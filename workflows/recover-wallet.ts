@@ -7,6 +7,7 @@ import {
   isCancellation,
   ParentClosePolicy,
   ChildWorkflowCancellationType,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -29,7 +30,7 @@ import {
   recoveryRetryUpdate,
   type RecoverWalletInput,
 } from './recover-wallet-api';
-import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, STEP_OPTIONS } from './step-timeouts';
+import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
 import { recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
@@ -37,6 +38,15 @@ const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, sch
 
 /** After it: new signing shares exist; transient errors retry without end, permanent ones park. */
 const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retry: AFTER_NO_RETURN_RETRY });
+
+/** A second look for orphaned signing pairs; its failure only leaves a note in the result. */
+const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
+
+/**
+ * Patch id: when RECOVER's own look for orphaned signing pairs failed, the run looks again in an
+ * activity of its own and reports what it found, or that it could not look (it once said nothing).
+ */
+const ORPHAN_SIGNING_RESCAN = 'recovery-orphan-signing-rescan';
 
 /**
  * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
@@ -53,6 +63,7 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   const found = await run.beforePointOfNoReturn('FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
   run.progress.backupPairIds = found.backupPairIds;
   const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', () => beforeRecover.decryptStoredBackup({ userId, ...found }));
+  const recoverScheduledAt = Date.now();
   const recovered = await run.beforePointOfNoReturn('RECOVER', () => beforeRecover.recoverAtPortal({ userId, sealedBackup }));
   run.progress.signingPairIds = recovered.signingPairIds;
   run.progress.orphanedSigningPairIds = recovered.orphanedSigningPairIds;
@@ -62,6 +73,20 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   // scope, so an in-flight hand-over is never abandoned half way, a failure parks for an operator
   // (who can abandon it), and the run completes.
   return CancellationScope.nonCancellable(async () => {
+    let orphanScanError = recovered.orphanScanError;
+    if (orphanScanError !== undefined && patched(ORPHAN_SIGNING_RESCAN)) {
+      try {
+        run.progress.orphanedSigningPairIds = await noteOnly.findOrphanedSigningPairs({
+          userId,
+          sinceMs: recoverScheduledAt,
+          exclude: Object.values(recovered.signingPairIds),
+        });
+        orphanScanError = undefined;
+      } catch (error) {
+        orphanScanError = `${orphanScanError}; looked again and failed: ${error instanceof ActivityFailure ? error.cause?.message : String(error)}`;
+      }
+    }
+    if (orphanScanError !== undefined) run.progress.orphanScanError = orphanScanError;
     await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
     await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
 
@@ -77,7 +102,8 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
       status: 'COMPLETED' as const,
       backupPairIds: found.backupPairIds,
       signingPairIds: recovered.signingPairIds,
-      orphanedSigningPairIds: recovered.orphanedSigningPairIds,
+      orphanedSigningPairIds: run.progress.orphanedSigningPairIds,
+      ...(orphanScanError !== undefined ? { orphanScanError } : {}),
       ...(freshBackup ? { freshBackup } : {}),
       stepDurationsMs: run.stepDurationsMs,
       startedAt: run.progress.startedAt,

@@ -129,6 +129,25 @@ describe('recoverWallet', () => {
     expect(result.orphanedSigningPairIds).not.toContain(result.signingPairIds.SECP256K1);
   });
 
+  it('a lost /v1/recover answer and a failed look for its pairs: the run looks again and still names them', async () => {
+    const userId = await backedUp('recover-lost-scan');
+    env.simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId });
+    const recoverCalls = () => env.simulator.calls.recover ?? 0;
+    const before = recoverCalls();
+    await recoveries.startRecovery(userId, { freshBackup: false });
+    // Once the first /v1/recover has been lost, the retry's own look (its next Portal client read) fails.
+    await eventually('the first /v1/recover call', async () => (recoverCalls() > before ? true : undefined));
+    env.simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, count: 1, userId });
+    const result = await recoveries.waitForRecovery(userId);
+    expect(result.orphanedSigningPairIds).toHaveLength(2);
+    expect(result.orphanScanError).toBeUndefined();
+    const orphans = signingPairsOf(userId).filter((pair) => result.orphanedSigningPairIds.includes(pair.id));
+    expect(orphans.map((pair) => pair.status)).toEqual(['incomplete', 'incomplete']);
+    const history = await env.backups.temporal.workflow.getHandle(`recover-${userId}`).fetchHistory();
+    const types = history.events!.map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(types).toContain('findOrphanedSigningPairs');
+  });
+
   it('the backend refusing the new signing shares parks HAND_OVER with nothing marked; fixed and retried, it completes', async () => {
     const userId = await backedUp('recover-refused');
     env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 422, userId });
