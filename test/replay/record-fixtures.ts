@@ -427,6 +427,19 @@ async function main(): Promise<void> {
         simulator.faults.clear();
         await record('recovery-abandoned', `recover-${userId}`);
       },
+      // Since 6ac1dfd: a lost /v1/recover answer whose retry's look for orphans fails, so the run
+      // looks again in findOrphanedSigningPairs (the recovery-orphan-signing-rescan patch).
+      'recovery-orphan-rescan': async () => {
+        const userId = await backedUp('rec-rescan');
+        simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId });
+        const before = simulator.calls.recover ?? 0;
+        await recoveries.startRecovery(userId, { freshBackup: false });
+        while ((simulator.calls.recover ?? 0) === before) await new Promise((resolve) => setTimeout(resolve, 20));
+        simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, count: 1, userId });
+        const result = await recoveries.waitForRecovery(userId);
+        if (result.orphanedSigningPairIds.length !== 2) throw new Error(`expected two orphaned signing pairs, got ${result.orphanedSigningPairIds.length}`);
+        await record('recovery-orphan-rescan', `recover-${userId}`);
+      },
       'recovery-failed-find': async () => {
         const userId = seedUser('rec-none');
         await recoveries.startRecovery(userId);

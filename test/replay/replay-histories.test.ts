@@ -42,7 +42,10 @@ const RESTORE_SCENARIOS = [
   'drill-finding',
   'rotation-completed',
 ];
-const VERSIONS_WITH_RESTORE = ['b6faa4f'];
+const VERSIONS_WITH_RESTORE = ['b6faa4f', '59a86ca'];
+/** Since 59a86ca: BackupStep only with a status change (patched), and a recovery's second look for orphans (patched). */
+const RESCAN_SCENARIOS = ['recovery-orphan-rescan'];
+const VERSIONS_WITH_RESCAN = ['59a86ca'];
 
 interface Fixture {
   /** The folder of the code version that recorded it (fixtures/<short sha>/). */
@@ -94,8 +97,8 @@ async function replay(workflowsPath: string, replayName: string, version: string
 describe('recorded histories replay against the current workflow code', () => {
   const recorded = versions();
 
-  it('has fixtures of the code before sealed shares and batch v2, right after, after the review fixes, and with recovery, drills and rotation', () => {
-    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598', ...VERSIONS_WITH_RESTORE]));
+  it('has fixtures of the code before sealed shares and batch v2, right after, after the review fixes, with recovery, drills and rotation, and with the performance patches', () => {
+    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598', ...VERSIONS_WITH_RESTORE, ...VERSIONS_WITH_RESCAN]));
   });
 
   describe.each(recorded)('recorded by %s', (version) => {
@@ -103,7 +106,12 @@ describe('recorded histories replay against the current workflow code', () => {
 
     it('has a fixture for every recorded scenario', () => {
       const names = fixtures.map((fixture) => fixture.name);
-      for (const scenario of [...SCENARIOS, ...(VERSIONS_WITH_RESTORE.includes(version) ? RESTORE_SCENARIOS : [])]) {
+      const expected = [
+        ...SCENARIOS,
+        ...(VERSIONS_WITH_RESTORE.includes(version) ? RESTORE_SCENARIOS : []),
+        ...(VERSIONS_WITH_RESCAN.includes(version) ? RESCAN_SCENARIOS : []),
+      ];
+      for (const scenario of expected) {
         expect(
           names.some((name) => name === scenario || new RegExp(`^${scenario}-run\\d+$`).test(name)),
           `a fixture for ${scenario}`,

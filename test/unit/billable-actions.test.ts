@@ -19,6 +19,13 @@ describe('billable actions counted from a history', () => {
     expect(actions.historyEvents).toBe(33);
   });
 
+  it('since the BackupStep patch (59a86ca): one upsert, six actions, 32 events', () => {
+    const recorded = historyFromJSON(
+      (JSON.parse(readFileSync(join(__dirname, '..', 'replay', 'fixtures', '59a86ca', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
+    );
+    expect(countBillableActions(recorded)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6, historyEvents: 32 });
+  });
+
   it('counts every attempt of a retried activity (only the last attempt is an event)', () => {
     // Step 1 lost its first response: attempt 2 is recorded, two attempts are billed.
     expect(countBillableActions(fixture('backup-lost-response'))).toMatchObject({ activities: 5, total: 10 });
