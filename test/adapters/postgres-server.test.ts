@@ -109,8 +109,11 @@ async function withEnv(vars: Record<string, string | undefined>, body: () => Pro
 }
 
 describe('migrate', () => {
-  const dropSchema = () =>
-    pool().query('DROP TABLE IF EXISTS client_ciphertexts, custodian_shares, share_retrievals, schema_migrations');
+  /** Drops every table of the schema (whatever the migrations made: a new one is not forgotten here). */
+  const dropSchema = async () => {
+    const { rows } = await pool().query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+    if (rows.length > 0) await pool().query(`DROP TABLE IF EXISTS ${rows.map((row) => `"${row.tablename}"`).join(', ')}`);
+  };
   /** Every migration file, in order: what a fresh database gets. */
   const allMigrations = () =>
     readdirSync(MIGRATIONS_DIR)
