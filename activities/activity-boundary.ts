@@ -1,6 +1,25 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { BackupDomainError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
+import { OUTAGE_AFTER_ATTEMPTS, OUTAGE_RETRY_INTERVAL_MS } from '../workflows/step-timeouts';
+
+/**
+ * How often this activity heartbeats: `baseMs`, or a quarter of its heartbeat timeout when that is
+ * longer (each heartbeat that reaches the server is a billable action; a quarter still leaves
+ * three misses before the timeout).
+ */
+export function heartbeatEveryMs(context: Context, baseMs: number): number {
+  return Math.max(baseMs, (context.info.heartbeatTimeoutMs ?? 0) / 4);
+}
+
+/** The running activity's cancellation signal, or undefined outside an activity (adapters pass it to their requests). */
+export function currentActivitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Runs an activity body with periodic heartbeats (so a dead worker is noticed within the
@@ -12,7 +31,7 @@ import { redactSecrets } from '../domain/redact';
  */
 export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () => Promise<T>): Promise<T> {
   const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(), heartbeatIntervalMs);
+  const timer = setInterval(() => context.heartbeat(), heartbeatEveryMs(context, heartbeatIntervalMs));
   try {
     // A cancel (the run was cancelled, or the worker is shutting down) ends the activity now with
     // CancelledFailure; a call already sent is not undone, and every step is safe to redo.
@@ -20,13 +39,14 @@ export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () 
   } catch (error) {
     // A cancellation must reach the SDK as such (the activity is reported cancelled, not failed).
     if (error instanceof CancelledFailure) throw error;
-    throw toApplicationFailure(error);
+    throw toApplicationFailure(error, context.info.attempt);
   } finally {
     clearInterval(timer);
   }
 }
 
-export function toApplicationFailure(error: unknown): ApplicationFailure {
+/** `attempt`: this attempt's number, for the slower retries of an outage (see OUTAGE_AFTER_ATTEMPTS). */
+export function toApplicationFailure(error: unknown, attempt = 1): ApplicationFailure {
   if (error instanceof ApplicationFailure) {
     error.message = redactSecrets(error.message);
     return error;
@@ -36,7 +56,11 @@ export function toApplicationFailure(error: unknown): ApplicationFailure {
       type: error.name,
       message: redactSecrets(error.message),
       nonRetryable: !error.retryable,
-      ...(error.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) } : {}),
+      ...(error.retryAfterMs !== undefined
+        ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) }
+        : error.retryable && attempt >= OUTAGE_AFTER_ATTEMPTS
+          ? { nextRetryDelay: OUTAGE_RETRY_INTERVAL_MS }
+          : {}),
     });
   }
   // Every I/O failure is classified by the adapters, so anything else is a bug: retrying it would

@@ -23,7 +23,7 @@ import {
   type RewrapUsersResult,
   type RotationFailure,
 } from '../workflows/rotate-keys-api';
-import { toApplicationFailure } from './activity-boundary';
+import { heartbeatEveryMs, toApplicationFailure } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
@@ -118,7 +118,7 @@ function mustRetry(error: unknown): boolean {
  */
 async function checkpointedBoundary<T>(heartbeatIntervalMs: number, checkpoint: () => unknown, body: () => Promise<T>): Promise<T> {
   const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(checkpoint()), heartbeatIntervalMs);
+  const timer = setInterval(() => context.heartbeat(checkpoint()), heartbeatEveryMs(context, heartbeatIntervalMs));
   try {
     return await Promise.race([body(), context.cancelled]);
   } catch (error) {
@@ -127,7 +127,7 @@ async function checkpointedBoundary<T>(heartbeatIntervalMs: number, checkpoint: 
       const failure = toApplicationFailure(error);
       throw ApplicationFailure.create({ type: failure.type ?? 'VaultPermissionError', message: failure.message, nonRetryable: false });
     }
-    throw toApplicationFailure(error);
+    throw toApplicationFailure(error, context.info.attempt);
   } finally {
     clearInterval(timer);
   }

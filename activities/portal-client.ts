@@ -81,6 +81,12 @@ export class PortalClient {
     private readonly metrics: CallMetrics = NO_WORKER_METRICS.portal,
     /** Every request, retries included, waits for a slot of Portal's limit here; none by default. */
     private readonly limiter: PortalRateLimiter = NO_PORTAL_RATE_LIMIT,
+    /**
+     * The signal that ends the caller's work (the running activity's cancellation: cancelled, timed
+     * out, worker shutting down): a request still waiting for a slot, or in flight, is dropped, so
+     * an attempt Temporal has given up on sends nothing more. None by default.
+     */
+    private readonly cancellation: () => AbortSignal | undefined = () => undefined,
   ) {
     this.http = axios.create({
       timeout: config.timeoutMs,
@@ -213,13 +219,15 @@ export class PortalClient {
   }
 
   private async call(operation: string, apiKey: string, { route, api = 'client', ...request }: PortalRequest): Promise<unknown> {
-    await this.limiter.acquire(api);
+    const signal = this.cancellation();
+    await this.limiter.acquire(api, signal);
+    signal?.throwIfAborted();
     const startedAt = performance.now();
     // Metrics name the route template, never the URL: pair ids stay out of labels.
     const metricRoute = route ?? operation;
     let response;
     try {
-      response = await this.http.request({ ...request, headers: { Authorization: `Bearer ${apiKey}` } });
+      response = await this.http.request({ ...request, ...(signal ? { signal } : {}), headers: { Authorization: `Bearer ${apiKey}` } });
     } catch (error) {
       this.metrics.record({ route: metricRoute, ...httpFailureOf(error), seconds: secondsSince(startedAt) });
       throw classifyPortalError(error, operation);

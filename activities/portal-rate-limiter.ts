@@ -14,7 +14,8 @@ export interface PortalRequestLimits {
 
 /** Waits until one more request to `api` fits Portal's limit; every Portal request goes through it. */
 export interface PortalRateLimiter {
-  acquire(api: PortalApi): Promise<void>;
+  /** Resolves when a slot is taken; rejects with `signal`'s reason once it aborts (the slot, if later granted, is wasted). */
+  acquire(api: PortalApi, signal?: AbortSignal): Promise<void>;
 }
 
 /** No limit: the default when PORTAL_*_REQUESTS_PER_MINUTE are unset (the batch's pacing is then the only guard). */
@@ -31,22 +32,31 @@ const LIMIT_KEY = 'requests';
 export const MAX_SLOT_WAIT_MS = 60_000;
 
 /**
- * A fixed window of `points` requests per `seconds`, chosen so that no sliding minute (Portal's
- * window) can hold more than `perMinute`: a minute overlaps at most 60/seconds + 1 windows, so
- * points × (60/seconds + 1) ≤ perMinute. Among the windows that divide a minute, the one that lets
- * the most requests through per minute; ties go to the shorter window (smaller bursts).
- * E.g. 200/min → 3 per 1 s (180/min); 50/min → 3 per 4 s (45/min).
+ * Allowance for what can move a request's arrival at Portal against the window that counted it:
+ * clock differences between the worker hosts (each opens windows by its own clock) and the way
+ * from a granted slot to Portal. A request of one window may land up to this much later.
  */
-export function fixedWindowFor(perMinute: number): { points: number; seconds: number } {
+export const WINDOW_SLACK_MS = 250;
+
+/**
+ * A fixed window of `points` requests per `seconds`, chosen so that no sliding minute (Portal's
+ * window) can hold more than `perMinute`, even with windows shortened and requests delayed by
+ * `slackMs`: a minute then meets at most ⌈(60 + slack) / (seconds − slack)⌉ + 1 windows. Among
+ * windows that divide a minute, the one that lets the most requests through; ties go to the shorter
+ * window (smaller bursts). E.g. 200/min → 14 per 5 s (168/min); 50/min → 2 per 3 s (40/min).
+ */
+export function fixedWindowFor(perMinute: number, slackMs = WINDOW_SLACK_MS): { points: number; seconds: number } {
+  const slack = slackMs / 1000;
   let best: { points: number; seconds: number; perMinute: number } | undefined;
   for (const seconds of [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60]) {
-    const windowsPerMinute = 60 / seconds;
-    const points = Math.floor(perMinute / (windowsPerMinute + 1));
+    if (seconds <= slack) continue;
+    const windows = Math.ceil((60 + slack) / (seconds - slack)) + 1;
+    const points = Math.floor(perMinute / windows);
     if (points < 1) continue;
-    const steady = points * windowsPerMinute;
+    const steady = (points * 60) / seconds;
     if (!best || steady > best.perMinute) best = { points, seconds, perMinute: steady };
   }
-  if (!best) throw new RangeError(`a limit of ${perMinute} requests per minute is too low to pace (at least 2)`);
+  if (!best) throw new RangeError(`a limit of ${perMinute} requests per minute is too low to pace (at least 3)`);
   return { points: best.points, seconds: best.seconds };
 }
 
@@ -82,12 +92,18 @@ export class SharedPortalRateLimiter implements PortalRateLimiter {
     this.queues = { enclave: queueFor('enclave', limits.enclavePerMinute), client: queueFor('client', limits.clientPerMinute) };
   }
 
-  async acquire(api: PortalApi): Promise<void> {
+  async acquire(api: PortalApi, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    // (tokens, key, deadline in Unix seconds): the key must be fixed, or every deadline second
+    // would count in a window of its own.
+    const slot = this.queues[api].removeTokens(1, LIMIT_KEY, Math.ceil((Date.now() + MAX_SLOT_WAIT_MS) / 1000));
     try {
-      // (tokens, key, deadline in Unix seconds): the key must be fixed, or every deadline second
-      // would count in a window of its own.
-      await this.queues[api].removeTokens(1, LIMIT_KEY, Math.ceil((Date.now() + MAX_SLOT_WAIT_MS) / 1000));
+      await (signal ? Promise.race([slot, aborted(signal)]) : slot);
     } catch (error) {
+      if (signal?.aborted) {
+        slot.catch(() => undefined); // nobody waits for it any more
+        throw signal.reason;
+      }
       if (error instanceof RateLimiterQueueError) {
         throw new PortalRateLimitBusyError(
           `no slot of the shared Portal ${api} rate limit came free within ${MAX_SLOT_WAIT_MS / 1000} s in this worker ` +
@@ -98,4 +114,12 @@ export class SharedPortalRateLimiter implements PortalRateLimiter {
       throw classifyDatabaseError(error, `take a slot of the shared Portal ${api} rate limit`);
     }
   }
+}
+
+/** Rejects with the signal's reason once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }

@@ -29,8 +29,8 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
       'must be comma-separated origins like https://backend.example.com (scheme, host and port; no path)',
     )
     .optional(),
-  PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: envInt(2, 1_000_000).optional(),
-  PORTAL_CLIENT_REQUESTS_PER_MINUTE: envInt(2, 1_000_000).optional(),
+  PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: envInt(3, 1_000_000).optional(),
+  PORTAL_CLIENT_REQUESTS_PER_MINUTE: envInt(3, 1_000_000).optional(),
   WORKER_SHUTDOWN_GRACE_MS: envInt(1, 600_000).default(30_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: envInt(1, 10_000).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: envInt(1, 10_000).default(40),

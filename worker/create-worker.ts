@@ -17,6 +17,7 @@ import { CachedCredentialsSource } from '../activities/cached-credentials-source
 import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { PortalClient } from '../activities/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../activities/portal-rate-limiter';
+import { currentActivitySignal } from '../activities/activity-boundary';
 import { connectVaultTransit } from '../activities/vault-connection';
 import { ShareSealer } from '../activities/share-sealer';
 import { backupDataConverter } from '../codec/data-converter';
@@ -48,7 +49,7 @@ const MAX_NOT_READABLE_ATTEMPTS = 10;
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
 export function createActivityDeps(config: WorkerConfig, database?: Pool, metrics: WorkerMetrics = NO_WORKER_METRICS) {
   const limiter = config.portalLimits && database ? new SharedPortalRateLimiter(database, config.portalLimits) : NO_PORTAL_RATE_LIMIT;
-  const portal = new PortalClient(config.portal, metrics.portal, limiter);
+  const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal);
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   return {

@@ -83,7 +83,8 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
         });
         orphanScanError = undefined;
       } catch (error) {
-        orphanScanError = `${orphanScanError}; looked again and failed: ${error instanceof ActivityFailure ? error.cause?.message : String(error)}`;
+        const reason = error instanceof ActivityFailure ? (error.cause?.message ?? error.message) : String(error);
+        orphanScanError = `${orphanScanError}; looked again and failed: ${reason}`;
       }
     }
     if (orphanScanError !== undefined) run.progress.orphanScanError = orphanScanError;

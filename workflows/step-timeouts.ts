@@ -26,6 +26,15 @@ export const STEP_OPTIONS: ActivityOptions = {
 export const TRANSIENT_RETRY_MAX_INTERVAL = '10 seconds';
 
 /**
+ * After this many failed attempts of one step (about two minutes of retrying at most 10 s apart)
+ * the failure is no longer a blip but an outage: each run in flight then tries once a minute
+ * (`OUTAGE_RETRY_INTERVAL_MS`, as the activity's next retry delay), so a long outage of Portal,
+ * Vault or the credentials source without a shared rate limit is not hammered.
+ */
+export const OUTAGE_AFTER_ATTEMPTS = 12;
+export const OUTAGE_RETRY_INTERVAL_MS = 60_000;
+
+/**
  * Steps before anything exists at Portal may give up, on time rather than on a count of attempts
  * (a long run of 429s with Retry-After cannot exhaust them).
  */

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { fixedWindowFor, SharedPortalRateLimiter, type PortalApi } from '../../activities/portal-rate-limiter';
+import { fixedWindowFor, SharedPortalRateLimiter, WINDOW_SLACK_MS, type PortalApi } from '../../activities/portal-rate-limiter';
 import { PortalClient } from '../../activities/portal-client';
 import { createDatabasePool } from '../../db/pool';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
@@ -22,16 +22,18 @@ afterAll(async () => {
 });
 
 describe('fixedWindowFor', () => {
-  it('picks a window no sliding minute can overfill, letting through most of the limit', () => {
-    expect(fixedWindowFor(200)).toEqual({ points: 3, seconds: 1 });
-    expect(fixedWindowFor(50)).toEqual({ points: 3, seconds: 4 });
-    for (let limit = 2; limit <= 2_000; limit += 1) {
+  it('picks a window no sliding minute can overfill, even with clocks and sends off by the slack, letting through most of the limit', () => {
+    expect(fixedWindowFor(200)).toEqual({ points: 14, seconds: 5 });
+    expect(fixedWindowFor(50)).toEqual({ points: 2, seconds: 3 });
+    const slack = WINDOW_SLACK_MS / 1000;
+    for (let limit = 3; limit <= 2_000; limit += 1) {
       const { points, seconds } = fixedWindowFor(limit);
-      // A minute overlaps at most 60/seconds + 1 windows.
-      expect(points * (60 / seconds + 1), `limit ${limit}`).toBeLessThanOrEqual(limit);
-      if (limit >= 20) expect(points * (60 / seconds), `limit ${limit}`).toBeGreaterThanOrEqual(limit * 0.7);
+      // Windows shortened by the slack, and requests landing up to the slack late: a minute meets at most this many.
+      const windows = Math.ceil((60 + slack) / (seconds - slack)) + 1;
+      expect(points * windows, `limit ${limit}`).toBeLessThanOrEqual(limit);
+      if (limit >= 20) expect(points * (60 / seconds), `limit ${limit}`).toBeGreaterThanOrEqual(limit * (limit >= 50 ? 0.72 : 0.68));
     }
-    expect(() => fixedWindowFor(1)).toThrow(RangeError);
+    expect(() => fixedWindowFor(2)).toThrow(RangeError);
   });
 });
 
@@ -39,18 +41,19 @@ describe('SharedPortalRateLimiter', () => {
   it('two processes together never take more than the window allows, and every request gets its slot', async () => {
     const scope = `test-${randomBytes(4).toString('hex')}`;
     const limits = { enclavePerMinute: 600, clientPerMinute: 600 };
-    // 600 a minute: 19 per 2 s window (19 × 31 = 589 ≤ 600 in any sliding minute).
+    // 600 a minute: 26 per 3 s window (26 × 23 = 598 ≤ 600 in any sliding minute, with the slack).
     const { points, seconds } = fixedWindowFor(limits.clientPerMinute);
-    expect({ points, seconds }).toEqual({ points: 19, seconds: 2 });
+    expect({ points, seconds }).toEqual({ points: 26, seconds: 3 });
     const [a, b] = pools.map((pool) => new SharedPortalRateLimiter(pool, limits, scope));
     const granted: number[] = [];
-    const requests = 2 * points + 7;
+    const perBurst = Math.ceil((2 * points + 5) / 3);
+    const requests = 3 * perBurst;
     // Three bursts a little over a second apart, alternating processes: later requests must count
     // in the same windows as the first ones (regression: each deadline second once had its own).
     const bursts = [0, 1_100, 2_200].map((delay, burst) =>
       new Promise((resolve) => setTimeout(resolve, delay)).then(() =>
         Promise.all(
-          Array.from({ length: requests / 3 }, (_, i) => ((burst + i) % 2 === 0 ? a! : b!).acquire('client').then(() => granted.push(Date.now()))),
+          Array.from({ length: perBurst }, (_, i) => ((burst + i) % 2 === 0 ? a! : b!).acquire('client').then(() => granted.push(Date.now()))),
         ),
       ),
     );
@@ -90,6 +93,26 @@ describe('SharedPortalRateLimiter', () => {
     } finally {
       await dead.end();
     }
+  });
+
+  it('a request still waiting for a slot when its activity is cancelled is dropped: nothing reaches Portal', async () => {
+    simulator ??= await startPortalSimulator({ seed: 5 });
+    const user = simulator.state.seedUser('rate-cancel');
+    // 3 a minute: one slot per 60 s window, so the second request must wait.
+    const limiter = new SharedPortalRateLimiter(pools[0]!, { enclavePerMinute: 3, clientPerMinute: 3 }, `cancel-${randomBytes(4).toString('hex')}`);
+    const controller = new AbortController();
+    const portal = new PortalClient(
+      { enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 2_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1024 * 1024 },
+      undefined,
+      limiter,
+      () => controller.signal,
+    );
+    const before = simulator.calls.getClient ?? 0;
+    await portal.getClient(user.apiKey);
+    const waiting = portal.getClient(user.apiKey).then(() => 'sent', (error: unknown) => error);
+    setTimeout(() => controller.abort(new Error('activity cancelled')), 200);
+    expect(await waiting).toMatchObject({ message: 'activity cancelled' });
+    expect((simulator.calls.getClient ?? 0) - before).toBe(1);
   });
 
   it('PortalClient takes a slot of the right limit for every request it sends', async () => {
