@@ -45,9 +45,9 @@ describe('readUserListFile', () => {
 
 describe('rate limits', () => {
   it("the default batch rate keeps within Portal's documented limits with headroom", () => {
-    // 200 client-route calls/min ÷ 5 per backup = 40; 50 Enclave calls/min ÷ 1 = 50; × 0.8.
-    expect(defaultBackupsPerMinute()).toBe(32);
-    expect(defaultBackupsPerMinute({ enclavePerMinute: 10, clientPerMinute: 1000 })).toBe(8);
+    // 200 client-route calls/min ÷ 5 per backup = 40; 50 Enclave calls/min ÷ 1 = 50; × 0.75.
+    expect(defaultBackupsPerMinute()).toBe(30);
+    expect(defaultBackupsPerMinute({ enclavePerMinute: 10, clientPerMinute: 1000 })).toBe(7);
   });
 
   it('the simulator’s sliding window admits the limit per minute and says when to come back', () => {
