@@ -36,7 +36,7 @@ import {
 import { childParkedSignal } from './batch-backup-api';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
-import { recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
+import { activityErrorMessage, recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
 const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -204,7 +204,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
         progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
         if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
       } catch (scanError) {
-        orphans = `; the orphaned-pair scan failed (${scanError instanceof ActivityFailure ? scanError.cause?.message : String(scanError)})`;
+        orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
       }
     }
     publish('FAILED', 'MPC_BACKUP');

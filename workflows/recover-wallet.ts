@@ -31,7 +31,7 @@ import {
   type RecoverWalletInput,
 } from './recover-wallet-api';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
-import { recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
+import { activityErrorMessage, recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -83,8 +83,7 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
         });
         orphanScanError = undefined;
       } catch (error) {
-        const reason = error instanceof ActivityFailure ? (error.cause?.message ?? error.message) : String(error);
-        orphanScanError = `${orphanScanError}; looked again and failed: ${reason}`;
+        orphanScanError = `${orphanScanError}; looked again and failed: ${activityErrorMessage(error)}`;
       }
     }
     if (orphanScanError !== undefined) run.progress.orphanScanError = orphanScanError;

@@ -21,6 +21,11 @@ export function userIdFromInput(input: { userId?: unknown } | undefined): string
   }
 }
 
+/** What a failed activity call says: its cause's message (the activity's own error), else the failure's. */
+export function activityErrorMessage(error: unknown): string {
+  return error instanceof ActivityFailure ? (error.cause?.message ?? error.message) : String(error);
+}
+
 /** A step's failure as progress queries and results show it: its type name and (redacted) message. */
 export function recordActivityError<S extends string>(step: S, error: ActivityFailure): { step: S; type: string; message: string; at: string } {
   const cause = error.cause;
