@@ -168,12 +168,10 @@ describe('restore drill, pacing and schedule', () => {
 
   it('checks users no faster than the rate it was given', async () => {
     const userIds = Array.from({ length: 5 }, () => env.seedUser('paced'));
-    const started = Date.now();
     // 120 users a minute, one per check: four waits of 500 ms between the five checks.
     const report = await drills.wait((await drills.runOnce({ source: { kind: 'list', userIds }, usersPerMinute: 120, pageSize: 1 })).drillId);
     expect(report.counts).toMatchObject({ checked: 5, skipped: 5 });
     expect(Date.parse(report.finishedAt!) - Date.parse(report.startedAt)).toBeGreaterThanOrEqual(2_000);
-    expect(Date.now() - started).toBeLessThan(30_000);
   });
 
   it('refuses a drill started without the payload codec (e.g. from the Web UI): nothing is checked', async () => {
