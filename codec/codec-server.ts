@@ -13,6 +13,11 @@ export interface CodecServerOptions {
    * to an https codec endpoint.
    */
   tokens: readonly string[];
+  /**
+   * Serve `POST /encode` too. Off by default: it is an encryption oracle (whoever passes it makes
+   * payloads the workers accept), needed only to send updates from the Web UI.
+   */
+  encode?: boolean;
   /** Namespaces served (`X-Namespace`, or the path segment); empty: any. */
   namespaces?: readonly string[];
   bodyLimitBytes?: number;
@@ -40,7 +45,7 @@ function toJson(payload: Payload): JsonPayload {
 
 /**
  * The codec server for the Temporal Web UI and the `temporal` CLI (`--codec-endpoint`):
- * `POST /decode` and `/encode` (also under `/{namespace}/…`), CORS for the UI's origin with
+ * `POST /decode`, and `/encode` when configured (also under `/{namespace}/…`), CORS for the UI's origin with
  * `OPTIONS` preflight. It holds only the payload codec key, so it opens what clients can open and
  * nothing more: backup shares inside stay sealed to the workers.
  */
@@ -84,7 +89,12 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
 
   for (const prefix of ['', '/:namespace']) {
     app.post(`${prefix}/decode`, handle('decode'));
-    app.post(`${prefix}/encode`, handle('encode'));
+    app.post(
+      `${prefix}/encode`,
+      options.encode
+        ? handle('encode')
+        : async (_request, reply) => reply.code(403).send({ message: 'this codec server decodes only (CODEC_SERVER_ENCODE is not set)' }),
+    );
     app.options(`${prefix}/decode`, async () => undefined);
     app.options(`${prefix}/encode`, async () => undefined);
   }

@@ -21,8 +21,9 @@ export class CodecKeyError extends KeyRingError {
 export interface EncryptionCodecOptions {
   /**
    * Refuse payloads that are not encrypted (the worker sets this): one from someone without the
-   * codec key (the Web UI, `temporal workflow start`) decodes to a marker value that the workflows
-   * refuse (see domain/unencrypted-payload.ts), never to the input it claims to be.
+   * codec key (the Web UI, `temporal workflow start`), or one labelled encrypted that does not
+   * decrypt (unknown key id, altered or random data), decodes to a marker value that the workflows
+   * refuse (see domain/unencrypted-payload.ts), never to the input it claims to be, and never throws.
    */
   requireEncrypted?: boolean;
 }
@@ -63,18 +64,33 @@ export class EncryptionCodec implements PayloadCodec {
       if (!encoding || Buffer.from(encoding).toString() !== ENCODING) {
         return this.options.requireEncrypted ? UNENCRYPTED_MARKER_PAYLOAD : payload;
       }
-      const keyIdBytes = payload.metadata?.[METADATA_KEY_ID_KEY];
-      const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';
-      const key = this.ring.keys.get(keyId);
-      if (!key) throw new CodecKeyError(`no payload codec key with id "${keyId}" to decrypt a payload; add it to the key ring`);
-      const data = Buffer.from(payload.data ?? new Uint8Array());
-      let plain: Buffer;
       try {
-        plain = aesGcmOpen(key, data);
+        return this.open(payload);
       } catch (error) {
-        throw new CodecKeyError(`an encrypted payload could not be decrypted with key "${keyId}": ${(error as Error).message}`);
+        // A worker never throws here: a payload that fails every workflow task would wedge the run
+        // for good (a start, signal or update from anyone who can label a payload "encrypted").
+        if (this.options.requireEncrypted) return UNENCRYPTED_MARKER_PAYLOAD;
+        throw error;
       }
-      return temporal.api.common.v1.Payload.decode(plain);
     });
+  }
+
+  /** Decrypts one payload labelled encrypted; throws CodecKeyError when it cannot. */
+  private open(payload: Payload): Payload {
+    const keyIdBytes = payload.metadata?.[METADATA_KEY_ID_KEY];
+    const keyId = keyIdBytes ? Buffer.from(keyIdBytes).toString() : '';
+    const key = this.ring.keys.get(keyId);
+    if (!key) throw new CodecKeyError(`no payload codec key with id "${keyId}" to decrypt a payload; add it to the key ring`);
+    let plain: Buffer;
+    try {
+      plain = aesGcmOpen(key, Buffer.from(payload.data ?? new Uint8Array()));
+    } catch (error) {
+      throw new CodecKeyError(`an encrypted payload could not be decrypted with key "${keyId}": ${(error as Error).message}`);
+    }
+    try {
+      return temporal.api.common.v1.Payload.decode(plain);
+    } catch {
+      throw new CodecKeyError(`an encrypted payload decrypted with key "${keyId}" does not hold a payload`);
+    }
   }
 }

@@ -145,6 +145,8 @@ async function main(): Promise<void> {
       codec: new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: clientEnv.PAYLOAD_CODEC_KEYS })),
       allowedOrigins: [`http://127.0.0.1:${ports.ui}`, `http://localhost:${ports.ui}`],
       tokens: [],
+      // The dev UI sends retry and abandon through it; on loopback only, like the whole dev stack.
+      encode: true,
     });
     await codecServer.listen({ host: '127.0.0.1', port: ports.codec });
     stops.push(() => codecServer.close());

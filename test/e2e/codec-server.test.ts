@@ -18,6 +18,7 @@ beforeAll(async () => {
     codec: new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') })),
     allowedOrigins: [UI],
     tokens: ['operator-token-1', 'operator-token-0'],
+    encode: true,
   });
   url = await server.listen({ host: '127.0.0.1', port: 0 });
 });
@@ -75,6 +76,31 @@ describe('the codec server (Temporal’s codec-server protocol)', () => {
     expect(Buffer.from(encoded.payloads[0]!.metadata.encoding!, 'base64').toString()).toBe('binary/encrypted');
     const again = (await (await call('/default/decode', encoded)).json()) as typeof decoded;
     expect(again.payloads[0]!.data).toBe(decoded.payloads[0]!.data);
+  });
+
+  it('decodes only unless told to encode: /encode is an oracle for payloads the workers accept', async () => {
+    const decodeOnly = createCodecServer({
+      codec: new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') })),
+      allowedOrigins: [UI],
+      tokens: ['operator-token-1'],
+    });
+    const base = await decodeOnly.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const post = (path: string) =>
+        fetch(`${base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer operator-token-1' },
+          body: JSON.stringify({ payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"x"').toString('base64') }] }),
+        });
+      for (const path of ['/encode', '/default/encode']) {
+        const refused = await post(path);
+        expect(refused.status).toBe(403);
+        expect(((await refused.json()) as { message: string }).message).toContain('decodes only');
+      }
+      expect((await post('/decode')).status).toBe(200);
+    } finally {
+      await decodeOnly.close();
+    }
   });
 
   it('answers the browser’s preflight for the UI’s origin only, and asks for a token', async () => {

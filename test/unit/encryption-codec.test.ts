@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { CodecKeyError, EncryptionCodec } from '../../codec/encryption-codec';
+import { isUnencryptedPayload } from '../../domain/unencrypted-payload';
 
 const key = (id: string) => [id, randomBytes(32)] as const;
 
@@ -39,6 +40,20 @@ describe('EncryptionCodec', () => {
     data[20] = data[20]! ^ 0xff;
     const tampered = { ...encoded!, data };
     await expect(codec.decode([tampered])).rejects.toThrow();
+  });
+
+  it('on a worker, a payload labelled encrypted that does not decrypt becomes the refusal marker, never an error', async () => {
+    const worker = new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) }, { requireEncrypted: true });
+    const [ours] = await new EncryptionCodec({ activeKeyId: 'k1', keys: new Map([k1]) }).encode([defaultPayloadConverter.toPayload('ok')]);
+    const [unknownKey] = await new EncryptionCodec({ activeKeyId: 'k2', keys: new Map([k2]) }).encode([defaultPayloadConverter.toPayload('x')]);
+    const labelled = (data: Buffer, keyId = 'k1') => ({
+      metadata: { encoding: Buffer.from('binary/encrypted'), 'encryption-key-id': Buffer.from(keyId) },
+      data,
+    });
+    const garbage = [unknownKey!, labelled(randomBytes(64)), labelled(Buffer.alloc(0)), labelled(randomBytes(64), '')];
+    const decoded = await worker.decode([ours!, ...garbage]);
+    expect(defaultPayloadConverter.fromPayload(decoded[0]!)).toBe('ok');
+    for (const payload of decoded.slice(1)) expect(isUnencryptedPayload(defaultPayloadConverter.fromPayload(payload))).toBe(true);
   });
 
   it('passes through payloads it did not encode', async () => {
