@@ -37,7 +37,9 @@ export function portalErrorDetail(body: unknown): string | undefined {
   const parts = [id, message].filter((p): p is string => typeof p === 'string' && p.trim().length > 0);
   if (parts.length === 0) return undefined;
   const detail = parts.join(': ').replace(/\s+/g, ' ').trim();
-  return redactSecrets(detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS)}…` : detail);
+  // Redact first: a cut through a secret would leave a piece shorter than the rules catch.
+  const redacted = redactSecrets(detail);
+  return redacted.length > MAX_DETAIL_CHARS ? `${redacted.slice(0, MAX_DETAIL_CHARS)}…` : redacted;
 }
 
 function looksLikeHtml(text: string): boolean {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { envInt, envNonEmpty } from '../config/env-schema';
+import { envBool, envInt, envNonEmpty } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
 import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
 import { envListenAddress, type ListenAddress } from '../metrics/listen-address';
@@ -9,6 +9,8 @@ import { envListenAddress, type ListenAddress } from '../metrics/listen-address'
 export const PORTAL_WEBHOOK_BUDGET_MS = 10_000;
 /** Portal's documented source addresses (shared/portal-api.md), for WEBHOOK_ALLOWED_SOURCE_IPS in production. */
 export const PORTAL_SOURCE_IPS = ['35.203.150.117', '104.155.171.139', '35.185.20.23'] as const;
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 const webhookEnvSchema = vaultEnvSchema.extend({
   WEBHOOK_HOST: envNonEmpty.default('127.0.0.1'),
@@ -20,6 +22,7 @@ const webhookEnvSchema = vaultEnvSchema.extend({
     .string()
     .refine((value) => value.split(',').every((ip) => isIP(ip.trim()) !== 0), 'must be comma-separated IP addresses, e.g. Portal’s documented ones')
     .optional(),
+  WEBHOOK_SOURCE_CHECKED_BY_PROXY: envBool.default(false),
   WEBHOOK_DEADLINE_MS: envInt(500, PORTAL_WEBHOOK_BUDGET_MS - 500).default(8_000),
   WEBHOOK_BODY_LIMIT_BYTES: envInt(1_024, 1024 * 1024).default(64 * 1024),
   DATABASE_URL: envNonEmpty.refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL'),
@@ -46,6 +49,12 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
   const e = loadConfig(webhookEnvSchema, env, (parsed) => [
     ...vaultEnvProblems(parsed),
     ...(parsed.WEBHOOK_METRICS_ADDRESS?.port === parsed.WEBHOOK_PORT ? ['WEBHOOK_METRICS_ADDRESS must use another port than WEBHOOK_PORT (metrics stay off the port Portal calls)'] : []),
+    ...(!LOOPBACK.test(parsed.WEBHOOK_HOST) && !parsed.WEBHOOK_ALLOWED_SOURCE_IPS && !parsed.WEBHOOK_SOURCE_CHECKED_BY_PROXY
+      ? [
+          `WEBHOOK_HOST ${parsed.WEBHOOK_HOST} is not loopback, and /backup/fetch hands out custodian shares to any holder of the secret: ` +
+            `set WEBHOOK_ALLOWED_SOURCE_IPS (Portal's addresses: ${PORTAL_SOURCE_IPS.join(',')}), or WEBHOOK_SOURCE_CHECKED_BY_PROXY=true when a proxy in front enforces them`,
+        ]
+      : []),
   ]);
   return {
     host: e.WEBHOOK_HOST,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../../client/config';
+import { loadCodecServerConfig } from '../../config/codec-server-config';
 import { ConfigError } from '../../config/config-error';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadWebhookConfig, PORTAL_SOURCE_IPS } from '../../webhook/config';
@@ -192,6 +193,14 @@ describe('webhook configuration', () => {
     expect(found).toContain(hint);
   });
 
+  it('refuses a non-loopback bind without a source allowlist, unless a proxy is said to enforce it', () => {
+    const open = webhookProblems({ ...WEBHOOK, WEBHOOK_HOST: '0.0.0.0' }).join('\n');
+    expect(open).toContain('WEBHOOK_ALLOWED_SOURCE_IPS');
+    expect(open).toContain('WEBHOOK_SOURCE_CHECKED_BY_PROXY');
+    expect(webhookProblems({ ...WEBHOOK, WEBHOOK_HOST: '0.0.0.0', WEBHOOK_ALLOWED_SOURCE_IPS: PORTAL_SOURCE_IPS.join(',') })).toEqual([]);
+    expect(webhookProblems({ ...WEBHOOK, WEBHOOK_HOST: '0.0.0.0', WEBHOOK_SOURCE_CHECKED_BY_PROXY: 'true' })).toEqual([]);
+  });
+
   it('lists every missing variable at once', () => {
     const found = webhookProblems({}).join('\n');
     for (const name of ['WEBHOOK_SECRETS', 'DATABASE_URL', 'VAULT_ADDR']) expect(found).toContain(name);
@@ -225,5 +234,40 @@ describe('Temporal connection settings (@temporalio/envconfig)', () => {
     expect(() => loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'staging' })).toThrow(
       /Temporal client profile .*Profile 'staging' not found/,
     );
+  });
+});
+
+describe('codec server configuration', () => {
+  const codecProblems = (env: NodeJS.ProcessEnv): string[] => {
+    try {
+      loadCodecServerConfig(env);
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+    return [];
+  };
+
+  it('decodes only by default, on loopback without tokens', () => {
+    expect(loadCodecServerConfig({ PAYLOAD_CODEC_KEYS: KEY })).toMatchObject({ encode: false, tokens: [], host: '127.0.0.1' });
+  });
+
+  it('refuses a token list that is set but blank, as it would otherwise ask for no token', () => {
+    for (const blank of [' , ', ',,', '   ']) {
+      expect(codecProblems({ PAYLOAD_CODEC_KEYS: KEY, CODEC_SERVER_TOKENS: blank })).toEqual([
+        expect.stringContaining('CODEC_SERVER_TOKENS is set but holds no token'),
+      ]);
+    }
+  });
+
+  it('requires tokens off loopback and whenever it encodes, and reports both at once', () => {
+    expect(codecProblems({ PAYLOAD_CODEC_KEYS: KEY, CODEC_SERVER_HOST: '0.0.0.0', CODEC_SERVER_ENCODE: 'true' })).toEqual([
+      expect.stringContaining('required when CODEC_SERVER_HOST is not loopback'),
+      expect.stringContaining('CODEC_SERVER_ENCODE=true needs CODEC_SERVER_TOKENS'),
+    ]);
+    expect(loadCodecServerConfig({ PAYLOAD_CODEC_KEYS: KEY, CODEC_SERVER_HOST: '0.0.0.0', CODEC_SERVER_ENCODE: 'true', CODEC_SERVER_TOKENS: 't1, t2' })).toMatchObject({
+      encode: true,
+      tokens: ['t1', 't2'],
+    });
   });
 });

@@ -84,6 +84,10 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
     for (const entry of compose.services.webhook!.ports ?? []) expect(LOOPBACK_HOST_IPS).toContain(publishedHostIp(entry));
   });
 
+  it('publishes no port of the dev Vault, whose root token is a default', () => {
+    expect(compose.services.vault!.ports ?? []).toEqual([]);
+  });
+
   it('refuses to start without a payload codec key', () => {
     expect(() => interpolate(String(compose.services.worker!.environment!.PAYLOAD_CODEC_KEYS), {})).toThrow(/PAYLOAD_CODEC_KEYS/);
   });

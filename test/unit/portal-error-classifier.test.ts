@@ -24,6 +24,12 @@ describe('portalErrorDetail reads all three documented error shapes', () => {
   it('echoed bearer keys are redacted', () =>
     expect(portalErrorDetail('bad key Bearer abc123-secret')).toBe('bad key Bearer [redacted]'));
   it('long bodies are cut', () => expect(portalErrorDetail('x'.repeat(5000))!.length).toBeLessThanOrEqual(201));
+  it('a share straddling the cut is redacted whole, not cut into a piece the rules miss', () => {
+    const share = Buffer.from('s'.repeat(90)).toString('base64url');
+    const detail = portalErrorDetail(`${'x '.repeat(90)}${share}`)!;
+    expect(detail).toContain('[redacted');
+    for (let at = 0; at + 12 <= share.length; at += 1) expect(detail).not.toContain(share.slice(at, at + 12));
+  });
   it('unknown shapes give no detail', () => expect(portalErrorDetail({ foo: 1 })).toBeUndefined());
 });
 

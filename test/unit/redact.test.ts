@@ -14,6 +14,13 @@ describe('redactSecrets', () => {
     expect(text).toContain('Bearer [redacted]');
   });
 
+  it('removes base64url runs from 40 characters, with - and _', () => {
+    for (const length of [40, 48, 63]) {
+      const run = `${'Ab-_'.repeat(16)}`.slice(0, length);
+      expect(redactSecrets(`share ${run} end`)).toBe('share [redacted-base64url] end');
+    }
+  });
+
   it('keeps ids readable: pair ids, UUIDs and user ids', () => {
     const text = 'pair cmww28fv7dd58ecc19881bfd4 of user 5f0c1e9e-7c1b-4f5e-9a1d-2b3c4d5e6f70 (user-42@acme.example) failed with 503';
     expect(redactSecrets(text)).toBe(text);
