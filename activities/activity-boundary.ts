@@ -56,6 +56,7 @@ export function toApplicationFailure(error: unknown, attempt = 1): ApplicationFa
       type: error.name,
       message: redactSecrets(error.message),
       nonRetryable: !error.retryable,
+      ...(error.details !== undefined ? { details: error.details } : {}),
       ...(error.retryAfterMs !== undefined
         ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) }
         : error.retryable && attempt >= OUTAGE_AFTER_ATTEMPTS

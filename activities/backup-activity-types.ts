@@ -1,9 +1,11 @@
 import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
+import type { StepReceipt } from '../domain/step-receipt';
 import type { BackupModeCheck } from './backup-mode';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 import type { ShareSealer } from './share-sealer';
+import type { StepReceipts } from './step-receipts';
 import type { UserRunGuard } from './user-run-guard';
 import type { VaultTransit } from './vault-transit';
 
@@ -15,6 +17,8 @@ export interface ActivityDeps {
   store: CiphertextStore;
   /** Seals shares with the workers' own key while they sit in workflow history. */
   sealer: ShareSealer;
+  /** Proves a step's result came from a worker of the run (see StepReceipts); keyed from the sealing ring. */
+  receipts: StepReceipts;
   /** BACKUP_MODE, checked against Portal's environment before step 1 makes anything. */
   modeCheck: BackupModeCheck;
   /** Self-Managed: the custodian shares the webhook committed (absent in Portal-Managed mode). */
@@ -64,9 +68,25 @@ export interface EncryptSharesInput {
   shares?: BackupShares;
 }
 
-export interface StoreCiphertextsInput {
+/** Step 2's result: the ciphertexts, and (from workers that make them) the receipt that step 3 checks. */
+export type EncryptSharesResult = EncryptedShares & { receipt?: StepReceipt };
+
+/** A result whose receipt the next step checks: STORE's and CHECK_CUSTODIAN's. */
+export interface ReceiptResult {
+  receipt: StepReceipt;
+}
+
+/**
+ * What runs started before receipts send: no receipts, nothing checked (see docs/changing-workflows.md);
+ * runs started since set `requireReceipts`, and every receipt named is then checked.
+ */
+export interface ReceiptRequirement {
+  requireReceipts?: boolean;
+}
+
+export interface StoreCiphertextsInput extends ReceiptRequirement {
   userId: string;
-  encrypted: EncryptedShares;
+  encrypted: EncryptSharesResult;
   /**
    * False when the workflow has run this step before (an operator's retry after a park starts a
    * new activity whose attempt is 1 again): the pairs may then hold ciphertexts already.
@@ -74,7 +94,14 @@ export interface StoreCiphertextsInput {
   firstCall?: boolean;
 }
 
-export interface MarkPairsStoredInput {
+export interface CheckCustodianSharesInput {
   userId: string;
   pairIds: BackupPairIds;
+}
+
+export interface MarkPairsStoredInput extends ReceiptRequirement {
+  userId: string;
+  pairIds: BackupPairIds;
+  /** STORE's receipt, and CHECK_CUSTODIAN's in Self-Managed mode (the receipts themselves, not the results). */
+  receipts?: { store?: unknown; custodian?: unknown };
 }

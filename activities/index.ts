@@ -3,6 +3,7 @@ import type {
   ActivityDeps,
   EncryptSharesInput,
   FindOrphanedPairsInput,
+  CheckCustodianSharesInput,
   MarkPairsStoredInput,
   MpcBackupInput,
   StoreCiphertextsInput,
@@ -34,7 +35,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Step 3: store both ciphertexts, read them back and verify them. */
     storeCiphertexts: (input: StoreCiphertextsInput) => boundary(() => storeCiphertexts(deps, input)),
     /** Self-Managed, before step 4: the company holds each pair's custodian share. */
-    checkCustodianShares: (input: MarkPairsStoredInput) => boundary(() => checkCustodianShares(deps, input)),
+    checkCustodianShares: (input: CheckCustodianSharesInput) => boundary(() => checkCustodianShares(deps, input)),
     /** Step 4: mark both pairs as stored at Portal. */
     markPairsStored: (input: MarkPairsStoredInput) => boundary(() => markPairsStored(deps, input)),
   };

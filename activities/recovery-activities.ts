@@ -8,6 +8,11 @@ import type { CredentialsSource } from './credentials-source';
 import type { PortalClient, PortalClientInfo } from './portal-client';
 import { orphanedSigningPairs } from './orphaned-pairs';
 import type { ShareSealer } from './share-sealer';
+import type { StepReceipts } from './step-receipts';
+import { currentRun, pairClaims, requireOwnWorkflowId } from './backup-receipts';
+import { recoveryWorkflowId } from '../domain/user-id';
+import { sha256Hex } from './share-plaintext';
+import type { StepReceipt } from '../domain/step-receipt';
 import type { SigningShareHandover } from './signing-share-handover';
 import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from './stored-backup';
 import type { UserRunGuard } from './user-run-guard';
@@ -19,6 +24,8 @@ export interface RecoveryActivityDeps {
   transit: Pick<VaultTransit, 'decryptEach'>;
   store: CiphertextStore;
   sealer: ShareSealer;
+  /** Proves DECRYPT's and HAND_OVER's results came from a worker of the run (see StepReceipts). */
+  receipts: StepReceipts;
   /** The company's backend route for new signing shares (SIGNING_SHARES_URL); recovery refuses to start without it. */
   handover?: SigningShareHandover;
   runGuard: UserRunGuard;
@@ -59,6 +66,7 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
             'recovery needs SIGNING_SHARES_URL on the workers (the backend route that keeps the new signing shares); set it and start the recovery again',
           );
         }
+        requireOwnWorkflowId(recoveryWorkflowId(userId), userId);
         await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution);
         const { clientApiKey } = await deps.credentials.load(userId);
         const backupPairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
@@ -68,11 +76,15 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
       });
     },
 
-    /** Recovery step 2: decrypt in each pair's context and rebuild the `/v1/backup` response, sealed. */
-    async decryptStoredBackup({ userId, backupPairIds, ciphertexts }: { userId: string } & FoundBackup): Promise<SealedShares> {
+    /**
+     * Recovery step 2: decrypt in each pair's context and rebuild the `/v1/backup` response, sealed.
+     * Its receipt binds the sealed box to the backup's pairs, for RECOVER to check.
+     */
+    async decryptStoredBackup({ userId, backupPairIds, ciphertexts }: { userId: string } & FoundBackup): Promise<DecryptedBackup> {
       return boundary(async () => {
         const shares = await requireStoredBackup(deps.transit, userId, backupPairIds, ciphertexts);
-        return deps.sealer.seal(userId, shares, 'backup-shares');
+        const sealed = deps.sealer.seal(userId, shares, 'backup-shares');
+        return { ...sealed, receipt: deps.receipts.issue('DECRYPT', currentRun(), decryptedClaims(userId, backupPairIds, sealed)) };
       });
     },
 
@@ -81,8 +93,11 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
      * signing pairs nobody holds; a later attempt names them (incomplete, created since this step
      * was scheduled) so the result reports them. They are never marked, so never used.
      */
-    async recoverAtPortal({ userId, sealedBackup }: { userId: string; sealedBackup: SealedShares }): Promise<RecoveredAtPortal> {
+    async recoverAtPortal({ userId, sealedBackup, backupPairIds, requireReceipts }: RecoverAtPortalInput): Promise<RecoveredAtPortal> {
       return boundary(async () => {
+        if (requireReceipts) {
+          deps.receipts.verify('DECRYPT', currentRun(), decryptedClaims(userId, backupPairIds ?? ({} as BackupPairIds), sealedBackup), sealedBackup?.receipt);
+        }
         const info = Context.current().info;
         const backup = deps.sealer.unseal(userId, sealedBackup, 'backup-shares');
         const { clientApiKey } = await deps.credentials.load(userId);
@@ -123,18 +138,23 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
       });
     },
 
-    /** Recovery step 4: the company's backend keeps the new signing shares, before anything is marked. */
-    async handOverSigningShares({ userId, sealedSigningShares }: { userId: string; sealedSigningShares: SealedShares }): Promise<void> {
+    /** Recovery step 4: the company's backend keeps the new signing shares, before anything is marked. Its receipt tells step 5. */
+    async handOverSigningShares({ userId, sealedSigningShares }: { userId: string; sealedSigningShares: SealedShares }): Promise<{ receipt: StepReceipt }> {
       return boundary(async () => {
         if (!deps.handover) throw new RecoveryNotConfiguredError('SIGNING_SHARES_URL is not set on this worker: set it on every worker, then retry');
-        await deps.handover.handOver(userId, deps.sealer.unseal(userId, sealedSigningShares, 'signing-shares'));
+        const signing = deps.sealer.unseal(userId, sealedSigningShares, 'signing-shares');
+        await deps.handover.handOver(userId, signing);
         Context.current().log.info('new signing shares handed to the backend', { userId });
+        const signingPairIds = Object.fromEntries(CURVES.map((curve) => [curve, signing[curve].id])) as BackupPairIds;
+        return { receipt: deps.receipts.issue('HAND_OVER', currentRun(), pairClaims(userId, signingPairIds)) };
       });
     },
 
     /** Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal. */
-    async markSigningPairsStored({ userId, signingPairIds }: { userId: string; signingPairIds: BackupPairIds }): Promise<void> {
+    async markSigningPairsStored({ userId, signingPairIds, handOver, requireReceipts }: MarkSigningPairsInput): Promise<void> {
       return boundary(async () => {
+        // Only pairs whose shares this run handed to the backend: a forged hand-over marks nothing.
+        if (requireReceipts) deps.receipts.verify('HAND_OVER', currentRun(), pairClaims(userId, signingPairIds), handOver);
         const { clientApiKey } = await deps.credentials.load(userId);
         const ids = CURVES.map((curve) => signingPairIds[curve]);
         try {
@@ -154,3 +174,27 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
 }
 
 export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;
+
+/** DECRYPT's result: the rebuilt `/v1/backup` response, sealed, with the receipt RECOVER checks. */
+export type DecryptedBackup = SealedShares & { receipt?: StepReceipt };
+
+/** Runs started since receipts set `requireReceipts` and pass the backup's pairs; older runs pass neither. */
+export interface RecoverAtPortalInput {
+  userId: string;
+  sealedBackup: DecryptedBackup;
+  backupPairIds?: BackupPairIds;
+  requireReceipts?: boolean;
+}
+
+export interface MarkSigningPairsInput {
+  userId: string;
+  signingPairIds: BackupPairIds;
+  /** HAND_OVER's receipt, from runs started since receipts. */
+  handOver?: unknown;
+  requireReceipts?: boolean;
+}
+
+/** DECRYPT's facts: the backup's pairs and the digest of the sealed box made from them. */
+function decryptedClaims(userId: string, backupPairIds: BackupPairIds, sealed: SealedShares | undefined) {
+  return { ...pairClaims(userId, backupPairIds), sealedSha256: sha256Hex(Buffer.from(String(sealed?.data), 'utf8')) };
+}

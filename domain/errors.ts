@@ -1,3 +1,5 @@
+import type { ReceiptStep } from './step-receipt';
+
 /**
  * Domain errors. Each names what went wrong and what to fix; `retryable` drives the Temporal retry
  * policy (activities turn these into ApplicationFailures of the same type name). Messages never
@@ -8,10 +10,14 @@ export abstract class BackupDomainError extends Error {
   /** A server-requested delay (Retry-After) before the next attempt, if any. */
   readonly retryAfterMs?: number;
 
-  constructor(message: string, options: { retryAfterMs?: number } = {}) {
+  /** Facts for the workflow (no secrets), carried as the failure's details. */
+  readonly details?: unknown[];
+
+  constructor(message: string, options: { retryAfterMs?: number; details?: unknown[] } = {}) {
     super(message);
     this.name = new.target.name;
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.details !== undefined) this.details = options.details;
   }
 }
 
@@ -123,6 +129,31 @@ export class SealedSharesError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/**
+ * A backup or recovery runs under a workflow id that is not its user's (`backup-<userId>`,
+ * `recover-<userId>`): it would slip past the one-run-per-user guard and the rotation's deferral.
+ * Refused at the run's first step, before anything is asked of Portal.
+ */
+export class WorkflowIdMismatchError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/**
+ * A step's result carries no valid receipt (activities/step-receipts.ts): it was completed from
+ * outside the workers or altered. Nothing was done with it; the run parks and an operator's retry
+ * runs `redoStep` again. The failure's details say which step: `[{ redoStep }]`.
+ */
+export class StepReceiptInvalidError extends BackupDomainError {
+  readonly retryable = false;
+
+  constructor(
+    message: string,
+    readonly redoStep: ReceiptStep,
+  ) {
+    super(message, { details: [{ redoStep }] });
+  }
+}
+
 /** The Temporal service did not answer a call an activity made (unavailable, deadline, overloaded). */
 export class TemporalUnavailableError extends BackupDomainError {
   readonly retryable = true;
@@ -221,5 +252,7 @@ export const PERMANENT_ERROR_TYPES = [
   'OtherRunParkedError',
   'SigningShareHandoverRejectedError',
   'RecoveryNotConfiguredError',
+  'WorkflowIdMismatchError',
+  'StepReceiptInvalidError',
   'UnexpectedError',
 ] as const;

@@ -19,7 +19,7 @@ import { PortalClient } from '../activities/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../activities/portal-rate-limiter';
 import { currentActivitySignal } from '../activities/activity-boundary';
 import { connectVaultTransit } from '../activities/vault-connection';
-import { ShareSealer } from '../activities/share-sealer';
+import { sealingDeps } from '../activities/step-receipts';
 import { backupDataConverter } from '../codec/data-converter';
 import { activityMetricsInterceptor } from '../metrics/activity-metrics-interceptor';
 import { countParkedBackups } from '../metrics/parked-backups';
@@ -58,7 +58,7 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
     transit: connectVaultTransit(config.vault, undefined, metrics.vault),
     // The store's puts and read-backs in one attempt share one credentials load.
     store: createCiphertextStore(config.store, { portal, credentials: storeCredentials, ...(database ? { database } : {}) }),
-    sealer: new ShareSealer(config.sealingKeys),
+    ...sealingDeps(config.sealingKeys),
     modeCheck: new BackupModeCheck(config.mode, portal, MODE_CHECK_TTL_MS),
     ...(config.mode === 'self-managed' && database ? { custodianShares: new CustodianShareRepository(database) } : {}),
     maxCustodianWaitAttempts: MAX_CUSTODIAN_WAIT_ATTEMPTS,

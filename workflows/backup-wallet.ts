@@ -11,7 +11,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BackupActivities, MpcBackupResult } from '../activities';
+import type { BackupActivities, EncryptSharesResult, MpcBackupResult } from '../activities';
 import type {
   BackupPairIds,
   BackupShares,
@@ -21,6 +21,7 @@ import type {
   BackupStep,
   RecordedError,
 } from '../domain/backup-types';
+import { BACKUP_STEPS } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
@@ -36,7 +37,15 @@ import {
 import { childParkedSignal } from './batch-backup-api';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
-import { activityErrorMessage, recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
+import {
+  activityErrorMessage,
+  recordActivityError,
+  redoStepOfFailure,
+  requireReceipt,
+  StepResultRefused,
+  userIdFromInput,
+  type OperatorDecision,
+} from './run-helpers';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
 const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -55,6 +64,11 @@ const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
  * query and its pending activity. Saves three billable actions per backup (9 → 6).
  */
 const STEP_ONLY_WITH_STATUS = 'step-attribute-only-with-status';
+/**
+ * Steps after shares exist act only on results that carry their receipts (activities/step-receipts.ts):
+ * a result completed from outside the workers parks the run at the step that must run again.
+ */
+const STEP_RECEIPTS = 'step-receipts';
 
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
@@ -143,44 +157,94 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     }
   };
 
+  /** Parks at `step` with `error` until an operator decides: returns on retry, ends the run on abandon. */
+  const parkUntilDecided = async (step: BackupStep, error: RecordedError): Promise<void> => {
+    progress.lastError = error;
+    decision = undefined;
+    publish('NEEDS_ATTENTION', step);
+    await tellParentWeParked(userId, progress.lastError);
+    try {
+      await condition(() => decision !== undefined);
+    } catch (waitError) {
+      if (isCancellation(waitError)) publish('CANCELLED', step);
+      throw waitError;
+    }
+    const chosen = decision as OperatorDecision | undefined;
+    if (chosen?.kind === 'abandon') {
+      publish('ABANDONED', step);
+      // Let the abandon update return its answer before the run closes.
+      await condition(allHandlersFinished);
+      throw ApplicationFailure.nonRetryable(`backup abandoned by an operator at step ${step}: ${chosen.reason}`, ABANDONED_ERROR_TYPE);
+    }
+  };
+
+  /**
+   * One call of a step after shares exist: its value, or its failure as recorded (with the step a
+   * refused receipt says to run again). A cancellation is published and rethrown.
+   */
+  const attempt = async <T>(step: BackupStep, call: () => Promise<T>): Promise<{ value: T } | { failure: RecordedError; redo?: BackupStep }> => {
+    publish('RUNNING', step);
+    progress.attempts[step] = (progress.attempts[step] ?? 0) + 1;
+    try {
+      return { value: await call() };
+    } catch (error) {
+      if (isCancellation(error)) {
+        // An operator cancelled the run (Web UI or API): say so rather than parking.
+        publish('CANCELLED', step);
+        throw error;
+      }
+      if (error instanceof StepResultRefused) return { failure: { ...error.recorded, step } };
+      if (!(error instanceof ActivityFailure)) throw error;
+      const redo = redoStepOfFailure(error);
+      return { failure: recordActivityError(step, error), ...(isBackupStep(redo) ? { redo } : {}) };
+    }
+  };
+
   /** Runs a step after shares exist; on a permanent failure parks until an operator decides. */
   const parkable = <T>(step: BackupStep, call: () => Promise<T>): Promise<T> =>
     timed(step, async () => {
       for (;;) {
-        publish('RUNNING', step);
-        progress.attempts[step] = (progress.attempts[step] ?? 0) + 1;
-        try {
-          return await call();
-        } catch (error) {
-          if (isCancellation(error)) {
-            // An operator cancelled the run (Web UI or API): say so rather than parking.
-            publish('CANCELLED', step);
-            throw error;
-          }
-          if (!(error instanceof ActivityFailure)) throw error;
-          progress.lastError = recordActivityError(step, error);
-          decision = undefined;
-          publish('NEEDS_ATTENTION', step);
-          await tellParentWeParked(userId, progress.lastError);
-          try {
-            await condition(() => decision !== undefined);
-          } catch (waitError) {
-            if (isCancellation(waitError)) publish('CANCELLED', step);
-            throw waitError;
-          }
-          const chosen = decision as OperatorDecision | undefined;
-          if (chosen?.kind === 'abandon') {
-            publish('ABANDONED', step);
-            // Let the abandon update return its answer before the run closes.
-            await condition(allHandlersFinished);
-            throw ApplicationFailure.nonRetryable(
-              `backup abandoned by an operator at step ${step}: ${chosen.reason}`,
-              ABANDONED_ERROR_TYPE,
-            );
-          }
-        }
+        const outcome = await attempt(step, call);
+        if ('value' in outcome) return outcome.value;
+        await parkUntilDecided(step, outcome.failure);
       }
     });
+
+  /**
+   * Like `parkable`, for runs with receipts: when the failure was a refused receipt of an earlier
+   * step, the operator's retry returns that step, to run it again, rather than this one.
+   */
+  const parkableOrRedo = (step: BackupStep, call: () => Promise<void>): Promise<BackupStep | undefined> =>
+    timed(step, async () => {
+      for (;;) {
+        const outcome = await attempt(step, call);
+        if ('value' in outcome) return undefined;
+        await parkUntilDecided(step, outcome.failure);
+        if (outcome.redo !== undefined && outcome.redo !== step) return outcome.redo;
+      }
+    });
+
+  /** Step 1 failed for good (or its result is not ours): name the pairs Portal made anyway, and fail the run. */
+  const failStep1 = async (recorded: RecordedError, cause: ActivityFailure | undefined): Promise<never> => {
+    progress.lastError = recorded;
+    let orphans = '';
+    if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
+      // Attempts whose responses were lost may have made pairs at Portal: name them.
+      try {
+        progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
+        if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
+      } catch (scanError) {
+        orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
+      }
+    }
+    publish('FAILED', 'MPC_BACKUP');
+    throw ApplicationFailure.create({
+      type: recorded.type,
+      message: `backup of user ${userId} could not start: ${recorded.message}${orphans}`,
+      nonRetryable: true,
+      ...(cause ? { cause } : {}),
+    });
+  };
 
   countBackupStarted();
   // Step 1: a permanent error (unknown user, revoked key) fails the run before anything exists.
@@ -196,37 +260,48 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
       throw error;
     }
     if (!(error instanceof ActivityFailure)) throw error;
-    progress.lastError = recordActivityError('MPC_BACKUP', error);
-    let orphans = '';
-    if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
-      // Attempts whose responses were lost may have made pairs at Portal: name them.
-      try {
-        progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
-        if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
-      } catch (scanError) {
-        orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
-      }
-    }
-    publish('FAILED', 'MPC_BACKUP');
-    throw ApplicationFailure.create({
-      type: progress.lastError.type,
-      message: `backup of user ${userId} could not start: ${progress.lastError.message}${orphans}`,
-      nonRetryable: true,
-      cause: error,
-    });
+    return failStep1(recordActivityError('MPC_BACKUP', error), error);
+  }
+  const receipts = patched(STEP_RECEIPTS);
+  if (receipts && !isStep1Result(backup)) {
+    // Not a result of our step 1 (completed from outside, or undecodable): Portal may have made
+    // pairs all the same, so it fails like a step 1 that failed, naming what it finds.
+    return failStep1(
+      { step: 'MPC_BACKUP', type: 'StepResultInvalidError', message: 'the MPC_BACKUP step\'s result is not one a worker makes', at: new Date(Date.now()).toISOString() },
+      undefined,
+    );
   }
   const pairIds = backup.pairIds ?? pairIdsOf(backup.shares!);
   progress.pairIds = pairIds;
   progress.orphanedPairIds = backup.orphanedPairIds;
   const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
 
-  const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
-  await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted, firstCall: progress.attempts.STORE === 1 }));
-  // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
-  // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
-  // adds no command to their replay (no patch needed).
-  if (backup.selfManaged) await parkable('CHECK_CUSTODIAN', () => afterShares.checkCustodianShares({ userId, pairIds }));
-  await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
+  if (receipts) {
+    // Each step's result goes on only with its receipt; MARK checks STORE's (and CHECK_CUSTODIAN's).
+    const steps: BackupStep[] = ['ENCRYPT', 'STORE', ...(backup.selfManaged ? (['CHECK_CUSTODIAN'] as const) : []), 'MARK'];
+    let encrypted: EncryptSharesResult | undefined;
+    const results: { store?: unknown; custodian?: unknown } = {};
+    const run = async (step: BackupStep): Promise<void> => {
+      if (step === 'ENCRYPT') encrypted = requireReceipt('ENCRYPT', userId, await afterShares.encryptShares({ userId, ...sharesForStep2 }));
+      else if (step === 'STORE') {
+        const firstCall = progress.attempts.STORE === 1;
+        results.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
+      } else if (step === 'CHECK_CUSTODIAN') results.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
+      else await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
+    };
+    for (let at = 0; at < steps.length; ) {
+      const redo = await parkableOrRedo(steps[at]!, () => run(steps[at]!));
+      at = redo !== undefined && steps.includes(redo) ? steps.indexOf(redo) : at + 1;
+    }
+  } else {
+    const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
+    await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted, firstCall: progress.attempts.STORE === 1 }));
+    // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
+    // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
+    // adds no command to their replay (no patch needed).
+    if (backup.selfManaged) await parkable('CHECK_CUSTODIAN', () => afterShares.checkCustodianShares({ userId, pairIds }));
+    await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
+  }
 
   publish('COMPLETED', 'DONE');
   await condition(allHandlersFinished);
@@ -263,6 +338,17 @@ async function tellParentWeParked(userId: string, error: RecordedError): Promise
   } catch {
     // The batch has finished or was reset: nobody to tell; the search attribute still says it.
   }
+}
+
+/** Whether step 1's result has the shape a worker returns (the refusal marker, `null` or a stray object do not). */
+function isStep1Result(result: Step1Result | null | undefined): boolean {
+  if (typeof result !== 'object' || result === null || !Array.isArray(result.orphanedPairIds)) return false;
+  const ids = result.pairIds ?? (result.shares ? pairIdsOf(result.shares) : undefined);
+  return !!ids && CURVES.every((curve) => typeof ids[curve] === 'string' && ids[curve].length > 0) && (!!result.sealedShares || !!result.shares);
+}
+
+function isBackupStep(step: string | undefined): step is BackupStep {
+  return step !== undefined && (BACKUP_STEPS as readonly string[]).includes(step);
 }
 
 function pairIdsOf(shares: BackupShares): BackupPairIds {

@@ -31,7 +31,15 @@ import {
   type RecoverWalletInput,
 } from './recover-wallet-api';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
-import { activityErrorMessage, recordActivityError, userIdFromInput, type OperatorDecision } from './run-helpers';
+import {
+  activityErrorMessage,
+  recordActivityError,
+  redoStepOfFailure,
+  requireReceipt,
+  StepResultRefused,
+  userIdFromInput,
+  type OperatorDecision,
+} from './run-helpers';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -47,6 +55,11 @@ const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, schedule
  * activity of its own and reports what it found, or that it could not look (it once said nothing).
  */
 const ORPHAN_SIGNING_RESCAN = 'recovery-orphan-signing-rescan';
+/**
+ * Patch id: RECOVER acts only on DECRYPT's receipt and MARK_SIGNING only on HAND_OVER's
+ * (activities/step-receipts.ts); a refused hand-over parks, and a retry hands over again.
+ */
+const RECOVERY_STEP_RECEIPTS = 'recovery-step-receipts';
 
 /**
  * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
@@ -60,11 +73,14 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   const run = new RecoveryRun(userId);
   run.registerHandlers();
 
+  const receipts = patched(RECOVERY_STEP_RECEIPTS);
   const found = await run.beforePointOfNoReturn('FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
   run.progress.backupPairIds = found.backupPairIds;
-  const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', () => beforeRecover.decryptStoredBackup({ userId, ...found }));
+  const decrypt = () => beforeRecover.decryptStoredBackup({ userId, ...found });
+  const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', receipts ? async () => requireReceipt('DECRYPT', userId, await decrypt()) : decrypt);
   const recoverScheduledAt = Date.now();
-  const recovered = await run.beforePointOfNoReturn('RECOVER', () => beforeRecover.recoverAtPortal({ userId, sealedBackup }));
+  const recoverInput = { userId, sealedBackup, ...(receipts ? { backupPairIds: found.backupPairIds, requireReceipts: true } : {}) };
+  const recovered = await run.beforePointOfNoReturn('RECOVER', () => beforeRecover.recoverAtPortal(recoverInput));
   run.progress.signingPairIds = recovered.signingPairIds;
   run.progress.orphanedSigningPairIds = recovered.orphanedSigningPairIds;
 
@@ -87,8 +103,23 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
       }
     }
     if (orphanScanError !== undefined) run.progress.orphanScanError = orphanScanError;
-    await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
-    await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
+    if (receipts) {
+      let handOver: unknown;
+      const steps = ['HAND_OVER', 'MARK_SIGNING'] as const;
+      const call = async (step: (typeof steps)[number]) => {
+        if (step === 'HAND_OVER') {
+          const result = await afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares });
+          handOver = requireReceipt('HAND_OVER', userId, result).receipt;
+        } else await afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds, handOver, requireReceipts: true });
+      };
+      for (let at = 0; at < steps.length; ) {
+        const redo = await run.parkableOrRedo(steps[at]!, () => call(steps[at]!));
+        at = redo === 'HAND_OVER' ? 0 : at + 1;
+      }
+    } else {
+      await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
+      await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
+    }
 
     let freshBackup: RecoveryResult['freshBackup'];
     if (input.freshBackup !== false) {
@@ -215,7 +246,10 @@ class RecoveryRun {
    * One try of a step: publishes it as running and counts the attempt; a cancellation is published
    * and rethrown; an activity's failure is recorded as the last error and returned.
    */
-  private async attempt<T>(step: RecoveryStep, call: () => Promise<T>): Promise<{ value: T } | { failure: ActivityFailure }> {
+  private async attempt<T>(
+    step: RecoveryStep,
+    call: () => Promise<T>,
+  ): Promise<{ value: T } | { failure: ActivityFailure | StepResultRefused; redo?: RecoveryStep }> {
     this.publish('RUNNING', step);
     this.progress.attempts[step] = (this.progress.attempts[step] ?? 0) + 1;
     try {
@@ -225,9 +259,14 @@ class RecoveryRun {
         this.publish('CANCELLED', step);
         throw error;
       }
+      if (error instanceof StepResultRefused) {
+        this.progress.lastError = { ...error.recorded, step };
+        return { failure: error };
+      }
       if (!(error instanceof ActivityFailure)) throw error;
       this.progress.lastError = recordActivityError(step, error);
-      return { failure: error };
+      const redo = redoStepOfFailure(error);
+      return { failure: error, ...(redo === 'HAND_OVER' ? { redo } : {}) };
     }
   }
 
@@ -241,7 +280,7 @@ class RecoveryRun {
         type: this.progress.lastError!.type,
         message: `recovery of user ${this.userId} failed at ${step}, before Portal made new signing shares: ${this.progress.lastError!.message}`,
         nonRetryable: true,
-        cause: outcome.failure,
+        ...(outcome.failure instanceof ActivityFailure ? { cause: outcome.failure } : {}),
       });
     });
   }
@@ -252,30 +291,50 @@ class RecoveryRun {
       for (;;) {
         const outcome = await this.attempt(step, call);
         if ('value' in outcome) return outcome.value;
-        this.decision = undefined;
-        this.publish('NEEDS_ATTENTION', step);
-        try {
-          await condition(() => this.decision !== undefined);
-        } catch (waitError) {
-          if (isCancellation(waitError)) this.publish('CANCELLED', step);
-          throw waitError;
-        }
-        const chosen = this.decision as OperatorDecision | undefined;
-        if (chosen?.kind === 'abandon') {
-          this.publish('ABANDONED', step);
-          await condition(allHandlersFinished);
-          throw ApplicationFailure.nonRetryable(
-            `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
-              (step === 'HAND_OVER'
-                ? ' (the new signing shares were never handed over: start a new recovery)'
-                : step === 'MARK_SIGNING'
-                  ? ' (the backend holds the new signing shares but Portal has not marked them: mark them STORED_CLIENT, or start a new recovery, before the next backup)'
-                  : ''),
-            RECOVERY_ABANDONED_ERROR_TYPE,
-          );
-        }
+        await this.parkUntilDecided(step);
       }
     });
+  }
+
+  /**
+   * Like `parkable`, for runs with receipts: when the failure was a refused receipt of an earlier
+   * step, the operator's retry returns that step, to run it again, rather than this one.
+   */
+  parkableOrRedo(step: RecoveryStep, call: () => Promise<void>): Promise<RecoveryStep | undefined> {
+    return this.timed(step, async () => {
+      for (;;) {
+        const outcome = await this.attempt(step, call);
+        if ('value' in outcome) return undefined;
+        await this.parkUntilDecided(step);
+        if (outcome.redo !== undefined && outcome.redo !== step) return outcome.redo;
+      }
+    });
+  }
+
+  /** Parks at `step` until an operator decides: returns on retry, ends the run on abandon. */
+  private async parkUntilDecided(step: RecoveryStep): Promise<void> {
+    this.decision = undefined;
+    this.publish('NEEDS_ATTENTION', step);
+    try {
+      await condition(() => this.decision !== undefined);
+    } catch (waitError) {
+      if (isCancellation(waitError)) this.publish('CANCELLED', step);
+      throw waitError;
+    }
+    const chosen = this.decision as OperatorDecision | undefined;
+    if (chosen?.kind === 'abandon') {
+      this.publish('ABANDONED', step);
+      await condition(allHandlersFinished);
+      throw ApplicationFailure.nonRetryable(
+        `recovery of user ${this.userId} abandoned by an operator at step ${step}: ${chosen.reason}` +
+          (step === 'HAND_OVER'
+            ? ' (the new signing shares were never handed over: start a new recovery)'
+            : step === 'MARK_SIGNING'
+              ? ' (the backend holds the new signing shares but Portal has not marked them: mark them STORED_CLIENT, or start a new recovery, before the next backup)'
+              : ''),
+        RECOVERY_ABANDONED_ERROR_TYPE,
+      );
+    }
   }
 
   private requireParked(): void {

@@ -1,14 +1,16 @@
 import { Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
 import { CustodianShareMissingError, CustodianShareNotYetStoredError, VaultRequestError } from '../../domain/errors';
-import type { ActivityDeps, MarkPairsStoredInput } from '../backup-activity-types';
+import type { ActivityDeps, CheckCustodianSharesInput, ReceiptResult } from '../backup-activity-types';
+import { currentRun, pairClaims } from '../backup-receipts';
 import { custodianShareContext } from '../transit-context';
 
 /**
  * Self-Managed, before step 4: the company must hold each pair's custodian share (committed by
- * the webhook, and decrypting), or marking would complete a backup that cannot be recovered.
+ * the webhook, and decrypting), or marking would complete a backup that cannot be recovered. Its
+ * receipt tells step 4 so.
  */
-export async function checkCustodianShares(deps: ActivityDeps, { userId, pairIds }: MarkPairsStoredInput): Promise<void> {
+export async function checkCustodianShares(deps: ActivityDeps, { userId, pairIds }: CheckCustodianSharesInput): Promise<ReceiptResult> {
   if (!deps.custodianShares) {
     throw new CustodianShareMissingError('Self-Managed mode needs the company database (DATABASE_URL) on the workers to check custodian shares');
   }
@@ -37,4 +39,5 @@ export async function checkCustodianShares(deps: ActivityDeps, { userId, pairIds
     throw new CustodianShareMissingError(`a custodian share held for client ${clientId} does not decrypt in its pair's context: ${error.message}`);
   }
   Context.current().log.info('custodian shares held', { userId, pairIds });
+  return { receipt: deps.receipts.issue('CHECK_CUSTODIAN', currentRun(), pairClaims(userId, pairIds)) };
 }

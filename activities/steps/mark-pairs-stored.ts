@@ -2,9 +2,18 @@ import { Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
 import { PortalNotFoundError, PortalRequestRejectedError } from '../../domain/errors';
 import type { ActivityDeps, MarkPairsStoredInput } from '../backup-activity-types';
+import { currentRun, pairClaims } from '../backup-receipts';
 
-/** Step 4: mark both pairs as stored at Portal. */
-export async function markPairsStored(deps: ActivityDeps, { userId, pairIds }: MarkPairsStoredInput): Promise<void> {
+/**
+ * Step 4: mark both pairs as stored at Portal, only on the receipts of this run's STORE (and, in
+ * Self-Managed mode, CHECK_CUSTODIAN): a result completed from outside the workers marks nothing.
+ */
+export async function markPairsStored(deps: ActivityDeps, { userId, pairIds, receipts, requireReceipts }: MarkPairsStoredInput): Promise<void> {
+  if (requireReceipts) {
+    const run = currentRun();
+    deps.receipts.verify('STORE', run, pairClaims(userId, pairIds), receipts?.store);
+    if (deps.modeCheck.mode === 'self-managed') deps.receipts.verify('CHECK_CUSTODIAN', run, pairClaims(userId, pairIds), receipts?.custodian);
+  }
   const { clientApiKey } = await deps.credentials.load(userId);
   const ids = CURVES.map((curve) => pairIds[curve]);
   try {

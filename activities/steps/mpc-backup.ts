@@ -3,10 +3,13 @@ import type { BackupPairIds } from '../../domain/backup-types';
 import { CURVES } from '../../domain/curves';
 import type { ActivityDeps, MpcBackupInput, MpcBackupResult } from '../backup-activity-types';
 import { orphanedPairs } from '../orphaned-pairs';
+import { requireOwnWorkflowId } from '../backup-receipts';
+import { backupWorkflowId } from '../../domain/user-id';
 
 /** Step 1: ask Portal for new backup share pairs. Not idempotent at Portal. */
 export async function mpcBackup(deps: ActivityDeps, { userId }: MpcBackupInput): Promise<MpcBackupResult> {
   const info = Context.current().info;
+  requireOwnWorkflowId(backupWorkflowId(userId), userId);
   await deps.runGuard?.assertNoRecoveryRunning(userId, info.workflowExecution);
   const credentials = await deps.credentials.load(userId);
   await deps.modeCheck.verify(credentials.clientApiKey);

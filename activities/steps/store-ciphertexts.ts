@@ -1,7 +1,8 @@
 import { Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
 import { CiphertextNotFoundError, CiphertextNotReadableError, CiphertextStoreUnavailableError, CiphertextVerificationError } from '../../domain/errors';
-import type { ActivityDeps, StoreCiphertextsInput } from '../backup-activity-types';
+import type { ActivityDeps, ReceiptResult, StoreCiphertextsInput } from '../backup-activity-types';
+import { currentRun, encryptedClaims, pairClaims, pairIdsOfEncrypted } from '../backup-receipts';
 import { sha256Hex } from '../share-plaintext';
 import { transitContext } from '../transit-context';
 
@@ -9,8 +10,11 @@ import { transitContext } from '../transit-context';
  * Step 3: store both ciphertexts, read them back and check they decrypt to what was encrypted.
  * A retry resumes rather than restarts: the store looks at what an earlier attempt already stored,
  * writes only what is missing, and reads back only what it wrote (its look was the others' read-back).
+ * It stores only ciphertexts that step 2 of this run made (its receipt), and its own receipt tells
+ * step 4 that the pairs' ciphertexts are stored and verified.
  */
-export async function storeCiphertexts(deps: ActivityDeps, { userId, encrypted, firstCall }: StoreCiphertextsInput): Promise<void> {
+export async function storeCiphertexts(deps: ActivityDeps, { userId, encrypted, firstCall, requireReceipts }: StoreCiphertextsInput): Promise<ReceiptResult> {
+  if (requireReceipts) deps.receipts.verify('ENCRYPT', currentRun(), encryptedClaims(userId, encrypted), encrypted.receipt);
   const attempt = Context.current().info.attempt;
   const context = { userId };
   const { alreadyStored } = await deps.store.put(
@@ -54,4 +58,5 @@ export async function storeCiphertexts(deps: ActivityDeps, { userId, encrypted, 
     }
   });
   Context.current().log.info('ciphertexts stored and verified', { userId, store: deps.store.kind });
+  return { receipt: deps.receipts.issue('STORE', currentRun(), pairClaims(userId, pairIdsOfEncrypted(encrypted))) };
 }

@@ -1,4 +1,5 @@
-import { WorkflowUpdateStage } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { Client, WorkflowUpdateStage } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupFailedError } from '../../client/backup-client';
 import { abandonUpdate, retryUpdate } from '../../workflows/backup-wallet-api';
@@ -39,6 +40,55 @@ describe('backup hardening', () => {
     const started = await env.backups.startBackupWorkflow(userId);
     expect(started.alreadyRunning).toBe(false);
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+  });
+
+  it('input labelled encrypted that does not decrypt wedges nothing: the start fails at once, an update is refused, the user is free again', async () => {
+    const userId = env.seedUser('garbage-start');
+    // What anyone with namespace access can send: a payload that claims the codec's encoding.
+    const forger = new Client({
+      connection: env.rawClient.connection,
+      dataConverter: {
+        payloadCodecs: [
+          {
+            encode: async (payloads) =>
+              payloads.map(() => ({ metadata: { encoding: Buffer.from('binary/encrypted'), 'encryption-key-id': Buffer.from('test-key-1') }, data: randomBytes(64) })),
+            decode: async (payloads) => payloads,
+          },
+        ],
+      },
+    });
+    const before = env.simulator.calls.backup ?? 0;
+    await forger.workflow.start('backupWallet', { taskQueue: env.taskQueue, workflowId: `backup-${userId}`, args: [{ userId }] });
+    const failure = await env.backups.temporal.workflow
+      .getHandle(`backup-${userId}`)
+      .result()
+      .catch((error: { cause?: Error }) => error.cause);
+    expect(String(failure?.message)).toContain('does not decrypt with the workers');
+    expect(env.simulator.calls.backup ?? 0).toBe(before);
+
+    // A parked run takes garbage neither as a retry nor as a signal, and still takes the real retry.
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
+    expect((await env.backups.startBackupWorkflow(userId)).alreadyRunning).toBe(false);
+    await parked(userId);
+    env.simulator.faults.clear();
+    await expect(forger.workflow.getHandle(`backup-${userId}`).executeUpdate('retry', { args: [{}] })).rejects.toThrow();
+    await forger.workflow.getHandle(`backup-${userId}`).signal('childParked', { userId, reason: 'x' });
+    await env.backups.retryBackup(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+  });
+
+  it('a backup under a workflow id that is not its user\'s is refused at its first step, before Portal is asked', async () => {
+    const userId = env.seedUser('wrong-id');
+    const before = env.simulator.calls.backup ?? 0;
+    const handle = await env.backups.temporal.workflow.start('backupWallet', {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-${userId}-second`,
+      args: [{ userId }],
+    });
+    const failure = await handle.result().catch((error: { cause?: Error & { type?: string } }) => error.cause);
+    expect(failure).toMatchObject({ type: 'WorkflowIdMismatchError' });
+    expect(String(failure?.message)).toContain(`not "backup-${userId}"`);
+    expect(env.simulator.calls.backup ?? 0).toBe(before);
   });
 
   it('an unencrypted update to a parked backup is refused, and the run still takes the real one', async () => {

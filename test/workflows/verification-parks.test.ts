@@ -1,3 +1,4 @@
+import { sealingDeps } from '../../activities/step-receipts';
 import { randomBytes } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -7,7 +8,6 @@ import type { CiphertextStore } from '../../activities/ciphertext-store';
 import { HttpCredentialsSource } from '../../activities/credentials-source';
 import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
 import { PortalClient } from '../../activities/portal-client';
-import { ShareSealer } from '../../activities/share-sealer';
 import { BackupModeCheck } from '../../activities/backup-mode';
 import { StaticTokenAuth } from '../../activities/vault-auth';
 import { VaultTransit } from '../../activities/vault-transit';
@@ -60,7 +60,7 @@ beforeAll(async () => {
         new StaticTokenAuth(inject('vaultToken')),
       ),
       store: swapping,
-      sealer: new ShareSealer({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) }),
+      ...sealingDeps({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) }),
       heartbeatIntervalMs: 1_000,
       orphanScanSkewMs: 30_000,
       maxNotReadableAttempts: 10,

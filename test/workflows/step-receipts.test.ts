@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { BackupActivities } from '../../activities';
+import { BackupClient } from '../../client/backup-client';
+import { backupDataConverter } from '../../codec/data-converter';
+import { toCodecKeyRing } from '../../config/codec-config';
+import { eventually } from '../support/backup-test-env';
+
+/**
+ * The backup workflow's handling of step results without receipts, with mocked activities
+ * (TestWorkflowEnvironment over the suite's dev server): which step parks, and which step an
+ * operator's retry runs again. The MAC itself is the activities' job (test/unit/step-receipts.test.ts).
+ */
+let testEnv: TestWorkflowEnvironment;
+let backups: BackupClient;
+const stops: (() => Promise<void>)[] = [];
+
+const receipt = (step: string) => ({ receipt: { step, keyId: 's1', mac: '0'.repeat(64) } });
+const refused = (redoStep: string) =>
+  ApplicationFailure.create({ type: 'StepReceiptInvalidError', message: `the ${redoStep} step's result carries a receipt that does not match it`, nonRetryable: true, details: [{ redoStep }] });
+
+beforeAll(async () => {
+  testEnv = await TestWorkflowEnvironment.createFromExistingServer({
+    address: inject('temporalAddress'),
+    client: { dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') })) },
+  });
+});
+afterAll(async () => {
+  await Promise.all(stops.map((stop) => stop()));
+  await testEnv?.teardown();
+});
+
+/** A worker of its own task queue whose store and mark answer as `script` says, call by call; returns the calls made. */
+async function workerWith(script: { store: unknown[]; mark: (Error | undefined)[] }) {
+  const calls: string[] = [];
+  const taskQueue = `receipts-${randomBytes(4).toString('hex')}`;
+  const activities: Partial<BackupActivities> = {
+    mpcBackup: async () => ({ sealedShares: { keyId: 's1', data: 'sealed' }, pairIds: { SECP256K1: 'p1', ED25519: 'p2' }, orphanedPairIds: [] }),
+    encryptShares: async () => {
+      calls.push('ENCRYPT');
+      const share = (pairId: string) => ({ pairId, ciphertext: `vault:v1:${pairId}`, plaintextSha256: '0'.repeat(64) });
+      return { SECP256K1: share('p1'), ED25519: share('p2'), ...receipt('ENCRYPT') } as never;
+    },
+    storeCiphertexts: async () => {
+      calls.push('STORE');
+      return script.store.shift() as never;
+    },
+    markPairsStored: async () => {
+      calls.push('MARK');
+      const outcome = script.mark.shift();
+      if (outcome) throw outcome;
+    },
+  };
+  const worker = await Worker.create({
+    connection: testEnv.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
+    activities,
+  });
+  const running = worker.run();
+  stops.push(async () => {
+    worker.shutdown();
+    await running;
+  });
+  backups = new BackupClient(testEnv.client, taskQueue);
+  return calls;
+}
+
+async function parkedAt(userId: string) {
+  return eventually('the backup to park', async () => {
+    const status = await backups.getBackupStatus(userId);
+    return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+  });
+}
+
+describe('step results without receipts (mocked activities)', () => {
+  it('a STORE result without a receipt parks at STORE, marks nothing, and a retry runs STORE again', async () => {
+    const calls = await workerWith({ store: [null, receipt('STORE')], mark: [undefined] });
+    const userId = `receipts-${randomBytes(3).toString('hex')}`;
+    await backups.startBackupWorkflow(userId);
+    const parked = await parkedAt(userId);
+    expect(parked.progress?.lastError).toMatchObject({ step: 'STORE', type: 'StepReceiptInvalidError' });
+    expect(calls).toEqual(['ENCRYPT', 'STORE']);
+    await backups.retryBackup(userId);
+    expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    expect(calls).toEqual(['ENCRYPT', 'STORE', 'STORE', 'MARK']);
+  });
+
+  it('MARK refusing STORE\'s receipt parks at MARK; the retry runs STORE again, then MARK with the new receipt', async () => {
+    const calls = await workerWith({ store: [receipt('STORE'), receipt('STORE')], mark: [refused('STORE'), undefined] });
+    const userId = `receipts-${randomBytes(3).toString('hex')}`;
+    await backups.startBackupWorkflow(userId);
+    const parked = await parkedAt(userId);
+    expect(parked.step).toBe('MARK');
+    expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
+    await backups.retryBackup(userId);
+    expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    expect(calls).toEqual(['ENCRYPT', 'STORE', 'MARK', 'STORE', 'MARK']);
+  });
+});
