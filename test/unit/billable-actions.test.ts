@@ -26,6 +26,13 @@ describe('billable actions counted from a history', () => {
     expect(countBillableActions(recorded)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6, historyEvents: 32 });
   });
 
+  it('since step receipts (3be52c1): still six actions; the patch marker and its version upsert add two events', () => {
+    const recorded = historyFromJSON(
+      (JSON.parse(readFileSync(join(__dirname, '..', 'replay', 'fixtures', '3be52c1', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
+    );
+    expect(countBillableActions(recorded)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6, historyEvents: 34 });
+  });
+
   it('counts every attempt of a retried activity (only the last attempt is an event)', () => {
     // Step 1 lost its first response: attempt 2 is recorded, two attempts are billed.
     expect(countBillableActions(fixture('backup-lost-response'))).toMatchObject({ activities: 5, total: 10 });
