@@ -3,7 +3,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
-import { BatchSourceNotAllowedError, CredentialsInvalidError, CredentialsUnavailableError } from '../domain/errors';
+import { BatchSourceNotAllowedError, UserSourceRefusedError, UserSourceUnavailableError } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
 import { describeZodError } from './response-validation';
 import { isTransientHttpStatus } from './http-status';
@@ -61,16 +61,16 @@ export function createBatchActivities(deps: BatchActivityDeps) {
         } catch (error) {
           const status = (error as { response?: { status?: number } }).response?.status;
           if (!isTransientHttpStatus(status)) {
-            throw new CredentialsInvalidError(`the user source ${input.url} refused the page request with ${status}`);
+            throw new UserSourceRefusedError(`the user source ${input.url} refused the page request with ${status}`);
           }
-          throw new CredentialsUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);
+          throw new UserSourceUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);
         }
         if (typeof data === 'string' && data.trim().length > 0) {
-          throw new CredentialsUnavailableError(`the user source ${input.url} answered with a body that is not JSON; will retry`);
+          throw new UserSourceUnavailableError(`the user source ${input.url} answered with a body that is not JSON; will retry`);
         }
         const parsed = pageSchema.safeParse(data);
         if (!parsed.success) {
-          throw new CredentialsInvalidError(`the user source returned an unusable page: ${describeZodError(parsed.error)}`);
+          throw new UserSourceRefusedError(`the user source returned an unusable page: ${describeZodError(parsed.error)}`);
         }
         // Invalid ids are dropped here, not in the batch: each would fail its backup anyway.
         const userIds = parsed.data.userIds.filter((id) => {

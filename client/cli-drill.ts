@@ -90,6 +90,12 @@ export function registerDrillCommands(program: Command, withClient: WithClient):
     );
 
   drill
+    .command('resume')
+    .argument('<drillId>', 'a drill that its user source paused (report shows sourceRefused)')
+    .description('ask the user source again for the page it refused, once the source is fixed')
+    .action((drillId: string) => withDrills(async (drills) => print(await drills.resume(drillId))));
+
+  drill
     .command('report')
     .argument('[drillId]', 'the drill (default: the most recently started one)')
     .option('--limit <n>', 'list at most this many failures', '10000')

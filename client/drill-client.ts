@@ -6,6 +6,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
@@ -19,6 +20,7 @@ import {
   DRILL_FAILURE_KINDS,
   drillFindingWorkflowId,
   drillReportQuery,
+  resumeDrillUpdate,
   drillWorkflowId,
   type DrillFailure,
   type DrillFailureKind,
@@ -175,6 +177,21 @@ export class DrillClient {
     const omitted = report.counts.failed - failures.length;
     const { failuresOmitted: _omitted, ...rest } = report;
     return { ...rest, failures, ...(omitted > 0 ? { failuresOmitted: omitted } : {}) };
+  }
+
+  /**
+   * Resumes a drill that its user source paused (`status` PAUSED, `sourceRefused` says why): it asks
+   * for the refused page again. Fix the source first; a drill that is not paused refuses.
+   */
+  async resume(drillId: string): Promise<DrillReport> {
+    const handle = this.temporal.workflow.getHandle<typeof restoreDrill>(drillWorkflowId(drillId));
+    try {
+      return await handle.executeUpdate(resumeDrillUpdate);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new DrillOptionsError(`no drill ${drillWorkflowId(drillId)}`);
+      if (error instanceof WorkflowUpdateFailedError) throw new DrillOptionsError(error.cause?.message ?? error.message);
+      throw error;
+    }
   }
 
   /** Waits for the drill to finish and returns its report. */

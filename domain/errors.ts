@@ -129,6 +129,16 @@ export class SealedSharesError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** A batch's, drill's or rotation's user source refused a page for good (4xx, or a page that breaks its contract). */
+export class UserSourceRefusedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** The user source is unreachable or answered 5xx/429, or with a body that is not JSON: try again. */
+export class UserSourceUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
 /**
  * A backup or recovery runs under a workflow id that is not its user's (`backup-<userId>`,
  * `recover-<userId>`): it would slip past the one-run-per-user guard and the rotation's deferral.
@@ -253,6 +263,7 @@ export const PERMANENT_ERROR_TYPES = [
   'SigningShareHandoverRejectedError',
   'RecoveryNotConfiguredError',
   'WorkflowIdMismatchError',
+  'UserSourceRefusedError',
   'StepReceiptInvalidError',
   'UnexpectedError',
 ] as const;

@@ -75,6 +75,8 @@ export interface BatchCarriedState {
   joined?: string[];
   /** A cancel (update or Temporal) arrived; the next run only drains what is carried. */
   cancelled?: boolean;
+  /** The source refused a page for good: the run is paused until `resume`, which asks for it again. */
+  sourceRefused?: string;
 }
 
 export type BatchStatus = 'RUNNING' | 'PAUSED' | 'CANCELLING' | 'COMPLETED' | 'CANCELLED';
@@ -94,6 +96,8 @@ export interface BatchProgress {
   /** Continue-as-new generations so far (history stays bounded per run). */
   runs: number;
   startedAt: string;
+  /** Why the run is paused, when its user source refused a page (resume asks for that page again). */
+  sourceRefused?: string;
 }
 
 export interface BatchReport extends BatchProgress {

@@ -22,6 +22,7 @@ import { backupWallet } from './backup-wallet';
 import { initialBackupSearchAttributes } from './backup-wallet-api';
 import { legacyBatchBackup } from './batch-backup-legacy';
 import { countBatchChildren } from './workflow-metrics';
+import { fetchPageOrPause } from './source-pages';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   BatchIdKey,
@@ -119,6 +120,7 @@ class BatchRun {
     });
     setHandler(resumeBatchUpdate, () => {
       this.state.paused = false;
+      delete this.state.sourceRefused;
       return this.progress();
     });
     setHandler(cancelBatchUpdate, () => {
@@ -228,6 +230,7 @@ class BatchRun {
       concurrency: this.input.concurrency,
       runs: this.state.runs,
       startedAt: this.state.startedAt,
+      ...(this.state.sourceRefused ? { sourceRefused: this.state.sourceRefused } : {}),
     };
   }
 
@@ -338,7 +341,14 @@ class BatchRun {
       this.list = this.list.slice(page.length);
       state.sourceExhausted = this.list.length === 0;
     } else {
-      const fetched = await sourceActivities.fetchUserPage({ url: this.input.source.url, cursor: state.cursor, limit: this.pageSize });
+      const url = this.input.source.url;
+      const fetch = () => sourceActivities.fetchUserPage({ url, cursor: state.cursor, limit: this.pageSize });
+      const fetched = await fetchPageOrPause(fetch, state.cursor, (reason) => {
+        state.paused = true;
+        state.sourceRefused = reason;
+        log.warn('batch paused: its user source refused a page', { batchId: this.input.batchId, reason });
+      });
+      if (!fetched) return;
       page = fetched.userIds;
       if (fetched.nextCursor) state.cursor = fetched.nextCursor;
       state.sourceExhausted = !fetched.nextCursor;

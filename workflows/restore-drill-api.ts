@@ -4,7 +4,7 @@
  * and the ids. Deterministic and free of Node APIs.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BatchSource } from './batch-backup-api';
 
 /**
@@ -108,9 +108,12 @@ export interface DrillCarriedState {
   /** When the next check may start (workflow time, ms): the pace holds across runs. */
   nextCheckAt: number;
   runs: number;
+  /** The source refused a page for good: the drill waits for `resume`, which asks for it again. */
+  sourceRefused?: string;
 }
 
-export type DrillStatus = 'RUNNING' | 'COMPLETED';
+/** PAUSED: its user source refused a page (`sourceRefused` says why); `resume` asks for that page again. */
+export type DrillStatus = 'RUNNING' | 'PAUSED' | 'COMPLETED';
 
 export interface DrillReport {
   drillId: string;
@@ -128,6 +131,8 @@ export interface DrillReport {
   failuresOmitted?: number;
   inconclusive: DrillUnchecked[];
   inconclusiveOmitted?: number;
+  /** Why the drill is paused, when its user source refused a page. */
+  sourceRefused?: string;
 }
 
 /** How many failures (and inconclusive users) a drill keeps in its state and report. */
@@ -135,6 +140,9 @@ export const MAX_REPORTED_FAILURES = 200;
 
 /** The report so far (the final one is the drill's result). */
 export const drillReportQuery = defineQuery<DrillReport>('report');
+
+/** Asks a drill paused by its source for the refused page again (refused unless it is paused). */
+export const resumeDrillUpdate = defineUpdate<DrillReport>('resume');
 
 /** Drill ids are the drill workflows' ids: `drill-<id>` (a schedule appends the time of each run). */
 export const DRILL_ID_PREFIX = 'drill-';

@@ -1,5 +1,6 @@
 import {
   ApplicationFailure,
+  condition,
   continueAsNew,
   log,
   ParentClosePolicy,
@@ -17,11 +18,13 @@ import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/une
 import { USER_ID_PATTERN } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey } from './backup-wallet-api';
 import { MAX_LIST_USER_IDS } from './batch-backup-api';
+import { fetchPageOrPause } from './source-pages';
 import {
   DRILL_FAILED_STATUS,
   drillFindingWorkflowId,
   DrillIdKey,
   drillReportQuery,
+  resumeDrillUpdate,
   MAX_REPORTED_FAILURES,
   type DrillCarriedState,
   type DrillFailure,
@@ -111,12 +114,25 @@ class DrillRun {
     this.intervalMs = 60_000 / input.usersPerMinute;
     this.state = input.carried ?? initialState(input);
     this.list = input.source.kind === 'list' ? input.source.userIds : [];
-    setHandler(drillReportQuery, () => this.report('RUNNING'));
+    setHandler(drillReportQuery, () => this.report(this.state.sourceRefused ? 'PAUSED' : 'RUNNING'));
+    setHandler(
+      resumeDrillUpdate,
+      () => {
+        delete this.state.sourceRefused;
+        return this.report('RUNNING');
+      },
+      {
+        validator: () => {
+          if (!this.state.sourceRefused) throw new Error(`drill ${this.drillId} is not paused: only a drill whose source refused a page resumes`);
+        },
+      },
+    );
   }
 
   async run(): Promise<DrillReport> {
     for (;;) {
       if (this.shouldContinueAsNew()) await this.continueAsNewNow();
+      await condition(() => this.state.sourceRefused === undefined);
       await this.refill();
       if (this.state.pending.length === 0) {
         if (this.state.sourceExhausted) break;
@@ -166,7 +182,13 @@ class DrillRun {
       this.list = this.list.slice(page.length);
       state.sourceExhausted = this.list.length === 0;
     } else {
-      const fetched = await sourceActivities.fetchUserPage({ url: this.input.source.url, cursor: state.cursor, limit: this.pageSize });
+      const url = this.input.source.url;
+      const fetch = () => sourceActivities.fetchUserPage({ url, cursor: state.cursor, limit: this.pageSize });
+      const fetched = await fetchPageOrPause(fetch, state.cursor, (reason) => {
+        state.sourceRefused = reason;
+        log.warn('restore drill paused: its user source refused a page', { drillId: this.drillId, reason });
+      });
+      if (!fetched) return;
       page = fetched.userIds;
       if (fetched.nextCursor) state.cursor = fetched.nextCursor;
       state.sourceExhausted = !fetched.nextCursor;
@@ -217,6 +239,7 @@ class DrillRun {
       ...(counts.failed > failures.length ? { failuresOmitted: counts.failed - failures.length } : {}),
       inconclusive: [...inconclusive],
       ...(counts.inconclusive > inconclusive.length ? { inconclusiveOmitted: counts.inconclusive - inconclusive.length } : {}),
+      ...(this.state.sourceRefused ? { sourceRefused: this.state.sourceRefused } : {}),
     };
   }
 }
