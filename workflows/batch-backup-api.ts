@@ -75,6 +75,8 @@ export interface BatchCarriedState {
   joined?: string[];
   /** A cancel (update or Temporal) arrived; the next run only drains what is carried. */
   cancelled?: boolean;
+  /** Parked backups still counted as parked, watched by the next run so a later completion is counted (the most recent MAX_CARRIED_PARKED). */
+  parkedUsers?: string[];
   /** The source refused a page for good: the run is paused until `resume`, which asks for it again. */
   sourceRefused?: string;
 }
@@ -107,6 +109,9 @@ export interface BatchReport extends BatchProgress {
   problemsOmitted?: number;
   finishedAt: string;
 }
+
+/** How many parked backups a run hands the next to watch: beyond it, the oldest stay counted as parked. */
+export const MAX_CARRIED_PARKED = 1_000;
 
 /** How many problems a batch keeps in its state and report; the rest are listed from visibility. */
 export const MAX_RECENT_PROBLEMS = 50;

@@ -31,6 +31,7 @@ import {
   cancelBatchUpdate,
   childParkedSignal,
   MAX_LIST_USER_IDS,
+  MAX_CARRIED_PARKED,
   MAX_RECENT_PROBLEMS,
   pauseBatchUpdate,
   resumeBatchUpdate,
@@ -47,6 +48,9 @@ const sourceActivities = proxyActivities<BatchActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceNotAllowedError'] },
 });
 
+
+/** Patch id: a joined backup that parks stays watched, so its later completion is counted (it stayed 'parked'). */
+const WATCH_PARKED_JOINED = 'batch-watch-parked-joined';
 /** Patch id of this version of the batch; runs without its marker take legacyBatchBackup. */
 const BATCH_V2 = 'batch-v2';
 /** After this many child starts in one run, drain and continue as new to keep history bounded. */
@@ -97,6 +101,12 @@ class BatchRun {
   /** Backups this batch joined rather than started: they are polled, not awaited. */
   private readonly joined = new Set<string>();
   private readonly parkedInThisRun = new Set<string>();
+  /**
+   * Parked backups this run has no child result for (joined ones that parked, and those carried
+   * from an earlier run): polled like joined ones, so one that completes after an operator's retry
+   * is counted completed, not parked.
+   */
+  private readonly watchedParked = new Set<string>();
   private readonly completionTimes: number[] = [];
   private startsThisRun = 0;
   private nextStartAt = Date.now();
@@ -111,6 +121,10 @@ class BatchRun {
     for (const userId of this.state.joined ?? []) {
       this.inFlight.add(userId);
       this.joined.add(userId);
+    }
+    for (const userId of this.state.parkedUsers ?? []) {
+      this.parkedInThisRun.add(userId);
+      this.watchedParked.add(userId);
     }
     setHandler(batchProgressQuery, () => this.progress());
     setHandler(batchProblemsQuery, () => this.state.recentProblems);
@@ -200,7 +214,13 @@ class BatchRun {
     return continueAsNew<typeof batchBackup>({
       ...this.input,
       ...this.nextRunSource(),
-      carried: { ...this.state, runs: this.state.runs + 1, joined: [...this.joined], cancelled: this.cancelled },
+      carried: {
+        ...this.state,
+        runs: this.state.runs + 1,
+        joined: [...this.joined],
+        cancelled: this.cancelled,
+        parkedUsers: [...this.parkedInThisRun].slice(-MAX_CARRIED_PARKED),
+      },
     });
   }
 
@@ -242,7 +262,8 @@ class BatchRun {
 
   private parked(userId: string, reason: string): void {
     if (!this.inFlight.delete(userId)) return;
-    this.joined.delete(userId);
+    // Watching it adds polls: runs recorded before could not (patch).
+    if (this.joined.delete(userId) && patched(WATCH_PARKED_JOINED)) this.watchedParked.add(userId);
     this.parkedInThisRun.add(userId);
     this.state.counts.parked += 1;
     countBatchChildren('parked');
@@ -308,18 +329,24 @@ class BatchRun {
    */
   private async pollJoined(): Promise<void> {
     for (;;) {
-      await condition(() => this.joined.size > 0);
+      await condition(() => this.joined.size + this.watchedParked.size > 0);
       await sleep(this.joinedPollMs);
       this.joinedPollMs = Math.min(this.joinedPollMs * 2, JOINED_POLL_MAX_MS);
-      if (this.joined.size === 0) continue;
+      if (this.joined.size + this.watchedParked.size === 0) continue;
       let checks: BackupCheck[];
       try {
-        checks = await sourceActivities.checkBackups({ userIds: [...this.joined] });
+        checks = await sourceActivities.checkBackups({ userIds: [...this.joined, ...this.watchedParked] });
       } catch (error) {
         log.warn('could not look at joined backups; will look again', { batchId: this.input.batchId, reason: failureReason(error) });
         continue;
       }
       for (const check of checks) {
+        if (this.watchedParked.has(check.userId)) {
+          if (check.state !== 'COMPLETED' && check.state !== 'FAILED') continue;
+          this.watchedParked.delete(check.userId);
+          this.settle(check.userId, check.state === 'COMPLETED' ? { ok: true } : { ok: false, reason: check.reason ?? 'did not complete' });
+          continue;
+        }
         if (!this.joined.has(check.userId) || check.state === 'RUNNING') continue;
         if (check.state === 'PARKED') {
           // Parked elsewhere: it frees its slot and is reported like a parked child.

@@ -141,6 +141,34 @@ describe('batch hardening', () => {
     env.simulator.faults.clear();
   });
 
+  it('a backup that parked before a continue-as-new and completes after an operator\'s retry is counted completed, not parked', async () => {
+    const [parks, slow] = seedMany('parked-across-runs', 2) as [string, string];
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId: parks });
+    // Keeps the batch running (its next run's child) until the parked one has been retried and seen.
+    const hold = env.simulator.faults.add({ route: 'storeCipherText', kind: 'hang', latencyMs: 300_000, userId: slow });
+    const { batchId } = await batches.startBatch({ source: { kind: 'list', userIds: [parks, slow] }, concurrency: 1, backupsPerMinute: 6000, startsPerRun: 1 });
+    await eventually('the first backup to park', async () => ((await batches.status(batchId)).counts.parked === 1 ? true : undefined));
+    await eventually('the batch to continue as new', async () => ((await batches.status(batchId)).runs >= 2 ? true : undefined));
+    env.simulator.faults.clear();
+    env.simulator.faults.add({ route: 'storeCipherText', kind: 'hang', latencyMs: 300_000, userId: slow });
+    await env.backups.retryBackup(parks);
+    await env.backups.waitForBackup(parks);
+    // The next run watches it (polls back off to a few minutes at most).
+    const seen = await eventually(
+      'the batch to count the retried backup as completed',
+      async () => {
+        const status = await batches.status(batchId);
+        return status.counts.parked === 0 ? status : undefined;
+      },
+      240_000,
+    );
+    expect(seen.counts).toMatchObject({ started: 2, completed: 1, parked: 0 });
+    env.simulator.faults.remove(hold.id);
+    env.simulator.faults.clear();
+    const report = await batches.wait(batchId);
+    expect(report.counts).toMatchObject({ started: 2, completed: 2, parked: 0, failed: 0 });
+  }, 360_000);
+
   it('lists every problem of a batch from visibility, with its reason', async () => {
     const userIds = seedMany('problems', 3);
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId: userIds[0] });
