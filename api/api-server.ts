@@ -6,12 +6,14 @@ import { BatchOptionsError, type BatchClient } from '../client/batch-client';
 import type { RecoveryClient } from '../client/recovery-client';
 import { matchesAnySecret } from '../config/secret-check';
 import { InvalidUserIdError } from '../domain/user-id';
+import { IDEMPOTENCY_KEY_HEADER, InvalidIdempotencyKeyError, parseIdempotencyKey } from '../domain/idempotency-key';
 import type { BatchSource } from '../workflows/batch-backup-api';
 import {
   abandonBody,
   batchIdParams,
   batchStartBody,
   errorAnswer,
+  idempotencyKeyHeaders,
   openObject,
   recoveryStartBody,
   retryBody,
@@ -82,8 +84,15 @@ export async function createApiServer(options: ApiServerOptions) {
 
   // --- Backups ----------------------------------------------------------------------------------
   app.post<UserParams>('/v1/backups/:userId', {
-    schema: { summary: "Start a user's backup (idempotent: a running backup is returned, not started twice)", tags: ['backups'], params: userIdParams, response: responses(startedAnswer, 202) },
-  }, async (request, reply) => reply.code(202).send(await backups.startBackupWorkflow(request.params.userId)));
+    schema: {
+      summary: "Start a user's backup: a running backup is returned, not started twice; after it closed, a start is a new backup unless the Idempotency-Key header repeats the key of the request that started one (24 h)",
+      tags: ['backups'], params: userIdParams, headers: idempotencyKeyHeaders, response: responses(startedAnswer, 202),
+    },
+  }, async (request, reply) => {
+    const key = request.headers[IDEMPOTENCY_KEY_HEADER.toLowerCase()];
+    const options = key === undefined ? {} : { idempotencyKey: parseIdempotencyKey(key) };
+    return reply.code(202).send(await backups.startBackupWorkflow(request.params.userId, options));
+  });
 
   app.get<UserParams>('/v1/backups/:userId', {
     schema: { summary: "The user's latest backup: status, step, attempts, last error, result", tags: ['backups'], params: userIdParams, response: responses(openObject) },
@@ -201,7 +210,7 @@ function sendError(error: FastifyError | Error, request: FastifyRequest, reply: 
   if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return reply.code(fastifyError.statusCode).send({ error: fastifyError.code ?? 'BadRequest', message: fastifyError.message });
   }
-  if (error instanceof InvalidUserIdError || error instanceof BatchOptionsError) return reply.code(400).send({ error: error.name, message: error.message });
+  if (error instanceof InvalidUserIdError || error instanceof InvalidIdempotencyKeyError || error instanceof BatchOptionsError) return reply.code(400).send({ error: error.name, message: error.message });
   if (error instanceof BackupNotFoundError) return reply.code(404).send({ error: error.name, message: error.message });
   if (error instanceof BackupActionRejectedError) return reply.code(409).send({ error: error.name, message: error.message });
   if (error instanceof BackupFailedError) return reply.code(409).send({ error: error.reasonType ?? error.name, message: error.message });

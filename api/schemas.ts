@@ -2,6 +2,8 @@
  * JSON Schemas of the HTTP API's requests and answers: fastify validates requests with them and
  * @fastify/swagger builds the OpenAPI document from them (one description of each shape).
  */
+import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE } from '../domain/idempotency-key';
+
 export const USER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$';
 
 export const userIdParams = {
@@ -69,6 +71,17 @@ export const batchStartBody = {
   additionalProperties: false,
 } as const;
 
+/** Documented here; checked by the client library (InvalidIdempotencyKeyError, a 400 that names the rule). */
+export const idempotencyKeyHeaders = {
+  type: 'object',
+  properties: {
+    [IDEMPOTENCY_KEY_HEADER.toLowerCase()]: {
+      type: 'string',
+      description: `names this request: the same key again within 24 h returns the run it started (idempotentReplay: true) instead of a new backup; ${IDEMPOTENCY_KEY_RULE}`,
+    },
+  },
+} as const;
+
 export const errorAnswer = {
   type: 'object',
   required: ['error', 'message'],
@@ -78,7 +91,13 @@ export const errorAnswer = {
 export const startedAnswer = {
   type: 'object',
   required: ['userId', 'workflowId', 'runId', 'alreadyRunning'],
-  properties: { userId: { type: 'string' }, workflowId: { type: 'string' }, runId: { type: 'string' }, alreadyRunning: { type: 'boolean' } },
+  properties: {
+    userId: { type: 'string' },
+    workflowId: { type: 'string' },
+    runId: { type: 'string' },
+    alreadyRunning: { type: 'boolean' },
+    idempotentReplay: { type: 'boolean', description: 'the run an earlier request with the same Idempotency-Key started (backups only)' },
+  },
 } as const;
 
 /** Status views and results carry nested, versioned shapes: documented as objects, passed through as they are. */

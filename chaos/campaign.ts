@@ -28,6 +28,8 @@ import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-server';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
+import { backupWorkflowId } from '../domain/user-id';
+import type { backupWallet } from '../workflows/backup-wallet';
 import { percentile } from '../bench/percentile';
 import { campaignOptionsSchema, type CampaignOptions, type CampaignOptionsInput } from './campaign-options';
 import {
@@ -39,6 +41,7 @@ import {
   INVARIANTS,
   ViolationLog,
   type BackupOutcome,
+  type BackupRun,
   type CiphertextLookup,
   type HeldCustodianShare,
   type Invariant,
@@ -57,7 +60,17 @@ export interface CampaignReport {
   durationMs: number;
   /** Set when `timeoutMs` ran out: only the backups that ended were checked (the rest are counted here). */
   timedOut?: { ended: number; open: number; neverStarted: number };
-  backups: { total: number; completed: number; parkedByCampaign: number; other: number; doubleStarted: number };
+  backups: {
+    total: number;
+    completed: number;
+    parkedByCampaign: number;
+    other: number;
+    doubleStarted: number;
+    /** Runs of the users' workflows; more than `total` when a user ran again after its run closed. */
+    runs: number;
+    /** Users whose workflow ran more than once, one run after the other (a new backup by design, not a violation). */
+    usersRunAgain: number;
+  };
   operatorRetries: number;
   /** Faults on the simulator's own routes, by kind. */
   portalFaults: Record<string, number>;
@@ -441,16 +454,14 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       }
     })();
 
+    /** The run ids the starts returned, by user (visibility lists the runs too; this misses none it lags on). */
+    const startedRunIds = new Map<string, Set<string>>();
     const start = async (userId: string) => {
       inFlight.add(userId);
-      if (doubleStart.has(userId)) {
-        await Promise.all([
-          resilient('start', () => backups.startBackupWorkflow(userId)),
-          resilient('start', () => backups.startBackupWorkflow(userId)),
-        ]);
-      } else {
-        await resilient('start', () => backups.startBackupWorkflow(userId));
-      }
+      const started = await Promise.all(
+        Array.from({ length: doubleStart.has(userId) ? 2 : 1 }, () => resilient('start', () => backups.startBackupWorkflow(userId))),
+      );
+      startedRunIds.set(userId, new Set(started.map((run) => run.runId)));
     };
 
     const poll = async (userId: string) => {
@@ -479,7 +490,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
 
     const finalOutcome = async (userId: string, status: string): Promise<BackupOutcome> => {
       const handle = client.workflow.getHandle(`backup-${userId}`);
-      const outcome: BackupOutcome = { userId, status, revokedByCampaign: revoked.has(userId), runs: 0 };
+      const outcome: BackupOutcome = { userId, status, revokedByCampaign: revoked.has(userId), runs: [] };
       if (status === 'COMPLETED') outcome.result = await resilient('result', () => handle.result());
       else if (status === 'NEEDS_ATTENTION') {
         const progress = await resilient('progress', () => handle.query(progressQuery));
@@ -493,10 +504,38 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       const description = await resilient('describe', () => handle.describe());
       outcome.startedAt = description.startTime.getTime();
       outcome.closedAt = description.closeTime?.getTime();
-      let runs = 0;
-      for await (const _ of client.workflow.list({ query: `WorkflowId = 'backup-${userId}'` })) runs += 1;
-      outcome.runs = runs;
+      // Every run of the user: no start happens after this (both starts of a user were awaited).
+      const runIds = new Set([description.runId, ...(startedRunIds.get(userId) ?? [])]);
+      await resilient('list runs', async () => {
+        for await (const execution of client.workflow.list({ query: `WorkflowId = '${backupWorkflowId(userId)}'` })) runIds.add(execution.runId);
+      });
+      outcome.runs = await Promise.all([...runIds].map((runId) => recordRun(userId, runId)));
       return outcome;
+    };
+
+    /** One run as Temporal holds it (describe reads the run itself, not visibility): times, status, its pairs. */
+    const recordRun = async (userId: string, runId: string): Promise<BackupRun> => {
+      const handle = client.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), runId);
+      const description = await resilient('describe run', () => handle.describe());
+      const execution = description.status.name;
+      const status = execution === 'COMPLETED' ? 'COMPLETED' : (description.typedSearchAttributes.get(BackupStatusKey) ?? execution);
+      const run: BackupRun = { runId, startedAt: description.startTime.getTime(), status };
+      if (description.closeTime) run.closedAt = description.closeTime.getTime();
+      if (execution === 'COMPLETED') {
+        const result = await resilient('result', () => handle.result());
+        run.result = result;
+        run.pairIds = Object.values(result.pairIds);
+      } else if (execution === 'RUNNING') {
+        // Parked (or still going): its step-1 pairs, if it got that far.
+        const progress = await resilient('progress', () => handle.query(progressQuery));
+        if (progress.pairIds) run.pairIds = Object.values(progress.pairIds);
+      } else {
+        run.failure = await resilient('result', () => handle.result()).then(
+          () => 'completed',
+          (error: Error) => error.message,
+        );
+      }
+      return run;
     };
 
     // Halfway through the backups, the Transit key is rotated: every stored ciphertext is rewrapped
@@ -625,20 +664,30 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       }
     }
     let orphans = 0;
+    let runCount = 0;
+    let usersRunAgain = 0;
     let acknowledgedShares = 0;
     for (const userId of userIds.slice(0, next)) {
       const simClient = simulator.state.user(userId)!;
       const ciphertextOf: CiphertextLookup = postgres ? (pair) => clientCiphertexts.get(userId)?.get(pair.id) : ciphertextAtPortal;
       const outcome = outcomes.get(userId);
-      if (outcome) orphans += (await checkUser(simClient, outcome, transit, violations, ciphertextOf)).orphans;
+      if (outcome) {
+        const checked = await checkUser(simClient, outcome, transit, violations, ciphertextOf);
+        orphans += checked.orphans;
+        runCount += checked.runs;
+        if (checked.runs > 1) usersRunAgain += 1;
+      }
       // Whether the backup ended or not: a share acknowledged to Portal must be held.
       if (selfManaged) {
         const held = custodianRows.get(simClient.clientId) ?? [];
         acknowledgedShares += (await checkCustodianShares(simClient, deliveriesByUser.get(userId) ?? [], held, transit, violations)).acknowledged;
       }
-      const history = await resilient('history', () => rawClient.workflow.getHandle(`backup-${userId}`).fetchHistory());
-      const leaks = leaksIn(textsIn(history), [...secretsOf(simClient), vault.rootToken]);
-      for (const leak of leaks) violations.add('secret-in-history', `a secret of ${leak.length} characters`, userId);
+      // Every run's history (the latest run's only, for a backup that did not end in time).
+      for (const runId of outcome ? outcome.runs.map((run) => run.runId) : [undefined]) {
+        const history = await resilient('history', () => rawClient.workflow.getHandle(backupWorkflowId(userId), runId).fetchHistory());
+        const leaks = leaksIn(textsIn(history), [...secretsOf(simClient), vault.rootToken]);
+        for (const leak of leaks) violations.add('secret-in-history', `a secret of ${leak.length} characters`, userId);
+      }
     }
     if (rotationStarted) {
       const problems = !rotationReport
@@ -696,6 +745,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         parkedByCampaign: statuses.filter((o) => o.status === 'NEEDS_ATTENTION' && o.revokedByCampaign).length,
         other: statuses.filter((o) => o.status !== 'COMPLETED' && !(o.status === 'NEEDS_ATTENTION' && o.revokedByCampaign)).length,
         doubleStarted: doubleStart.size,
+        runs: runCount,
+        usersRunAgain,
       },
       operatorRetries,
       portalFaults: Object.fromEntries(firedByKind.filter(([kind]) => !kind.startsWith('webhook-'))),
@@ -766,6 +817,7 @@ export function summarize(report: CampaignReport): string {
     `fault campaign, seed ${report.seed}: ${report.backups.total} backups in ${(report.durationMs / 1000).toFixed(1)} s`,
     `  completed ${report.backups.completed}, parked by the campaign ${report.backups.parkedByCampaign}, other ${report.backups.other}` +
       ` (double-started ${report.backups.doubleStarted}, operator retries ${report.operatorRetries})`,
+    `  runs ${report.backups.runs}: ${report.backups.usersRunAgain} users ran again after their run had closed (a new backup, not a violation)`,
     `  Portal faults: ${Object.entries(report.portalFaults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `  process faults: worker SIGKILL ${report.infraFaults['worker-kill']}, Temporal restart ${report.infraFaults['temporal-restart']}, ` +
       `Vault restart ${report.infraFaults['vault-restart']}, Vault cut ${report.infraFaults['vault-cut']} ` +

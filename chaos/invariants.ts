@@ -6,16 +6,36 @@ import type { VaultTransit } from '../activities/vault-transit';
 import type { WebhookCallRecord } from '../simulator/custodian-webhook';
 import type { SimBackupPair, SimClient } from '../simulator/portal-state';
 
-/** How one user's backup ended, as the campaign saw it. */
+/**
+ * One run of a user's workflow `backup-<userId>`, as Temporal recorded it. A user may have several:
+ * a start that arrives after the previous run closed begins a new backup (by design), for instance
+ * a start the campaign retried after a transient failure.
+ */
+export interface BackupRun {
+  runId: string;
+  /** The run's start and close times on the Temporal server's clock (ms since the epoch). */
+  startedAt: number;
+  /** Absent while the run is open (running or parked). */
+  closedAt?: number;
+  /** COMPLETED, or the backup status it stopped in (NEEDS_ATTENTION, FAILED, …). */
+  status: string;
+  /** The pairs this run's step 1 created (its result's or its progress query's pairIds); absent if it never said. */
+  pairIds?: string[];
+  result?: BackupResult;
+  failure?: string;
+}
+
+/** How one user's backup ended, as the campaign saw it: its latest run, and every run of the user. */
 export interface BackupOutcome {
   userId: string;
-  /** COMPLETED, or the backup status it stopped in (NEEDS_ATTENTION, FAILED, …). */
+  /** The latest run's: COMPLETED, or the backup status it stopped in (NEEDS_ATTENTION, FAILED, …). */
   status: string;
   result?: BackupResult;
   failure?: string;
   /** The campaign revoked this user's key on purpose. */
   revokedByCampaign: boolean;
-  runs: number;
+  /** Every run of the user's workflow id (the latest among them), in any order. */
+  runs: BackupRun[];
   startedAt?: number;
   closedAt?: number;
 }
@@ -24,7 +44,7 @@ export const INVARIANTS = [
   'backup-not-completed',
   'pair-marked-without-valid-ciphertext',
   'ciphertext-on-unmarked-pair',
-  'more-than-one-run-per-user',
+  'overlapping-runs-per-user',
   'pair-marked-by-another-run',
   'orphan-not-named',
   'custodian-ack-not-held',
@@ -64,8 +84,15 @@ export const ciphertextAtPortal: CiphertextLookup = (pair) => pair.clientCipherT
 /**
  * Checks one user's end state against the invariants, from the simulator's state (what Portal
  * holds), the ciphertext store (Portal's, or the company's PostgreSQL: `ciphertextOf`), Vault
- * (does each ciphertext decrypt, in its context, to what Portal issued) and the workflow's
- * outcome. Returns the number of orphaned pairs found.
+ * (does each ciphertext decrypt, in its context, to what Portal issued) and the workflow's runs.
+ * Returns the number of orphaned pairs found and of the user's runs.
+ *
+ * Runs one after the other are not a violation (a start after a run closed is a new backup); runs
+ * that overlap are (`overlapping-runs-per-user`: one running backup per user). A mark is checked
+ * against the run that created the pair (by the runs' step-1 pair ids): it must have happened
+ * while that run was open, since a run acts only between its start and its close; a mark after it
+ * closed was another run's (`pair-marked-by-another-run`). Both compare times that one clock
+ * (this host's) set in causal order, so the verdict does not depend on how fast anything ran.
  */
 export async function checkUser(
   client: SimClient,
@@ -73,13 +100,14 @@ export async function checkUser(
   transit: VaultTransit,
   violations: ViolationLog,
   ciphertextOf: CiphertextLookup = ciphertextAtPortal,
-): Promise<{ orphans: number }> {
+): Promise<{ orphans: number; runs: number }> {
   const userId = client.userId;
   const parkedByCampaign = outcome.status === 'NEEDS_ATTENTION' && outcome.revokedByCampaign;
   if (outcome.status !== 'COMPLETED' && !parkedByCampaign) {
     violations.add('backup-not-completed', `ended ${outcome.status}: ${outcome.failure ?? 'no reason recorded'}`, userId);
   }
-  if (outcome.runs > 1) violations.add('more-than-one-run-per-user', `${outcome.runs} runs`, userId);
+  const runs = [...outcome.runs].sort((a, b) => a.startedAt - b.startedAt);
+  checkRuns(userId, runs, violations);
 
   const pairs = client.wallets.flatMap((wallet) => wallet.backupSharePairs);
   const completed = pairs.filter((pair) => pair.status === 'completed');
@@ -108,21 +136,55 @@ export async function checkUser(
     if (!parkedByCampaign) violations.add('ciphertext-on-unmarked-pair', `pair ${pair.id}`, userId);
   }
 
-  const runPairs = new Set(outcome.result ? Object.values(outcome.result.pairIds) : []);
+  const creator = new Map(runs.flatMap((run) => (run.pairIds ?? []).map((id) => [id, run] as const)));
   for (const event of client.markEvents) {
+    const at = Date.parse(event.at);
     for (const id of event.pairIds) {
-      if (!runPairs.has(id)) violations.add('pair-marked-by-another-run', `pair ${id} marked but not this run's`, userId);
+      const run = creator.get(id);
+      if (!run) {
+        violations.add('pair-marked-by-another-run', `pair ${id} marked, but no run of this user created it (by their step-1 results)`, userId);
+      } else if (run.closedAt !== undefined && at > run.closedAt) {
+        violations.add(
+          'pair-marked-by-another-run',
+          `pair ${id} marked at ${event.at}, after run ${run.runId} that created it closed (${new Date(run.closedAt).toISOString()})`,
+          userId,
+        );
+      }
     }
   }
 
+  // Every orphan is named by a run's result; looked for only if every run completed and none
+  // says its scan failed (a run that could not look has named what it could).
   const orphans = pairs.filter((pair) => pair.status === 'incomplete' && !ciphertextOf(pair));
-  const named = new Set(outcome.result?.orphanedPairIds ?? []);
-  if (outcome.result && !outcome.result.orphanScanError) {
+  const named = new Set(runs.flatMap((run) => run.result?.orphanedPairIds ?? []));
+  if (runs.length > 0 && runs.every((run) => run.result && !run.result.orphanScanError)) {
     for (const orphan of orphans) {
-      if (!named.has(orphan.id)) violations.add('orphan-not-named', `pair ${orphan.id} is not in the run's result`, userId);
+      if (!named.has(orphan.id)) violations.add('orphan-not-named', `pair ${orphan.id} is not in any run's result`, userId);
     }
   }
-  return { orphans: orphans.length };
+  return { orphans: orphans.length, runs: runs.length };
+}
+
+/**
+ * One running backup per user: no run starts before another one of the same user closed (`runs`
+ * sorted by start). A run before the latest that did not complete is counted as such.
+ */
+function checkRuns(userId: string, runs: readonly BackupRun[], violations: ViolationLog): void {
+  const at = (ms: number | undefined) => (ms === undefined ? 'still open' : new Date(ms).toISOString());
+  runs.forEach((earlier, index) => {
+    for (const later of runs.slice(index + 1)) {
+      if (earlier.closedAt === undefined || later.startedAt < earlier.closedAt) {
+        violations.add(
+          'overlapping-runs-per-user',
+          `run ${later.runId} started ${at(later.startedAt)}, before run ${earlier.runId} (started ${at(earlier.startedAt)}) closed (${at(earlier.closedAt)})`,
+          userId,
+        );
+      }
+    }
+    if (index < runs.length - 1 && earlier.status !== 'COMPLETED') {
+      violations.add('backup-not-completed', `run ${earlier.runId} ended ${earlier.status}: ${earlier.failure ?? 'no reason recorded'}`, userId);
+    }
+  });
 }
 
 /** How one recovery ended, as the campaign saw it. */

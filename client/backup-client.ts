@@ -11,6 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import type { BackupProgress, BackupResult } from '../domain/backup-types';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
+import { IDEMPOTENCY_WINDOW_MS, parseIdempotencyKey } from '../domain/idempotency-key';
 import { backupDataConverter } from '../codec/data-converter';
 import { connectionOptions } from '../config/temporal-config';
 import {
@@ -30,6 +31,11 @@ export interface StartedBackup {
   runId: string;
   /** True when a backup for this user was already running and was returned instead of a new one. */
   alreadyRunning: boolean;
+  /**
+   * True when the run returned is the one an earlier start with the same idempotency key started
+   * (within IDEMPOTENCY_WINDOW_MS), running or closed; no new backup was started.
+   */
+  idempotentReplay: boolean;
   /** With `eagerStart`: the server handed the run's first workflow task straight to this process's worker. */
   eagerlyStarted?: boolean;
 }
@@ -86,6 +92,18 @@ export class BackupActionRejectedError extends Error {
 }
 
 const MEMO_START_REQUEST = 'startRequestId';
+/** The start request's idempotency key, kept in the run's memo (encrypted by the payload codec like every memo). */
+const MEMO_IDEMPOTENCY_KEY = 'idempotencyKey';
+
+export interface StartBackupOptions {
+  /**
+   * Names this request: a start with the same key within IDEMPOTENCY_WINDOW_MS (24 h, from the
+   * start of the run it started) returns that run, running or closed, instead of a new backup. For
+   * a backend that retries its own call and wants at most one backup per request. Validated
+   * (InvalidIdempotencyKeyError); see domain/idempotency-key.ts.
+   */
+  idempotencyKey?: string;
+}
 
 /** The operations a backend or operator performs on backups, over one Temporal client. */
 export interface BackupClientOptions {
@@ -106,11 +124,18 @@ export class BackupClient {
 
   /**
    * Starts the backup of one user's wallet, or returns the one already running for that user.
-   * Invalid user ids are rejected here, before anything reaches Temporal.
+   * After the user's previous run closed, a start begins a new backup, unless `idempotencyKey`
+   * names the request that started a run within the window: then that run is returned.
+   * Invalid user ids and keys are rejected here, before anything reaches Temporal.
    */
-  async startBackupWorkflow(rawUserId: string): Promise<StartedBackup> {
+  async startBackupWorkflow(rawUserId: string, options: StartBackupOptions = {}): Promise<StartedBackup> {
     const userId = parseUserId(rawUserId);
+    const idempotencyKey = options.idempotencyKey === undefined ? undefined : parseIdempotencyKey(options.idempotencyKey);
     const workflowId = backupWorkflowId(userId);
+    if (idempotencyKey !== undefined) {
+      const earlier = await this.runStartedWithKey(workflowId, idempotencyKey);
+      if (earlier) return { userId, workflowId, runId: earlier.runId, alreadyRunning: earlier.running, idempotentReplay: true };
+    }
     const requestId = randomUUID();
     const handle = await this.temporal.workflow.start<typeof backupWallet>('backupWallet', {
       taskQueue: this.taskQueue,
@@ -120,20 +145,50 @@ export class BackupClient {
       // can be backed up again.
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      memo: { [MEMO_START_REQUEST]: requestId },
+      memo: { [MEMO_START_REQUEST]: requestId, ...(idempotencyKey !== undefined ? { [MEMO_IDEMPOTENCY_KEY]: idempotencyKey } : {}) },
       typedSearchAttributes: initialBackupSearchAttributes(),
       ...(this.options.eagerStart ? { requestEagerStart: true } : {}),
     });
     // A run started eagerly is new; otherwise the SDK does not say whether USE_EXISTING started a
     // run, and the memo of the run it returned does.
-    if (handle.eagerlyStarted) return { userId, workflowId, runId: handle.firstExecutionRunId, alreadyRunning: false, eagerlyStarted: true };
+    if (handle.eagerlyStarted) {
+      return { userId, workflowId, runId: handle.firstExecutionRunId, alreadyRunning: false, idempotentReplay: false, eagerlyStarted: true };
+    }
     const description = await this.temporal.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
+    const alreadyRunning = description.memo?.[MEMO_START_REQUEST] !== requestId;
     return {
       userId,
       workflowId,
       runId: handle.firstExecutionRunId,
-      alreadyRunning: description.memo?.[MEMO_START_REQUEST] !== requestId,
+      alreadyRunning,
+      // The running backup another start with the same key began (it raced this one past the look-up).
+      idempotentReplay: alreadyRunning && idempotencyKey !== undefined && description.memo?.[MEMO_IDEMPOTENCY_KEY] === idempotencyKey,
     };
+  }
+
+  /**
+   * The run of `workflowId` that a start with this key began within the window, if any. The
+   * latest run is read from the run itself (describe: no visibility lag); earlier ones from
+   * visibility (their start was recorded long before this look-up). Temporal's id reuse and
+   * conflict policies cannot tell a retried request from a new one once a run closed, hence the
+   * key in the memo; the workflow id stays `backup-<userId>`.
+   */
+  private async runStartedWithKey(workflowId: string, key: string): Promise<{ runId: string; running: boolean } | undefined> {
+    const since = new Date(Date.now() - IDEMPOTENCY_WINDOW_MS);
+    let latest;
+    try {
+      latest = await this.temporal.workflow.getHandle(workflowId).describe();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+    const matches = (run: { memo?: Record<string, unknown> | undefined; startTime: Date }) => run.memo?.[MEMO_IDEMPOTENCY_KEY] === key && run.startTime >= since;
+    if (matches(latest)) return { runId: latest.runId, running: latest.status.name === 'RUNNING' };
+    const query = `WorkflowId = '${workflowId}' AND StartTime >= '${since.toISOString()}'`;
+    for await (const run of this.temporal.workflow.list({ query })) {
+      if (run.runId !== latest.runId && matches(run)) return { runId: run.runId, running: run.status.name === 'RUNNING' };
+    }
+    return undefined;
   }
 
   async getBackupStatus(rawUserId: string): Promise<BackupStatusView> {
@@ -304,8 +359,11 @@ export async function connectBackupClient(config: ClientConfig): Promise<BackupC
 
 let defaultClient: Promise<BackupClient> | undefined;
 
-/** The entry point for a backend: configuration from the environment (TEMPORAL_*, PAYLOAD_CODEC_*). */
-export function startBackupWorkflow(userId: string): Promise<StartedBackup> {
+/**
+ * The entry point for a backend: configuration from the environment (TEMPORAL_*, PAYLOAD_CODEC_*).
+ * Pass `{ idempotencyKey }` when the call may be retried: at most one backup per key (24 h).
+ */
+export function startBackupWorkflow(userId: string, options?: StartBackupOptions): Promise<StartedBackup> {
   defaultClient ??= connectBackupClient(loadClientConfig());
-  return defaultClient.then((client) => client.startBackupWorkflow(userId));
+  return defaultClient.then((client) => client.startBackupWorkflow(userId, options));
 }

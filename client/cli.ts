@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config/config-error';
 import { InvalidUserIdError } from '../domain/user-id';
+import { InvalidIdempotencyKeyError } from '../domain/idempotency-key';
 import {
   BackupActionRejectedError,
   BackupFailedError,
@@ -38,10 +39,11 @@ program
   .command('start')
   .argument('<userId>', "the company's user id")
   .option('--wait', 'wait for the backup to finish and print its result')
+  .option('--idempotency-key <key>', 'names this request: the same key within 24 h returns the run it started instead of a new backup')
   .description('start a backup (or join the one running for this user)')
-  .action((userId: string, options: { wait?: boolean }) =>
+  .action((userId: string, options: { wait?: boolean; idempotencyKey?: string }) =>
     withClient(async (client) => {
-      const started = await client.startBackupWorkflow(userId);
+      const started = await client.startBackupWorkflow(userId, options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey });
       print(started);
       if (options.wait) print(await client.waitForBackup(userId, started.runId));
     }),
@@ -218,6 +220,7 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   const known =
     error instanceof ConfigError ||
     error instanceof InvalidUserIdError ||
+    error instanceof InvalidIdempotencyKeyError ||
     error instanceof BackupFailedError ||
     error instanceof BackupNotFoundError ||
     error instanceof BackupActionRejectedError ||

@@ -30,10 +30,10 @@ afterAll(async () => {
   await env?.close();
 });
 
-async function call(method: string, path: string, body?: unknown, token: string | null = TOKENS[0]!) {
+async function call(method: string, path: string, body?: unknown, token: string | null = TOKENS[0]!, headers: Record<string, string> = {}) {
   const response = await fetch(`${base}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -65,6 +65,8 @@ describe('HTTP API', () => {
       ].sort(),
     );
     expect(Object.keys(document.paths['/v1/backups/{userId}']!).sort()).toEqual(['get', 'post']);
+    const start = document.paths['/v1/backups/{userId}']!.post as { parameters: { in: string; name: string; required?: boolean }[] };
+    expect(start.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key', required: false }));
   });
 
   it('refuses a missing or wrong token with 401, and takes either configured token (rotation)', async () => {
@@ -93,6 +95,29 @@ describe('HTTP API', () => {
     expect(result.body).toMatchObject({ userId, status: 'COMPLETED' });
     const status = await call('GET', `/v1/backups/${userId}`);
     expect(status.body).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', step: 'DONE' });
+  });
+
+  it('Idempotency-Key: the same key after the run closed returns that run, not a second backup; without one a start is a new backup', async () => {
+    const userId = env.seedUser('api-idem');
+    const key = { 'Idempotency-Key': `order-${userId}` };
+    const pairs = () => env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs).length;
+    const first = await call('POST', `/v1/backups/${userId}`, undefined, TOKENS[0]!, key);
+    expect(first.status).toBe(202);
+    expect(first.body).toMatchObject({ alreadyRunning: false, idempotentReplay: false });
+    expect((await call('GET', `/v1/backups/${userId}/result?waitSeconds=30`)).status).toBe(200);
+    const retried = await call('POST', `/v1/backups/${userId}`, undefined, TOKENS[0]!, key);
+    expect(retried.status).toBe(202);
+    expect(retried.body).toMatchObject({ runId: first.body!.runId, alreadyRunning: false, idempotentReplay: true });
+    expect(pairs()).toBe(2);
+    const unkeyed = await call('POST', `/v1/backups/${userId}`);
+    expect(unkeyed.body).toMatchObject({ alreadyRunning: false, idempotentReplay: false });
+    expect(unkeyed.body!.runId).not.toBe(first.body!.runId);
+    expect((await call('GET', `/v1/backups/${userId}/result?waitSeconds=30`)).status).toBe(200);
+    expect(pairs()).toBe(4);
+    const bad = await call('POST', `/v1/backups/${userId}`, undefined, TOKENS[0]!, { 'Idempotency-Key': 'not a key' });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ error: 'InvalidIdempotencyKeyError' });
+    expect(String(bad.body!.message)).toContain('character 4');
   });
 
   it('validates requests with clear 400 bodies before anything reaches Temporal', async () => {
