@@ -57,9 +57,11 @@ const finishActivities = proxyActivities<KeyRotationActivities>({
 });
 
 /**
- * The rewrap of a few users: heartbeats carry its checkpoint, so a worker killed mid-way is noticed
- * within the heartbeat timeout and the next attempt resumes at the user it was on. Unlimited
- * attempts: per-user permanent problems come back as results, not failures.
+ * The rewrap of a few users: heartbeats carry its checkpoint (per ciphertext), so a worker killed
+ * mid-way is noticed within the heartbeat timeout and the next attempt resumes at the ciphertext it
+ * was on. Unlimited attempts: per-user permanent problems come back as results, not failures. The
+ * activity sets each failed attempt's next retry delay from the time since its checkpoint last
+ * moved (retryDelayAfterFailureMs); this policy only paces retries after a heartbeat timeout.
  */
 const rewrapActivities = proxyActivities<KeyRotationActivities>({
   startToCloseTimeout: '30 minutes',
