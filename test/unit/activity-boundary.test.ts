@@ -9,7 +9,7 @@ import { OUTAGE_AFTER_NO_PROGRESS_MS, OUTAGE_RETRY_INTERVAL_MS, retryDelayAfterF
 describe('toApplicationFailure', () => {
   it('paces a transient error by the time since the step last made progress: flaky retries soon, down (no progress for a while) once a minute', () => {
     const delayAfter = (sinceProgressMs: number) => toApplicationFailure(new PortalUnavailableError('503'), sinceProgressMs).nextRetryDelay;
-    expect(delayAfter(0)).toBe(1_000);
+    expect(delayAfter(0)).toBe(250);
     expect(delayAfter(6_000)).toBe(3_000);
     expect(delayAfter(OUTAGE_AFTER_NO_PROGRESS_MS - 1)).toBe(TRANSIENT_RETRY_MAX_MS);
     expect(delayAfter(OUTAGE_AFTER_NO_PROGRESS_MS)).toBe(OUTAGE_RETRY_INTERVAL_MS);
