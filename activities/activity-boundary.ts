@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { BackupDomainError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
-import { OUTAGE_AFTER_ATTEMPTS, OUTAGE_RETRY_INTERVAL_MS } from '../workflows/step-timeouts';
+import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
 
 /**
  * How often this activity heartbeats: `baseMs`, or a quarter of its heartbeat timeout when that is
@@ -39,14 +39,26 @@ export async function activityBoundary<T>(heartbeatIntervalMs: number, body: () 
   } catch (error) {
     // A cancellation must reach the SDK as such (the activity is reported cancelled, not failed).
     if (error instanceof CancelledFailure) throw error;
-    throw toApplicationFailure(error, context.info.attempt);
+    throw toApplicationFailure(error, msSinceProgress(context));
   } finally {
     clearInterval(timer);
   }
 }
 
-/** `attempt`: this attempt's number, for the slower retries of an outage (see OUTAGE_AFTER_ATTEMPTS). */
-export function toApplicationFailure(error: unknown, attempt = 1): ApplicationFailure {
+/**
+ * How long the activity has gone without progress: since `progressAtMs` (the last move of its
+ * checkpoint, for activities that keep one), else since it was first scheduled (a step without
+ * checkpoints makes its progress all at once, by completing).
+ */
+export function msSinceProgress(context: Context, progressAtMs?: number): number {
+  return Date.now() - (progressAtMs ?? context.info.scheduledTimestampMs);
+}
+
+/**
+ * `sinceProgressMs`: how long the step has gone without progress, for the pace of its next
+ * attempt (retryDelayAfterFailureMs: flaky or down). Portal's Retry-After wins over that pace.
+ */
+export function toApplicationFailure(error: unknown, sinceProgressMs = 0): ApplicationFailure {
   if (error instanceof ApplicationFailure) {
     error.message = redactSecrets(error.message);
     return error;
@@ -59,8 +71,8 @@ export function toApplicationFailure(error: unknown, attempt = 1): ApplicationFa
       ...(error.details !== undefined ? { details: error.details } : {}),
       ...(error.retryAfterMs !== undefined
         ? { nextRetryDelay: Math.max(error.retryAfterMs, 1) }
-        : error.retryable && attempt >= OUTAGE_AFTER_ATTEMPTS
-          ? { nextRetryDelay: OUTAGE_RETRY_INTERVAL_MS }
+        : error.retryable
+          ? { nextRetryDelay: retryDelayAfterFailureMs(sinceProgressMs) }
           : {}),
     });
   }

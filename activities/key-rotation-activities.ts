@@ -16,18 +16,19 @@ import {
 import { redactSecrets } from '../domain/redact';
 import { backupWorkflowId } from '../domain/user-id';
 import {
-  emptyRotationCounts,
   MAX_RECENT_ROTATION_FAILURES,
   type CiphertextCounts,
   type RewrapUsersInput,
   type RewrapUsersResult,
   type RotationFailure,
 } from '../workflows/rotate-keys-api';
-import { heartbeatEveryMs, toApplicationFailure } from './activity-boundary';
+import { heartbeatEveryMs, msSinceProgress, toApplicationFailure } from './activity-boundary';
+import { ciphertextKey, resumedCheckpoint, type RewrapCheckpoint, type UserCheckpoint } from './rewrap-checkpoint';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 import { temporalCall } from './temporal-error-classifier';
+import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
 import { custodianShareContext, transitContext } from './transit-context';
 import { ciphertextVersion, type VaultTransit } from './vault-transit';
 
@@ -62,28 +63,24 @@ export interface RaiseCheck {
   reasons: string[];
 }
 
-/** One ciphertext of a user, as found before the rewrap. */
+/** One ciphertext of a user, as listed before its rewrap. */
 interface Found {
   kind: 'client-ciphertext' | 'custodian-share';
   pairId: string;
   curve?: Curve;
   backupMethod?: string;
   context: string;
-  stored: string;
+  /** Custodian shares: the ciphertext as listed (client ciphertexts are read from their store, one at a time). */
+  stored?: string;
   /** Custodian shares: the SHA-256 the webhook recorded of the share Portal sent. */
   recordedSha256?: string;
 }
 
-/** A found ciphertext that decrypted, with the digest of its plaintext (the plaintext itself is dropped). */
-type Opened = Found & { sha256: string };
+/** What became of one ciphertext: verified on the target version, reported and left as it is, or absent from the store. */
+type CiphertextOutcome = { verified: 'rewrapped' | 'alreadyCurrent' } | { failed: string } | { absent: true };
 
-/** Progress of one rewrapUsers activity, carried in its heartbeats so a retried attempt resumes where the last one was. */
-interface RewrapCheckpoint {
-  rotationId: string;
-  userIds: string[];
-  next: number;
-  result: RewrapUsersResult;
-}
+/** A ciphertext that is reported and left as it is (the reason says why); the rewrap goes on with the next one. */
+class LeftAsIs extends Error {}
 
 /** The errors that stop every user alike (a token without the rotation policy): retried until fixed, not counted per user. */
 const SYSTEMIC_ERRORS = [VaultPermissionError];
@@ -97,37 +94,51 @@ function reasonOf(error: unknown): string {
   return redactSecrets(error instanceof Error ? `UnexpectedError: ${error.name}: ${error.message}` : `UnexpectedError: ${String(error)}`);
 }
 
-/** Transient failures retry the activity (which resumes at this user); systemic ones too, visibly. */
-/**
- * An attempt of rewrapUsers that moved its checkpoint on asks for its next attempt this soon, not
- * after the backoff the earlier attempts built up: a long rotation meets transient faults all along
- * (about 9 Portal calls a user), and each attempt resumes at the user it stopped on.
- */
-const RETRY_AFTER_PROGRESS_MS = 1_000;
-
+/** Transient failures retry the activity (which resumes at its checkpoint); systemic ones too, visibly. */
 function mustRetry(error: unknown): boolean {
   if (error instanceof CancelledFailure) return true;
   if (error instanceof BackupDomainError && error.retryable) return true;
   return SYSTEMIC_ERRORS.some((type) => error instanceof type);
 }
 
+/** Runs one request of a ciphertext's rewrap: a transient error retries the activity, a permanent one leaves the ciphertext as it is. */
+async function request<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (mustRetry(error)) throw error;
+    throw new LeftAsIs(`${what}: ${reasonOf(error)}`);
+  }
+}
+
 /**
  * Like activityBoundary, but every heartbeat carries the activity's checkpoint: the periodic one
- * too, since a heartbeat without details would clear the last ones. Systemic permanent errors
+ * too, since a heartbeat without details would clear the last ones. The next attempt's pace comes
+ * from the time since the checkpoint last moved (`progressAtMs`). Systemic permanent errors
  * (VaultPermissionError) are made retryable, so a missing policy waits for the fix.
  */
-async function checkpointedBoundary<T>(heartbeatIntervalMs: number, checkpoint: () => unknown, body: () => Promise<T>): Promise<T> {
+async function checkpointedBoundary<T>(
+  heartbeatIntervalMs: number,
+  checkpoint: () => { progressAtMs?: number } | undefined,
+  body: () => Promise<T>,
+): Promise<T> {
   const context = Context.current();
   const timer = setInterval(() => context.heartbeat(checkpoint()), heartbeatEveryMs(context, heartbeatIntervalMs));
   try {
     return await Promise.race([body(), context.cancelled]);
   } catch (error) {
     if (error instanceof CancelledFailure) throw error;
+    const sinceProgressMs = msSinceProgress(context, checkpoint()?.progressAtMs);
     if (SYSTEMIC_ERRORS.some((type) => error instanceof type)) {
       const failure = toApplicationFailure(error);
-      throw ApplicationFailure.create({ type: failure.type ?? 'VaultPermissionError', message: failure.message, nonRetryable: false });
+      throw ApplicationFailure.create({
+        type: failure.type ?? 'VaultPermissionError',
+        message: failure.message,
+        nonRetryable: false,
+        nextRetryDelay: retryDelayAfterFailureMs(sinceProgressMs),
+      });
     }
-    throw toApplicationFailure(error, context.info.attempt);
+    throw toApplicationFailure(error, sinceProgressMs);
   } finally {
     clearInterval(timer);
   }
@@ -135,24 +146,6 @@ async function checkpointedBoundary<T>(heartbeatIntervalMs: number, checkpoint: 
 
 function plainBoundary<T>(heartbeatIntervalMs: number, body: () => Promise<T>): Promise<T> {
   return checkpointedBoundary(heartbeatIntervalMs, () => undefined, body);
-}
-
-function emptyResult(): RewrapUsersResult {
-  return { counts: emptyRotationCounts(), failures: [], deferred: [] };
-}
-
-function isCheckpoint(value: unknown, input: RewrapUsersInput): value is RewrapCheckpoint {
-  const checkpoint = value as Partial<RewrapCheckpoint> | undefined;
-  return (
-    checkpoint?.rotationId === input.rotationId &&
-    Array.isArray(checkpoint.userIds) &&
-    checkpoint.userIds.length === input.userIds.length &&
-    checkpoint.userIds.every((id, index) => id === input.userIds[index]) &&
-    typeof checkpoint.next === 'number' &&
-    checkpoint.next >= 0 &&
-    checkpoint.next <= input.userIds.length &&
-    typeof checkpoint.result === 'object'
-  );
 }
 
 /**
@@ -188,82 +181,59 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
       }
     });
 
-  /** Every ciphertext the user has: the store's, for each backup share pair Portal lists (any status), and the custodian shares held. */
-  const findCiphertexts = async (userId: string, result: RewrapUsersResult): Promise<{ clientId: string; found: Found[] }> => {
+  /** Starts a user: deferred when its pre-rotation backup still runs, else Portal's listing of its pairs (undefined when deferred or failed). */
+  const startUser = async (userId: string, input: RewrapUsersInput, result: RewrapUsersResult): Promise<UserCheckpoint | undefined> => {
+    const runningSince = await backupRunningSince(userId);
+    if (runningSince !== undefined && runningSince < input.rotatedAtMs) {
+      // Between its store and its mark, a backup must find its ciphertext as it wrote it; and its
+      // step-2 ciphertext, in history, is of the old version. Visit the user again once it is over.
+      result.deferred.push(userId);
+      result.counts.usersDeferred += 1;
+      Context.current().log.info('key rotation defers a user whose backup is running', { rotationId: input.rotationId, userId });
+      return undefined;
+    }
+    return listPairs(userId).catch((error: unknown) => failUser(userId, result, error));
+  };
+
+  /** A user whose ciphertexts cannot be listed (a permanent error) is a user failure; a transient error retries. */
+  const failUser = (userId: string, result: RewrapUsersResult, error: unknown): undefined => {
+    if (mustRetry(error)) throw error;
+    result.counts.usersFailed += 1;
+    recordFailure(result, { userId, kind: 'user', reason: `its ciphertexts could not be listed: ${reasonOf(error)}` });
+    return undefined;
+  };
+
+  /** Every backup share pair Portal lists for the user (any status), on the curves this service backs up. */
+  const listPairs = async (userId: string): Promise<UserCheckpoint> => {
     const { clientApiKey } = await deps.credentials.load(userId);
     const client = await deps.portal.getClient(clientApiKey);
-    const found: Found[] = [];
+    const pairs: UserCheckpoint['pairs'] = [];
     for (const wallet of client.wallets) {
       const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
       if (!curve) continue; // a curve this service never backs up
-      for (const pair of wallet.backupSharePairs) {
-        const entry: Found = { kind: 'client-ciphertext', pairId: pair.id, curve, context: transitContext(userId, pair.id), stored: '' };
-        try {
-          entry.stored = await deps.store.get({ userId }, pair.id, curve);
-        } catch (error) {
-          if (error instanceof CiphertextNotFoundError) {
-            result.counts.pairsWithoutCiphertext += 1;
-            continue;
-          }
-          if (mustRetry(error)) throw error;
-          failFound(userId, entry, result, `could not be read from the ${deps.store.kind} store: ${reasonOf(error)}`);
-          continue;
-        }
-        found.push(entry);
-      }
+      for (const pair of wallet.backupSharePairs) pairs.push({ pairId: pair.id, curve });
     }
-    if (deps.custodianShares) {
-      for (const row of await deps.custodianShares.listByClient(client.id)) {
-        found.push({
-          kind: 'custodian-share',
-          pairId: row.pairId,
-          backupMethod: row.backupMethod,
-          context: custodianShareContext(client.id, row.pairId),
-          stored: row.encryptedShare,
-          recordedSha256: row.shareSha256,
-        });
-      }
-    }
-    return { clientId: client.id, found };
+    return { userId, clientId: client.id, pairs, done: [] };
   };
 
-  /** Decrypts each found ciphertext in its context: its digest is what the rewrapped one must decrypt to. */
-  const open = async (userId: string, found: Found[], result: RewrapUsersResult): Promise<Opened[]> => {
-    if (found.length === 0) return [];
-    const plaintexts = await deps.transit.decryptEach(found.map((entry) => ({ ciphertext: entry.stored, context: entry.context })));
-    const opened: Opened[] = [];
-    found.forEach((entry, index) => {
-      const outcome = plaintexts[index]!;
-      if ('error' in outcome) {
-        failFound(userId, entry, result, `does not decrypt in its context, left as it is (altered, or stored under another pair): ${outcome.error}`);
-        return;
-      }
-      const digest = sha256Hex(outcome.plaintext);
-      outcome.plaintext.fill(0);
-      if (entry.recordedSha256 !== undefined && digest !== entry.recordedSha256) {
-        failFound(userId, entry, result, 'decrypts to a share whose SHA-256 is not the one recorded when Portal delivered it; left as it is');
-        return;
-      }
-      opened.push({ ...entry, sha256: digest });
-    });
-    return opened;
-  };
-
-  /** Compare-and-set of one ciphertext in its store. */
-  const replace = async (userId: string, clientId: string, entry: Opened, next: string) => {
-    if (entry.kind === 'client-ciphertext') {
-      if (!deps.store.replace) throw new CiphertextReplaceUnsupportedError(`the ${deps.store.kind} store cannot replace a ciphertext`);
-      return deps.store.replace({ userId }, { curve: entry.curve!, pairId: entry.pairId, ciphertext: next }, entry.stored);
+  /** The user's ciphertexts not done yet: one per listed pair, and the custodian shares held for its client. */
+  const ciphertextsLeft = async (user: UserCheckpoint): Promise<Found[]> => {
+    const found: Found[] = user.pairs.map(({ pairId, curve }) => ({ kind: 'client-ciphertext', pairId, curve, context: transitContext(user.userId, pairId) }));
+    for (const row of deps.custodianShares ? await deps.custodianShares.listByClient(user.clientId) : []) {
+      found.push({
+        kind: 'custodian-share',
+        pairId: row.pairId,
+        backupMethod: row.backupMethod,
+        context: custodianShareContext(user.clientId, row.pairId),
+        stored: row.encryptedShare,
+        recordedSha256: row.shareSha256,
+      });
     }
-    const custodian = deps.custodianShares!;
-    if (await custodian.replaceIfUnchanged(clientId, entry.backupMethod!, entry.pairId, entry.stored, next)) return 'replaced' as const;
-    const now = (await custodian.getByPair(clientId, entry.pairId)).find((row) => row.backupMethod === entry.backupMethod);
-    if (!now) return 'absent' as const;
-    return now.encryptedShare === next ? ('replaced' as const) : ('changed' as const);
+    return found.filter((entry) => !user.done.includes(ciphertextKey(entry)));
   };
 
-  /** The ciphertext stored now (read back), or undefined when there is none. */
-  const readBack = async (userId: string, clientId: string, entry: Opened): Promise<string | undefined> => {
+  /** The ciphertext stored now, or undefined when there is none. */
+  const readStored = async (userId: string, clientId: string, entry: Found): Promise<string | undefined> => {
     if (entry.kind === 'client-ciphertext') {
       try {
         return await deps.store.get({ userId }, entry.pairId, entry.curve!);
@@ -275,91 +245,109 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
     return (await deps.custodianShares!.getByPair(clientId, entry.pairId)).find((row) => row.backupMethod === entry.backupMethod)?.encryptedShare;
   };
 
-  /** Rewraps the user's ciphertexts below the target version, writes them back if unchanged, reads back and verifies all. */
-  const rewrapUser = async (userId: string, input: RewrapUsersInput, result: RewrapUsersResult): Promise<void> => {
-    const runningSince = await backupRunningSince(userId);
-    if (runningSince !== undefined && runningSince < input.rotatedAtMs) {
-      // Between its store and its mark, a backup must find its ciphertext as it wrote it; and its
-      // step-2 ciphertext, in history, is of the old version. Visit the user again once it is over.
-      result.deferred.push(userId);
-      result.counts.usersDeferred += 1;
-      Context.current().log.info('key rotation defers a user whose backup is running', { rotationId: input.rotationId, userId });
-      return;
+  /** The SHA-256 of what `ciphertext` decrypts to in the entry's context (the plaintext is zeroed at once). */
+  const digestOf = async (entry: Found, ciphertext: string, ifNot: string): Promise<string> => {
+    const [outcome] = await deps.transit.decryptEach([{ ciphertext, context: entry.context }]);
+    if (!outcome || 'error' in outcome) throw new LeftAsIs(`${ifNot}: ${outcome?.error ?? 'no result'}`);
+    const digest = sha256Hex(outcome.plaintext);
+    outcome.plaintext.fill(0);
+    return digest;
+  };
+
+  /** Vault's rewrap of one ciphertext, checked to be of the target version. */
+  const rewrapTo = async (entry: Found, stored: string, targetVersion: number): Promise<string> => {
+    const [outcome] = await deps.transit.rewrapEach([{ ciphertext: stored, context: entry.context }], targetVersion);
+    if (!outcome || 'error' in outcome) throw new LeftAsIs(`Vault could not rewrap it: ${outcome?.error ?? 'no result'}`);
+    const version = ciphertextVersion(outcome.ciphertext);
+    if (version !== targetVersion) throw new LeftAsIs(`Vault rewrapped it to version ${version ?? '?'}, not ${targetVersion}; not written`);
+    return outcome.ciphertext;
+  };
+
+  /** Compare-and-set of one ciphertext in its store. 'changed': another writer (an earlier attempt of this rotation) was first; the read-back decides. */
+  const replace = async (userId: string, clientId: string, entry: Found, old: string, next: string): Promise<'replaced' | 'changed' | 'absent'> => {
+    if (entry.kind === 'client-ciphertext') {
+      if (!deps.store.replace) throw new CiphertextReplaceUnsupportedError(`the ${deps.store.kind} store cannot replace a ciphertext`);
+      return deps.store.replace({ userId }, { curve: entry.curve!, pairId: entry.pairId, ciphertext: next }, old);
     }
-    const { clientId, found } = await findCiphertexts(userId, result);
-    const opened = await open(userId, found, result);
-    const stale: Opened[] = [];
-    for (const entry of opened) {
-      if ((ciphertextVersion(entry.stored) ?? 0) >= input.targetVersion) {
-        // Read and decrypted in its context just now: verified on the new version as it is.
-        counterOf(entry, result).alreadyCurrent += 1;
-        counterOf(entry, result).verified += 1;
-      } else {
-        stale.push(entry);
-      }
+    const custodian = deps.custodianShares!;
+    if (await custodian.replaceIfUnchanged(clientId, entry.backupMethod!, entry.pairId, old, next)) return 'replaced';
+    const now = await readStored(userId, clientId, entry);
+    if (now === undefined) return 'absent';
+    return now === next ? 'replaced' : 'changed';
+  };
+
+  /** Reads the rewrapped ciphertext back, checks its version, decrypts it and compares the digest with the one it replaced. */
+  const verifyReadBack = async (userId: string, clientId: string, entry: Found, old: { stored: string; sha256: string }, targetVersion: number): Promise<void> => {
+    const stored = await request('could not be read back', () => readStored(userId, clientId, entry));
+    if (stored === undefined) throw new LeftAsIs('is gone from its store after the rewrap');
+    const version = ciphertextVersion(stored) ?? 0;
+    if (version < targetVersion) {
+      throw new LeftAsIs(stored === old.stored ? 'still holds the old ciphertext: another writer changed it in between' : `holds a ciphertext of version ${version || '?'} after the rewrap`);
     }
-    const rewrapped = stale.length > 0 ? await deps.transit.rewrapEach(stale.map((e) => ({ ciphertext: e.stored, context: e.context })), input.targetVersion) : [];
-    const written: Opened[] = [];
-    for (const [index, entry] of stale.entries()) {
-      const outcome = rewrapped[index]!;
-      if ('error' in outcome) {
-        failFound(userId, entry, result, `Vault could not rewrap it: ${outcome.error}`);
-        continue;
+    const digest = await digestOf(entry, stored, 'the rewrapped ciphertext read back does not decrypt in its context');
+    if (digest !== old.sha256) throw new LeftAsIs('the rewrapped ciphertext read back does not decrypt to the same bytes as the one it replaced');
+  };
+
+  /**
+   * One ciphertext, start to end: read it, decrypt it in its context (its digest is what the
+   * rewrapped one must decrypt to), and unless it is on the target version already, rewrap it,
+   * write it back if unchanged, read it back and verify it. Transient errors throw (the activity
+   * retries and resumes at this ciphertext); anything else is this ciphertext's outcome.
+   */
+  const rewrapCiphertext = async (user: UserCheckpoint, entry: Found, targetVersion: number): Promise<CiphertextOutcome> => {
+    const { userId, clientId } = user;
+    try {
+      const stored = entry.stored ?? (await request(`could not be read from the ${deps.store.kind} store`, () => readStored(userId, clientId, entry)));
+      if (stored === undefined) return { absent: true };
+      const sha256 = await digestOf(entry, stored, 'does not decrypt in its context, left as it is (altered, or stored under another pair)');
+      if (entry.recordedSha256 !== undefined && sha256 !== entry.recordedSha256) {
+        throw new LeftAsIs('decrypts to a share whose SHA-256 is not the one recorded when Portal delivered it; left as it is');
       }
-      if (ciphertextVersion(outcome.ciphertext) !== input.targetVersion) {
-        failFound(userId, entry, result, `Vault rewrapped it to version ${ciphertextVersion(outcome.ciphertext) ?? '?'}, not ${input.targetVersion}; not written`);
-        continue;
-      }
-      try {
-        const replaced = await replace(userId, clientId, entry, outcome.ciphertext);
-        if (replaced === 'absent') {
-          failFound(userId, entry, result, 'it was removed from its store during the rotation; nothing written');
-          continue;
-        }
-        // 'changed': another writer (an earlier attempt of this rotation) was first; the read-back decides.
-        written.push(entry);
-      } catch (error) {
-        if (mustRetry(error)) throw error;
-        failFound(userId, entry, result, `could not be replaced: ${reasonOf(error)}`);
-      }
+      // Read and decrypted in its context just now: verified on the new version as it is.
+      if ((ciphertextVersion(stored) ?? 0) >= targetVersion) return { verified: 'alreadyCurrent' };
+      const next = await rewrapTo(entry, stored, targetVersion);
+      const replaced = await request('could not be replaced', () => replace(userId, clientId, entry, stored, next));
+      if (replaced === 'absent') throw new LeftAsIs('it was removed from its store during the rotation; nothing written');
+      await verifyReadBack(userId, clientId, entry, { stored, sha256 }, targetVersion);
+      return { verified: 'rewrapped' };
+    } catch (error) {
+      if (error instanceof LeftAsIs) return { failed: error.message };
+      throw error;
     }
-    // Verification: read each back from its store, check its version, decrypt it in its context
-    // and compare the digest with the one of the ciphertext it replaced.
-    const readBacks: { entry: Opened; stored: string }[] = [];
-    for (const entry of written) {
-      let stored: string | undefined;
-      try {
-        stored = await readBack(userId, clientId, entry);
-      } catch (error) {
-        if (mustRetry(error)) throw error;
-        failFound(userId, entry, result, `could not be read back: ${reasonOf(error)}`);
-        continue;
-      }
-      const version = stored === undefined ? undefined : ciphertextVersion(stored);
-      if (stored === undefined) failFound(userId, entry, result, 'is gone from its store after the rewrap');
-      else if ((version ?? 0) < input.targetVersion) {
-        failFound(userId, entry, result, stored === entry.stored ? 'still holds the old ciphertext: another writer changed it in between' : `holds a ciphertext of version ${version ?? '?'} after the rewrap`);
-      } else readBacks.push({ entry, stored });
+  };
+
+  /** Counts one ciphertext's outcome into the result. */
+  const account = (userId: string, entry: Found, outcome: CiphertextOutcome, result: RewrapUsersResult): void => {
+    if ('absent' in outcome) result.counts.pairsWithoutCiphertext += 1;
+    else if ('failed' in outcome) failFound(userId, entry, result, outcome.failed);
+    else {
+      counterOf(entry, result)[outcome.verified] += 1;
+      counterOf(entry, result).verified += 1;
     }
-    if (readBacks.length > 0) {
-      const plaintexts = await deps.transit.decryptEach(readBacks.map(({ entry, stored }) => ({ ciphertext: stored, context: entry.context })));
-      readBacks.forEach(({ entry }, index) => {
-        const outcome = plaintexts[index]!;
-        if ('error' in outcome) {
-          failFound(userId, entry, result, `the rewrapped ciphertext read back does not decrypt in its context: ${outcome.error}`);
-          return;
-        }
-        const digest = sha256Hex(outcome.plaintext);
-        outcome.plaintext.fill(0);
-        if (digest !== entry.sha256) {
-          failFound(userId, entry, result, 'the rewrapped ciphertext read back does not decrypt to the same bytes as the one it replaced');
-          return;
-        }
-        counterOf(entry, result).rewrapped += 1;
-        counterOf(entry, result).verified += 1;
-      });
+  };
+
+  /**
+   * The user at the checkpoint, from where it stopped: started (and listed) once, then each
+   * ciphertext not done yet; `moved` after each step saves the checkpoint. Synchronous between the
+   * last request and `moved`, so a checkpoint never holds half of a ciphertext's outcome.
+   */
+  const rewrapUser = async (input: RewrapUsersInput, checkpoint: RewrapCheckpoint, moved: () => void): Promise<void> => {
+    if (!checkpoint.user) {
+      const started = await startUser(input.userIds[checkpoint.next]!, input, checkpoint.result);
+      if (!started) return;
+      checkpoint.user = started;
+      moved();
     }
-    result.counts.usersVisited += 1;
+    const user = checkpoint.user;
+    const left = await ciphertextsLeft(user).catch((error: unknown) => failUser(user.userId, checkpoint.result, error));
+    if (!left) return;
+    for (const entry of left) {
+      const outcome = await rewrapCiphertext(user, entry, input.targetVersion);
+      account(user.userId, entry, outcome, checkpoint.result);
+      user.done.push(ciphertextKey(entry));
+      moved();
+    }
+    checkpoint.result.counts.usersVisited += 1;
   };
 
   return {
@@ -399,33 +387,26 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
     /**
      * Rewraps every ciphertext of a few users to `targetVersion` and verifies each. A user whose
      * pre-rotation backup still runs is deferred. Per-user and per-ciphertext permanent problems
-     * are counted and reported; transient ones retry the activity, which resumes at the user it was
-     * on (its checkpoint travels in the heartbeats). Re-running a user is safe: ciphertexts already
-     * on the target version are only verified, and replaces are compare-and-set.
+     * are counted and reported; transient ones retry the activity, which resumes at the ciphertext
+     * it was on (its checkpoint travels in the heartbeats: activities/rewrap-checkpoint.ts). Redoing
+     * a ciphertext is safe: one already on the target version is only verified, and replaces are
+     * compare-and-set.
      */
     async rewrapUsers(input: RewrapUsersInput): Promise<RewrapUsersResult> {
-      const previous = Context.current().info.heartbeatDetails as unknown;
-      const checkpoint: RewrapCheckpoint = isCheckpoint(previous, input)
-        ? previous
-        : { rotationId: input.rotationId, userIds: input.userIds, next: 0, result: emptyResult() };
+      const checkpoint = resumedCheckpoint(Context.current().info.heartbeatDetails as unknown, input);
+      const moved = (): void => {
+        checkpoint.progressAtMs = Date.now();
+        Context.current().heartbeat(checkpoint);
+      };
       return checkpointedBoundary(
         deps.heartbeatIntervalMs,
         () => checkpoint,
         async () => {
-          const firstUser = checkpoint.next;
-          try {
-            await rewrapFromCheckpoint();
-          } catch (error) {
-            if (checkpoint.next > firstUser && error instanceof BackupDomainError && error.retryable) {
-              const failure = toApplicationFailure(error);
-              throw ApplicationFailure.create({
-                type: failure.type ?? error.name,
-                message: failure.message,
-                nonRetryable: false,
-                nextRetryDelay: Math.max(RETRY_AFTER_PROGRESS_MS, error.retryAfterMs ?? 0),
-              });
-            }
-            throw error;
+          while (checkpoint.next < input.userIds.length) {
+            await rewrapUser(input, checkpoint, moved);
+            checkpoint.user = undefined;
+            checkpoint.next += 1;
+            moved();
           }
           const { counts } = checkpoint.result;
           Context.current().log.info('key rotation rewrapped users', {
@@ -438,25 +419,6 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
           return checkpoint.result;
         },
       );
-
-      /** Rewraps the users from the checkpoint on, moving it (and heartbeating it) after each one. */
-      async function rewrapFromCheckpoint(): Promise<void> {
-        while (checkpoint.next < input.userIds.length) {
-          const userId = input.userIds[checkpoint.next]!;
-          // Work on a copy: a user half done when a transient error strikes is redone from scratch.
-          const attempt = structuredClone(checkpoint.result);
-          try {
-            await rewrapUser(userId, input, attempt);
-          } catch (error) {
-            if (mustRetry(error)) throw error;
-            attempt.counts.usersFailed += 1;
-            recordFailure(attempt, { userId, kind: 'user', reason: `its ciphertexts could not be listed: ${reasonOf(error)}` });
-          }
-          checkpoint.result = attempt;
-          checkpoint.next += 1;
-          Context.current().heartbeat(checkpoint);
-        }
-      }
     },
 
     /**

@@ -90,7 +90,16 @@ export interface CampaignReport {
   /** The key rotation started halfway through the backups. */
   rotation?:
     | { status: 'NOT_FINISHED' }
-    | { status: string; durationMs: number; clientCiphertexts: CiphertextCounts; custodianShares: CiphertextCounts; usersDeferred: number; minDecryptionVersionRaised: boolean };
+    | {
+        status: string;
+        durationMs: number;
+        /** From the close of the last backup to the rotation's end (the rotation waits for pre-rotation backups, so this is its tail). */
+        afterLastBackupMs: number;
+        clientCiphertexts: CiphertextCounts;
+        custodianShares: CiphertextCounts;
+        usersDeferred: number;
+        minDecryptionVersionRaised: boolean;
+      };
   recoveries: { total: number; completed: number; orphanedSigningPairs: number };
   orphans: number;
   completionMs: { p50: number; p95: number; max: number };
@@ -777,6 +786,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
               ? {
                   status: rotationReport.status,
                   durationMs: rotationReport.durationMs,
+                  afterLastBackupMs: Date.parse(rotationReport.finishedAt) - Math.max(...[...outcomes.values()].map((o) => o.closedAt ?? 0)),
                   clientCiphertexts: rotationReport.counts.clientCiphertexts,
                   custodianShares: rotationReport.counts.custodianShares,
                   usersDeferred: rotationReport.counts.usersDeferred,
@@ -840,7 +850,8 @@ export function summarize(report: CampaignReport): string {
     ...(report.rotation
       ? [
           'clientCiphertexts' in report.rotation
-            ? `  key rotation mid-run: ${report.rotation.status} in ${(report.rotation.durationMs / 1000).toFixed(1)} s; client ciphertexts rewrapped ` +
+            ? `  key rotation mid-run: ${report.rotation.status} in ${(report.rotation.durationMs / 1000).toFixed(1)} s, ` +
+              `${(report.rotation.afterLastBackupMs / 1000).toFixed(1)} s after the last backup closed; client ciphertexts rewrapped ` +
               `${report.rotation.clientCiphertexts.rewrapped}, already current ${report.rotation.clientCiphertexts.alreadyCurrent}, verified ` +
               `${report.rotation.clientCiphertexts.verified}, failed ${report.rotation.clientCiphertexts.failed}; custodian shares verified ` +
               `${report.rotation.custodianShares.verified}; users deferred ${report.rotation.usersDeferred}; min_decryption_version raised ${report.rotation.minDecryptionVersionRaised}`

@@ -57,16 +57,19 @@ const finishActivities = proxyActivities<KeyRotationActivities>({
 });
 
 /**
- * The rewrap of a few users: heartbeats carry its checkpoint, so a worker killed mid-way is noticed
- * within the heartbeat timeout and the next attempt resumes at the user it was on. Unlimited
- * attempts: per-user permanent problems come back as results, not failures.
+ * The rewrap of a few users: heartbeats carry its checkpoint (per ciphertext), so a worker killed
+ * mid-way is noticed within the heartbeat timeout and the next attempt resumes at the ciphertext it
+ * was on. Unlimited attempts: per-user permanent problems come back as results, not failures.
  */
 const rewrapActivities = proxyActivities<KeyRotationActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
-  // Each attempt resumes at its checkpoint, so short waits between attempts cost Portal little
-  // (and every request still takes a slot of the shared limit when one is configured).
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL },
+  // A failed attempt sets its own next retry delay (retryDelayAfterFailureMs: soon while its
+  // checkpoint moves, once a minute after two minutes without progress), so this policy paces only
+  // the retries after a heartbeat timeout: the worker died, not Portal or Vault, and the next
+  // attempt resumes at its checkpoint on another worker at once. (The doubling by attempt count it
+  // had added up to 10 s after each worker kill, since a long rewrap has many failed attempts.)
+  retry: { initialInterval: '1 second', backoffCoefficient: 1 },
 });
 
 /** The batch's own user-source activity: the same allowlist (BATCH_SOURCE_ALLOWED_ORIGINS) applies. */

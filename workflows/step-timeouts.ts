@@ -2,7 +2,7 @@
  * Activity timing shared by the backup and recovery workflows, named once. Changing a value here
  * changes new commands only (recorded histories replay: Temporal matches activities by id and type).
  */
-import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+import type { ActivityOptions, Duration, RetryPolicy } from '@temporalio/common';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 
 /**
@@ -21,18 +21,35 @@ export const STEP_OPTIONS: ActivityOptions = {
  * minute between attempts made a few unlucky backups take many minutes (the fault campaign's tail).
  * Portal is not hurt by it: a 429 with Retry-After sets its own delay, the batch paces starts, and
  * with PORTAL_*_REQUESTS_PER_MINUTE every request, retries included, waits for a slot of the limit.
- * A long outage costs each run in flight one attempt per 10 s.
+ * A long outage is paced apart (retryDelayAfterFailureMs below).
  */
-export const TRANSIENT_RETRY_MAX_INTERVAL = '10 seconds';
+export const TRANSIENT_RETRY_MAX_MS = 10_000;
+export const TRANSIENT_RETRY_MAX_INTERVAL: Duration = TRANSIENT_RETRY_MAX_MS;
 
 /**
- * After this many failed attempts of one step (about two minutes of retrying at most 10 s apart)
- * the failure is no longer a blip but an outage: each run in flight then tries once a minute
- * (`OUTAGE_RETRY_INTERVAL_MS`, as the activity's next retry delay), so a long outage of Portal,
- * Vault or the credentials source without a shared rate limit is not hammered.
+ * The pace of a step's retries tells a flaky dependency from a down one by progress, not by a count
+ * of failed attempts: a step that keeps moving its checkpoint (a key rotation's rewrap, one
+ * ciphertext at a time, under Portal's per-request faults) is not in an outage however many of its
+ * attempts failed. Only when nothing moved for `OUTAGE_AFTER_NO_PROGRESS_MS` (about as long as
+ * twelve attempts at most 10 s apart) does each run in flight try once a minute, so a long outage
+ * of Portal, Vault or the credentials source without a shared rate limit is not hammered.
+ * Before that, the wait is half the time since the last progress, between 250 ms and
+ * TRANSIENT_RETRY_MAX_MS: a fault right after progress is retried at once, a fault that
+ * keeps coming is backed off as with the policy's own doubling. A step without checkpoints
+ * counts its first scheduling as its progress, so its pace grows like a doubling up to 10 s, then the
+ * outage pace after two minutes of failures.
  */
-export const OUTAGE_AFTER_ATTEMPTS = 12;
+export const OUTAGE_AFTER_NO_PROGRESS_MS = 2 * 60_000;
 export const OUTAGE_RETRY_INTERVAL_MS = 60_000;
+// 250 ms, not the policies' 1 s: in the fault campaign's 150-backup rotation (about 290 failed
+// attempts over two lanes, nearly all right after progress) the 1 s floor alone was ~145 s of wall time.
+const FLAKY_RETRY_MIN_MS = 250;
+
+/** The wait before a step's next attempt after a transient failure, from the time since its last progress. */
+export function retryDelayAfterFailureMs(sinceProgressMs: number): number {
+  if (sinceProgressMs >= OUTAGE_AFTER_NO_PROGRESS_MS) return OUTAGE_RETRY_INTERVAL_MS;
+  return Math.round(Math.min(TRANSIENT_RETRY_MAX_MS, Math.max(FLAKY_RETRY_MIN_MS, sinceProgressMs / 2)));
+}
 
 /**
  * Steps before anything exists at Portal may give up, on time rather than on a count of attempts

@@ -19,10 +19,12 @@ import { ClientCiphertextRepository } from '../../db/client-ciphertext-repositor
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { CURVES } from '../../domain/curves';
-import { VaultPermissionError } from '../../domain/errors';
+import { PortalUnavailableError, VaultPermissionError } from '../../domain/errors';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { keyRotationPolicy, workerPolicy } from '../../stack/vault-policies';
+import type { RewrapCheckpoint } from '../../activities/rewrap-checkpoint';
 import { emptyRotationCounts, type RewrapUsersInput, type RewrapUsersResult } from '../../workflows/rotate-keys-api';
+import { OUTAGE_AFTER_NO_PROGRESS_MS, OUTAGE_RETRY_INTERVAL_MS } from '../../workflows/step-timeouts';
 import { startCompanyCiphertextEndpoint, type CompanyCiphertextEndpoint } from '../support/company-ciphertext-endpoint';
 import { failureOf } from '../support/failure-of';
 
@@ -219,7 +221,58 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     expect(fresh.counts).toMatchObject({ usersVisited: 3, clientCiphertexts: { rewrapped: 2, alreadyCurrent: 4 } });
   });
 
-  it('a transient failure after progress asks for the next attempt in 1 s (not the built-up backoff); without progress it does not', async () => {
+  it('an attempt that fails after k of n ciphertexts resumes at k: the retry reads and rewrites nothing before k, and each is counted once', async () => {
+    const { transit } = await freshKey();
+    const portalStore = new PortalCiphertextStore(portal, credentials());
+    const user = await backUp(transit, portalStore);
+    const backups = [user, await backUp(transit, portalStore, { userId: user.userId }), await backUp(transit, portalStore, { userId: user.userId })];
+    await transit.rotateKey();
+    const n = 6;
+    const k = 4;
+    // The store as the rotation sees it: every call recorded, and the (k+1)th replace of attempt 1 fails as Portal would (503).
+    const calls: { attempt: number; op: 'get' | 'replace'; pairId: string }[] = [];
+    let attempt = 1;
+    const store: CiphertextStore = {
+      kind: 'portal',
+      put: (context, ciphertexts, options) => portalStore.put(context, ciphertexts, options),
+      get: (context, pairId, curve) => {
+        calls.push({ attempt, op: 'get', pairId });
+        return portalStore.get(context, pairId, curve);
+      },
+      replace: (context, next, expectedOld) => {
+        calls.push({ attempt, op: 'replace', pairId: next.pairId });
+        if (attempt === 1 && calls.filter((c) => c.op === 'replace').length === k + 1) return Promise.reject(new PortalUnavailableError('Portal answered 503 (injected)'));
+        return portalStore.replace(context, next, expectedOld);
+      },
+    };
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    const input = rewrapInput([user.userId], 2);
+    const first = new MockActivityEnvironment({ attempt: 1 });
+    const heartbeats: RewrapCheckpoint[] = [];
+    first.on('heartbeat', (details: RewrapCheckpoint) => heartbeats.push(structuredClone(details)));
+    const failure = await failureOf(run(first, activities.rewrapUsers, input));
+    expect(failure).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+    const saved = heartbeats.at(-1)!;
+    expect(saved).toMatchObject({ next: 0, user: { userId: user.userId }, result: { counts: { clientCiphertexts: { rewrapped: k, verified: k } } } });
+    expect(saved.user!.done).toHaveLength(k);
+    // Ids and counters only: no ciphertext, no digest, no API key.
+    const { clientApiKey } = await credentials().load(user.userId);
+    expect(JSON.stringify(heartbeats)).not.toMatch(/vault:v|[0-9a-f]{64}/);
+    expect(JSON.stringify(heartbeats)).not.toContain(clientApiKey);
+
+    attempt = 2;
+    const result = await run(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: saved }), activities.rewrapUsers, input);
+    const replacedFirst = calls.filter((c) => c.attempt === 1 && c.op === 'replace').map((c) => c.pairId);
+    const touchedAgain = calls.filter((c) => c.attempt === 2).map((c) => c.pairId);
+    expect(replacedFirst).toHaveLength(k + 1);
+    for (const pairId of replacedFirst.slice(0, k)) expect(touchedAgain).not.toContain(pairId);
+    expect(calls.filter((c) => c.attempt === 2 && c.op === 'replace').map((c) => c.pairId)).toContain(replacedFirst[k]);
+    expect(result.counts).toMatchObject({ usersVisited: 1, usersFailed: 0, clientCiphertexts: { rewrapped: n, alreadyCurrent: 0, verified: n, failed: 0 } });
+    expect(result.failures).toEqual([]);
+    for (const pair of backups.flatMap((backup) => backup.pairs)) expect(await storedState(transit, portalStore, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
+  });
+
+  it('the next attempt is paced by progress, not by the count of failed attempts: soon after a checkpoint moved, once a minute when none moved for long', async () => {
     const { transit } = await freshKey();
     const store = new PortalCiphertextStore(portal, credentials());
     const users = [await backUp(transit, store), await backUp(transit, store)];
@@ -228,17 +281,18 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     // Portal fails for the second user only: the first one is rewrapped and checkpointed first.
     simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, userId: users[1]!.userId });
     try {
-      const env = new MockActivityEnvironment({ attempt: 7 });
+      // Attempt 25, scheduled long ago: the checkpoint just moved, so Portal is flaky, not down.
+      const longAgo = Date.now() - 2 * OUTAGE_AFTER_NO_PROGRESS_MS;
+      const env = new MockActivityEnvironment({ attempt: 25, scheduledTimestampMs: longAgo });
       const heartbeats: { next?: number }[] = [];
-      env.on('heartbeat', (details: { next?: number }) => heartbeats.push(details));
+      env.on('heartbeat', (details: { next?: number }) => heartbeats.push(structuredClone(details)));
       const afterProgress = await failureOf(run(env, activities.rewrapUsers, rewrapInput(users.map((u) => u.userId), 2)));
-      expect(afterProgress.type).toBe('PortalUnavailableError');
-      expect(afterProgress.nonRetryable).toBe(false);
-      expect(afterProgress.nextRetryDelay).toBe(1_000);
+      expect(afterProgress).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+      expect(afterProgress.nextRetryDelay).toBeLessThan(OUTAGE_RETRY_INTERVAL_MS);
       expect(heartbeats.at(-1)?.next).toBe(1);
-      const noProgress = await failureOf(run(new MockActivityEnvironment({ attempt: 8 }), activities.rewrapUsers, rewrapInput([users[1]!.userId], 2)));
-      expect(noProgress.type).toBe('PortalUnavailableError');
-      expect(noProgress.nextRetryDelay).toBeUndefined();
+      // Nothing moved since the activity was scheduled long ago: the outage pace, at attempt 2 as well.
+      const noProgress = await failureOf(run(new MockActivityEnvironment({ attempt: 2, scheduledTimestampMs: longAgo }), activities.rewrapUsers, rewrapInput([users[1]!.userId], 2)));
+      expect(noProgress.nextRetryDelay).toBe(OUTAGE_RETRY_INTERVAL_MS);
     } finally {
       simulator.faults.clear();
     }
