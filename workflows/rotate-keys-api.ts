@@ -116,6 +116,8 @@ export interface RotationCarriedState {
   paused: boolean;
   cancelled: boolean;
   runs: number;
+  /** The source refused a page for good: paused until `resumeRotation`, which asks for it again. */
+  sourceRefused?: string;
 }
 
 export type RotationStatus =
@@ -149,6 +151,8 @@ export interface RotationProgress {
   raiseMinDecryptionVersion: boolean;
   runs: number;
   startedAt: string;
+  /** Why the rotation is paused, when its user source refused a page (resume asks for that page again). */
+  sourceRefused?: string;
 }
 
 export interface MinDecryptionVersionOutcome {

@@ -14,6 +14,7 @@ import type { BatchActivities } from '../activities/batch-activities';
 import type { KeyRotationActivities } from '../activities/key-rotation-activities';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from './step-timeouts';
+import { fetchPageOrPause } from './source-pages';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   addRotationCounts,
@@ -161,6 +162,7 @@ class RotationRun {
     });
     setHandler(resumeRotationUpdate, () => {
       this.state.paused = false;
+      delete this.state.sourceRefused;
       return this.progress();
     });
     setHandler(cancelRotationUpdate, () => {
@@ -226,6 +228,9 @@ class RotationRun {
         await this.revisitDeferred(MAX_DEFERRED_USERS / 2);
         continue;
       }
+      // Paused by its source (only runs since source-refusal-pauses are): wait for resume, then ask again.
+      await condition(() => this.state.sourceRefused === undefined || this.state.cancelled);
+      if (this.state.cancelled) break;
       await this.refill();
       if (this.state.pending.length === 0) {
         if (this.state.sourceExhausted) break;
@@ -386,7 +391,14 @@ class RotationRun {
       page = this.list.splice(0, pageSize);
       state.sourceExhausted = this.list.length === 0;
     } else {
-      const fetched = await sourceActivities.fetchUserPage({ url: this.input.source.url, cursor: state.cursor, limit: pageSize });
+      const url = this.input.source.url;
+      const fetch = () => sourceActivities.fetchUserPage({ url, cursor: state.cursor, limit: pageSize });
+      const fetched = await fetchPageOrPause(fetch, state.cursor, (reason) => {
+        state.paused = true;
+        state.sourceRefused = reason;
+        log.warn('key rotation paused: its user source refused a page', { rotationId: this.input.rotationId, reason });
+      });
+      if (!fetched) return;
       page = fetched.userIds;
       if (fetched.nextCursor) state.cursor = fetched.nextCursor;
       state.sourceExhausted = !fetched.nextCursor;
@@ -420,6 +432,7 @@ class RotationRun {
       raiseMinDecryptionVersion: this.input.raiseMinDecryptionVersion,
       runs: this.state.runs,
       startedAt: this.state.startedAt,
+      ...(this.state.sourceRefused ? { sourceRefused: this.state.sourceRefused } : {}),
     };
   }
 }

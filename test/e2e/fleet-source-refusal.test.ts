@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient } from '../../client/batch-client';
 import { DrillClient } from '../../client/drill-client';
+import { KeysClient } from '../../client/keys-client';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
 /**
@@ -77,5 +78,21 @@ describe('a user source that refuses a later page', () => {
     const report = await drills.wait(drillId);
     expect(report).toMatchObject({ status: 'COMPLETED', counts: { checked: 4 } });
     await expect(drills.resume(drillId)).rejects.toThrow();
+  });
+
+  it('pauses a key rotation the same way (no new key version here: it rewraps to the latest); resume finishes it', async () => {
+    refusing = true;
+    const keys = new KeysClient(env.backups.temporal, env.taskQueue);
+    await keys.rotate({ source: { kind: 'http', url }, rotate: false, pageSize: 2, usersPerMinute: 600 });
+    const paused = await eventually('the rotation to pause on its source', async () => {
+      const progress = (await keys.status()).progress;
+      return progress?.status === 'PAUSED' && progress.sourceRefused ? progress : undefined;
+    });
+    expect(paused.sourceRefused).toContain('page at cursor 2');
+    refusing = false;
+    await keys.resume();
+    const report = await keys.wait();
+    expect(report.sourceRefused).toBeUndefined();
+    expect(report.counts.usersVisited).toBe(4);
   });
 });
