@@ -71,7 +71,7 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
     /** Recovery step 2: decrypt in each pair's context and rebuild the `/v1/backup` response, sealed. */
     async decryptStoredBackup({ userId, backupPairIds, ciphertexts }: { userId: string } & FoundBackup): Promise<SealedShares> {
       return boundary(async () => {
-        const shares = await requireStoredBackup(deps.transit, userId, backupPairIds, ciphertexts);
+        const shares = await requireStoredBackup(deps.transit, deps.store, userId, backupPairIds, ciphertexts);
         return deps.sealer.seal(userId, shares, 'backup-shares');
       });
     },
