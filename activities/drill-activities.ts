@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import type { BackupPairIds } from '../domain/backup-types';
 import { CURVES, type Curve } from '../domain/curves';
 import {
+  CiphertextBeingRewrappedError,
   BackupDomainError,
   CiphertextNotFoundError,
   CustodianShareMissingError,
@@ -81,6 +82,9 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     }
     if (ciphertexts) {
       const opened = await openStoredBackup(deps.transit, userId, pairIds, ciphertexts);
+      const rewrapping = opened.problems.filter((problem) => problem.rewrapping);
+      // Not a finding: a rotation rewrapped it since it was read; the retried check reads it again.
+      if (rewrapping.length > 0) throw new CiphertextBeingRewrappedError(`user ${userId}: ${rewrapping.map((p) => `${p.curve} pair ${p.pairId} ${p.reason}`).join('; ')}`);
       for (const problem of opened.problems) problems.push(await diagnose(userId, allPairs, problem, ciphertexts[problem.curve]));
     }
     if (deps.selfManaged) problems.push(...(await custodianProblems(client.id, pairIds)));

@@ -428,7 +428,7 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
      * no row below the target version (users the source did not list; rows of another key count too).
      */
     /** Backups and recoveries on every task queue, or only on `backupTaskQueue` when the rotation names the backups' queue. */
-    async checkBeforeRaise(input: { targetVersion: number; rotatedAtMs: number; backupTaskQueue?: string }): Promise<RaiseCheck> {
+    async checkBeforeRaise(input: { targetVersion: number; rotatedAtMs: number; backupTaskQueue?: string; everyUser?: boolean }): Promise<RaiseCheck> {
       return plainBoundary(deps.heartbeatIntervalMs, async () => {
         const reasons: string[] = [];
         const key = await deps.transit.keyVersions();
@@ -459,8 +459,16 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
         if (running.length > 0) {
           reasons.push(`${running.length} backup(s) or recoveries started before the rotation still run (${running.slice(0, 10).join(', ')}): they hold ciphertexts of the old version`);
         }
-        if (deps.database && deps.store.kind === 'postgres') {
-          const stale = await countBelowVersion(deps.database, 'clientCiphertexts', input.targetVersion);
+        // The store's own listing, when it has one: its rows below the version are counted.
+        const storeRows = deps.store.kind === 'postgres' ? deps.database : undefined;
+        if (!storeRows && input.everyUser !== true) {
+          reasons.push(
+            `the ${deps.store.kind} store cannot be listed, so its ciphertexts of users the source did not list would stop decrypting: ` +
+              'raise only after a rotation whose source lists every user with a backup (keys rotate --every-user)',
+          );
+        }
+        if (storeRows) {
+          const stale = await countBelowVersion(storeRows, 'clientCiphertexts', input.targetVersion);
           if (stale.count > 0) reasons.push(`client_ciphertexts holds ${stale.count} ciphertext(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): users the source did not list?`);
         }
         // Whatever this worker's BACKUP_MODE: a rotation pool configured without it must not raise past custodian shares.

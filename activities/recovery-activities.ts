@@ -82,7 +82,7 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
      */
     async decryptStoredBackup({ userId, backupPairIds, ciphertexts }: { userId: string } & FoundBackup): Promise<DecryptedBackup> {
       return boundary(async () => {
-        const shares = await requireStoredBackup(deps.transit, userId, backupPairIds, ciphertexts);
+        const shares = await requireStoredBackup(deps.transit, deps.store, userId, backupPairIds, ciphertexts);
         const sealed = deps.sealer.seal(userId, shares, 'backup-shares');
         return { ...sealed, receipt: deps.receipts.issue('DECRYPT', currentRun(), decryptedClaims(userId, backupPairIds, sealed)) };
       });

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { BackupPairIds, BackupShares } from '../domain/backup-types';
 import { CURVES, type Curve } from '../domain/curves';
-import { NoCompletedBackupError, StoredBackupInvalidError } from '../domain/errors';
+import { CiphertextBeingRewrappedError, NoCompletedBackupError, StoredBackupInvalidError } from '../domain/errors';
 import type { CiphertextStore } from './ciphertext-store';
 import type { PortalClientInfo } from './portal-client';
 import { BASE64 } from './response-validation';
 import { transitContext } from './transit-context';
-import type { VaultTransit } from './vault-transit';
+import { ciphertextVersion, isBelowMinDecryptionVersion, type VaultTransit } from './vault-transit';
 
 /**
  * Reading a completed backup back: shared by recovery, eject retrieval and the restore drill, so
@@ -40,7 +40,7 @@ function createdMs(createdAt: string | undefined): number {
 }
 
 /** The stored ciphertext of each curve's pair (CiphertextNotFoundError when the store has none). */
-export async function readStoredCiphertexts(store: CiphertextStore, userId: string, pairIds: BackupPairIds): Promise<Record<Curve, string>> {
+export async function readStoredCiphertexts(store: Pick<CiphertextStore, 'get'>, userId: string, pairIds: BackupPairIds): Promise<Record<Curve, string>> {
   const entries: [Curve, string][] = [];
   for (const curve of CURVES) entries.push([curve, await store.get({ userId }, pairIds[curve], curve)]);
   return Object.fromEntries(entries) as Record<Curve, string>;
@@ -48,8 +48,11 @@ export async function readStoredCiphertexts(store: CiphertextStore, userId: stri
 
 const storedShareSchema = z.object({ id: z.string().min(1), share: z.string().min(1).regex(BASE64, 'must be base64') }).strict();
 
-/** Why one curve's stored ciphertext cannot restore the wallet, or undefined when it can. */
-export type StoredShareProblem = { curve: Curve; pairId: string; reason: string };
+/**
+ * Why one curve's stored ciphertext cannot restore the wallet. `rewrapping`: its key version is
+ * below min_decryption_version, so a rotation has rewrapped it since it was read, or is at it now.
+ */
+export type StoredShareProblem = { curve: Curve; pairId: string; reason: string; rewrapping?: true };
 
 /**
  * Decrypts each curve's ciphertext in its user-and-pair context and checks it is Portal's exact
@@ -70,6 +73,11 @@ export async function openStoredBackup(
   CURVES.forEach((curve, index) => {
     const pairId = pairIds[curve];
     const result = results[index]!;
+    if ('error' in result && isBelowMinDecryptionVersion(result.error)) {
+      const version = ciphertextVersion(ciphertexts[curve]) ?? '?';
+      problems.push({ curve, pairId, rewrapping: true, reason: `is of key version ${version}, below the key's min_decryption_version: being rewrapped by a key rotation, retry` });
+      return;
+    }
     if ('error' in result) {
       problems.push({ curve, pairId, reason: `does not decrypt in the context of user ${userId} and pair ${pairId} (altered, or stored under another pair): ${result.error}` });
       return;
@@ -94,15 +102,25 @@ export async function openStoredBackup(
   return { shares: shares as BackupShares, problems: [] };
 }
 
-/** openStoredBackup for callers that need the shares: any problem is a StoredBackupInvalidError. */
+/**
+ * The stored backup's shares for callers that need them (recovery, eject). A ciphertext a key
+ * rotation has rewrapped since it was read is read again from the store, once; one still below
+ * the key's min_decryption_version is a CiphertextBeingRewrappedError (retryable), not an invalid
+ * backup. Any other problem is a StoredBackupInvalidError.
+ */
 export async function requireStoredBackup(
   transit: Pick<VaultTransit, 'decryptEach'>,
+  store: Pick<CiphertextStore, 'get'>,
   userId: string,
   pairIds: BackupPairIds,
   ciphertexts: Record<Curve, string>,
 ): Promise<BackupShares> {
-  const opened = await openStoredBackup(transit, userId, pairIds, ciphertexts);
+  let opened = await openStoredBackup(transit, userId, pairIds, ciphertexts);
+  if (opened.problems.some((p) => p.rewrapping)) {
+    opened = await openStoredBackup(transit, userId, pairIds, await readStoredCiphertexts(store, userId, pairIds));
+  }
   if (opened.shares) return opened.shares;
   const detail = opened.problems.map((p) => `${p.curve} pair ${p.pairId} ${p.reason}`).join('; ');
+  if (opened.problems.some((p) => p.rewrapping)) throw new CiphertextBeingRewrappedError(`the stored backup of user ${userId}: ${detail}`);
   throw new StoredBackupInvalidError(`the stored backup of user ${userId} cannot restore the wallet: ${detail}`);
 }

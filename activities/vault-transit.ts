@@ -53,7 +53,7 @@ const keyVersionsSchema = z.object({
 export interface TransitKeyVersions {
   /** The version new encryptions and rewraps use. */
   latestVersion: number;
-  /** Ciphertexts of older versions no longer decrypt (Vault refuses them). */
+  /** Ciphertexts of older versions no longer decrypt (Vault refuses them: isBelowMinDecryptionVersion). */
   minDecryptionVersion: number;
   minEncryptionVersion: number;
 }
@@ -323,4 +323,9 @@ export function classifyVaultError(error: unknown, path: string): BackupDomainEr
     return new VaultRequestError(`Vault ${path} returned 404${suffix}: check VAULT_TRANSIT_MOUNT and VAULT_TRANSIT_KEY`);
   }
   return new VaultRequestError(`Vault ${path} rejected the request with ${status}${suffix}`);
+}
+
+/** Whether Vault's reason for not decrypting one item is that its key version is below min_decryption_version. */
+export function isBelowMinDecryptionVersion(reason: string): boolean {
+  return reason.includes('disallowed by policy (too old)');
 }

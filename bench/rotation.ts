@@ -137,6 +137,7 @@ async function main(): Promise<void> {
       usersPerActivity: Number(options.usersPerActivity),
       pageSize: 500,
       raiseMinDecryptionVersion: true,
+      everyUser: true,
     });
     const report = await keys.wait();
     const rotationMs = Date.now() - rotationStarted;

@@ -556,7 +556,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       rotationStarted = true;
       const listed = userIds.slice(0, MAX_LIST_USER_IDS);
       await resilient('rotate', () =>
-        keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }),
+        keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }),
       );
       say(`key rotation started over ${listed.length} users, ${outcomes.size} backups ended`);
     };

@@ -58,6 +58,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
     .option('--concurrency <n>', 'rewrap activities in flight', '2')
     .option('--users-per-activity <n>', 'users per rewrap activity (default 10, at most the rate)')
     .option('--raise-min-version', "once every ciphertext is verified on the new version, raise the key's min_decryption_version to it")
+    .option('--every-user', 'the source lists every user with a backup (needed to raise the minimum over the Portal or HTTP store, which cannot be listed)')
     .option('--no-rotate', 'add no key version: rewrap to the latest one (after a rotation made by hand, or for users a first pass missed)')
     .option('--backup-task-queue <queue>', 'before raising the minimum, look for running backups only on this queue (default: every queue of the namespace)')
     .option('--id <rotationId>', 'a rotation id of your own (default: a random UUID)')
@@ -72,6 +73,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
         concurrency: string;
         usersPerActivity?: string;
         raiseMinVersion?: boolean;
+        everyUser?: boolean;
         rotate: boolean;
         id?: string;
         backupTaskQueue?: string;
@@ -92,6 +94,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
             concurrency: whole(options.concurrency, '--concurrency')!,
             ...(usersPerActivity ? { usersPerActivity } : {}),
             raiseMinDecryptionVersion: options.raiseMinVersion === true,
+            everyUser: options.everyUser === true,
             rotate: options.rotate,
             ...(options.id ? { rotationId: options.id } : {}),
             ...(options.backupTaskQueue ? { backupTaskQueue: options.backupTaskQueue } : {}),

@@ -60,7 +60,7 @@ export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserI
     const { clientApiKey } = await deps.credentials.load(userId);
     pairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
     const ciphertexts = await readStoredCiphertexts(deps.store, userId, pairIds);
-    const shares = await requireStoredBackup(deps.transit, userId, pairIds, ciphertexts);
+    const shares = await requireStoredBackup(deps.transit, deps.store, userId, pairIds, ciphertexts);
     const released = { ...base, pairIds: CURVES.map((curve) => pairIds![curve]), outcome: 'released' as const };
     await deps.audit.record(released);
     deps.log.info({ userId, pairIds: released.pairIds, requestedBy: caller.displayName, reason }, 'client backup shares released for eject');

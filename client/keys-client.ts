@@ -59,6 +59,12 @@ export interface StartRotationOptions {
   pageSize?: number;
   /** Raise min_decryption_version to the new version once every ciphertext is verified on it (default false). */
   raiseMinDecryptionVersion?: boolean;
+  /**
+   * The source lists every user with a stored ciphertext. Needed to raise min_decryption_version
+   * over a store that cannot be listed (Portal, HTTP): the raise is refused without it, since an
+   * unlisted user's ciphertext would stop decrypting. The PostgreSQL store is counted instead.
+   */
+  everyUser?: boolean;
   /** False: no new key version; rewrap to the latest one (default true). */
   rotate?: boolean;
   /** First wait before looking again at users whose pre-rotation backup was running (default 30 s). */
@@ -134,6 +140,7 @@ export class KeysClient {
             concurrency,
             usersPerActivity,
             raiseMinDecryptionVersion: options.raiseMinDecryptionVersion ?? false,
+            ...(options.everyUser ? { everyUser: true } : {}),
             ...(options.rotate === false ? { rotate: false } : {}),
             ...(options.pageSize ? { pageSize: options.pageSize } : {}),
             ...(options.deferredRecheckMs ? { deferredRecheckMs: options.deferredRecheckMs } : {}),

@@ -202,6 +202,16 @@ export class StoredBackupInvalidError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/**
+ * A stored ciphertext is of a key version below the key's min_decryption_version: a key rotation
+ * rewrapped it after it was read (read it again), or is rewrapping it now. Retryable: the next
+ * attempt reads the store again. If it lasts after the rotation has ended, the rotation did not
+ * cover this user: rewrap it (`keys rotate --no-rotate --users <userId>`).
+ */
+export class CiphertextBeingRewrappedError extends BackupDomainError {
+  readonly retryable = true;
+}
+
 /** The user's backup is running and a recovery waits for it, or the other way round. */
 export class UserRunInProgressError extends BackupDomainError {
   readonly retryable = true;

@@ -37,6 +37,12 @@ export interface RotateKeysInput {
   /** Raise the key's min_decryption_version to the new version once every ciphertext is verified on it. */
   raiseMinDecryptionVersion: boolean;
   /**
+   * The source lists every user with a stored ciphertext. Needed to raise min_decryption_version
+   * over a store that cannot be listed (Portal, HTTP): the raise is refused without it, since an
+   * unlisted user's ciphertext would stop decrypting. The PostgreSQL store is counted instead.
+   */
+  everyUser?: boolean;
+  /**
    * False: do not add a key version; rewrap everything to the latest one (e.g. to finish after a
    * rotation made by hand, or a second pass over users a first one did not list). Default true.
    */

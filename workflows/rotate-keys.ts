@@ -347,6 +347,7 @@ class RotationRun {
       const check = await finishActivities.checkBeforeRaise({
         targetVersion: key.targetVersion,
         rotatedAtMs: Date.parse(key.rotatedAt),
+        everyUser: this.input.everyUser === true,
         ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
       });
       if (check.reasons.length > 0) return { ...outcome, reason: check.reasons.join('; ') };

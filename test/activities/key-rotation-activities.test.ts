@@ -10,6 +10,7 @@ import { HttpCredentialsSource } from '../../activities/credentials-source';
 import { HttpCiphertextStore } from '../../activities/http-ciphertext-store';
 import { createKeyRotationActivities, type KeyRotationDeps } from '../../activities/key-rotation-activities';
 import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
+import { requireStoredBackup } from '../../activities/stored-backup';
 import { PortalClient } from '../../activities/portal-client';
 import { PostgresCiphertextStore } from '../../activities/postgres-ciphertext-store';
 import { custodianShareContext, transitContext } from '../../activities/transit-context';
@@ -19,7 +20,7 @@ import { ClientCiphertextRepository } from '../../db/client-ciphertext-repositor
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { CURVES } from '../../domain/curves';
-import { PortalUnavailableError, VaultPermissionError } from '../../domain/errors';
+import { CiphertextBeingRewrappedError, PortalUnavailableError, VaultPermissionError } from '../../domain/errors';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { keyRotationPolicy, workerPolicy } from '../../stack/vault-policies';
 import type { RewrapCheckpoint } from '../../activities/rewrap-checkpoint';
@@ -458,6 +459,55 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
     expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
     expect(await transit.keyVersions()).toMatchObject({ latestVersion: 2, minDecryptionVersion: 2 });
+  });
+});
+
+describe('a rotation over part of the users (issue 15, item 4)', () => {
+  it('Portal store: the raise is refused unless the source lists every user (the store cannot be listed); the PostgreSQL store is counted instead', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const listed = await backUp(transit, store);
+    const unlisted = await backUp(transit, store);
+    await transit.rotateKey();
+    // Portal-Managed: no company database (other tests' custodian rows would add reasons of their own).
+    const activities = createKeyRotationActivities(rotationDeps(transit, store, { database: undefined }));
+    const rewrapped = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([listed.userId], 2));
+    expect(rewrapped.counts.clientCiphertexts).toMatchObject({ rewrapped: 2, failed: 0 });
+    // Backups of other test files may run on other queues: look only at a queue nobody uses.
+    const check = { targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}` };
+    const refused = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, check);
+    expect(refused.reasons).toEqual([expect.stringContaining('the portal store cannot be listed')]);
+    expect(refused.reasons[0]).toContain('--every-user');
+    // The user the source did not list is still on version 1: a raise now would lose it.
+    expect((await storedState(transit, store, unlisted.userId, unlisted.pairs[0]!)).version).toBe(1);
+    const declared = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true });
+    expect(declared.reasons).toEqual([]);
+    // The PostgreSQL store's rows are counted instead: no declaration is asked for.
+    const postgres = createKeyRotationActivities(rotationDeps(transit, new PostgresCiphertextStore(new ClientCiphertextRepository(pool))));
+    const counted = await run(new MockActivityEnvironment(), postgres.checkBeforeRaise, check);
+    expect(counted.reasons.join('\n')).not.toContain('cannot be listed');
+  });
+
+  it('a recovery or eject that read a ciphertext before its rewrap reads it again; one still below the minimum is "being rewrapped, retry" (retryable), not an invalid backup', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const rewrapped = await backUp(transit, store);
+    const missed = await backUp(transit, store);
+    const pairIdsOf = (user: typeof rewrapped) => Object.fromEntries(user.pairs.map((pair) => [pair.curve, pair.pairId])) as Record<(typeof CURVES)[number], string>;
+    const ciphertextsOf = (user: typeof rewrapped) => Object.fromEntries(user.pairs.map((pair) => [pair.curve, pair.ciphertext])) as Record<(typeof CURVES)[number], string>;
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, store));
+    await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([rewrapped.userId], 2));
+    await transit.setMinDecryptionVersion(2);
+    // Read before the rewrap (version 1), opened after the raise: the store holds version 2 now.
+    const shares = await requireStoredBackup(transit, store, rewrapped.userId, pairIdsOf(rewrapped), ciphertextsOf(rewrapped));
+    expect(CURVES.map((curve) => sharePlaintext(shares[curve]).toString('hex'))).toEqual(
+      CURVES.map((curve) => sharePlaintext(rewrapped.shares[curve]).toString('hex')),
+    );
+    const error = await requireStoredBackup(transit, store, missed.userId, pairIdsOf(missed), ciphertextsOf(missed)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CiphertextBeingRewrappedError);
+    expect((error as CiphertextBeingRewrappedError).retryable).toBe(true);
+    expect((error as Error).message).toMatch(/key version 1, below the key's min_decryption_version: being rewrapped by a key rotation, retry/);
   });
 });
 

@@ -16,8 +16,8 @@ describe('fault campaign (fast slice)', () => {
       concurrency: 10,
       seed,
       revokedShare: 0.05,
-      // Every fault kind is armed once anyway; a lower background rate keeps the slice's tail
-      // (1-minute retry backoff under repeated faults) short inside npm test.
+      // Every fault kind is armed once anyway; a lower background rate keeps the slice short
+      // inside npm test.
       portalFaultRate: 0.01,
       meanFaultIntervalMs: 45_000,
       timeoutMs: 12 * 60_000,

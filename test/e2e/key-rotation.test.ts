@@ -95,7 +95,7 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
 
     // Slow Portal's reads, so that a rewrap activity (2 users) is in flight for seconds when the worker dies.
     env.simulator.faults.add({ route: 'getCipherText', kind: 'latency', latencyMs: 300 });
-    const started = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120, concurrency: 1, usersPerActivity: 2, raiseMinDecryptionVersion: true, backupTaskQueue: env.taskQueue });
+    const started = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120, concurrency: 1, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue });
     expect(started).toMatchObject({ workflowId: KEY_ROTATION_WORKFLOW_ID, alreadyRunning: false });
     const again = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120 });
     expect(again).toMatchObject({ rotationId: started.rotationId, alreadyRunning: true });
@@ -158,7 +158,7 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
     const parkedBefore = portalCiphertexts(env, parked);
     expect(parkedBefore).toHaveLength(2);
 
-    await keys.rotate({ source: { kind: 'list', userIds: [done, parked] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, deferredRecheckMs: 1_000, backupTaskQueue: env.taskQueue });
+    await keys.rotate({ source: { kind: 'list', userIds: [done, parked] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 1_000, backupTaskQueue: env.taskQueue });
     const waiting = await eventually('the parked user to be deferred', async () => {
       const status = await keys.status();
       return status.progress?.status === 'WAITING_FOR_BACKUPS' ? status.progress : undefined;
