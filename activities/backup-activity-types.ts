@@ -7,6 +7,7 @@ import type { PortalClient } from './portal-client';
 import type { ShareSealer } from './share-sealer';
 import type { StepReceipts } from './step-receipts';
 import type { UserRunGuard } from './user-run-guard';
+import type { VaultAccessCheck } from './vault-access-check';
 import type { VaultTransit } from './vault-transit';
 
 /** What the backup steps (activities/steps/) need, and the inputs and results they exchange through history. */
@@ -23,6 +24,8 @@ export interface ActivityDeps {
   modeCheck: BackupModeCheck;
   /** Self-Managed: the custodian shares the webhook committed (absent in Portal-Managed mode). */
   custodianShares?: { getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string }[]> };
+  /** Step 1 asks it before Portal: while Vault refuses the workers' token, no pairs are made. */
+  vaultAccess?: Pick<VaultAccessCheck, 'assertUsable'>;
   /** Keeps the user's backup from running while a recovery of the same user does. */
   runGuard?: Pick<UserRunGuard, 'assertNoRecoveryRunning'>;
   /** Looks for a custodian share that has not arrived yet before parking (delivery may lag). */

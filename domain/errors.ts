@@ -129,6 +129,14 @@ export class SealedSharesError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/**
+ * Vault refuses the workers' token (403) when step 1 checks it: a condition of the whole service.
+ * Retryable: backups wait at step 1, making nothing at Portal, until the token or policy is fixed.
+ */
+export class VaultAccessDeniedError extends BackupDomainError {
+  readonly retryable = true;
+}
+
 /** A batch's, drill's or rotation's user source refused a page for good (4xx, or a page that breaks its contract). */
 export class UserSourceRefusedError extends BackupDomainError {
   readonly retryable = false;

@@ -105,6 +105,10 @@ export const WORKER_METRICS = {
     'Backups (workflow_type backupWallet) and recoveries (recoverWallet) parked as NEEDS_ATTENTION now on the worker’s task queue, from Temporal visibility (every worker of a queue reports the same count: aggregate with max by task_queue, workflow_type).',
     ['task_queue', 'workflow_type'],
   ),
+  vaultAccessDenied: gauge(
+    'mpc_backup_vault_access_denied',
+    '1 while Vault refuses this worker\'s token for Transit (checked before each backup asks Portal for shares), else 0. Backups wait at step 1 meanwhile.',
+  ),
   parkedBackupsQueryFailures: counter(
     'mpc_backup_parked_backups_query_failures_total',
     'Visibility queries for mpc_backup_parked_backups that failed (the gauge then keeps its last value).',

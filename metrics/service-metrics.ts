@@ -46,6 +46,8 @@ export interface WorkerMetrics {
   credentials: CallMetrics;
   activities: ActivityMetrics;
   drill: DrillMetrics;
+  /** Whether Vault refuses this worker's token now (VaultAccessCheck's verdict). */
+  vaultAccess(denied: boolean): void;
   /** The parked-backups gauge reads this (cached) on each scrape: counts by workflow type on `taskQueue`. */
   observeParkedBackups(taskQueue: string, count: () => Promise<Record<string, number>>): void;
   /** The Prometheus text of this process's registry (empty for the no-op). */
@@ -68,6 +70,7 @@ export const NO_WORKER_METRICS: WorkerMetrics = {
   credentials: noCalls,
   activities: { attempt() {}, failure() {} },
   drill: { user() {} },
+  vaultAccess() {},
   observeParkedBackups() {},
   scrape: () => Promise.resolve(''),
 };
@@ -123,6 +126,7 @@ export function createWorkerMetrics(options: { parkedCacheMs?: number } = {}): W
   const attempts = counterOf(m.activityAttempts, registry);
   const failures = counterOf(m.activityFailures, registry);
   const drillUsers = counterOf(m.drillUsers, registry);
+  const vaultAccessDenied = new Gauge({ name: m.vaultAccessDenied.name, help: m.vaultAccessDenied.help, registers: [registry] });
   let countParked: { taskQueue: string; count: () => Promise<Record<string, number>> } | undefined;
   let cachedAt: number | undefined;
   /** The count in progress for this scrape: the failures counter waits for it, so both agree. */
@@ -180,6 +184,9 @@ export function createWorkerMetrics(options: { parkedCacheMs?: number } = {}): W
         const known = (DRILL_FAILURE_KINDS as readonly string[]).includes(kind);
         safely(() => drillUsers.inc({ outcome, kind: outcome !== 'failed' ? 'none' : known ? kind : 'Other' }));
       },
+    },
+    vaultAccess(denied) {
+      safely(() => vaultAccessDenied.set(denied ? 1 : 0));
     },
     observeParkedBackups(taskQueue, count) {
       countParked = { taskQueue, count };

@@ -19,6 +19,7 @@ import { PortalClient } from '../activities/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../activities/portal-rate-limiter';
 import { currentActivitySignal } from '../activities/activity-boundary';
 import { connectVaultTransit } from '../activities/vault-connection';
+import { VaultAccessCheck } from '../activities/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
 import { backupDataConverter } from '../codec/data-converter';
 import { activityMetricsInterceptor } from '../metrics/activity-metrics-interceptor';
@@ -41,6 +42,8 @@ const ORPHAN_SCAN_SKEW_MS = 30_000;
 const CREDENTIALS_MEMO_MS = 5_000;
 /** How long one confirmation of BACKUP_MODE against Portal's environment holds. */
 const MODE_CHECK_TTL_MS = 10 * 60_000;
+/** How long one good answer of Vault to the workers' token holds (a refusal is checked again on every step-1 attempt). */
+const VAULT_ACCESS_OK_FOR_MS = 30_000;
 /** Looks for a custodian share that has not arrived (about 15 s of backoff) before parking. */
 const MAX_CUSTODIAN_WAIT_ATTEMPTS = 5;
 /** Read-backs that may find a just-stored ciphertext missing (about 4 minutes of backoff) before parking. */
@@ -52,10 +55,12 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
   const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal);
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
+  const transit = connectVaultTransit(config.vault, undefined, metrics.vault);
   return {
     credentials,
     portal,
-    transit: connectVaultTransit(config.vault, undefined, metrics.vault),
+    transit,
+    vaultAccess: new VaultAccessCheck(transit, VAULT_ACCESS_OK_FOR_MS, (denied) => metrics.vaultAccess(denied)),
     // The store's puts and read-backs in one attempt share one credentials load.
     store: createCiphertextStore(config.store, { portal, credentials: storeCredentials, ...(database ? { database } : {}) }),
     ...sealingDeps(config.sealingKeys),

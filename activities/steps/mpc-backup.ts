@@ -10,6 +10,7 @@ import { backupWorkflowId } from '../../domain/user-id';
 export async function mpcBackup(deps: ActivityDeps, { userId }: MpcBackupInput): Promise<MpcBackupResult> {
   const info = Context.current().info;
   requireOwnWorkflowId(backupWorkflowId(userId), userId);
+  await deps.vaultAccess?.assertUsable();
   await deps.runGuard?.assertNoRecoveryRunning(userId, info.workflowExecution);
   const credentials = await deps.credentials.load(userId);
   await deps.modeCheck.verify(credentials.clientApiKey);
