@@ -24,13 +24,17 @@ export class VaultAccessCheck {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Resolves when Vault lets this worker encrypt; VaultAccessDeniedError (retryable) when it refuses; Vault's own errors otherwise. */
+  /**
+   * Resolves unless Vault refuses this worker's token: then VaultAccessDeniedError (retryable).
+   * Vault being down or slow is not this check's business: step 1 goes on, and ENCRYPT waits for
+   * Vault as it always did (its pairs then complete once Vault is back).
+   */
   async assertUsable(): Promise<void> {
     if (this.now() < this.okUntil) return;
     try {
       await this.transit.encryptBatch([PROBE]);
     } catch (error) {
-      if (!(error instanceof VaultPermissionError)) throw error;
+      if (!(error instanceof VaultPermissionError)) return;
       this.report(true);
       throw new VaultAccessDeniedError(
         `Vault refuses this worker's token for Transit encryption (403): ${error.message}. Every backup waits at step 1 and asks Portal for nothing ` +

@@ -42,9 +42,12 @@ describe('VaultAccessCheck', () => {
     expect(verdicts).toEqual([true, false]);
   });
 
-  it('passes Vault being down through as it is (retryable), without a verdict on access', async () => {
-    const { check, verdicts } = setup([new VaultUnavailableError('connection refused')]);
-    await expect(check.assertUsable()).rejects.toBeInstanceOf(VaultUnavailableError);
+  it('lets step 1 go on when Vault is down (ENCRYPT waits for it, as before), with no verdict and nothing kept', async () => {
+    const { check, calls, verdicts } = setup([new VaultUnavailableError('connection refused'), undefined]);
+    await expect(check.assertUsable()).resolves.toBeUndefined();
     expect(verdicts).toEqual([]);
+    await check.assertUsable();
+    expect(calls).toHaveLength(2);
+    expect(verdicts).toEqual([false]);
   });
 });
