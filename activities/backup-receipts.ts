@@ -3,7 +3,8 @@ import type { BackupPairIds } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import type { EncryptSharesResult } from './backup-activity-types';
 import { sha256Hex } from './share-plaintext';
-import type { ReceiptClaims, ReceiptRun } from './step-receipts';
+import type { ReceiptClaims } from '../domain/step-receipt';
+import type { ReceiptRun } from './step-receipts';
 import { WorkflowIdMismatchError } from '../domain/errors';
 
 /** The running activity's workflow execution: the run a receipt is made for or checked against. */
@@ -13,10 +14,7 @@ export function currentRun(): ReceiptRun {
   return { workflowId: execution.workflowId, runId: execution.runId };
 }
 
-/** A receipt's facts about a user's pairs: one per curve. */
-export function pairClaims(userId: string, pairIds: BackupPairIds): ReceiptClaims {
-  return { userId, ...Object.fromEntries(CURVES.map((curve) => [`pair.${curve}`, pairIds[curve]])) };
-}
+export { pairClaims } from '../domain/step-receipt';
 
 /** ENCRYPT's facts: each pair, the digest of what was encrypted and of the ciphertext made. */
 export function encryptedClaims(userId: string, encrypted: EncryptSharesResult): ReceiptClaims {

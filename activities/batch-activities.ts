@@ -1,34 +1,16 @@
-import axios, { AxiosInstance } from 'axios';
-import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { z } from 'zod';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
-import { BatchSourceNotAllowedError, UserSourceRefusedError, UserSourceUnavailableError } from '../domain/errors';
 import { activityBoundary } from './activity-boundary';
-import { describeZodError } from './response-validation';
-import { isTransientHttpStatus } from './http-status';
+import { userSourcePages, type UserPage, type UserPageRequest, type UserSourceDeps } from './user-source';
 import { temporalCall } from './temporal-error-classifier';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 
-export interface BatchActivityDeps {
+export interface BatchActivityDeps extends UserSourceDeps {
   temporal: Client;
-  http?: AxiosInstance;
   heartbeatIntervalMs: number;
-  authHeader?: { name: string; value: string };
-  /**
-   * Origins a paged user source may be fetched from. The URL comes from workflow input, the
-   * credential header from the worker: without this list, whoever starts a batch could send the
-   * header anywhere.
-   */
-  allowedSourceOrigins: string[];
   /** How often awaitBackup looks at a joined run. */
   pollIntervalMs?: number;
 }
-
-const pageSchema = z.object({
-  userIds: z.array(z.string()),
-  nextCursor: z.string().min(1).nullable().optional(),
-});
 
 /** Where a backup the batch did not start (it joined it) stands now. */
 export interface BackupCheck {
@@ -39,51 +21,13 @@ export interface BackupCheck {
 
 /** Activities of the batch workflow: paging the user source, skipping recent backups, joining runs. */
 export function createBatchActivities(deps: BatchActivityDeps) {
-  const http = deps.http ?? axios.create({ timeout: 30_000, maxRedirects: 0 });
+  const fetchPage = userSourcePages(deps);
   const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
 
   return {
     /** One page of the company backend's user list: `GET url?cursor=…&limit=…`. */
-    async fetchUserPage(input: { url: string; cursor?: string; limit: number }): Promise<{ userIds: string[]; nextCursor?: string }> {
-      return boundary(async () => {
-        const origin = URL.canParse(input.url) ? new URL(input.url).origin : undefined;
-        if (!origin || !deps.allowedSourceOrigins.includes(origin)) {
-          throw new BatchSourceNotAllowedError(
-            `the user source ${origin ?? 'URL'} is not an allowed origin for this worker (allowed: ${deps.allowedSourceOrigins.join(', ') || 'none'}); ` +
-              'add it to the workers\' BATCH_SOURCE_ALLOWED_ORIGINS, or use a list source',
-          );
-        }
-        let data: unknown;
-        try {
-          const params = { limit: input.limit, ...(input.cursor ? { cursor: input.cursor } : {}) };
-          const headers = deps.authHeader ? { [deps.authHeader.name]: deps.authHeader.value } : {};
-          data = (await http.get(input.url, { params, headers })).data;
-        } catch (error) {
-          const status = (error as { response?: { status?: number } }).response?.status;
-          if (!isTransientHttpStatus(status)) {
-            throw new UserSourceRefusedError(`the user source ${input.url} refused the page request with ${status}`);
-          }
-          throw new UserSourceUnavailableError(`the user source ${input.url} failed (${status ?? 'network error'}); will retry`);
-        }
-        if (typeof data === 'string' && data.trim().length > 0) {
-          throw new UserSourceUnavailableError(`the user source ${input.url} answered with a body that is not JSON; will retry`);
-        }
-        const parsed = pageSchema.safeParse(data);
-        if (!parsed.success) {
-          throw new UserSourceRefusedError(`the user source returned an unusable page: ${describeZodError(parsed.error)}`);
-        }
-        // Invalid ids are dropped here, not in the batch: each would fail its backup anyway.
-        const userIds = parsed.data.userIds.filter((id) => {
-          try {
-            parseUserId(id);
-            return true;
-          } catch {
-            Context.current().log.warn('user source returned an invalid user id; skipped', { length: id.length });
-            return false;
-          }
-        });
-        return { userIds, ...(parsed.data.nextCursor ? { nextCursor: parsed.data.nextCursor } : {}) };
-      });
+    async fetchUserPage(input: UserPageRequest): Promise<UserPage> {
+      return boundary(() => fetchPage(input));
     },
 
     /** The users among `userIds` whose last completed backup closed after `since`. */

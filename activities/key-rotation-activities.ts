@@ -1,34 +1,35 @@
 import { createHash } from 'node:crypto';
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import type { CustodianShareRepository } from '../db/custodian-share-repository';
 import { countBelowVersion } from '../db/transit-version-census';
+import type { StepReceipt } from '../domain/step-receipt';
+import { currentRun } from './backup-receipts';
+import { censusClaims } from './rotation-census';
+import type { StepReceipts } from './step-receipts';
 import { CURVES, type Curve } from '../domain/curves';
 import {
-  BackupDomainError,
   CiphertextNotFoundError,
   CiphertextReplaceUnsupportedError,
-  VaultPermissionError,
+  StepReceiptInvalidError,
   VaultRequestError,
 } from '../domain/errors';
-import { redactSecrets } from '../domain/redact';
 import { backupWorkflowId } from '../domain/user-id';
 import {
   MAX_RECENT_ROTATION_FAILURES,
   type CiphertextCounts,
   type RewrapUsersInput,
   type RewrapUsersResult,
+  type RotationCensus,
   type RotationFailure,
 } from '../workflows/rotate-keys-api';
-import { heartbeatEveryMs, msSinceProgress, toApplicationFailure } from './activity-boundary';
+import { checkpointedBoundary, mustRetry, plainBoundary, reasonOf } from './rotation-boundary';
 import { ciphertextKey, resumedCheckpoint, type RewrapCheckpoint, type UserCheckpoint } from './rewrap-checkpoint';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 import { temporalCall } from './temporal-error-classifier';
-import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
 import { custodianShareContext, transitContext } from './transit-context';
 import { ciphertextVersion, type VaultTransit } from './vault-transit';
 
@@ -47,6 +48,8 @@ export interface KeyRotationDeps {
   temporal: Pick<Client, 'workflow' | 'workflowService' | 'options'>;
   /** The company's database, when the store or the mode uses it: checked for stale rows before the raise. */
   database?: Pool;
+  /** The census's and the check's receipts: the raise acts only on a check made by a worker of this run. */
+  receipts: StepReceipts;
   heartbeatIntervalMs: number;
 }
 
@@ -58,10 +61,24 @@ export interface TransitKeyState {
   custodianShares: boolean;
 }
 
-/** What stands in the way of raising min_decryption_version; empty when nothing does. */
+/** What stands in the way of raising min_decryption_version; empty when nothing does, and then the receipt (RAISE_CHECK) the raise asks for. */
 export interface RaiseCheck {
   reasons: string[];
+  receipt?: StepReceipt;
 }
+
+export interface RaiseCheckInput {
+  rotationId: string;
+  targetVersion: number;
+  rotatedAtMs: number;
+  backupTaskQueue?: string;
+  everyUser?: boolean;
+  /** The census (rotation-census.ts) of a store that cannot be listed: its counts and receipt. */
+  census?: Pick<RotationCensus, 'usersCounted' | 'ciphertextsCounted' | 'receipt'>;
+}
+
+/** What the check's receipt vouches for: nothing stands in the way of raising this rotation's key to this version. */
+const raiseClaims = (rotationId: string, version: number) => ({ rotationId, targetVersion: String(version), verdict: 'nothing-in-the-way' });
 
 /** One ciphertext of a user, as listed before its rewrap. */
 interface Found {
@@ -82,23 +99,8 @@ type CiphertextOutcome = { verified: 'rewrapped' | 'alreadyCurrent' } | { failed
 /** A ciphertext that is reported and left as it is (the reason says why); the rewrap goes on with the next one. */
 class LeftAsIs extends Error {}
 
-/** The errors that stop every user alike (a token without the rotation policy): retried until fixed, not counted per user. */
-const SYSTEMIC_ERRORS = [VaultPermissionError];
-
 function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function reasonOf(error: unknown): string {
-  if (error instanceof BackupDomainError) return redactSecrets(`${error.name}: ${error.message}`);
-  return redactSecrets(error instanceof Error ? `UnexpectedError: ${error.name}: ${error.message}` : `UnexpectedError: ${String(error)}`);
-}
-
-/** Transient failures retry the activity (which resumes at its checkpoint); systemic ones too, visibly. */
-function mustRetry(error: unknown): boolean {
-  if (error instanceof CancelledFailure) return true;
-  if (error instanceof BackupDomainError && error.retryable) return true;
-  return SYSTEMIC_ERRORS.some((type) => error instanceof type);
 }
 
 /** Runs one request of a ciphertext's rewrap: a transient error retries the activity, a permanent one leaves the ciphertext as it is. */
@@ -112,40 +114,19 @@ async function request<T>(what: string, call: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Like activityBoundary, but every heartbeat carries the activity's checkpoint: the periodic one
- * too, since a heartbeat without details would clear the last ones. The next attempt's pace comes
- * from the time since the checkpoint last moved (`progressAtMs`). Systemic permanent errors
- * (VaultPermissionError) are made retryable, so a missing policy waits for the fix.
+ * Why the check does not take the census's word, if it does not: none was made, or its receipt is
+ * not a worker's of this run for these counts and version (the census reads every ciphertext of
+ * the source itself: activities/rotation-census.ts).
  */
-async function checkpointedBoundary<T>(
-  heartbeatIntervalMs: number,
-  checkpoint: () => { progressAtMs?: number } | undefined,
-  body: () => Promise<T>,
-): Promise<T> {
-  const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(checkpoint()), heartbeatEveryMs(context, heartbeatIntervalMs));
+function censusRefusalOf(receipts: StepReceipts, input: RaiseCheckInput): string | undefined {
+  if (!input.census) return 'no census of the store was made: every stored ciphertext of the source must be read on the new version first';
   try {
-    return await Promise.race([body(), context.cancelled]);
+    receipts.verify('ROTATION_CENSUS', currentRun(), censusClaims({ rotationId: input.rotationId, targetVersion: input.targetVersion }, input.census), input.census.receipt);
+    return undefined;
   } catch (error) {
-    if (error instanceof CancelledFailure) throw error;
-    const sinceProgressMs = msSinceProgress(context, checkpoint()?.progressAtMs);
-    if (SYSTEMIC_ERRORS.some((type) => error instanceof type)) {
-      const failure = toApplicationFailure(error);
-      throw ApplicationFailure.create({
-        type: failure.type ?? 'VaultPermissionError',
-        message: failure.message,
-        nonRetryable: false,
-        nextRetryDelay: retryDelayAfterFailureMs(sinceProgressMs),
-      });
-    }
-    throw toApplicationFailure(error, sinceProgressMs);
-  } finally {
-    clearInterval(timer);
+    if (error instanceof StepReceiptInvalidError) return `the census of the store is not a worker's: ${error.message}`;
+    throw error;
   }
-}
-
-function plainBoundary<T>(heartbeatIntervalMs: number, body: () => Promise<T>): Promise<T> {
-  return checkpointedBoundary(heartbeatIntervalMs, () => undefined, body);
 }
 
 /**
@@ -428,7 +409,7 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
      * no row below the target version (users the source did not list; rows of another key count too).
      */
     /** Backups and recoveries on every task queue, or only on `backupTaskQueue` when the rotation names the backups' queue. */
-    async checkBeforeRaise(input: { targetVersion: number; rotatedAtMs: number; backupTaskQueue?: string; everyUser?: boolean }): Promise<RaiseCheck> {
+    async checkBeforeRaise(input: RaiseCheckInput): Promise<RaiseCheck> {
       return plainBoundary(deps.heartbeatIntervalMs, async () => {
         const reasons: string[] = [];
         const key = await deps.transit.keyVersions();
@@ -467,6 +448,11 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
               'raise only after a rotation whose source lists every user with a backup (keys rotate --every-user)',
           );
         }
+        if (!storeRows) {
+          // Only what a worker read counts: the rewrap's results reached the workflow from outside the workers' hands.
+          const refused = censusRefusalOf(deps.receipts, input);
+          if (refused) reasons.push(refused);
+        }
         if (storeRows) {
           const stale = await countBelowVersion(storeRows, 'clientCiphertexts', input.targetVersion);
           if (stale.count > 0) reasons.push(`client_ciphertexts holds ${stale.count} ciphertext(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): users the source did not list?`);
@@ -476,13 +462,17 @@ export function createKeyRotationActivities(deps: KeyRotationDeps) {
           const stale = await countBelowVersion(deps.database, 'custodianShares', input.targetVersion);
           if (stale.count > 0) reasons.push(`custodian_shares holds ${stale.count} share(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): clients the source did not list?`);
         }
-        return { reasons };
+        if (reasons.length > 0) return { reasons };
+        return { reasons, receipt: deps.receipts.issue('RAISE_CHECK', currentRun(), raiseClaims(input.rotationId, input.targetVersion)) };
       });
     },
 
-    /** Raises min_decryption_version to `version` (never above the latest version; a no-op when it is there already). */
-    async raiseMinDecryptionVersion(input: { rotationId: string; version: number }): Promise<{ minDecryptionVersion: number }> {
+    /** Raises min_decryption_version to `version`, only with this run's RAISE_CHECK receipt (never above the latest version; a no-op when it is there already). */
+    async raiseMinDecryptionVersion(input: { rotationId: string; version: number; check?: unknown }): Promise<{ minDecryptionVersion: number }> {
       return plainBoundary(deps.heartbeatIntervalMs, async () => {
+        // Only on this run's check: a check completed from outside (or a rotation started before
+        // checks carried receipts) raises nothing, and the rotation reports why.
+        deps.receipts.verify('RAISE_CHECK', currentRun(), raiseClaims(input.rotationId, input.version), input.check);
         const key = await deps.transit.keyVersions();
         if (input.version > key.latestVersion) {
           throw new VaultRequestError(`min_decryption_version ${input.version} would be above the key's latest version ${key.latestVersion}`);

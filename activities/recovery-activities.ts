@@ -150,11 +150,15 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
       });
     },
 
-    /** Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal. */
-    async markSigningPairsStored({ userId, signingPairIds, handOver, requireReceipts }: MarkSigningPairsInput): Promise<void> {
+    /**
+     * Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal. Its receipt says
+     * they were marked: the workflow checks it before it says COMPLETED.
+     */
+    async markSigningPairsStored({ userId, signingPairIds, handOver, requireReceipts }: MarkSigningPairsInput): Promise<{ receipt: StepReceipt } | void> {
       return boundary(async () => {
         // Only pairs whose shares this run handed to the backend: a forged hand-over marks nothing.
-        if (requireReceipts) deps.receipts.verify('HAND_OVER', currentRun(), pairClaims(userId, signingPairIds), handOver);
+        const run = requireReceipts ? currentRun() : undefined;
+        if (run) deps.receipts.verify('HAND_OVER', run, pairClaims(userId, signingPairIds), handOver);
         const { clientApiKey } = await deps.credentials.load(userId);
         const ids = CURVES.map((curve) => signingPairIds[curve]);
         try {
@@ -168,6 +172,7 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
           if (!ids.every((id) => completed.has(id))) throw error;
         }
         Context.current().log.info('signing share pairs marked stored', { userId, signingPairIds });
+        if (run) return { receipt: deps.receipts.issue('MARK_SIGNING', run, pairClaims(userId, signingPairIds)) };
       });
     },
   };

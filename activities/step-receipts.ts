@@ -2,7 +2,7 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { checkKeyRing, type KeyRing } from '../codec/key-ring';
 import { StepReceiptInvalidError } from '../domain/errors';
-import type { ReceiptStep, StepReceipt } from '../domain/step-receipt';
+import type { ReceiptClaims, ReceiptStep, StepReceipt } from '../domain/step-receipt';
 import { ShareSealer } from './share-sealer';
 
 /** The run a receipt belongs to: the activity's own workflow execution. */
@@ -11,8 +11,7 @@ export interface ReceiptRun {
   runId: string;
 }
 
-/** What a receipt vouches for: the user and string facts (pair ids, digests), by name. */
-export type ReceiptClaims = { userId: string } & Record<string, string>;
+export type { ReceiptClaims } from '../domain/step-receipt';
 
 const receiptShape = z.object({ step: z.string(), keyId: z.string().min(1), mac: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
 
@@ -47,7 +46,7 @@ export class StepReceipts {
     const parsed = receiptShape.safeParse(receipt);
     const refuse = (why: string) => {
       throw new StepReceiptInvalidError(
-        `the ${step} step's result for user ${claims.userId} ${why}: it did not come from a worker of this run ` +
+        `the ${step} step's result for ${subjectOf(claims)} ${why}: it did not come from a worker of this run ` +
           `(completed from outside, altered, or replayed from another run). Nothing was done with it; retry the run to run ${step} again`,
         step,
       );
@@ -65,6 +64,13 @@ export class StepReceipts {
     const message = JSON.stringify([RECEIPT_KEY_INFO, step, run.workflowId, run.runId, facts]);
     return createHmac('sha256', this.keys.get(keyId)!).update(message).digest('hex');
   }
+}
+
+/** Whom a receipt's claims are about, for messages: a user, a rotation or a drill. */
+function subjectOf(claims: ReceiptClaims): string {
+  if (claims.userId !== undefined) return `user ${claims.userId}`;
+  if (claims.rotationId !== undefined) return `rotation ${claims.rotationId}`;
+  return 'this run';
 }
 
 /** The two things the workers make from their sealing ring: the sealer and the receipts. */

@@ -4,9 +4,35 @@
  * them on; the workflows only check a receipt's shape, never its MAC (they hold no key).
  */
 
-/** Steps whose results a later step acts on. */
-export const RECEIPT_STEPS = ['ENCRYPT', 'STORE', 'CHECK_CUSTODIAN', 'DECRYPT', 'HAND_OVER'] as const;
+import { CURVES } from './curves';
+import type { BackupPairIds } from './backup-types';
+
+/**
+ * Steps whose results something acts on: a later step (STORE's before MARK, …), the run's own end
+ * (MARK's and MARK_SIGNING's before COMPLETED), a drill's report (each verdict), or the raise of
+ * min_decryption_version (the rotation's census and its check).
+ */
+export const RECEIPT_STEPS = [
+  'ENCRYPT',
+  'STORE',
+  'CHECK_CUSTODIAN',
+  'MARK',
+  'DECRYPT',
+  'HAND_OVER',
+  'MARK_SIGNING',
+  'DRILL_VERDICT',
+  'ROTATION_CENSUS',
+  'RAISE_CHECK',
+] as const;
 export type ReceiptStep = (typeof RECEIPT_STEPS)[number];
+
+/** What a receipt vouches for: string facts by name (a user, pair ids, digests, a verdict, counts). */
+export type ReceiptClaims = Record<string, string>;
+
+/** A receipt's facts about a user's pairs: one per curve. */
+export function pairClaims(userId: string, pairIds: BackupPairIds): ReceiptClaims {
+  return { userId, ...Object.fromEntries(CURVES.map((curve) => [`pair.${curve}`, pairIds[curve]])) };
+}
 
 export interface StepReceipt {
   step: ReceiptStep;

@@ -21,6 +21,9 @@ import { currentActivitySignal } from '../activities/activity-boundary';
 import { connectVaultTransit } from '../activities/vault-connection';
 import { VaultAccessCheck } from '../activities/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
+import { createReceiptCheckActivities } from '../activities/receipt-checks';
+import { createRotationCensus } from '../activities/rotation-census';
+import { userSourcePages } from '../activities/user-source';
 import { backupDataConverter } from '../codec/data-converter';
 import { activityMetricsInterceptor } from '../metrics/activity-metrics-interceptor';
 import { countParkedBackups } from '../metrics/parked-backups';
@@ -111,12 +114,11 @@ export async function createBackupWorker(
     runGuard,
     ...(config.signingShares ? { handover: new HttpSigningShareHandover(config.signingShares) } : {}),
   });
-  const batchActivities = createBatchActivities({
-    temporal,
-    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+  const userSource = {
     ...(config.credentials.authHeader ? { authHeader: config.credentials.authHeader } : {}),
     allowedSourceOrigins: config.batchSourceOrigins,
-  });
+  };
+  const batchActivities = createBatchActivities({ temporal, heartbeatIntervalMs: deps.heartbeatIntervalMs, ...userSource });
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -124,7 +126,15 @@ export async function createBackupWorker(
     ...(config.workflowBundlePath
       ? { workflowBundle: { codePath: config.workflowBundlePath } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createActivities({ ...deps, runGuard }), ...recoveryActivities, ...batchActivities, ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }), ...createKeyRotationActivities({ ...deps, temporal, ...(database ? { database } : {}) }) },
+    activities: {
+      ...createActivities({ ...deps, runGuard }),
+      ...recoveryActivities,
+      ...batchActivities,
+      ...createDrillActivities({ ...deps, selfManaged: config.mode === 'self-managed' }),
+      ...createKeyRotationActivities({ ...deps, temporal, ...(database ? { database } : {}) }),
+      ...createRotationCensus({ ...deps, sourcePages: userSourcePages(userSource) }),
+      ...createReceiptCheckActivities(deps.receipts),
+    },
     dataConverter,
     // Every activity attempt, retry and failure (by error type), whichever activity it is.
     interceptors: { activity: [activityMetricsInterceptor(metrics.activities)] },

@@ -35,6 +35,8 @@ import {
   type RetryRequest,
 } from './backup-wallet-api';
 import { childParkedSignal } from './batch-backup-api';
+import { requireVerifiedReceipt } from './receipt-checks';
+import { pairClaims } from '../domain/step-receipt';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
 import {
@@ -69,6 +71,11 @@ const STEP_ONLY_WITH_STATUS = 'step-attribute-only-with-status';
  * a result completed from outside the workers parks the run at the step that must run again.
  */
 const STEP_RECEIPTS = 'step-receipts';
+/**
+ * MARK's own receipt is checked (by a local activity) before the run says COMPLETED: a MARK
+ * completed from outside the workers parks the run at MARK instead of closing it unmarked.
+ */
+const MARK_RECEIPT = 'mark-receipt';
 
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
@@ -287,7 +294,10 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
         const firstCall = progress.attempts.STORE === 1;
         results.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
       } else if (step === 'CHECK_CUSTODIAN') results.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
-      else await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
+      else {
+        const marked = await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
+        if (patched(MARK_RECEIPT)) await requireVerifiedReceipt('MARK', pairClaims(userId, pairIds), marked);
+      }
     };
     for (let at = 0; at < steps.length; ) {
       const redo = await parkableOrRedo(steps[at]!, () => run(steps[at]!));

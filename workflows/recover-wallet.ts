@@ -40,6 +40,8 @@ import {
   userIdFromInput,
   type OperatorDecision,
 } from './run-helpers';
+import { requireVerifiedReceipt } from './receipt-checks';
+import { pairClaims } from '../domain/step-receipt';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -60,6 +62,8 @@ const ORPHAN_SIGNING_RESCAN = 'recovery-orphan-signing-rescan';
  * (activities/step-receipts.ts); a refused hand-over parks, and a retry hands over again.
  */
 const RECOVERY_STEP_RECEIPTS = 'recovery-step-receipts';
+/** MARK_SIGNING's own receipt is checked (by a local activity) before the recovery says COMPLETED. */
+const RECOVERY_MARK_RECEIPT = 'recovery-mark-receipt';
 
 /**
  * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
@@ -110,7 +114,10 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
         if (step === 'HAND_OVER') {
           const result = await afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares });
           handOver = requireReceipt('HAND_OVER', userId, result).receipt;
-        } else await afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds, handOver, requireReceipts: true });
+        } else {
+          const marked = await afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds, handOver, requireReceipts: true });
+          if (patched(RECOVERY_MARK_RECEIPT)) await requireVerifiedReceipt('MARK_SIGNING', pairClaims(userId, recovered.signingPairIds), marked);
+        }
       };
       for (let at = 0; at < steps.length; ) {
         const redo = await run.parkableOrRedo(steps[at]!, () => call(steps[at]!));

@@ -1,6 +1,7 @@
 /** The public surface of the rotateKeys workflow (imported by the workflow, the activities and clients). */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BatchSource } from './batch-backup-api';
+import type { StepReceipt } from '../domain/step-receipt';
 
 /**
  * One rotation at a time per Temporal namespace: the workflow id is fixed. Two rotations at once
@@ -62,6 +63,11 @@ export interface RotateKeysInput {
   maxHistoryEventsPerRun?: number;
   /** Carried across continue-as-new; absent on the first run. */
   carried?: RotationCarriedState;
+  /**
+   * The source as the first run was given it, for the census before the raise (a list source
+   * travels on with only the ids not taken yet). Set by the workflow, not by clients.
+   */
+  censusSource?: BatchSource;
 }
 
 /** Ciphertexts of one kind: client backup shares in the store, or custodian shares held by the webhook. */
@@ -230,4 +236,32 @@ export interface RewrapUsersInput {
   targetVersion: number;
   /** Backups started before this (ms since the epoch) and still running defer their user. */
   rotatedAtMs: number;
+}
+
+/** What the rotation's census is asked: every stored client ciphertext of every user of `source`, on `targetVersion` or later? */
+export interface RotationCensusInput {
+  rotationId: string;
+  targetVersion: number;
+  /** The rotation's whole source (a list source as it was given, not what is left of it). */
+  source: BatchSource;
+  pageSize?: number;
+}
+
+/**
+ * The census's answer. It carries a receipt (ROTATION_CENSUS) only when every ciphertext it read
+ * was on the target version and every user could be read: the check before the raise accepts no
+ * census without one, so a census completed from outside never lets min_decryption_version go up.
+ */
+export interface RotationCensus {
+  usersCounted: number;
+  ciphertextsCounted: number;
+  /** Ciphertexts below the target version. */
+  stale: number;
+  /** Users or ciphertexts the census could not read for good (each is a reason not to raise). */
+  unreadable: number;
+  /** The first few stale or unreadable ones, by user and pair, with why. */
+  sample: string[];
+  /** The store is listed by the check itself (PostgreSQL): nothing was read here, and no receipt is needed. */
+  storeCountedByCheck?: boolean;
+  receipt?: StepReceipt;
 }

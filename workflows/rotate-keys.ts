@@ -6,12 +6,14 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchActivities } from '../activities/batch-activities';
 import type { KeyRotationActivities } from '../activities/key-rotation-activities';
+import type { RotationCensusActivities } from '../activities/rotation-census';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from './step-timeouts';
 import { fetchPageOrPause } from './source-pages';
@@ -30,6 +32,7 @@ import {
   type MinDecryptionVersionOutcome,
   type RewrapUsersResult,
   type RotateKeysInput,
+  type RotationCensus,
   type RotationCarriedState,
   type RotationFailure,
   type RotationProgress,
@@ -72,6 +75,23 @@ const rewrapActivities = proxyActivities<KeyRotationActivities>({
   // had added up to 10 s after each worker kill, since a long rewrap has many failed attempts.)
   retry: { initialInterval: '1 second', backoffCoefficient: 1 },
 });
+
+/**
+ * The census before the raise over a store that cannot be listed: every stored ciphertext of the
+ * source read again by a worker (activities/rotation-census.ts). Long, so checkpointed in
+ * heartbeats like the rewrap; a source that refuses a page fails it, and the raise is not made.
+ */
+const censusActivities = proxyActivities<RotationCensusActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
+  retry: { initialInterval: '1 second', backoffCoefficient: 1, nonRetryableErrorTypes: ['BatchSourceNotAllowedError', 'UserSourceRefusedError'] },
+});
+
+/**
+ * Patch id: before the raise, a census of a store that cannot be listed, and the raise only on the
+ * check's receipt (a census, check or rewrap result completed from outside never raises).
+ */
+const ROTATION_CENSUS = 'rotation-census-receipts';
 
 /** The batch's own user-source activity: the same allowlist (BATCH_SOURCE_ALLOWED_ORIGINS) applies. */
 const sourceActivities = proxyActivities<BatchActivities>({
@@ -129,6 +149,7 @@ class RotationRun {
   private readonly intervalMs: number;
   private readonly usersPerActivity: number;
   private list: string[];
+  private readonly censusSource: RotateKeysInput['source'] | undefined;
   private phase: RotationStatus = 'ROTATING_KEY';
   private activitiesInFlight = 0;
   private usersInFlight = 0;
@@ -153,6 +174,8 @@ class RotationRun {
       runs: 1,
     };
     this.list = input.source.kind === 'list' ? [...input.source.userIds] : [];
+    // The whole source, for the census: a list source travels on with only the ids not taken yet.
+    this.censusSource = input.censusSource ?? (input.carried && input.source.kind === 'list' ? undefined : input.source);
     if (this.state.key) this.phase = 'REWRAPPING';
     setHandler(rotationProgressQuery, () => this.progress());
     setHandler(rotationFailuresQuery, () => this.state.failures);
@@ -344,15 +367,36 @@ class RotationRun {
     }
     try {
       this.phase = 'CHECKING';
+      const withReceipts = patched(ROTATION_CENSUS);
+      let census: RotationCensus | undefined;
+      if (withReceipts) {
+        // (Over the PostgreSQL store the census answers at once: the check counts the store's rows itself.)
+        if (!this.censusSource) return { ...outcome, reason: 'this rotation started before censuses were kept and its list source is gone: run keys rotate --raise-min-version again' };
+        census = await censusActivities.censusBeforeRaise({
+          rotationId: this.input.rotationId,
+          targetVersion: key.targetVersion,
+          source: this.censusSource,
+          ...(this.input.pageSize ? { pageSize: this.input.pageSize } : {}),
+        });
+        if (census.stale > 0 || census.unreadable > 0) {
+          return { ...outcome, reason: `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})` };
+        }
+      }
       const check = await finishActivities.checkBeforeRaise({
+        rotationId: this.input.rotationId,
         targetVersion: key.targetVersion,
         rotatedAtMs: Date.parse(key.rotatedAt),
         everyUser: this.input.everyUser === true,
         ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
+        ...(census ? { census: { usersCounted: census.usersCounted, ciphertextsCounted: census.ciphertextsCounted, receipt: census.receipt } } : {}),
       });
       if (check.reasons.length > 0) return { ...outcome, reason: check.reasons.join('; ') };
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
-      const raised = await finishActivities.raiseMinDecryptionVersion({ rotationId: this.input.rotationId, version: key.targetVersion });
+      const raised = await finishActivities.raiseMinDecryptionVersion({
+        rotationId: this.input.rotationId,
+        version: key.targetVersion,
+        ...(withReceipts ? { check: check.receipt } : {}),
+      });
       log.info('key rotation: min_decryption_version raised', { rotationId: this.input.rotationId, minDecryptionVersion: raised.minDecryptionVersion });
       return { requested: true, raised: true, minDecryptionVersion: raised.minDecryptionVersion };
     } catch (error) {
@@ -379,6 +423,7 @@ class RotationRun {
     await continueAsNew<typeof rotateKeys>({
       ...this.input,
       ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),
+      ...(this.censusSource && this.input.raiseMinDecryptionVersion && patched(ROTATION_CENSUS) ? { censusSource: this.censusSource } : {}),
       carried: { ...this.state, key: this.state.key!, runs: this.state.runs + 1 },
     });
   }

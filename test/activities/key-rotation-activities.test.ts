@@ -9,6 +9,8 @@ import type { CiphertextStore } from '../../activities/ciphertext-store';
 import { HttpCredentialsSource } from '../../activities/credentials-source';
 import { HttpCiphertextStore } from '../../activities/http-ciphertext-store';
 import { createKeyRotationActivities, type KeyRotationDeps } from '../../activities/key-rotation-activities';
+import { createRotationCensus } from '../../activities/rotation-census';
+import { StepReceipts } from '../../activities/step-receipts';
 import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
 import { requireStoredBackup } from '../../activities/stored-backup';
 import { PortalClient } from '../../activities/portal-client';
@@ -91,8 +93,17 @@ async function backUp(transit: VaultTransit, store: CiphertextStore, options: { 
   return { userId, shares, pairs: CURVES.map((curve, i) => ({ curve, pairId: shares[curve].id, plaintextSha256: sha256(plaintexts[i]!), ciphertext: ciphertexts[i]! })) };
 }
 
+/** The run MockActivityEnvironment's activities belong to (its default info). */
+const MOCK_RUN = { workflowId: 'test', runId: '00000000-0000-0000-0000-000000000000' };
+/** The workers' receipts (from their sealing ring): the census's, the check's and the raise's. */
+const receipts = new StepReceipts({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) });
+
 function rotationDeps(transit: VaultTransit, store: CiphertextStore, overrides: Partial<KeyRotationDeps> = {}): KeyRotationDeps {
-  return { credentials: credentials(), portal, transit, store, temporal, database: pool, heartbeatIntervalMs: 50, ...overrides };
+  return { credentials: credentials(), portal, transit, store, temporal, database: pool, receipts, heartbeatIntervalMs: 50, ...overrides };
+}
+
+function censusOf(store: CiphertextStore) {
+  return createRotationCensus({ credentials: credentials(), portal, store, receipts, heartbeatIntervalMs: 50 });
 }
 
 function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
@@ -440,24 +451,32 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     const activities = createKeyRotationActivities(rotationDeps(transit, store));
     const rotatedAtMs = Date.now() + 1_000;
     const blocked = await eventuallyValue(async () => {
-      const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { targetVersion: 2, rotatedAtMs, backupTaskQueue: queue });
+      const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId: 'r', targetVersion: 2, rotatedAtMs, backupTaskQueue: queue });
       return check.reasons.some((r) => r.includes(workflowId)) ? check : undefined;
     });
     expect(blocked.reasons.join('\n')).toMatch(/client_ciphertexts holds [0-9]+ ciphertext/);
     // Narrowed to another queue (the backups of another deployment), it is not this rotation's business…
-    const elsewhere = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { targetVersion: 2, rotatedAtMs, backupTaskQueue: `other-${hex()}` });
+    const elsewhere = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId: 'r', targetVersion: 2, rotatedAtMs, backupTaskQueue: `other-${hex()}` });
     expect(elsewhere.reasons.some((r) => r.includes(workflowId))).toBe(false);
     // …but without a queue (a rotation on a worker pool of its own) every queue is looked at.
     // (Other test files' backups may run too, and the reason names only the first ten: count them.)
-    const everywhere = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { targetVersion: 2, rotatedAtMs });
+    const everywhere = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId: 'r', targetVersion: 2, rotatedAtMs });
     const count = (reasons: string[]) => Number(/^(\d+) backup\(s\) or recoveries started before the rotation still run/m.exec(reasons.join('\n'))?.[1] ?? 0);
     expect(count(everywhere.reasons)).toBeGreaterThanOrEqual(count(blocked.reasons));
     expect(count(blocked.reasons)).toBeGreaterThanOrEqual(1);
 
-    const failure = await failureOf(run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 3 }));
-    expect(failure).toMatchObject({ type: 'VaultRequestError', nonRetryable: true });
-    expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
-    expect(await run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version: 2 })).toEqual({ minDecryptionVersion: 2 });
+    // The raise acts only on a check that found nothing in the way (its receipt): here, one made once the rows are rewrapped.
+    const raise = (version: number, check: unknown) => run(new MockActivityEnvironment(), activities.raiseMinDecryptionVersion, { rotationId: 'r', version, check });
+    expect(await failureOf(raise(2, undefined))).toMatchObject({ type: 'StepReceiptInvalidError', nonRetryable: true });
+    expect(await failureOf(raise(2, blocked.receipt))).toMatchObject({ type: 'StepReceiptInvalidError' });
+    expect(blocked.receipt).toBeUndefined();
+    expect((await transit.keyVersions()).minDecryptionVersion).toBe(1);
+    const clean = receipts.issue('RAISE_CHECK', MOCK_RUN, { rotationId: 'r', targetVersion: '3', verdict: 'nothing-in-the-way' });
+    expect(await failureOf(raise(3, clean))).toMatchObject({ type: 'VaultRequestError', nonRetryable: true });
+    const check2 = receipts.issue('RAISE_CHECK', MOCK_RUN, { rotationId: 'r', targetVersion: '2', verdict: 'nothing-in-the-way' });
+    expect(await failureOf(raise(2, { ...check2, mac: 'a'.repeat(64) }))).toMatchObject({ type: 'StepReceiptInvalidError' });
+    expect(await raise(2, check2)).toEqual({ minDecryptionVersion: 2 });
+    expect(await raise(2, check2)).toEqual({ minDecryptionVersion: 2 });
     expect(await transit.keyVersions()).toMatchObject({ latestVersion: 2, minDecryptionVersion: 2 });
   });
 });
@@ -474,17 +493,42 @@ describe('a rotation over part of the users (issue 15, item 4)', () => {
     const rewrapped = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([listed.userId], 2));
     expect(rewrapped.counts.clientCiphertexts).toMatchObject({ rewrapped: 2, failed: 0 });
     // Backups of other test files may run on other queues: look only at a queue nobody uses.
-    const check = { targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}` };
-    const refused = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, check);
+    const rotationId = `rot-${hex()}`;
+    const check = { rotationId, targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}` };
+    const census = (userIds: string[]) => run(new MockActivityEnvironment(), censusOf(store).censusBeforeRaise, { rotationId, targetVersion: 2, source: { kind: 'list', userIds }, pageSize: 1 });
+    const listedOnly = await census([listed.userId]);
+    expect(listedOnly).toMatchObject({ usersCounted: 1, ciphertextsCounted: 2, stale: 0, unreadable: 0 });
+    const refused = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, census: listedOnly });
     expect(refused.reasons).toEqual([expect.stringContaining('the portal store cannot be listed')]);
     expect(refused.reasons[0]).toContain('--every-user');
+    expect(refused.receipt).toBeUndefined();
     // The user the source did not list is still on version 1: a raise now would lose it.
     expect((await storedState(transit, store, unlisted.userId, unlisted.pairs[0]!)).version).toBe(1);
-    const declared = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true });
+    // Declared "every user" without a census, or with one completed from outside: refused.
+    const noCensus = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true });
+    expect(noCensus.reasons).toEqual([expect.stringContaining('no census of the store was made')]);
+    const forged = { usersCounted: 2, ciphertextsCounted: 4, receipt: { step: 'ROTATION_CENSUS', keyId: 's1', mac: 'b'.repeat(64) } };
+    const forgedCheck = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true, census: forged as never });
+    expect(forgedCheck.reasons).toEqual([expect.stringContaining("the census of the store is not a worker's")]);
+    // A census over both users (a source that does list every user) finds the unlisted one's old ciphertexts: no receipt.
+    const both = await census([listed.userId, unlisted.userId]);
+    expect(both).toMatchObject({ usersCounted: 2, ciphertextsCounted: 4, stale: 2, unreadable: 0 });
+    expect(both.receipt).toBeUndefined();
+    expect(both.sample.join('\n')).toContain(`${unlisted.userId}/`);
+    // Its counts cannot be borrowed for the smaller census's receipt either.
+    const borrowed = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true, census: { ...listedOnly, usersCounted: 2, ciphertextsCounted: 4 } });
+    expect(borrowed.reasons).toEqual([expect.stringContaining("the census of the store is not a worker's")]);
+    // Once both are rewrapped, the census over both has its receipt, and the check gives its own.
+    await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([unlisted.userId], 2));
+    const clean = await census([listed.userId, unlisted.userId]);
+    expect(clean).toMatchObject({ usersCounted: 2, ciphertextsCounted: 4, stale: 0, unreadable: 0 });
+    const declared = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { ...check, everyUser: true, census: clean });
     expect(declared.reasons).toEqual([]);
+    expect(declared.receipt).toMatchObject({ step: 'RAISE_CHECK' });
     // The PostgreSQL store's rows are counted instead: no declaration is asked for.
     const postgres = createKeyRotationActivities(rotationDeps(transit, new PostgresCiphertextStore(new ClientCiphertextRepository(pool))));
     const counted = await run(new MockActivityEnvironment(), postgres.checkBeforeRaise, check);
+    expect(counted.reasons.join('\n')).not.toContain('census');
     expect(counted.reasons.join('\n')).not.toContain('cannot be listed');
   });
 

@@ -69,6 +69,59 @@ describe('a backup step completed by id', () => {
   }
 });
 
+describe('a backup MARK completed by id', () => {
+  const cases = [
+    { name: 'with null and no codec key', client: () => env.rawClient, result: null },
+    { name: 'with a well-formed MARK receipt encoded with the client codec key', client: () => env.backups.temporal, result: wellFormedReceipt('MARK') },
+  ] as const;
+
+  for (const { name, client, result } of cases) {
+    it(`${name}: the run does not say COMPLETED; it parks at MARK and a retry marks the pairs`, async () => {
+      const userId = env.seedUser('forged-mark');
+      // The held request never reaches Portal's state while the fault holds it, so nothing is marked yet.
+      const hold = env.simulator.faults.add({ route: 'markPairs', kind: 'hang', latencyMs: 60_000, userId });
+      const { workflowId } = await env.backups.startBackupWorkflow(userId);
+      await forge(client(), workflowId, await runningActivity(workflowId, 'markPairsStored'), result);
+
+      const parked = await waitUntilParked(env.backups, userId);
+      expect(parked.step).toBe('MARK');
+      expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
+      expect(parked.progress?.lastError?.message).toContain('MARK');
+
+      env.simulator.faults.remove(hold.id);
+      await env.backups.retryBackup(userId);
+      const done = await env.backups.waitForBackup(userId);
+      expect(done.status).toBe('COMPLETED');
+      const marked = pairsOf(userId).filter((pair) => pair.status === 'completed');
+      expect(marked.map((pair) => pair.id).sort()).toEqual(Object.values(done.pairIds).sort());
+    });
+  }
+});
+
+describe('a recovery MARK_SIGNING completed by id', () => {
+  it('does not say COMPLETED: the run parks at MARK_SIGNING and a retry marks the signing pairs', async () => {
+    const userId = env.seedUser('forged-mark-signing');
+    await env.backups.startBackupWorkflow(userId);
+    await env.backups.waitForBackup(userId);
+    const hold = env.simulator.faults.add({ route: 'markSigningPairs', kind: 'hang', latencyMs: 60_000, userId });
+    const { workflowId } = await recoveries.startRecovery(userId, { freshBackup: false });
+    await forge(env.rawClient, workflowId, await runningActivity(workflowId, 'markSigningPairsStored'), null);
+
+    const parked = await eventually(`recovery of ${userId} to park`, async () => {
+      const status = await recoveries.getRecoveryStatus(userId);
+      return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+    });
+    expect(parked.progress?.lastError).toMatchObject({ step: 'MARK_SIGNING', type: 'StepReceiptInvalidError' });
+
+    env.simulator.faults.remove(hold.id);
+    await recoveries.retryRecovery(userId);
+    const result = await recoveries.waitForRecovery(userId);
+    expect(result.status).toBe('COMPLETED');
+    const marked = signingPairsOf(userId).filter((pair) => Object.values(result.signingPairIds).includes(pair.id));
+    expect(marked.map((pair) => pair.status)).toEqual(['completed', 'completed']);
+  });
+});
+
 describe('a recovery hand-over completed by id', () => {
   it('marks no signing pair; the run parks at MARK_SIGNING and a retry hands the shares over again, then marks', async () => {
     const userId = env.seedUser('forged-handover');

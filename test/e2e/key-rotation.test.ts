@@ -16,7 +16,7 @@ import { createDatabasePool } from '../../db/pool';
 import { keyRotationPolicy } from '../../stack/vault-policies';
 import { waitForPollers } from '../../stack/worker-process';
 import { createWebhookServer } from '../../webhook/webhook-server';
-import { KEY_ROTATION_WORKFLOW_ID } from '../../workflows/rotate-keys-api';
+import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../workflows/rotate-keys-api';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
 /**
@@ -176,6 +176,48 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
     const all = [...portalCiphertexts(env, done), ...portalCiphertexts(env, parked)];
     expect(await checkAll(rootTransit(keyName), all)).toEqual(all.map(() => ({ version: 3, decrypts: true })));
     expect(await keyVersions(keyName)).toEqual({ latest: 3, min: 3 });
+    await worker.stop();
+  }, 180_000);
+});
+
+describe('key rotation: a rewrap result completed by id (issue 15, item 1)', () => {
+  let env: BackupTestEnv;
+  let keys: KeysClient;
+  let keyName: string;
+
+  beforeAll(async () => {
+    const key = await rotationKey();
+    keyName = key.keyName;
+    env = await createBackupTestEnv({ portalTimeoutMs: 60_000, workerEnv: { VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token } });
+    keys = new KeysClient(env.backups.temporal, env.taskQueue);
+  });
+  afterAll(() => env?.close());
+
+  it('never raises min_decryption_version: the census reads the ciphertexts the forged result claimed, finds them on the old version, and the raise is not made', async () => {
+    const worker = env.spawnWorker('rotation-forged');
+    const userId = env.seedUser('rot-forged');
+    await env.backups.startBackupWorkflow(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    // The rewrap is held at its first Portal call for this user (nothing read or written yet).
+    const hold = env.simulator.faults.add({ route: 'getClient', kind: 'hang', latencyMs: 60_000, userId });
+    await keys.rotate({ source: { kind: 'list', userIds: [userId] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue });
+    const activityId = await eventually('the rewrap to run', async () => {
+      const { raw } = await env.backups.temporal.workflow.getHandle(KEY_ROTATION_WORKFLOW_ID).describe();
+      return raw.pendingActivities?.find((a) => a.activityType?.name === 'rewrapUsers' && a.lastStartedTime)?.activityId ?? undefined;
+    });
+    // Someone holding the client codec key completes it with "every ciphertext verified".
+    const allVerified = { ...emptyRotationCounts(), usersVisited: 1, clientCiphertexts: { rewrapped: 2, alreadyCurrent: 0, verified: 2, failed: 0 } };
+    await env.backups.temporal.activity.complete({ workflowId: KEY_ROTATION_WORKFLOW_ID, activityId }, { counts: allVerified, failures: [], deferred: [] });
+    env.simulator.faults.remove(hold.id);
+
+    const report = await keys.wait();
+    expect(report.counts.clientCiphertexts).toMatchObject({ verified: 2, failed: 0 });
+    expect(report.minDecryptionVersion).toMatchObject({ requested: true, raised: false, minDecryptionVersion: 1 });
+    expect(report.minDecryptionVersion.reason).toMatch(/the census found 2 ciphertext\(s\) below version 2/);
+    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 1 });
+    // The backup still restores: its ciphertexts are on version 1, which still decrypts.
+    const stored = portalCiphertexts(env, userId);
+    expect(await checkAll(rootTransit(keyName), stored)).toEqual(stored.map(() => ({ version: 1, decrypts: true })));
     await worker.stop();
   }, 180_000);
 });
