@@ -128,7 +128,11 @@ export function createRotationCensus(deps: RotationCensusDeps) {
     async censusBeforeRaise(input: RotationCensusInput): Promise<RotationCensus> {
       if (deps.store.kind === 'postgres') return { usersCounted: 0, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [], storeCountedByCheck: true };
       const checkpoint = resumed(input);
-      const seal = (): SealedCheckpoint => ({ ...checkpoint, seal: deps.receipts.issue('ROTATION_CENSUS', currentRun(), sealClaims(input, checkpoint)) });
+      // A copy: the SDK may send a throttled heartbeat's details later, when the counts have moved on from what was sealed.
+      const seal = (): SealedCheckpoint => {
+        const copy = structuredClone({ position: checkpoint.position, counts: checkpoint.counts, ...(checkpoint.progressAtMs ? { progressAtMs: checkpoint.progressAtMs } : {}) });
+        return { ...copy, seal: deps.receipts.issue('ROTATION_CENSUS', currentRun(), sealClaims(input, copy)) };
+      };
       const moved = (): void => {
         checkpoint.progressAtMs = Date.now();
         Context.current().heartbeat(seal());

@@ -532,6 +532,39 @@ describe('a rotation over part of the users (issue 15, item 4)', () => {
     expect(counted.reasons.join('\n')).not.toContain('cannot be listed');
   });
 
+  it('the census resumes from its own sealed checkpoint and ignores heartbeat details recorded from outside (they would skip users)', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const input = { rotationId: `rot-${hex()}`, targetVersion: 2, source: { kind: 'list' as const, userIds: users.map((u) => u.userId) }, pageSize: 1 };
+    // Its own checkpoints, as heartbeats carry them: the one after the first user resumes there.
+    const first = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    first.on('heartbeat', (details: unknown) => beats.push(details));
+    expect(await run(first, censusOf(store).censusBeforeRaise, input)).toMatchObject({ usersCounted: 2, stale: 4 });
+    const afterFirstUser = beats.find((beat) => (beat as { counts: { usersCounted: number } }).counts.usersCounted === 1);
+    expect(afterFirstUser).toBeDefined();
+    const pagesRead = (details: unknown) => {
+      const env = new MockActivityEnvironment({ heartbeatDetails: details });
+      const listIndexes: number[] = [];
+      env.on('heartbeat', (beat: { position: { listIndex: number } }) => listIndexes.push(beat.position.listIndex));
+      return { env, listIndexes };
+    };
+    const resuming = pagesRead(afterFirstUser);
+    expect(await run(resuming.env, censusOf(store).censusBeforeRaise, input)).toMatchObject({ usersCounted: 2, stale: 4 });
+    expect(Math.min(...resuming.listIndexes)).toBe(1); // the first user was not read again
+    // Details recorded by id from outside ("both users done, nothing stale"), unsealed or with the seal of other counts: counted again from the start.
+    const forgedBeat = { position: { listIndex: 2, inPage: 0 }, counts: { usersCounted: 2, ciphertextsCounted: 4, stale: 0, unreadable: 0, sample: [] } };
+    for (const details of [forgedBeat, { ...forgedBeat, seal: (afterFirstUser as { seal: unknown }).seal }]) {
+      const again = pagesRead(details);
+      const census = await run(again.env, censusOf(store).censusBeforeRaise, input);
+      expect(census).toMatchObject({ usersCounted: 2, ciphertextsCounted: 4, stale: 4 });
+      expect(Math.min(...again.listIndexes)).toBe(0);
+      expect(census.receipt).toBeUndefined();
+    }
+  });
+
   it('a recovery or eject that read a ciphertext before its rewrap reads it again; one still below the minimum is "being rewrapped, retry" (retryable), not an invalid backup', async () => {
     const { transit } = await freshKey();
     const store = new PortalCiphertextStore(portal, credentials());
