@@ -11,7 +11,9 @@ import {
 } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
 import type { DrillMetrics } from '../metrics/service-metrics';
-import type { DrillFailureKind, DrillUserOutcome } from '../workflows/restore-drill-api';
+import { drillVerdictClaims, type DrillFailureKind, type DrillUserOutcome } from '../workflows/restore-drill-api';
+import { currentRun } from './backup-receipts';
+import type { StepReceipts } from './step-receipts';
 import { activityBoundary } from './activity-boundary';
 import type { CiphertextStore } from './ciphertext-store';
 import type { CredentialsSource } from './credentials-source';
@@ -33,6 +35,8 @@ export interface DrillActivityDeps {
     getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string; shareSha256: string }[]>;
   };
   heartbeatIntervalMs: number;
+  /** Each verdict carries a receipt (DRILL_VERDICT) the drill checks before it counts it. */
+  receipts: StepReceipts;
   /** Users checked, by outcome and failure kind (none when absent). */
   drillMetrics?: DrillMetrics;
 }
@@ -173,6 +177,9 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           const outcome = await checkUser(userId, reportTransient);
           outcomes.push('reason' in outcome ? { ...outcome, reason: redactSecrets(outcome.reason) } : outcome);
         }
+        // Each verdict under the worker's receipt: the drill counts no verdict completed from outside.
+        const run = currentRun();
+        for (const outcome of outcomes) outcome.receipt = deps.receipts.issue('DRILL_VERDICT', run, drillVerdictClaims(outcome));
         // Counted once the activity returns: an attempt that throws (and is retried) counts nothing.
         for (const outcome of outcomes) deps.drillMetrics?.user(outcome.outcome, outcome.outcome === 'failed' ? outcome.kind : 'none');
         Context.current().log.info('restore drill checked users', {

@@ -6,6 +6,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BatchSource } from './batch-backup-api';
+import type { StepReceipt } from '../domain/step-receipt';
 
 /**
  * Set, with BackupStatus = DRILL_FAILED and BackupStep = the failure's kind, on the `drillFinding`
@@ -36,13 +37,27 @@ export const DRILL_FAILURE_KINDS = [
 export type DrillFailureKind = (typeof DRILL_FAILURE_KINDS)[number];
 
 /** What the drill found for one user (the check activity's result, one per user). */
-export type DrillUserOutcome =
+export type DrillUserOutcome = (
   | { userId: string; outcome: 'passed' }
   /** No completed backup at Portal: nothing to restore, so nothing to check. */
   | { userId: string; outcome: 'skipped'; reason: string }
   | { userId: string; outcome: 'failed'; kind: DrillFailureKind; reason: string }
   /** Could not be checked (a store, Vault or Portal stayed unavailable through every retry): not a failure. */
-  | { userId: string; outcome: 'inconclusive'; reason: string };
+  | { userId: string; outcome: 'inconclusive'; reason: string }
+) & {
+  /** The worker's receipt (DRILL_VERDICT) over the verdict: a drill counts only verdicts a worker of this run made. */
+  receipt?: StepReceipt;
+};
+
+/** What a verdict's receipt vouches for: the user, the outcome, and its kind and reason if any. */
+export function drillVerdictClaims(outcome: DrillUserOutcome): Record<string, string> {
+  return {
+    userId: outcome.userId,
+    outcome: outcome.outcome,
+    kind: outcome.outcome === 'failed' ? outcome.kind : '',
+    reason: 'reason' in outcome ? outcome.reason : '',
+  };
+}
 
 export interface DrillFailure {
   userId: string;

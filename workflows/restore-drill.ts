@@ -4,6 +4,7 @@ import {
   continueAsNew,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -19,11 +20,13 @@ import { USER_ID_PATTERN } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey } from './backup-wallet-api';
 import { MAX_LIST_USER_IDS } from './batch-backup-api';
 import { fetchPageOrPause } from './source-pages';
+import { refusedReceipts } from './receipt-checks';
 import {
   DRILL_FAILED_STATUS,
   drillFindingWorkflowId,
   DrillIdKey,
   drillReportQuery,
+  drillVerdictClaims,
   resumeDrillUpdate,
   MAX_REPORTED_FAILURES,
   type DrillCarriedState,
@@ -89,6 +92,40 @@ export async function restoreDrill(input: RestoreDrillInput): Promise<DrillRepor
 }
 
 /**
+ * Patch id: a verdict counts only with its worker's receipt, checked by a local activity (one that
+ * cannot be completed by id): a check completed from outside makes no user "passed".
+ */
+const DRILL_VERDICT_RECEIPTS = 'drill-verdict-receipts';
+
+/**
+ * One verdict per user of the chunk, each as the worker made it (its receipt verified), else
+ * inconclusive: a result completed from outside (any payload, with or without the codec key), a
+ * verdict altered, missing or not of this chunk is never counted as passed or failed.
+ */
+async function verifiedVerdicts(chunk: string[], returned: unknown): Promise<DrillUserOutcome[]> {
+  const listed = Array.isArray(returned) ? (returned as DrillUserOutcome[]) : [];
+  const verdicts = chunk.map((userId) => listed.find((outcome) => typeof outcome === 'object' && outcome !== null && outcome.userId === userId));
+  const refusals = await refusedReceipts(
+    verdicts.flatMap((verdict) => (verdict && typeof verdict.outcome === 'string' ? [{ step: 'DRILL_VERDICT' as const, claims: drillVerdictClaims(verdict), receipt: verdict.receipt }] : [])),
+  );
+  let next = 0;
+  return chunk.map((userId, i) => {
+    const verdict = verdicts[i];
+    const refused = verdict && typeof verdict.outcome === 'string' ? refusals[next++] : 'no verdict for this user was returned';
+    if (verdict && refused === null) {
+      const { receipt: _receipt, ...counted } = verdict;
+      return counted as DrillUserOutcome;
+    }
+    log.warn('restore drill: a verdict not made by a worker of this drill was not counted', { userId });
+    return {
+      userId,
+      outcome: 'inconclusive',
+      reason: `the check's verdict was not made by a worker of this drill (completed from outside, or altered): not counted; check this user again (${refused})`,
+    };
+  });
+}
+
+/**
  * A finding: completes at once. It exists to carry the search attributes (BackupStatus =
  * DRILL_FAILED, BackupStep = kind, DrillId) that let operators filter failing backups, and the
  * finding itself as its result.
@@ -143,10 +180,11 @@ class DrillRun {
       const chunk = this.state.pending.splice(0, this.chunkSize);
       // A fixed schedule: each chunk takes its share of the minute; a late one is made up (a little) by the next.
       this.state.nextCheckAt = Math.max(this.state.nextCheckAt, Date.now() - MAX_CATCH_UP_MS) + chunk.length * this.intervalMs;
-      const outcomes = await checks.checkDrillUsers({
+      const returned = await checks.checkDrillUsers({
         userIds: chunk,
         inconclusiveAfterAttempts: this.input.inconclusiveAfterAttempts ?? DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS,
       });
+      const outcomes = patched(DRILL_VERDICT_RECEIPTS) ? await verifiedVerdicts(chunk, returned) : returned;
       this.checksThisRun += 1;
       await Promise.all(outcomes.map((outcome) => this.record(outcome)));
     }

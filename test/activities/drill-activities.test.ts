@@ -16,7 +16,8 @@ import { startPortalSimulator, type PortalSimulator } from '../../simulator/port
 import type { SimClient } from '../../simulator/portal-state';
 import { freePort } from '../../stack/free-port';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
-import type { DrillUserOutcome } from '../../workflows/restore-drill-api';
+import { drillVerdictClaims, type DrillUserOutcome } from '../../workflows/restore-drill-api';
+import { StepReceipts } from '../../activities/step-receipts';
 import { failureOf } from '../support/failure-of';
 
 let simulator: PortalSimulator;
@@ -53,13 +54,26 @@ function drillDeps(overrides: Partial<DrillActivityDeps> = {}): DrillActivityDep
     store: new PortalCiphertextStore(portal, credentials()),
     selfManaged: false,
     heartbeatIntervalMs: 50,
+    receipts,
     ...overrides,
   };
 }
 
-function check(deps: DrillActivityDeps, userIds: string[], attempt = 1): Promise<DrillUserOutcome[]> {
+const receipts = new StepReceipts({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) });
+/** The run MockActivityEnvironment's activities belong to (its default info). */
+const MOCK_RUN = { workflowId: 'test', runId: '00000000-0000-0000-0000-000000000000' };
+
+/** The outcomes, each checked to carry the worker's receipt over exactly its verdict (then left out, to compare the verdicts). */
+async function check(deps: DrillActivityDeps, userIds: string[], attempt = 1): Promise<DrillUserOutcome[]> {
   const activities = createDrillActivities(deps);
-  return new MockActivityEnvironment({ attempt }).run(activities.checkDrillUsers, { userIds, inconclusiveAfterAttempts: 3 }) as Promise<DrillUserOutcome[]>;
+  const outcomes = (await new MockActivityEnvironment({ attempt }).run(activities.checkDrillUsers, { userIds, inconclusiveAfterAttempts: 3 })) as DrillUserOutcome[];
+  return outcomes.map(({ receipt, ...verdict }) => {
+    receipts.verify('DRILL_VERDICT', MOCK_RUN, drillVerdictClaims(verdict as DrillUserOutcome), receipt);
+    // The same receipt over another verdict (a failure turned into a pass, a pass into a failure) is refused.
+    const altered = verdict.outcome === 'passed' ? { ...verdict, outcome: 'failed', kind: 'CHECK_FAILED', reason: 'x' } : { userId: verdict.userId, outcome: 'passed' };
+    expect(() => receipts.verify('DRILL_VERDICT', MOCK_RUN, drillVerdictClaims(altered as DrillUserOutcome), receipt)).toThrow(/does not match/);
+    return verdict as DrillUserOutcome;
+  });
 }
 
 const newUser = (prefix: string) => {

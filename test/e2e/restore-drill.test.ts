@@ -174,6 +174,31 @@ describe('restore drill, pacing and schedule', () => {
     expect(Date.parse(report.finishedAt!) - Date.parse(report.startedAt)).toBeGreaterThanOrEqual(2_000);
   });
 
+  it('counts no verdict completed from outside: a check completed by id with "passed" for a damaged backup leaves that user inconclusive, never passed', async () => {
+    const damaged = await backUp(env, 'forged-pass');
+    const pair = env.simulator.state.findPair(damaged.client, damaged.pairIds.SECP256K1)!;
+    pair.clientCipherText = tampered(pair.clientCipherText!);
+    // The check is held at its first Portal call for this user, so it is still running when forged.
+    const hold = env.simulator.faults.add({ route: 'getClient', kind: 'hang', latencyMs: 60_000, userId: damaged.userId });
+    const { drillId } = await drills.runOnce({ source: { kind: 'list', userIds: [damaged.userId] }, usersPerMinute: 6_000 });
+    const activityId = await eventually('the check to run', async () => {
+      const { raw } = await env.backups.temporal.workflow.getHandle(drillId).describe();
+      return raw.pendingActivities?.find((a) => a.activityType?.name === 'checkDrillUsers' && a.lastStartedTime)?.activityId ?? undefined;
+    });
+    // Encoded with the client's codec key, with a well-formed receipt it could not have made.
+    const forged = [{ userId: damaged.userId, outcome: 'passed', receipt: { step: 'DRILL_VERDICT', keyId: 'test-seal-1', mac: 'c'.repeat(64) } }];
+    await env.backups.temporal.activity.complete({ workflowId: drillId, activityId }, forged);
+    env.simulator.faults.remove(hold.id);
+
+    const report = await drills.wait(drillId);
+    expect(report.counts).toMatchObject({ checked: 1, passed: 0, failed: 0, inconclusive: 1 });
+    expect(report.inconclusive).toEqual([{ userId: damaged.userId, reason: expect.stringContaining('not made by a worker of this drill') }]);
+    // Checked again, the damage is found.
+    const again = await drills.wait((await drills.runOnce({ source: { kind: 'list', userIds: [damaged.userId] }, usersPerMinute: 6_000 })).drillId);
+    expect(again.counts).toMatchObject({ checked: 1, passed: 0, failed: 1 });
+    expect(failureOf(again, damaged.userId)).toMatchObject({ kind: 'CIPHERTEXT_INVALID' });
+  });
+
   it('refuses a drill started without the payload codec (e.g. from the Web UI): nothing is checked', async () => {
     const userId = env.seedUser('plain');
     const before = env.simulator.calls.getClient ?? 0;
