@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Client, WorkflowUpdateStage } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { toolBinary } from '../../stack/tool-binaries';
 import { BackupFailedError } from '../../client/backup-client';
 import { abandonUpdate, retryUpdate } from '../../workflows/backup-wallet-api';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
@@ -74,6 +76,36 @@ describe('backup hardening', () => {
     await expect(forger.workflow.getHandle(`backup-${userId}`).executeUpdate('retry', { args: [{}] })).rejects.toThrow();
     await forger.workflow.getHandle(`backup-${userId}`).signal('childParked', { userId, reason: 'x' });
     await env.backups.retryBackup(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+  });
+
+  it('the Temporal CLI, with --input-meta encoding=binary/encrypted and a random body and no codec key: the run ends at once, and the next proper start backs the user up', async () => {
+    const userId = env.seedUser('cli-garbage');
+    const before = env.simulator.calls.backup ?? 0;
+    const cli = toolBinary('temporal');
+    const started = spawnSync(
+      cli,
+      [
+        'workflow', 'start',
+        '--address', inject('temporalAddress'),
+        '--task-queue', env.taskQueue,
+        '--type', 'backupWallet',
+        '--workflow-id', `backup-${userId}`,
+        '--input', randomBytes(48).toString('base64'),
+        '--input-base64',
+        '--input-meta', 'encoding=binary/encrypted',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(started.status, started.stderr).toBe(0);
+    const failure = await env.backups.temporal.workflow
+      .getHandle(`backup-${userId}`)
+      .result()
+      .catch((error: { cause?: Error }) => error.cause);
+    expect(String(failure?.message)).toContain('does not decrypt with the workers');
+    expect(env.simulator.calls.backup ?? 0).toBe(before);
+    const proper = await env.backups.startBackupWorkflow(userId);
+    expect(proper.alreadyRunning).toBe(false);
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
   });
 
