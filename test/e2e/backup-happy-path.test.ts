@@ -68,13 +68,13 @@ describe('one backup, end to end', () => {
     expect(status).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', step: 'DONE' });
   });
 
-  it('costs six billable actions: one start, four activities, one search-attribute upsert (COMPLETED / DONE)', async () => {
+  it('costs seven billable actions: one start, four activities, the local activity that checks MARK\'s receipt, one search-attribute upsert (COMPLETED / DONE)', async () => {
     const userId = env.seedUser();
     await env.backups.startBackupWorkflow(userId);
     await env.backups.waitForBackup(userId);
     const history = await env.backups.temporal.workflow.getHandle(`backup-${userId}`).fetchHistory();
     // A running run's step is not upserted on every step: only with a status change.
-    expect(countBillableActions(history)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6 });
+    expect(countBillableActions(history)).toMatchObject({ starts: 1, activities: 4, localActivities: 1, searchAttributeUpserts: 1, total: 7 });
     expect(await env.backups.getBackupStatus(userId)).toMatchObject({ status: 'COMPLETED', step: 'DONE' });
   });
 

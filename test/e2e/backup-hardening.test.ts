@@ -20,6 +20,15 @@ const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.fl
 
 const parked = (userId: string) => waitUntilParked(env.backups, userId);
 
+/** The message of the failure the user's backup run ended with (read with the codec, like every payload). */
+const failureMessageOf = async (userId: string): Promise<string> =>
+  String(
+    (await env.backups.temporal.workflow
+      .getHandle(`backup-${userId}`)
+      .result()
+      .catch((error: { cause?: Error }) => error.cause))?.message,
+  );
+
 describe('backup hardening', () => {
   it('a backup started without the payload codec (e.g. from the Web UI) fails at once: nothing reaches Portal, the user is free again', async () => {
     const userId = env.seedUser('plain-start');
@@ -61,11 +70,7 @@ describe('backup hardening', () => {
     });
     const before = env.simulator.calls.backup ?? 0;
     await forger.workflow.start('backupWallet', { taskQueue: env.taskQueue, workflowId: `backup-${userId}`, args: [{ userId }] });
-    const failure = await env.backups.temporal.workflow
-      .getHandle(`backup-${userId}`)
-      .result()
-      .catch((error: { cause?: Error }) => error.cause);
-    expect(String(failure?.message)).toContain('does not decrypt with the workers');
+    expect(await failureMessageOf(userId)).toContain('does not decrypt with the workers');
     expect(env.simulator.calls.backup ?? 0).toBe(before);
 
     // A parked run takes garbage neither as a retry nor as a signal, and still takes the real retry.
@@ -98,11 +103,7 @@ describe('backup hardening', () => {
       { encoding: 'utf8', timeout: 30_000 },
     );
     expect(started.status, started.stderr).toBe(0);
-    const failure = await env.backups.temporal.workflow
-      .getHandle(`backup-${userId}`)
-      .result()
-      .catch((error: { cause?: Error }) => error.cause);
-    expect(String(failure?.message)).toContain('does not decrypt with the workers');
+    expect(await failureMessageOf(userId)).toContain('does not decrypt with the workers');
     expect(env.simulator.calls.backup ?? 0).toBe(before);
     const proper = await env.backups.startBackupWorkflow(userId);
     expect(proper.alreadyRunning).toBe(false);

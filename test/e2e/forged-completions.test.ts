@@ -39,6 +39,35 @@ async function forge(client: Client, workflowId: string, activityId: string, res
 
 const wellFormedReceipt = (step: string) => ({ receipt: { step, keyId: 'test-seal-1', mac: 'a'.repeat(64) } });
 
+/** Lifts the hold, retries the parked backup, and returns its pairs, checked to be exactly the completed ones at Portal. */
+async function retriedAndMarked(userId: string, holdId: number) {
+  env.simulator.faults.remove(holdId);
+  await env.backups.retryBackup(userId);
+  const done = await env.backups.waitForBackup(userId);
+  expect(done.status).toBe('COMPLETED');
+  const marked = pairsOf(userId).filter((pair) => pair.status === 'completed');
+  expect(marked.map((pair) => pair.id).sort()).toEqual(Object.values(done.pairIds).sort());
+  return marked;
+}
+
+/**
+ * A user backed up, then a recovery whose `activityType` is held at Portal's (or the backend's)
+ * `route` and completed by id with `result` through `client`; returns once the recovery parked.
+ */
+async function recoveryForgedAt(prefix: string, route: 'markSigningPairs' | 'signingShares', activityType: string, client: Client, result: unknown) {
+  const userId = env.seedUser(prefix);
+  await env.backups.startBackupWorkflow(userId);
+  await env.backups.waitForBackup(userId);
+  const hold = env.simulator.faults.add({ route, kind: 'hang', latencyMs: 60_000, userId });
+  const { workflowId } = await recoveries.startRecovery(userId, { freshBackup: false });
+  await forge(client, workflowId, await runningActivity(workflowId, activityType), result);
+  const parked = await eventually(`recovery of ${userId} to park`, async () => {
+    const status = await recoveries.getRecoveryStatus(userId);
+    return status.status === 'NEEDS_ATTENTION' ? status : undefined;
+  });
+  return { userId, hold, parked };
+}
+
 describe('a backup step completed by id', () => {
   const cases = [
     { name: 'with null and no codec key', client: () => env.rawClient, result: null, parksAt: 'STORE' },
@@ -58,12 +87,7 @@ describe('a backup step completed by id', () => {
       expect(parked.progress?.lastError?.message).toContain('STORE');
       expect(pairsOf(userId).filter((pair) => pair.status === 'completed')).toEqual([]);
 
-      env.simulator.faults.remove(hold.id);
-      await env.backups.retryBackup(userId);
-      const done = await env.backups.waitForBackup(userId);
-      expect(done.status).toBe('COMPLETED');
-      const marked = pairsOf(userId).filter((pair) => pair.status === 'completed');
-      expect(marked.map((pair) => pair.id).sort()).toEqual(Object.values(done.pairIds).sort());
+      const marked = await retriedAndMarked(userId, hold.id);
       expect(marked.every((pair) => typeof pair.clientCipherText === 'string' && pair.clientCipherText.length > 0)).toBe(true);
     });
   }
@@ -88,29 +112,14 @@ describe('a backup MARK completed by id', () => {
       expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
       expect(parked.progress?.lastError?.message).toContain('MARK');
 
-      env.simulator.faults.remove(hold.id);
-      await env.backups.retryBackup(userId);
-      const done = await env.backups.waitForBackup(userId);
-      expect(done.status).toBe('COMPLETED');
-      const marked = pairsOf(userId).filter((pair) => pair.status === 'completed');
-      expect(marked.map((pair) => pair.id).sort()).toEqual(Object.values(done.pairIds).sort());
+      await retriedAndMarked(userId, hold.id);
     });
   }
 });
 
 describe('a recovery MARK_SIGNING completed by id', () => {
   it('does not say COMPLETED: the run parks at MARK_SIGNING and a retry marks the signing pairs', async () => {
-    const userId = env.seedUser('forged-mark-signing');
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
-    const hold = env.simulator.faults.add({ route: 'markSigningPairs', kind: 'hang', latencyMs: 60_000, userId });
-    const { workflowId } = await recoveries.startRecovery(userId, { freshBackup: false });
-    await forge(env.rawClient, workflowId, await runningActivity(workflowId, 'markSigningPairsStored'), null);
-
-    const parked = await eventually(`recovery of ${userId} to park`, async () => {
-      const status = await recoveries.getRecoveryStatus(userId);
-      return status.status === 'NEEDS_ATTENTION' ? status : undefined;
-    });
+    const { userId, hold, parked } = await recoveryForgedAt('forged-mark-signing', 'markSigningPairs', 'markSigningPairsStored', env.rawClient, null);
     expect(parked.progress?.lastError).toMatchObject({ step: 'MARK_SIGNING', type: 'StepReceiptInvalidError' });
 
     env.simulator.faults.remove(hold.id);
@@ -124,17 +133,7 @@ describe('a recovery MARK_SIGNING completed by id', () => {
 
 describe('a recovery hand-over completed by id', () => {
   it('marks no signing pair; the run parks at MARK_SIGNING and a retry hands the shares over again, then marks', async () => {
-    const userId = env.seedUser('forged-handover');
-    await env.backups.startBackupWorkflow(userId);
-    await env.backups.waitForBackup(userId);
-    const hold = env.simulator.faults.add({ route: 'signingShares', kind: 'hang', latencyMs: 60_000, userId });
-    const { workflowId } = await recoveries.startRecovery(userId, { freshBackup: false });
-    await forge(env.backups.temporal, workflowId, await runningActivity(workflowId, 'handOverSigningShares'), wellFormedReceipt('HAND_OVER'));
-
-    const parked = await eventually(`recovery of ${userId} to park`, async () => {
-      const status = await recoveries.getRecoveryStatus(userId);
-      return status.status === 'NEEDS_ATTENTION' ? status : undefined;
-    });
+    const { userId, hold, parked } = await recoveryForgedAt('forged-handover', 'signingShares', 'handOverSigningShares', env.backups.temporal, wellFormedReceipt('HAND_OVER'));
     expect(parked.progress?.lastError).toMatchObject({ step: 'MARK_SIGNING', type: 'StepReceiptInvalidError' });
     const fresh = Object.values(parked.progress?.signingPairIds ?? {});
     expect(fresh).toHaveLength(2);

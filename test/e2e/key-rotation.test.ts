@@ -45,6 +45,13 @@ async function rotationKey(): Promise<{ keyName: string; token: string }> {
   return { keyName, token: created.auth.client_token };
 }
 
+/** A test env whose workers rotate a key of their own (the rotation policy only), and a keys client on it. */
+async function rotationTestEnv(options: { portalTimeoutMs?: number } = {}) {
+  const { keyName, token } = await rotationKey();
+  const env = await createBackupTestEnv({ ...options, workerEnv: { VAULT_TRANSIT_KEY: keyName, VAULT_TOKEN: token } });
+  return { env, keyName, keys: new KeysClient(env.backups.temporal, env.taskQueue) };
+}
+
 async function keyVersions(keyName: string): Promise<{ latest: number; min: number }> {
   const key = (await admin.read(`transit/keys/${keyName}`)) as { data: { latest_version: number; min_decryption_version: number } };
   return { latest: key.data.latest_version, min: key.data.min_decryption_version };
@@ -77,10 +84,7 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
   let keyName: string;
 
   beforeAll(async () => {
-    const key = await rotationKey();
-    keyName = key.keyName;
-    env = await createBackupTestEnv({ workerEnv: { VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token } });
-    keys = new KeysClient(env.backups.temporal, env.taskQueue);
+    ({ env, keys, keyName } = await rotationTestEnv());
   });
   afterAll(() => env?.close());
 
@@ -186,10 +190,8 @@ describe('key rotation: a rewrap result completed by id (issue 15, item 1)', () 
   let keyName: string;
 
   beforeAll(async () => {
-    const key = await rotationKey();
-    keyName = key.keyName;
-    env = await createBackupTestEnv({ portalTimeoutMs: 60_000, workerEnv: { VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token } });
-    keys = new KeysClient(env.backups.temporal, env.taskQueue);
+    // Portal calls may hang for the whole test: the held rewrap must still be running when it is forged.
+    ({ env, keys, keyName } = await rotationTestEnv({ portalTimeoutMs: 60_000 }));
   });
   afterAll(() => env?.close());
 

@@ -8,6 +8,10 @@ import { BackupClient } from '../../client/backup-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { eventually } from '../support/backup-test-env';
+import { currentRun } from '../../activities/backup-receipts';
+import { createReceiptCheckActivities } from '../../activities/receipt-checks';
+import { StepReceipts } from '../../activities/step-receipts';
+import { pairClaims } from '../../domain/step-receipt';
 
 /**
  * The backup workflow's handling of step results without receipts, with mocked activities
@@ -33,8 +37,14 @@ afterAll(async () => {
   await testEnv?.teardown();
 });
 
-/** A worker of its own task queue whose store and mark answer as `script` says, call by call; returns the calls made. */
-async function workerWith(script: { store: unknown[]; mark: (Error | undefined)[] }) {
+/** The workers' receipts: MARK's own is real (the workflow checks it through the real local activity). */
+const workerReceipts = new StepReceipts({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) });
+
+/**
+ * A worker of its own task queue whose store and mark answer as `script` says, call by call
+ * (a mark that succeeds returns its real receipt, unless 'no-receipt'); returns the calls made.
+ */
+async function workerWith(script: { store: unknown[]; mark: (Error | 'no-receipt' | undefined)[] }) {
   const calls: string[] = [];
   const taskQueue = `receipts-${randomBytes(4).toString('hex')}`;
   const activities: Partial<BackupActivities> = {
@@ -48,10 +58,12 @@ async function workerWith(script: { store: unknown[]; mark: (Error | undefined)[
       calls.push('STORE');
       return script.store.shift() as never;
     },
-    markPairsStored: async () => {
+    markPairsStored: async ({ userId, pairIds }) => {
       calls.push('MARK');
       const outcome = script.mark.shift();
-      if (outcome) throw outcome;
+      if (outcome instanceof Error) throw outcome;
+      if (outcome === 'no-receipt') return undefined;
+      return { receipt: workerReceipts.issue('MARK', currentRun(), pairClaims(userId, pairIds)) };
     },
   };
   const worker = await Worker.create({
@@ -59,7 +71,7 @@ async function workerWith(script: { store: unknown[]; mark: (Error | undefined)[
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities,
+    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts) },
   });
   const running = worker.run();
   stops.push(async () => {
@@ -100,5 +112,17 @@ describe('step results without receipts (mocked activities)', () => {
     await backups.retryBackup(userId);
     expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
     expect(calls).toEqual(['ENCRYPT', 'STORE', 'MARK', 'STORE', 'MARK']);
+  });
+
+  it('a MARK result without its receipt does not close the run: it parks at MARK, and the retry marks again', async () => {
+    const calls = await workerWith({ store: [receipt('STORE')], mark: ['no-receipt', undefined] });
+    const userId = `receipts-${randomBytes(3).toString('hex')}`;
+    await backups.startBackupWorkflow(userId);
+    const parked = await parkedAt(userId);
+    expect(parked.step).toBe('MARK');
+    expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
+    await backups.retryBackup(userId);
+    expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    expect(calls).toEqual(['ENCRYPT', 'STORE', 'MARK', 'MARK']);
   });
 });
