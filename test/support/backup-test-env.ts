@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ServiceError } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
@@ -140,15 +140,29 @@ export async function createBackupTestEnv(
   return env;
 }
 
-/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+/**
+ * Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. A query
+ * the server gave up on before a worker answered (DEADLINE_EXCEEDED: the worker is slow, as on a
+ * loaded machine) is "not yet", like any other poll that found nothing; every other error fails.
+ */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = await check();
+    const value = await check().catch((error: unknown) => {
+      if (queryTimedOut(error)) return undefined;
+      throw error;
+    });
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** gRPC's DEADLINE_EXCEEDED status code. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+function queryTimedOut(error: unknown): boolean {
+  return error instanceof ServiceError && (error.cause as { code?: unknown } | undefined)?.code === GRPC_DEADLINE_EXCEEDED;
 }
 
 /** Waits until the user's backup is parked as NEEDS_ATTENTION and returns its status. */
