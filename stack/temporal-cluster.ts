@@ -8,7 +8,7 @@ import { temporal } from '@temporalio/proto';
 import { Client as PgClient } from 'pg';
 import { parseDatabaseUrl } from '../db/database-url';
 import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
-import { freePort } from './free-port';
+import { freePort, freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
 import { temporalServerBinary, temporalServerVersions } from './tool-binaries';
@@ -160,7 +160,8 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     const port = options.port ?? (await freePort());
     const ports = async (name: TemporalServiceName) => ({
       grpcPort: name === 'frontend' ? port : await freePort(),
-      membershipPort: await freePort(),
+      // Kept in a SMALLINT column of cluster_membership: a port above 32767 stops the service at start.
+      membershipPort: await freePortBelow32768(),
       metricsPort: await freePort(),
     });
     const frontendHttpPort = await freePort();
