@@ -56,6 +56,8 @@ export const DEV_DYNAMIC_CONFIG: Readonly<Record<string, string | number | boole
   'system.enableActivityEagerExecution': true,
   'system.enableEagerWorkflowStart': true,
   'history.transferProcessorMaxPollRPS': 1000,
+  // The dev server's own default already; written out so that the cluster gets the same.
+  'frontend.namespaceRPS.visibility': 100,
 };
 
 /** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */
