@@ -13,9 +13,11 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * A TCP port on 127.0.0.1 below 32768 that was free a moment ago: Temporal keeps each service's
- * membership port in a PostgreSQL SMALLINT column (cluster_membership.rpc_port), and the ports the
- * kernel hands out (`freePort`) are mostly above it. Random in [lowest, 32767], checked by binding.
+ * A TCP port on 127.0.0.1 below 32768 that was free a moment ago, for servers: random in
+ * [lowest, 32767], checked by binding. Below Linux's range for outgoing connections (32768-60999),
+ * so no connection's local port takes it between this check and the server's bind, or while a
+ * killed server is down before its restart on the same port; and Temporal keeps each service's
+ * membership port in a PostgreSQL SMALLINT column (cluster_membership.rpc_port).
  */
 export async function freePortBelow32768(lowest = 20_000): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {

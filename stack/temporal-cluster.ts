@@ -8,7 +8,7 @@ import { temporal } from '@temporalio/proto';
 import { Client as PgClient } from 'pg';
 import { parseDatabaseUrl } from '../db/database-url';
 import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
-import { freePort, freePortBelow32768 } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
 import { temporalServerBinary, temporalServerVersions } from './tool-binaries';
@@ -157,14 +157,16 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     await createMissingDatabases(postgres, sqlTool, runDir);
     await setUpSchemas(sqlTool, db, join(runDir, 'temporal-sql-tool.log'));
 
-    const port = options.port ?? (await freePort());
+    // Every port below 32768: membership ports are kept in a SMALLINT column of cluster_membership
+    // (a port above 32767 stops the service at start), and none of them is in the kernel's range
+    // for outgoing connections, which could take a killed service's port before it starts again.
+    const port = options.port ?? (await freePortBelow32768());
     const ports = async (name: TemporalServiceName) => ({
-      grpcPort: name === 'frontend' ? port : await freePort(),
-      // Kept in a SMALLINT column of cluster_membership: a port above 32767 stops the service at start.
+      grpcPort: name === 'frontend' ? port : await freePortBelow32768(),
       membershipPort: await freePortBelow32768(),
-      metricsPort: await freePort(),
+      metricsPort: await freePortBelow32768(),
     });
-    const frontendHttpPort = await freePort();
+    const frontendHttpPort = await freePortBelow32768();
     const allPorts = {} as Record<TemporalServiceName, { grpcPort: number; membershipPort: number; metricsPort: number }>;
     for (const name of TEMPORAL_SERVICES) allPorts[name] = await ports(name);
 
