@@ -162,6 +162,19 @@ const ATTEMPT_TIMEOUT_MS = 60_000;
  * once in 1,000 backups: the campaign waited on one for good while every backup had completed).
  */
 async function resilient<T>(what: string, call: () => Promise<T>, limitMs = 120_000): Promise<T> {
+  const key = Symbol(what);
+  activeCalls.set(key, { what, since: Date.now() });
+  try {
+    return await resilientOnce(what, call, limitMs);
+  } finally {
+    activeCalls.delete(key);
+  }
+}
+
+/** The `resilient` calls under way (what, since when), for the campaign's watchdog. */
+const activeCalls = new Map<symbol, { what: string; since: number }>();
+
+async function resilientOnce<T>(what: string, call: () => Promise<T>, limitMs: number): Promise<T> {
   const deadline = Date.now() + limitMs;
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
@@ -554,6 +567,10 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const retried = new Set<string>();
     const deadline = started + options.timeoutMs;
 
+    /** Where the main loop waits, for the watchdog in the fault loop (a wait over a minute is logged). */
+    let mainStage = { what: 'starting', since: Date.now() };
+    const stage = (what: string) => (mainStage = { what, since: Date.now() });
+    let lastWatchdog = Date.now();
     const faultLoop = (async () => {
       let nextRandomAt = Date.now() + -Math.log(1 - random.next()) * options.meanFaultIntervalMs;
       while (!done) {
@@ -565,6 +582,11 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         } else if (Date.now() >= nextRandomAt) {
           await injectInfraFault(randomKinds[Math.floor(random.next() * randomKinds.length)]!);
           nextRandomAt = Date.now() + -Math.log(1 - random.next()) * options.meanFaultIntervalMs;
+        }
+        if (Date.now() - mainStage.since > 60_000 && Date.now() - lastWatchdog > 60_000) {
+          lastWatchdog = Date.now();
+          const calls = [...activeCalls.values()].map((c) => `${c.what} ${Math.round((Date.now() - c.since) / 1000)} s`);
+          say(`watchdog: the main loop has waited on ${mainStage.what} for ${Math.round((Date.now() - mainStage.since) / 1000)} s; calls under way: ${calls.join(', ') || 'none'}; in flight: ${[...inFlight].join(', ')}`);
         }
         await sleep(200);
       }
@@ -680,9 +702,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       // A milestone fault that is due holds new starts back until it fires: each one surely fires
       // while backups are open, however fast they end (the slices count on every kind firing).
       const milestoneDue = milestones[0] !== undefined && outcomes.size / userIds.length >= milestones[0][0];
+      stage('starts');
       while (!milestoneDue && inFlight.size < options.concurrency && next < userIds.length) await start(userIds[next++]!);
+      stage('polls');
       await Promise.all([...inFlight].map((userId) => poll(userId)));
+      stage('rotation start');
       await startRotationWhenHalfway();
+      stage('loop');
       if (Date.now() - lastReport > 5_000) {
         say(`${outcomes.size}/${userIds.length} done, ${inFlight.size} in flight`);
         lastReport = Date.now();
