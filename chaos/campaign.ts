@@ -717,6 +717,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     }
     // The rotation ends once the last pre-rotation backup has (it defers those users until then).
     let rotationReport: RotationReport | undefined;
+    stage('the key rotation to end');
     if (rotationStarted && !timedOut) {
       rotationReport = await resilient('rotation report', () => keys.wait(), Math.max(60_000, deadline - Date.now()));
       say(`key rotation ${rotationReport.status}: ${JSON.stringify(rotationReport.counts.clientCiphertexts)}, min_decryption_version ${JSON.stringify(rotationReport.minDecryptionVersion)}`);
@@ -730,6 +731,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       const chosen = candidates.filter(() => random.next() < options.recoveryShare);
       if (chosen.length === 0 && candidates.length > 0) chosen.push(candidates[0]!);
       say(`recovering ${chosen.length} wallets`);
+      stage('recoveries');
       const open = new Set<string>();
       let index = 0;
       while ((index < chosen.length || open.size > 0) && Date.now() < deadline) {
