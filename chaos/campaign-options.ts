@@ -17,6 +17,12 @@ export const campaignOptionsSchema = z.object({
    * workers keep client ciphertexts in PostgreSQL, and PostgreSQL and the webhook are killed too.
    */
   mode: z.enum(['portal-managed', 'self-managed']).default('portal-managed'),
+  /**
+   * Temporal as a cluster (stack/temporal-cluster.ts: frontend, history, matching and worker
+   * processes on a PostgreSQL of their own) instead of the dev server; each service and that
+   * PostgreSQL are SIGKILLed and started again on their own, in place of the dev server's restart.
+   */
+  cluster: z.boolean().default(false),
   /** Self-managed: per-call probability of each webhook fault kind (on Portal's calls to the webhook). */
   webhookFaultRate: z.number().min(0).max(0.2).default(0.01),
   /** Share of users whose wallet is recovered (from its completed backup) once the backups are over, under the same faults. */

@@ -25,7 +25,8 @@ import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-p
 import { startPostgresServer, type PostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
-import { startTemporalDevServer } from '../stack/temporal-dev-server';
+import { startTemporalCluster, type TemporalCluster, type TemporalServiceName } from '../stack/temporal-cluster';
+import { startTemporalDevServer, type TemporalDevServer } from '../stack/temporal-dev-server';
 import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-server';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 import { backupWorkflowId } from '../domain/user-id';
@@ -51,7 +52,25 @@ import { leaksIn, secretsOf, textsIn } from './secret-scan';
 
 const ROOT = join(__dirname, '..');
 
-export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart' | 'postgres-kill' | 'webhook-kill';
+/** Cluster mode: each Temporal service, and Temporal's PostgreSQL, SIGKILLed and started again on its own. */
+export const CLUSTER_FAULTS = [
+  'temporal-frontend-kill',
+  'temporal-history-kill',
+  'temporal-matching-kill',
+  'temporal-worker-kill',
+  'temporal-postgres-kill',
+] as const;
+export type ClusterFault = (typeof CLUSTER_FAULTS)[number];
+export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart' | 'postgres-kill' | 'webhook-kill' | ClusterFault;
+
+/** How long one kind of cluster fault held backups up (see `stallsOf`). */
+export interface StallFigures {
+  count: number;
+  /** From the SIGKILL to the first backup that completed after it: p50 and max over the faults of this kind. */
+  stallMs: { p50: number; max: number };
+  /** From the SIGKILL until the process was started again and the cluster served (history and matching answered). */
+  backInServiceMs: { p50: number; max: number };
+}
 
 export interface CampaignReport {
   seed: number;
@@ -77,6 +96,18 @@ export interface CampaignReport {
   /** Self-managed: faults on Portal's calls to the webhook, by kind (`webhook-status`, …). */
   webhookFaults: Record<string, number>;
   infraFaults: Record<InfraFault, number> & { vaultCutModes: Record<string, number> };
+  /** Cluster mode: the server, and how long each kind of Temporal kill stalled backups. */
+  cluster?: {
+    serverVersion: string;
+    historyShards: number;
+    /** The gap between consecutive backup completions over the whole run (p50, p95): what "no stall" looks like. */
+    completionGapMs: { p50: number; p95: number };
+    stalls: Partial<Record<ClusterFault, StallFigures>>;
+    /** Every cluster fault: when (ms into the run), and when the cluster served again. */
+    events: { kind: ClusterFault; atMs: number; backInServiceMs: number }[];
+  };
+  /** Client calls that got no answer within a minute and were asked again, by call (see `resilient`). */
+  unansweredCalls: Record<string, number>;
   /** Processes that exited without being killed by the campaign (each was started again). */
   unexpectedExits: { process: string; code: number | null; at: number }[];
   /** Self-managed: what Portal delivered to the webhook and what the company holds at the end. */
@@ -115,19 +146,57 @@ export interface CampaignReport {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Retries a client call through a Temporal restart (the server is briefly unreachable). */
+/** An attempt of a `resilient` call that got no answer in time (asked again, like UNAVAILABLE). */
+class NoAnswerError extends Error {
+  override name = 'NoAnswerError';
+}
+
+/** Calls that got no answer within ATTEMPT_TIMEOUT_MS and were asked again, by `what` (in the report). */
+const unansweredCalls: Record<string, number> = {};
+const ATTEMPT_TIMEOUT_MS = 60_000;
+
+/**
+ * Retries a client call through a Temporal restart (the server is briefly unreachable). An attempt
+ * that gets no answer within a minute is abandoned and asked again: on a cluster, a call that was
+ * in flight inside a service when another one was SIGKILLed can be left without an answer (seen
+ * once in 1,000 backups: the campaign waited on one for good while every backup had completed).
+ */
 async function resilient<T>(what: string, call: () => Promise<T>, limitMs = 120_000): Promise<T> {
+  const key = Symbol(what);
+  activeCalls.set(key, { what, since: Date.now() });
+  try {
+    return await resilientOnce(what, call, limitMs);
+  } finally {
+    activeCalls.delete(key);
+  }
+}
+
+/** The `resilient` calls under way (what, since when), for the campaign's watchdog. */
+const activeCalls = new Map<symbol, { what: string; since: number }>();
+
+async function resilientOnce<T>(what: string, call: () => Promise<T>, limitMs: number): Promise<T> {
   const deadline = Date.now() + limitMs;
   for (;;) {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await call();
+      const noAnswer = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new NoAnswerError(`${what}: no answer in ${ATTEMPT_TIMEOUT_MS} ms`)), ATTEMPT_TIMEOUT_MS);
+      });
+      return await Promise.race([call(), noAnswer]);
     } catch (error) {
+      if (error instanceof NoAnswerError) {
+        unansweredCalls[what] = (unansweredCalls[what] ?? 0) + 1;
+        if (Date.now() > deadline) throw error;
+        continue;
+      }
       const name = (error as Error).name;
       if (name === 'BackupActionRejectedError' || Date.now() > deadline) throw error;
       if (name !== 'ServiceError' && name !== 'ConnectionError' && !/UNAVAILABLE|connect|deadline|14 /i.test(String(error))) {
         throw new Error(`${what}: ${String(error)}`);
       }
       await sleep(500);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
@@ -139,6 +208,7 @@ async function resilient<T>(what: string, call: () => Promise<T>, limitMs = 120_
  */
 export async function runCampaign(input: CampaignOptionsInput): Promise<CampaignReport> {
   const options = campaignOptionsSchema.parse(input);
+  for (const what of Object.keys(unansweredCalls)) delete unansweredCalls[what];
   const { runDir } = options;
   mkdirSync(runDir, { recursive: true });
   const random = new SeededRandom(options.seed);
@@ -160,17 +230,25 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const bundleBuilt = writeWorkflowBundle(join(runDir, 'workflow-bundle.js'));
     bundleBuilt.catch(() => undefined);
     const starts = await Promise.allSettled([
-      startTemporalDevServer({ logFile: join(runDir, 'temporal.log'), dbFile: join(runDir, 'temporal.db') }).then(owned),
+      options.cluster
+        ? // Logs beside the others (the secret scan reads every .log of the run dir).
+          startTemporalCluster({ runDir, allowExternalDatabase: false, logLevel: 'warn' }).then(owned)
+        : startTemporalDevServer({ logFile: join(runDir, 'temporal.log'), dbFile: join(runDir, 'temporal.db') }).then(owned),
       startVaultServer({ dataDir: join(runDir, 'vault'), logFile: join(runDir, 'vault.log') }).then(owned),
       selfManaged ? startPostgresServer({ allowExternal: false, logFile: join(runDir, 'postgres.log') }).then(owned) : undefined,
     ] as const);
     const failedStart = starts.find((start) => start.status === 'rejected');
     if (failedStart) throw failedStart.reason;
     const [temporal, vault, postgres] = starts.map((start) => (start as PromiseFulfilledResult<unknown>).value) as [
-      Awaited<ReturnType<typeof startTemporalDevServer>>,
+      TemporalDevServer | TemporalCluster,
       Awaited<ReturnType<typeof startVaultServer>>,
       PostgresServer | undefined,
     ];
+    const cluster = 'services' in temporal ? temporal : undefined;
+    if (cluster) {
+      const services = Object.values(cluster.services).map((service) => `${service.name} :${service.grpcPort}`).join(', ');
+      say(`Temporal cluster v${cluster.serverVersion} (${cluster.historyShards} shards): ${services}; its PostgreSQL on port ${parseDatabaseUrl(cluster.postgres.url).port}`);
+    }
     await setUpTransit(vault.addr, vault.rootToken);
     // With a rotation in the run, the workers' role also holds the rotation policy (in production a
     // rotation runs on a worker pool of its own: docs/restore.md).
@@ -200,6 +278,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       killing.add(child);
       await child.kill();
     };
+    /** Cluster mode: a Temporal service started (again), watched like the workers. */
+    const startClusterService = async (name: TemporalServiceName) => {
+      await cluster!.start(name);
+      watch(cluster!.services[name].process, `temporal-${name}`, () => startClusterService(name));
+    };
+    if (cluster) for (const service of Object.values(cluster.services)) watch(service.process, `temporal-${service.name}`, () => startClusterService(service.name));
+    const clusterEvents: NonNullable<CampaignReport['cluster']>['events'] = [];
 
     // --- Self-managed: PostgreSQL and the custodian-share webhook, a process of its own ----------
     let webhook: ManagedProcess | undefined;
@@ -382,6 +467,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       'vault-restart': 0,
       'postgres-kill': 0,
       'webhook-kill': 0,
+      ...(Object.fromEntries(CLUSTER_FAULTS.map((kind) => [kind, 0])) as Record<ClusterFault, number>),
       vaultCutModes: {},
     };
     const injectInfraFault = async (kind: InfraFault) => {
@@ -394,7 +480,24 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         spawnWorker(index);
       } else if (kind === 'temporal-restart') {
         say('SIGKILL Temporal, start it again on the same database');
+        if (!('restart' in temporal)) throw new Error('a cluster is restarted one service at a time');
         await temporal.restart();
+      } else if ((CLUSTER_FAULTS as readonly string[]).includes(kind)) {
+        const at = Date.now();
+        if (kind === 'temporal-postgres-kill') {
+          say("SIGKILL Temporal's PostgreSQL (postmaster and backends), start it again on its data directory");
+          await cluster!.postgres.kill();
+          await sleep(500 + random.next() * 2_500);
+          await cluster!.postgres.restart();
+          await cluster!.waitReady();
+        } else {
+          const name = kind.replace(/^temporal-/, '').replace(/-kill$/, '') as TemporalServiceName;
+          say(`SIGKILL Temporal ${name}, start it again on the same ports`);
+          await killOnPurpose(cluster!.services[name].process);
+          await sleep(500 + random.next() * 2_000);
+          await startClusterService(name);
+        }
+        clusterEvents.push({ kind: kind as ClusterFault, atMs: at - started, backInServiceMs: Date.now() - at });
       } else if (kind === 'vault-restart') {
         say('SIGKILL Vault, start and unseal it again');
         await vault.restart();
@@ -418,7 +521,22 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         await vaultProxy.setMode('pass');
       }
     };
-    const milestones: [number, InfraFault][] = selfManaged
+    const milestones: [number, InfraFault][] = options.cluster
+      ? // Each Temporal service and its PostgreSQL once, spread over the run, beside the others.
+        [
+          [0.08, 'worker-kill'],
+          [0.16, 'temporal-history-kill'],
+          [0.24, 'vault-cut'],
+          [0.32, 'temporal-matching-kill'],
+          [0.4, 'temporal-frontend-kill'],
+          ...(selfManaged ? ([[0.45, 'postgres-kill'], [0.5, 'webhook-kill']] as [number, InfraFault][]) : []),
+          [0.56, 'temporal-postgres-kill'],
+          [0.64, 'temporal-worker-kill'],
+          [0.72, 'vault-restart'],
+          [0.8, 'temporal-history-kill'],
+          [0.9, 'worker-kill'],
+        ]
+      : selfManaged
       ? [
           [0.1, 'worker-kill'],
           [0.2, 'postgres-kill'],
@@ -436,7 +554,9 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
           [0.7, 'vault-restart'],
           [0.85, 'worker-kill'],
         ];
-    const randomKinds: InfraFault[] = ['worker-kill', 'worker-kill', 'vault-cut', 'temporal-restart', 'vault-restart'];
+    const randomKinds: InfraFault[] = options.cluster
+      ? ['worker-kill', 'worker-kill', 'vault-cut', 'vault-restart', ...CLUSTER_FAULTS]
+      : ['worker-kill', 'worker-kill', 'vault-cut', 'temporal-restart', 'vault-restart'];
     if (selfManaged) randomKinds.push('postgres-kill', 'postgres-kill', 'webhook-kill');
 
     // --- Run: a window of backups in flight, an operator, and the fault loop -------------------
@@ -447,6 +567,10 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const retried = new Set<string>();
     const deadline = started + options.timeoutMs;
 
+    /** Where the main loop waits, for the watchdog in the fault loop (a wait over a minute is logged). */
+    let mainStage = { what: 'starting', since: Date.now() };
+    const stage = (what: string) => (mainStage = { what, since: Date.now() });
+    let lastWatchdog = Date.now();
     const faultLoop = (async () => {
       let nextRandomAt = Date.now() + -Math.log(1 - random.next()) * options.meanFaultIntervalMs;
       while (!done) {
@@ -458,6 +582,11 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         } else if (Date.now() >= nextRandomAt) {
           await injectInfraFault(randomKinds[Math.floor(random.next() * randomKinds.length)]!);
           nextRandomAt = Date.now() + -Math.log(1 - random.next()) * options.meanFaultIntervalMs;
+        }
+        if (Date.now() - mainStage.since > 60_000 && Date.now() - lastWatchdog > 60_000) {
+          lastWatchdog = Date.now();
+          const calls = [...activeCalls.values()].map((c) => `${c.what} ${Math.round((Date.now() - c.since) / 1000)} s`);
+          say(`watchdog: the main loop has waited on ${mainStage.what} for ${Math.round((Date.now() - mainStage.since) / 1000)} s; calls under way: ${calls.join(', ') || 'none'}; in flight: ${[...inFlight].join(', ')}`);
         }
         await sleep(200);
       }
@@ -570,9 +699,16 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         say(`time is up: ${outcomes.size} backups ended, ${inFlight.size} still open, ${userIds.length - next} never started`);
         break;
       }
-      while (inFlight.size < options.concurrency && next < userIds.length) await start(userIds[next++]!);
+      // A milestone fault that is due holds new starts back until it fires: each one surely fires
+      // while backups are open, however fast they end (the slices count on every kind firing).
+      const milestoneDue = milestones[0] !== undefined && outcomes.size / userIds.length >= milestones[0][0];
+      stage('starts');
+      while (!milestoneDue && inFlight.size < options.concurrency && next < userIds.length) await start(userIds[next++]!);
+      stage('polls');
       await Promise.all([...inFlight].map((userId) => poll(userId)));
+      stage('rotation start');
       await startRotationWhenHalfway();
+      stage('loop');
       if (Date.now() - lastReport > 5_000) {
         say(`${outcomes.size}/${userIds.length} done, ${inFlight.size} in flight`);
         lastReport = Date.now();
@@ -581,6 +717,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     }
     // The rotation ends once the last pre-rotation backup has (it defers those users until then).
     let rotationReport: RotationReport | undefined;
+    stage('the key rotation to end');
     if (rotationStarted && !timedOut) {
       rotationReport = await resilient('rotation report', () => keys.wait(), Math.max(60_000, deadline - Date.now()));
       say(`key rotation ${rotationReport.status}: ${JSON.stringify(rotationReport.counts.clientCiphertexts)}, min_decryption_version ${JSON.stringify(rotationReport.minDecryptionVersion)}`);
@@ -594,6 +731,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       const chosen = candidates.filter(() => random.next() < options.recoveryShare);
       if (chosen.length === 0 && candidates.length > 0) chosen.push(candidates[0]!);
       say(`recovering ${chosen.length} wallets`);
+      stage('recoveries');
       const open = new Set<string>();
       let index = 0;
       while ((index < chosen.length || open.size > 0) && Date.now() < deadline) {
@@ -730,6 +868,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       if (selfManaged && text.includes(webhookSecret)) violations.add('secret-in-logs', `${file}: the webhook secret`);
       const databasePassword = postgres ? parseDatabaseUrl(postgres.url).password : undefined;
       if (databasePassword && text.includes(databasePassword)) violations.add('secret-in-logs', `${file}: the database password`);
+      const temporalDatabasePassword = cluster ? parseDatabaseUrl(cluster.postgres.url).password : undefined;
+      if (temporalDatabasePassword && text.includes(temporalDatabasePassword)) violations.add('secret-in-logs', `${file}: Temporal's database password`);
     }
 
     const completedTimes = [...outcomes.values()]
@@ -762,6 +902,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       webhookFaults: Object.fromEntries(firedByKind.filter(([kind]) => kind.startsWith('webhook-'))),
       infraFaults,
       unexpectedExits,
+      unansweredCalls: { ...unansweredCalls },
+      ...(cluster ? { cluster: { serverVersion: cluster.serverVersion, historyShards: cluster.historyShards, ...stallsOf(clusterEvents, statuses, started) } } : {}),
       ...(selfManaged
         ? {
             selfManaged: {
@@ -822,6 +964,41 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
   }
 }
 
+/**
+ * How long each kind of cluster fault stalled backups: from the SIGKILL to the first backup that
+ * completed after it (while none completes, backups are held up), beside the gap between
+ * consecutive completions over the whole run, which is what the same measure gives with no fault.
+ */
+export function stallsOf(
+  events: { kind: ClusterFault; atMs: number; backInServiceMs: number }[],
+  outcomes: BackupOutcome[],
+  startedAt: number,
+): Pick<NonNullable<CampaignReport['cluster']>, 'completionGapMs' | 'stalls' | 'events'> {
+  const completions = outcomes
+    .filter((o) => o.status === 'COMPLETED' && o.closedAt !== undefined)
+    .map((o) => o.closedAt! - startedAt)
+    .sort((a, b) => a - b);
+  const gaps = completions.slice(1).map((at, i) => at - completions[i]!);
+  gaps.sort((a, b) => a - b);
+  const stalls: Partial<Record<ClusterFault, StallFigures>> = {};
+  for (const kind of CLUSTER_FAULTS) {
+    const ofKind = events.filter((event) => event.kind === kind);
+    if (ofKind.length === 0) continue;
+    const stallTimes = ofKind
+      .map((event) => completions.find((at) => at >= event.atMs))
+      .map((at, i) => (at === undefined ? undefined : at - ofKind[i]!.atMs))
+      .filter((ms): ms is number => ms !== undefined)
+      .sort((a, b) => a - b);
+    const back = ofKind.map((event) => event.backInServiceMs).sort((a, b) => a - b);
+    stalls[kind] = {
+      count: ofKind.length,
+      stallMs: { p50: percentile(stallTimes, 50), max: stallTimes.at(-1) ?? 0 },
+      backInServiceMs: { p50: percentile(back, 50), max: back.at(-1) ?? 0 },
+    };
+  }
+  return { completionGapMs: { p50: percentile(gaps, 50), p95: percentile(gaps, 95) }, stalls, events };
+}
+
 export function summarize(report: CampaignReport): string {
   const lines = [
     `fault campaign, seed ${report.seed}: ${report.backups.total} backups in ${(report.durationMs / 1000).toFixed(1)} s`,
@@ -835,6 +1012,17 @@ export function summarize(report: CampaignReport): string {
       (report.mode === 'self-managed'
         ? `, PostgreSQL SIGKILL ${report.infraFaults['postgres-kill']}, webhook SIGKILL ${report.infraFaults['webhook-kill']}`
         : ''),
+    ...(report.cluster
+      ? [
+          `  Temporal cluster v${report.cluster.serverVersion}, ${report.cluster.historyShards} shards; SIGKILL and restart: ` +
+            CLUSTER_FAULTS.map((kind) => `${kind.replace(/^temporal-/, '').replace(/-kill$/, '')} ${report.infraFaults[kind]}`).join(', '),
+          `  stalls (SIGKILL → next completed backup; p50/max ms; back in service p50/max): ` +
+            Object.entries(report.cluster.stalls)
+              .map(([kind, f]) => `${kind.replace(/^temporal-/, '').replace(/-kill$/, '')} ${f.stallMs.p50}/${f.stallMs.max} (${f.backInServiceMs.p50}/${f.backInServiceMs.max})`)
+              .join(', ') +
+            `; gap between consecutive completions over the run p50 ${report.cluster.completionGapMs.p50}, p95 ${report.cluster.completionGapMs.p95}`,
+        ]
+      : []),
     ...(report.selfManaged
       ? [
           `  webhook faults: ${Object.entries(report.webhookFaults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
@@ -843,6 +1031,9 @@ export function summarize(report: CampaignReport): string {
             `custodian shares acknowledged ${report.selfManaged.acknowledgedShares}, rows ${report.selfManaged.custodianRows}; ` +
             `client ciphertext rows ${report.selfManaged.clientCiphertextRows}`,
         ]
+      : []),
+    ...(Object.keys(report.unansweredCalls ?? {}).length > 0
+      ? [`  calls asked again after a minute without an answer: ${Object.entries(report.unansweredCalls).map(([what, n]) => `${what} ${n}`).join(', ')}`]
       : []),
     ...(report.unexpectedExits.length > 0
       ? [`  processes that exited by themselves: ${report.unexpectedExits.map((exit) => `${exit.process} (code ${exit.code}, at ${exit.at} ms)`).join(', ')}`]
@@ -873,7 +1064,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}`,
   ];
   return lines.join('\n');
 }

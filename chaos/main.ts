@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { runCampaign, summarize } from './campaign';
 
 /**
- * `npm run chaos -- --backups 1000 --seed 42 [--self-managed]`: prints a summary, writes
+ * `npm run chaos -- --backups 1000 --seed 42 [--self-managed] [--cluster]`: prints a summary, writes
  * <run dir>/report.json (and a copy to --report when given).
  */
 const program = new Command('chaos')
@@ -17,6 +17,7 @@ const program = new Command('chaos')
   .option('--recovery-share <fraction>', 'share of completed users recovered after the backups, under the same faults', '0.1')
   .option('--no-rotation', 'do not rotate the Transit key halfway through the backups')
   .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
+  .option('--cluster', 'Temporal as a cluster (frontend, history, matching, worker on PostgreSQL), each service and its PostgreSQL killed on its own')
   .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
   .option('--mean-fault-interval <ms>', 'mean time between process and network faults', '8000')
   .option('--timeout <ms>', 'give up after this long', String(60 * 60_000))
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     rotateMidRun: o.rotation !== false,
     portalFaultRate: Number(o.faultRate),
     mode: o.selfManaged ? 'self-managed' : 'portal-managed',
+    cluster: o.cluster === true,
     webhookFaultRate: Number(o.webhookFaultRate),
     meanFaultIntervalMs: Number(o.meanFaultInterval),
     timeoutMs: Number(o.timeout),

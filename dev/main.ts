@@ -16,6 +16,7 @@ import { describeDatabaseUrl } from '../db/database-url';
 import { startProcess, waitUntil } from '../stack/managed-process';
 import { startPostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
+import { startTemporalCluster, TEMPORAL_SERVICES } from '../stack/temporal-cluster';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
 import { createLogger } from '../worker/logger';
@@ -32,6 +33,7 @@ const program = new Command('dev')
   .option('--vault-port <port>', 'Vault port', '8200')
   .option('--simulator-port <port>', 'Portal simulator port', '4100')
   .option('--codec-port <port>', 'codec server port (the Web UI decodes payloads through it)', '8234')
+  .option('--cluster', 'Temporal as a cluster: temporal-server frontend, history, matching and worker processes on PostgreSQL (instead of the dev server)')
   .option('--self-managed', 'Self-Managed Backups: PostgreSQL, the custodian-share webhook, and the simulator delivering to it')
   .option('--webhook-port <port>', 'custodian-share webhook port (with --self-managed)', '4300')
   .option('--api-port <port>', 'HTTP API port', '8080')
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
   const opts = program.opts<{
     users: string;
     once?: boolean;
+    cluster?: boolean;
     temporalPort: string;
     uiPort: string;
     codecPort: string;
@@ -89,17 +92,29 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stopAll().then(() => process.exit(0)));
 
   try {
-    log('obtaining and starting Temporal and Vault (the first run builds them from Go modules)…');
+    log(`obtaining and starting Temporal${opts.cluster ? ' (cluster)' : ''} and Vault (the first run builds them from Go modules)…`);
+    const uiCodecEndpoint = `http://127.0.0.1:${ports.codec}`;
     const [temporal, vault] = await Promise.all([
-      startTemporalDevServer({
-        logFile: join(DEV_DIR, 'temporal.log'),
-        port: ports.temporal,
-        uiPort: ports.ui,
-        uiCodecEndpoint: `http://127.0.0.1:${ports.codec}`,
-      }),
+      opts.cluster
+        ? startTemporalCluster({
+            runDir: join(DEV_DIR, 'temporal-cluster'),
+            port: ports.temporal,
+            uiPort: ports.ui,
+            uiCodecEndpoint,
+            // Temporal's own PostgreSQL, kept across runs like the company database.
+            postgresDataDir: join(DEV_DIR, 'temporal-postgres'),
+          })
+        : startTemporalDevServer({ logFile: join(DEV_DIR, 'temporal.log'), port: ports.temporal, uiPort: ports.ui, uiCodecEndpoint }),
       startVaultDevServer({ logFile: join(DEV_DIR, 'vault.log'), port: ports.vault }),
     ]);
     stops.push(temporal.stop, vault.stop);
+    if ('services' in temporal) {
+      log(`Temporal cluster     temporal-server v${temporal.serverVersion}, ${temporal.historyShards} history shards, on PostgreSQL ${temporal.postgres.version ?? ''} (${temporal.postgres.kind}) ${describeDatabaseUrl(temporal.postgres.url)} + temporal_visibility`);
+      for (const name of TEMPORAL_SERVICES) {
+        const service = temporal.services[name];
+        log(`  ${name.padEnd(18)} gRPC 127.0.0.1:${service.grpcPort}, membership :${service.membershipPort}, metrics http://127.0.0.1:${service.metricsPort}/metrics  (log ${service.logFile})`);
+      }
+    }
     // Self-Managed: the company's PostgreSQL and its custodian-share webhook, which the simulator
     // (as Portal) calls during every /v1/backup.
     let selfManaged: { databaseUrl: string; webhookUrl: string; webhookSecret: string } | undefined;

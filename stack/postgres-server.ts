@@ -65,6 +65,20 @@ export interface PostgresServerOptions {
    * false to always get one of their own.
    */
   allowExternal?: boolean;
+  /**
+   * The environment variable that names an external server (default DATABASE_URL, the company
+   * database's; the Temporal cluster's is TEMPORAL_DATABASE_URL).
+   */
+  externalUrlVariable?: string;
+  /** The login role our own server creates (default `mpc_backup`); never a superuser. */
+  role?: string;
+  /**
+   * The databases our own server creates, owned by `role` (default: one named like the role). The
+   * URL names the first.
+   */
+  databases?: string[];
+  /** Server settings of our own server (`-c name=value`), e.g. `{ max_connections: '200' }`. */
+  settings?: Record<string, string>;
 }
 
 const SERVICE_ROLE = 'mpc_backup';
@@ -86,13 +100,14 @@ const STOP_GRACE_MS = 30_000;
  */
 export async function startPostgresServer(options: PostgresServerOptions): Promise<PostgresServer> {
   const forced = requestedKind();
-  const databaseUrl = process.env.DATABASE_URL?.trim();
+  const urlVariable = options.externalUrlVariable ?? 'DATABASE_URL';
+  const databaseUrl = process.env[urlVariable]?.trim();
   const allowExternal = options.allowExternal ?? true;
   if (forced === 'external' && !allowExternal) {
     throw new Error('POSTGRES_KIND=external, but this caller needs a PostgreSQL it can kill and restart: unset POSTGRES_KIND');
   }
   if (forced === 'external' || (forced === undefined && allowExternal && databaseUrl)) {
-    if (!databaseUrl) throw new Error('POSTGRES_KIND=external needs DATABASE_URL');
+    if (!databaseUrl) throw new Error(`POSTGRES_KIND=external needs ${urlVariable}`);
     return externalServer(databaseUrl);
   }
   const runAs = serverUser();
@@ -298,6 +313,12 @@ const credentialsSchema = z.object({ superuserPassword: z.string().min(16), serv
 type Credentials = z.infer<typeof credentialsSchema>;
 
 async function startOwnServer(binaries: PostgresBinaries, runAs: ServerUser, options: PostgresServerOptions): Promise<PostgresServer> {
+  const role = options.role ?? SERVICE_ROLE;
+  const databases = options.databases?.length ? options.databases : [role === SERVICE_ROLE ? SERVICE_DATABASE : role];
+  for (const name of [role, ...databases]) {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`"${name}" is not a plain PostgreSQL identifier`);
+  }
+  const database = databases[0]!;
   const createdDir = options.dataDir === undefined;
   const baseDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'mpc-backup-pg-'));
   const pgdata = join(baseDir, 'pgdata');
@@ -312,7 +333,7 @@ async function startOwnServer(binaries: PostgresBinaries, runAs: ServerUser, opt
   // Opened here so that a log file we cannot write fails this call, not the process later.
   const log: WriteStream = createWriteStream(options.logFile, { fd: openSync(options.logFile, 'a') });
   log.on('error', () => undefined);
-  const cluster = { binaries, runAs, pgdata, port, log };
+  const cluster = { binaries, runAs, pgdata, port, log, settings: options.settings ?? {} };
   const cleanUp = () => {
     log.end();
     if (createdDir) rmSync(baseDir, { recursive: true, force: true });
@@ -354,17 +375,17 @@ async function startOwnServer(binaries: PostgresBinaries, runAs: ServerUser, opt
     current = launchPostmaster(cluster);
     if (cold) {
       await waitReady(current, cluster, { user: SUPERUSER, password: credentials.superuserPassword, database: 'postgres' });
-      await createServiceRoleAndDatabase(port, credentials);
+      await createServiceRoleAndDatabases(port, credentials, role, databases);
       writeFileSync(credentialsFile, JSON.stringify(credentials), { mode: 0o600 });
     }
-    await waitReady(current, cluster, { user: SERVICE_ROLE, password: credentials.servicePassword, database: SERVICE_DATABASE });
+    await waitReady(current, cluster, { user: role, password: credentials.servicePassword, database });
   } catch (error) {
     return fail(error);
   }
   const servicePassword = credentials.servicePassword;
 
   return {
-    url: `postgres://${SERVICE_ROLE}:${servicePassword}@127.0.0.1:${port}/${SERVICE_DATABASE}`,
+    url: `postgres://${role}:${servicePassword}@127.0.0.1:${port}/${database}`,
     kind: binaries.kind,
     version: binaries.version,
     get pid() {
@@ -384,7 +405,7 @@ async function startOwnServer(binaries: PostgresBinaries, runAs: ServerUser, opt
       if (stopped) throw new Error('this PostgreSQL server was stopped; start a new one');
       await current?.stop();
       current = launchPostmaster(cluster);
-      await waitReady(current, cluster, { user: SERVICE_ROLE, password: servicePassword, database: SERVICE_DATABASE });
+      await waitReady(current, cluster, { user: role, password: servicePassword, database });
     },
   };
 }
@@ -395,6 +416,7 @@ interface Cluster {
   pgdata: string;
   port: number;
   log: WriteStream;
+  settings: Record<string, string>;
 }
 
 function readCredentials(file: string): Credentials | undefined {
@@ -492,6 +514,7 @@ function launchPostmaster(cluster: Cluster): RunningPostmaster {
       // TCP only: the default socket folder (/var/run/postgresql, /tmp) may not exist or be shared.
       '-c',
       'unix_socket_directories=',
+      ...Object.entries(cluster.settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
     { ...asUser(cluster.runAs), env: serverEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -596,7 +619,7 @@ async function waitReady(
   );
 }
 
-async function createServiceRoleAndDatabase(port: number, credentials: Credentials): Promise<void> {
+async function createServiceRoleAndDatabases(port: number, credentials: Credentials, role: string, databases: string[]): Promise<void> {
   const client = new Client({
     host: '127.0.0.1',
     port,
@@ -611,10 +634,10 @@ async function createServiceRoleAndDatabase(port: number, credentials: Credentia
     // The role gets a SCRAM verifier, not the password: the statement may end up in the server's
     // log (it logs failed statements), and a verifier there gives nothing away.
     await client.query(
-      `CREATE ROLE ${SERVICE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${client.escapeLiteral(scramSha256Verifier(credentials.servicePassword))}`,
+      `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${client.escapeLiteral(scramSha256Verifier(credentials.servicePassword))}`,
     );
     // Owning the database lets the service create its tables (public schema: pg_database_owner, 15+).
-    await client.query(`CREATE DATABASE ${SERVICE_DATABASE} OWNER ${SERVICE_ROLE} ENCODING 'UTF8'`);
+    for (const database of databases) await client.query(`CREATE DATABASE ${database} OWNER ${role} ENCODING 'UTF8'`);
   } finally {
     await client.end().catch(() => undefined);
   }

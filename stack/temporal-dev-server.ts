@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
-import { freePort } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { toolBinary } from './tool-binaries';
 
@@ -56,14 +56,18 @@ export const DEV_DYNAMIC_CONFIG: Readonly<Record<string, string | number | boole
   'system.enableActivityEagerExecution': true,
   'system.enableEagerWorkflowStart': true,
   'history.transferProcessorMaxPollRPS': 1000,
+  // The dev server's own default already; written out so that the cluster gets the same.
+  'frontend.namespaceRPS.visibility': 100,
 };
 
 /** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const binary = toolBinary('temporal');
-  const port = options.port ?? (await freePort());
-  const httpPort = await freePort();
-  const metricsPort = await freePort();
+  // Below the kernel's range for outgoing connections (freePortBelow32768): a port picked from
+  // that range can be taken by a connection before the server binds it, or before a restart does.
+  const port = options.port ?? (await freePortBelow32768());
+  const httpPort = await freePortBelow32768();
+  const metricsPort = await freePortBelow32768();
   const namespace = options.namespace ?? 'default';
   const dynamicConfig = {
     ...DEV_DYNAMIC_CONFIG,

@@ -57,6 +57,8 @@ export async function createBackupTestEnv(
   options: {
     portalTimeoutMs?: number;
     temporalAddress?: string;
+    /** On the shared Temporal cluster (four temporal-server processes on PostgreSQL) instead of the dev server. */
+    cluster?: boolean;
     workerEnv?: NodeJS.ProcessEnv;
     simulator?: Partial<PortalSimulatorOptions>;
   } = {},
@@ -70,7 +72,7 @@ export async function createBackupTestEnv(
   const workerEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: options.temporalAddress ?? inject('temporalAddress'),
+    TEMPORAL_ADDRESS: options.temporalAddress ?? (options.cluster ? clusterAddress() : inject('temporalAddress')),
     TEMPORAL_TASK_QUEUE: taskQueue,
     PAYLOAD_CODEC_KEYS: inject('codecKeys'),
     SHARE_SEALING_KEYS: inject('sealingKeys'),
@@ -138,6 +140,13 @@ export async function createBackupTestEnv(
     },
   };
   return env;
+}
+
+/** The shared Temporal cluster's frontend; a clear failure when the run was told to leave it out. */
+export function clusterAddress(): string {
+  const address = inject('clusterAddress');
+  if (!address) throw new Error('this test needs the Temporal cluster, which MPC_TEST_CLUSTER=off left out of the test stack');
+  return address;
 }
 
 /**

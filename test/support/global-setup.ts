@@ -7,6 +7,7 @@ import { describeDatabaseUrl } from '../../db/database-url';
 import { migrate } from '../../db/migrate';
 import { createDatabasePool } from '../../db/pool';
 import { startPostgresServer, type PostgresServer } from '../../stack/postgres-server';
+import { startTemporalCluster, type TemporalCluster } from '../../stack/temporal-cluster';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
@@ -17,34 +18,42 @@ export const RUN_DIR = process.env.MPC_TEST_RUN_DIR ?? join(__dirname, '..', '..
 /**
  * Starts the real servers every test file shares (a Temporal dev server, a Vault dev server with
  * Transit, and PostgreSQL: DATABASE_URL's, or one of our own with the schema migrated), bundles
- * the workflow code once, and hands their addresses to the tests.
+ * the workflow code once, and hands their addresses to the tests. Beside them, a Temporal cluster
+ * (temporal-server as four processes on a PostgreSQL of its own) for the tests in test/cluster/;
+ * MPC_TEST_CLUSTER=off leaves it out for quick local runs of other files (those tests then fail
+ * and say so).
  */
 export default async function setup(project: TestProject) {
   mkdirSync(RUN_DIR, { recursive: true });
   const started = Date.now();
+  const withCluster = process.env.MPC_TEST_CLUSTER !== 'off';
   const servers = await Promise.allSettled([
     startTemporalDevServer({ logFile: join(RUN_DIR, 'temporal.log') }),
     startVaultDevServer({ logFile: join(RUN_DIR, 'vault.log') }),
     startMigratedPostgres(join(RUN_DIR, 'postgres.log')),
-  ]);
-  const [temporalStart, vaultStart, postgresStart] = servers;
-  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected') {
-    await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
-    throw [temporalStart, vaultStart, postgresStart].map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
+    withCluster ? startTemporalCluster({ runDir: join(RUN_DIR, 'temporal-cluster'), allowExternalDatabase: false }) : undefined,
+  ] as const);
+  const [temporalStart, vaultStart, postgresStart, clusterStart] = servers;
+  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected' || clusterStart.status === 'rejected') {
+    await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value?.stop() : undefined)));
+    throw servers.map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
   }
   const temporal = temporalStart.value;
   const vault = vaultStart.value;
   const postgres = postgresStart.value;
+  const cluster: TemporalCluster | undefined = clusterStart.value;
+  const stopAll = () => Promise.all([temporal.stop(), vault.stop(), postgres.stop(), cluster?.stop()]);
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
   try {
     await writeWorkflowBundle(bundlePath);
   } catch (error) {
-    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
+    await stopAll();
     throw error;
   }
   process.stdout.write(
     `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, ` +
-      `PostgreSQL ${postgres.server.kind} ${describeDatabaseUrl(postgres.server.url)}, logs in ${RUN_DIR}\n`,
+      `PostgreSQL ${postgres.server.kind} ${describeDatabaseUrl(postgres.server.url)}, ` +
+      `${cluster ? `Temporal cluster ${cluster.address} (v${cluster.serverVersion}, ${cluster.historyShards} shards)` : 'no Temporal cluster (MPC_TEST_CLUSTER=off)'}, logs in ${RUN_DIR}\n`,
   );
 
   project.provide('temporalAddress', temporal.address);
@@ -55,9 +64,10 @@ export default async function setup(project: TestProject) {
   project.provide('sealingKeys', `test-seal-1:${randomBytes(32).toString('base64')}`);
   project.provide('runDir', RUN_DIR);
   project.provide('databaseUrl', postgres.server.url);
+  project.provide('clusterAddress', cluster?.address ?? '');
 
   return async () => {
-    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
+    await stopAll();
   };
 }
 
@@ -89,5 +99,7 @@ declare module 'vitest' {
     runDir: string;
     /** postgres:// URL of the migrated test database (holds a password: log describeDatabaseUrl of it). */
     databaseUrl: string;
+    /** The frontend of the shared Temporal cluster (test/cluster/); '' with MPC_TEST_CLUSTER=off. */
+    clusterAddress: string;
   }
 }

@@ -229,6 +229,44 @@ describe('Temporal connection settings (@temporalio/envconfig)', () => {
     expect(defaults.temporal).toMatchObject({ address: 'default.example:7233', namespace: 'default', taskQueue: 'mpc-backup' });
   });
 
+  // Temporal Cloud (ops/temporal/README.md): a namespace endpoint with an API key, or with mTLS.
+  it('connects a worker to Temporal Cloud with an API key profile: TLS on, the key sent, the namespace from the profile', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'temporal-cloud-'));
+    const file = join(dir, 'temporal.toml');
+    writeFileSync(
+      file,
+      ['[profile.cloud]', 'address = "us-east-1.aws.api.temporal.io:7233"', 'namespace = "mpc-backup.a1b2c"', 'api_key = "cloud-api-key-for-test"', ''].join('\n'),
+    );
+    const config = loadWorkerConfig({ ...VALID, TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud' });
+    expect(config.temporal).toMatchObject({ address: 'us-east-1.aws.api.temporal.io:7233', namespace: 'mpc-backup.a1b2c' });
+    expect(config.temporal.connection).toMatchObject({ apiKey: 'cloud-api-key-for-test', tls: true });
+  });
+
+  it('connects a worker to Temporal Cloud with an mTLS profile: the client certificate pair read from its files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'temporal-cloud-mtls-'));
+    const file = join(dir, 'temporal.toml');
+    writeFileSync(join(dir, 'client.pem'), '-----BEGIN CERTIFICATE-----\ntest-cert\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'client.key'), '-----BEGIN PRIVATE KEY-----\ntest-key\n-----END PRIVATE KEY-----\n');
+    writeFileSync(
+      file,
+      [
+        '[profile.cloud-mtls]',
+        'address = "mpc-backup.a1b2c.tmprl.cloud:7233"',
+        'namespace = "mpc-backup.a1b2c"',
+        '[profile.cloud-mtls.tls]',
+        `client_cert_path = "${join(dir, 'client.pem')}"`,
+        `client_key_path = "${join(dir, 'client.key')}"`,
+        '',
+      ].join('\n'),
+    );
+    const config = loadWorkerConfig({ ...VALID, TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud-mtls' });
+    expect(config.temporal).toMatchObject({ address: 'mpc-backup.a1b2c.tmprl.cloud:7233', namespace: 'mpc-backup.a1b2c' });
+    const tls = config.temporal.connection.tls as { clientCertPair?: { crt: Uint8Array; key: Uint8Array } };
+    expect(Buffer.from(tls.clientCertPair!.crt).toString()).toContain('test-cert');
+    expect(Buffer.from(tls.clientCertPair!.key).toString()).toContain('test-key');
+    expect(config.temporal.connection).not.toHaveProperty('apiKey');
+  });
+
   it('names a profile that is not in the file as a configuration error', () => {
     expect(() => loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'staging' })).toThrow(ConfigError);
     expect(() => loadClientConfig({ PAYLOAD_CODEC_KEYS: VALID.PAYLOAD_CODEC_KEYS, TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'staging' })).toThrow(

@@ -7,12 +7,24 @@ import { loadWorkerConfig } from '../../worker/config';
 import { loadWebhookConfig } from '../../webhook/config';
 import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
 import { DEV_DYNAMIC_CONFIG } from '../../stack/temporal-dev-server';
+import { NAMESPACE_RETENTION_HOURS, readClusterEnv, SCHEMA_STEPS, TEMPORAL_SERVICES } from '../../stack/temporal-cluster';
+import { temporalServerVersions } from '../../stack/tool-binaries';
 
 const ROOT = join(__dirname, '..', '..');
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
   services: Record<
     string,
-    { image?: string; build?: string; environment?: Record<string, string>; command?: unknown; ports?: unknown[] }
+    {
+      image?: string;
+      build?: string;
+      environment?: Record<string, string>;
+      command?: unknown;
+      entrypoint?: string[];
+      env_file?: string | string[];
+      volumes?: string[];
+      depends_on?: Record<string, unknown> | string[];
+      ports?: unknown[];
+    }
   >;
 };
 
@@ -40,9 +52,24 @@ function interpolate(value: string, given: Record<string, string>): string {
 describe('docker-compose.yml (cannot run here: no Docker engine; parsed and checked instead)', () => {
   it('describes the whole stack', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['api', 'postgresql', 'service-db', 'simulator', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'vault', 'vault-init', 'webhook', 'worker'].sort(),
+      [
+        'api',
+        'postgresql',
+        'service-db',
+        'simulator',
+        'temporal',
+        'temporal-history',
+        'temporal-matching',
+        'temporal-worker',
+        'temporal-schema',
+        'temporal-namespace',
+        'temporal-ui',
+        'vault',
+        'vault-init',
+        'webhook',
+        'worker',
+      ].sort(),
     );
-    expect(compose.services.temporal!.image).toBe('temporalio/auto-setup:1.29.1');
     expect(compose.services.worker!.build).toBe('.');
   });
 
@@ -112,16 +139,62 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
   });
 
   it('registers every search attribute the workflow upserts', () => {
-    const command = JSON.stringify(compose.services['temporal-search-attributes']!.command);
+    const command = JSON.stringify(compose.services['temporal-namespace']!.command);
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect(command).toContain(`--name ${name} --type ${type}`);
   });
 
-  it('gives its Temporal server the dynamic config the dev stack runs with', () => {
-    const temporal = compose.services.temporal as { environment?: Record<string, string>; volumes?: string[] };
-    const mount = temporal.volumes?.find((volume) => volume.startsWith('./ops/temporal/dynamic-config.yaml:'));
-    expect(mount).toBeDefined();
-    expect(`/etc/temporal/${temporal.environment?.DYNAMIC_CONFIG_FILE_PATH}`).toBe(mount!.split(':')[1]);
+  it('gives the dynamic config file the values the dev stack runs with', () => {
     const file = parse(readFileSync(join(ROOT, 'ops', 'temporal', 'dynamic-config.yaml'), 'utf8')) as Record<string, { value: unknown }[]>;
     expect(Object.fromEntries(Object.entries(file).map(([key, [entry]]) => [key, entry!.value]))).toEqual(DEV_DYNAMIC_CONFIG);
+  });
+});
+
+/** The compose cluster and the native one (stack/temporal-cluster.ts, `npm run dev -- --cluster`) are the same deployment. */
+describe('docker-compose.yml: the same Temporal cluster as the native one', () => {
+  const serviceOf = { frontend: 'temporal', history: 'temporal-history', matching: 'temporal-matching', worker: 'temporal-worker' } as const;
+  const versions = temporalServerVersions();
+
+  it('runs the pinned server version as four services, one per Temporal service, and no auto-setup image', () => {
+    for (const name of TEMPORAL_SERVICES) {
+      const service = compose.services[serviceOf[name]]!;
+      expect(service.image).toBe(`temporalio/server:${versions.server}`);
+      expect(service.entrypoint?.join(' ')).toMatch(new RegExp(`temporal-server start --service ${name}$`));
+    }
+    for (const job of ['temporal-schema', 'temporal-namespace']) expect(compose.services[job]!.image).toBe(`temporalio/admin-tools:${versions.server}`);
+    expect(compose.services['temporal-ui']!.image).toBe(`temporalio/ui:${versions.ui}`);
+    expect(Object.values(compose.services).map((service) => service.image ?? '')).not.toContainEqual(expect.stringContaining('auto-setup'));
+  });
+
+  it('gives every Temporal service the settings of ops/temporal/cluster.env and the dynamic config file', () => {
+    const clusterEnv = readClusterEnv();
+    expect(Number(clusterEnv.NUM_HISTORY_SHARDS)).toBeGreaterThan(0);
+    expect(clusterEnv.DB).toBe('postgres12');
+    for (const name of TEMPORAL_SERVICES) {
+      const service = compose.services[serviceOf[name]]!;
+      expect([service.env_file].flat()).toContain('ops/temporal/cluster.env');
+      // Nothing in its own environment overrides the shared settings.
+      for (const key of Object.keys(clusterEnv)) expect(service.environment).not.toHaveProperty(key);
+      const mount = service.volumes?.find((volume) => volume.startsWith('./ops/temporal/dynamic-config.yaml:'));
+      expect(mount).toBeDefined();
+      expect(service.environment?.DYNAMIC_CONFIG_FILE_PATH).toBe(mount!.split(':')[1]);
+    }
+  });
+
+  it('sets up both databases with the same schema steps', () => {
+    const command = JSON.stringify(compose.services['temporal-schema']!.command);
+    for (const { database, schemaName } of SCHEMA_STEPS) {
+      expect(command).toContain(`--pl ${readClusterEnv().DB} --db ${database} setup-schema -v 0.0`);
+      expect(command).toContain(`--pl ${readClusterEnv().DB} --db ${database} update-schema --schema-name ${schemaName}`);
+    }
+  });
+
+  it('starts the frontend alone first, registers the namespace with the same retention, then history, matching and worker', () => {
+    const dependsOn = (name: string) => Object.keys(compose.services[name]!.depends_on ?? {}).concat(Array.isArray(compose.services[name]!.depends_on) ? (compose.services[name]!.depends_on as string[]) : []);
+    expect(dependsOn('temporal')).toContain('temporal-schema');
+    expect(dependsOn('temporal-namespace')).toContain('temporal');
+    expect(dependsOn('temporal-history')).toContain('temporal-namespace');
+    expect(dependsOn('temporal-matching')).toContain('temporal-history');
+    expect(dependsOn('temporal-worker')).toContain('temporal-matching');
+    expect(JSON.stringify(compose.services['temporal-namespace']!.command)).toContain(`--retention ${NAMESPACE_RETENTION_HOURS}h`);
   });
 });
