@@ -10,6 +10,7 @@ import {
   BackupDomainError,
   CiphertextNotFoundError,
   CiphertextReplaceUnsupportedError,
+  KmsPermissionError,
   VaultPermissionError,
   VaultRequestError,
 } from '../domain/errors';
@@ -30,7 +31,8 @@ import type { PortalClient } from './portal-client';
 import { temporalCall } from './temporal-error-classifier';
 import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
 import { custodianShareContext, transitContext } from './transit-context';
-import { ciphertextVersion, type VaultTransit } from './vault-transit';
+import { ciphertextVersion } from './kms-ciphertext';
+import type { KmsProvider } from './kms-provider';
 
 /**
  * What a key rotation needs, as narrow as it can be: the worker passes its activity deps, a
@@ -39,7 +41,7 @@ import { ciphertextVersion, type VaultTransit } from './vault-transit';
 export interface KeyRotationDeps {
   credentials: Pick<CredentialsSource, 'load'>;
   portal: Pick<PortalClient, 'getClient'>;
-  transit: Pick<VaultTransit, 'keyName' | 'keyVersions' | 'rotateKey' | 'rewrapEach' | 'decryptEach' | 'setMinDecryptionVersion'>;
+  transit: Pick<KmsProvider, 'keyName' | 'keyVersions' | 'rotateKey' | 'rewrapEach' | 'decryptEach' | 'setMinDecryptionVersion'>;
   store: Pick<CiphertextStore, 'kind' | 'get' | 'replace' | 'replaceUnsupported'>;
   /** Self-Managed: the custodian shares the webhook holds (rewrapped too). */
   custodianShares?: Pick<CustodianShareRepository, 'listByClient' | 'getByPair' | 'replaceIfUnchanged'>;
@@ -83,7 +85,7 @@ type CiphertextOutcome = { verified: 'rewrapped' | 'alreadyCurrent' } | { failed
 class LeftAsIs extends Error {}
 
 /** The errors that stop every user alike (a token without the rotation policy): retried until fixed, not counted per user. */
-const SYSTEMIC_ERRORS = [VaultPermissionError];
+const SYSTEMIC_ERRORS = [VaultPermissionError, KmsPermissionError];
 
 function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -9,6 +9,7 @@ import { createDatabasePool } from '../../db/pool';
 import { startPostgresServer, type PostgresServer } from '../../stack/postgres-server';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
+import { startLocalKms } from '../../stack/local-kms-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
 
 /** Logs and the workflow bundle; MPC_TEST_RUN_DIR gives concurrent runs (several engineers on one machine) their own. */
@@ -26,30 +27,34 @@ export default async function setup(project: TestProject) {
     startTemporalDevServer({ logFile: join(RUN_DIR, 'temporal.log') }),
     startVaultDevServer({ logFile: join(RUN_DIR, 'vault.log') }),
     startMigratedPostgres(join(RUN_DIR, 'postgres.log')),
+    // A fresh key store per run: each test env makes its own key alias in it.
+    startLocalKms({ dataDir: join(RUN_DIR, `local-kms-${process.pid}`), logFile: join(RUN_DIR, 'local-kms.log') }),
   ]);
-  const [temporalStart, vaultStart, postgresStart] = servers;
-  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected') {
+  const [temporalStart, vaultStart, postgresStart, kmsStart] = servers;
+  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected' || kmsStart.status === 'rejected') {
     await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
-    throw [temporalStart, vaultStart, postgresStart].map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
+    throw [temporalStart, vaultStart, postgresStart, kmsStart].map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
   }
   const temporal = temporalStart.value;
   const vault = vaultStart.value;
   const postgres = postgresStart.value;
+  const kms = kmsStart.value;
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
   try {
     await writeWorkflowBundle(bundlePath);
   } catch (error) {
-    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
+    await Promise.all([temporal.stop(), vault.stop(), postgres.stop(), kms.stop()]);
     throw error;
   }
   process.stdout.write(
-    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, ` +
+    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, local-kms ${kms.endpoint}, ` +
       `PostgreSQL ${postgres.server.kind} ${describeDatabaseUrl(postgres.server.url)}, logs in ${RUN_DIR}\n`,
   );
 
   project.provide('temporalAddress', temporal.address);
   project.provide('vaultAddr', vault.addr);
   project.provide('vaultToken', vault.rootToken);
+  project.provide('kmsEndpoint', kms.endpoint);
   project.provide('workflowBundlePath', bundlePath);
   project.provide('codecKeys', `test-key-1:${randomBytes(32).toString('base64')}`);
   project.provide('sealingKeys', `test-seal-1:${randomBytes(32).toString('base64')}`);
@@ -57,7 +62,7 @@ export default async function setup(project: TestProject) {
   project.provide('databaseUrl', postgres.server.url);
 
   return async () => {
-    await Promise.all([temporal.stop(), vault.stop(), postgres.stop()]);
+    await Promise.all([temporal.stop(), vault.stop(), postgres.stop(), kms.stop()]);
   };
 }
 
@@ -82,6 +87,8 @@ declare module 'vitest' {
     temporalAddress: string;
     vaultAddr: string;
     vaultToken: string;
+    /** local-kms (AWS KMS) for KMS_PROVIDER=aws-kms; each test env makes a key alias of its own. */
+    kmsEndpoint: string;
     workflowBundlePath: string;
     codecKeys: string;
     /** The workers' share-sealing key ring (never given to the test's clients). */

@@ -34,7 +34,7 @@ describe('worker configuration', () => {
     const config = loadWorkerConfig(VALID);
     expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'mpc-backup' });
     expect(config.portal).toMatchObject({ enclaveUrl: 'https://mpc-client.portalhq.io', storeCipherTextMethod: 'POST' });
-    expect(config.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
+    expect(config.kms.provider === 'vault-transit' && config.kms.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
   });
 
   it('lists every missing variable at once', () => {
@@ -76,9 +76,7 @@ describe('worker configuration', () => {
   it('requires a Vault token or a complete AppRole pair', () => {
     expect(problems({ ...VALID, VAULT_TOKEN: undefined }).join()).toContain('VAULT_TOKEN is required');
     expect(problems({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r' }).join()).toContain('must be set together');
-    expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).vault.auth.kind).toBe(
-      'approle',
-    );
+    expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).kms).toMatchObject({ vault: { auth: { kind: 'approle' } } });
   });
 
   it('refuses a sealing key that is also a payload codec key: clients hold those', () => {
