@@ -22,6 +22,11 @@ import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey
 /** Both KMS providers, for suites that run with each (`describe.each(KMS_PROVIDERS)`). */
 export const KMS_PROVIDERS: KmsProviderKind[] = ['vault-transit', 'aws-kms'];
 
+/** What a stored ciphertext of the provider looks like (kms-ciphertext.ts). */
+export function ciphertextPattern(provider: KmsProviderKind): RegExp {
+  return provider === 'vault-transit' ? /^vault:v\d+:/ : /^awskms:e1:v\d+:/;
+}
+
 /**
  * The worker environment of a KMS provider on the test stack, and an admin view of the same key for
  * the test's own checks. AWS KMS: local-kms behind `proxyPort`, with a key alias of its own (its
