@@ -16,6 +16,9 @@ export type CiphertextFormat = 'vault-transit' | 'aws-kms-e1';
 const VAULT = /^vault:v([0-9]{1,9}):/;
 const AWS_KMS_E1 = /^awskms:e1:v([0-9]{1,9}):/;
 
+/** A ciphertext of either provider, as the database's CHECK on custodian_shares accepts it (migration 005). */
+export const KMS_CIPHERTEXT = /^(vault:v[0-9]+|awskms:e1:v[0-9]+):./;
+
 /** The provider format of a stored ciphertext, or undefined when it is none of ours. */
 export function ciphertextFormat(ciphertext: string): CiphertextFormat | undefined {
   if (VAULT.test(ciphertext)) return 'vault-transit';

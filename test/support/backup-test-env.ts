@@ -108,6 +108,8 @@ export async function createBackupTestEnv(
     simulator?: Partial<PortalSimulatorOptions>;
     /** KMS_PROVIDER for the worker (default vault-transit). */
     kms?: KmsProviderKind;
+    /** AWS KMS: the suffix of the key alias (default: the task queue), to share a key with a webhook the test made first. */
+    kmsKeySuffix?: string;
   } = {},
 ): Promise<BackupTestEnv> {
   installRuntime();
@@ -120,7 +122,7 @@ export async function createBackupTestEnv(
   await localKmsProxy.start();
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
   const kmsProvider = options.kms ?? 'vault-transit';
-  const kms = await kmsForTest(kmsProvider, { vaultPort: vaultProxy.port, kmsPort: localKmsProxy.port, keySuffix: taskQueue });
+  const kms = await kmsForTest(kmsProvider, { vaultPort: vaultProxy.port, kmsPort: localKmsProxy.port, keySuffix: options.kmsKeySuffix ?? taskQueue });
   const workerEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
