@@ -910,7 +910,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}`,
   ];
   return lines.join('\n');
 }
