@@ -10,6 +10,7 @@ import { CURVES } from '../domain/curves';
 import { BackupDomainError, CiphertextNotFoundError, NoCompletedBackupError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
 import { parseUserId } from '../domain/user-id';
+import { COVERAGE_METRICS } from '../metrics/definitions';
 
 /**
  * `backup coverage`: for every user a source knows, whether a backup would restore the wallet —
@@ -247,17 +248,18 @@ export function coverageCsvLine(row: CoverageRow): string {
 
 /** The Prometheus text of a report's summary, for a textfile collector (node_exporter) or a push. */
 export function coverageMetricsText(summary: CoverageSummary, finishedAtMs: number): string {
+  const { users, usersTotal, lastRun } = COVERAGE_METRICS;
   const lines = [
-    '# HELP mpc_backup_coverage_users Users of the last coverage report, by problem (covered: none).',
-    '# TYPE mpc_backup_coverage_users gauge',
-    `mpc_backup_coverage_users{problem="covered"} ${summary.covered}`,
-    ...COVERAGE_PROBLEMS.map((problem) => `mpc_backup_coverage_users{problem="${problem}"} ${summary.problems[problem]}`),
-    '# HELP mpc_backup_coverage_users_total Users the last coverage report looked at.',
-    '# TYPE mpc_backup_coverage_users_total gauge',
-    `mpc_backup_coverage_users_total ${summary.users}`,
-    '# HELP mpc_backup_coverage_last_run_timestamp_seconds When the last coverage report finished.',
-    '# TYPE mpc_backup_coverage_last_run_timestamp_seconds gauge',
-    `mpc_backup_coverage_last_run_timestamp_seconds ${Math.floor(finishedAtMs / 1000)}`,
+    `# HELP ${users.name} ${users.help}`,
+    `# TYPE ${users.name} gauge`,
+    `${users.name}{problem="covered"} ${summary.covered}`,
+    ...COVERAGE_PROBLEMS.map((problem) => `${users.name}{problem="${problem}"} ${summary.problems[problem]}`),
+    `# HELP ${usersTotal.name} ${usersTotal.help}`,
+    `# TYPE ${usersTotal.name} gauge`,
+    `${usersTotal.name} ${summary.users}`,
+    `# HELP ${lastRun.name} ${lastRun.help}`,
+    `# TYPE ${lastRun.name} gauge`,
+    `${lastRun.name} ${Math.floor(finishedAtMs / 1000)}`,
   ];
   return `${lines.join('\n')}\n`;
 }

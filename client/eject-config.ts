@@ -4,7 +4,7 @@ import type { HttpCredentialsSourceConfig } from '../activities/credentials-sour
 import type { PortalClientConfig } from '../activities/portal-client';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
-import { kmsEnvProblems, kmsEnvSchema, toKmsConfig, type KmsConfig } from '../config/kms-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 
 const ejectEnvSchema = kmsEnvSchema.extend(backendEnvSchema.shape).extend({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
@@ -30,7 +30,7 @@ export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConf
     const problems = [...kmsEnvProblems(parsed), ...backendEnvProblems(parsed)];
     if (!parsed.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
     return problems;
-  });
+  }, kmsPresenceProblems);
   return {
     kms: toKmsConfig(e),
     portal: toPortalConfig(e),

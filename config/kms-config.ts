@@ -31,13 +31,18 @@ export type KmsEnv = z.infer<typeof kmsEnvSchema>;
 
 export type KmsConfig = { provider: 'vault-transit'; vault: VaultConfig } | { provider: 'aws-kms'; aws: AwsKmsConfig };
 
+/** The variables each provider requires, checked on the environment as given (loadConfig's presence checks). */
+export function kmsPresenceProblems(raw: Record<string, string>): string[] {
+  if ((raw.KMS_PROVIDER ?? 'vault-transit').trim() === 'aws-kms') return raw.AWS_REGION ? [] : ['AWS_REGION is required when KMS_PROVIDER=aws-kms'];
+  return raw.VAULT_ADDR ? [] : ['VAULT_ADDR is required when KMS_PROVIDER=vault-transit (the default)'];
+}
+
+/** Cross-checks of a parsed KMS environment (presence of the required variables: kmsPresenceProblems). */
 export function kmsEnvProblems(env: KmsEnv): string[] {
   const problems: string[] = [];
   if (env.KMS_PROVIDER === 'vault-transit') {
-    if (!env.VAULT_ADDR) problems.push('VAULT_ADDR is required when KMS_PROVIDER=vault-transit (the default)');
     problems.push(...vaultEnvProblems(env));
   } else {
-    if (!env.AWS_REGION) problems.push('AWS_REGION is required when KMS_PROVIDER=aws-kms');
     if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY)) {
       problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or neither: the AWS SDK default chain)');
     }

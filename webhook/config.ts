@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { envBool, envInt, envNonEmpty } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
-import { kmsEnvProblems, kmsEnvSchema, toKmsConfig, type KmsConfig } from '../config/kms-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { envListenAddress, type ListenAddress } from '../metrics/listen-address';
 
 /** Portal waits 10 s for the webhook; the whole request must be answered before that. */
@@ -56,7 +56,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
             `set WEBHOOK_ALLOWED_SOURCE_IPS (Portal's addresses: ${PORTAL_SOURCE_IPS.join(',')}), or WEBHOOK_SOURCE_CHECKED_BY_PROXY=true when a proxy in front enforces them`,
         ]
       : []),
-  ]);
+  ], kmsPresenceProblems);
   return {
     host: e.WEBHOOK_HOST,
     port: e.WEBHOOK_PORT,

@@ -12,7 +12,7 @@ import type { CiphertextStoreConfig } from '../activities/ciphertext-store-facto
 import type { BackupMode } from '../activities/backup-mode';
 import { loadConfig } from '../config/load-config';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
-import { kmsEnvProblems, kmsEnvSchema, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 
@@ -109,7 +109,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS (AWS_KMS_TIMEOUT_MS with aws-kms) must stay under the 2-minute activity timeout');
     }
     return problems;
-  });
+  }, kmsPresenceProblems);
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
