@@ -1,4 +1,14 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../api/api-server';
+import { BatchClient } from '../../client/batch-client';
+import { httpUserPages } from '../../client/cli-coverage';
+import { RecoveryClient } from '../../client/recovery-client';
 import { COVERAGE_CSV_HEADER, coverageCsvLine, coverageMetricsText, runCoverage, type CoverageDeps, type CoverageRow } from '../../client/coverage';
 import { DrillClient } from '../../client/drill-client';
 import { loadWorkerConfig } from '../../worker/config';
@@ -86,5 +96,50 @@ describe('backup coverage', () => {
     // Ids and reasons only: no share or ciphertext in any row.
     const text = JSON.stringify(rows);
     expect(text).not.toMatch(/awskms:e1:v|vault:v/);
+  }, 180_000);
+
+  it('the CLI (CSV over the backend’s paged source, a metrics file) and GET /v1/coverage (JSON Lines) say the same as the library', async () => {
+    const users = [await backedUp('cov-cli-ok'), { userId: env.seedUser('cov-cli-never') }];
+    const dir = mkdtempSync(join(tmpdir(), 'coverage-'));
+    const { stdout } = await promisify(execFile)(
+      'npx',
+      ['tsx', 'client/cli.ts', 'coverage', '--source-url', `${env.simulator.url}/backend/users`, '--page-size', '2', '--format', 'csv', '--metrics-file', join(dir, 'coverage.prom')],
+      { env: { ...process.env, ...env.workerEnv }, timeout: 120_000 },
+    );
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe(COVERAGE_CSV_HEADER);
+    // Every user this simulator knows, one row each, in the source's order.
+    const known = env.simulator.state.users().map((client) => client.userId);
+    expect(lines.slice(1).map((line) => line.split(',')[0])).toEqual(known);
+    expect(lines.find((line) => line.startsWith(`${users[0]!.userId},`))).toMatch(new RegExp(`^${users[0]!.userId},,[^,]+,[^,]+,[^,]+,portal,aws-kms-e1,1,,,,$`));
+    expect(lines.find((line) => line.startsWith(`${users[1]!.userId},`))).toBe(`${users[1]!.userId},NO_BACKUP,,,,,,,,,,`);
+    const metrics = readFileSync(join(dir, 'coverage.prom'), 'utf8');
+    expect(metrics).toContain(`mpc_backup_coverage_users_total ${known.length}`);
+
+    const api = await createApiServer({
+      backups: env.backups,
+      recoveries: new RecoveryClient(env.backups.temporal, env.taskQueue),
+      batches: new BatchClient(env.backups.temporal, env.taskQueue),
+      tokens: ['coverage-test-token-0123456789'],
+      bodyLimitBytes: 64 * 1024,
+      logger: pino({ level: 'silent' }),
+      coverage: { run: (pagesOf, options, emit) => runCoverage(deps, pagesOf, options, emit), pages: (url, pageSize) => httpUserPages(url, pageSize) },
+    });
+    try {
+      const answer = await api.inject({
+        method: 'GET',
+        url: `/v1/coverage?users=${users.map((u) => u.userId).join(',')}&format=json&maxAgeDays=30`,
+        headers: { authorization: 'Bearer coverage-test-token-0123456789' },
+      });
+      expect(answer.statusCode).toBe(200);
+      expect(answer.headers['content-type']).toContain('application/x-ndjson');
+      const body = answer.body.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(body.slice(0, 2)).toMatchObject([{ userId: users[0]!.userId, problems: [], keyVersion: 1 }, { userId: users[1]!.userId, problems: ['NO_BACKUP'] }]);
+      expect(body[2]).toMatchObject({ summary: { users: 2, covered: 1, problems: { NO_BACKUP: 1 } } });
+      const refused = await api.inject({ method: 'GET', url: '/v1/coverage?format=xml', headers: { authorization: 'Bearer coverage-test-token-0123456789' } });
+      expect(refused.statusCode).toBe(400);
+    } finally {
+      await api.close();
+    }
   }, 180_000);
 });
