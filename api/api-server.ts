@@ -48,7 +48,7 @@ type BatchParams = { Params: { batchId: string } };
 type WaitParams = UserParams & { Querystring: { waitSeconds: number } };
 
 /** The document's version: bump it when a route or shape changes. */
-export const API_VERSION = '1.0.0';
+export const API_VERSION = '1.1.0';
 
 /**
  * The HTTP API for backends not written in TypeScript: the same operations as BackupClient,
@@ -176,7 +176,7 @@ export async function createApiServer(options: ApiServerOptions) {
           sourceUrl: { type: 'string', pattern: '^https?://\\S+$', maxLength: 2048 },
           pageSize: { type: 'integer', minimum: 1, maximum: 10_000, default: 500 },
           format: { type: 'string', enum: ['json', 'csv'], default: 'json' },
-          maxAgeDays: { type: 'number', exclusiveMinimum: 0, default: 30 },
+          maxAgeDays: { type: 'number', minimum: 0.001, maximum: 36_500, default: 30 },
           usersPerMinute: { type: 'integer', minimum: 1, maximum: 60_000, default: 600 },
         },
       },
