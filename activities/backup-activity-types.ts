@@ -8,13 +8,14 @@ import type { ShareSealer } from './share-sealer';
 import type { StepReceipts } from './step-receipts';
 import type { UserRunGuard } from './user-run-guard';
 import type { VaultAccessCheck } from './vault-access-check';
-import type { VaultTransit } from './vault-transit';
+import type { KmsProvider } from './kms-provider';
 
 /** What the backup steps (activities/steps/) need, and the inputs and results they exchange through history. */
 export interface ActivityDeps {
   credentials: CredentialsSource;
   portal: PortalClient;
-  transit: VaultTransit;
+  /** The KMS (KMS_PROVIDER: Vault Transit or AWS KMS envelope encryption); named `transit` since it was Transit only. */
+  transit: KmsProvider;
   store: CiphertextStore;
   /** Seals shares with the workers' own key while they sit in workflow history. */
   sealer: ShareSealer;

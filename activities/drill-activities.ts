@@ -20,7 +20,7 @@ import type { CredentialsSource } from './credentials-source';
 import type { PortalClientInfo } from './portal-client';
 import { newestCompletedPairs, openStoredBackup, readStoredCiphertexts, type StoredShareProblem } from './stored-backup';
 import { custodianShareContext, transitContext } from './transit-context';
-import type { DecryptItem } from './vault-transit';
+import type { DecryptItem } from './kms-provider';
 
 /** What the drill reads through; nothing here can call /v1/recover, write a store or mark a pair. */
 export interface DrillActivityDeps {
@@ -51,7 +51,7 @@ export interface CheckDrillUsersInput {
  * Permanent errors that say the worker cannot check anything (its Vault token, the database
  * schema), not that one user's backup is bad: they fail the drill instead of marking every user.
  */
-const DRILL_ABORTING_ERRORS = new Set(['VaultPermissionError', 'VaultContractError', 'DatabaseRequestError', 'CustodianShareMissingError']);
+const DRILL_ABORTING_ERRORS = new Set(['VaultPermissionError', 'VaultContractError', 'KmsPermissionError', 'KmsContractError', 'DatabaseRequestError', 'CustodianShareMissingError']);
 /** Other pairs of the user a misplaced ciphertext is tried against, newest first. */
 const MAX_WRONG_PAIR_CANDIDATES = 8;
 

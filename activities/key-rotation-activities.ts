@@ -31,7 +31,8 @@ import type { CredentialsSource } from './credentials-source';
 import type { PortalClient } from './portal-client';
 import { temporalCall } from './temporal-error-classifier';
 import { custodianShareContext, transitContext } from './transit-context';
-import { ciphertextVersion, type VaultTransit } from './vault-transit';
+import { ciphertextVersion } from './kms-ciphertext';
+import type { KmsProvider } from './kms-provider';
 
 /**
  * What a key rotation needs, as narrow as it can be: the worker passes its activity deps, a
@@ -40,7 +41,7 @@ import { ciphertextVersion, type VaultTransit } from './vault-transit';
 export interface KeyRotationDeps {
   credentials: Pick<CredentialsSource, 'load'>;
   portal: Pick<PortalClient, 'getClient'>;
-  transit: Pick<VaultTransit, 'keyName' | 'keyVersions' | 'rotateKey' | 'rewrapEach' | 'decryptEach' | 'setMinDecryptionVersion'>;
+  transit: Pick<KmsProvider, 'keyName' | 'keyVersions' | 'rotateKey' | 'rewrapEach' | 'decryptEach' | 'setMinDecryptionVersion'>;
   store: Pick<CiphertextStore, 'kind' | 'get' | 'replace' | 'replaceUnsupported'>;
   /** Self-Managed: the custodian shares the webhook holds (rewrapped too). */
   custodianShares?: Pick<CustodianShareRepository, 'listByClient' | 'getByPair' | 'replaceIfUnchanged'>;

@@ -16,12 +16,12 @@ import type { StepReceipt } from '../domain/step-receipt';
 import type { SigningShareHandover } from './signing-share-handover';
 import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from './stored-backup';
 import type { UserRunGuard } from './user-run-guard';
-import type { VaultTransit } from './vault-transit';
+import type { KmsProvider } from './kms-provider';
 
 export interface RecoveryActivityDeps {
   credentials: CredentialsSource;
   portal: Pick<PortalClient, 'getClient' | 'recover' | 'markSigningPairsStored'>;
-  transit: Pick<VaultTransit, 'decryptEach'>;
+  transit: Pick<KmsProvider, 'decryptEach'>;
   store: CiphertextStore;
   sealer: ShareSealer;
   /** Proves DECRYPT's and HAND_OVER's results came from a worker of the run (see StepReceipts). */

@@ -1,6 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { BackupDomainError, VaultPermissionError } from '../domain/errors';
+import { BackupDomainError, KmsPermissionError, VaultPermissionError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
 import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
 import { heartbeatEveryMs, msSinceProgress, toApplicationFailure } from './activity-boundary';
@@ -12,7 +12,7 @@ import { heartbeatEveryMs, msSinceProgress, toApplicationFailure } from './activ
  */
 
 /** The errors that stop every user alike (a token without the rotation policy): retried until fixed, not counted per user. */
-const SYSTEMIC_ERRORS = [VaultPermissionError];
+const SYSTEMIC_ERRORS = [VaultPermissionError, KmsPermissionError];
 
 /** A per-user or per-ciphertext failure's reason, as reports show it: the error's type and (redacted) message. */
 export function reasonOf(error: unknown): string {

@@ -9,7 +9,7 @@ import type { PortalClient } from './portal-client';
 import { checkpointedBoundary, mustRetry, reasonOf } from './rotation-boundary';
 import type { StepReceipts } from './step-receipts';
 import type { UserPage, UserPageRequest } from './user-source';
-import { ciphertextVersion } from './vault-transit';
+import { ciphertextVersion } from './kms-ciphertext';
 
 export interface RotationCensusDeps {
   credentials: Pick<CredentialsSource, 'load'>;

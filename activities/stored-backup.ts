@@ -6,7 +6,8 @@ import type { CiphertextStore } from './ciphertext-store';
 import type { PortalClientInfo } from './portal-client';
 import { BASE64 } from './response-validation';
 import { transitContext } from './transit-context';
-import { ciphertextVersion, isBelowMinDecryptionVersion, type VaultTransit } from './vault-transit';
+import { ciphertextVersion, isBelowMinDecryptionVersion } from './kms-ciphertext';
+import type { KmsProvider } from './kms-provider';
 
 /**
  * Reading a completed backup back: shared by recovery, eject retrieval and the restore drill, so
@@ -60,7 +61,7 @@ export type StoredShareProblem = { curve: Curve; pairId: string; reason: string;
  * found (a ciphertext altered or moved from another pair does not decrypt in this context).
  */
 export async function openStoredBackup(
-  transit: Pick<VaultTransit, 'decryptEach'>,
+  transit: Pick<KmsProvider, 'decryptEach'>,
   userId: string,
   pairIds: BackupPairIds,
   ciphertexts: Record<Curve, string>,
@@ -109,7 +110,7 @@ export async function openStoredBackup(
  * backup. Any other problem is a StoredBackupInvalidError.
  */
 export async function requireStoredBackup(
-  transit: Pick<VaultTransit, 'decryptEach'>,
+  transit: Pick<KmsProvider, 'decryptEach'>,
   store: Pick<CiphertextStore, 'get'>,
   userId: string,
   pairIds: BackupPairIds,

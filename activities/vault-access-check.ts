@@ -1,6 +1,6 @@
-import { VaultAccessDeniedError, VaultPermissionError } from '../domain/errors';
+import { KmsPermissionError, VaultAccessDeniedError, VaultPermissionError } from '../domain/errors';
 import { transitContext } from './transit-context';
-import type { VaultTransit } from './vault-transit';
+import type { KmsProvider } from './kms-provider';
 
 /** What the probe encrypts: no user's data, under a context no user id can take (ids start with a letter or digit). */
 const PROBE = { plaintext: Buffer.from('mpc-backup access probe', 'utf8'), context: transitContext('~access-probe', '~probe') };
@@ -18,7 +18,7 @@ export class VaultAccessCheck {
   private okUntil = 0;
 
   constructor(
-    private readonly transit: Pick<VaultTransit, 'encryptBatch'>,
+    private readonly transit: Pick<KmsProvider, 'encryptBatch'>,
     private readonly okForMs: number,
     private readonly report: (denied: boolean) => void = () => undefined,
     private readonly now: () => number = Date.now,
@@ -34,7 +34,7 @@ export class VaultAccessCheck {
     try {
       await this.transit.encryptBatch([PROBE]);
     } catch (error) {
-      if (!(error instanceof VaultPermissionError)) return;
+      if (!(error instanceof VaultPermissionError) && !(error instanceof KmsPermissionError)) return;
       this.report(true);
       throw new VaultAccessDeniedError(
         `Vault refuses this worker's token for Transit encryption (403): ${error.message}. Every backup waits at step 1 and asks Portal for nothing ` +

@@ -11,6 +11,11 @@ import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from
 import type { VaultAuth } from './vault-auth';
 import { describeZodError } from './response-validation';
 import { vaultClient } from './vault-client';
+import type { DecryptItem, EncryptItem, KmsKeyVersions, KmsProvider, RewrapItem } from './kms-provider';
+import { ConfigError } from '../config/config-error';
+
+export type { DecryptItem, EncryptItem, RewrapItem } from './kms-provider';
+export { ciphertextVersion, isBelowMinDecryptionVersion } from './kms-ciphertext';
 
 export interface VaultTransitConfig {
   endpoint: string;
@@ -18,17 +23,6 @@ export interface VaultTransitConfig {
   keyName: string;
   timeoutMs: number;
   namespace?: string;
-}
-
-export interface EncryptItem {
-  plaintext: Buffer;
-  /** base64 derived-key context, see transitContext */
-  context: string;
-}
-
-export interface DecryptItem {
-  ciphertext: string;
-  context: string;
 }
 
 const batchResultsSchema = z.object({
@@ -50,25 +44,7 @@ const keyVersionsSchema = z.object({
 });
 
 /** The version numbers of the Transit key (`GET keys/<name>`). */
-export interface TransitKeyVersions {
-  /** The version new encryptions and rewraps use. */
-  latestVersion: number;
-  /** Ciphertexts of older versions no longer decrypt (Vault refuses them: isBelowMinDecryptionVersion). */
-  minDecryptionVersion: number;
-  minEncryptionVersion: number;
-}
-
-export interface RewrapItem {
-  ciphertext: string;
-  /** The same derived-key context the ciphertext was made in (see transitContext). */
-  context: string;
-}
-
-/** The key version a Transit ciphertext was made with (`vault:v<N>:…`), or undefined if it is not one. */
-export function ciphertextVersion(ciphertext: string): number | undefined {
-  const match = /^vault:v([0-9]{1,9}):/.exec(ciphertext);
-  return match ? Number(match[1]) : undefined;
-}
+export type TransitKeyVersions = KmsKeyVersions;
 
 type VaultClient = ReturnType<typeof nodeVault>;
 
@@ -77,7 +53,8 @@ type VaultClient = ReturnType<typeof nodeVault>;
  * classified: unreachable, 429, 5xx and 503 (sealed) are retryable; 400 is permanent; 403
  * re-authenticates once and is permanent after that.
  */
-export class VaultTransit {
+export class VaultTransit implements KmsProvider {
+  readonly provider = 'vault-transit' as const;
   private readonly client: VaultClient;
 
   constructor(
@@ -208,6 +185,36 @@ export class VaultTransit {
     return parsed.data.data;
   }
 
+  /**
+   * The configured Transit key exists and can bind ciphertexts to a context. Vault creates a missing
+   * key on the first encrypt for a token allowed to, so a typo in VAULT_TRANSIT_KEY would otherwise
+   * start encrypting backups under a new, unintended key. An unreachable Vault or a token without
+   * `read` on the key only warns: outages are survivable.
+   */
+  async checkKeyAtStart(warn: (message: string) => void): Promise<void> {
+    const { mount, keyName } = this.config;
+    let key;
+    try {
+      key = await this.describeKey();
+    } catch (error) {
+      if (error instanceof VaultRequestError && /404/.test(error.message)) {
+        throw new ConfigError([
+          `VAULT_TRANSIT_KEY: there is no Transit key "${keyName}" at mount "${mount}" (VAULT_TRANSIT_MOUNT); create it with type=aes256-gcm96 derived=true`,
+        ]);
+      }
+      if (error instanceof VaultPermissionError) {
+        warn(`cannot verify Transit key ${keyName}: grant "read" on ${mount}/keys/${keyName} to check it at start`);
+        return;
+      }
+      warn(`cannot verify Transit key ${keyName} now (${(error as Error).message}); backups will wait for Vault`);
+      return;
+    }
+    const problems: string[] = [];
+    if (key.type !== 'aes256-gcm96') problems.push(`VAULT_TRANSIT_KEY: key "${keyName}" is ${key.type}, not aes256-gcm96`);
+    if (!key.derived) problems.push(`VAULT_TRANSIT_KEY: key "${keyName}" is not derived (derived=true is needed to bind ciphertexts to user and pair)`);
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+
   private async batch(path: string, body: { batch_input: object[] }) {
     const expected = body.batch_input.length;
     const response = await this.write(path, body);
@@ -323,9 +330,4 @@ export function classifyVaultError(error: unknown, path: string): BackupDomainEr
     return new VaultRequestError(`Vault ${path} returned 404${suffix}: check VAULT_TRANSIT_MOUNT and VAULT_TRANSIT_KEY`);
   }
   return new VaultRequestError(`Vault ${path} rejected the request with ${status}${suffix}`);
-}
-
-/** Whether Vault's reason for not decrypting one item is that its key version is below min_decryption_version. */
-export function isBelowMinDecryptionVersion(reason: string): boolean {
-  return reason.includes('disallowed by policy (too old)');
 }

@@ -8,6 +8,8 @@ import { connectionOptions } from '../config/temporal-config';
 import { createLogger } from '../worker/logger';
 import { createApiServer } from './api-server';
 import { loadApiConfig } from './config';
+import { coverageBackend, CoverageOptionsError, httpUserPages } from '../client/cli-coverage';
+import { runCoverage } from '../client/coverage';
 
 /**
  * The HTTP API process (`npm run api`): validates configuration, connects to Temporal with the
@@ -19,7 +21,22 @@ async function main(): Promise<void> {
   const connection = await Connection.connect(connectionOptions(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: backupDataConverter(config.codecKeys) });
   const taskQueue = config.temporal.taskQueue;
+  // GET /v1/coverage, when this process has the backend's configuration (as the workers read it).
+  const backend = process.env.CREDENTIALS_URL ? coverageBackend() : undefined;
+  const sourceOrigin = process.env.CREDENTIALS_URL ? new URL(process.env.CREDENTIALS_URL.replace('{userId}', 'u')).origin : undefined;
   const app = await createApiServer({
+    ...(backend
+      ? {
+          coverage: {
+            run: (users, options, emit) => runCoverage({ ...backend.deps, temporal }, users, options, emit),
+            // Only the backend's own origin gets the credentials header, as with the batches' source.
+            pages: (url, pageSize) => {
+              if (new URL(url).origin !== sourceOrigin) throw new CoverageOptionsError(`the user source must be on ${sourceOrigin}, the credentials source's origin`);
+              return httpUserPages(url, pageSize, backend.credentialsHeader);
+            },
+          },
+        }
+      : {}),
     backups: new BackupClient(temporal, taskQueue),
     recoveries: new RecoveryClient(temporal, taskQueue),
     batches: new BatchClient(temporal, taskQueue),

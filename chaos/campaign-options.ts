@@ -27,6 +27,11 @@ export const campaignOptionsSchema = z.object({
   webhookFaultRate: z.number().min(0).max(0.2).default(0.01),
   /** Share of users whose wallet is recovered (from its completed backup) once the backups are over, under the same faults. */
   recoveryShare: z.number().min(0).max(1).default(0.1),
+  /**
+   * The KMS the workers and the webhook use: Vault Transit, or AWS KMS (local-kms from the Go module
+   * proxy). The KMS cut and restart faults hit the one in use.
+   */
+  kms: z.enum(['vault-transit', 'aws-kms']).default('vault-transit'),
   /** Rotate the Transit key halfway through the backups (rewrap everything, raise min_decryption_version). */
   rotateMidRun: z.boolean().default(true),
   /** Per-request probability of each Portal fault kind. */

@@ -28,6 +28,9 @@ import { TcpFaultProxy, type ProxyMode } from '../stack/tcp-fault-proxy';
 import { startTemporalCluster, type TemporalCluster, type TemporalServiceName } from '../stack/temporal-cluster';
 import { startTemporalDevServer, type TemporalDevServer } from '../stack/temporal-dev-server';
 import { setUpAppRole, setUpTransit, startVaultServer } from '../stack/vault-server';
+import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
+import { AwsKmsEnvelope } from '../activities/aws-kms-envelope';
+import type { KmsProvider } from '../activities/kms-provider';
 import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
 import { backupWorkflowId } from '../domain/user-id';
 import type { backupWallet } from '../workflows/backup-wallet';
@@ -260,6 +263,34 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
     const vaultProxy = new TcpFaultProxy({ host: '127.0.0.1', port: vault.port }, await freePort());
     await vaultProxy.start();
     cleanups.push(() => vaultProxy.stop());
+    // The KMS the workers and the webhook use, behind its own fault proxy: Vault (AppRole, the
+    // proxy above), or local-kms (AWS KMS) with the key alias/mpc-backup; the KMS faults hit it.
+    const aws = options.kms === 'aws-kms' ? owned(await startLocalKms({ dataDir: join(runDir, 'local-kms'), logFile: join(runDir, 'local-kms.log') })) : undefined;
+    let kmsProxy = vaultProxy;
+    let kmsEnv: NodeJS.ProcessEnv = {
+      VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
+      VAULT_ROLE_ID: appRole.roleId,
+      VAULT_SECRET_ID: appRole.secretId,
+      VAULT_TIMEOUT_MS: '2000',
+    };
+    if (aws) {
+      await setUpAwsKmsKey(aws.endpoint, 'alias/mpc-backup');
+      kmsProxy = new TcpFaultProxy({ host: '127.0.0.1', port: aws.port }, await freePort());
+      await kmsProxy.start();
+      const proxy = kmsProxy;
+      cleanups.push(() => proxy.stop());
+      kmsEnv = {
+        KMS_PROVIDER: 'aws-kms',
+        AWS_REGION: LOCAL_KMS_REGION,
+        AWS_KMS_ENDPOINT: `http://127.0.0.1:${kmsProxy.port}`,
+        AWS_KMS_KEY_ALIAS: 'alias/mpc-backup',
+        AWS_KMS_TIMEOUT_MS: '2000',
+        AWS_ACCESS_KEY_ID: LOCAL_KMS_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_KMS_CREDENTIALS.secretAccessKey,
+      };
+      say(`KMS: AWS KMS on local-kms ${aws.endpoint} (key alias/mpc-backup)`);
+    }
+    const kmsName = aws ? 'local-kms' : 'Vault';
 
     const unexpectedExits: CampaignReport['unexpectedExits'] = [];
     /** Starts a process again if it exits without the campaign killing it (and records that it did). */
@@ -309,11 +340,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         WEBHOOK_PORT: String(webhookPort),
         WEBHOOK_SECRETS: webhookSecret,
         DATABASE_URL: postgres.url,
-        // Through the same fault proxy as the workers: a Vault cut reaches the webhook too.
-        VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
-        VAULT_ROLE_ID: appRole.roleId,
-        VAULT_SECRET_ID: appRole.secretId,
-        VAULT_TIMEOUT_MS: '2000',
+        // Through the same fault proxy as the workers: a KMS cut reaches the webhook too.
+        ...kmsEnv,
         LOG_LEVEL: 'info',
       };
       const launchWebhook = () =>
@@ -368,10 +396,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       PORTAL_ENCLAVE_URL: simulator.url,
       PORTAL_API_URL: simulator.url,
       PORTAL_TIMEOUT_MS: String(options.portalTimeoutMs),
-      VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
-      VAULT_ROLE_ID: appRole.roleId,
-      VAULT_SECRET_ID: appRole.secretId,
-      VAULT_TIMEOUT_MS: '2000',
+      ...kmsEnv,
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
       SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
       WORKER_WORKFLOW_BUNDLE: bundlePath,
@@ -499,8 +524,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         }
         clusterEvents.push({ kind: kind as ClusterFault, atMs: at - started, backInServiceMs: Date.now() - at });
       } else if (kind === 'vault-restart') {
-        say('SIGKILL Vault, start and unseal it again');
-        await vault.restart();
+        if (aws) {
+          say('SIGKILL local-kms, start it again on its data directory');
+          await aws.restart();
+        } else {
+          say('SIGKILL Vault, start and unseal it again');
+          await vault.restart();
+        }
       } else if (kind === 'postgres-kill') {
         say('SIGKILL PostgreSQL (postmaster and backends), start it again on its data directory');
         await postgres!.kill();
@@ -515,10 +545,10 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
         const modes: ProxyMode[] = ['refuse', 'blackhole', 'reset'];
         const mode = modes[Math.floor(random.next() * modes.length)]!;
         infraFaults.vaultCutModes[mode] = (infraFaults.vaultCutModes[mode] ?? 0) + 1;
-        say(`Vault cut off (${mode})`);
-        await vaultProxy.setMode(mode);
+        say(`${kmsName} cut off (${mode})`);
+        await kmsProxy.setMode(mode);
         await sleep(1_000 + random.next() * 4_000);
-        await vaultProxy.setMode('pass');
+        await kmsProxy.setMode('pass');
       }
     };
     const milestones: [number, InfraFault][] = options.cluster
@@ -758,7 +788,7 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
 
     done = true;
     await faultLoop;
-    await vaultProxy.setMode('pass');
+    await kmsProxy.setMode('pass');
     if (timedOut) {
       // Open backups would go on changing Portal and the database while they are checked.
       await Promise.all(workers.map((worker) => killOnPurpose(worker)));
@@ -769,11 +799,13 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
 
     // --- Invariants ---------------------------------------------------------------------------
     const violations = new ViolationLog();
-    const transit = new VaultTransit(
-      { endpoint: vault.addr, mount: 'transit', keyName: 'mpc-backup', timeoutMs: 10_000 },
-      new StaticTokenAuth(vault.rootToken),
-      nodeVault({ endpoint: vault.addr, debug: () => undefined } as nodeVault.VaultOptions),
-    );
+    const transit: KmsProvider = aws
+      ? new AwsKmsEnvelope({ region: LOCAL_KMS_REGION, endpoint: aws.endpoint, keyAlias: 'alias/mpc-backup', timeoutMs: 10_000 }, undefined, localKmsClient(aws.endpoint))
+      : new VaultTransit(
+          { endpoint: vault.addr, mount: 'transit', keyName: 'mpc-backup', timeoutMs: 10_000 },
+          new StaticTokenAuth(vault.rootToken),
+          nodeVault({ endpoint: vault.addr, debug: () => undefined } as nodeVault.VaultOptions),
+        );
     // Portal's calls to the webhook so far, before the tables are read: a share acknowledged in
     // these was committed before the read. (Time ran out: the workers were stopped first, so no
     // pair is marked after the read either.)
@@ -862,8 +894,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       for (const token of candidateTokens(text)) {
         if (allSecrets.has(token)) violations.add('secret-in-logs', `${file}: a secret of ${token.length} characters`);
       }
-      for (const token of [vault.rootToken, appRole.secretId]) {
-        if (text.includes(token)) violations.add('secret-in-logs', `${file}: a Vault credential`);
+      for (const token of [vault.rootToken, appRole.secretId, LOCAL_KMS_CREDENTIALS.secretAccessKey]) {
+        if (text.includes(token)) violations.add('secret-in-logs', `${file}: a KMS credential`);
       }
       if (selfManaged && text.includes(webhookSecret)) violations.add('secret-in-logs', `${file}: the webhook secret`);
       const databasePassword = postgres ? parseDatabaseUrl(postgres.url).password : undefined;
@@ -999,6 +1031,11 @@ export function stallsOf(
   return { completionGapMs: { p50: percentile(gaps, 50), p95: percentile(gaps, 95) }, stalls, events };
 }
 
+/** The KMS whose cuts and restarts the 'vault-cut' and 'vault-restart' faults counted (older reports: Vault). */
+function kmsLabel(report: CampaignReport): string {
+  return report.options.kms === 'aws-kms' ? 'KMS (local-kms)' : 'Vault';
+}
+
 export function summarize(report: CampaignReport): string {
   const lines = [
     `fault campaign, seed ${report.seed}: ${report.backups.total} backups in ${(report.durationMs / 1000).toFixed(1)} s`,
@@ -1007,7 +1044,7 @@ export function summarize(report: CampaignReport): string {
     `  runs ${report.backups.runs}: ${report.backups.usersRunAgain} users ran again after their run had closed (a new backup, not a violation)`,
     `  Portal faults: ${Object.entries(report.portalFaults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `  process faults: worker SIGKILL ${report.infraFaults['worker-kill']}, Temporal restart ${report.infraFaults['temporal-restart']}, ` +
-      `Vault restart ${report.infraFaults['vault-restart']}, Vault cut ${report.infraFaults['vault-cut']} ` +
+      `${kmsLabel(report)} restart ${report.infraFaults['vault-restart']}, ${kmsLabel(report)} cut ${report.infraFaults['vault-cut']} ` +
       (report.infraFaults['vault-cut'] > 0 ? `(${Object.entries(report.infraFaults.vaultCutModes).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
       (report.mode === 'self-managed'
         ? `, PostgreSQL SIGKILL ${report.infraFaults['postgres-kill']}, webhook SIGKILL ${report.infraFaults['webhook-kill']}`
@@ -1064,7 +1101,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}`,
   ];
   return lines.join('\n');
 }

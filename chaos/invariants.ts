@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { BackupResult } from '../domain/backup-types';
 import type { RecoveryResult } from '../domain/recovery-types';
 import { custodianShareContext, transitContext } from '../activities/transit-context';
-import type { VaultTransit } from '../activities/vault-transit';
+import type { KmsProvider } from '../activities/kms-provider';
 import type { WebhookCallRecord } from '../simulator/custodian-webhook';
 import type { SimBackupPair, SimClient } from '../simulator/portal-state';
 
@@ -97,7 +97,7 @@ export const ciphertextAtPortal: CiphertextLookup = (pair) => pair.clientCipherT
 export async function checkUser(
   client: SimClient,
   outcome: BackupOutcome,
-  transit: VaultTransit,
+  transit: Pick<KmsProvider, 'decryptBatch'>,
   violations: ViolationLog,
   ciphertextOf: CiphertextLookup = ciphertextAtPortal,
 ): Promise<{ orphans: number; runs: number }> {
@@ -250,7 +250,7 @@ export async function checkCustodianShares(
   client: SimClient,
   deliveries: readonly WebhookCallRecord[],
   held: readonly HeldCustodianShare[],
-  transit: VaultTransit,
+  transit: Pick<KmsProvider, 'decryptBatch'>,
   violations: ViolationLog,
 ): Promise<{ acknowledged: number; held: number }> {
   const userId = client.userId;

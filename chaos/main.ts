@@ -16,6 +16,7 @@ const program = new Command('chaos')
   .option('--fault-rate <p>', 'per-request probability of each Portal fault kind', '0.02')
   .option('--recovery-share <fraction>', 'share of completed users recovered after the backups, under the same faults', '0.1')
   .option('--no-rotation', 'do not rotate the Transit key halfway through the backups')
+  .option('--kms <provider>', 'the KMS: vault-transit, or aws-kms (local-kms; its cuts and restarts replace Vault\'s)', 'vault-transit')
   .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
   .option('--cluster', 'Temporal as a cluster (frontend, history, matching, worker on PostgreSQL), each service and its PostgreSQL killed on its own')
   .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     portalFaultRate: Number(o.faultRate),
     mode: o.selfManaged ? 'self-managed' : 'portal-managed',
     cluster: o.cluster === true,
+    kms: o.kms === 'aws-kms' ? 'aws-kms' : o.kms === 'vault-transit' ? 'vault-transit' : (() => { throw new Error(`--kms must be vault-transit or aws-kms, not ${String(o.kms)}`); })(),
     webhookFaultRate: Number(o.webhookFaultRate),
     meanFaultIntervalMs: Number(o.meanFaultInterval),
     timeoutMs: Number(o.timeout),

@@ -16,6 +16,7 @@ import { isKeysCommandError, registerKeysCommands } from './cli-keys';
 import { DrillFailedError, DrillOptionsError } from './drill-client';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
+import { CoverageOptionsError, registerCoverageCommand } from './cli-coverage';
 import { ShareRetrievalRefusedError } from './client-backup-share';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
@@ -211,6 +212,7 @@ registerRecoverCommands(program, withClient);
 registerDrillCommands(program, withClient);
 registerKeysCommands(program, withClient);
 registerEjectCommand(program);
+registerCoverageCommand(program);
 
 class BatchArgumentError extends Error {
   override readonly name = 'BatchArgumentError';
@@ -228,6 +230,7 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof BatchArgumentError ||
     error instanceof BatchOptionsError ||
     error instanceof ShareRetrievalRefusedError ||
+    error instanceof CoverageOptionsError ||
     error instanceof DrillOptionsError ||
     error instanceof DrillFailedError ||
     isKeysCommandError(error);

@@ -1,13 +1,13 @@
 import type { BackupPairIds, BackupShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import { parseUserId } from '../domain/user-id';
-import { BackupDomainError, NoCompletedBackupError, VaultPermissionError } from '../domain/errors';
+import { BackupDomainError, KmsPermissionError, NoCompletedBackupError, VaultPermissionError } from '../domain/errors';
 import type { CiphertextStore } from '../activities/ciphertext-store';
 import type { CredentialsSource } from '../activities/credentials-source';
 import type { PortalClient } from '../activities/portal-client';
 import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../activities/stored-backup';
-import type { VaultIdentity } from '../activities/vault-identity';
-import type { VaultTransit } from '../activities/vault-transit';
+import type { CallerIdentity } from '../activities/vault-identity';
+import type { KmsProvider } from '../activities/kms-provider';
 import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
 
 export interface ClientBackupShareDeps {
@@ -15,8 +15,8 @@ export interface ClientBackupShareDeps {
   portal: Pick<PortalClient, 'getClient'>;
   store: CiphertextStore;
   /** Transit with the caller's own Vault credentials: Vault's policy decides whether it may decrypt. */
-  transit: Pick<VaultTransit, 'decryptEach'>;
-  identity: Pick<VaultIdentity, 'whoAmI'>;
+  transit: Pick<KmsProvider, 'decryptEach'>;
+  identity: { whoAmI(): Promise<CallerIdentity> };
   audit: Pick<ShareRetrievalAudit, 'record'>;
   log: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
 }
@@ -79,6 +79,7 @@ export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserI
 function refusalOf(error: unknown): string | undefined {
   if (error instanceof NoCompletedBackupError) return error.message;
   if (error instanceof VaultPermissionError) return `Vault refused this caller's credentials the decryption (${error.message})`;
+  if (error instanceof KmsPermissionError) return `AWS KMS refused this caller's credentials the decryption (${error.message})`;
   if (error instanceof BackupDomainError && !error.retryable) return `${error.name}: ${error.message}`;
   return undefined;
 }

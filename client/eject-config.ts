@@ -4,15 +4,15 @@ import type { HttpCredentialsSourceConfig } from '../activities/credentials-sour
 import type { PortalClientConfig } from '../activities/portal-client';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
-import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 
-const ejectEnvSchema = vaultEnvSchema.extend(backendEnvSchema.shape).extend({
+const ejectEnvSchema = kmsEnvSchema.extend(backendEnvSchema.shape).extend({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
 });
 
 export interface EjectConfig {
-  /** The caller's own Vault credentials (VAULT_TOKEN or AppRole): its policy must allow the Transit decrypt. */
-  vault: VaultConfig;
+  /** The KMS with the caller's own credentials (VAULT_TOKEN or AppRole; AWS credentials): its policy must allow the decrypt. */
+  kms: KmsConfig;
   portal: PortalClientConfig;
   credentials: HttpCredentialsSourceConfig;
   store: CiphertextStoreConfig;
@@ -27,12 +27,12 @@ export interface EjectConfig {
  */
 export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConfig {
   const e = loadConfig(ejectEnvSchema, env, (parsed) => {
-    const problems = [...vaultEnvProblems(parsed), ...backendEnvProblems(parsed)];
+    const problems = [...kmsEnvProblems(parsed), ...backendEnvProblems(parsed)];
     if (!parsed.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
     return problems;
-  });
+  }, kmsPresenceProblems);
   return {
-    vault: toVaultConfig(e),
+    kms: toKmsConfig(e),
     portal: toPortalConfig(e),
     credentials: toCredentialsConfig(e),
     store: toStoreConfig(e),

@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { HttpCredentialsSource } from '../activities/credentials-source';
 import { PortalClient } from '../activities/portal-client';
-import { connectVaultAsCaller } from '../activities/vault-connection';
+import { connectKmsAsCaller } from '../activities/kms-caller';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
@@ -26,7 +26,7 @@ export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()
   }
   const portal = new PortalClient(config.portal);
   const credentials = new HttpCredentialsSource(config.credentials);
-  const { transit, identity } = connectVaultAsCaller(config.vault);
+  const { transit, identity } = connectKmsAsCaller(config.kms);
   const deps: ClientBackupShareDeps = {
     credentials,
     portal,

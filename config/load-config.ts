@@ -9,12 +9,18 @@ export function loadConfig<S extends z.ZodType<Record<string, unknown>>>(
   schema: S,
   env: NodeJS.ProcessEnv,
   crossChecks: (parsed: z.infer<S>) => string[],
+  /**
+   * Checks on the variables as given (set or not), run whether or not the schema accepted them:
+   * variables required only in some cases (VAULT_ADDR with KMS_PROVIDER=vault-transit) are named
+   * beside the schema's own problems.
+   */
+  presenceChecks: (raw: Record<string, string>) => string[] = () => [],
 ): z.infer<S> {
   // Empty variables count as unset, as shells and compose files often leave them empty.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const cleaned = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
   const result = schema.safeParse(cleaned);
-  if (!result.success) throw ConfigError.fromZod(result.error);
-  const problems = crossChecks(result.data);
+  if (!result.success) throw new ConfigError([...ConfigError.fromZod(result.error).problems, ...presenceChecks(cleaned)]);
+  const problems = [...presenceChecks(cleaned), ...crossChecks(result.data)];
   if (problems.length > 0) throw new ConfigError(problems);
   return result.data;
 }

@@ -21,7 +21,7 @@ export type VaultConfig = VaultTransitConfig & {
   auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
 };
 
-export function vaultEnvProblems(env: VaultEnv): string[] {
+export function vaultEnvProblems(env: Omit<VaultEnv, 'VAULT_ADDR'>): string[] {
   const problems: string[] = [];
   const appRole = Boolean(env.VAULT_ROLE_ID) || Boolean(env.VAULT_SECRET_ID);
   if (!env.VAULT_TOKEN && !appRole) problems.push('VAULT_TOKEN is required (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole login)');

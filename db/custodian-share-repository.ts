@@ -1,3 +1,4 @@
+import { KMS_CIPHERTEXT } from '../activities/kms-ciphertext';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import { DatabaseUnavailableError } from './errors';
@@ -11,7 +12,7 @@ export interface NewCustodianShare {
   /** Verbatim from Portal (e.g. GDRIVE, PASSWORD, UNKNOWN). */
   backupMethod: string;
   pairId: string;
-  /** The Transit ciphertext (`vault:vN:…`) of the share string. */
+  /** The KMS ciphertext (`vault:vN:…`, `awskms:e1:vN:…`) of the share string. */
   encryptedShare: string;
   /** Lower-case hex SHA-256 of the exact share string Portal sent. */
   shareSha256: string;
@@ -27,18 +28,18 @@ export interface StoredCustodianShare {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Same rule as the table's CHECK: only a Transit ciphertext, so a plaintext share is refused here first. */
-const TRANSIT_CIPHERTEXT = /^vault:v[0-9]+:./;
+const TRANSIT_CIPHERTEXT = KMS_CIPHERTEXT;
 
 const shareArguments = z.object({
   clientId: databaseId,
   backupMethod: z.string().min(1).max(128),
   pairId: databaseId,
-  encryptedShare: z.string().max(1_000_000).regex(TRANSIT_CIPHERTEXT, 'must be a Vault Transit ciphertext (vault:vN:…)'),
+  encryptedShare: z.string().max(1_000_000).regex(TRANSIT_CIPHERTEXT, 'must be a KMS ciphertext (vault:vN:… or awskms:e1:vN:…)'),
   shareSha256: z.string().regex(SHA256_HEX, 'must be 64 lower-case hex characters'),
 });
 const clientArguments = z.object({ clientId: databaseId });
 const pairArguments = clientArguments.extend({ pairId: databaseId });
-const transitCiphertext = z.string().max(1_000_000).regex(TRANSIT_CIPHERTEXT, 'must be a Vault Transit ciphertext (vault:vN:…)');
+const transitCiphertext = z.string().max(1_000_000).regex(TRANSIT_CIPHERTEXT, 'must be a KMS ciphertext (vault:vN:… or awskms:e1:vN:…)');
 const replaceArguments = pairArguments.extend({
   backupMethod: z.string().min(1).max(128),
   expectedOld: transitCiphertext,
@@ -49,7 +50,7 @@ const outcomeRow = z.object({ outcome: z.enum(PUT_ONCE_OUTCOMES) });
 const shareRow = z.object({
   backup_method: z.string().min(1),
   pair_id: z.string().min(1),
-  encrypted_share: z.string().regex(TRANSIT_CIPHERTEXT, 'must be a Vault Transit ciphertext'),
+  encrypted_share: z.string().regex(TRANSIT_CIPHERTEXT, 'must be a KMS ciphertext'),
   share_sha256: z.string().regex(SHA256_HEX, 'must be 64 lower-case hex characters'),
   received_at: z.date(),
 });

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { ciphertextVersionSql } from '../activities/kms-ciphertext';
 import { z } from 'zod';
 import { classifyDatabaseError } from './postgres-error-classifier';
 import { validateRows } from './validation';
@@ -13,8 +14,8 @@ export interface StaleCiphertextCount {
 const countRow = z.object({ count: z.coerce.number().int().min(0) });
 const sampleRow = z.object({ owner: z.string(), pair_id: z.string() });
 
-/** The version in `vault:v<N>:…`; rows that are not Transit ciphertexts count as version 0 (stale). */
-const VERSION_SQL = (column: string) => `COALESCE(substring(${column} from '^vault:v([0-9]{1,9}):')::int, 0)`;
+/** The version in `vault:v<N>:…` or `awskms:e1:v<N>:…`; rows that are neither count as version 0 (stale). */
+const VERSION_SQL = ciphertextVersionSql;
 
 const TABLES = {
   clientCiphertexts: { table: 'client_ciphertexts', owner: 'user_id', column: 'ciphertext' },

@@ -19,6 +19,7 @@ import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
 import { startTemporalCluster, TEMPORAL_SERVICES } from '../stack/temporal-cluster';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
+import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
 import { createLogger } from '../worker/logger';
 
 /**
@@ -31,6 +32,8 @@ const program = new Command('dev')
   .option('--temporal-port <port>', 'Temporal gRPC port', '7233')
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .option('--vault-port <port>', 'Vault port', '8200')
+  .option('--kms <provider>', 'the KMS the worker and webhook use: vault-transit, or aws-kms (local-kms, a local AWS KMS)', 'vault-transit')
+  .option('--kms-port <port>', 'local-kms port (with --kms aws-kms)', '8210')
   .option('--simulator-port <port>', 'Portal simulator port', '4100')
   .option('--codec-port <port>', 'codec server port (the Web UI decodes payloads through it)', '8234')
   .option('--cluster', 'Temporal as a cluster: temporal-server frontend, history, matching and worker processes on PostgreSQL (instead of the dev server)')
@@ -60,6 +63,8 @@ async function main(): Promise<void> {
     uiPort: string;
     codecPort: string;
     vaultPort: string;
+    kms: string;
+    kmsPort: string;
     simulatorPort: string;
     selfManaged?: boolean;
     webhookPort: string;
@@ -77,7 +82,9 @@ async function main(): Promise<void> {
     metrics: Number(opts.metricsPort),
     temporalMetrics: Number(opts.temporalMetricsPort),
     ...(opts.selfManaged ? { webhook: Number(opts.webhookPort) } : {}),
+    ...(opts.kms === 'aws-kms' ? { kms: Number(opts.kmsPort) } : {}),
   };
+  if (opts.kms !== 'vault-transit' && opts.kms !== 'aws-kms') throw new Error(`--kms must be vault-transit or aws-kms, not ${opts.kms}`);
   for (const [name, port] of Object.entries(ports)) {
     if (!(await portIsFree(port))) {
       throw new Error(`port ${port} (${name}) is in use: stop what holds it, or pass --${name === 'ui' ? 'ui' : name}-port`);
@@ -115,6 +122,24 @@ async function main(): Promise<void> {
         log(`  ${name.padEnd(18)} gRPC 127.0.0.1:${service.grpcPort}, membership :${service.membershipPort}, metrics http://127.0.0.1:${service.metricsPort}/metrics  (log ${service.logFile})`);
       }
     }
+    // KMS_PROVIDER for the worker and the webhook: Vault Transit, or local-kms (AWS KMS) with its
+    // keys kept under .stack/dev/local-kms and the key alias/mpc-backup (version 1 made once).
+    let kmsEnv: NodeJS.ProcessEnv = { KMS_PROVIDER: 'vault-transit', VAULT_ADDR: vault.addr, VAULT_TOKEN: vault.rootToken };
+    let kmsLine = `Vault (Transit)      ${vault.addr}`;
+    if (opts.kms === 'aws-kms') {
+      const localKms = await startLocalKms({ dataDir: join(DEV_DIR, 'local-kms'), logFile: join(DEV_DIR, 'local-kms.log'), port: ports.kms! });
+      stops.push(localKms.stop);
+      await setUpAwsKmsKey(localKms.endpoint, 'alias/mpc-backup');
+      kmsEnv = {
+        KMS_PROVIDER: 'aws-kms',
+        AWS_REGION: LOCAL_KMS_REGION,
+        AWS_KMS_ENDPOINT: localKms.endpoint,
+        AWS_KMS_KEY_ALIAS: 'alias/mpc-backup',
+        AWS_ACCESS_KEY_ID: LOCAL_KMS_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_KMS_CREDENTIALS.secretAccessKey,
+      };
+      kmsLine = `AWS KMS (local-kms)  ${localKms.endpoint}  key alias/mpc-backup (versions alias/mpc-backup/v<N>)`;
+    }
     // Self-Managed: the company's PostgreSQL and its custodian-share webhook, which the simulator
     // (as Portal) calls during every /v1/backup.
     let selfManaged: { databaseUrl: string; webhookUrl: string; webhookSecret: string } | undefined;
@@ -131,8 +156,7 @@ async function main(): Promise<void> {
           WEBHOOK_PORT: String(ports.webhook),
           WEBHOOK_SECRETS: webhookSecret,
           DATABASE_URL: postgres.url,
-          VAULT_ADDR: vault.addr,
-          VAULT_TOKEN: vault.rootToken,
+          ...kmsEnv,
         },
       });
       stops.push(() => webhook.stop());
@@ -176,8 +200,7 @@ async function main(): Promise<void> {
         SHARE_SEALING_KEYS: `dev-seal-1:${randomBytes(32).toString('base64')}`,
         PORTAL_ENCLAVE_URL: simulator.url,
         PORTAL_API_URL: simulator.url,
-        VAULT_ADDR: vault.addr,
-        VAULT_TOKEN: vault.rootToken,
+        ...kmsEnv,
         CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
         SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
         METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
@@ -209,7 +232,7 @@ async function main(): Promise<void> {
     log(`Temporal Web UI      ${temporal.uiUrl}`);
     log(`Temporal gRPC        ${temporal.address}`);
     log(`codec server         http://127.0.0.1:${ports.codec}  (the UI decodes through it; shares stay sealed)`);
-    log(`Vault (Transit)      ${vault.addr}`);
+    log(kmsLine);
     log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${apiTokenFile})`);
     log(`metrics              http://127.0.0.1:${ports.metrics}/metrics (service), http://127.0.0.1:${ports.temporalMetrics}/metrics (Temporal runtime)`);
     log(`Portal simulator     ${simulator.url}  users: ${userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);

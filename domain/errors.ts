@@ -79,6 +79,26 @@ export class VaultContractError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/** AWS KMS is unreachable, throttling, or failed inside (5xx, KMSInternalException, DependencyTimeoutException). */
+export class KmsUnavailableError extends BackupDomainError {
+  readonly retryable = true;
+}
+
+/** AWS KMS refused the caller (AccessDeniedException, bad or expired credentials). */
+export class KmsPermissionError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** AWS KMS rejected the request (no such key or alias, a key in the wrong state, a malformed request). */
+export class KmsRequestError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** AWS KMS answered with something the envelope cannot use (no data key, another key than asked for). */
+export class KmsContractError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** The credentials source knows no such user. */
 export class UnknownUserError extends BackupDomainError {
   readonly retryable = false;
@@ -262,6 +282,9 @@ export const PERMANENT_ERROR_TYPES = [
   'VaultPermissionError',
   'VaultRequestError',
   'VaultContractError',
+  'KmsPermissionError',
+  'KmsRequestError',
+  'KmsContractError',
   'UnknownUserError',
   'CredentialsInvalidError',
   'CiphertextVerificationError',

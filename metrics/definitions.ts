@@ -147,6 +147,20 @@ export const WEBHOOK_METRICS = {
   ),
 } as const satisfies Record<string, MetricDefinition>;
 
+/**
+ * The summary of the last `backup coverage` report, written by `--metrics-file` for a textfile
+ * collector (node_exporter's), since the report runs as a job, not a server.
+ */
+export const COVERAGE_METRICS = {
+  users: gauge(
+    'mpc_backup_coverage_users',
+    'Users of the last coverage report, by problem: covered (none), NO_BACKUP, STALE, PARKED, DRILL_FAILED, UNCHECKED.',
+    ['problem'],
+  ),
+  usersTotal: gauge('mpc_backup_coverage_users_total', 'Users the last coverage report looked at.'),
+  lastRun: gauge('mpc_backup_coverage_last_run_timestamp_seconds', 'When the last coverage report finished (Unix seconds).'),
+} as const satisfies Record<string, MetricDefinition>;
+
 export const BACKUP_OUTCOMES = ['completed', 'failed', 'abandoned', 'cancelled'] as const;
 export type BackupOutcome = (typeof BACKUP_OUTCOMES)[number];
 

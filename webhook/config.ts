@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { envBool, envInt, envNonEmpty } from '../config/env-schema';
 import { loadConfig } from '../config/load-config';
-import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { envListenAddress, type ListenAddress } from '../metrics/listen-address';
 
 /** Portal waits 10 s for the webhook; the whole request must be answered before that. */
@@ -12,7 +12,7 @@ export const PORTAL_SOURCE_IPS = ['35.203.150.117', '104.155.171.139', '35.185.2
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
-const webhookEnvSchema = vaultEnvSchema.extend({
+const webhookEnvSchema = kmsEnvSchema.extend({
   WEBHOOK_HOST: envNonEmpty.default('127.0.0.1'),
   WEBHOOK_PORT: envInt(1, 65_535).default(4300),
   WEBHOOK_SECRETS: z
@@ -38,7 +38,8 @@ export interface WebhookConfig {
   deadlineMs: number;
   bodyLimitBytes: number;
   databaseUrl: string;
-  vault: VaultConfig;
+  /** The same KMS and key as the workers (KMS_PROVIDER), which decrypt the custodian shares. */
+  kms: KmsConfig;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Where GET /metrics is served (WEBHOOK_METRICS_ADDRESS): off when unset, never on the webhook's own port. */
   metricsAddress?: ListenAddress;
@@ -47,7 +48,7 @@ export interface WebhookConfig {
 /** Reads and validates the webhook's configuration; one ConfigError lists every problem. */
 export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
   const e = loadConfig(webhookEnvSchema, env, (parsed) => [
-    ...vaultEnvProblems(parsed),
+    ...kmsEnvProblems(parsed),
     ...(parsed.WEBHOOK_METRICS_ADDRESS?.port === parsed.WEBHOOK_PORT ? ['WEBHOOK_METRICS_ADDRESS must use another port than WEBHOOK_PORT (metrics stay off the port Portal calls)'] : []),
     ...(!LOOPBACK.test(parsed.WEBHOOK_HOST) && !parsed.WEBHOOK_ALLOWED_SOURCE_IPS && !parsed.WEBHOOK_SOURCE_CHECKED_BY_PROXY
       ? [
@@ -55,7 +56,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
             `set WEBHOOK_ALLOWED_SOURCE_IPS (Portal's addresses: ${PORTAL_SOURCE_IPS.join(',')}), or WEBHOOK_SOURCE_CHECKED_BY_PROXY=true when a proxy in front enforces them`,
         ]
       : []),
-  ]);
+  ], kmsPresenceProblems);
   return {
     host: e.WEBHOOK_HOST,
     port: e.WEBHOOK_PORT,
@@ -64,7 +65,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
     deadlineMs: e.WEBHOOK_DEADLINE_MS,
     bodyLimitBytes: e.WEBHOOK_BODY_LIMIT_BYTES,
     databaseUrl: e.DATABASE_URL,
-    vault: toVaultConfig(e),
+    kms: toKmsConfig(e),
     logLevel: e.LOG_LEVEL,
     ...(e.WEBHOOK_METRICS_ADDRESS ? { metricsAddress: e.WEBHOOK_METRICS_ADDRESS } : {}),
   };

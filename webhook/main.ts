@@ -1,4 +1,4 @@
-import { connectVaultTransit } from '../activities/vault-connection';
+import { createKmsProvider } from '../activities/kms-provider-factory';
 import { loadOrExit } from '../config/load-or-exit';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { migrateWhenReachable } from '../db/migrate-when-reachable';
@@ -6,7 +6,7 @@ import { createDatabasePool } from '../db/pool';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { createWebhookMetrics, NO_WEBHOOK_METRICS } from '../metrics/service-metrics';
 import { createLogger } from '../worker/logger';
-import { checkTransitKey } from '../worker/preflight';
+import { checkKmsKey } from '../worker/preflight';
 import { loadWebhookConfig } from './config';
 import { createWebhookServer } from './webhook-server';
 
@@ -27,9 +27,9 @@ async function main(): Promise<void> {
     onIdleConnectionError: (error) => logger.warn({ reason: error.message }, 'an idle database connection failed'),
   });
   const { applied } = await migrateWhenReachable(pool, (message) => logger.warn(message));
-  const transit = connectVaultTransit(config.vault, undefined, metrics.vault);
-  // The workers decrypt custodian shares with their VAULT_TRANSIT_KEY: the same key, checked here.
-  await checkTransitKey(transit, { mount: config.vault.mount, keyName: config.vault.keyName }, (message) => logger.warn(message));
+  const transit = createKmsProvider(config.kms, { metrics: metrics.vault });
+  // The workers decrypt custodian shares with their KMS key: the same key, checked here.
+  await checkKmsKey(transit, (message) => logger.warn(message));
   const app = createWebhookServer({
     records: new CustodianShareRepository(pool),
     transit,

@@ -12,11 +12,11 @@ import type { CiphertextStoreConfig } from '../activities/ciphertext-store-facto
 import type { BackupMode } from '../activities/backup-mode';
 import { loadConfig } from '../config/load-config';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
-import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from '../config/vault-config';
+import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(vaultEnvSchema.shape).extend(backendEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
@@ -48,7 +48,8 @@ export interface WorkerConfig {
   /** Origins a batch's paged user source may be fetched from (the credential header goes there). */
   batchSourceOrigins: string[];
   portal: PortalClientConfig;
-  vault: VaultConfig;
+  /** The KMS that encrypts the shares (KMS_PROVIDER): Vault Transit or AWS KMS. */
+  kms: KmsConfig;
   credentials: HttpCredentialsSourceConfig;
   /** Where a recovery hands the new signing shares (SIGNING_SHARES_URL); recovery refuses to start without it. */
   signingShares?: HttpSigningShareHandoverConfig;
@@ -85,7 +86,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...temporalEnvProblems(parsed),
       ...codecEnvProblems(parsed),
       ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS),
-      ...vaultEnvProblems(parsed),
+      ...kmsEnvProblems(parsed),
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
@@ -104,11 +105,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       // Two listeners on one port clash even on different addresses (0.0.0.0 covers 127.0.0.1).
       problems.push('METRICS_ADDRESS and TEMPORAL_METRICS_ADDRESS must use different ports (two exporters, one port each)');
     }
-    if (parsed.VAULT_TIMEOUT_MS >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
-      problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS must stay under the 2-minute activity timeout');
+    if (kmsTimeoutMs(parsed) >= 120_000 || parsed.PORTAL_TIMEOUT_MS >= 120_000) {
+      problems.push('PORTAL_TIMEOUT_MS and VAULT_TIMEOUT_MS (AWS_KMS_TIMEOUT_MS with aws-kms) must stay under the 2-minute activity timeout');
     }
     return problems;
-  });
+  }, kmsPresenceProblems);
   return {
     temporal: toTemporalConfig(e),
     codecKeys: toCodecKeyRing(e),
@@ -118,7 +119,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       .split(',')
       .map((origin) => new URL(origin.trim()).origin),
     portal: toPortalConfig(e),
-    vault: toVaultConfig(e),
+    kms: toKmsConfig(e),
     credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
     store: toStoreConfig(e),

@@ -18,7 +18,7 @@ import { createCiphertextStore } from '../activities/ciphertext-store-factory';
 import { PortalClient } from '../activities/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../activities/portal-rate-limiter';
 import { currentActivitySignal } from '../activities/activity-boundary';
-import { connectVaultTransit } from '../activities/vault-connection';
+import { createKmsProvider } from '../activities/kms-provider-factory';
 import { VaultAccessCheck } from '../activities/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
 import { createReceiptCheckActivities } from '../activities/receipt-checks';
@@ -30,7 +30,7 @@ import { countParkedBackups } from '../metrics/parked-backups';
 import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/service-metrics';
 import { connectionOptions } from '../config/temporal-config';
 import type { WorkerConfig } from './config';
-import { checkTransitKey } from './preflight';
+import { checkKmsKey } from './preflight';
 import { WORKFLOWS_PATH } from './workflows-path';
 
 /**
@@ -45,7 +45,7 @@ const ORPHAN_SCAN_SKEW_MS = 30_000;
 const CREDENTIALS_MEMO_MS = 5_000;
 /** How long one confirmation of BACKUP_MODE against Portal's environment holds. */
 const MODE_CHECK_TTL_MS = 10 * 60_000;
-/** How long one good answer of Vault to the workers' token holds (a refusal is checked again on every step-1 attempt). */
+/** How long one good answer of the KMS (Vault or AWS KMS) to the workers' credentials holds (a refusal is checked again on every step-1 attempt). */
 const VAULT_ACCESS_OK_FOR_MS = 30_000;
 /** Looks for a custodian share that has not arrived (about 15 s of backoff) before parking. */
 const MAX_CUSTODIAN_WAIT_ATTEMPTS = 5;
@@ -58,7 +58,7 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
   const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal);
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
-  const transit = connectVaultTransit(config.vault, undefined, metrics.vault);
+  const transit = createKmsProvider(config.kms, { metrics: metrics.vault });
   return {
     credentials,
     portal,
@@ -104,7 +104,7 @@ export async function createBackupWorker(
   if (needsDatabase(config) && !database) throw new Error('this configuration needs the database: open it with openDatabase(config)');
   const deps = createActivityDeps(config, database, metrics);
   const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
-  await checkTransitKey(deps.transit, { mount: config.vault.mount, keyName: config.vault.keyName }, warn);
+  await checkKmsKey(deps.transit, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const runGuard = new TemporalUserRunGuard(temporal);

@@ -56,7 +56,7 @@ const finishActivities = proxyActivities<KeyRotationActivities>({
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL,
-    nonRetryableErrorTypes: PERMANENT_ERROR_TYPES.filter((type) => type !== 'VaultPermissionError'),
+    nonRetryableErrorTypes: PERMANENT_ERROR_TYPES.filter((type) => type !== 'VaultPermissionError' && type !== 'KmsPermissionError'),
   },
 });
 

@@ -136,7 +136,7 @@ describe('CustodianShareRepository', () => {
     const plaintext = '{"share":"plaintext-custodian-share"}';
     const refused = await rejection(repo.putOnce({ ...share(clientId, 'pair-1', plaintext), encryptedShare: plaintext }));
     expect(refused).toBeInstanceOf(DatabaseRequestError);
-    expect(refused.message).toMatch(/encryptedShare: must be a Vault Transit ciphertext/);
+    expect(refused.message).toMatch(/encryptedShare: must be a KMS ciphertext/);
     expect(refused.message).not.toContain('plaintext-custodian-share');
 
     const direct = await pool

@@ -43,6 +43,37 @@ describe('fault campaign (fast slice)', () => {
   });
 
   /**
+   * The same slice on AWS KMS envelope encryption (local-kms): its cuts and SIGKILL restarts take
+   * Vault's place, and the mid-run rotation is a new KMS key version, ReEncrypt and DisableKey.
+   */
+  it('aws-kms: keeps every invariant through local-kms cuts and restarts', { timeout: 15 * 60_000 }, async () => {
+    const seed = Number(process.env.CHAOS_AWS_KMS_SEED ?? process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
+    const replay = `CHAOS_AWS_KMS_SEED=${seed} npx vitest run test/chaos -t aws-kms`;
+    process.stdout.write(`aws-kms slice, seed ${seed} (replay: ${replay})\n`);
+    const report = await runCampaign({
+      kms: 'aws-kms',
+      backups: 20,
+      concurrency: 10,
+      seed,
+      revokedShare: 0.05,
+      portalFaultRate: 0.01,
+      meanFaultIntervalMs: 45_000,
+      timeoutMs: 12 * 60_000,
+      runDir: join(inject('runDir'), `chaos-aws-kms-slice-${seed}`),
+      quiet: true,
+    });
+    const summary = summarize(report);
+    process.stdout.write(`${summary}\n`);
+    const context = `seed ${seed} (replay: ${replay})\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}`;
+    expect(report.infraFaults['vault-cut'], `local-kms cuts; ${context}`).toBeGreaterThanOrEqual(1);
+    expect(report.infraFaults['vault-restart'], `local-kms restarts; ${context}`).toBeGreaterThanOrEqual(1);
+    expect(report.backups.completed, context).toBe(20);
+    expect(report.rotation && 'minDecryptionVersionRaised' in report.rotation && report.rotation.minDecryptionVersionRaised, context).toBe(true);
+    expect(report.recoveries.completed, context).toBe(report.recoveries.total);
+    expect(report.violationTotal, context).toBe(0);
+  });
+
+  /**
    * Self-Managed Backups: the campaign's own PostgreSQL and webhook process, each SIGKILLed at
    * least once, every webhook fault kind, client ciphertexts in PostgreSQL, and the custodian-share
    * invariants (acknowledged → held and decrypting to what Portal sent; marked → held).

@@ -1,20 +1,26 @@
-import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBillableActions } from '../../bench/billable-actions';
 import { transitContext } from '../../activities/transit-context';
 import { CURVES } from '../../domain/curves';
 import { InvalidUserIdError } from '../../domain/user-id';
-import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+import { ciphertextPattern, createBackupTestEnv, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
 
-let env: BackupTestEnv;
+describe.each(KMS_PROVIDERS)('one backup, end to end (KMS_PROVIDER=%s)', (provider) => {
+  let env: BackupTestEnv;
 
-beforeAll(async () => {
-  env = await createBackupTestEnv();
-  await env.startWorker();
-});
-afterAll(() => env?.close());
+  beforeAll(async () => {
+    env = await createBackupTestEnv({ kms: provider });
+    await env.startWorker();
+  });
+  afterAll(() => env?.close());
 
-describe('one backup, end to end', () => {
+  /** What the stored ciphertext decrypts to, with the KMS's admin credentials, in the user-and-pair context. */
+  const decrypt = async (userId: string, pairId: string, ciphertext: string) => {
+    const [opened] = await env.kms.decryptEach([{ ciphertext, context: transitContext(userId, pairId) }]);
+    if (!opened || 'error' in opened) throw new Error(`does not decrypt: ${opened?.error}`);
+    return opened.plaintext.toString('utf8');
+  };
+
   it('completes, marks both pairs, and stores ciphertexts that decrypt to Portal’s {id, share}', async () => {
     const userId = env.seedUser();
     const started = await env.backups.startBackupWorkflow(userId);
@@ -25,7 +31,6 @@ describe('one backup, end to end', () => {
     expect(result.orphanedPairIds).toEqual([]);
 
     const client = env.simulator.state.user(userId)!;
-    const vault = nodeVault({ endpoint: env.vault.addr, token: env.vault.token, debug: () => undefined } as nodeVault.VaultOptions);
     for (const curve of CURVES) {
       const wallet = client.wallets.find((w) => w.curve === curve)!;
       expect(wallet.backupSharePairs).toHaveLength(1);
@@ -33,24 +38,14 @@ describe('one backup, end to end', () => {
       expect(pair.id).toBe(result.pairIds[curve]);
       expect(pair.status).toBe('completed');
       expect(pair.markCount).toBe(1);
-      expect(pair.clientCipherText).toMatch(/^vault:v\d+:/);
-      const decrypted = (await vault.write('transit/decrypt/mpc-backup', {
-        ciphertext: pair.clientCipherText,
-        context: transitContext(userId, pair.id),
-      })) as { data: { plaintext: string } };
-      expect(Buffer.from(decrypted.data.plaintext, 'base64').toString('utf8')).toBe(
-        JSON.stringify({ id: pair.id, share: pair.share }),
-      );
+      expect(pair.clientCipherText).toMatch(ciphertextPattern(provider));
+      expect(await decrypt(userId, pair.id, pair.clientCipherText!)).toBe(JSON.stringify({ id: pair.id, share: pair.share }));
     }
     // Recovery: the decrypted ciphertexts rebuild the /v1/backup response Portal accepts.
     const rebuilt: Record<string, unknown> = {};
     for (const curve of CURVES) {
       const pair = client.wallets.find((w) => w.curve === curve)!.backupSharePairs[0]!;
-      const decrypted = (await vault.write('transit/decrypt/mpc-backup', {
-        ciphertext: pair.clientCipherText,
-        context: transitContext(userId, pair.id),
-      })) as { data: { plaintext: string } };
-      rebuilt[curve] = JSON.parse(Buffer.from(decrypted.data.plaintext, 'base64').toString('utf8'));
+      rebuilt[curve] = JSON.parse(await decrypt(userId, pair.id, pair.clientCipherText!));
     }
     const recovered = await fetch(`${env.simulator.url}/v1/recover`, {
       method: 'POST',
@@ -84,10 +79,7 @@ describe('one backup, end to end', () => {
     const result = await env.backups.waitForBackup(userId);
     const pair = env.simulator.state.user(userId)!.wallets[0]!.backupSharePairs[0]!;
     const other = pair.curve === 'SECP256K1' ? result.pairIds.ED25519 : result.pairIds.SECP256K1;
-    const vault = nodeVault({ endpoint: env.vault.addr, token: env.vault.token, debug: () => undefined } as nodeVault.VaultOptions);
-    await expect(
-      vault.write('transit/decrypt/mpc-backup', { ciphertext: pair.clientCipherText, context: transitContext(userId, other) }),
-    ).rejects.toThrow();
+    await expect(decrypt(userId, other, pair.clientCipherText!)).rejects.toThrow('does not decrypt');
   });
 
   it('two concurrent starts for one user make one run', async () => {
@@ -110,8 +102,8 @@ describe('one backup, end to end', () => {
 
   it('fails fast with UnknownUserError, before any Portal call, for a user the backend does not know', async () => {
     const before = env.simulator.calls.backup ?? 0;
-    await env.backups.startBackupWorkflow('nobody-knows-me');
-    await expect(env.backups.waitForBackup('nobody-knows-me')).rejects.toMatchObject({
+    await env.backups.startBackupWorkflow(`nobody-knows-me-${provider}`);
+    await expect(env.backups.waitForBackup(`nobody-knows-me-${provider}`)).rejects.toMatchObject({
       name: 'BackupFailedError',
       reasonType: 'UnknownUserError',
     });

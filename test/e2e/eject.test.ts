@@ -139,3 +139,45 @@ describe('getClientBackupShare (eject retrieval)', () => {
     expect(existsSync(join(dir, 'none.json'))).toBe(false);
   });
 });
+
+describe('getClientBackupShare with KMS_PROVIDER=aws-kms', () => {
+  let awsEnv: BackupTestEnv;
+
+  beforeAll(async () => {
+    awsEnv = await createBackupTestEnv({ kms: 'aws-kms' });
+    await awsEnv.startWorker();
+  });
+  afterAll(() => awsEnv?.close());
+
+  it('decrypts the newest completed backup with the caller’s own AWS credentials, and audits who they are (the access key id)', async () => {
+    const userId = awsEnv.seedUser('eject-aws');
+    await awsEnv.backups.startBackupWorkflow(userId);
+    const newest = await awsEnv.backups.waitForBackup(userId);
+    const kmsEnv = Object.fromEntries(Object.entries(awsEnv.workerEnv).filter(([name]) => name.startsWith('AWS_') || name === 'KMS_PROVIDER'));
+    const retrieval = await openEjectRetrieval(
+      loadEjectConfig({
+        ...kmsEnv,
+        PORTAL_ENCLAVE_URL: awsEnv.simulator.url,
+        PORTAL_API_URL: awsEnv.simulator.url,
+        CREDENTIALS_URL: `${awsEnv.simulator.url}/backend/users/{userId}/credentials`,
+        DATABASE_URL: inject('databaseUrl'),
+        LOG_LEVEL: 'error',
+      }),
+    );
+    let release;
+    try {
+      release = await retrieval.getClientBackupShare(userId, { reason: 'ticket SUP-AWS' });
+    } finally {
+      await retrieval.close();
+    }
+    const issued = awsEnv.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
+    for (const curve of ['SECP256K1', 'ED25519'] as const) {
+      const pair = issued.find((p) => p.id === newest.pairIds[curve])!;
+      expect(pair.clientCipherText).toMatch(/^awskms:e1:v1:/);
+      expect(release.shares[curve]).toEqual({ id: pair.id, share: pair.share });
+    }
+    expect(release.releasedTo).toBe(`aws:${kmsEnv.AWS_ACCESS_KEY_ID}`);
+    const audit = await new ShareRetrievalAudit(pool).listByUser(userId);
+    expect(audit).toMatchObject([{ requestedBy: `aws:${kmsEnv.AWS_ACCESS_KEY_ID}`, outcome: 'released', reason: 'ticket SUP-AWS' }]);
+  });
+});

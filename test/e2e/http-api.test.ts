@@ -62,6 +62,7 @@ describe('HTTP API', () => {
         '/v1/batches/{batchId}/pause',
         '/v1/batches/{batchId}/resume',
         '/v1/batches/{batchId}/cancel',
+        '/v1/coverage',
       ].sort(),
     );
     expect(Object.keys(document.paths['/v1/backups/{userId}']!).sort()).toEqual(['get', 'post']);

@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sharePlaintext } from '../../activities';
 import { custodianShareContext, transitContext } from '../../activities/transit-context';
 import { StaticTokenAuth } from '../../activities/vault-auth';
-import { ciphertextVersion, VaultTransit } from '../../activities/vault-transit';
+import { VaultTransit } from '../../activities/vault-transit';
+import { ciphertextVersion } from '../../activities/kms-ciphertext';
+import type { KmsProvider, KmsProviderKind } from '../../activities/kms-provider';
 import { KeysClient } from '../../client/keys-client';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
@@ -17,7 +19,7 @@ import { keyRotationPolicy } from '../../stack/vault-policies';
 import { waitForPollers } from '../../stack/worker-process';
 import { createWebhookServer } from '../../webhook/webhook-server';
 import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../workflows/rotate-keys-api';
-import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, kmsForTest, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
 
 /**
  * `backup keys rotate` end to end on the real servers: workers holding only the rotation policy
@@ -34,6 +36,21 @@ beforeAll(() => {
 const hex = () => randomBytes(3).toString('hex');
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
+/**
+ * A key of this test's own, with what the workers need to use it and an admin view of it. Vault: a
+ * fresh derived Transit key and a token holding only the rotation policy for it. AWS KMS: a fresh
+ * alias on local-kms, version 1 created (local-kms has no IAM: the workers' credentials may do all).
+ */
+async function rotationKeyOf(provider: KmsProviderKind): Promise<{ keyName: string; workerEnv: NodeJS.ProcessEnv; kmsKeySuffix?: string; root: KmsProvider }> {
+  if (provider === 'vault-transit') {
+    const key = await rotationKey();
+    return { keyName: key.keyName, workerEnv: { VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token }, root: rootTransit(key.keyName) };
+  }
+  const kmsKeySuffix = `rotation-e2e-${hex()}`;
+  const { admin: root } = await kmsForTest('aws-kms', { vaultPort: 0, kmsPort: 0, keySuffix: kmsKeySuffix });
+  return { keyName: root.keyName, workerEnv: {}, kmsKeySuffix, root };
+}
+
 /** A fresh derived key and a token holding only the rotation policy for it. */
 async function rotationKey(): Promise<{ keyName: string; token: string }> {
   const keyName = `rotation-e2e-${hex()}`;
@@ -45,16 +62,16 @@ async function rotationKey(): Promise<{ keyName: string; token: string }> {
   return { keyName, token: created.auth.client_token };
 }
 
-/** A test env whose workers rotate a key of their own (the rotation policy only), and a keys client on it. */
-async function rotationTestEnv(options: { portalTimeoutMs?: number } = {}) {
-  const { keyName, token } = await rotationKey();
-  const env = await createBackupTestEnv({ ...options, workerEnv: { VAULT_TRANSIT_KEY: keyName, VAULT_TOKEN: token } });
-  return { env, keyName, keys: new KeysClient(env.backups.temporal, env.taskQueue) };
+/** A test env whose workers rotate a key of their own, and a keys client on it. */
+async function rotationTestEnv(provider: KmsProviderKind, options: { portalTimeoutMs?: number } = {}) {
+  const key = await rotationKeyOf(provider);
+  const env = await createBackupTestEnv({ ...options, kms: provider, ...(key.kmsKeySuffix ? { kmsKeySuffix: key.kmsKeySuffix } : {}), workerEnv: key.workerEnv });
+  return { env, keyName: key.keyName, root: key.root, keys: new KeysClient(env.backups.temporal, env.taskQueue) };
 }
 
-async function keyVersions(keyName: string): Promise<{ latest: number; min: number }> {
-  const key = (await admin.read(`transit/keys/${keyName}`)) as { data: { latest_version: number; min_decryption_version: number } };
-  return { latest: key.data.latest_version, min: key.data.min_decryption_version };
+async function keyVersions(root: KmsProvider): Promise<{ latest: number; min: number }> {
+  const key = await root.keyVersions();
+  return { latest: key.latestVersion, min: key.minDecryptionVersion };
 }
 
 const rootTransit = (keyName: string) =>
@@ -70,7 +87,7 @@ function portalCiphertexts(env: BackupTestEnv, userId: string) {
 }
 
 /** Each ciphertext's version, and whether it decrypts in its user-and-pair context to exactly what Portal issued. */
-async function checkAll(transit: VaultTransit, entries: { userId: string; pairId: string; ciphertext: string; expectedSha256: string }[]) {
+async function checkAll(transit: KmsProvider, entries: { userId: string; pairId: string; ciphertext: string; expectedSha256: string }[]) {
   const opened = await transit.decryptEach(entries.map((e) => ({ ciphertext: e.ciphertext, context: transitContext(e.userId, e.pairId) })));
   return entries.map((entry, i) => {
     const result = opened[i]!;
@@ -78,13 +95,14 @@ async function checkAll(transit: VaultTransit, entries: { userId: string; pairId
   });
 }
 
-describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
+describe.each(KMS_PROVIDERS)('key rotation, Portal-Managed (ciphertexts at Portal; KMS_PROVIDER=%s)', (provider) => {
   let env: BackupTestEnv;
   let keys: KeysClient;
   let keyName: string;
+  let root: KmsProvider;
 
   beforeAll(async () => {
-    ({ env, keys, keyName } = await rotationTestEnv());
+    ({ env, keys, keyName, root } = await rotationTestEnv(provider));
   });
   afterAll(() => env?.close());
 
@@ -128,12 +146,12 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
     expect({ total: rewrapped + alreadyCurrent, verified, failed }).toEqual({ total: 16, verified: 16, failed: 0 });
     expect(rewrapped).toBeGreaterThan(0);
     expect(report.minDecryptionVersion).toEqual({ requested: true, raised: true, minDecryptionVersion: 2 });
-    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 2 });
+    expect(await keyVersions(root)).toEqual({ latest: 2, min: 2 });
 
     const after = userIds.flatMap((userId) => portalCiphertexts(env, userId));
-    expect(await checkAll(rootTransit(keyName), after)).toEqual(after.map(() => ({ version: 2, decrypts: true })));
+    expect(await checkAll(root, after)).toEqual(after.map(() => ({ version: 2, decrypts: true })));
     // The old ciphertexts no longer decrypt: min_decryption_version is 2.
-    expect((await checkAll(rootTransit(keyName), before)).every((entry) => !entry.decrypts)).toBe(true);
+    expect((await checkAll(root, before)).every((entry) => !entry.decrypts)).toBe(true);
 
     // The rewrap activity the kill interrupted was retried (the resumed attempt is in history).
     const history = await env.backups.temporal.workflow.getHandle(KEY_ROTATION_WORKFLOW_ID).fetchHistory();
@@ -145,7 +163,7 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
     expect(logs).toContain('key rotation rewrapped users');
     const shares = userIds.flatMap((userId) => env.simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs.map((p) => p.share)));
     expect(shares.filter((share) => logs.includes(share))).toEqual([]);
-    expect(logs).not.toMatch(/vault:v[0-9]+:/);
+    expect(logs).not.toMatch(/vault:v[0-9]+:|awskms:e1:/);
   }, 240_000);
 
   it('a user whose backup (started before the rotation) is parked is deferred, untouched; once an operator completes it, the rotation rewraps it and raises the minimum', async () => {
@@ -178,20 +196,20 @@ describe('key rotation, Portal-Managed (ciphertexts at Portal)', () => {
     expect(report.counts.usersDeferred).toBeGreaterThanOrEqual(1);
     expect(report.counts.clientCiphertexts).toMatchObject({ verified: 4, failed: 0 });
     const all = [...portalCiphertexts(env, done), ...portalCiphertexts(env, parked)];
-    expect(await checkAll(rootTransit(keyName), all)).toEqual(all.map(() => ({ version: 3, decrypts: true })));
-    expect(await keyVersions(keyName)).toEqual({ latest: 3, min: 3 });
+    expect(await checkAll(root, all)).toEqual(all.map(() => ({ version: 3, decrypts: true })));
+    expect(await keyVersions(root)).toEqual({ latest: 3, min: 3 });
     await worker.stop();
   }, 180_000);
 });
 
-describe('key rotation: a rewrap result completed by id (issue 15, item 1)', () => {
+describe.each(KMS_PROVIDERS)('key rotation: a rewrap result completed by id (issue 15, item 1; KMS_PROVIDER=%s)', (provider) => {
   let env: BackupTestEnv;
   let keys: KeysClient;
-  let keyName: string;
+  let root: KmsProvider;
 
   beforeAll(async () => {
     // Portal calls may hang for the whole test: the held rewrap must still be running when it is forged.
-    ({ env, keys, keyName } = await rotationTestEnv({ portalTimeoutMs: 60_000 }));
+    ({ env, keys, root } = await rotationTestEnv(provider, { portalTimeoutMs: 60_000 }));
   });
   afterAll(() => env?.close());
 
@@ -216,30 +234,30 @@ describe('key rotation: a rewrap result completed by id (issue 15, item 1)', () 
     expect(report.counts.clientCiphertexts).toMatchObject({ verified: 2, failed: 0 });
     expect(report.minDecryptionVersion).toMatchObject({ requested: true, raised: false, minDecryptionVersion: 1 });
     expect(report.minDecryptionVersion.reason).toMatch(/the census found 2 ciphertext\(s\) below version 2/);
-    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 1 });
+    expect(await keyVersions(root)).toEqual({ latest: 2, min: 1 });
     // The backup still restores: its ciphertexts are on version 1, which still decrypts.
     const stored = portalCiphertexts(env, userId);
-    expect(await checkAll(rootTransit(keyName), stored)).toEqual(stored.map(() => ({ version: 1, decrypts: true })));
+    expect(await checkAll(root, stored)).toEqual(stored.map(() => ({ version: 1, decrypts: true })));
     await worker.stop();
   }, 180_000);
 });
 
-describe('key rotation, Self-Managed (client ciphertexts in PostgreSQL, custodian shares held by the webhook)', () => {
+describe.each(KMS_PROVIDERS)('key rotation, Self-Managed (client ciphertexts in PostgreSQL, custodian shares held by the webhook; KMS_PROVIDER=%s)', (provider) => {
   const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
   let env: BackupTestEnv;
   let keys: KeysClient;
-  let keyName: string;
+  let root: KmsProvider;
   let pool: Pool;
   let webhook: FastifyInstance;
   let webhookUrl: string;
 
   beforeAll(async () => {
-    const key = await rotationKey();
-    keyName = key.keyName;
+    const key = await rotationKeyOf(provider);
+    root = key.root;
     pool = createDatabasePool(inject('databaseUrl'));
     webhook = createWebhookServer({
       records: new CustodianShareRepository(pool),
-      transit: rootTransit(keyName),
+      transit: key.root,
       secrets: [SECRET],
       deadlineMs: 8_000,
       bodyLimitBytes: 64 * 1024,
@@ -247,8 +265,10 @@ describe('key rotation, Self-Managed (client ciphertexts in PostgreSQL, custodia
     });
     webhookUrl = await webhook.listen({ host: '127.0.0.1', port: 0 });
     env = await createBackupTestEnv({
+      kms: provider,
+      ...(key.kmsKeySuffix ? { kmsKeySuffix: key.kmsKeySuffix } : {}),
       simulator: { selfManaged: { webhookUrl, webhookSecret: SECRET }, retainCustodianShares: true },
-      workerEnv: { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: inject('databaseUrl'), VAULT_TRANSIT_KEY: key.keyName, VAULT_TOKEN: key.token },
+      workerEnv: { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: inject('databaseUrl'), ...key.workerEnv },
     });
     await env.startWorker();
     keys = new KeysClient(env.backups.temporal, env.taskQueue);
@@ -285,9 +305,9 @@ describe('key rotation, Self-Managed (client ciphertexts in PostgreSQL, custodia
     expect(report.counts.clientCiphertexts).toEqual({ rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 });
     expect(report.counts.custodianShares).toEqual({ rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 });
     expect(report.minDecryptionVersion).toEqual({ requested: false, raised: false, minDecryptionVersion: 1 });
-    expect(await keyVersions(keyName)).toEqual({ latest: 2, min: 1 });
+    expect(await keyVersions(root)).toEqual({ latest: 2, min: 1 });
 
-    const transit = rootTransit(keyName);
+    const transit = root;
     const pairsOf = (userId: string) => env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
     const clientAfter = await clientRows();
     const expected = clientAfter.map((row) => {

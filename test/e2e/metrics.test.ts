@@ -11,7 +11,8 @@ import { startProcess, waitUntil, type ManagedProcess } from '../../stack/manage
 import { waitForPollers } from '../../stack/worker-process';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 import { alertQueries, dashboardQueries, parsePromQL, temporalSdkMetrics } from '../support/ops-files';
-import { exposedNames, labelValues, scrape, sumOf, type Scrape } from '../support/prometheus-text';
+import { exposedNames, labelValues, parsePrometheusText, scrape, sumOf, type Scrape } from '../support/prometheus-text';
+import { coverageMetricsText, COVERAGE_PROBLEMS } from '../../client/coverage';
 
 /**
  * Metrics end to end: the real worker process (worker/main.ts) with both exporters on free ports,
@@ -226,7 +227,11 @@ describe('metrics after real backups', () => {
 
   it('names only metrics these endpoints export, in every alert rule and dashboard query', async () => {
     const webhookScrape = await scrape(webhookMetricsUrl);
-    const exported = new Set([...exposedNames(service), ...exposedNames(temporal), ...exposedNames(webhookScrape)]);
+    // `backup coverage --metrics-file` is an endpoint too, through a textfile collector: its real output.
+    const coverage = parsePrometheusText(
+      coverageMetricsText({ users: 0, covered: 0, problems: Object.fromEntries(COVERAGE_PROBLEMS.map((p) => [p, 0])) as never, keyVersions: {}, durationMs: 0 }, Date.now()),
+    );
+    const exported = new Set([...exposedNames(service), ...exposedNames(temporal), ...exposedNames(webhookScrape), ...exposedNames(coverage)]);
     const unknown = [...alertQueries(), ...dashboardQueries()].flatMap(({ where, expr }) =>
       parsePromQL(expr)
         .selectors.map((selector) => selector.metric)

@@ -6,15 +6,18 @@ import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { RecoveryClient } from '../../client/recovery-client';
 import type { RecoveryResult } from '../../domain/recovery-types';
-import { capturedLogs, createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { capturedLogs, createBackupTestEnv, eventually, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
+import { LOCAL_KMS_CREDENTIALS } from '../../stack/local-kms-server';
 import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
 
 let env: BackupTestEnv;
 const userIds: string[] = [];
 let recovered: RecoveryResult | undefined;
 
-beforeAll(async () => {
-  env = await createBackupTestEnv();
+/** Backups and a recovery that leave as much as possible in history, with the given KMS provider. */
+async function setUp(provider: (typeof KMS_PROVIDERS)[number]): Promise<void> {
+  env = await createBackupTestEnv({ kms: provider });
+  userIds.length = 0;
   await env.startWorker();
 
   // Backups that leave as much as possible in history: retries, failures, a lost response,
@@ -53,8 +56,7 @@ beforeAll(async () => {
   await env.backups.waitForBackup(plain, recovered.freshBackup!.runId);
   expect(recovered.orphanedSigningPairIds).toHaveLength(2);
   env.simulator.faults.clear();
-});
-afterAll(() => env?.close());
+}
 
 function innerShareOf(generateResponse: string): string {
   const first = Object.values(JSON.parse(generateResponse) as Record<string, { share: string }>)[0]!;
@@ -77,11 +79,17 @@ async function rawHistory(userId: string, kind: 'backup' | 'recover' = 'backup')
   return env.rawClient.workflow.getHandle(`${kind}-${userId}`).fetchHistory();
 }
 
-describe('no plaintext share, signing share, client API key or Vault token outside the codec', () => {
+/** The KMS credentials the workers hold: neither may appear anywhere (the AWS one is local-kms's test key). */
+const kmsSecrets = () => [env.vault.token, LOCAL_KMS_CREDENTIALS.secretAccessKey];
+
+describe.each(KMS_PROVIDERS)('no plaintext share, signing share, client API key or KMS credential outside the codec (KMS_PROVIDER=%s)', (provider) => {
+  beforeAll(() => setUp(provider));
+  afterAll(() => env?.close());
+
   it('raw workflow histories (read without the codec) hold none of them', async () => {
     for (const [userId, kind] of [...userIds.map((id) => [id, 'backup'] as const), [userIds[0]!, 'recover'] as const]) {
       const history = await rawHistory(userId, kind);
-      const leaks = leaksIn(textsIn(history), [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]);
+      const leaks = leaksIn(textsIn(history), [...secretsOf(env.simulator.state.user(userId)!), ...kmsSecrets()]);
       expect(leaks, `secrets of ${userId} in raw ${kind} history`).toEqual([]);
     }
   });
@@ -103,7 +111,7 @@ describe('no plaintext share, signing share, client API key or Vault token outsi
       // The decode really opened the payloads: the user id and the run's pair ids are readable.
       const pairIds = Object.values(kind === 'backup' ? (await env.backups.waitForBackup(userId)).pairIds : recovered!.backupPairIds);
       expect(leaksIn(texts, [userId, ...pairIds]).sort()).toEqual([userId, ...pairIds].sort());
-      expect(leaksIn(texts, [...secretsOf(env.simulator.state.user(userId)!), env.vault.token]), `secrets of ${userId} in decoded ${kind} history`).toEqual([]);
+      expect(leaksIn(texts, [...secretsOf(env.simulator.state.user(userId)!), ...kmsSecrets()]), `secrets of ${userId} in decoded ${kind} history`).toEqual([]);
     }
   });
 
@@ -132,11 +140,12 @@ describe('no plaintext share, signing share, client API key or Vault token outsi
     expect(leaksIn(textsIn(raw), secretsOf(env.simulator.state.user(userIds[2]!)!))).toEqual([]);
   });
 
-  it('worker logs, the Temporal server log and the Vault log hold none of them', () => {
-    const secrets = [...userIds.flatMap((id) => secretsOf(env.simulator.state.user(id)!))];
+  it('worker logs, the Temporal server log, the Vault log and the local-kms log hold none of them', () => {
+    // Not the Vault token: the Vault dev server prints its own root token in vault.log.
+    const secrets = [...userIds.flatMap((id) => secretsOf(env.simulator.state.user(id)!)), LOCAL_KMS_CREDENTIALS.secretAccessKey];
     expect(capturedLogs.length).toBeGreaterThan(0);
     expect(leaksIn(capturedLogs, secrets)).toEqual([]);
-    const serverLogs = ['temporal.log', 'vault.log'].map((file) => readFileSync(join(inject('runDir'), file), 'utf8'));
+    const serverLogs = ['temporal.log', 'vault.log', 'local-kms.log'].map((file) => readFileSync(join(inject('runDir'), file), 'utf8'));
     expect(leaksIn(serverLogs, secrets)).toEqual([]);
   });
 });

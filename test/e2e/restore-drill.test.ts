@@ -3,8 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { StaticTokenAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
 import { BatchClient } from '../../client/batch-client';
 import { DrillClient } from '../../client/drill-client';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
@@ -12,7 +10,7 @@ import { createDatabasePool } from '../../db/pool';
 import { BackupStatusKey, BackupStepKey } from '../../workflows/backup-wallet-api';
 import { DrillIdKey, drillFindingWorkflowId, type DrillReport } from '../../workflows/restore-drill-api';
 import { createWebhookServer } from '../../webhook/webhook-server';
-import { capturedLogs, createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { capturedLogs, createBackupTestEnv, eventually, kmsForTest, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
 import { secretsOf } from '../../chaos/secret-scan';
 
 /**
@@ -57,12 +55,12 @@ async function adminCalls(env: BackupTestEnv): Promise<Record<string, number>> {
 
 const failureOf = (report: DrillReport, userId: string) => report.failures.find((failure) => failure.userId === userId);
 
-describe('restore drill, Portal-Managed (ciphertexts at Portal)', () => {
+describe.each(KMS_PROVIDERS)('restore drill, Portal-Managed (ciphertexts at Portal; KMS_PROVIDER=%s)', (provider) => {
   let env: BackupTestEnv;
   let drills: DrillClient;
 
   beforeAll(async () => {
-    env = await createBackupTestEnv();
+    env = await createBackupTestEnv({ kms: provider });
     await env.startWorker();
     drills = new DrillClient(env.backups.temporal, env.taskQueue);
   });
@@ -136,9 +134,9 @@ describe('restore drill, Portal-Managed (ciphertexts at Portal)', () => {
     expect((await adminCalls(env)).recover ?? 0).toBe(0);
   });
 
-  it('waits out a Vault outage (the check is retried by Temporal) instead of reporting failures', async () => {
+  it('waits out a KMS outage (the check is retried by Temporal) instead of reporting failures', async () => {
     const user = await backUp(env, 'outage');
-    await env.vaultProxy.setMode('refuse');
+    await env.kmsProxy.setMode('refuse');
     const { drillId } = await drills.runOnce({ source: { kind: 'list', userIds: [user.userId] }, usersPerMinute: 6_000 });
     try {
       await eventually('the check to be retried', async () => {
@@ -148,7 +146,7 @@ describe('restore drill, Portal-Managed (ciphertexts at Portal)', () => {
       });
       expect((await drills.report(drillId)).counts).toMatchObject({ checked: 0, failed: 0 });
     } finally {
-      await env.vaultProxy.setMode('pass');
+      await env.kmsProxy.setMode('pass');
     }
     const report = await drills.wait(drillId);
     expect(report.counts).toEqual({ checked: 1, passed: 1, failed: 0, skipped: 0, inconclusive: 0 });
@@ -241,7 +239,7 @@ describe('restore drill, pacing and schedule', () => {
   });
 });
 
-describe('restore drill, Self-Managed (PostgreSQL store, custodian shares held by the webhook)', () => {
+describe.each(KMS_PROVIDERS)('restore drill, Self-Managed (PostgreSQL store, custodian shares held by the webhook; KMS_PROVIDER=%s)', (provider) => {
   const secret = `whsec-${randomBytes(12).toString('hex')}`;
   let pool: Pool;
   let webhook: FastifyInstance;
@@ -250,9 +248,12 @@ describe('restore drill, Self-Managed (PostgreSQL store, custodian shares held b
 
   beforeAll(async () => {
     pool = createDatabasePool(inject('databaseUrl'));
+    // The webhook encrypts custodian shares with the workers' KMS key (its own credentials, no proxy).
+    const kmsKeySuffix = `drill-sm-${randomBytes(4).toString('hex')}`;
+    const { admin } = await kmsForTest(provider, { vaultPort: 0, kmsPort: 0, keySuffix: kmsKeySuffix });
     webhook = createWebhookServer({
       records: new CustodianShareRepository(pool),
-      transit: new VaultTransit({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 }, new StaticTokenAuth(inject('vaultToken'))),
+      transit: admin,
       secrets: [secret],
       deadlineMs: 8_000,
       bodyLimitBytes: 64 * 1024,
@@ -260,6 +261,8 @@ describe('restore drill, Self-Managed (PostgreSQL store, custodian shares held b
     });
     const webhookUrl = await webhook.listen({ host: '127.0.0.1', port: 0 });
     env = await createBackupTestEnv({
+      kms: provider,
+      kmsKeySuffix,
       simulator: { selfManaged: { webhookUrl, webhookSecret: secret } },
       workerEnv: { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: inject('databaseUrl') },
     });

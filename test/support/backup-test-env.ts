@@ -13,6 +13,47 @@ import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { startPortalSimulator, type PortalSimulator, type PortalSimulatorOptions } from '../../simulator/portal-simulator';
 import { loadWorkerConfig } from '../../worker/config';
 import { connectWorker, createBackupWorker, openDatabase } from '../../worker/create-worker';
+import { AwsKmsEnvelope } from '../../activities/aws-kms-envelope';
+import type { KmsProvider, KmsProviderKind } from '../../activities/kms-provider';
+import { StaticTokenAuth } from '../../activities/vault-auth';
+import { VaultTransit } from '../../activities/vault-transit';
+import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey } from '../../stack/local-kms-server';
+
+/** Both KMS providers, for suites that run with each (`describe.each(KMS_PROVIDERS)`). */
+export const KMS_PROVIDERS: KmsProviderKind[] = ['vault-transit', 'aws-kms'];
+
+/** What a stored ciphertext of the provider looks like (kms-ciphertext.ts). */
+export function ciphertextPattern(provider: KmsProviderKind): RegExp {
+  return provider === 'vault-transit' ? /^vault:v\d+:/ : /^awskms:e1:v\d+:/;
+}
+
+/**
+ * The worker environment of a KMS provider on the test stack, and an admin view of the same key for
+ * the test's own checks. AWS KMS: local-kms behind `proxyPort`, with a key alias of its own (its
+ * version 1 created here), so that rotations in one file do not touch another's key.
+ */
+export async function kmsForTest(provider: KmsProviderKind, options: { vaultPort: number; kmsPort: number; keySuffix: string }): Promise<{ env: NodeJS.ProcessEnv; admin: KmsProvider }> {
+  if (provider === 'vault-transit') {
+    return {
+      env: { KMS_PROVIDER: 'vault-transit', VAULT_ADDR: `http://127.0.0.1:${options.vaultPort}`, VAULT_TOKEN: inject('vaultToken'), VAULT_TIMEOUT_MS: '2000' },
+      admin: new VaultTransit({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 5_000 }, new StaticTokenAuth(inject('vaultToken'))),
+    };
+  }
+  const keyAlias = `alias/mpc-backup-test/${options.keySuffix}`;
+  await setUpAwsKmsKey(inject('kmsEndpoint'), keyAlias);
+  return {
+    env: {
+      KMS_PROVIDER: 'aws-kms',
+      AWS_REGION: LOCAL_KMS_REGION,
+      AWS_KMS_ENDPOINT: `http://127.0.0.1:${options.kmsPort}`,
+      AWS_KMS_KEY_ALIAS: keyAlias,
+      AWS_KMS_TIMEOUT_MS: '2000',
+      AWS_ACCESS_KEY_ID: LOCAL_KMS_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_KMS_CREDENTIALS.secretAccessKey,
+    },
+    admin: new AwsKmsEnvelope({ region: LOCAL_KMS_REGION, endpoint: inject('kmsEndpoint'), keyAlias, timeoutMs: 5_000 }, undefined, localKmsClient(inject('kmsEndpoint'))),
+  };
+}
 
 
 /** Every log line the SDK emitted in this test process, for the secret scans. */
@@ -37,6 +78,12 @@ export interface BackupTestEnv {
   rawClient: Client;
   /** Vault as the worker sees it: through a fault proxy the test can switch. */
   vaultProxy: TcpFaultProxy;
+  /** The KMS provider the worker uses (KMS_PROVIDER). */
+  kmsProvider: KmsProviderKind;
+  /** That KMS as the worker sees it (the Vault proxy, or local-kms's): switch it for KMS outages. */
+  kmsProxy: TcpFaultProxy;
+  /** The same key with admin credentials, not through the proxy: the test's own decrypts and checks. */
+  kms: KmsProvider;
   vault: { addr: string; token: string };
   taskQueue: string;
   workerEnv: NodeJS.ProcessEnv;
@@ -61,6 +108,10 @@ export async function createBackupTestEnv(
     cluster?: boolean;
     workerEnv?: NodeJS.ProcessEnv;
     simulator?: Partial<PortalSimulatorOptions>;
+    /** KMS_PROVIDER for the worker (default vault-transit). */
+    kms?: KmsProviderKind;
+    /** AWS KMS: the suffix of the key alias (default: the task queue), to share a key with a webhook the test made first. */
+    kmsKeySuffix?: string;
   } = {},
 ): Promise<BackupTestEnv> {
   installRuntime();
@@ -68,7 +119,12 @@ export async function createBackupTestEnv(
   const vaultUrl = new URL(inject('vaultAddr'));
   const vaultProxy = new TcpFaultProxy({ host: vaultUrl.hostname, port: Number(vaultUrl.port) }, await freePort());
   await vaultProxy.start();
+  const kmsUrl = new URL(inject('kmsEndpoint'));
+  const localKmsProxy = new TcpFaultProxy({ host: kmsUrl.hostname, port: Number(kmsUrl.port) }, await freePort());
+  await localKmsProxy.start();
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  const kmsProvider = options.kms ?? 'vault-transit';
+  const kms = await kmsForTest(kmsProvider, { vaultPort: vaultProxy.port, kmsPort: localKmsProxy.port, keySuffix: options.kmsKeySuffix ?? taskQueue });
   const workerEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -82,6 +138,7 @@ export async function createBackupTestEnv(
     VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`,
     VAULT_TOKEN: inject('vaultToken'),
     VAULT_TIMEOUT_MS: '2000',
+    ...kms.env,
     CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
     SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
     WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
@@ -101,6 +158,9 @@ export async function createBackupTestEnv(
     backups: new BackupClient(client, taskQueue),
     rawClient,
     vaultProxy,
+    kmsProvider,
+    kmsProxy: kmsProvider === 'aws-kms' ? localKmsProxy : vaultProxy,
+    kms: kms.admin,
     vault: { addr: inject('vaultAddr'), token: inject('vaultToken') },
     taskQueue,
     workerEnv,
@@ -136,6 +196,7 @@ export async function createBackupTestEnv(
       await Promise.all(workers.map((stop) => stop()));
       await connection.close();
       await vaultProxy.stop();
+      await localKmsProxy.stop();
       await simulator.close();
     },
   };

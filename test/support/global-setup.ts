@@ -10,6 +10,7 @@ import { startPostgresServer, type PostgresServer } from '../../stack/postgres-s
 import { startTemporalCluster, type TemporalCluster } from '../../stack/temporal-cluster';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
+import { startLocalKms } from '../../stack/local-kms-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
 
 /** Logs and the workflow bundle; MPC_TEST_RUN_DIR gives concurrent runs (several engineers on one machine) their own. */
@@ -32,17 +33,22 @@ export default async function setup(project: TestProject) {
     startVaultDevServer({ logFile: join(RUN_DIR, 'vault.log') }),
     startMigratedPostgres(join(RUN_DIR, 'postgres.log')),
     withCluster ? startTemporalCluster({ runDir: join(RUN_DIR, 'temporal-cluster'), allowExternalDatabase: false }) : undefined,
+    // A fresh key store per run: each test env makes its own key alias in it.
+    startLocalKms({ dataDir: join(RUN_DIR, `local-kms-${process.pid}`), logFile: join(RUN_DIR, 'local-kms.log') }),
   ] as const);
-  const [temporalStart, vaultStart, postgresStart, clusterStart] = servers;
-  if (temporalStart.status === 'rejected' || vaultStart.status === 'rejected' || postgresStart.status === 'rejected' || clusterStart.status === 'rejected') {
+  const [temporalStart, vaultStart, postgresStart, clusterStart, kmsStart] = servers;
+  if (servers.some((s) => s.status === 'rejected')) {
     await Promise.all(servers.map((s) => (s.status === 'fulfilled' ? s.value?.stop() : undefined)));
     throw servers.map((s) => (s.status === 'rejected' ? s.reason : undefined)).find(Boolean);
   }
-  const temporal = temporalStart.value;
-  const vault = vaultStart.value;
-  const postgres = postgresStart.value;
-  const cluster: TemporalCluster | undefined = clusterStart.value;
-  const stopAll = () => Promise.all([temporal.stop(), vault.stop(), postgres.stop(), cluster?.stop()]);
+  // Every one was fulfilled (a rejection threw above).
+  const value = <T>(settled: PromiseSettledResult<T>): T => (settled as PromiseFulfilledResult<T>).value;
+  const temporal = value(temporalStart);
+  const vault = value(vaultStart);
+  const postgres = value(postgresStart);
+  const cluster: TemporalCluster | undefined = value(clusterStart);
+  const kms = value(kmsStart);
+  const stopAll = () => Promise.all([temporal.stop(), vault.stop(), postgres.stop(), cluster?.stop(), kms.stop()]);
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
   try {
     await writeWorkflowBundle(bundlePath);
@@ -51,7 +57,7 @@ export default async function setup(project: TestProject) {
     throw error;
   }
   process.stdout.write(
-    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, ` +
+    `test stack ready in ${Date.now() - started} ms: Temporal ${temporal.address}, Vault ${vault.addr}, local-kms ${kms.endpoint}, ` +
       `PostgreSQL ${postgres.server.kind} ${describeDatabaseUrl(postgres.server.url)}, ` +
       `${cluster ? `Temporal cluster ${cluster.address} (v${cluster.serverVersion}, ${cluster.historyShards} shards)` : 'no Temporal cluster (MPC_TEST_CLUSTER=off)'}, logs in ${RUN_DIR}\n`,
   );
@@ -59,6 +65,7 @@ export default async function setup(project: TestProject) {
   project.provide('temporalAddress', temporal.address);
   project.provide('vaultAddr', vault.addr);
   project.provide('vaultToken', vault.rootToken);
+  project.provide('kmsEndpoint', kms.endpoint);
   project.provide('workflowBundlePath', bundlePath);
   project.provide('codecKeys', `test-key-1:${randomBytes(32).toString('base64')}`);
   project.provide('sealingKeys', `test-seal-1:${randomBytes(32).toString('base64')}`);
@@ -92,6 +99,8 @@ declare module 'vitest' {
     temporalAddress: string;
     vaultAddr: string;
     vaultToken: string;
+    /** local-kms (AWS KMS) for KMS_PROVIDER=aws-kms; each test env makes a key alias of its own. */
+    kmsEndpoint: string;
     workflowBundlePath: string;
     codecKeys: string;
     /** The workers' share-sealing key ring (never given to the test's clients). */

@@ -34,7 +34,20 @@ describe('worker configuration', () => {
     const config = loadWorkerConfig(VALID);
     expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'mpc-backup' });
     expect(config.portal).toMatchObject({ enclaveUrl: 'https://mpc-client.portalhq.io', storeCipherTextMethod: 'POST' });
-    expect(config.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
+    expect(config.kms.provider === 'vault-transit' && config.kms.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
+  });
+
+  it('KMS_PROVIDER=aws-kms: needs AWS_REGION instead of Vault, and names every AWS problem with the others at once', () => {
+    const { VAULT_ADDR: _addr, VAULT_TOKEN: _token, ...noVault } = VALID;
+    const aws = { ...noVault, KMS_PROVIDER: 'aws-kms', AWS_REGION: 'eu-west-2', AWS_KMS_ENDPOINT: 'http://127.0.0.1:8210' };
+    expect(loadWorkerConfig(aws).kms).toEqual({ provider: 'aws-kms', aws: { region: 'eu-west-2', endpoint: 'http://127.0.0.1:8210', keyAlias: 'alias/mpc-backup', timeoutMs: 10_000 } });
+    expect(loadWorkerConfig({ ...aws, AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 's3cr3t' }).kms).toMatchObject({ aws: { credentials: { accessKeyId: 'AKIA1', secretAccessKey: 's3cr3t' } } });
+    const found = problems({ ...noVault, KMS_PROVIDER: 'aws-kms', AWS_KMS_KEY_ALIAS: 'mpc-backup', PAYLOAD_CODEC_KEYS: undefined }).join('\n');
+    for (const expected of ['AWS_REGION is required', 'AWS_KMS_KEY_ALIAS', 'PAYLOAD_CODEC_KEYS']) expect(found).toContain(expected);
+    expect(found).not.toContain('VAULT_ADDR');
+    expect(problems({ ...aws, AWS_ACCESS_KEY_ID: 'AKIA1' }).join()).toContain('must be set together');
+    expect(problems({ ...aws, KMS_PROVIDER: 'gcp-kms' }).join()).toContain('KMS_PROVIDER: must be vault-transit or aws-kms');
+    expect(problems({ ...aws, AWS_KMS_KEY_ALIAS: 'alias/aws/ebs' }).join()).toContain('AWS-managed alias');
   });
 
   it('lists every missing variable at once', () => {
@@ -76,9 +89,7 @@ describe('worker configuration', () => {
   it('requires a Vault token or a complete AppRole pair', () => {
     expect(problems({ ...VALID, VAULT_TOKEN: undefined }).join()).toContain('VAULT_TOKEN is required');
     expect(problems({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r' }).join()).toContain('must be set together');
-    expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).vault.auth.kind).toBe(
-      'approle',
-    );
+    expect(loadWorkerConfig({ ...VALID, VAULT_TOKEN: undefined, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).kms).toMatchObject({ vault: { auth: { kind: 'approle' } } });
   });
 
   it('refuses a sealing key that is also a payload codec key: clients hold those', () => {

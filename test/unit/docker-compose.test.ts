@@ -84,7 +84,7 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
       ]),
     );
     const config = loadWorkerConfig(env);
-    expect(config.vault.endpoint).toBe('http://vault:8200');
+    expect(config.kms).toMatchObject({ provider: 'vault-transit', vault: { endpoint: 'http://vault:8200' } });
     expect(config.metrics.temporalAddress).toBe('0.0.0.0:9464');
     expect(config.credentials.urlTemplate).toContain('{userId}');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WEBHOOK_METRICS, WORKER_METRICS, WORKFLOW_METRIC_SDK_LABELS, WORKFLOW_METRICS, type MetricDefinition } from '../../metrics/definitions';
+import { COVERAGE_METRICS, WEBHOOK_METRICS, WORKER_METRICS, WORKFLOW_METRIC_SDK_LABELS, WORKFLOW_METRICS, type MetricDefinition } from '../../metrics/definitions';
 import { createWebhookMetrics, createWorkerMetrics } from '../../metrics/service-metrics';
 import { exposedNames, parsePrometheusText } from '../support/prometheus-text';
 import {
@@ -40,7 +40,8 @@ async function knownMetrics(): Promise<Map<string, Known>> {
       known.set(name, { labels: [...definition.labelNames, ...extraLabels, ...bucket, ...TARGET_LABELS] });
     }
   };
-  for (const definition of [...Object.values(WORKER_METRICS), ...Object.values(WEBHOOK_METRICS)]) define(definition);
+  // The coverage report's summary comes through a textfile collector (client/coverage.ts coverageMetricsText).
+  for (const definition of [...Object.values(WORKER_METRICS), ...Object.values(WEBHOOK_METRICS), ...Object.values(COVERAGE_METRICS)]) define(definition);
   // Exported through the Temporal runtime, which adds the TypeScript SDK's tags.
   for (const definition of Object.values(WORKFLOW_METRICS)) define(definition, WORKFLOW_METRIC_SDK_LABELS);
   for (const [name, type] of temporalSdkMetrics()) for (const series of seriesNames(name, type)) known.set(series, { labels: undefined });

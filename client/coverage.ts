@@ -1,0 +1,265 @@
+import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { CiphertextStore } from '../activities/ciphertext-store';
+import type { CredentialsSource } from '../activities/credentials-source';
+import { ciphertextFormat, ciphertextVersion } from '../activities/kms-ciphertext';
+import type { PortalClient } from '../activities/portal-client';
+import { newestCompletedPairs } from '../activities/stored-backup';
+import type { BackupPairIds } from '../domain/backup-types';
+import { CURVES } from '../domain/curves';
+import { BackupDomainError, CiphertextNotFoundError, NoCompletedBackupError } from '../domain/errors';
+import { redactSecrets } from '../domain/redact';
+import { parseUserId } from '../domain/user-id';
+import { COVERAGE_METRICS } from '../metrics/definitions';
+
+/**
+ * `backup coverage`: for every user a source knows, whether a backup would restore the wallet —
+ * the newest completed backup (when, where its ciphertexts are, under which KMS key version), and
+ * the users with a problem: no completed backup, one older than the policy age, a parked backup
+ * run, a restore drill that failed on the backup (a finding newer than the backup). Users come one
+ * page at a time and each row is written as soon as it is made, so a run over 100,000 users holds
+ * one page, the parked runs and the drill findings in memory, never the rows. Paced: at most
+ * `usersPerMinute` users are looked at per minute (each costs a credentials load, a Portal read and
+ * a store read per curve).
+ */
+
+export const COVERAGE_PROBLEMS = ['NO_BACKUP', 'STALE', 'PARKED', 'DRILL_FAILED', 'UNCHECKED'] as const;
+export type CoverageProblem = (typeof COVERAGE_PROBLEMS)[number];
+
+export interface CoverageRow {
+  userId: string;
+  /** Empty when the newest completed backup is fresh, stored, not parked and not failed by a drill. */
+  problems: CoverageProblem[];
+  /** The newest completed backup: when Portal made its pairs, the pairs, and where its ciphertexts were read. */
+  newestBackupAt?: string;
+  pairIds?: BackupPairIds;
+  stores?: string[];
+  /** The KMS format and lowest key version of its ciphertexts (kms-ciphertext.ts). */
+  kms?: string;
+  keyVersion?: number;
+  /** The newest drill finding on this backup (made after it): the drill, the kind, when. */
+  drillFinding?: { drillId: string; kind: string; at: string };
+  /** Why the user could not be looked at (UNCHECKED): a transient failure, or its reason. */
+  detail?: string;
+}
+
+export interface CoverageSummary {
+  users: number;
+  covered: number;
+  problems: Record<CoverageProblem, number>;
+  /** The newest backup's key versions over the users that have one, version → users. */
+  keyVersions: Record<string, number>;
+  durationMs: number;
+}
+
+export interface CoverageDeps {
+  credentials: Pick<CredentialsSource, 'load'>;
+  portal: Pick<PortalClient, 'getClient'>;
+  store: Pick<CiphertextStore, 'kind' | 'get'>;
+  temporal: Pick<Client, 'workflowService' | 'options'>;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface CoverageOptions {
+  /** A completed backup older than this is STALE. */
+  maxAgeMs: number;
+  usersPerMinute: number;
+}
+
+/** Reads visibility (raw: only ids, times and search attributes; memos of other deployments are never decoded). */
+async function listExecutions(temporalClient: CoverageDeps['temporal'], query: string, limit: number): Promise<temporal.api.workflow.v1.IWorkflowExecutionInfo[]> {
+  const found: temporal.api.workflow.v1.IWorkflowExecutionInfo[] = [];
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await temporalClient.workflowService.listWorkflowExecutions({
+      namespace: temporalClient.options.namespace,
+      query,
+      pageSize: 1_000,
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    found.push(...(page.executions ?? []));
+    nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+  } while (nextPageToken && found.length < limit);
+  return found;
+}
+
+function keyword(info: temporal.api.workflow.v1.IWorkflowExecutionInfo, name: string): string | undefined {
+  const payload = info.searchAttributes?.indexedFields?.[name];
+  if (!payload?.data) return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(payload.data).toString('utf8')) as unknown;
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function startMs(info: temporal.api.workflow.v1.IWorkflowExecutionInfo): number {
+  const time = info.startTime;
+  return time ? Number(time.seconds ?? 0) * 1000 + Math.floor((time.nanos ?? 0) / 1e6) : 0;
+}
+
+/** The service-wide facts coverage joins each user with, read once per report. */
+export interface CoverageIndex {
+  parked: Set<string>;
+  /** userId → the newest drill finding. */
+  findings: Map<string, { drillId: string; kind: string; atMs: number }>;
+}
+
+/** Parked backup runs and drill findings (at most `limit` of each: their count, not the users', bounds memory). */
+export async function readCoverageIndex(deps: Pick<CoverageDeps, 'temporal'>, limit = 100_000): Promise<CoverageIndex> {
+  const parked = new Set<string>();
+  for (const info of await listExecutions(deps.temporal, "WorkflowType = 'backupWallet' AND ExecutionStatus = 'Running' AND BackupStatus = 'NEEDS_ATTENTION'", limit)) {
+    const workflowId = info.execution?.workflowId ?? '';
+    if (workflowId.startsWith('backup-')) parked.add(workflowId.slice('backup-'.length));
+  }
+  const findings = new Map<string, { drillId: string; kind: string; atMs: number }>();
+  for (const info of await listExecutions(deps.temporal, "BackupStatus = 'DRILL_FAILED'", limit)) {
+    const drillId = keyword(info, 'DrillId');
+    const workflowId = info.execution?.workflowId ?? '';
+    const prefix = `${drillId}-finding-`;
+    if (!drillId || !workflowId.startsWith(prefix)) continue;
+    const userId = workflowId.slice(prefix.length);
+    const atMs = startMs(info);
+    if ((findings.get(userId)?.atMs ?? -1) < atMs) findings.set(userId, { drillId, kind: keyword(info, 'BackupStep') ?? 'UNKNOWN', atMs });
+  }
+  return { parked, findings };
+}
+
+/** One user's row. Transient failures (Portal, the store or the credentials source down) make it UNCHECKED with the reason. */
+export async function coverageOf(deps: CoverageDeps, index: CoverageIndex, options: Pick<CoverageOptions, 'maxAgeMs'>, userId: string): Promise<CoverageRow> {
+  const now = (deps.now ?? Date.now)();
+  const problems: CoverageProblem[] = [];
+  if (index.parked.has(userId)) problems.push('PARKED');
+  const row: CoverageRow = { userId, problems };
+  let pairIds: BackupPairIds;
+  let createdAt: string | undefined;
+  try {
+    const { clientApiKey } = await deps.credentials.load(userId);
+    const client = await deps.portal.getClient(clientApiKey);
+    pairIds = newestCompletedPairs(userId, client);
+    // The backup is as old as its older pair.
+    const created = CURVES.map((curve) => client.wallets.flatMap((w) => w.backupSharePairs).find((p) => p.id === pairIds[curve])?.createdAt)
+      .map((at) => (at ? Date.parse(at) : Number.NaN))
+      .filter((ms) => !Number.isNaN(ms));
+    createdAt = created.length > 0 ? new Date(Math.min(...created)).toISOString() : undefined;
+  } catch (error) {
+    if (error instanceof NoCompletedBackupError) {
+      problems.unshift('NO_BACKUP');
+      return row;
+    }
+    problems.push('UNCHECKED');
+    row.detail = redactSecrets(error instanceof BackupDomainError ? `${error.name}: ${error.message}` : String(error)).slice(0, 300);
+    return row;
+  }
+  row.pairIds = pairIds;
+  if (createdAt) row.newestBackupAt = createdAt;
+  try {
+    const ciphertexts = await Promise.all(CURVES.map((curve) => deps.store.get({ userId }, pairIds[curve], curve)));
+    row.stores = [deps.store.kind];
+    const formats = new Set(ciphertexts.map((c) => ciphertextFormat(c) ?? 'unknown'));
+    row.kms = [...formats].join(',');
+    const versions = ciphertexts.map((c) => ciphertextVersion(c)).filter((v): v is number => v !== undefined);
+    if (versions.length > 0) row.keyVersion = Math.min(...versions);
+  } catch (error) {
+    if (error instanceof CiphertextNotFoundError) {
+      // Marked at Portal, but its ciphertext is gone from the store: it would not restore.
+      row.stores = [];
+      problems.unshift('NO_BACKUP');
+      row.detail = `the ${deps.store.kind} store holds no ciphertext of the newest completed backup`;
+      return row;
+    }
+    problems.push('UNCHECKED');
+    row.detail = redactSecrets(error instanceof BackupDomainError ? `${error.name}: ${error.message}` : String(error)).slice(0, 300);
+    return row;
+  }
+  if (createdAt && now - Date.parse(createdAt) > options.maxAgeMs) problems.push('STALE');
+  const finding = index.findings.get(userId);
+  if (finding && (!createdAt || finding.atMs >= Date.parse(createdAt))) {
+    problems.push('DRILL_FAILED');
+    row.drillFinding = { drillId: finding.drillId, kind: finding.kind, at: new Date(finding.atMs).toISOString() };
+  }
+  return row;
+}
+
+/**
+ * Runs the report over `users` (pages of ids, read lazily), paced, writing each row to `emit` as it
+ * is made, and returns the summary.
+ */
+export async function runCoverage(
+  deps: CoverageDeps,
+  users: AsyncIterable<string[]>,
+  options: CoverageOptions,
+  emit: (row: CoverageRow) => void | Promise<void>,
+): Promise<CoverageSummary> {
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const started = now();
+  const index = await readCoverageIndex(deps);
+  const summary: CoverageSummary = { users: 0, covered: 0, problems: Object.fromEntries(COVERAGE_PROBLEMS.map((p) => [p, 0])) as Record<CoverageProblem, number>, keyVersions: {}, durationMs: 0 };
+  const intervalMs = 60_000 / options.usersPerMinute;
+  let nextAt = started;
+  for await (const page of users) {
+    for (const rawId of page) {
+      const userId = parseUserId(rawId);
+      const wait = nextAt - now();
+      if (wait > 0) await sleep(wait);
+      nextAt = Math.max(nextAt, now()) + intervalMs;
+      const row = await coverageOf(deps, index, options, userId);
+      summary.users += 1;
+      if (row.problems.length === 0) summary.covered += 1;
+      for (const problem of row.problems) summary.problems[problem] += 1;
+      if (row.keyVersion !== undefined) summary.keyVersions[String(row.keyVersion)] = (summary.keyVersions[String(row.keyVersion)] ?? 0) + 1;
+      await emit(row);
+    }
+  }
+  summary.durationMs = now() - started;
+  return summary;
+}
+
+export const COVERAGE_CSV_HEADER = 'user_id,problems,newest_backup_at,secp256k1_pair_id,ed25519_pair_id,stores,kms,key_version,drill_id,drill_finding,drill_finding_at,detail';
+
+function csvField(value: string | number | undefined): string {
+  const text = value === undefined ? '' : String(value);
+  // Quoted when needed; a leading = + - @ is defused so a spreadsheet does not run it as a formula.
+  const safe = /^[=+\-@]/.test(text) ? `'${text}` : text;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+export function coverageCsvLine(row: CoverageRow): string {
+  return [
+    row.userId,
+    row.problems.join(' '),
+    row.newestBackupAt,
+    row.pairIds?.SECP256K1,
+    row.pairIds?.ED25519,
+    row.stores?.join(' '),
+    row.kms,
+    row.keyVersion,
+    row.drillFinding?.drillId,
+    row.drillFinding?.kind,
+    row.drillFinding?.at,
+    row.detail,
+  ]
+    .map(csvField)
+    .join(',');
+}
+
+/** The Prometheus text of a report's summary, for a textfile collector (node_exporter) or a push. */
+export function coverageMetricsText(summary: CoverageSummary, finishedAtMs: number): string {
+  const { users, usersTotal, lastRun } = COVERAGE_METRICS;
+  const lines = [
+    `# HELP ${users.name} ${users.help}`,
+    `# TYPE ${users.name} gauge`,
+    `${users.name}{problem="covered"} ${summary.covered}`,
+    ...COVERAGE_PROBLEMS.map((problem) => `${users.name}{problem="${problem}"} ${summary.problems[problem]}`),
+    `# HELP ${usersTotal.name} ${usersTotal.help}`,
+    `# TYPE ${usersTotal.name} gauge`,
+    `${usersTotal.name} ${summary.users}`,
+    `# HELP ${lastRun.name} ${lastRun.help}`,
+    `# TYPE ${lastRun.name} gauge`,
+    `${lastRun.name} ${Math.floor(finishedAtMs / 1000)}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
