@@ -1064,7 +1064,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.rotateMidRun ? '' : ' --no-rotation'}`,
   ];
   return lines.join('\n');
 }
