@@ -2,31 +2,43 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { runCampaign, summarize } from '../../chaos/campaign';
+import type { CampaignOptionsInput } from '../../chaos/campaign-options';
 
 /**
  * The fast slice of the fault campaign: about 30 backups with at least one worker SIGKILL, one
  * Temporal restart, one Vault cut and one Vault restart, every Portal fault kind and a revoked
  * key, on servers of its own. The seed is printed on failure to replay the same schedule.
  */
+/**
+ * One slice on servers of its own: its seed (from `seedVariable`, else CHAOS_SEED, else random),
+ * the campaign, its summary printed, and the context every assertion names (seed, replay command,
+ * summary, violations). Every fault kind is armed once anyway; a low background rate (1% of Portal
+ * requests, a process or network fault every 45 s on average) keeps a slice short inside npm test.
+ */
+async function runSlice(name: string, seedVariable: string, options: Partial<CampaignOptionsInput>) {
+  const seed = Number(process.env[seedVariable] ?? process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
+  const replay = `${seedVariable}=${seed} npx vitest run test/chaos${name ? ` -t ${name}` : ''}`;
+  process.stdout.write(`${name || 'fast'} slice, seed ${seed} (replay: ${replay})\n`);
+  const report = await runCampaign({
+    backups: 20,
+    concurrency: 10,
+    seed,
+    revokedShare: 0.05,
+    portalFaultRate: 0.01,
+    meanFaultIntervalMs: 45_000,
+    timeoutMs: 12 * 60_000,
+    runDir: join(inject('runDir'), `chaos-${name ? `${name}-` : ''}slice-${seed}`),
+    quiet: true,
+    ...options,
+  });
+  const summary = summarize(report);
+  process.stdout.write(`${summary}\n`);
+  return { report, context: `seed ${seed} (replay: ${replay})\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}` };
+}
+
 describe('fault campaign (fast slice)', () => {
   it('keeps every invariant', { timeout: 15 * 60_000 }, async () => {
-    const seed = Number(process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
-    const report = await runCampaign({
-      backups: 30,
-      concurrency: 10,
-      seed,
-      revokedShare: 0.05,
-      // Every fault kind is armed once anyway; a lower background rate keeps the slice short
-      // inside npm test.
-      portalFaultRate: 0.01,
-      meanFaultIntervalMs: 45_000,
-      timeoutMs: 12 * 60_000,
-      runDir: join(inject('runDir'), `chaos-slice-${seed}`),
-      quiet: true,
-    });
-    const summary = summarize(report);
-    process.stdout.write(`${summary}\n`);
-    const context = `seed ${seed} (replay: CHAOS_SEED=${seed} npx vitest run test/chaos)\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}`;
+    const { report, context } = await runSlice('', 'CHAOS_SEED', { backups: 30 });
     expect(report.infraFaults['worker-kill'], context).toBeGreaterThanOrEqual(1);
     expect(report.infraFaults['temporal-restart'], context).toBeGreaterThanOrEqual(1);
     expect(report.infraFaults['vault-cut'], context).toBeGreaterThanOrEqual(1);
@@ -47,24 +59,7 @@ describe('fault campaign (fast slice)', () => {
    * Vault's place, and the mid-run rotation is a new KMS key version, ReEncrypt and DisableKey.
    */
   it('aws-kms: keeps every invariant through local-kms cuts and restarts', { timeout: 15 * 60_000 }, async () => {
-    const seed = Number(process.env.CHAOS_AWS_KMS_SEED ?? process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
-    const replay = `CHAOS_AWS_KMS_SEED=${seed} npx vitest run test/chaos -t aws-kms`;
-    process.stdout.write(`aws-kms slice, seed ${seed} (replay: ${replay})\n`);
-    const report = await runCampaign({
-      kms: 'aws-kms',
-      backups: 20,
-      concurrency: 10,
-      seed,
-      revokedShare: 0.05,
-      portalFaultRate: 0.01,
-      meanFaultIntervalMs: 45_000,
-      timeoutMs: 12 * 60_000,
-      runDir: join(inject('runDir'), `chaos-aws-kms-slice-${seed}`),
-      quiet: true,
-    });
-    const summary = summarize(report);
-    process.stdout.write(`${summary}\n`);
-    const context = `seed ${seed} (replay: ${replay})\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}`;
+    const { report, context } = await runSlice('aws-kms', 'CHAOS_AWS_KMS_SEED', { kms: 'aws-kms' });
     expect(report.infraFaults['vault-cut'], `local-kms cuts; ${context}`).toBeGreaterThanOrEqual(1);
     expect(report.infraFaults['vault-restart'], `local-kms restarts; ${context}`).toBeGreaterThanOrEqual(1);
     expect(report.backups.completed, context).toBe(20);
@@ -79,25 +74,7 @@ describe('fault campaign (fast slice)', () => {
    * invariants (acknowledged → held and decrypting to what Portal sent; marked → held).
    */
   it('self-managed: keeps every invariant through PostgreSQL and webhook kills', { timeout: 15 * 60_000 }, async () => {
-    const seed = Number(process.env.CHAOS_SELF_MANAGED_SEED ?? process.env.CHAOS_SEED ?? randomBytes(3).readUIntBE(0, 3));
-    const replay = `CHAOS_SELF_MANAGED_SEED=${seed} npx vitest run test/chaos -t self-managed`;
-    process.stdout.write(`self-managed slice, seed ${seed} (replay: ${replay})\n`);
-    const report = await runCampaign({
-      mode: 'self-managed',
-      backups: 20,
-      concurrency: 10,
-      seed,
-      revokedShare: 0.05,
-      portalFaultRate: 0.01,
-      webhookFaultRate: 0.01,
-      meanFaultIntervalMs: 45_000,
-      timeoutMs: 12 * 60_000,
-      runDir: join(inject('runDir'), `chaos-self-managed-slice-${seed}`),
-      quiet: true,
-    });
-    const summary = summarize(report);
-    process.stdout.write(`${summary}\n`);
-    const context = `seed ${seed} (replay: ${replay})\n${summary}\n${JSON.stringify(report.violationDetails, null, 1)}`;
+    const { report, context } = await runSlice('self-managed', 'CHAOS_SELF_MANAGED_SEED', { mode: 'self-managed', webhookFaultRate: 0.01 });
     expect(report.infraFaults['postgres-kill'], context).toBeGreaterThanOrEqual(1);
     expect(report.infraFaults['webhook-kill'], context).toBeGreaterThanOrEqual(1);
     expect(report.infraFaults['worker-kill'], context).toBeGreaterThanOrEqual(1);

@@ -6,7 +6,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
@@ -16,7 +16,6 @@ import { NAMESPACE_RETENTION_HOURS } from '../../stack/temporal-cluster';
 import { temporalServerVersions } from '../../stack/tool-binaries';
 import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
 import { loadWorkerConfig } from '../../worker/config';
-import { connectWorker, createBackupWorker } from '../../worker/create-worker';
 import { clusterAddress, createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
@@ -103,19 +102,11 @@ describe('on a Temporal cluster (frontend, history, matching, worker on PostgreS
 
   describe('eager workflow start (system.enableEagerWorkflowStart from ops/temporal/dynamic-config.yaml)', () => {
     let connection: NativeConnection;
-    let worker: Worker;
-    let running: Promise<void>;
+    let stop: () => Promise<void>;
     beforeAll(async () => {
-      const config = loadWorkerConfig(env.workerEnv);
-      connection = await connectWorker(config);
-      worker = await createBackupWorker(config, connection);
-      running = worker.run();
+      ({ nativeConnection: connection, stop } = await env.startWorkerOnConnection());
     });
-    afterAll(async () => {
-      worker?.shutdown();
-      await running;
-      await connection?.close();
-    });
+    afterAll(() => stop?.());
 
     it('a client on the worker’s NativeConnection gets the first workflow task in its start call', async () => {
       const config = loadWorkerConfig(env.workerEnv);

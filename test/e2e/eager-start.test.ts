@@ -3,32 +3,21 @@
  * worker's NativeConnection, and the server hands the first workflow task straight back.
  */
 import { Client, Connection } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { loadWorkerConfig } from '../../worker/config';
-import { connectWorker, createBackupWorker } from '../../worker/create-worker';
 import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
 let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 
 beforeAll(async () => {
   env = await createBackupTestEnv();
-  const config = loadWorkerConfig(env.workerEnv);
-  connection = await connectWorker(config);
-  worker = await createBackupWorker(config, connection);
-  running = worker.run();
+  connection = (await env.startWorkerOnConnection()).nativeConnection;
 });
-afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await connection?.close();
-  await env?.close();
-});
+afterAll(() => env?.close());
 
 describe('eager workflow start', () => {
   it('a client on the worker’s NativeConnection starts a backup eagerly, and it completes', async () => {

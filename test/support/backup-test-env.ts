@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, Connection, ServiceError } from '@temporalio/client';
-import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogEntry, type NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
 import { backupDataConverter } from '../../codec/data-converter';
@@ -90,6 +90,8 @@ export interface BackupTestEnv {
   seedUser(prefix?: string): string;
   /** Starts a worker in this process (default) and returns a stop function. */
   startWorker(): Promise<() => Promise<void>>;
+  /** The same, with the worker's NativeConnection (a backend that runs a worker starts backups eagerly on it). */
+  startWorkerOnConnection(): Promise<{ nativeConnection: NativeConnection; stop: () => Promise<void> }>;
   /** Starts the real worker entry point as a child process, for crash tests. */
   spawnWorker(name: string): ManagedProcess;
   close(): Promise<void>;
@@ -171,6 +173,9 @@ export async function createBackupTestEnv(
       return userId;
     },
     async startWorker() {
+      return (await env.startWorkerOnConnection()).stop;
+    },
+    async startWorkerOnConnection() {
       const nativeConnection = await connectWorker(config);
       const database = await openDatabase(config);
       const worker = await createBackupWorker(config, nativeConnection, undefined, database);
@@ -184,7 +189,7 @@ export async function createBackupTestEnv(
         await database?.end();
       };
       workers.push(stop);
-      return stop;
+      return { nativeConnection, stop };
     },
     spawnWorker(name) {
       const child = spawnWorkerProcess(name, { env: workerEnv, logFile: join(inject('runDir'), `${taskQueue}-${name}.log`) });

@@ -89,6 +89,17 @@ async function parkedAt(userId: string) {
   });
 }
 
+/** Starts a backup, checks it parks at `step` with StepReceiptInvalidError, retries it and checks it completes. */
+async function parksThenCompletesOnRetry(step: string): Promise<void> {
+  const userId = `receipts-${randomBytes(3).toString('hex')}`;
+  await backups.startBackupWorkflow(userId);
+  const parked = await parkedAt(userId);
+  expect(parked.step).toBe(step);
+  expect(parked.progress?.lastError).toMatchObject({ step, type: 'StepReceiptInvalidError' });
+  await backups.retryBackup(userId);
+  expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+}
+
 describe('step results without receipts (mocked activities)', () => {
   it('a STORE result without a receipt parks at STORE, marks nothing, and a retry runs STORE again', async () => {
     const calls = await workerWith({ store: [null, receipt('STORE')], mark: [undefined] });
@@ -104,25 +115,13 @@ describe('step results without receipts (mocked activities)', () => {
 
   it('MARK refusing STORE\'s receipt parks at MARK; the retry runs STORE again, then MARK with the new receipt', async () => {
     const calls = await workerWith({ store: [receipt('STORE'), receipt('STORE')], mark: [refused('STORE'), undefined] });
-    const userId = `receipts-${randomBytes(3).toString('hex')}`;
-    await backups.startBackupWorkflow(userId);
-    const parked = await parkedAt(userId);
-    expect(parked.step).toBe('MARK');
-    expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
-    await backups.retryBackup(userId);
-    expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    await parksThenCompletesOnRetry('MARK');
     expect(calls).toEqual(['ENCRYPT', 'STORE', 'MARK', 'STORE', 'MARK']);
   });
 
   it('a MARK result without its receipt does not close the run: it parks at MARK, and the retry marks again', async () => {
     const calls = await workerWith({ store: [receipt('STORE')], mark: ['no-receipt', undefined] });
-    const userId = `receipts-${randomBytes(3).toString('hex')}`;
-    await backups.startBackupWorkflow(userId);
-    const parked = await parkedAt(userId);
-    expect(parked.step).toBe('MARK');
-    expect(parked.progress?.lastError).toMatchObject({ step: 'MARK', type: 'StepReceiptInvalidError' });
-    await backups.retryBackup(userId);
-    expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    await parksThenCompletesOnRetry('MARK');
     expect(calls).toEqual(['ENCRYPT', 'STORE', 'MARK', 'MARK']);
   });
 });
