@@ -175,7 +175,8 @@ class RotationRun {
     };
     this.list = input.source.kind === 'list' ? [...input.source.userIds] : [];
     // The whole source, for the census: a list source travels on with only the ids not taken yet.
-    this.censusSource = input.censusSource ?? (input.carried && input.source.kind === 'list' ? undefined : input.source);
+    // Only a continued run takes it from its input: a first run's is its own source (a starter cannot narrow the census).
+    this.censusSource = !input.carried ? input.source : (input.censusSource ?? (input.source.kind === 'list' ? undefined : input.source));
     if (this.state.key) this.phase = 'REWRAPPING';
     setHandler(rotationProgressQuery, () => this.progress());
     setHandler(rotationFailuresQuery, () => this.state.failures);
