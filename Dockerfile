@@ -6,12 +6,15 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts
 COPY activities ./activities
+COPY adapters ./adapters
 COPY api ./api
 COPY client ./client
 COPY codec ./codec
 COPY config ./config
+COPY contracts ./contracts
 COPY db ./db
 COPY domain ./domain
+COPY logging ./logging
 COPY metrics ./metrics
 COPY simulator ./simulator
 COPY webhook ./webhook

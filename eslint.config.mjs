@@ -79,7 +79,7 @@ export default defineConfig(
 
   // Workflow code is bundled into Temporal's deterministic sandbox.
   {
-    files: ['workflows/**/*.ts', 'domain/**/*.ts'],
+    files: ['workflows/**/*.ts', 'contracts/**/*.ts', 'domain/**/*.ts'],
     rules: {
       'no-restricted-imports': 'off',
       '@typescript-eslint/no-restricted-imports': [
@@ -101,10 +101,10 @@ export default defineConfig(
               message: 'This Temporal package cannot run inside the workflow sandbox; use @temporalio/workflow.',
             },
             {
-              regex: '^(?:\\.\\./)+activities(?:/|$)',
+              regex: '^(?:\\.\\./)+(?:activities|adapters)(?:/|$)',
               caseSensitive: true,
               allowTypeImports: true,
-              message: "Workflows may only use activity types ('import type'); call activities through proxyActivities.",
+              message: "Workflows may only use activity and adapter types ('import type'); call activities through proxyActivities.",
             },
           ],
         },

@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { BackupDomainError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
-import { retryDelayAfterFailureMs } from '../workflows/step-timeouts';
+import { retryDelayAfterFailureMs } from '../contracts/step-timeouts';
 
 /**
  * How often this activity heartbeats: `baseMs`, or a quarter of its heartbeat timeout when that is

@@ -1,16 +1,16 @@
 import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
 import type { StepReceipt } from '../domain/step-receipt';
-import type { BackupModeCheck } from './backup-mode';
-import type { CiphertextStore } from './ciphertext-store';
-import type { CredentialsSource } from './credentials-source';
-import type { PortalClient } from './portal-client';
-import type { ShareSealer } from './share-sealer';
+import type { BackupModeCheck } from './backup/backup-mode';
+import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
+import type { CredentialsSource } from '../adapters/credentials/credentials-source';
+import type { PortalClient } from '../adapters/portal/portal-client';
+import type { ShareSealer } from '../adapters/sealing/share-sealer';
 import type { StepReceipts } from './step-receipts';
 import type { UserRunGuard } from './user-run-guard';
-import type { VaultAccessCheck } from './vault-access-check';
-import type { KmsProvider } from './kms-provider';
+import type { VaultAccessCheck } from '../adapters/vault/vault-access-check';
+import type { KmsProvider } from '../adapters/kms/kms-provider';
 
-/** What the backup steps (activities/steps/) need, and the inputs and results they exchange through history. */
+/** What the backup steps (activities/backup/) need, and the inputs and results they exchange through history. */
 export interface ActivityDeps {
   credentials: CredentialsSource;
   portal: PortalClient;

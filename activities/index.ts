@@ -8,18 +8,18 @@ import type {
   MpcBackupInput,
   StoreCiphertextsInput,
 } from './backup-activity-types';
-import { checkCustodianShares } from './steps/check-custodian-shares';
-import { encryptShares } from './steps/encrypt-shares';
-import { findOrphanedPairs } from './steps/find-orphaned-pairs';
-import { markPairsStored } from './steps/mark-pairs-stored';
-import { mpcBackup } from './steps/mpc-backup';
-import { storeCiphertexts } from './steps/store-ciphertexts';
+import { checkCustodianShares } from './backup/check-custodian-shares';
+import { encryptShares } from './backup/encrypt-shares';
+import { findOrphanedPairs } from './backup/find-orphaned-pairs';
+import { markPairsStored } from './backup/mark-pairs-stored';
+import { mpcBackup } from './backup/mpc-backup';
+import { storeCiphertexts } from './backup/store-ciphertexts';
 
 export type * from './backup-activity-types';
 export { sharePlaintext } from './share-plaintext';
 
 /**
- * The backup's activities: one file per step in activities/steps/ (mpc-backup, encrypt-shares,
+ * The backup's activities: one file per step in activities/backup/ (mpc-backup, encrypt-shares,
  * store-ciphertexts, check-custodian-shares, mark-pairs-stored, and find-orphaned-pairs after a
  * failed step 1), each run inside the activity boundary (heartbeats, typed failures, redaction).
  */

@@ -1,6 +1,6 @@
 import { StepReceiptInvalidError } from '../domain/errors';
 import type { ReceiptClaims, ReceiptStep } from '../domain/step-receipt';
-import { currentRun } from './backup-receipts';
+import { currentRun } from './backup/backup-receipts';
 import type { StepReceipts } from './step-receipts';
 
 /** One receipt to check: the step that made it, the facts the workflow expects it to vouch for, and the receipt as received. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { checkKeyRing, type KeyRing } from '../codec/key-ring';
 import { StepReceiptInvalidError } from '../domain/errors';
 import type { ReceiptClaims, ReceiptStep, StepReceipt } from '../domain/step-receipt';
-import { ShareSealer } from './share-sealer';
+import { ShareSealer } from '../adapters/sealing/share-sealer';
 
 /** The run a receipt belongs to: the activity's own workflow execution. */
 export interface ReceiptRun {

@@ -1,9 +1,9 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { backupWorkflowId, recoveryWorkflowId } from '../domain/user-id';
 import { OtherRunParkedError, UserRunInProgressError } from '../domain/errors';
-import { BackupStatusKey, BackupStepKey } from '../workflows/backup-wallet-api';
-import { RECOVERY_FRESH_BACKUP_STEP } from '../workflows/recover-wallet-api';
-import { temporalCall } from './temporal-error-classifier';
+import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
+import { RECOVERY_FRESH_BACKUP_STEP } from '../contracts/recover-wallet-api';
+import { temporalCall } from '../adapters/temporal/temporal-error-classifier';
 
 /** The run asking: its workflow id and run id (from the activity's info). */
 export interface RunRef {

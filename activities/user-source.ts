@@ -3,8 +3,8 @@ import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { BatchSourceNotAllowedError, UserSourceRefusedError, UserSourceUnavailableError } from '../domain/errors';
 import { parseUserId } from '../domain/user-id';
-import { isTransientHttpStatus } from './http-status';
-import { describeZodError } from './response-validation';
+import { isTransientHttpStatus } from '../adapters/http/http-status';
+import { describeZodError } from '../adapters/http/response-validation';
 
 export interface UserSourceDeps {
   http?: AxiosInstance;

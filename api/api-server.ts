@@ -7,7 +7,7 @@ import type { RecoveryClient } from '../client/recovery-client';
 import { matchesAnySecret } from '../config/secret-check';
 import { InvalidUserIdError } from '../domain/user-id';
 import { IDEMPOTENCY_KEY_HEADER, InvalidIdempotencyKeyError, parseIdempotencyKey } from '../domain/idempotency-key';
-import type { BatchSource } from '../workflows/batch-backup-api';
+import type { BatchSource } from '../contracts/batch-backup-api';
 import { PassThrough } from 'node:stream';
 import { COVERAGE_CSV_HEADER, coverageCsvLine, type CoverageOptions, type CoverageRow, type CoverageSummary } from '../client/coverage';
 import {

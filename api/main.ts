@@ -5,7 +5,7 @@ import { RecoveryClient } from '../client/recovery-client';
 import { backupDataConverter } from '../codec/data-converter';
 import { loadOrExit } from '../config/load-or-exit';
 import { connectionOptions } from '../config/temporal-config';
-import { createLogger } from '../worker/logger';
+import { createLogger } from '../logging/logger';
 import { createApiServer } from './api-server';
 import { loadApiConfig } from './config';
 import { coverageBackend, CoverageOptionsError, httpUserPages } from '../client/cli-coverage';

@@ -1,8 +1,8 @@
-import { HttpCredentialsSource } from '../activities/credentials-source';
-import { PortalClient } from '../activities/portal-client';
-import { transitContext } from '../activities/transit-context';
-import { StaticTokenAuth } from '../activities/vault-auth';
-import { VaultTransit } from '../activities/vault-transit';
+import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
+import { PortalClient } from '../adapters/portal/portal-client';
+import { transitContext } from '../adapters/kms/transit-context';
+import { StaticTokenAuth } from '../adapters/vault/vault-auth';
+import { VaultTransit } from '../adapters/vault/vault-transit';
 import { sharePlaintext } from '../activities';
 import { CURVES } from '../domain/curves';
 

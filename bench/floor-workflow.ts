@@ -4,7 +4,7 @@
  * registered on the production worker.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import { STEP_OPTIONS } from '../workflows/step-timeouts';
+import { STEP_OPTIONS } from '../contracts/step-timeouts';
 import type { FloorActivities } from './floor-activities';
 
 const steps = proxyActivities<FloorActivities>({ ...STEP_OPTIONS, retry: { initialInterval: '1 second', maximumInterval: '1 minute' } });

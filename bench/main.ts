@@ -16,7 +16,7 @@ import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-ser
 import { startPostgresServer } from '../stack/postgres-server';
 import { loadWorkerConfig } from '../worker/config';
 import { connectWorker, createBackupWorker, HEARTBEAT_INTERVAL_MS } from '../worker/create-worker';
-import { fixedWindowFor } from '../activities/portal-rate-limiter';
+import { fixedWindowFor } from '../adapters/portal/portal-rate-limiter';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import { runBaselineScript } from './baseline-script';
 import { percentile } from './percentile';

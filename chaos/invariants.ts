@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { BackupResult } from '../domain/backup-types';
 import type { RecoveryResult } from '../domain/recovery-types';
-import { custodianShareContext, transitContext } from '../activities/transit-context';
-import type { KmsProvider } from '../activities/kms-provider';
+import { custodianShareContext, transitContext } from '../adapters/kms/transit-context';
+import type { KmsProvider } from '../adapters/kms/kms-provider';
 import type { WebhookCallRecord } from '../simulator/custodian-webhook';
 import type { SimBackupPair, SimClient } from '../simulator/portal-state';
 

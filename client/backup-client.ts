@@ -21,7 +21,7 @@ import {
   initialBackupSearchAttributes,
   progressQuery,
   retryUpdate,
-} from '../workflows/backup-wallet-api';
+} from '../contracts/backup-wallet-api';
 import type { backupWallet } from '../workflows/backup-wallet';
 import { loadClientConfig, type ClientConfig } from './config';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { parseUserId } from '../domain/user-id';
-import { BackupStatusKey, progressQuery } from '../workflows/backup-wallet-api';
+import { BackupStatusKey, progressQuery } from '../contracts/backup-wallet-api';
 import type { batchBackup } from '../workflows/batch-backup';
 import {
   batchProblemsQuery,
@@ -15,7 +15,7 @@ import {
   type BatchProgress,
   type BatchReport,
   type BatchSource,
-} from '../workflows/batch-backup-api';
+} from '../contracts/batch-backup-api';
 
 /** Portal's documented limits, requests per minute. */
 export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { BatchSource } from '../workflows/batch-backup-api';
+import type { BatchSource } from '../contracts/batch-backup-api';
 import { defaultBackupsPerMinute } from './batch-client';
 import { DEFAULT_DRILL_USERS_PER_MINUTE, DrillClient, DrillOptionsError, type DrillOptions } from './drill-client';
 import { print } from './cli-output';

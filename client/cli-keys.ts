@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { BatchSource } from '../workflows/batch-backup-api';
+import type { BatchSource } from '../contracts/batch-backup-api';
 import { PORTAL_LIMITS } from './batch-client';
 import { defaultUsersPerMinute, KeyRotationNotFoundError, KeyRotationOptionsError, KeysClient } from './keys-client';
 import { print } from './cli-output';

@@ -9,7 +9,7 @@ import {
 import { loadClientConfig } from './config';
 import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile, UserListFileError } from './user-list-file';
-import type { BatchSource } from '../workflows/batch-backup-api';
+import type { BatchSource } from '../contracts/batch-backup-api';
 import { print, progressLine, setJsonOutput } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
 import { isKeysCommandError, registerKeysCommands } from './cli-keys';

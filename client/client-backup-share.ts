@@ -2,12 +2,12 @@ import type { BackupPairIds, BackupShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import { parseUserId } from '../domain/user-id';
 import { BackupDomainError, KmsPermissionError, NoCompletedBackupError, VaultPermissionError } from '../domain/errors';
-import type { CiphertextStore } from '../activities/ciphertext-store';
-import type { CredentialsSource } from '../activities/credentials-source';
-import type { PortalClient } from '../activities/portal-client';
-import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../activities/stored-backup';
-import type { CallerIdentity } from '../activities/vault-identity';
-import type { KmsProvider } from '../activities/kms-provider';
+import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
+import type { CredentialsSource } from '../adapters/credentials/credentials-source';
+import type { PortalClient } from '../adapters/portal/portal-client';
+import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../adapters/stores/stored-backup';
+import type { CallerIdentity } from '../adapters/vault/vault-identity';
+import type { KmsProvider } from '../adapters/kms/kms-provider';
 import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
 
 export interface ClientBackupShareDeps {

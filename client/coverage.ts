@@ -1,10 +1,10 @@
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import type { CiphertextStore } from '../activities/ciphertext-store';
-import type { CredentialsSource } from '../activities/credentials-source';
-import { ciphertextFormat, ciphertextVersion } from '../activities/kms-ciphertext';
-import type { PortalClient } from '../activities/portal-client';
-import { newestCompletedPairs } from '../activities/stored-backup';
+import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
+import type { CredentialsSource } from '../adapters/credentials/credentials-source';
+import { ciphertextFormat, ciphertextVersion } from '../adapters/kms/kms-ciphertext';
+import type { PortalClient } from '../adapters/portal/portal-client';
+import { newestCompletedPairs } from '../adapters/stores/stored-backup';
 import type { BackupPairIds } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import { BackupDomainError, CiphertextNotFoundError, NoCompletedBackupError } from '../domain/errors';

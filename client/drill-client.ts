@@ -11,8 +11,8 @@ import {
 } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { parseUserId } from '../domain/user-id';
-import { BackupStepKey } from '../workflows/backup-wallet-api';
-import { MAX_LIST_USER_IDS, type BatchSource } from '../workflows/batch-backup-api';
+import { BackupStepKey } from '../contracts/backup-wallet-api';
+import { MAX_LIST_USER_IDS, type BatchSource } from '../contracts/batch-backup-api';
 import type { restoreDrill } from '../workflows/restore-drill';
 import {
   DEFAULT_DRILL_SCHEDULE_ID,
@@ -26,7 +26,7 @@ import {
   type DrillFailureKind,
   type DrillReport,
   type RestoreDrillInput,
-} from '../workflows/restore-drill-api';
+} from '../contracts/restore-drill-api';
 import { BatchClient, type StartBatchOptions } from './batch-client';
 
 /**

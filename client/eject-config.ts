@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
-import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
-import type { PortalClientConfig } from '../activities/portal-client';
+import type { CiphertextStoreConfig } from '../adapters/stores/ciphertext-store-factory';
+import type { HttpCredentialsSourceConfig } from '../adapters/credentials/credentials-source';
+import type { PortalClientConfig } from '../adapters/portal/portal-client';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';

@@ -1,12 +1,12 @@
 import type { Pool } from 'pg';
-import { createCiphertextStore } from '../activities/ciphertext-store-factory';
-import { HttpCredentialsSource } from '../activities/credentials-source';
-import { PortalClient } from '../activities/portal-client';
-import { connectKmsAsCaller } from '../activities/kms-caller';
+import { createCiphertextStore } from '../adapters/stores/ciphertext-store-factory';
+import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
+import { PortalClient } from '../adapters/portal/portal-client';
+import { connectKmsAsCaller } from '../adapters/kms/kms-caller';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
-import { createLogger } from '../worker/logger';
+import { createLogger } from '../logging/logger';
 import { getClientBackupShare, type ClientBackupShareDeps, type ClientBackupShareRelease } from './client-backup-share';
 import { loadEjectConfig, type EjectConfig } from './eject-config';
 

@@ -8,7 +8,7 @@ import {
 } from '@temporalio/client';
 import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { parseUserId } from '../domain/user-id';
-import type { BatchSource } from '../workflows/batch-backup-api';
+import type { BatchSource } from '../contracts/batch-backup-api';
 import type { rotateKeys } from '../workflows/rotate-keys';
 import {
   cancelRotationUpdate,
@@ -21,7 +21,7 @@ import {
   type RotationFailure,
   type RotationProgress,
   type RotationReport,
-} from '../workflows/rotate-keys-api';
+} from '../contracts/rotate-keys-api';
 import { PORTAL_LIMITS, RATE_HEADROOM } from './batch-client';
 
 /**

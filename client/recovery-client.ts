@@ -3,9 +3,9 @@ import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } 
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { RecoveryProgress, RecoveryResult } from '../domain/recovery-types';
 import { parseUserId, recoveryWorkflowId } from '../domain/user-id';
-import { BackupStatusKey, BackupStepKey, type AbandonRequest } from '../workflows/backup-wallet-api';
+import { BackupStatusKey, BackupStepKey, type AbandonRequest } from '../contracts/backup-wallet-api';
 import type { recoverWallet } from '../workflows/recover-wallet';
-import { recoveryAbandonUpdate, recoveryProgressQuery, recoveryRetryUpdate } from '../workflows/recover-wallet-api';
+import { recoveryAbandonUpdate, recoveryProgressQuery, recoveryRetryUpdate } from '../contracts/recover-wallet-api';
 import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
 
 export interface StartedRecovery {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { CiphertextStoreConfig } from '../activities/ciphertext-store-factory';
-import type { HttpCredentialsSourceConfig } from '../activities/credentials-source';
-import type { PortalClientConfig } from '../activities/portal-client';
+import type { CiphertextStoreConfig } from '../adapters/stores/ciphertext-store-factory';
+import type { HttpCredentialsSourceConfig } from '../adapters/credentials/credentials-source';
+import type { PortalClientConfig } from '../adapters/portal/portal-client';
 import { envBool, envHeader, envInt, envNonEmpty, envUrl, envUrlTemplate, toHeader } from './env-schema';
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { AwsKmsConfig } from '../activities/aws-kms-envelope';
-import type { KmsProviderKind } from '../activities/kms-provider';
+import type { AwsKmsConfig } from '../adapters/kms/aws-kms-envelope';
+import type { KmsProviderKind } from '../adapters/kms/kms-provider';
 import { envInt, envNonEmpty, envUrl } from './env-schema';
 import { toVaultConfig, vaultEnvProblems, vaultEnvSchema, type VaultConfig } from './vault-config';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { z } from 'zod';
-import { BACKUP_TASK_QUEUE_DEFAULT } from '../workflows/backup-wallet-api';
+import { BACKUP_TASK_QUEUE_DEFAULT } from '../contracts/backup-wallet-api';
 import { envBool, envHostPort, envNonEmpty } from './env-schema';
 
 /**

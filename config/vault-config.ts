@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { VaultTransitConfig } from '../activities/vault-transit';
+import type { VaultTransitConfig } from '../adapters/vault/vault-transit';
 import { envInt, envNonEmpty, envUrl } from './env-schema';
 
 /** Vault (or OpenBao) Transit settings, shared by every process that encrypts or decrypts. */

@@ -1,4 +1,4 @@
-import { KMS_CIPHERTEXT } from '../activities/kms-ciphertext';
+import { KMS_CIPHERTEXT } from '../adapters/kms/kms-ciphertext';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import { DatabaseUnavailableError } from './errors';

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { ciphertextVersionSql } from '../activities/kms-ciphertext';
+import { ciphertextVersionSql } from '../adapters/kms/kms-ciphertext';
 import { z } from 'zod';
 import { classifyDatabaseError } from './postgres-error-classifier';
 import { validateRows } from './validation';

@@ -20,7 +20,7 @@ import { startTemporalCluster, TEMPORAL_SERVICES } from '../stack/temporal-clust
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
-import { createLogger } from '../worker/logger';
+import { createLogger } from '../logging/logger';
 
 /**
  * The local default stack in one command: Temporal (with its Web UI), Vault with Transit, the

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DRILL_FAILURE_KINDS } from '../workflows/restore-drill-api';
+import { DRILL_FAILURE_KINDS } from '../contracts/restore-drill-api';
 import {
   errorTypeLabel,
   statusClassOf,

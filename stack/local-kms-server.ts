@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
-import { AwsKmsEnvelope, createKeyVersion } from '../activities/aws-kms-envelope';
+import { AwsKmsEnvelope, createKeyVersion } from '../adapters/kms/aws-kms-envelope';
 import { KmsRequestError } from '../domain/errors';
 import { freePort } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';

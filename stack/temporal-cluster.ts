@@ -7,7 +7,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { Client as PgClient } from 'pg';
 import { parseDatabaseUrl } from '../db/database-url';
-import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
+import { SEARCH_ATTRIBUTES } from '../contracts/backup-wallet-api';
 import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { startPostgresServer, type PostgresServer } from './postgres-server';

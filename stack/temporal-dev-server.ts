@@ -1,5 +1,5 @@
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../workflows/backup-wallet-api';
+import { SEARCH_ATTRIBUTES } from '../contracts/backup-wallet-api';
 import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { toolBinary } from './tool-binaries';

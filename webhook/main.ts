@@ -1,11 +1,11 @@
-import { createKmsProvider } from '../activities/kms-provider-factory';
+import { createKmsProvider } from '../adapters/kms/kms-provider-factory';
 import { loadOrExit } from '../config/load-or-exit';
 import { CustodianShareRepository } from '../db/custodian-share-repository';
 import { migrateWhenReachable } from '../db/migrate-when-reachable';
 import { createDatabasePool } from '../db/pool';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { createWebhookMetrics, NO_WEBHOOK_METRICS } from '../metrics/service-metrics';
-import { createLogger } from '../worker/logger';
+import { createLogger } from '../logging/logger';
 import { checkKmsKey } from '../worker/preflight';
 import { loadWebhookConfig } from './config';
 import { createWebhookServer } from './webhook-server';

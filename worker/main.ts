@@ -6,7 +6,7 @@ import { createWorkerMetrics, NO_WORKER_METRICS } from '../metrics/service-metri
 import { temporalRuntimeMetrics } from '../metrics/temporal-runtime';
 import { loadWorkerConfig } from './config';
 import { connectWorker, createBackupWorker, openDatabase } from './create-worker';
-import { createLogger, temporalLogger } from './logger';
+import { createLogger, temporalLogger } from '../logging/logger';
 
 /**
  * Worker process: validates configuration, connects to Temporal and polls the backup task queue

@@ -1,4 +1,4 @@
-import type { KmsProvider } from '../activities/kms-provider';
+import type { KmsProvider } from '../adapters/kms/kms-provider';
 
 /**
  * Checks at start that the configured KMS key exists and is the kind the service needs (each

@@ -33,12 +33,12 @@ import {
   retryUpdate,
   type BackupWalletInput,
   type RetryRequest,
-} from './backup-wallet-api';
-import { childParkedSignal } from './batch-backup-api';
+} from '../contracts/backup-wallet-api';
+import { childParkedSignal } from '../contracts/batch-backup-api';
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
-import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
+import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from '../contracts/step-timeouts';
 import {
   activityErrorMessage,
   recordActivityError,

@@ -11,10 +11,10 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities } from '../activities/batch-activities';
+import type { BatchActivities } from '../activities/batch/batch-activities';
 import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
-import { initialBackupSearchAttributes } from './backup-wallet-api';
+import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
 import {
   batchProblemsQuery,
   batchProgressQuery,
@@ -26,7 +26,7 @@ import {
   type BatchReport,
   type LegacyBatchBackupInput,
   type LegacyBatchCarriedState,
-} from './batch-backup-api';
+} from '../contracts/batch-backup-api';
 
 const sourceActivities = proxyActivities<BatchActivities>({
   startToCloseTimeout: '1 minute',

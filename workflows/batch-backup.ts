@@ -16,10 +16,10 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BackupCheck, BatchActivities } from '../activities/batch-activities';
+import type { BackupCheck, BatchActivities } from '../activities/batch/batch-activities';
 import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
-import { initialBackupSearchAttributes } from './backup-wallet-api';
+import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
 import { legacyBatchBackup } from './batch-backup-legacy';
 import { countBatchChildren } from './workflow-metrics';
 import { fetchPageOrPause } from './source-pages';
@@ -41,7 +41,7 @@ import {
   type BatchProgress,
   type BatchReport,
   type LegacyBatchCarriedState,
-} from './batch-backup-api';
+} from '../contracts/batch-backup-api';
 
 const sourceActivities = proxyActivities<BatchActivities>({
   startToCloseTimeout: '1 minute',

@@ -15,12 +15,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { RecoveryActivities } from '../activities/recovery-activities';
+import type { RecoveryActivities } from '../activities/recovery/recovery-activities';
 import type { BackupStatus } from '../domain/backup-types';
 import type { RecoveryProgress, RecoveryResult, RecoveryStep } from '../domain/recovery-types';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { backupWorkflowId } from '../domain/user-id';
-import { BackupStatusKey, BackupStepKey, initialBackupSearchAttributes, type AbandonRequest, type RetryRequest } from './backup-wallet-api';
+import { BackupStatusKey, BackupStepKey, initialBackupSearchAttributes, type AbandonRequest, type RetryRequest } from '../contracts/backup-wallet-api';
 import type { backupWallet } from './backup-wallet';
 import {
   RECOVERY_ABANDONED_ERROR_TYPE,
@@ -29,8 +29,8 @@ import {
   recoveryProgressQuery,
   recoveryRetryUpdate,
   type RecoverWalletInput,
-} from './recover-wallet-api';
-import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from './step-timeouts';
+} from '../contracts/recover-wallet-api';
+import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from '../contracts/step-timeouts';
 import {
   activityErrorMessage,
   recordActivityError,

@@ -12,13 +12,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities } from '../activities/batch-activities';
-import type { DrillActivities } from '../activities/drill-activities';
+import type { BatchActivities } from '../activities/batch/batch-activities';
+import type { DrillActivities } from '../activities/drill/drill-activities';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { USER_ID_PATTERN } from '../domain/user-id';
-import { BackupStatusKey, BackupStepKey } from './backup-wallet-api';
-import { MAX_LIST_USER_IDS } from './batch-backup-api';
+import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
+import { MAX_LIST_USER_IDS } from '../contracts/batch-backup-api';
 import { fetchPageOrPause } from './source-pages';
 import { refusedReceipts } from './receipt-checks';
 import {
@@ -36,7 +36,7 @@ import {
   type DrillStatus,
   type DrillUserOutcome,
   type RestoreDrillInput,
-} from './restore-drill-api';
+} from '../contracts/restore-drill-api';
 
 /** Timing, named once. */
 const DEFAULT_PAGE_SIZE = 100;

@@ -11,11 +11,11 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BatchActivities } from '../activities/batch-activities';
-import type { KeyRotationActivities } from '../activities/key-rotation-activities';
-import type { RotationCensusActivities } from '../activities/rotation-census';
+import type { BatchActivities } from '../activities/batch/batch-activities';
+import type { KeyRotationActivities } from '../activities/rotation/key-rotation-activities';
+import type { RotationCensusActivities } from '../activities/rotation/rotation-census';
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
-import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from './step-timeouts';
+import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from '../contracts/step-timeouts';
 import { fetchPageOrPause } from './source-pages';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
@@ -38,7 +38,7 @@ import {
   type RotationProgress,
   type RotationReport,
   type RotationStatus,
-} from './rotate-keys-api';
+} from '../contracts/rotate-keys-api';
 
 /** The key step, before anything changed: transient errors retry; permanent ones (a policy without rotate) fail the rotation at once. */
 const keyActivities = proxyActivities<KeyRotationActivities>({
@@ -78,7 +78,7 @@ const rewrapActivities = proxyActivities<KeyRotationActivities>({
 
 /**
  * The census before the raise over a store that cannot be listed: every stored ciphertext of the
- * source read again by a worker (activities/rotation-census.ts). Long, so checkpointed in
+ * source read again by a worker (activities/rotation/rotation-census.ts). Long, so checkpointed in
  * heartbeats like the rewrap; a source that refuses a page fails it, and the raise is not made.
  */
 const censusActivities = proxyActivities<RotationCensusActivities>({

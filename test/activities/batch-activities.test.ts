@@ -4,7 +4,7 @@ import { ServiceError, type Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { failureOf } from '../support/failure-of';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatchActivities } from '../../activities/batch-activities';
+import { createBatchActivities } from '../../activities/batch/batch-activities';
 
 let server: Server;
 let requests = 0;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { AwsKmsEnvelope } from '../../activities/aws-kms-envelope';
-import { ciphertextFormat, ciphertextVersion, isBelowMinDecryptionVersion } from '../../activities/kms-ciphertext';
-import { custodianShareContext, transitContext } from '../../activities/transit-context';
+import { AwsKmsEnvelope } from '../../adapters/kms/aws-kms-envelope';
+import { ciphertextFormat, ciphertextVersion, isBelowMinDecryptionVersion } from '../../adapters/kms/kms-ciphertext';
+import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
 import { ConfigError } from '../../config/config-error';
 import { KmsPermissionError, KmsRequestError, KmsUnavailableError } from '../../domain/errors';
 import { freePort } from '../../stack/free-port';
@@ -144,7 +144,7 @@ describe('AwsKmsEnvelope against a real local-kms', () => {
     await expect(missing.checkKeyAtStart(() => undefined)).rejects.toBeInstanceOf(ConfigError);
     await expect(missing.encryptBatch([{ plaintext: share('p1'), context: transitContext('u1', 'p1') }])).rejects.toBeInstanceOf(KmsRequestError);
     // A disabled (not below-minimum) key: local-kms answers AccessDenied, which is the caller's refusal.
-    const { classifyKmsError } = await import('../../activities/aws-kms-envelope');
+    const { classifyKmsError } = await import('../../adapters/kms/aws-kms-envelope');
     expect(classifyKmsError(Object.assign(new Error('no'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } }), 'Decrypt')).toBeInstanceOf(KmsPermissionError);
     expect(classifyKmsError(Object.assign(new Error('slow'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }), 'Decrypt')).toBeInstanceOf(KmsUnavailableError);
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpCredentialsSource } from '../../activities/credentials-source';
+import { HttpCredentialsSource } from '../../adapters/credentials/credentials-source';
 import {
   CredentialsInvalidError,
   CredentialsUnavailableError,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { HttpCiphertextStore } from '../../activities/http-ciphertext-store';
+import { HttpCiphertextStore } from '../../adapters/stores/http-ciphertext-store';
 import {
   CiphertextConflictError,
   CiphertextNotFoundError,

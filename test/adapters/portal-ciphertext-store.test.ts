@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpCredentialsSource } from '../../activities/credentials-source';
-import { PortalCiphertextStore } from '../../activities/portal-ciphertext-store';
-import { PortalClient } from '../../activities/portal-client';
+import { HttpCredentialsSource } from '../../adapters/credentials/credentials-source';
+import { PortalCiphertextStore } from '../../adapters/stores/portal-ciphertext-store';
+import { PortalClient } from '../../adapters/portal/portal-client';
 import { CiphertextConflictError, CiphertextNotFoundError } from '../../domain/errors';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 

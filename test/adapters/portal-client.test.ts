@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortalClient, type PortalClientConfig } from '../../activities/portal-client';
+import { PortalClient, type PortalClientConfig } from '../../adapters/portal/portal-client';
 import {
   PortalAuthError,
   PortalContractError,

@@ -1,12 +1,12 @@
 /**
- * The shared Portal rate limit (activities/portal-rate-limiter.ts) on the real PostgreSQL of the
+ * The shared Portal rate limit (adapters/portal/portal-rate-limiter.ts) on the real PostgreSQL of the
  * global setup: two pools stand for two worker processes.
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { fixedWindowFor, PORTAL_RATE_LIMIT_TABLE, SharedPortalRateLimiter, WINDOW_SLACK_MS, type PortalApi } from '../../activities/portal-rate-limiter';
-import { PortalClient } from '../../activities/portal-client';
+import { fixedWindowFor, PORTAL_RATE_LIMIT_TABLE, SharedPortalRateLimiter, WINDOW_SLACK_MS, type PortalApi } from '../../adapters/portal/portal-rate-limiter';
+import { PortalClient } from '../../adapters/portal/portal-client';
 import { createDatabasePool } from '../../db/pool';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 

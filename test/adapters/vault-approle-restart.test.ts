@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { transitContext } from '../../activities/transit-context';
-import { AppRoleAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
+import { transitContext } from '../../adapters/kms/transit-context';
+import { AppRoleAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { setUpAppRole, setUpTransit, startVaultServer, type VaultServer } from '../../stack/vault-server';
 
 let vault: VaultServer;

@@ -1,7 +1,7 @@
 import { describe, expect, inject, it } from 'vitest';
-import { transitContext } from '../../activities/transit-context';
-import { StaticTokenAuth, type VaultAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
+import { transitContext } from '../../adapters/kms/transit-context';
+import { StaticTokenAuth, type VaultAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { VaultPermissionError, VaultRequestError, VaultUnavailableError } from '../../domain/errors';
 
 const config = () => ({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 2_000 });

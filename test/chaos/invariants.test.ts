@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { custodianShareContext, transitContext } from '../../activities/transit-context';
-import type { VaultTransit } from '../../activities/vault-transit';
+import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
+import type { VaultTransit } from '../../adapters/vault/vault-transit';
 import { checkCustodianShares, checkUser, ViolationLog, type BackupOutcome, type BackupRun, type HeldCustodianShare } from '../../chaos/invariants';
 import { custodianShareForms, secretsOf } from '../../chaos/secret-scan';
 import type { BackupPairIds } from '../../domain/backup-types';

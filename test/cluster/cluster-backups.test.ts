@@ -14,7 +14,7 @@ import { RecoveryClient } from '../../client/recovery-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { NAMESPACE_RETENTION_HOURS } from '../../stack/temporal-cluster';
 import { temporalServerVersions } from '../../stack/tool-binaries';
-import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
+import { SEARCH_ATTRIBUTES } from '../../contracts/backup-wallet-api';
 import { loadWorkerConfig } from '../../worker/config';
 import { clusterAddress, createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBillableActions } from '../../bench/billable-actions';
-import { transitContext } from '../../activities/transit-context';
+import { transitContext } from '../../adapters/kms/transit-context';
 import { CURVES } from '../../domain/curves';
 import { InvalidUserIdError } from '../../domain/user-id';
 import { ciphertextPattern, createBackupTestEnv, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';

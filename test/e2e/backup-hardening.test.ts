@@ -4,7 +4,7 @@ import { Client, WorkflowUpdateStage } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { toolBinary } from '../../stack/tool-binaries';
 import { BackupFailedError } from '../../client/backup-client';
-import { abandonUpdate, retryUpdate } from '../../workflows/backup-wallet-api';
+import { abandonUpdate, retryUpdate } from '../../contracts/backup-wallet-api';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;

@@ -2,11 +2,11 @@ import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ClientCiphertextRepository } from '../../db/client-ciphertext-repository';
 import { createDatabasePool } from '../../db/pool';
-import { PostgresCiphertextStore } from '../../activities/postgres-ciphertext-store';
+import { PostgresCiphertextStore } from '../../adapters/stores/postgres-ciphertext-store';
 import { CiphertextConflictError } from '../../domain/errors';
-import { transitContext } from '../../activities/transit-context';
-import { StaticTokenAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
+import { transitContext } from '../../adapters/kms/transit-context';
+import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { startCompanyCiphertextEndpoint, type CompanyCiphertextEndpoint } from '../support/company-ciphertext-endpoint';
 import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
 

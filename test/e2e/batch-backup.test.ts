@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient } from '../../client/batch-client';
-import { batchProgressQuery, batchWorkflowId } from '../../workflows/batch-backup-api';
+import { batchProgressQuery, batchWorkflowId } from '../../contracts/batch-backup-api';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;

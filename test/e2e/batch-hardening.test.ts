@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient, BatchOptionsError } from '../../client/batch-client';
-import { batchWorkflowId, MAX_LIST_USER_IDS, type BatchReport } from '../../workflows/batch-backup-api';
+import { batchWorkflowId, MAX_LIST_USER_IDS, type BatchReport } from '../../contracts/batch-backup-api';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;

@@ -7,18 +7,18 @@ import type { Pool } from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sharePlaintext } from '../../activities';
-import { custodianShareContext, transitContext } from '../../activities/transit-context';
-import { StaticTokenAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
-import { ciphertextVersion } from '../../activities/kms-ciphertext';
-import type { KmsProvider, KmsProviderKind } from '../../activities/kms-provider';
+import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
+import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
+import { ciphertextVersion } from '../../adapters/kms/kms-ciphertext';
+import type { KmsProvider, KmsProviderKind } from '../../adapters/kms/kms-provider';
 import { KeysClient } from '../../client/keys-client';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { keyRotationPolicy } from '../../stack/vault-policies';
 import { waitForPollers } from '../../stack/worker-process';
 import { createWebhookServer } from '../../webhook/webhook-server';
-import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../workflows/rotate-keys-api';
+import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../contracts/rotate-keys-api';
 import { createBackupTestEnv, eventually, kmsForTest, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
 
 /**

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupFailedError } from '../../client/backup-client';
 import { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, KMS_PROVIDERS, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import type { KmsProviderKind } from '../../activities/kms-provider';
+import type { KmsProviderKind } from '../../adapters/kms/kms-provider';
 
 /**
  * recoverWallet end to end on the real stack (Portal store): the simulator checks what /v1/recover

@@ -4,15 +4,15 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { StaticTokenAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
+import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { migrate } from '../../db/migrate';
 import { createDatabasePool } from '../../db/pool';
 import { freePort } from '../../stack/free-port';
 import { startPostgresServer, type PostgresServer } from '../../stack/postgres-server';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
-import { custodianShareContext } from '../../activities/transit-context';
+import { custodianShareContext } from '../../adapters/kms/transit-context';
 import { createWebhookServer } from '../../webhook/webhook-server';
 
 const SECRET = 'whsec-current-0123456789';

@@ -13,10 +13,10 @@ import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { startPortalSimulator, type PortalSimulator, type PortalSimulatorOptions } from '../../simulator/portal-simulator';
 import { loadWorkerConfig } from '../../worker/config';
 import { connectWorker, createBackupWorker, openDatabase } from '../../worker/create-worker';
-import { AwsKmsEnvelope } from '../../activities/aws-kms-envelope';
-import type { KmsProvider, KmsProviderKind } from '../../activities/kms-provider';
-import { StaticTokenAuth } from '../../activities/vault-auth';
-import { VaultTransit } from '../../activities/vault-transit';
+import { AwsKmsEnvelope } from '../../adapters/kms/aws-kms-envelope';
+import type { KmsProvider, KmsProviderKind } from '../../adapters/kms/kms-provider';
+import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
+import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey } from '../../stack/local-kms-server';
 
 /** Both KMS providers, for suites that run with each (`describe.each(KMS_PROVIDERS)`). */

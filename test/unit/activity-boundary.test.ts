@@ -4,7 +4,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { heartbeatEveryMs, msSinceProgress, toApplicationFailure } from '../../activities/activity-boundary';
 import { PortalAuthError, PortalRateLimitedError, PortalUnavailableError } from '../../domain/errors';
-import { OUTAGE_AFTER_NO_PROGRESS_MS, OUTAGE_RETRY_INTERVAL_MS, retryDelayAfterFailureMs, TRANSIENT_RETRY_MAX_MS } from '../../workflows/step-timeouts';
+import { OUTAGE_AFTER_NO_PROGRESS_MS, OUTAGE_RETRY_INTERVAL_MS, retryDelayAfterFailureMs, TRANSIENT_RETRY_MAX_MS } from '../../contracts/step-timeouts';
 
 describe('toApplicationFailure', () => {
   it('paces a transient error by the time since the step last made progress: flaky retries soon, down (no progress for a while) once a minute', () => {

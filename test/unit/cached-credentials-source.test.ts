@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CachedCredentialsSource } from '../../activities/cached-credentials-source';
-import type { CredentialsSource } from '../../activities/credentials-source';
+import { CachedCredentialsSource } from '../../adapters/credentials/cached-credentials-source';
+import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
 
 /** A source that counts loads; the clock is the test's. */
 function setup(ttlMs = 1_000) {

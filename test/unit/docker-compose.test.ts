@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { loadApiConfig } from '../../api/config';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadWebhookConfig } from '../../webhook/config';
-import { SEARCH_ATTRIBUTES } from '../../workflows/backup-wallet-api';
+import { SEARCH_ATTRIBUTES } from '../../contracts/backup-wallet-api';
 import { DEV_DYNAMIC_CONFIG } from '../../stack/temporal-dev-server';
 import { NAMESPACE_RETENTION_HOURS, readClusterEnv, SCHEMA_STEPS, TEMPORAL_SERVICES } from '../../stack/temporal-cluster';
 import { temporalServerVersions } from '../../stack/tool-binaries';

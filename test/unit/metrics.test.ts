@@ -2,7 +2,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Context } from '@temporalio/activity';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { transitRoute } from '../../activities/vault-transit';
+import { transitRoute } from '../../adapters/vault/vault-transit';
 import { ConfigError } from '../../config/config-error';
 import { activityMetricsInterceptor } from '../../metrics/activity-metrics-interceptor';
 import {

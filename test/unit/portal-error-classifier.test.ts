@@ -1,6 +1,6 @@
 import { AxiosError, AxiosHeaders, type AxiosResponse } from 'axios';
 import { describe, expect, it } from 'vitest';
-import { classifyPortalError, parseRetryAfter, portalErrorDetail } from '../../activities/portal-error-classifier';
+import { classifyPortalError, parseRetryAfter, portalErrorDetail } from '../../adapters/portal/portal-error-classifier';
 import {
   PortalAuthError,
   PortalContractError,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ShareSealer } from '../../activities/share-sealer';
+import { ShareSealer } from '../../adapters/sealing/share-sealer';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { SealedSharesError } from '../../domain/errors';

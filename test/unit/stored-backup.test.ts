@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { newestCompletedPairs, openStoredBackup } from '../../activities/stored-backup';
-import type { PortalClientInfo } from '../../activities/portal-client';
+import { newestCompletedPairs, openStoredBackup } from '../../adapters/stores/stored-backup';
+import type { PortalClientInfo } from '../../adapters/portal/portal-client';
 import { NoCompletedBackupError } from '../../domain/errors';
 
 const pair = (id: string, status: string, createdAt?: string) => ({ id, status, ...(createdAt ? { createdAt } : {}) });

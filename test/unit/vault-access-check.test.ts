@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VaultAccessCheck } from '../../activities/vault-access-check';
+import { VaultAccessCheck } from '../../adapters/vault/vault-access-check';
 import { VaultAccessDeniedError, VaultPermissionError, VaultUnavailableError } from '../../domain/errors';
 
 function setup(answers: (Error | undefined)[]) {

@@ -8,7 +8,7 @@ import { BackupClient } from '../../client/backup-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { eventually } from '../support/backup-test-env';
-import { currentRun } from '../../activities/backup-receipts';
+import { currentRun } from '../../activities/backup/backup-receipts';
 import { createReceiptCheckActivities } from '../../activities/receipt-checks';
 import { StepReceipts } from '../../activities/step-receipts';
 import { pairClaims } from '../../domain/step-receipt';

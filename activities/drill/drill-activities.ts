@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import type { BackupPairIds } from '../../domain/backup-types';
+import { CURVES, type Curve } from '../../domain/curves';
+import {
+  CiphertextBeingRewrappedError,
+  BackupDomainError,
+  CiphertextNotFoundError,
+  CustodianShareMissingError,
+  NoCompletedBackupError,
+} from '../../domain/errors';
+import { redactSecrets } from '../../domain/redact';
+import type { DrillMetrics } from '../../metrics/service-metrics';
+import { drillVerdictClaims, type DrillFailureKind, type DrillUserOutcome } from '../../contracts/restore-drill-api';
+import { currentRun } from '../backup/backup-receipts';
+import type { StepReceipts } from '../step-receipts';
+import { activityBoundary } from '../activity-boundary';
+import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
+import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
+import type { PortalClientInfo } from '../../adapters/portal/portal-client';
+import { newestCompletedPairs, openStoredBackup, readStoredCiphertexts, type StoredShareProblem } from '../../adapters/stores/stored-backup';
+import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
+import type { DecryptItem } from '../../adapters/kms/kms-provider';
+
+/** What the drill reads through; nothing here can call /v1/recover, write a store or mark a pair. */
+export interface DrillActivityDeps {
+  credentials: Pick<CredentialsSource, 'load'>;
+  portal: { getClient(clientApiKey: string): Promise<PortalClientInfo> };
+  transit: { decryptEach(items: DecryptItem[]): Promise<({ plaintext: Buffer } | { error: string })[]> };
+  store: CiphertextStore;
+  /** Self-Managed mode: every pair's custodian share must be held and decrypt. */
+  selfManaged: boolean;
+  /** The custodian shares the webhook committed (Self-Managed mode only). */
+  custodianShares?: {
+    getByPair(clientId: string, pairId: string): Promise<{ pairId: string; encryptedShare: string; shareSha256: string }[]>;
+  };
+  heartbeatIntervalMs: number;
+  /** Each verdict carries a receipt (DRILL_VERDICT) the drill checks before it counts it. */
+  receipts: StepReceipts;
+  /** Users checked, by outcome and failure kind (none when absent). */
+  drillMetrics?: DrillMetrics;
+}
+
+export interface CheckDrillUsersInput {
+  userIds: string[];
+  /** From this attempt on, a user that still cannot be checked for a transient reason is reported inconclusive. */
+  inconclusiveAfterAttempts: number;
+}
+
+/**
+ * Permanent errors that say the worker cannot check anything (its Vault token, the database
+ * schema), not that one user's backup is bad: they fail the drill instead of marking every user.
+ */
+const DRILL_ABORTING_ERRORS = new Set(['VaultPermissionError', 'VaultContractError', 'KmsPermissionError', 'KmsContractError', 'DatabaseRequestError', 'CustodianShareMissingError']);
+/** Other pairs of the user a misplaced ciphertext is tried against, newest first. */
+const MAX_WRONG_PAIR_CANDIDATES = 8;
+
+type Problem = { kind: DrillFailureKind; reason: string };
+
+/** Activities of the restore drill: one check per user, reading only. */
+export function createDrillActivities(deps: DrillActivityDeps) {
+  const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
+
+  /** The drill's checks of one user; throws only what checkUser classifies. */
+  async function examine(userId: string): Promise<DrillUserOutcome> {
+    const { clientApiKey } = await deps.credentials.load(userId);
+    const client = await deps.portal.getClient(clientApiKey);
+    const allPairs = client.wallets.flatMap((wallet) => wallet.backupSharePairs.map((pair) => ({ ...pair, curve: wallet.curve.toUpperCase() })));
+    if (!allPairs.some((pair) => pair.status.toLowerCase() === 'completed')) {
+      return { userId, outcome: 'skipped', reason: 'no completed backup at Portal' };
+    }
+    let pairIds: BackupPairIds;
+    try {
+      pairIds = newestCompletedPairs(userId, client);
+    } catch (error) {
+      if (!(error instanceof NoCompletedBackupError)) throw error;
+      return { userId, outcome: 'failed', kind: 'INCOMPLETE_BACKUP', reason: error.message };
+    }
+    const problems: Problem[] = [];
+    let ciphertexts: Record<Curve, string> | undefined;
+    try {
+      ciphertexts = await readStoredCiphertexts(deps.store, userId, pairIds);
+    } catch (error) {
+      if (!(error instanceof CiphertextNotFoundError)) throw error;
+      problems.push({ kind: 'CIPHERTEXT_MISSING', reason: `a completed pair has no ciphertext in the ${deps.store.kind} store: ${error.message}` });
+    }
+    if (ciphertexts) {
+      const opened = await openStoredBackup(deps.transit, userId, pairIds, ciphertexts);
+      const rewrapping = opened.problems.filter((problem) => problem.rewrapping);
+      // Not a finding: a rotation rewrapped it since it was read; the retried check reads it again.
+      if (rewrapping.length > 0) throw new CiphertextBeingRewrappedError(`user ${userId}: ${rewrapping.map((p) => `${p.curve} pair ${p.pairId} ${p.reason}`).join('; ')}`);
+      for (const problem of opened.problems) problems.push(await diagnose(userId, allPairs, problem, ciphertexts[problem.curve]));
+    }
+    if (deps.selfManaged) problems.push(...(await custodianProblems(client.id, pairIds)));
+    const [first] = problems;
+    if (!first) return { userId, outcome: 'passed' };
+    return { userId, outcome: 'failed', kind: first.kind, reason: problems.map((problem) => problem.reason).join('; ') };
+  }
+
+  /**
+   * A ciphertext that cannot restore its pair: if it decrypts in the context of another pair of the
+   * same user, it was stored under the wrong pair; otherwise it was altered, or is another user's.
+   */
+  async function diagnose(userId: string, pairs: { id: string; curve: string; status: string; createdAt?: string }[], problem: StoredShareProblem, ciphertext: string): Promise<Problem> {
+    const described = `${problem.curve} pair ${problem.pairId}`;
+    const candidates = pairs
+      .filter((pair) => pair.id !== problem.pairId)
+      .sort((a, b) => createdMs(b.createdAt) - createdMs(a.createdAt) || 0)
+      .slice(0, MAX_WRONG_PAIR_CANDIDATES);
+    if (candidates.length > 0) {
+      const results = await deps.transit.decryptEach(candidates.map((pair) => ({ ciphertext, context: transitContext(userId, pair.id) })));
+      const owner = candidates.find((_, index) => 'plaintext' in results[index]!);
+      if (owner) {
+        return {
+          kind: 'CIPHERTEXT_WRONG_PAIR',
+          reason: `${described}: the store holds the ciphertext of ${owner.curve} pair ${owner.id} (${owner.status.toLowerCase()}) under this pair`,
+        };
+      }
+    }
+    return { kind: 'CIPHERTEXT_INVALID', reason: `${described} ${problem.reason}` };
+  }
+
+  /** Self-Managed: each pair's custodian share is held, decrypts in its client-and-pair context, and is what Portal delivered. */
+  async function custodianProblems(clientId: string, pairIds: BackupPairIds): Promise<Problem[]> {
+    if (!deps.custodianShares) {
+      throw new CustodianShareMissingError('Self-Managed mode needs the company database (DATABASE_URL) on the workers to check custodian shares');
+    }
+    const problems: Problem[] = [];
+    for (const curve of CURVES) {
+      const pairId = pairIds[curve];
+      const rows = await deps.custodianShares.getByPair(clientId, pairId);
+      if (rows.length === 0) {
+        problems.push({ kind: 'CUSTODIAN_SHARE_MISSING', reason: `${curve} pair ${pairId}: no custodian share is held for client ${clientId}` });
+        continue;
+      }
+      const results = await deps.transit.decryptEach(rows.map((row) => ({ ciphertext: row.encryptedShare, context: custodianShareContext(clientId, row.pairId) })));
+      rows.forEach((row, index) => {
+        const result = results[index]!;
+        if ('error' in result) {
+          problems.push({ kind: 'CUSTODIAN_SHARE_INVALID', reason: `${curve} pair ${pairId}: the custodian share held for client ${clientId} does not decrypt in its context: ${result.error}` });
+        } else if (sha256Hex(result.plaintext) !== row.shareSha256) {
+          problems.push({ kind: 'CUSTODIAN_SHARE_INVALID', reason: `${curve} pair ${pairId}: the custodian share held for client ${clientId} decrypts to something other than what Portal delivered (SHA-256 differs)` });
+        }
+      });
+    }
+    return problems;
+  }
+
+  /**
+   * One user's outcome. Transient errors (a store, Vault or Portal unavailable) are thrown, so
+   * Temporal retries the activity, until `reportTransient`: then the user is inconclusive. Permanent
+   * errors about this user are a CHECK_FAILED finding; those about the worker abort the drill.
+   */
+  async function checkUser(userId: string, reportTransient: boolean): Promise<DrillUserOutcome> {
+    try {
+      return await examine(userId);
+    } catch (error) {
+      if (!(error instanceof BackupDomainError) || DRILL_ABORTING_ERRORS.has(error.name)) throw error;
+      const reason = redactSecrets(`${error.name}: ${error.message}`);
+      if (!error.retryable) return { userId, outcome: 'failed', kind: 'CHECK_FAILED', reason };
+      if (reportTransient) return { userId, outcome: 'inconclusive', reason };
+      throw error;
+    }
+  }
+
+  return {
+    /**
+     * Checks each user's newest completed backup as a restore would read it, and returns one outcome
+     * per user (ids, kinds and reasons only). Reads Portal's client object, the store, Vault and, in
+     * Self-Managed mode, the custodian shares; never calls /v1/recover and changes nothing.
+     */
+    async checkDrillUsers(input: CheckDrillUsersInput): Promise<DrillUserOutcome[]> {
+      return boundary(async () => {
+        const reportTransient = Context.current().info.attempt >= input.inconclusiveAfterAttempts;
+        const outcomes: DrillUserOutcome[] = [];
+        for (const userId of input.userIds) {
+          const outcome = await checkUser(userId, reportTransient);
+          outcomes.push('reason' in outcome ? { ...outcome, reason: redactSecrets(outcome.reason) } : outcome);
+        }
+        // Each verdict under the worker's receipt: the drill counts no verdict completed from outside.
+        const run = currentRun();
+        for (const outcome of outcomes) outcome.receipt = deps.receipts.issue('DRILL_VERDICT', run, drillVerdictClaims(outcome));
+        // Counted once the activity returns: an attempt that throws (and is retried) counts nothing.
+        for (const outcome of outcomes) deps.drillMetrics?.user(outcome.outcome, outcome.outcome === 'failed' ? outcome.kind : 'none');
+        Context.current().log.info('restore drill checked users', {
+          users: outcomes.length,
+          failed: outcomes.filter((outcome) => outcome.outcome === 'failed').map((outcome) => outcome.userId),
+        });
+        return outcomes;
+      });
+    },
+  };
+}
+
+export type DrillActivities = ReturnType<typeof createDrillActivities>;
+
+function createdMs(createdAt: string | undefined): number {
+  const ms = createdAt === undefined ? Number.NaN : Date.parse(createdAt);
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+}
+
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}

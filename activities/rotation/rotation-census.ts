@@ -1,0 +1,174 @@
+import { Context } from '@temporalio/activity';
+import { CURVES } from '../../domain/curves';
+import { CiphertextNotFoundError } from '../../domain/errors';
+import type { RotationCensus, RotationCensusInput } from '../../contracts/rotate-keys-api';
+import { currentRun } from '../backup/backup-receipts';
+import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
+import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
+import type { PortalClient } from '../../adapters/portal/portal-client';
+import { checkpointedBoundary, mustRetry, reasonOf } from './rotation-boundary';
+import type { StepReceipts } from '../step-receipts';
+import type { UserPage, UserPageRequest } from '../user-source';
+import { ciphertextVersion } from '../../adapters/kms/kms-ciphertext';
+
+export interface RotationCensusDeps {
+  credentials: Pick<CredentialsSource, 'load'>;
+  portal: Pick<PortalClient, 'getClient'>;
+  store: Pick<CiphertextStore, 'kind' | 'get'>;
+  receipts: StepReceipts;
+  /** The paged user source, as the fleet runs read it; absent on a worker that reads none (then only list sources). */
+  sourcePages?: (input: UserPageRequest) => Promise<UserPage>;
+  heartbeatIntervalMs: number;
+}
+
+/** How many stale or unreadable ones the census names. */
+const CENSUS_SAMPLE = 10;
+const DEFAULT_CENSUS_PAGE_SIZE = 200;
+
+type Counts = Omit<RotationCensus, 'receipt'>;
+
+/**
+ * Where a census is: the page it reads (a cursor of the paged source, or an index into the list)
+ * and the user within it. Carried in heartbeats, so an attempt after a worker's death resumes; and
+ * sealed with a receipt, since anyone with namespace access can record heartbeat details by
+ * activity id: an unsealed or altered checkpoint is ignored and the census starts over.
+ */
+interface CensusPosition {
+  cursor?: string;
+  /** A list source: the index of the page's first id. */
+  listIndex: number;
+  /** Users of the page done. */
+  inPage: number;
+}
+
+interface SealedCheckpoint {
+  position: CensusPosition;
+  counts: Counts;
+  progressAtMs?: number;
+  seal?: unknown;
+}
+
+/**
+ * The census before min_decryption_version goes up over a store that cannot be listed (Portal,
+ * HTTP): the worker itself reads every stored client ciphertext of every user of the rotation's
+ * source and counts those below the target version. Nothing the workflow was told (rewrap results,
+ * pages, counts) is trusted: only what this activity read. Its receipt is what the check before
+ * the raise asks for. Custodian shares and the PostgreSQL store are counted in the database by the
+ * check itself.
+ */
+export function createRotationCensus(deps: RotationCensusDeps) {
+  const sealClaims = (input: RotationCensusInput, checkpoint: SealedCheckpoint) => ({
+    rotationId: input.rotationId,
+    targetVersion: String(input.targetVersion),
+    checkpoint: JSON.stringify([checkpoint.position, checkpoint.counts]),
+  });
+
+  const resumed = (input: RotationCensusInput): SealedCheckpoint => {
+    const fresh: SealedCheckpoint = { position: { listIndex: 0, inPage: 0 }, counts: { usersCounted: 0, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [] } };
+    const previous = Context.current().info.heartbeatDetails as SealedCheckpoint | undefined;
+    if (!previous || typeof previous !== 'object' || !previous.position || !previous.counts) return fresh;
+    try {
+      deps.receipts.verify('ROTATION_CENSUS', currentRun(), sealClaims(input, previous), previous.seal);
+      return { position: previous.position, counts: previous.counts };
+    } catch {
+      Context.current().log.warn('rotation census: a checkpoint not sealed by a worker was ignored; counting from the start', { rotationId: input.rotationId });
+      return fresh;
+    }
+  };
+
+  const note = (counts: Counts, line: string): void => {
+    if (counts.sample.length < CENSUS_SAMPLE) counts.sample.push(line);
+  };
+
+  /** One user: every pair Portal lists on a curve this service backs up, and its stored ciphertext if any. */
+  const countUser = async (userId: string, targetVersion: number, counts: Counts): Promise<void> => {
+    try {
+      const { clientApiKey } = await deps.credentials.load(userId);
+      const client = await deps.portal.getClient(clientApiKey);
+      for (const wallet of client.wallets) {
+        const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
+        if (!curve) continue;
+        for (const pair of wallet.backupSharePairs) {
+          let stored: string;
+          try {
+            stored = await deps.store.get({ userId }, pair.id, curve);
+          } catch (error) {
+            if (error instanceof CiphertextNotFoundError) continue;
+            throw error;
+          }
+          counts.ciphertextsCounted += 1;
+          const version = ciphertextVersion(stored) ?? 0;
+          if (version < targetVersion) {
+            counts.stale += 1;
+            note(counts, `${userId}/${pair.id}: version ${version || '?'}`);
+          }
+        }
+      }
+    } catch (error) {
+      if (mustRetry(error)) throw error;
+      counts.unreadable += 1;
+      note(counts, `${userId}: could not be read: ${reasonOf(error)}`);
+    }
+    counts.usersCounted += 1;
+  };
+
+  /** The page at `position`: a slice of the list, or the paged source's page at the cursor. */
+  const pageAt = async (input: RotationCensusInput, position: CensusPosition, pageSize: number): Promise<UserPage & { last: boolean }> => {
+    if (input.source.kind === 'list') {
+      const userIds = input.source.userIds.slice(position.listIndex, position.listIndex + pageSize);
+      return { userIds, last: position.listIndex + pageSize >= input.source.userIds.length };
+    }
+    if (!deps.sourcePages) throw new Error('this worker reads no paged user source');
+    const page = await deps.sourcePages({ url: input.source.url, limit: pageSize, ...(position.cursor ? { cursor: position.cursor } : {}) });
+    return { ...page, last: !page.nextCursor };
+  };
+
+  return {
+    /** Counts every stored client ciphertext of the source's users below the target version; a receipt when there are none and every user was read. */
+    async censusBeforeRaise(input: RotationCensusInput): Promise<RotationCensus> {
+      if (deps.store.kind === 'postgres') return { usersCounted: 0, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [], storeCountedByCheck: true };
+      const checkpoint = resumed(input);
+      // A copy: the SDK may send a throttled heartbeat's details later, when the counts have moved on from what was sealed.
+      const seal = (): SealedCheckpoint => {
+        const copy = structuredClone({ position: checkpoint.position, counts: checkpoint.counts, ...(checkpoint.progressAtMs ? { progressAtMs: checkpoint.progressAtMs } : {}) });
+        return { ...copy, seal: deps.receipts.issue('ROTATION_CENSUS', currentRun(), sealClaims(input, copy)) };
+      };
+      const moved = (): void => {
+        checkpoint.progressAtMs = Date.now();
+        Context.current().heartbeat(seal());
+      };
+      return checkpointedBoundary(deps.heartbeatIntervalMs, seal, async () => {
+        const pageSize = input.pageSize ?? DEFAULT_CENSUS_PAGE_SIZE;
+        for (;;) {
+          const { position, counts } = checkpoint;
+          const page = await pageAt(input, position, pageSize);
+          for (const userId of page.userIds.slice(position.inPage)) {
+            await countUser(userId, input.targetVersion, counts);
+            position.inPage += 1;
+            moved();
+          }
+          if (page.last) break;
+          checkpoint.position = { listIndex: position.listIndex + page.userIds.length, inPage: 0, ...(page.nextCursor ? { cursor: page.nextCursor } : {}) };
+          moved();
+        }
+        const { counts } = checkpoint;
+        Context.current().log.info('rotation census done', { rotationId: input.rotationId, ...counts, sample: undefined });
+        if (counts.stale > 0 || counts.unreadable > 0) return { ...counts };
+        return { ...counts, receipt: deps.receipts.issue('ROTATION_CENSUS', currentRun(), censusClaims(input, counts)) };
+      });
+    },
+  };
+}
+
+/** What a census's receipt vouches for: the rotation, the version, and that nothing below it was found among so many. */
+export function censusClaims(input: { rotationId: string; targetVersion: number }, counts: Pick<Counts, 'usersCounted' | 'ciphertextsCounted'>) {
+  return {
+    rotationId: input.rotationId,
+    targetVersion: String(input.targetVersion),
+    verdict: 'every-ciphertext-current',
+    usersCounted: String(counts.usersCounted),
+    ciphertextsCounted: String(counts.ciphertextsCounted),
+  };
+}
+
+export type RotationCensusActivities = ReturnType<typeof createRotationCensus>;
