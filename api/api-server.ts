@@ -1,12 +1,12 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError, type BackupClient } from '../client/backup-client';
-import { BatchOptionsError, type BatchClient } from '../client/batch-client';
+import { BackupActionRejectedError, type BackupClient } from '../client/backup-client';
+import type { BatchClient } from '../client/batch-client';
 import type { RecoveryClient } from '../client/recovery-client';
+import { clientErrorView } from '../client/client-error';
 import { matchesAnySecret } from '../config/secret-check';
-import { InvalidUserIdError } from '../domain/user-id';
-import { IDEMPOTENCY_KEY_HEADER, InvalidIdempotencyKeyError, parseIdempotencyKey } from '../domain/idempotency-key';
+import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey } from '../domain/idempotency-key';
 import type { BatchSource } from '../contracts/batch-backup-api';
 import { PassThrough } from 'node:stream';
 import { COVERAGE_CSV_HEADER, coverageCsvLine, type CoverageOptions, type CoverageRow, type CoverageSummary } from '../client/coverage';
@@ -257,19 +257,15 @@ async function waitOrStatus(reply: FastifyReply, seconds: number, wait: (signal:
   }
 }
 
-/** Typed errors of the client library become clear 4xx answers; anything else is a 500 without internals. */
+/** Client errors (client/client-error.ts) answer with their own status; anything else is a 500 without internals. */
 function sendError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) return reply.code(400).send({ error: 'InvalidRequest', message: fastifyError.message });
   if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return reply.code(fastifyError.statusCode).send({ error: fastifyError.code ?? 'BadRequest', message: fastifyError.message });
   }
-  if (error instanceof InvalidUserIdError || error instanceof InvalidIdempotencyKeyError || error instanceof BatchOptionsError) return reply.code(400).send({ error: error.name, message: error.message });
-  if (error instanceof BackupNotFoundError) return reply.code(404).send({ error: error.name, message: error.message });
-  if (error instanceof BackupActionRejectedError) return reply.code(409).send({ error: error.name, message: error.message });
-  if (error instanceof BackupFailedError) return reply.code(409).send({ error: error.reasonType ?? error.name, message: error.message });
-  if (error.name === 'WorkflowNotFoundError') return reply.code(404).send({ error: 'NotFound', message: 'no such batch (or it has been deleted by retention)' });
-  if (error.name === 'WorkflowUpdateFailedError') return reply.code(409).send({ error: 'Refused', message: (error as Error & { cause?: Error }).cause?.message ?? error.message });
+  const view = clientErrorView(error);
+  if (view) return reply.code(view.httpStatus).send({ error: view.code, message: view.message });
   request.log.error({ err: { name: error.name, message: error.message } }, 'request failed');
   return reply.code(500).send({ error: 'InternalError', message: 'the request failed; see the API server log' });
 }

@@ -24,6 +24,7 @@ import {
 } from '../contracts/backup-wallet-api';
 import type { backupWallet } from '../workflows/backup-wallet';
 import { loadClientConfig, type ClientConfig } from './config';
+import { ClientError } from './client-error';
 
 export interface StartedBackup {
   userId: string;
@@ -71,8 +72,9 @@ export interface BackupListEntry {
 const BACKUP_STATUSES = ['RUNNING', 'NEEDS_ATTENTION', 'COMPLETED', 'FAILED', 'ABANDONED', 'CANCELLED'] as const;
 
 /** A backup that ended without completing: the message says why (abandoned, unknown user, …). */
-export class BackupFailedError extends Error {
+export class BackupFailedError extends ClientError {
   override readonly name = 'BackupFailedError';
+  readonly kind = 'failed';
   constructor(
     readonly userId: string,
     readonly reasonType: string | undefined,
@@ -80,15 +82,22 @@ export class BackupFailedError extends Error {
   ) {
     super(message);
   }
+
+  /** The API answers with the reason's type (e.g. BackupAbandonedError), the most useful code to branch on. */
+  override get code(): string {
+    return this.reasonType ?? this.name;
+  }
 }
 
-export class BackupNotFoundError extends Error {
+export class BackupNotFoundError extends ClientError {
   override readonly name = 'BackupNotFoundError';
+  readonly kind = 'notFound';
 }
 
 /** An operator action the backup refused, e.g. `retry` on a backup that is not parked. */
-export class BackupActionRejectedError extends Error {
+export class BackupActionRejectedError extends ClientError {
   override readonly name = 'BackupActionRejectedError';
+  readonly kind = 'refused';
 }
 
 const MEMO_START_REQUEST = 'startRequestId';

@@ -16,6 +16,7 @@ import {
   type BatchReport,
   type BatchSource,
 } from '../contracts/batch-backup-api';
+import { ClientError } from './client-error';
 
 /** Portal's documented limits, requests per minute. */
 export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };
@@ -36,8 +37,9 @@ export function defaultBackupsPerMinute(limits = PORTAL_LIMITS): number {
 }
 
 /** Batch options that cannot work; the message says which and what is allowed. */
-export class BatchOptionsError extends Error {
+export class BatchOptionsError extends ClientError {
   override readonly name = 'BatchOptionsError';
+  readonly kind = 'invalid';
 }
 
 export interface StartBatchOptions {

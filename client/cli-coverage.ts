@@ -12,9 +12,11 @@ import { connectBackupClient } from './backup-client';
 import { loadClientConfig } from './config';
 import { COVERAGE_CSV_HEADER, coverageCsvLine, coverageMetricsText, runCoverage, type CoverageDeps, type CoverageRow } from './coverage';
 import { readUserListFile } from './user-list-file';
+import { ClientError } from './client-error';
 
-export class CoverageOptionsError extends Error {
+export class CoverageOptionsError extends ClientError {
   override readonly name = 'CoverageOptionsError';
+  readonly kind = 'invalid';
 }
 
 const pageSchema = z.object({ userIds: z.array(z.string()), nextCursor: z.string().min(1).nullable().optional() });

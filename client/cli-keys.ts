@@ -2,23 +2,15 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { BatchSource } from '../contracts/batch-backup-api';
 import { PORTAL_LIMITS } from './batch-client';
-import { defaultUsersPerMinute, KeyRotationNotFoundError, KeyRotationOptionsError, KeysClient } from './keys-client';
+import { defaultUsersPerMinute, KeysClient } from './keys-client';
 import { print } from './cli-output';
-import { readUserListFile, UserListFileError } from './user-list-file';
+import { readUserListFile } from './user-list-file';
+import { ClientError } from './client-error';
 
 /** A `keys` command given arguments that cannot work; the message says which. */
-export class KeysArgumentError extends Error {
+export class KeysArgumentError extends ClientError {
   override readonly name = 'KeysArgumentError';
-}
-
-/** The errors of `keys` commands that are the caller's to fix (exit code 2, like the other known errors). */
-export function isKeysCommandError(error: unknown): boolean {
-  return (
-    error instanceof KeysArgumentError ||
-    error instanceof KeyRotationOptionsError ||
-    error instanceof KeyRotationNotFoundError ||
-    error instanceof UserListFileError
-  );
+  readonly kind = 'invalid';
 }
 
 /** What the CLI's withClient hands its actions: a connected Temporal client and the task queue. */

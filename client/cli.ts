@@ -1,23 +1,16 @@
 import { Command } from 'commander';
-import { ConfigError } from '../config/config-error';
-import { InvalidUserIdError } from '../domain/user-id';
-import { InvalidIdempotencyKeyError } from '../domain/idempotency-key';
-import {
-  BackupActionRejectedError,
-  BackupFailedError,
-  BackupNotFoundError, connectBackupClient, type BackupClient } from './backup-client';
+import { BackupActionRejectedError, connectBackupClient, type BackupClient } from './backup-client';
 import { loadClientConfig } from './config';
-import { BatchClient, BatchOptionsError, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
-import { readUserListFile, UserListFileError } from './user-list-file';
+import { BatchClient, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
+import { readUserListFile } from './user-list-file';
 import type { BatchSource } from '../contracts/batch-backup-api';
 import { print, progressLine, setJsonOutput } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
-import { isKeysCommandError, registerKeysCommands } from './cli-keys';
-import { DrillFailedError, DrillOptionsError } from './drill-client';
+import { registerKeysCommands } from './cli-keys';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
-import { CoverageOptionsError, registerCoverageCommand } from './cli-coverage';
-import { ShareRetrievalRefusedError } from './client-backup-share';
+import { registerCoverageCommand } from './cli-coverage';
+import { ClientError, clientErrorView } from './client-error';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -214,26 +207,13 @@ registerKeysCommands(program, withClient);
 registerEjectCommand(program);
 registerCoverageCommand(program);
 
-class BatchArgumentError extends Error {
+/** A `batch` command given arguments that cannot work; the message says which. */
+class BatchArgumentError extends ClientError {
   override readonly name = 'BatchArgumentError';
+  readonly kind = 'invalid';
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  const known =
-    error instanceof ConfigError ||
-    error instanceof InvalidUserIdError ||
-    error instanceof InvalidIdempotencyKeyError ||
-    error instanceof BackupFailedError ||
-    error instanceof BackupNotFoundError ||
-    error instanceof BackupActionRejectedError ||
-    error instanceof UserListFileError ||
-    error instanceof BatchArgumentError ||
-    error instanceof BatchOptionsError ||
-    error instanceof ShareRetrievalRefusedError ||
-    error instanceof CoverageOptionsError ||
-    error instanceof DrillOptionsError ||
-    error instanceof DrillFailedError ||
-    isKeysCommandError(error);
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(known ? 2 : 1);
+  process.exit(clientErrorView(error)?.exitCode ?? 1);
 });

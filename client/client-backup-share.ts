@@ -9,6 +9,7 @@ import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from
 import type { CallerIdentity } from '../adapters/vault/vault-identity';
 import type { KmsProvider } from '../adapters/kms/kms-provider';
 import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
+import { ClientError } from './client-error';
 
 export interface ClientBackupShareDeps {
   credentials: CredentialsSource;
@@ -32,8 +33,9 @@ export interface ClientBackupShareRelease {
 }
 
 /** The retrieval was refused and audited as such (no completed backup, Vault refused the caller, a stored backup that does not restore). */
-export class ShareRetrievalRefusedError extends Error {
+export class ShareRetrievalRefusedError extends ClientError {
   override readonly name = 'ShareRetrievalRefusedError';
+  readonly kind = 'refused';
 }
 
 /**

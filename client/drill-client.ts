@@ -28,6 +28,7 @@ import {
   type RestoreDrillInput,
 } from '../contracts/restore-drill-api';
 import { BatchClient, type StartBatchOptions } from './batch-client';
+import { ClientError } from './client-error';
 
 /**
  * Users checked per minute by default. A check costs one credentials read, one Portal client-object
@@ -42,13 +43,15 @@ const VISIBILITY_WAIT_MS = 15_000;
 const DRILL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 
 /** Drill options that cannot work; the message says which and what is allowed. */
-export class DrillOptionsError extends Error {
+export class DrillOptionsError extends ClientError {
   override readonly name = 'DrillOptionsError';
+  readonly kind = 'invalid';
 }
 
 /** The drill ended without a report (a permanent error on the workers' side, e.g. Vault refused its token). */
-export class DrillFailedError extends Error {
+export class DrillFailedError extends ClientError {
   override readonly name = 'DrillFailedError';
+  readonly kind = 'failed';
 }
 
 export interface DrillOptions {

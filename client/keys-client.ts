@@ -23,6 +23,7 @@ import {
   type RotationReport,
 } from '../contracts/rotate-keys-api';
 import { PORTAL_LIMITS, RATE_HEADROOM } from './batch-client';
+import { ClientError } from './client-error';
 
 /**
  * Portal client-route calls a rotation makes per user with one backup (two pairs) in the Portal
@@ -37,13 +38,15 @@ export function defaultUsersPerMinute(limits = PORTAL_LIMITS): number {
 }
 
 /** Rotation options that cannot work; the message says which and what is allowed. */
-export class KeyRotationOptionsError extends Error {
+export class KeyRotationOptionsError extends ClientError {
   override readonly name = 'KeyRotationOptionsError';
+  readonly kind = 'invalid';
 }
 
 /** No rotation was ever started in this namespace (or its history is gone). */
-export class KeyRotationNotFoundError extends Error {
+export class KeyRotationNotFoundError extends ClientError {
   override readonly name = 'KeyRotationNotFoundError';
+  readonly kind = 'notFound';
 }
 
 export interface StartRotationOptions {

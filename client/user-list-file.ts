@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseUserId } from '../domain/user-id';
+import { ClientError } from './client-error';
 
-export class UserListFileError extends Error {
+export class UserListFileError extends ClientError {
   override readonly name = 'UserListFileError';
+  readonly kind = 'invalid';
 }
 
 /**

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError } from '../../client/backup-client';
+import { BatchOptionsError } from '../../client/batch-client';
+import { CLIENT_ERROR_KINDS, ClientError, clientErrorView } from '../../client/client-error';
+import { ShareRetrievalRefusedError } from '../../client/client-backup-share';
+import { CoverageOptionsError } from '../../client/cli-coverage';
+import { KeysArgumentError } from '../../client/cli-keys';
+import { DrillFailedError, DrillOptionsError } from '../../client/drill-client';
+import { KeyRotationNotFoundError, KeyRotationOptionsError } from '../../client/keys-client';
+import { UserListFileError } from '../../client/user-list-file';
+import { ConfigError } from '../../config/config-error';
+import { InvalidIdempotencyKeyError } from '../../domain/idempotency-key';
+import { InvalidUserIdError } from '../../domain/user-id';
+
+describe('client errors: one base declares exit code and HTTP status', () => {
+  const cases: Array<[ClientError, number]> = [
+    [new BatchOptionsError('x'), 400],
+    [new CoverageOptionsError('x'), 400],
+    [new KeysArgumentError('x'), 400],
+    [new DrillOptionsError('x'), 400],
+    [new KeyRotationOptionsError('x'), 400],
+    [new UserListFileError('x'), 400],
+    [new BackupNotFoundError('x'), 404],
+    [new KeyRotationNotFoundError('x'), 404],
+    [new BackupActionRejectedError('x'), 409],
+    [new ShareRetrievalRefusedError('x'), 409],
+    [new DrillFailedError('x'), 409],
+    [new BackupFailedError('user-1', undefined, 'x'), 409],
+  ];
+
+  it.each(cases)('%s answers its kind’s status and exits 2', (error, status) => {
+    const view = clientErrorView(error);
+    expect(view).toEqual({ exitCode: 2, httpStatus: status, code: error.name, message: 'x' });
+    expect(view?.httpStatus).toBe(CLIENT_ERROR_KINDS[error.kind].httpStatus);
+  });
+
+  it('a failed backup answers with its reason type as the code', () => {
+    expect(clientErrorView(new BackupFailedError('user-1', 'BackupAbandonedError', 'abandoned by ops'))?.code).toBe('BackupAbandonedError');
+  });
+
+  it('input checks of domain/ and config/ are the caller’s to fix: 400, exit 2', () => {
+    for (const error of [new InvalidUserIdError('bad id'), new InvalidIdempotencyKeyError('bad key'), new ConfigError(['X is required'])]) {
+      expect(clientErrorView(error)).toMatchObject({ exitCode: 2, httpStatus: 400, code: error.name });
+    }
+  });
+
+  it('the Temporal client’s not-found and refused update map to 404 and 409 with the refusal’s own message', () => {
+    const notFound = Object.assign(new Error('workflow not found for ID: batch-1'), { name: 'WorkflowNotFoundError' });
+    expect(clientErrorView(notFound)).toMatchObject({ httpStatus: 404, code: 'WorkflowNotFoundError' });
+    const refused = Object.assign(new Error('Workflow Update failed'), { name: 'WorkflowUpdateFailedError', cause: new Error('the batch is not paused') });
+    expect(clientErrorView(refused)).toMatchObject({ httpStatus: 409, message: 'the batch is not paused' });
+  });
+
+  it('anything else is the service’s own fault: no view (exit 1, HTTP 500)', () => {
+    expect(clientErrorView(new Error('ECONNREFUSED'))).toBeUndefined();
+    expect(clientErrorView('a string')).toBeUndefined();
+  });
+});
