@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { BackupPairIds } from '../../domain/backup-types';
 import { CURVES, type Curve } from '../../domain/curves';
@@ -15,6 +14,7 @@ import { drillVerdictClaims, type DrillFailureKind, type DrillUserOutcome } from
 import { currentRun } from '../backup/backup-receipts';
 import type { StepReceipts } from '../step-receipts';
 import { activityBoundary } from '../activity-boundary';
+import { sha256Hex } from '../share-plaintext';
 import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
 import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
 import type { PortalClientInfo } from '../../adapters/portal/portal-client';
@@ -197,8 +197,4 @@ export type DrillActivities = ReturnType<typeof createDrillActivities>;
 function createdMs(createdAt: string | undefined): number {
   const ms = createdAt === undefined ? Number.NaN : Date.parse(createdAt);
   return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
-}
-
-function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
 }
