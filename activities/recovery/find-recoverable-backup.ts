@@ -1,0 +1,22 @@
+import { Context } from '@temporalio/activity';
+import { RecoveryNotConfiguredError } from '../../domain/errors';
+import { recoveryWorkflowId } from '../../domain/user-id';
+import { newestCompletedPairs, readStoredCiphertexts } from '../../adapters/stores/stored-backup';
+import { requireOwnWorkflowId } from '../backup/backup-receipts';
+import type { FoundBackup, RecoveryActivityDeps } from './recovery-activity-types';
+
+/** Recovery step 1: the newest completed backup at Portal, and its ciphertexts from the store. */
+export async function findRecoverableBackup(deps: RecoveryActivityDeps, { userId }: { userId: string }): Promise<FoundBackup> {
+  if (!deps.handover) {
+    throw new RecoveryNotConfiguredError(
+      'recovery needs SIGNING_SHARES_URL on the workers (the backend route that keeps the new signing shares); set it and start the recovery again',
+    );
+  }
+  requireOwnWorkflowId(recoveryWorkflowId(userId), userId);
+  await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution);
+  const { clientApiKey } = await deps.credentials.load(userId);
+  const backupPairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
+  const ciphertexts = await readStoredCiphertexts(deps.store, userId, backupPairIds);
+  Context.current().log.info('recoverable backup found', { userId, backupPairIds, store: deps.store.kind });
+  return { backupPairIds, ciphertexts };
+}

@@ -1,0 +1,33 @@
+import { Context } from '@temporalio/activity';
+import { CURVES } from '../../domain/curves';
+import { PortalNotFoundError, PortalRequestRejectedError } from '../../domain/errors';
+import type { StepReceipt } from '../../domain/step-receipt';
+import type { PortalClientInfo } from '../../adapters/portal/portal-client';
+import { currentRun, pairClaims } from '../backup/backup-receipts';
+import type { MarkSigningPairsInput, RecoveryActivityDeps } from './recovery-activity-types';
+
+const signingPairs = (client: PortalClientInfo) => client.wallets.flatMap((wallet) => wallet.signingSharePairs);
+
+/**
+ * Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal, only those whose
+ * shares this run handed to the backend (a forged hand-over marks nothing). Its receipt says they
+ * were marked: the workflow checks it before it says COMPLETED.
+ */
+export async function markSigningPairsStored(deps: RecoveryActivityDeps, { userId, signingPairIds, handOver, requireReceipts }: MarkSigningPairsInput): Promise<{ receipt: StepReceipt } | void> {
+  const run = requireReceipts ? currentRun() : undefined;
+  if (run) deps.receipts.verify('HAND_OVER', run, pairClaims(userId, signingPairIds), handOver);
+  const { clientApiKey } = await deps.credentials.load(userId);
+  const ids = CURVES.map((curve) => signingPairIds[curve]);
+  try {
+    await deps.portal.markSigningPairsStored(clientApiKey, ids);
+  } catch (error) {
+    // A retry after a lost answer may find them marked already.
+    if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
+    const completed = new Set(
+      signingPairs(await deps.portal.getClient(clientApiKey)).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
+    );
+    if (!ids.every((id) => completed.has(id))) throw error;
+  }
+  Context.current().log.info('signing share pairs marked stored', { userId, signingPairIds });
+  if (run) return { receipt: deps.receipts.issue('MARK_SIGNING', run, pairClaims(userId, signingPairIds)) };
+}
