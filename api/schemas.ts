@@ -102,3 +102,6 @@ export const startedAnswer = {
 
 /** Status views and results carry nested, versioned shapes: documented as objects, passed through as they are. */
 export const openObject = { type: 'object', additionalProperties: true } as const;
+
+/** A route's answers: `ok` under its success code, and the error shape under every status a client error can take. */
+export const responses = (ok: object, okCode = 200) => ({ [okCode]: ok, 400: errorAnswer, 401: errorAnswer, 404: errorAnswer, 409: errorAnswer });
