@@ -23,10 +23,13 @@ export interface CodecServerOptions {
   bodyLimitBytes?: number;
 }
 
-/** Temporal's codec-server protocol: proto3 JSON, so every bytes field is base64. */
+/**
+ * Temporal's codec-server protocol: proto3 JSON, so every bytes field is base64, and an empty
+ * repeated field is left out: `{}` (what the CLI sends for a query without arguments) is no payloads.
+ */
 const payloadsSchema = z.object({
-  payloads: z.array(z.object({ metadata: z.record(z.string(), z.string()).nullish(), data: z.string().nullish() })).max(10_000),
-});
+  payloads: z.array(z.object({ metadata: z.record(z.string(), z.string()).nullish(), data: z.string().nullish() })).max(10_000).default([]),
+}).strict();
 type JsonPayload = z.infer<typeof payloadsSchema>['payloads'][number];
 
 function fromJson(payload: JsonPayload): Payload {
@@ -77,7 +80,7 @@ export function createCodecServer(options: CodecServerOptions): FastifyInstance 
     if (options.namespaces?.length && (typeof namespace !== 'string' || !options.namespaces.includes(namespace))) {
       return reply.code(403).send({ message: `namespace ${String(namespace)} is not served here` });
     }
-    const parsed = payloadsSchema.safeParse(request.body);
+    const parsed = payloadsSchema.safeParse(request.body ?? {});
     if (!parsed.success) return reply.code(400).send({ message: 'expected {"payloads": [{"metadata": {…base64}, "data": "base64"}]}' });
     const payloads = parsed.data.payloads.map(fromJson);
     if (direction === 'encode') return { payloads: (await options.codec.encode(payloads)).map(toJson) };

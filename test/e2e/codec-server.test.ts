@@ -1,10 +1,13 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { leaksIn, secretsOf } from '../../chaos/secret-scan';
 import { createCodecServer } from '../../codec/codec-server';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
-import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+import { toolBinary } from '../../stack/tool-binaries';
+import { createBackupTestEnv, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 const UI = 'http://127.0.0.1:8233';
 let env: BackupTestEnv;
@@ -115,5 +118,30 @@ describe('the codec server (Temporal’s codec-server protocol)', () => {
     expect((await call('/decode', { payloads: [] }, { authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await call('/decode', { payloads: [] }, { authorization: 'Bearer operator-token-0' })).status).toBe(200);
     expect((await call('/decode', { nope: 1 })).status).toBe(400);
+  });
+
+  it('serves the Temporal CLI: `workflow query` (an empty {} body: no payloads) and `workflow show` decode through --codec-endpoint', async () => {
+    const userId = env.seedUser('codec-cli');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await waitUntilParked(env.backups, userId);
+    const temporal = (...args: string[]) =>
+      promisify(execFile)(toolBinary('temporal'), [
+        ...args,
+        '--address', inject('temporalAddress'),
+        '--workflow-id', `backup-${userId}`,
+        '--codec-endpoint', `${url}/{namespace}`,
+        '--codec-auth', 'Bearer operator-token-1',
+      ], { encoding: 'utf8', timeout: 60_000 });
+    const query = await temporal('workflow', 'query', '--name', 'progress');
+    expect(query.stdout).toContain('NEEDS_ATTENTION');
+    const shown = await temporal('workflow', 'show', '--output', 'json');
+    // The start input decodes (json/plain, the user id readable); without the codec it is binary/encrypted.
+    const history = JSON.parse(shown.stdout) as { events: { workflowExecutionStartedEventAttributes?: { input: { payloads: { metadata: Record<string, string>; data: string }[] } } }[] };
+    const [input] = history.events[0]!.workflowExecutionStartedEventAttributes!.input.payloads;
+    expect(Buffer.from(input!.metadata.encoding!, 'base64').toString()).toBe('json/plain');
+    expect(JSON.parse(Buffer.from(input!.data, 'base64').toString())).toEqual({ userId });
+    env.simulator.faults.clear();
+    await env.backups.abandonBackup(userId, 'test over');
   });
 });
