@@ -82,7 +82,7 @@ export async function createApiServer(options: ApiServerOptions) {
 /** Client errors (client/client-error.ts) answer with their own status; anything else is a 500 without internals. */
 function sendError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const fastifyError = error as FastifyError;
-  if (fastifyError.validation) return reply.code(400).send({ error: 'InvalidRequest', message: fastifyError.message });
+  if (fastifyError.validation) return reply.code(400).send({ error: 'InvalidRequest', message: validationMessage(fastifyError) });
   if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return reply.code(fastifyError.statusCode).send({ error: fastifyError.code ?? 'BadRequest', message: fastifyError.message });
   }
@@ -90,4 +90,24 @@ function sendError(error: FastifyError | Error, request: FastifyRequest, reply: 
   if (view) return reply.code(view.httpStatus).send({ error: view.code, message: view.message });
   request.log.error({ err: { name: error.name, message: error.message } }, 'request failed');
   return reply.code(500).send({ error: 'InternalError', message: 'the request failed; see the API server log' });
+}
+
+type ValidationProblem = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * A schema refusal that names each field and what is wrong with it (`body.concurency: unknown field`),
+ * every problem at once, rather than ajv's first message with no field (`body must NOT have
+ * additional properties`).
+ */
+function validationMessage(error: FastifyError): string {
+  const where = error.validationContext ?? 'request';
+  const described = (problem: ValidationProblem) => {
+    const path = `${where}${problem.instancePath.replace(/\//g, '.')}`;
+    const params = problem.params as { additionalProperty?: string; missingProperty?: string; allowedValues?: unknown[] };
+    if (problem.keyword === 'additionalProperties') return `${path}.${params.additionalProperty}: unknown field (remove it, or check its spelling)`;
+    if (problem.keyword === 'required') return `${path}.${params.missingProperty}: is required`;
+    if (problem.keyword === 'enum') return `${path}: ${problem.message} (${(params.allowedValues ?? []).join(', ')})`;
+    return `${path}: ${problem.message}`;
+  };
+  return error.validation!.map(described).join('; ');
 }

@@ -297,7 +297,7 @@ export class BackupClient {
   async retryBackup(rawUserId: string, requestedBy?: string): Promise<BackupProgress> {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
-    return rejectedAsTyped(userId, 'retry', handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] }));
+    return rejectedAsTyped(handle, userId, 'retry', handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] }));
   }
 
   /** Ends a parked backup without completing it; the reason is kept in the run's failure. */
@@ -305,6 +305,7 @@ export class BackupClient {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
     return rejectedAsTyped(
+      handle,
       userId,
       'abandon',
       handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] }),
@@ -329,18 +330,31 @@ export async function resultOrFailure<T>(userId: string, what: 'backup' | 'recov
   }
 }
 
-/** An update's refusal or a missing run, as the typed errors the CLI reports (what: backup or recovery). */
-export async function rejectedAsTyped<T>(userId: string, action: string, update: Promise<T>, what: 'backup' | 'recovery' = 'backup'): Promise<T> {
+/**
+ * An update's refusal or a missing run, as the typed errors the CLI and the API report (what: backup
+ * or recovery). An update to a run that has ended fails as "not found" at Temporal; the run is
+ * looked up to tell "ended" (refused, 409: README) from "never started" (404).
+ */
+export async function rejectedAsTyped<T>(
+  handle: { describe(): Promise<{ status: { name: string } }> },
+  userId: string,
+  action: string,
+  update: Promise<T>,
+  what: 'backup' | 'recovery' = 'backup',
+): Promise<T> {
   try {
     return await update;
   } catch (error) {
     if (error instanceof WorkflowUpdateFailedError) {
       throw new BackupActionRejectedError(`${action} refused for user ${userId}: ${error.cause?.message ?? error.message}`);
     }
-    if (error instanceof WorkflowNotFoundError) {
-      throw new BackupNotFoundError(`no running ${what} for user ${userId}: it was never started or has already ended (see status)`);
-    }
-    throw error;
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+    const ended = await handle.describe().then((description) => description.status.name, (lookup: unknown) => {
+      if (lookup instanceof WorkflowNotFoundError) return undefined;
+      throw lookup;
+    });
+    if (ended === undefined) throw new BackupNotFoundError(`no ${what} was ever started for user ${userId} (or retention has deleted it)`);
+    throw new BackupActionRejectedError(`${action} refused for user ${userId}: its ${what} has already ended (${ended}); only a parked run takes ${action} (see status)`);
   }
 }
 

@@ -99,7 +99,7 @@ export class RecoveryClient {
   async retryRecovery(rawUserId: string, requestedBy?: string): Promise<RecoveryProgress> {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(recoveryWorkflowId(userId));
-    return rejectedAsTyped(userId, 'retry', handle.executeUpdate(recoveryRetryUpdate, { args: [requestedBy ? { requestedBy } : {}] }), 'recovery');
+    return rejectedAsTyped(handle, userId, 'retry', handle.executeUpdate(recoveryRetryUpdate, { args: [requestedBy ? { requestedBy } : {}] }), 'recovery');
   }
 
   /** Ends a parked recovery; the reason is kept in the run's failure. */
@@ -107,6 +107,6 @@ export class RecoveryClient {
     const userId = parseUserId(rawUserId);
     const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(recoveryWorkflowId(userId));
     const request: AbandonRequest = { reason, ...(requestedBy ? { requestedBy } : {}) };
-    return rejectedAsTyped(userId, 'abandon', handle.executeUpdate(recoveryAbandonUpdate, { args: [request] }), 'recovery');
+    return rejectedAsTyped(handle, userId, 'abandon', handle.executeUpdate(recoveryAbandonUpdate, { args: [request] }), 'recovery');
   }
 }

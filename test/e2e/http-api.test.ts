@@ -129,8 +129,9 @@ describe('HTTP API', () => {
     const noReason = await call('POST', '/v1/backups/u1/abandon', { reason: '' });
     expect(noReason.status).toBe(400);
     expect(String(noReason.body!.message)).toMatch(/reason/);
-    const unknownField = await call('POST', '/v1/batches', { source: { kind: 'list', userIds: ['u1'] }, speed: 9 });
+    const unknownField = await call('POST', '/v1/batches', { source: { kind: 'list', userIds: ['u1'] }, concurency: 3 });
     expect(unknownField.status).toBe(400);
+    expect(unknownField.body!.message).toBe('body.concurency: unknown field (remove it, or check its spelling)');
     const wait = await call('GET', '/v1/backups/u1/result?waitSeconds=3600');
     expect(wait.status).toBe(400);
     expect(String(wait.body!.message)).toMatch(/waitSeconds/);
@@ -151,7 +152,12 @@ describe('HTTP API', () => {
     expect(result.body).toMatchObject({ error: 'BackupAbandoned' });
     // No body at all (the body is optional): refused because the backup ended, not as a bad request.
     const again = await call('POST', `/v1/backups/${userId}/retry`);
-    expect([404, 409]).toContain(again.status);
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ error: 'BackupActionRejectedError' });
+    expect(String(again.body!.message)).toContain('has already ended (FAILED)');
+    const never = await call('POST', `/v1/backups/${env.seedUser('api-never')}/retry`);
+    expect(never.status).toBe(404);
+    expect(String(never.body!.message)).toContain('no backup was ever started');
     env.simulator.faults.clear();
   });
 
