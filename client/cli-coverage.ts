@@ -9,7 +9,7 @@ import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConf
 import { loadConfig } from '../config/load-config';
 import { createDatabasePool } from '../db/pool';
 import { connectBackupClient } from './backup-client';
-import { loadClientConfig } from './config';
+import { loadCliConfig } from './config';
 import { COVERAGE_CSV_HEADER, coverageCsvLine, coverageMetricsText, runCoverage, type CoverageDeps, type CoverageRow } from './coverage';
 import { readUserListFile } from './user-list-file';
 import { ClientError } from './client-error';
@@ -98,7 +98,7 @@ export function registerCoverageCommand(program: Command): Command {
       if (!(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 10_000)) problems.push('--page-size must be a whole number from 1 to 10000');
       if (problems.length > 0) throw new CoverageOptionsError(problems.join('; '));
       const backend = coverageBackend();
-      const client = await connectBackupClient(loadClientConfig());
+      const client = await connectBackupClient(loadCliConfig());
       const out = options.out ? createWriteStream(options.out, { flags: 'wx', mode: 0o600 }) : process.stdout;
       try {
         const users: AsyncIterable<string[]> = options.sourceUrl

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { BackupActionRejectedError, connectBackupClient, type BackupClient } from './backup-client';
-import { loadClientConfig } from './config';
+import { loadCliConfig } from './config';
 import { BatchClient, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile } from './user-list-file';
 import type { BatchSource } from '../contracts/batch-backup-api';
@@ -21,7 +21,7 @@ const program = new Command('backup')
 
 
 async function withClient(action: (client: BackupClient) => Promise<void>): Promise<void> {
-  const client = await connectBackupClient(loadClientConfig());
+  const client = await connectBackupClient(loadCliConfig());
   try {
     await action(client);
   } finally {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadClientConfig } from '../../client/config';
+import { loadCliConfig, loadClientConfig } from '../../client/config';
 import { loadCodecServerConfig } from '../../config/codec-server-config';
 import { ConfigError } from '../../config/config-error';
 import { loadWorkerConfig } from '../../worker/config';
@@ -152,6 +152,25 @@ describe('worker configuration', () => {
   it('the client needs only Temporal and the codec keys', () => {
     expect(loadClientConfig({ PAYLOAD_CODEC_KEYS: KEY }).codecKeys.activeKeyId).toBe('k1');
     expect(() => loadClientConfig({})).toThrow(/PAYLOAD_CODEC_KEYS/);
+  });
+
+  it('the CLI without settings points to the dev stack’s settings when a dev stack wrote them, and only then', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dev-stack-'));
+    const devEnv = join(dir, 'client.env');
+    const message = (load: () => unknown) => {
+      try {
+        load();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'no error';
+    };
+    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS is required');
+    expect(message(() => loadCliConfig({}, devEnv))).not.toContain('backup:dev');
+    writeFileSync(devEnv, 'PAYLOAD_CODEC_KEYS=x\n');
+    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS is required');
+    expect(message(() => loadCliConfig({}, devEnv))).toContain(`run \`npm run backup:dev -- <command>\``);
+    expect(loadCliConfig({ PAYLOAD_CODEC_KEYS: KEY }, devEnv).codecKeys.activeKeyId).toBe('k1');
   });
 });
 
