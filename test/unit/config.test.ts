@@ -165,10 +165,10 @@ describe('worker configuration', () => {
       }
       return 'no error';
     };
-    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS is required');
+    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS: is required');
     expect(message(() => loadCliConfig({}, devEnv))).not.toContain('backup:dev');
     writeFileSync(devEnv, 'PAYLOAD_CODEC_KEYS=x\n');
-    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS is required');
+    expect(message(() => loadCliConfig({}, devEnv))).toContain('PAYLOAD_CODEC_KEYS: is required');
     expect(message(() => loadCliConfig({}, devEnv))).toContain(`run \`npm run backup:dev -- <command>\``);
     expect(loadCliConfig({ PAYLOAD_CODEC_KEYS: KEY }, devEnv).codecKeys.activeKeyId).toBe('k1');
   });
