@@ -7,8 +7,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import type { BackupProgress, BackupResult } from '../domain/backup-types';
 import { backupWorkflowId, parseUserId } from '../domain/user-id';
 import { IDEMPOTENCY_WINDOW_MS, parseIdempotencyKey } from '../domain/idempotency-key';
@@ -25,6 +24,7 @@ import {
 import type { backupWallet } from '../workflows/backup-wallet';
 import { loadClientConfig, type ClientConfig } from './config';
 import { ClientError } from './client-error';
+import { pendingActivityView, type PendingActivityView } from './run-views';
 
 export interface StartedBackup {
   userId: string;
@@ -52,8 +52,8 @@ export interface BackupStatusView {
   step?: string;
   /** The workflow's progress (query), when a worker could answer it. */
   progress?: BackupProgress;
-  /** The activity being retried right now, if any: its attempt and last failure. */
-  pendingActivity?: { type: string; attempt: number; lastFailure?: string };
+  /** The step's activity in flight, if any: its attempt, how long it has run, the last attempt's error. */
+  pendingActivity?: PendingActivityView;
   result?: BackupResult;
   failure?: string;
 }
@@ -87,6 +87,12 @@ export class BackupFailedError extends ClientError {
   override get code(): string {
     return this.reasonType ?? this.name;
   }
+}
+
+/** `wait` on a parked backup: it waits for an operator; the message says why it parked and what to do. */
+export class BackupParkedError extends ClientError {
+  override readonly name = 'BackupParkedError';
+  readonly kind = 'parked';
 }
 
 export class BackupNotFoundError extends ClientError {
@@ -222,17 +228,7 @@ export class BackupClient {
     if (status !== undefined) view.status = status;
     if (step !== undefined) view.step = step;
     const pending = description.raw.pendingActivities?.[0];
-    if (pending) {
-      // Failure messages are encoded into payloads in history: decode with this client's codec.
-      const lastFailure = await decodeOptionalFailureToOptionalError(this.temporal.options.loadedDataConverter, pending.lastFailure).catch(
-        () => undefined,
-      );
-      view.pendingActivity = {
-        type: pending.activityType?.name ?? 'unknown',
-        attempt: pending.attempt ?? 1,
-        ...(lastFailure?.message ? { lastFailure: lastFailure.message } : {}),
-      };
-    }
+    if (pending) view.pendingActivity = await pendingActivityView(this.temporal.options.loadedDataConverter, pending);
     if (description.status.name === 'RUNNING') {
       try {
         view.progress = await handle.query(progressQuery);
@@ -257,6 +253,26 @@ export class BackupClient {
   async waitForBackup(rawUserId: string, runId?: string): Promise<BackupResult> {
     const userId = parseUserId(rawUserId);
     return resultOrFailure(userId, 'backup', this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), runId).result());
+  }
+
+  /**
+   * Waits for the user's current backup to end, like waitForBackup, but a backup that is (or comes
+   * to be) parked ends the wait at once with BackupParkedError: a parked run waits for an operator,
+   * not for time. Its progress query is looked at every `pollMs` while the result is awaited.
+   */
+  async waitUnlessParked(rawUserId: string, pollMs = 2_000): Promise<BackupResult> {
+    const userId = parseUserId(rawUserId);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
+    const result = resultOrFailure(userId, 'backup', handle.result());
+    result.catch(() => undefined); // raced below; its rejection is handled there
+    for (;;) {
+      const progress = await handle.query(progressQuery).catch(() => undefined);
+      if (progress?.status === 'NEEDS_ATTENTION') throw new BackupParkedError(parkedMessage(userId, progress));
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<'tick'>((resolve) => (timer = setTimeout(() => resolve('tick'), pollMs)));
+      const outcome = await Promise.race([result, tick]).finally(() => clearTimeout(timer));
+      if (outcome !== 'tick') return outcome;
+    }
   }
 
   /**
@@ -313,6 +329,13 @@ export class BackupClient {
   }
 }
 
+/** What `wait` says of a parked backup: where, why, and the two ways on. */
+function parkedMessage(userId: string, progress: BackupProgress): string {
+  const error = progress.lastError;
+  const why = error ? `at ${error.step}: ${error.type}: ${error.message}` : `at ${progress.step}`;
+  return `the backup of user ${userId} is parked ${why}. Fix the cause, then \`backup retry ${userId}\`; or give it up with \`backup abandon ${userId} --reason "…"\``;
+}
+
 /** A run's result, or BackupFailedError with the failure's type and message when it did not complete. */
 export async function resultOrFailure<T>(userId: string, what: 'backup' | 'recovery', result: Promise<T>): Promise<T> {
   try {
@@ -358,13 +381,17 @@ export async function rejectedAsTyped<T>(
   }
 }
 
+/**
+ * A closed run's failure as operators need it: the typed error that ended it and its message. A
+ * failure an activity or a child raised is wrapped by Temporal ("Activity task failed"); the
+ * innermost application failure is the one that says what happened.
+ */
 export function describeFailure(error: unknown): string {
-  if (error instanceof WorkflowFailedError && error.cause) {
-    const cause = error.cause;
-    const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
-    return `${type}${cause.message}`;
-  }
-  return error instanceof Error ? error.message : String(error);
+  if (!(error instanceof WorkflowFailedError && error.cause)) return error instanceof Error ? error.message : String(error);
+  let cause: Error = error.cause;
+  while ((cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) && cause.cause) cause = cause.cause;
+  const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
+  return `${type}${cause.message}`;
 }
 
 /** Builds a Temporal client with the payload codec, from explicit configuration. */

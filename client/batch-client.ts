@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { describeFailure } from './backup-client';
 import { parseUserId } from '../domain/user-id';
 import { BackupStatusKey, progressQuery } from '../contracts/backup-wallet-api';
 import type { batchBackup } from '../workflows/batch-backup';
@@ -37,6 +38,12 @@ export function defaultBackupsPerMinute(limits = PORTAL_LIMITS): number {
 }
 
 /** Batch options that cannot work; the message says which and what is allowed. */
+/** A batch that ended without a report (failed, terminated, timed out); the message names the error that ended it. */
+export class BatchFailedError extends ClientError {
+  override readonly name = 'BatchFailedError';
+  readonly kind = 'failed';
+}
+
 export class BatchOptionsError extends ClientError {
   override readonly name = 'BatchOptionsError';
   readonly kind = 'invalid';
@@ -115,7 +122,7 @@ export class BatchClient {
     const handle = this.handle(batchId);
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') return handle.query(batchProgressQuery);
-    return handle.result();
+    return this.closed(batchId, description.status.name);
   }
 
   /** Every failed or parked user so far (while running), or the final report. */
@@ -123,7 +130,14 @@ export class BatchClient {
     const handle = this.handle(batchId);
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') return { problems: await this.problems(batchId) };
-    return handle.result();
+    return this.closed(batchId, description.status.name);
+  }
+
+  /** A closed batch: its report, or BatchFailedError naming the typed error that ended it without one. */
+  private async closed(batchId: string, execution: string): Promise<BatchReport> {
+    return this.handle(batchId).result().catch((error: unknown) => {
+      throw new BatchFailedError(`batch ${batchId} ended ${execution} without a report: ${describeFailure(error)}`);
+    });
   }
 
   /** The most recent problems, as the batch itself keeps them (bounded). */

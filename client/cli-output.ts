@@ -9,6 +9,12 @@ export function setJsonOutput(enabled: boolean): void {
   jsonOutput = enabled;
 }
 
+/** An error as the CLI reports it: on stderr, and with `--json` also as `{error, message}` on stdout for scripts. */
+export function printError(code: string, message: string): void {
+  process.stderr.write(`backup: ${message}\n`);
+  if (jsonOutput) process.stdout.write(`${JSON.stringify({ error: code, message }, null, 2)}\n`);
+}
+
 export function print(value: unknown): void {
   process.stdout.write(jsonOutput ? `${JSON.stringify(value, null, 2)}\n` : `${renderReadable(value)}\n`);
 }

@@ -4,7 +4,7 @@ import { loadCliConfig } from './config';
 import { BatchClient, defaultBackupsPerMinute, PORTAL_LIMITS } from './batch-client';
 import { readUserListFile } from './user-list-file';
 import type { BatchSource } from '../contracts/batch-backup-api';
-import { print, progressLine, setJsonOutput } from './cli-output';
+import { print, printError, progressLine, setJsonOutput } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
 import { registerKeysCommands } from './cli-keys';
 import { registerRecoverCommands } from './cli-recover';
@@ -52,8 +52,8 @@ program
 program
   .command('wait')
   .argument('<userId>')
-  .description("wait for the user's current backup to finish")
-  .action((userId: string) => withClient(async (client) => print(await client.waitForBackup(userId))));
+  .description("wait for the user's current backup to finish; says at once when it is parked (exit code 3) and what to do")
+  .action((userId: string) => withClient(async (client) => print(await client.waitUnlessParked(userId))));
 
 program
   .command('retry')
@@ -214,6 +214,7 @@ class BatchArgumentError extends ClientError {
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(clientErrorView(error)?.exitCode ?? 1);
+  const view = clientErrorView(error);
+  printError(view?.code ?? 'UnexpectedError', error instanceof Error ? error.message : String(error));
+  process.exit(view?.exitCode ?? 1);
 });

@@ -29,6 +29,7 @@ import {
 } from '../contracts/restore-drill-api';
 import { BatchClient, type StartBatchOptions } from './batch-client';
 import { ClientError } from './client-error';
+import { describeFailure } from './backup-client';
 
 /**
  * Users checked per minute by default. A check costs one credentials read, one Portal client-object
@@ -171,7 +172,7 @@ export class DrillClient {
       try {
         report = await handle.result();
       } catch (error) {
-        if (error instanceof WorkflowFailedError) throw new DrillFailedError(`drill ${id} ended without a report: ${error.cause?.message ?? error.message}`);
+        if (error instanceof WorkflowFailedError) throw new DrillFailedError(`drill ${id} ended without a report: ${describeFailure(error)}`);
         throw error;
       }
     }

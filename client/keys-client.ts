@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
   WorkflowNotFoundError,
   type Client,
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
-import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
+import { describeFailure } from './backup-client';
+import { pendingActivityView, type PendingActivityView } from './run-views';
 import { parseUserId } from '../domain/user-id';
 import type { BatchSource } from '../contracts/batch-backup-api';
 import type { rotateKeys } from '../workflows/rotate-keys';
@@ -97,7 +97,7 @@ export interface KeyRotationStatusView {
   /** Once completed: its report. */
   report?: RotationReport;
   /** The rewrap or key activities being retried right now, with their attempt and last failure. */
-  retrying?: { type: string; attempt: number; lastFailure?: string }[];
+  retrying?: PendingActivityView[];
   failure?: string;
 }
 
@@ -187,9 +187,7 @@ export class KeysClient {
       const retrying = [];
       for (const pending of description.raw.pendingActivities ?? []) {
         if ((pending.attempt ?? 1) <= 1 && !pending.lastFailure) continue;
-        // Failure messages are encoded in history: decode them with this client's codec.
-        const lastFailure = await decodeOptionalFailureToOptionalError(this.temporal.options.loadedDataConverter, pending.lastFailure).catch(() => undefined);
-        retrying.push({ type: pending.activityType?.name ?? 'unknown', attempt: pending.attempt ?? 1, ...(lastFailure?.message ? { lastFailure: lastFailure.message } : {}) });
+        retrying.push(await pendingActivityView(this.temporal.options.loadedDataConverter, pending));
       }
       if (retrying.length > 0) view.retrying = retrying;
     } else if (description.status.name === 'COMPLETED') {
@@ -198,7 +196,7 @@ export class KeysClient {
       try {
         await handle.result();
       } catch (error) {
-        view.failure = error instanceof WorkflowFailedError ? (error.cause?.message ?? error.message) : String(error);
+        view.failure = describeFailure(error);
       }
     }
     return view;

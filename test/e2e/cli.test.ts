@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 const run = promisify(execFile);
 
@@ -45,5 +45,45 @@ describe('backup CLI', () => {
     const failure = (await backup('status', 'bad id').catch((error: unknown) => error)) as { code: number; stderr: string };
     expect(failure.code).toBe(2);
     expect(failure.stderr).toMatch(/^backup: userId must start with a letter or digit/m);
+  });
+
+  it('wait on a parked backup says at once where and why it parked and what to do, and exits 3 (with --json, as {error, message})', async () => {
+    const userId = env.seedUser('cli-parked');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await waitUntilParked(env.backups, userId);
+    const waited = (await backup('wait', userId).catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(waited.code).toBe(3);
+    expect(waited.stderr).toContain(`the backup of user ${userId} is parked at MARK: `);
+    expect(waited.stderr).toContain(`backup retry ${userId}`);
+    const json = (await backup('--json', 'wait', userId).catch((error: unknown) => error)) as { code: number; stdout: string };
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: 'BackupParkedError' });
+    env.simulator.faults.clear();
+    await env.backups.abandonBackup(userId, 'test over');
+  });
+
+  it('status shows the step in flight: its attempt, the last attempt’s error, and how long this attempt has run or when the next starts', async () => {
+    const userId = env.seedUser('cli-retrying');
+    env.simulator.faults.add({ route: 'backup', kind: 'status', status: 503, userId });
+    await env.backups.startBackupWorkflow(userId);
+    const pending = await eventually('step 1 to be retried', async () => {
+      const status = JSON.parse((await backup('--json', 'status', userId)).stdout) as { pendingActivity?: Record<string, unknown> };
+      return (status.pendingActivity?.attempt as number) >= 2 ? status.pendingActivity : undefined;
+    });
+    expect(pending).toMatchObject({ type: 'mpcBackup', lastFailure: expect.stringMatching(/503/) });
+    if (pending.state === 'STARTED') expect(pending.runningForSeconds).toBeGreaterThanOrEqual(0);
+    else expect(pending).toMatchObject({ state: 'SCHEDULED', nextAttemptAt: expect.any(String) });
+    env.simulator.faults.clear();
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+  });
+
+  it('batch status of a batch that ended without a report names the error that ended it (exit 2)', async () => {
+    const started = JSON.parse((await backup('--json', 'batch', 'start', '--source', 'http://127.0.0.1:9/users')).stdout) as { batchId: string };
+    const failure = await eventually('the batch to end', async () => {
+      const result = (await backup('batch', 'status', started.batchId).catch((error: unknown) => error)) as { code?: number; stderr?: string };
+      return result.code === 2 ? result : undefined;
+    });
+    expect(failure.stderr).toContain(`batch ${started.batchId} ended FAILED without a report: BatchSourceNotAllowedError: `);
   });
 });
