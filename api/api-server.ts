@@ -3,6 +3,8 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } fr
 import type { Logger } from 'pino';
 import type { BackupClient } from '../client/backup-client';
 import type { BatchClient } from '../client/batch-client';
+import type { DrillClient } from '../client/drill-client';
+import type { KeysClient } from '../client/keys-client';
 import type { RecoveryClient } from '../client/recovery-client';
 import { clientErrorView } from '../client/client-error';
 import type { CoverageOptions, CoverageRow, CoverageSummary } from '../client/coverage';
@@ -10,11 +12,14 @@ import { matchesAnySecret } from '../config/secret-check';
 import { registerBackupRoutes, registerRecoveryRoutes } from './routes/backups';
 import { registerBatchRoutes } from './routes/batches';
 import { registerCoverageRoute } from './routes/coverage';
+import { registerDrillAndRotationRoutes } from './routes/fleet-runs';
 
 export interface ApiServerOptions {
   backups: BackupClient;
   recoveries: RecoveryClient;
   batches: BatchClient;
+  drills: DrillClient;
+  keys: KeysClient;
   /** Bearer tokens accepted (several during a rotation). */
   tokens: readonly string[];
   bodyLimitBytes: number;
@@ -31,7 +36,7 @@ export interface ApiServerOptions {
 }
 
 /** The document's version: bump it when a route or shape changes. */
-export const API_VERSION = '1.1.0';
+export const API_VERSION = '1.2.0';
 
 /**
  * The HTTP API for backends not written in TypeScript: the same operations as BackupClient,
@@ -76,6 +81,7 @@ export async function createApiServer(options: ApiServerOptions) {
   registerRecoveryRoutes(app, options.recoveries);
   registerBatchRoutes(app, options.batches);
   registerCoverageRoute(app, options.coverage);
+  registerDrillAndRotationRoutes(app, options.drills, options.keys);
   return app;
 }
 

@@ -1,3 +1,5 @@
+import { KeysClient } from '../client/keys-client';
+import { DrillClient } from '../client/drill-client';
 import { Client, Connection } from '@temporalio/client';
 import { BackupClient } from '../client/backup-client';
 import { BatchClient } from '../client/batch-client';
@@ -40,6 +42,8 @@ async function main(): Promise<void> {
     backups: new BackupClient(temporal, taskQueue),
     recoveries: new RecoveryClient(temporal, taskQueue),
     batches: new BatchClient(temporal, taskQueue),
+    drills: new DrillClient(temporal, taskQueue),
+    keys: new KeysClient(temporal, taskQueue),
     tokens: config.tokens,
     bodyLimitBytes: config.bodyLimitBytes,
     logger,

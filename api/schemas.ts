@@ -105,3 +105,15 @@ export const openObject = { type: 'object', additionalProperties: true } as cons
 
 /** A route's answers: `ok` under its success code, and the error shape under every status a client error can take. */
 export const responses = (ok: object, okCode = 200) => ({ [okCode]: ok, 400: errorAnswer, 401: errorAnswer, 404: errorAnswer, 409: errorAnswer });
+
+/** `?status=&limit=` of the list routes (client/run-list.ts checks the status against the kind of run). */
+export const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', pattern: '^[A-Za-z_]{1,32}$' },
+    limit: { type: 'integer', minimum: 1, maximum: 1_000, default: 20 },
+  },
+} as const;
+
+export const listAnswer = { type: 'array', items: { type: 'object', additionalProperties: true } } as const;

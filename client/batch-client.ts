@@ -17,6 +17,7 @@ import {
   type BatchReport,
   type BatchSource,
 } from '../contracts/batch-backup-api';
+import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
 
 /** Portal's documented limits, requests per minute. */
@@ -68,6 +69,11 @@ export class BatchClient {
     readonly temporal: Client,
     readonly taskQueue: string,
   ) {}
+
+  /** Batches on this task queue, newest first: status, times, counts (`--status` filters). */
+  list(options: ListRunsOptions = {}): Promise<RunListEntry[]> {
+    return listRuns(this.temporal, this.taskQueue, { workflowType: 'batchBackup', idPrefix: 'batch-', progress: batchProgressQuery }, options);
+  }
 
   async startBatch(options: StartBatchOptions): Promise<{ batchId: string; workflowId: string; runId: string }> {
     let source = options.source;

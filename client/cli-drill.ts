@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { BatchSource } from '../contracts/batch-backup-api';
 import { defaultBackupsPerMinute } from './batch-client';
 import { DEFAULT_DRILL_USERS_PER_MINUTE, DrillClient, DrillOptionsError, type DrillOptions } from './drill-client';
+import { registerListCommand } from './cli-list';
 import { print } from './cli-output';
 import { readUserListFile } from './user-list-file';
 
@@ -54,6 +55,7 @@ export function registerDrillCommands(program: Command, withClient: WithClient):
     .command('drill')
     .description('restore drills: check that every completed backup would restore (never calls /v1/recover)');
   const withDrills = (action: (drills: DrillClient) => Promise<void>) => withClient((client) => action(new DrillClient(client.temporal, client.taskQueue)));
+  registerListCommand(drill, 'drills', (action) => withDrills((drills) => action((options) => drills.list(options))));
 
   withSourceFlags(drill.command('run'))
     .description('run one drill now over a list, a file or the backend’s paged user source')

@@ -4,6 +4,7 @@ import type { BatchSource } from '../contracts/batch-backup-api';
 import { PORTAL_LIMITS } from './batch-client';
 import { defaultUsersPerMinute, KeysClient } from './keys-client';
 import { print } from './cli-output';
+import { registerListCommand } from './cli-list';
 import { readUserListFile } from './user-list-file';
 import { ClientError } from './client-error';
 
@@ -38,6 +39,7 @@ function whole(value: string | undefined, name: string): number | undefined {
 export function registerKeysCommands(program: Command, withClient: WithClient): Command {
   const keys = program.command('keys').description('rotate the Vault Transit key and rewrap every stored ciphertext');
   const withKeys = (action: (client: KeysClient) => Promise<void>) => withClient((client) => action(new KeysClient(client.temporal, client.taskQueue)));
+  registerListCommand(keys, 'key rotations', (action) => withKeys((client) => action((options) => client.list(options))));
 
   keys
     .command('rotate')

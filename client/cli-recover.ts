@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { BackupClient } from './backup-client';
 import { print } from './cli-output';
+import { registerListCommand } from './cli-list';
 import { RecoveryClient } from './recovery-client';
 
 type WithClient = (action: (client: BackupClient) => Promise<void>) => Promise<void>;
@@ -10,6 +11,7 @@ export function registerRecoverCommands(program: Command, withClient: WithClient
   const recover = program.command('recover').description("recover a user's wallet from its newest completed backup (new signing shares go to the backend)");
   const withRecoveries = (action: (recoveries: RecoveryClient) => Promise<void>) =>
     withClient((client) => action(new RecoveryClient(client.temporal, client.taskQueue)));
+  registerListCommand(recover, 'recoveries', (action) => withRecoveries((recoveries) => action((options) => recoveries.list(options))));
 
   recover
     .command('start')

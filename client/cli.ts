@@ -10,6 +10,7 @@ import { registerKeysCommands } from './cli-keys';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
 import { registerCoverageCommand } from './cli-coverage';
+import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
@@ -92,6 +93,8 @@ const batch = program.command('batch').description('re-back-up many wallets at P
 function withBatches(action: (batches: BatchClient) => Promise<void>): Promise<void> {
   return withClient((client) => action(new BatchClient(client.temporal, client.taskQueue)));
 }
+
+registerListCommand(batch, 'batches', (action) => withBatches((batches) => action((options) => batches.list(options))));
 
 batch
   .command('start')

@@ -19,6 +19,7 @@ import {
   DRILL_FAILED_STATUS,
   DRILL_FAILURE_KINDS,
   drillFindingWorkflowId,
+  DRILL_ID_PREFIX,
   drillReportQuery,
   resumeDrillUpdate,
   drillWorkflowId,
@@ -28,6 +29,7 @@ import {
   type RestoreDrillInput,
 } from '../contracts/restore-drill-api';
 import { BatchClient, type StartBatchOptions } from './batch-client';
+import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
 import { describeFailure } from './backup-client';
 
@@ -85,6 +87,11 @@ export class DrillClient {
     readonly temporal: Client,
     readonly taskQueue: string,
   ) {}
+
+  /** Drills on this task queue, newest first: status, times, counts (`--status` filters). */
+  list(options: ListRunsOptions = {}): Promise<RunListEntry[]> {
+    return listRuns(this.temporal, this.taskQueue, { workflowType: 'restoreDrill', idPrefix: DRILL_ID_PREFIX, progress: drillReportQuery }, options);
+  }
 
   /** Starts one drill now. Drill ids are never reused, so a drill's findings are its own. */
   async runOnce(options: DrillOptions & { drillId?: string }): Promise<{ drillId: string; runId: string }> {

@@ -23,6 +23,7 @@ import {
   type RotationReport,
 } from '../contracts/rotate-keys-api';
 import { PORTAL_LIMITS, RATE_HEADROOM } from './batch-client';
+import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
 
 /**
@@ -107,6 +108,11 @@ export class KeysClient {
     readonly temporal: Client,
     readonly taskQueue: string,
   ) {}
+
+  /** Key rotations on this task queue, newest first: outcome, times, counts (`--status` filters). */
+  list(options: ListRunsOptions = {}): Promise<RunListEntry[]> {
+    return listRuns(this.temporal, this.taskQueue, { workflowType: 'rotateKeys', idPrefix: '', progress: rotationProgressQuery }, options);
+  }
 
   async rotate(options: StartRotationOptions): Promise<StartedRotation> {
     let source = options.source;

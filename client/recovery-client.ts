@@ -4,6 +4,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import type { RecoveryProgress, RecoveryResult } from '../domain/recovery-types';
 import { parseUserId, recoveryWorkflowId } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey, type AbandonRequest } from '../contracts/backup-wallet-api';
+import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import type { recoverWallet } from '../workflows/recover-wallet';
 import { recoveryAbandonUpdate, recoveryProgressQuery, recoveryRetryUpdate } from '../contracts/recover-wallet-api';
 import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
@@ -36,6 +37,11 @@ export class RecoveryClient {
     readonly temporal: Client,
     readonly taskQueue: string,
   ) {}
+
+  /** Recoveries on this task queue, newest first: status, step, times (`--status` filters, NEEDS_ATTENTION included). */
+  list(options: ListRunsOptions = {}): Promise<RunListEntry[]> {
+    return listRuns(this.temporal, this.taskQueue, { workflowType: 'recoverWallet', idPrefix: 'recover-', parkable: true }, options);
+  }
 
   /**
    * Starts the recovery of one user's wallet from its newest completed backup, or returns the

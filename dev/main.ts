@@ -1,3 +1,5 @@
+import { KeysClient } from '../client/keys-client';
+import { DrillClient } from '../client/drill-client';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -222,6 +224,8 @@ async function main(): Promise<void> {
       backups,
       recoveries: new RecoveryClient(backups.temporal, backups.taskQueue),
       batches: new BatchClient(backups.temporal, backups.taskQueue),
+      drills: new DrillClient(backups.temporal, backups.taskQueue),
+      keys: new KeysClient(backups.temporal, backups.taskQueue),
       tokens: [apiToken],
       bodyLimitBytes: 256 * 1024,
       logger: createLogger('warn', 'mpc-backup-api'),

@@ -4,6 +4,7 @@ import type { RecoveryClient } from '../../client/recovery-client';
 import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey } from '../../domain/idempotency-key';
 import { idempotencyKeyHeaders, recoveryStartBody, responses, startedAnswer, userIdParams } from '../schemas';
 import { registerParkableRunRoutes } from './parkable-runs';
+import { registerListRoute } from './fleet-runs';
 
 type UserParams = { Params: { userId: string } };
 
@@ -36,6 +37,7 @@ export function registerRecoveryRoutes(app: ApiApp, recoveries: RecoveryClient):
   app.post<UserParams & { Body: { freshBackup?: boolean } }>('/v1/recoveries/:userId', {
     schema: { summary: "Start a recovery of the user's wallet from its newest completed backup (idempotent)", tags: ['recoveries'], params: userIdParams, body: recoveryStartBody, response: responses(startedAnswer, 202) },
   }, async (request, reply) => reply.code(202).send(await recoveries.startRecovery(request.params.userId, { freshBackup: request.body?.freshBackup !== false })));
+  registerListRoute(app, '/v1/recoveries', 'recoveries', 'Recoveries (?status=NEEDS_ATTENTION for the parked ones)', (options) => recoveries.list(options));
   registerParkableRunRoutes(app, {
     path: '/v1/recoveries',
     tag: 'recoveries',

@@ -1,8 +1,9 @@
 import type { ApiApp } from './api-app';
+import { registerListRoute } from './fleet-runs';
 import { BackupActionRejectedError } from '../../client/backup-client';
 import type { BatchClient } from '../../client/batch-client';
 import type { BatchSource } from '../../contracts/batch-backup-api';
-import { batchIdParams, batchStartBody, openObject, responses } from '../schemas';
+import { batchIdParams, batchStartBody, listAnswer, openObject, responses } from '../schemas';
 
 type BatchParams = { Params: { batchId: string } };
 type BatchStart = { Body: { source: BatchSource; batchId?: string; concurrency?: number; backupsPerMinute?: number; skipIfBackedUpSince?: string } };
@@ -16,6 +17,17 @@ export function registerBatchRoutes(app: ApiApp, batches: BatchClient): void {
     const started = await batches.startBatch({ ...rest, ...(skipIfBackedUpSince ? { skipIfBackedUpSince: new Date(skipIfBackedUpSince) } : {}) });
     return reply.code(202).send(started);
   });
+
+  registerListRoute(app, '/v1/batches', 'batches', 'Batches', (options) => batches.list(options));
+
+  app.get<BatchParams & { Querystring: { limit: number } }>('/v1/batches/:batchId/problems', {
+    schema: {
+      summary: 'Every backup the batch started that did not complete (failed or parked), with its reason, from visibility',
+      tags: ['batches'], params: batchIdParams,
+      querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 1_000 } } },
+      response: responses(listAnswer),
+    },
+  }, async (request) => batches.listProblems(request.params.batchId, request.query.limit));
 
   app.get<BatchParams>('/v1/batches/:batchId', {
     schema: { summary: 'Progress: totals, completed, failed, parked, in flight, rate, ETA (the report once done)', tags: ['batches'], params: batchIdParams, response: responses(openObject) },

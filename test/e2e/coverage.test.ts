@@ -1,3 +1,4 @@
+import { KeysClient } from '../../client/keys-client';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,6 +121,8 @@ describe('backup coverage', () => {
       backups: env.backups,
       recoveries: new RecoveryClient(env.backups.temporal, env.taskQueue),
       batches: new BatchClient(env.backups.temporal, env.taskQueue),
+      drills: new DrillClient(env.backups.temporal, env.taskQueue),
+      keys: new KeysClient(env.backups.temporal, env.taskQueue),
       tokens: ['coverage-test-token-0123456789'],
       bodyLimitBytes: 64 * 1024,
       logger: pino({ level: 'silent' }),

@@ -1,3 +1,5 @@
+import { KeysClient } from '../../client/keys-client';
+import { DrillClient } from '../../client/drill-client';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +21,8 @@ beforeAll(async () => {
     backups: env.backups,
     recoveries: new RecoveryClient(env.backups.temporal, env.taskQueue),
     batches: new BatchClient(env.backups.temporal, env.taskQueue),
+    drills: new DrillClient(env.backups.temporal, env.taskQueue),
+    keys: new KeysClient(env.backups.temporal, env.taskQueue),
     tokens: TOKENS,
     bodyLimitBytes: 64 * 1024,
     logger: pino({ level: 'silent' }),
