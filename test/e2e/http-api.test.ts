@@ -66,6 +66,12 @@ describe('HTTP API', () => {
         '/v1/batches/{batchId}/pause',
         '/v1/batches/{batchId}/resume',
         '/v1/batches/{batchId}/cancel',
+        '/v1/batches/{batchId}/problems',
+        '/v1/recoveries',
+        '/v1/drills',
+        '/v1/drills/{drillId}',
+        '/v1/key-rotations',
+        '/v1/key-rotation',
         '/v1/coverage',
       ].sort(),
     );
@@ -186,5 +192,21 @@ describe('HTTP API', () => {
     expect(done).toMatchObject({ counts: expect.objectContaining({ completed: 2 }) });
     expect((await call('POST', `/v1/batches/${encodeURIComponent(batchId)}/pause`)).status).toBe(409);
     expect((await call('GET', '/v1/batches/no-such-batch')).status).toBe(404);
+
+    // The lists: the batch with its counts, the recovery by status; a status the kind has not, refused naming those it has.
+    // Visibility records a closed run shortly after it closes: wait for the entries, then check them.
+    const listed = await eventually('the batch to be listed as completed', async () => {
+      const entries = (await call('GET', '/v1/batches?status=COMPLETED&limit=50')).body as unknown as { id: string }[];
+      return entries.find((entry) => entry.id === batchId);
+    });
+    expect(listed).toMatchObject({ execution: 'COMPLETED', status: 'COMPLETED', counts: expect.objectContaining({ completed: 2 }) });
+    await eventually('the recovery to be listed as completed', async () => {
+      const entries = (await call('GET', '/v1/recoveries?status=COMPLETED&limit=50')).body as unknown as { id: string }[];
+      return entries.some((entry) => entry.id === userId) ? true : undefined;
+    });
+    const parked = await call('GET', '/v1/batches?status=NEEDS_ATTENTION');
+    expect(parked.status).toBe(400);
+    expect(String(parked.body!.message)).toContain('use one of RUNNING, COMPLETED, FAILED');
+    expect((await call('GET', `/v1/batches/${encodeURIComponent(batchId)}/problems`)).body).toEqual([]);
   });
 });
