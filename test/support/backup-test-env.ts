@@ -145,6 +145,8 @@ export async function createBackupTestEnv(
     SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
     WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
     WORKER_SHUTDOWN_GRACE_MS: '2000',
+    // Unversioned unless a test deploys versions itself (test/e2e/worker-deploy.test.ts).
+    TEMPORAL_WORKER_VERSIONING: 'off',
     ...options.workerEnv,
   };
   const config = loadWorkerConfig(workerEnv);
