@@ -18,6 +18,8 @@ import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommand } from './cli-eject';
 import { CoverageOptionsError, registerCoverageCommand } from './cli-coverage';
 import { ShareRetrievalRefusedError } from './client-backup-share';
+import { registerDeployCommands } from './cli-deploy';
+import { isDeployCommandError } from './deploy-errors';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -213,6 +215,7 @@ registerDrillCommands(program, withClient);
 registerKeysCommands(program, withClient);
 registerEjectCommand(program);
 registerCoverageCommand(program);
+registerDeployCommands(program, withClient);
 
 class BatchArgumentError extends Error {
   override readonly name = 'BatchArgumentError';
@@ -233,7 +236,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     error instanceof CoverageOptionsError ||
     error instanceof DrillOptionsError ||
     error instanceof DrillFailedError ||
-    isKeysCommandError(error);
+    isKeysCommandError(error) ||
+    isDeployCommandError(error);
   process.stderr.write(`backup: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(known ? 2 : 1);
 });
