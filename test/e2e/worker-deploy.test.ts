@@ -34,6 +34,8 @@ const EventType = temporal.api.enums.v1.EventType;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 const V2_WORKFLOWS = join(__dirname, '..', 'deploy', 'v2-workflows.ts');
+/** Each step waits on conditions, never on time; this only bounds a step that hangs. */
+const STEP_TIMEOUT_MS = 600_000;
 
 let server: TemporalDevServer;
 let env: BackupTestEnv;
@@ -123,7 +125,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await server?.stop();
   });
 
-  it('version 1 is current: backups complete, one stays in flight, one parks, a recovery parks', async () => {
+  it('version 1 is current: backups complete, one stays in flight, one parks, a recovery parks', { timeout: STEP_TIMEOUT_MS }, async () => {
     const status = await promoteWhenPolled('v1');
     expect(status).toMatchObject({ deploymentName, currentBuildId: 'v1' });
 
@@ -159,7 +161,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await eventually('visibility to count the open v1 runs', async () => ((await deploy.openPinnedRuns('v1')) === 3 ? true : undefined));
   });
 
-  it('version 2 does not replay version 1 backups (a nondeterminism error), but does replay its recoveries', async () => {
+  it('version 2 does not replay version 1 backups (a nondeterminism error), but does replay its recoveries', { timeout: STEP_TIMEOUT_MS }, async () => {
     const options = { workflowBundle: { codePath: v2BundlePath }, dataConverter: workerConverter(), replayName: 'v2-proof' };
     const completed = await history(backupWorkflowId(users.completed));
     await expect(Worker.runReplayHistory(options, completed, backupWorkflowId(users.completed))).rejects.toBeInstanceOf(DeterminismViolationError);
@@ -168,11 +170,12 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await Worker.runReplayHistory(options, await history(`recover-${users.recovery}`), `recover-${users.recovery}`);
   });
 
-  it('after promote, new backups run on version 2; version 1 cannot be retired while its runs are open', async () => {
+  it('after promote, new backups run on version 2; version 1 cannot be retired while its runs are open', { timeout: STEP_TIMEOUT_MS }, async () => {
     await env.startWorker(versioned('v2', v2BundlePath));
-    const status = await promoteWhenPolled('v2');
-    expect(status.currentBuildId).toBe('v2');
-    expect(status.versions.find((version) => version.buildId === 'v1')).toMatchObject({ role: 'draining', openPinnedRuns: 3 });
+    expect((await promoteWhenPolled('v2')).currentBuildId).toBe('v2');
+    // The deployment's summary of v1 follows its version record (asynchronously, in the server).
+    const v1 = await eventually('v1 to show as draining', async () => (await deploy.status()).versions.find((version) => version.buildId === 'v1' && version.role === 'draining'));
+    expect(v1.openPinnedRuns).toBe(3);
 
     users.fresh = env.seedUser('v2-fresh');
     await env.backups.startBackupWorkflow(users.fresh);
@@ -186,7 +189,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await expect(deploy.retire('v2')).rejects.toBeInstanceOf(DeployVersionIsCurrentError);
   });
 
-  it('move-parked moves the recovery (it replays on version 2) and refuses the backups, each with a typed error', async () => {
+  it('move-parked moves the recovery (it replays on version 2) and refuses the backups, each with a typed error', { timeout: STEP_TIMEOUT_MS }, async () => {
     const move = (dryRun: boolean): Promise<MoveReport> => deploy.moveParked({ from: 'v1', to: 'v2', code: { bundlePath: v2BundlePath }, dataConverter: workerConverter(), dryRun });
     const dry = await move(true);
     expect(dry.moved.map((run) => run.workflowId)).toEqual([`recover-${users.recovery}`]);
@@ -205,7 +208,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await eventually('visibility to count two open v1 runs', async () => ((await deploy.openPinnedRuns('v1')) === 2 ? true : undefined));
   });
 
-  it('the moved recovery completes on version 2; the version-1 backups complete on version 1; no run had a nondeterminism error', async () => {
+  it('the moved recovery completes on version 2; the version-1 backups complete on version 1; no run had a nondeterminism error', { timeout: STEP_TIMEOUT_MS }, async () => {
     const movedAt = ((await history(`recover-${users.recovery}`)).events ?? []).length;
     env.simulator.faults.remove(recoveryRule);
     await recoveries.retryRecovery(users.recovery, 'deploy-test');
@@ -221,7 +224,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
       expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     }
 
-    for (const userId of [users.completed, users.inFlight, users.parked]) {
+    for (const userId of [users.completed, users.inFlight, users.parked, users.recovery]) {
       const events = (await history(backupWorkflowId(userId))).events ?? [];
       expect(new Set(buildsOf(events)), userId).toEqual(new Set(['v1']));
       expect(failedTasks(events), userId).toEqual([]);
@@ -231,11 +234,15 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     }
   });
 
-  it('version 1 drains; retire waits for its workers to stop, then deletes it', async () => {
-    await eventually('v1 to drain', async () => {
-      const v1 = (await deploy.status()).versions.find((version) => version.buildId === 'v1');
-      return v1?.openPinnedRuns === 0 && v1.drainage === 'drained' ? v1 : undefined;
-    }, 120_000);
+  it('version 1 drains; retire waits for its workers to stop, then deletes it', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await eventually(
+      'v1 to drain',
+      async () => {
+        const v1 = (await deploy.status()).versions.find((version) => version.buildId === 'v1');
+        return v1?.openPinnedRuns === 0 && v1.drainage === 'drained' ? v1 : undefined;
+      },
+      120_000,
+    );
     await expect(deploy.retire('v1')).rejects.toBeInstanceOf(DeployVersionHasPollersError);
 
     await stopV1();
