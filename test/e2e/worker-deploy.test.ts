@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
@@ -60,6 +62,12 @@ function promoteWhenPolled(buildId: string) {
       throw error;
     }),
   );
+}
+
+/** The `backup` CLI as an operator runs it, against this file's server and deployment. */
+function cli(...args: string[]) {
+  const cliEnv = { ...process.env, TEMPORAL_ADDRESS: server.address, PAYLOAD_CODEC_KEYS: inject('codecKeys'), TEMPORAL_DEPLOYMENT_NAME: deploymentName };
+  return promisify(execFile)('npx', ['tsx', 'client/cli.ts', ...args], { env: cliEnv, timeout: 120_000 });
 }
 
 async function history(workflowId: string, runId?: string) {
@@ -187,6 +195,17 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
 
     await expect(deploy.retire('v1')).rejects.toBeInstanceOf(DeployVersionInUseError);
     await expect(deploy.retire('v2')).rejects.toBeInstanceOf(DeployVersionIsCurrentError);
+
+    // The same through the CLI: the status as JSON, and a refusal with exit status 2 and what to do.
+    const status = JSON.parse((await cli('--json', 'deploy', 'status')).stdout) as { currentBuildId: string; versions: { buildId: string; role: string }[] };
+    expect(status.currentBuildId).toBe('v2');
+    expect(status.versions.map((version) => [version.buildId, version.role])).toEqual([
+      ['v1', 'draining'],
+      ['v2', 'current'],
+    ]);
+    const refused = (await cli('deploy', 'retire', '--build-id', 'v1').catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('backup: build v1 still has 3 open run(s) pinned to it: keep its workers until they finish');
   });
 
   it('move-parked moves the recovery (it replays on version 2) and refuses the backups, each with a typed error', { timeout: STEP_TIMEOUT_MS }, async () => {
