@@ -35,7 +35,7 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .description('deploy a new build with Worker Versioning: status, promote (or ramp), move parked runs after a replay check, retire the old build')
     .option('--deployment <name>', 'the Worker Deployment (default TEMPORAL_DEPLOYMENT_NAME, or mpc-backup)');
   const withDeploy = (command: Command, action: (deploy: DeployClient) => Promise<void>) =>
-    withClient((client) => action(new DeployClient(client.temporal, deploymentName(command.optsWithGlobals<DeploymentFlag>()))));
+    withClient((client) => action(new DeployClient(client.temporal, deploymentName(command.optsWithGlobals<DeploymentFlag>()), client.taskQueue)));
 
   deploy
     .command('status')

@@ -39,6 +39,11 @@ export interface DeploymentStatus {
   rampingBuildId?: string;
   rampPercentage?: number;
   versions: DeploymentVersionStatus[];
+  /**
+   * Open runs on the task queue with no version at all: started by unversioned workers and not yet
+   * picked up by a versioned one (the transition: keep unversioned workers until this is 0).
+   */
+  unversionedOpenRuns?: number;
 }
 
 /** A run move-parked moved (or, with dryRun, would move). */
@@ -71,6 +76,8 @@ export class DeployClient {
   constructor(
     readonly temporal: Client,
     readonly deploymentName: string,
+    /** The service's task queue, for counting its unversioned runs (status). */
+    private readonly taskQueue?: string,
     private readonly identity = `backup-deploy@${process.pid}`,
   ) {}
 
@@ -121,11 +128,18 @@ export class DeployClient {
       }),
     );
     versions.sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? ''));
+    const unversioned = this.taskQueue
+      ? await this.service.countWorkflowExecutions({
+          namespace: this.namespace,
+          query: `TaskQueue = '${this.taskQueue}' AND ExecutionStatus = 'Running' AND TemporalWorkerDeploymentVersion IS NULL`,
+        })
+      : undefined;
     return {
       deploymentName: this.deploymentName,
       ...(currentBuildId ? { currentBuildId } : {}),
       ...(rampingBuildId ? { rampingBuildId, rampPercentage: routing?.rampingVersionPercentage ?? 0 } : {}),
       versions,
+      ...(unversioned ? { unversionedOpenRuns: Number(unversioned.count ?? 0) } : {}),
     };
   }
 

@@ -115,7 +115,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
       },
     });
     env = await createBackupTestEnv({ temporalAddress: server.address });
-    deploy = new DeployClient(env.backups.temporal, deploymentName);
+    deploy = new DeployClient(env.backups.temporal, deploymentName, env.taskQueue);
     recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
     stopV1 = await env.startWorker(versioned('v1'));
     v2BundlePath = join(inject('runDir'), `workflow-bundle-${deploymentName}-v2.js`);
@@ -165,8 +165,15 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     for (const userId of [users.completed, users.inFlight, users.parked]) {
       expect(new Set(buildsOf((await history(backupWorkflowId(userId))).events ?? []))).toEqual(new Set(['v1']));
     }
-    // Three open runs pinned to v1, as visibility (and so the server's drainage check) sees them.
+    // Three open runs pinned to v1, as visibility (and so the server's drainage check) sees them;
+    // the same runs by the version search attribute, and none without a version.
     await eventually('visibility to count the open v1 runs', async () => ((await deploy.openPinnedRuns('v1')) === 3 ? true : undefined));
+    const byVersion = await env.backups.temporal.workflowService.countWorkflowExecutions({
+      namespace: 'default',
+      query: `TemporalWorkerDeploymentVersion = '${deploymentName}:v1' AND ExecutionStatus = 'Running'`,
+    });
+    expect(Number(byVersion.count)).toBe(3);
+    expect((await deploy.status()).unversionedOpenRuns).toBe(0);
   });
 
   it('version 2 does not replay version 1 backups (a nondeterminism error), but does replay its recoveries', { timeout: STEP_TIMEOUT_MS }, async () => {
