@@ -61,7 +61,7 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .option('--bundle <path>', "the new build's workflow bundle (default: bundle the workflow code of this checkout, which should be the new build's)")
     .option('--workflow-id <id...>', 'only these runs')
     .option('--dry-run', 'replay and report, move nothing')
-    .description("move the open runs pinned to an old build onto a new one: each only if its history replays against the new build's code")
+    .description("move the parked runs (NEEDS_ATTENTION) pinned to an old build onto a new one: each only if its history replays against the new build's code")
     .action((options: { from: string; to: string; bundle?: string; workflowId?: string[]; dryRun?: boolean }, command: Command) =>
       withDeploy(command, async (client) => {
         const code: ReplayCode = options.bundle ? { bundlePath: options.bundle } : { workflowsPath: WORKFLOWS_PATH };

@@ -9,7 +9,9 @@ import {
   DeployVersionIsCurrentError,
   DeployVersionNotDrainedError,
   DeployVersionNotFoundError,
+  RunChangedDuringCheckError,
   RunNotReplayableError,
+  type MoveRefusal,
 } from './deploy-errors';
 
 const GRPC_INVALID_ARGUMENT = 3;
@@ -59,8 +61,8 @@ export interface MoveReport {
   dryRun: boolean;
   /** Replayed against the new version's code and pinned to it (dryRun: would be). */
   moved: MovedRun[];
-  /** Did not replay: left on their version, each with why. */
-  refused: RunNotReplayableError[];
+  /** Left on their version, each with why: it did not replay, or it moved on while checked. */
+  refused: MoveRefusal[];
 }
 
 /** The workflow code of the version runs are moved to: a bundle built ahead, or the entry file to bundle. */
@@ -166,9 +168,19 @@ export class DeployClient {
   }
 
   /**
-   * Moves the open runs pinned to `from` onto `to`, one by one: each run's history is replayed
-   * against `to`'s workflow code first, and only a run that replays is pinned to `to` (a
-   * versioning override); the others stay where they are and are reported. `dryRun` replays only.
+   * The parked runs pinned to a build: backups and recoveries waiting for an operator
+   * (`BackupStatus = 'NEEDS_ATTENTION'`). Nothing moves them on but a retry or an abandon, so their
+   * history stays as it was checked; a run in flight is left to finish where it is.
+   */
+  parkedRunsQuery(buildId: string): string {
+    return `${this.pinnedRunsQuery(buildId)} AND BackupStatus = 'NEEDS_ATTENTION'`;
+  }
+
+  /**
+   * Moves the parked runs pinned to `from` onto `to`, one by one: each run's history is replayed
+   * against `to`'s workflow code first, and only a run that replays, and whose history has not
+   * grown since it was fetched, is pinned to `to` (a versioning override); the others stay where
+   * they are and are reported. `dryRun` replays only.
    */
   async moveParked(options: { from: string; to: string; code: ReplayCode; dataConverter: DataConverter; dryRun?: boolean; workflowIds?: string[] }): Promise<MoveReport> {
     const { from, to } = options;
@@ -176,7 +188,7 @@ export class DeployClient {
     await this.describeVersion(from);
     await this.describeVersion(to);
     const runs: MovedRun[] = [];
-    for await (const run of this.temporal.workflow.list({ query: this.pinnedRunsQuery(from) })) {
+    for await (const run of this.temporal.workflow.list({ query: this.parkedRunsQuery(from) })) {
       if (options.workflowIds && !options.workflowIds.includes(run.workflowId)) continue;
       runs.push({ workflowId: run.workflowId, runId: run.runId, workflowType: run.type });
     }
@@ -199,7 +211,16 @@ export class DeployClient {
         report.refused.push(new RunNotReplayableError(run.workflowId, run.runId, run.workflowType, to, result.error));
         continue;
       }
-      if (!report.dryRun) await this.pin(run, to);
+      if (!report.dryRun) {
+        // A retry between the fetch and now would have added events the check did not see.
+        const checked = histories[index - 1]!.history.events?.length ?? 0;
+        const { workflowExecutionInfo } = await this.service.describeWorkflowExecution({ namespace: this.namespace, execution: { workflowId: run.workflowId, runId: run.runId } });
+        if (Number(workflowExecutionInfo?.historyLength ?? 0) !== checked) {
+          report.refused.push(new RunChangedDuringCheckError(run.workflowId, run.runId, run.workflowType));
+          continue;
+        }
+        await this.pin(run, to);
+      }
       report.moved.push(run);
     }
     return report;

@@ -96,10 +96,25 @@ export class RunNotReplayableError extends Error {
   }
 }
 
-/** `move-parked` moved what it could and names every run it left (each a RunNotReplayableError). */
+/** One run `move-parked` left because it moved on while its history was checked (a retry came in). */
+export class RunChangedDuringCheckError extends Error {
+  override readonly name = 'RunChangedDuringCheckError';
+  constructor(
+    readonly workflowId: string,
+    readonly runId: string,
+    readonly workflowType: string,
+  ) {
+    super(`${workflowType} ${workflowId} (run ${runId}) moved on while its history was checked: it stays on its version; run move-parked again if it is still parked`);
+  }
+}
+
+/** Why move-parked left a run where it was. */
+export type MoveRefusal = RunNotReplayableError | RunChangedDuringCheckError;
+
+/** `move-parked` moved what it could and names every run it left, with why. */
 export class DeployMoveIncompleteError extends Error {
   override readonly name = 'DeployMoveIncompleteError';
-  constructor(readonly refused: RunNotReplayableError[]) {
+  constructor(readonly refused: MoveRefusal[]) {
     super(`${refused.length} run(s) stay on their version:\n${refused.map((error) => `  - ${error.message}`).join('\n')}`);
   }
 }
@@ -114,6 +129,7 @@ export function isDeployCommandError(error: unknown): boolean {
     DeployVersionHasPollersError,
     DeployRefusedError,
     RunNotReplayableError,
+    RunChangedDuringCheckError,
     DeployMoveIncompleteError,
   ].some((type) => error instanceof type);
 }
