@@ -21,5 +21,10 @@ COPY webhook ./webhook
 COPY worker ./worker
 COPY workflows ./workflows
 COPY tsconfig.json ./
+# Worker Versioning: the image has no .git to take the commit from, so its build id comes with it
+# (docker build --build-arg TEMPORAL_BUILD_ID=0.2.0-$(git rev-parse --short=10 HEAD)); a versioned
+# worker without one exits naming TEMPORAL_BUILD_ID (docs/changing-workflows.md).
+ARG TEMPORAL_BUILD_ID=""
+ENV TEMPORAL_BUILD_ID=${TEMPORAL_BUILD_ID}
 USER node
 CMD ["node", "--import", "tsx", "worker/main.ts"]

@@ -95,6 +95,8 @@ async function main(): Promise<void> {
       HOME: process.env.HOME,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: 'bench-rotation',
+      // One build, never a second deployed beside it: unversioned (docs/changing-workflows.md).
+      TEMPORAL_WORKER_VERSIONING: 'off',
       PAYLOAD_CODEC_KEYS: codecKeys,
       SHARE_SEALING_KEYS: `bench-seal-1:${randomBytes(32).toString('base64')}`,
       PORTAL_ENCLAVE_URL: simulatorUrl,

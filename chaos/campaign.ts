@@ -392,6 +392,8 @@ export async function runCampaign(input: CampaignOptionsInput): Promise<Campaign
       HOME: process.env.HOME,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: 'mpc-backup-chaos',
+      // One build, never a second deployed beside it: unversioned (docs/changing-workflows.md).
+      TEMPORAL_WORKER_VERSIONING: 'off',
       PAYLOAD_CODEC_KEYS: codecKeys,
       SHARE_SEALING_KEYS: `chaos-seal-1:${randomBytes(32).toString('base64')}`,
       PORTAL_ENCLAVE_URL: simulator.url,

@@ -12,6 +12,7 @@ import { registerEjectCommand } from './cli-eject';
 import { registerCoverageCommand } from './cli-coverage';
 import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
+import { registerDeployCommands } from './cli-deploy';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -209,6 +210,7 @@ registerDrillCommands(program, withClient);
 registerKeysCommands(program, withClient);
 registerEjectCommand(program);
 registerCoverageCommand(program);
+registerDeployCommands(program, withClient);
 
 /** A `batch` command given arguments that cannot work; the message says which. */
 class BatchArgumentError extends ClientError {

@@ -196,6 +196,8 @@ async function main(): Promise<void> {
     const worker = spawnWorkerProcess('worker', {
       logFile: join(DEV_DIR, 'worker.log'),
       env: {
+        // One build and no second beside it: unversioned unless the shell says on (docs/changing-workflows.md).
+        TEMPORAL_WORKER_VERSIONING: 'off',
         ...process.env,
         ...clientEnv,
         // Only the worker gets this key: the CLI (client.env) sees sealed shares as opaque boxes.

@@ -14,9 +14,10 @@ import { loadConfig } from '../config/load-config';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
+import { toVersioningConfig, versioningEnvProblems, versioningEnvSchema, type WorkerVersioningConfig } from '../config/versioning-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
@@ -42,6 +43,8 @@ const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(se
 
 export interface WorkerConfig {
   temporal: TemporalConfig;
+  /** The Worker Deployment version this worker polls as (TEMPORAL_WORKER_VERSIONING, TEMPORAL_DEPLOYMENT_NAME, TEMPORAL_BUILD_ID). */
+  versioning: WorkerVersioningConfig;
   codecKeys: CodecKeyRing;
   /** The workers' own key ring for sealing shares in history (never given to clients). */
   sealingKeys: KeyRing;
@@ -87,6 +90,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...codecEnvProblems(parsed),
       ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS),
       ...kmsEnvProblems(parsed),
+      ...versioningEnvProblems(parsed),
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
@@ -112,6 +116,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }, kmsPresenceProblems);
   return {
     temporal: toTemporalConfig(e),
+    versioning: toVersioningConfig(e),
     codecKeys: toCodecKeyRing(e),
     sealingKeys: toSealingKeyRing(e),
     // By default only the credentials source's origin, which receives the same header anyway.

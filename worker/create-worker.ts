@@ -136,6 +136,17 @@ export async function createBackupWorker(
       ...createReceiptCheckActivities(deps.receipts),
     },
     dataConverter,
+    ...(config.versioning.enabled
+      ? {
+          // Every workflow is PINNED to the version it started on unless its code says otherwise
+          // (docs/changing-workflows.md): a backup or recovery finishes on the code it began with.
+          workerDeploymentOptions: {
+            useWorkerVersioning: true,
+            version: { deploymentName: config.versioning.deploymentName, buildId: config.versioning.buildId },
+            defaultVersioningBehavior: 'PINNED',
+          },
+        }
+      : {}),
     // Every activity attempt, retry and failure (by error type), whichever activity it is.
     interceptors: { activity: [activityMetricsInterceptor(metrics.activities)] },
     shutdownGraceTime: config.shutdownGraceMs,

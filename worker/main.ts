@@ -44,6 +44,7 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       namespace: config.temporal.namespace,
       address: config.temporal.address,
+      version: config.versioning.enabled ? `${config.versioning.deploymentName}:${config.versioning.buildId}` : 'unversioned',
       metrics: metricsServer?.url,
       temporalMetrics: config.metrics.temporalAddress ? `http://${config.metrics.temporalAddress}/metrics` : undefined,
     },

@@ -176,6 +176,7 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: temporalServer.address,
       TEMPORAL_NAMESPACE: temporalServer.namespace,
       TEMPORAL_TASK_QUEUE: taskQueue,
+      TEMPORAL_WORKER_VERSIONING: 'off',
       PAYLOAD_CODEC_KEYS: keys,
       // The workers' own key, only for this recording: replay never opens sealed shares.
       SHARE_SEALING_KEYS: `replay-seal-1:${randomBytes(32).toString('base64')}`,

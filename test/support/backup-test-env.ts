@@ -88,10 +88,13 @@ export interface BackupTestEnv {
   taskQueue: string;
   workerEnv: NodeJS.ProcessEnv;
   seedUser(prefix?: string): string;
-  /** Starts a worker in this process (default) and returns a stop function. */
-  startWorker(): Promise<() => Promise<void>>;
+  /**
+   * Starts a worker in this process (default) and returns a stop function; `extraEnv` on top of
+   * the env's worker environment (a versioned worker of a build: TEMPORAL_WORKER_VERSIONING=on, …).
+   */
+  startWorker(extraEnv?: NodeJS.ProcessEnv): Promise<() => Promise<void>>;
   /** The same, with the worker's NativeConnection (a backend that runs a worker starts backups eagerly on it). */
-  startWorkerOnConnection(): Promise<{ nativeConnection: NativeConnection; stop: () => Promise<void> }>;
+  startWorkerOnConnection(extraEnv?: NodeJS.ProcessEnv): Promise<{ nativeConnection: NativeConnection; stop: () => Promise<void> }>;
   /** Starts the real worker entry point as a child process, for crash tests. */
   spawnWorker(name: string): ManagedProcess;
   close(): Promise<void>;
@@ -145,6 +148,8 @@ export async function createBackupTestEnv(
     SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
     WORKER_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
     WORKER_SHUTDOWN_GRACE_MS: '2000',
+    // Unversioned unless a test deploys versions itself (test/e2e/worker-deploy.test.ts).
+    TEMPORAL_WORKER_VERSIONING: 'off',
     ...options.workerEnv,
   };
   const config = loadWorkerConfig(workerEnv);
@@ -172,13 +177,14 @@ export async function createBackupTestEnv(
       simulator.state.seedUser(userId);
       return userId;
     },
-    async startWorker() {
-      return (await env.startWorkerOnConnection()).stop;
+    async startWorker(extraEnv) {
+      return (await env.startWorkerOnConnection(extraEnv)).stop;
     },
-    async startWorkerOnConnection() {
-      const nativeConnection = await connectWorker(config);
-      const database = await openDatabase(config);
-      const worker = await createBackupWorker(config, nativeConnection, undefined, database);
+    async startWorkerOnConnection(extraEnv) {
+      const workerConfig = extraEnv ? loadWorkerConfig({ ...workerEnv, ...extraEnv }) : config;
+      const nativeConnection = await connectWorker(workerConfig);
+      const database = await openDatabase(workerConfig);
+      const worker = await createBackupWorker(workerConfig, nativeConnection, undefined, database);
       const running = worker.run();
       let stopping: Promise<void> | undefined;
       const stop = () => (stopping ??= stopOnce());

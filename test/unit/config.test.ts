@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,20 @@ describe('worker configuration', () => {
     expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'mpc-backup' });
     expect(config.portal).toMatchObject({ enclaveUrl: 'https://mpc-client.portalhq.io', storeCipherTextMethod: 'POST' });
     expect(config.kms.provider === 'vault-transit' && config.kms.vault.auth).toEqual({ kind: 'token', token: 'dev-token' });
+  });
+
+  it('runs as a Worker Deployment version: mpc-backup and <package version>-<commit> by default, overridable, switchable off', () => {
+    const commit = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], { encoding: 'utf8' }).trim();
+    expect(loadWorkerConfig(VALID).versioning).toEqual({ enabled: true, deploymentName: 'mpc-backup', buildId: `0.1.0-${commit}` });
+    expect(loadWorkerConfig({ ...VALID, TEMPORAL_DEPLOYMENT_NAME: 'backups-eu', TEMPORAL_BUILD_ID: '0.2.0-3fa9c1e' }).versioning).toEqual({
+      enabled: true,
+      deploymentName: 'backups-eu',
+      buildId: '0.2.0-3fa9c1e',
+    });
+    expect(loadWorkerConfig({ ...VALID, TEMPORAL_WORKER_VERSIONING: 'off' }).versioning).toEqual({ enabled: false });
+    const found = problems({ ...VALID, TEMPORAL_DEPLOYMENT_NAME: 'mpc.backup', TEMPORAL_BUILD_ID: 'v1:x', PAYLOAD_CODEC_KEYS: 'nonsense' }).join('\n');
+    for (const expected of ['TEMPORAL_DEPLOYMENT_NAME', 'TEMPORAL_BUILD_ID', 'PAYLOAD_CODEC_KEYS']) expect(found).toContain(expected);
+    expect(problems({ ...VALID, TEMPORAL_WORKER_VERSIONING: 'maybe' }).join()).toContain('TEMPORAL_WORKER_VERSIONING: must be on or off');
   });
 
   it('KMS_PROVIDER=aws-kms: needs AWS_REGION instead of Vault, and names every AWS problem with the others at once', () => {
