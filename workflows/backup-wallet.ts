@@ -5,7 +5,6 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
-  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -58,25 +57,6 @@ const afterShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, retry: 
 /** A short look at Portal after step 1 failed for good; its failure only leaves a note. */
 const afterStep1Failure = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
 
-/** Patch ids (workflow code changes that add commands; see docs/changing-workflows.md). */
-const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
-/**
- * `BackupStep` is upserted only together with a `BackupStatus` change: operators filter on the
- * status and on where a parked or failed run stopped; a running run's step is in the `progress`
- * query and its pending activity. Saves three billable actions per backup (9 → 6).
- */
-const STEP_ONLY_WITH_STATUS = 'step-attribute-only-with-status';
-/**
- * Steps after shares exist act only on results that carry their receipts (activities/step-receipts.ts):
- * a result completed from outside the workers parks the run at the step that must run again.
- */
-const STEP_RECEIPTS = 'step-receipts';
-/**
- * MARK's own receipt is checked (by a local activity) before the run says COMPLETED: a MARK
- * completed from outside the workers parks the run at MARK instead of closing it unmarked.
- */
-const MARK_RECEIPT = 'mark-receipt';
-
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
 
@@ -105,12 +85,13 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   // RUNNING / MPC_BACKUP).
   const initial = workflowInfo().typedSearchAttributes;
   let published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
-  const stepOnlyWithStatus = patched(STEP_ONLY_WITH_STATUS);
   const publish = (status: BackupStatus, step: BackupProgress['step']) => {
     if (status !== progress.status) countTransition(status, step, progress);
     progress.status = status;
     progress.step = step;
-    if (published.status === status && (published.step === step || stepOnlyWithStatus)) return;
+    // BackupStep changes only with BackupStatus: operators filter on the status and on where a
+    // parked or failed run stopped; a running run's step is in the progress query.
+    if (published.status === status) return;
     published = { status, step };
     upsertSearchAttributes([
       { key: BackupStatusKey, value: status },
@@ -207,19 +188,10 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     }
   };
 
-  /** Runs a step after shares exist; on a permanent failure parks until an operator decides. */
-  const parkable = <T>(step: BackupStep, call: () => Promise<T>): Promise<T> =>
-    timed(step, async () => {
-      for (;;) {
-        const outcome = await attempt(step, call);
-        if ('value' in outcome) return outcome.value;
-        await parkUntilDecided(step, outcome.failure);
-      }
-    });
-
   /**
-   * Like `parkable`, for runs with receipts: when the failure was a refused receipt of an earlier
-   * step, the operator's retry returns that step, to run it again, rather than this one.
+   * Runs a step after shares exist; on a permanent failure parks until an operator decides. When
+   * the failure was a refused receipt of an earlier step, the operator's retry returns that step,
+   * to run it again, rather than this one.
    */
   const parkableOrRedo = (step: BackupStep, call: () => Promise<void>): Promise<BackupStep | undefined> =>
     timed(step, async () => {
@@ -235,14 +207,12 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   const failStep1 = async (recorded: RecordedError, cause: ActivityFailure | undefined): Promise<never> => {
     progress.lastError = recorded;
     let orphans = '';
-    if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
-      // Attempts whose responses were lost may have made pairs at Portal: name them.
-      try {
-        progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
-        if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
-      } catch (scanError) {
-        orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
-      }
+    // Attempts whose responses were lost may have made pairs at Portal: name them.
+    try {
+      progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
+      if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
+    } catch (scanError) {
+      orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
     }
     publish('FAILED', 'MPC_BACKUP');
     throw ApplicationFailure.create({
@@ -269,8 +239,7 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     if (!(error instanceof ActivityFailure)) throw error;
     return failStep1(recordActivityError('MPC_BACKUP', error), error);
   }
-  const receipts = patched(STEP_RECEIPTS);
-  if (receipts && !isStep1Result(backup)) {
+  if (!isStep1Result(backup)) {
     // Not a result of our step 1 (completed from outside, or undecodable): Portal may have made
     // pairs all the same, so it fails like a step 1 that failed, naming what it finds.
     return failStep1(
@@ -283,34 +252,24 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
   progress.orphanedPairIds = backup.orphanedPairIds;
   const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
 
-  if (receipts) {
-    // Each step's result goes on only with its receipt; MARK checks STORE's (and CHECK_CUSTODIAN's).
-    const steps: BackupStep[] = ['ENCRYPT', 'STORE', ...(backup.selfManaged ? (['CHECK_CUSTODIAN'] as const) : []), 'MARK'];
-    let encrypted: EncryptSharesResult | undefined;
-    const results: { store?: unknown; custodian?: unknown } = {};
-    const run = async (step: BackupStep): Promise<void> => {
-      if (step === 'ENCRYPT') encrypted = requireReceipt('ENCRYPT', userId, await afterShares.encryptShares({ userId, ...sharesForStep2 }));
-      else if (step === 'STORE') {
-        const firstCall = progress.attempts.STORE === 1;
-        results.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
-      } else if (step === 'CHECK_CUSTODIAN') results.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
-      else {
-        const marked = await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
-        if (patched(MARK_RECEIPT)) await requireVerifiedReceipt('MARK', pairClaims(userId, pairIds), marked);
-      }
-    };
-    for (let at = 0; at < steps.length; ) {
-      const redo = await parkableOrRedo(steps[at]!, () => run(steps[at]!));
-      at = redo !== undefined && steps.includes(redo) ? steps.indexOf(redo) : at + 1;
+  // Each step's result goes on only with its receipt; MARK checks STORE's (and CHECK_CUSTODIAN's).
+  const steps: BackupStep[] = ['ENCRYPT', 'STORE', ...(backup.selfManaged ? (['CHECK_CUSTODIAN'] as const) : []), 'MARK'];
+  let encrypted: EncryptSharesResult | undefined;
+  const results: { store?: unknown; custodian?: unknown } = {};
+  const run = async (step: BackupStep): Promise<void> => {
+    if (step === 'ENCRYPT') encrypted = requireReceipt('ENCRYPT', userId, await afterShares.encryptShares({ userId, ...sharesForStep2 }));
+    else if (step === 'STORE') {
+      const firstCall = progress.attempts.STORE === 1;
+      results.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
+    } else if (step === 'CHECK_CUSTODIAN') results.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
+    else {
+      const marked = await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
+      await requireVerifiedReceipt('MARK', pairClaims(userId, pairIds), marked);
     }
-  } else {
-    const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
-    await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted, firstCall: progress.attempts.STORE === 1 }));
-    // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
-    // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
-    // adds no command to their replay (no patch needed).
-    if (backup.selfManaged) await parkable('CHECK_CUSTODIAN', () => afterShares.checkCustodianShares({ userId, pairIds }));
-    await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
+  };
+  for (let at = 0; at < steps.length; ) {
+    const redo = await parkableOrRedo(steps[at]!, () => run(steps[at]!));
+    at = redo !== undefined && steps.includes(redo) ? steps.indexOf(redo) : at + 1;
   }
 
   publish('COMPLETED', 'DONE');

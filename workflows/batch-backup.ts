@@ -5,10 +5,9 @@ import {
   ChildWorkflowCancellationType,
   ChildWorkflowFailure,
   condition,
-  continueAsNew,
   log,
+  makeContinueAsNewFunc,
   ParentClosePolicy,
-  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -20,9 +19,9 @@ import type { BackupCheck, BatchActivities } from '../activities/batch/batch-act
 import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
 import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
-import { legacyBatchBackup } from './batch-backup-legacy';
 import { countBatchChildren } from './workflow-metrics';
 import { fetchPageOrPause } from './source-pages';
+import { UPGRADE_ON_CONTINUE_AS_NEW } from './fleet-run';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   BatchIdKey,
@@ -40,7 +39,6 @@ import {
   type BatchProblem,
   type BatchProgress,
   type BatchReport,
-  type LegacyBatchCarriedState,
 } from '../contracts/batch-backup-api';
 
 const sourceActivities = proxyActivities<BatchActivities>({
@@ -49,10 +47,6 @@ const sourceActivities = proxyActivities<BatchActivities>({
 });
 
 
-/** Patch id: a joined backup that parks stays watched, so its later completion is counted (it stayed 'parked'). */
-const WATCH_PARKED_JOINED = 'batch-watch-parked-joined';
-/** Patch id of this version of the batch; runs without its marker take legacyBatchBackup. */
-const BATCH_V2 = 'batch-v2';
 /** After this many child starts in one run, drain and continue as new to keep history bounded. */
 const DEFAULT_STARTS_PER_RUN = 500;
 /** Continue as new at this history length too, whatever the starts (e.g. pages that skip everyone). */
@@ -72,7 +66,6 @@ const JOINED_POLL_MAX_MS = 5 * 60_000;
  * bounded by continue-as-new, and nothing carried grows with the number of wallets.
  */
 export async function batchBackup(input: BatchBackupInput): Promise<BatchReport> {
-  if (!patched(BATCH_V2)) return legacyBatchBackup({ ...input, carried: input.carried as LegacyBatchCarriedState | undefined });
   if (isUnencryptedPayload(input)) throw ApplicationFailure.nonRetryable(UNENCRYPTED_PAYLOAD_MESSAGE, 'UnencryptedPayloadError');
   if (typeof input?.batchId !== 'string' || !input.source || !(input.concurrency >= 1) || !(input.backupsPerMinute > 0)) {
     throw ApplicationFailure.nonRetryable('batch input is malformed: start batches with the project client or CLI', 'BatchOptionsError');
@@ -116,7 +109,7 @@ class BatchRun {
     this.pageSize = input.pageSize ?? 200;
     this.intervalMs = 60_000 / input.backupsPerMinute;
     this.state = carriedState(input);
-    this.list = input.source.kind === 'list' ? input.source.userIds.slice(legacyListIndex(input.carried)) : [];
+    this.list = input.source.kind === 'list' ? [...input.source.userIds] : [];
     this.cancelled = this.state.cancelled ?? false;
     for (const userId of this.state.joined ?? []) {
       this.inFlight.add(userId);
@@ -211,7 +204,7 @@ class BatchRun {
 
   private async continueAsNewNow(): Promise<never> {
     await condition(allHandlersFinished);
-    return continueAsNew<typeof batchBackup>({
+    return makeContinueAsNewFunc<typeof batchBackup>(UPGRADE_ON_CONTINUE_AS_NEW)({
       ...this.input,
       ...this.nextRunSource(),
       carried: {
@@ -262,8 +255,8 @@ class BatchRun {
 
   private parked(userId: string, reason: string): void {
     if (!this.inFlight.delete(userId)) return;
-    // Watching it adds polls: runs recorded before could not (patch).
-    if (this.joined.delete(userId) && patched(WATCH_PARKED_JOINED)) this.watchedParked.add(userId);
+    // A joined backup that parks stays watched, so its later completion is counted.
+    if (this.joined.delete(userId)) this.watchedParked.add(userId);
     this.parkedInThisRun.add(userId);
     this.state.counts.parked += 1;
     countBatchChildren('parked');
@@ -393,41 +386,20 @@ class BatchRun {
   }
 }
 
-/** The state this run starts from: fresh, carried from a v2 run, or converted from a legacy run. */
+/** The state this run starts from: fresh, or carried from the previous run. */
 function carriedState(input: BatchBackupInput): BatchCarriedState {
-  const carried = input.carried;
-  if (carried && 'version' in carried) return carried;
-  const listTotal = input.source.kind === 'list' ? input.source.userIds.length : undefined;
-  if (!carried) {
-    return {
-      version: 2,
-      ...(listTotal !== undefined ? { listTotal } : {}),
-      sourceExhausted: false,
-      pending: [],
-      counts: { started: 0, completed: 0, failed: 0, parked: 0, skipped: 0, joined: 0 },
-      recentProblems: [],
-      startedAt: new Date(Date.now()).toISOString(),
-      paused: false,
-      runs: 1,
-    };
-  }
+  if (input.carried) return input.carried;
   return {
     version: 2,
-    ...(listTotal !== undefined ? { listTotal } : {}),
-    ...(carried.cursor ? { cursor: carried.cursor } : {}),
-    sourceExhausted: carried.sourceExhausted,
-    pending: carried.pending,
-    counts: carried.counts,
-    recentProblems: carried.problems.slice(-MAX_RECENT_PROBLEMS),
-    startedAt: carried.startedAt,
-    paused: carried.paused,
-    runs: carried.runs,
+    ...(input.source.kind === 'list' ? { listTotal: input.source.userIds.length } : {}),
+    sourceExhausted: false,
+    pending: [],
+    counts: { started: 0, completed: 0, failed: 0, parked: 0, skipped: 0, joined: 0 },
+    recentProblems: [],
+    startedAt: new Date(Date.now()).toISOString(),
+    paused: false,
+    runs: 1,
   };
-}
-
-/** A legacy run carried the whole list and an index into it; v2 runs carry only the rest. */
-function legacyListIndex(carried: BatchBackupInput['carried']): number {
-  return carried && !('version' in carried) ? carried.listIndex : 0;
 }
 
 function failureReason(error: unknown): string {

@@ -7,7 +7,6 @@ import {
   isCancellation,
   ParentClosePolicy,
   ChildWorkflowCancellationType,
-  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -53,19 +52,6 @@ const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retr
 const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
 
 /**
- * Patch id: when RECOVER's own look for orphaned signing pairs failed, the run looks again in an
- * activity of its own and reports what it found, or that it could not look (it once said nothing).
- */
-const ORPHAN_SIGNING_RESCAN = 'recovery-orphan-signing-rescan';
-/**
- * Patch id: RECOVER acts only on DECRYPT's receipt and MARK_SIGNING only on HAND_OVER's
- * (activities/step-receipts.ts); a refused hand-over parks, and a retry hands over again.
- */
-const RECOVERY_STEP_RECEIPTS = 'recovery-step-receipts';
-/** MARK_SIGNING's own receipt is checked (by a local activity) before the recovery says COMPLETED. */
-const RECOVERY_MARK_RECEIPT = 'recovery-mark-receipt';
-
-/**
  * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
  * decrypt and rebuild Portal's `/v1/backup` response (sealed to the workers) → `/v1/recover` →
  * hand the new signing shares to the company's backend → mark them STORED_CLIENT → (optionally) a
@@ -77,13 +63,12 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   const run = new RecoveryRun(userId);
   run.registerHandlers();
 
-  const receipts = patched(RECOVERY_STEP_RECEIPTS);
   const found = await run.beforePointOfNoReturn('FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
   run.progress.backupPairIds = found.backupPairIds;
   const decrypt = () => beforeRecover.decryptStoredBackup({ userId, ...found });
-  const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', receipts ? async () => requireReceipt('DECRYPT', userId, await decrypt()) : decrypt);
+  const sealedBackup = await run.beforePointOfNoReturn('DECRYPT', async () => requireReceipt('DECRYPT', userId, await decrypt()));
   const recoverScheduledAt = Date.now();
-  const recoverInput = { userId, sealedBackup, ...(receipts ? { backupPairIds: found.backupPairIds, requireReceipts: true } : {}) };
+  const recoverInput = { userId, sealedBackup, backupPairIds: found.backupPairIds, requireReceipts: true };
   const recovered = await run.beforePointOfNoReturn('RECOVER', () => beforeRecover.recoverAtPortal(recoverInput));
   run.progress.signingPairIds = recovered.signingPairIds;
   run.progress.orphanedSigningPairIds = recovered.orphanedSigningPairIds;
@@ -94,7 +79,7 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   // (who can abandon it), and the run completes.
   return CancellationScope.nonCancellable(async () => {
     let orphanScanError = recovered.orphanScanError;
-    if (orphanScanError !== undefined && patched(ORPHAN_SIGNING_RESCAN)) {
+    if (orphanScanError !== undefined) {
       try {
         run.progress.orphanedSigningPairIds = await noteOnly.findOrphanedSigningPairs({
           userId,
@@ -107,25 +92,20 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
       }
     }
     if (orphanScanError !== undefined) run.progress.orphanScanError = orphanScanError;
-    if (receipts) {
-      let handOver: unknown;
-      const steps = ['HAND_OVER', 'MARK_SIGNING'] as const;
-      const call = async (step: (typeof steps)[number]) => {
-        if (step === 'HAND_OVER') {
-          const result = await afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares });
-          handOver = requireReceipt('HAND_OVER', userId, result).receipt;
-        } else {
-          const marked = await afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds, handOver, requireReceipts: true });
-          if (patched(RECOVERY_MARK_RECEIPT)) await requireVerifiedReceipt('MARK_SIGNING', pairClaims(userId, recovered.signingPairIds), marked);
-        }
-      };
-      for (let at = 0; at < steps.length; ) {
-        const redo = await run.parkableOrRedo(steps[at]!, () => call(steps[at]!));
-        at = redo === 'HAND_OVER' ? 0 : at + 1;
+    let handOver: unknown;
+    const steps = ['HAND_OVER', 'MARK_SIGNING'] as const;
+    const call = async (step: (typeof steps)[number]) => {
+      if (step === 'HAND_OVER') {
+        const result = await afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares });
+        handOver = requireReceipt('HAND_OVER', userId, result).receipt;
+      } else {
+        const marked = await afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds, handOver, requireReceipts: true });
+        await requireVerifiedReceipt('MARK_SIGNING', pairClaims(userId, recovered.signingPairIds), marked);
       }
-    } else {
-      await run.parkable('HAND_OVER', () => afterRecover.handOverSigningShares({ userId, sealedSigningShares: recovered.sealedSigningShares }));
-      await run.parkable('MARK_SIGNING', () => afterRecover.markSigningPairsStored({ userId, signingPairIds: recovered.signingPairIds }));
+    };
+    for (let at = 0; at < steps.length; ) {
+      const redo = await run.parkableOrRedo(steps[at]!, () => call(steps[at]!));
+      at = redo === 'HAND_OVER' ? 0 : at + 1;
     }
 
     let freshBackup: RecoveryResult['freshBackup'];
@@ -292,20 +272,10 @@ class RecoveryRun {
     });
   }
 
-  /** A step after the point of no return: a permanent failure parks until an operator decides. */
-  parkable<T>(step: RecoveryStep, call: () => Promise<T>): Promise<T> {
-    return this.timed(step, async () => {
-      for (;;) {
-        const outcome = await this.attempt(step, call);
-        if ('value' in outcome) return outcome.value;
-        await this.parkUntilDecided(step);
-      }
-    });
-  }
-
   /**
-   * Like `parkable`, for runs with receipts: when the failure was a refused receipt of an earlier
-   * step, the operator's retry returns that step, to run it again, rather than this one.
+   * A step after the point of no return: a permanent failure parks until an operator decides. When
+   * the failure was a refused receipt of an earlier step, the operator's retry returns that step,
+   * to run it again, rather than this one.
    */
   parkableOrRedo(step: RecoveryStep, call: () => Promise<void>): Promise<RecoveryStep | undefined> {
     return this.timed(step, async () => {

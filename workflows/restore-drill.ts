@@ -1,10 +1,9 @@
 import {
   ApplicationFailure,
   condition,
-  continueAsNew,
   log,
+  makeContinueAsNewFunc,
   ParentClosePolicy,
-  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -20,6 +19,7 @@ import { USER_ID_PATTERN } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
 import { MAX_LIST_USER_IDS } from '../contracts/batch-backup-api';
 import { fetchPageOrPause } from './source-pages';
+import { UPGRADE_ON_CONTINUE_AS_NEW } from './fleet-run';
 import { refusedReceipts } from './receipt-checks';
 import {
   DRILL_FAILED_STATUS,
@@ -90,12 +90,6 @@ export async function restoreDrill(input: RestoreDrillInput): Promise<DrillRepor
   }
   return new DrillRun(input).run();
 }
-
-/**
- * Patch id: a verdict counts only with its worker's receipt, checked by a local activity (one that
- * cannot be completed by id): a check completed from outside makes no user "passed".
- */
-const DRILL_VERDICT_RECEIPTS = 'drill-verdict-receipts';
 
 /**
  * One verdict per user of the chunk, each as the worker made it (its receipt verified), else
@@ -184,7 +178,7 @@ class DrillRun {
         userIds: chunk,
         inconclusiveAfterAttempts: this.input.inconclusiveAfterAttempts ?? DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS,
       });
-      const outcomes = patched(DRILL_VERDICT_RECEIPTS) ? await verifiedVerdicts(chunk, returned) : returned;
+      const outcomes = await verifiedVerdicts(chunk, returned);
       this.checksThisRun += 1;
       await Promise.all(outcomes.map((outcome) => this.record(outcome)));
     }
@@ -203,7 +197,7 @@ class DrillRun {
   }
 
   private continueAsNewNow(): Promise<never> {
-    return continueAsNew<typeof restoreDrill>({
+    return makeContinueAsNewFunc<typeof restoreDrill>(UPGRADE_ON_CONTINUE_AS_NEW)({
       ...this.input,
       // A list source travels on with only the ids not yet taken.
       ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),

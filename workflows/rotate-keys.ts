@@ -4,9 +4,8 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  continueAsNew,
   log,
-  patched,
+  makeContinueAsNewFunc,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -17,6 +16,7 @@ import type { RotationCensusActivities } from '../activities/rotation/rotation-c
 import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from '../contracts/step-timeouts';
 import { fetchPageOrPause } from './source-pages';
+import { UPGRADE_ON_CONTINUE_AS_NEW } from './fleet-run';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import {
   addRotationCounts,
@@ -86,12 +86,6 @@ const censusActivities = proxyActivities<RotationCensusActivities>({
   heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
   retry: { initialInterval: '1 second', backoffCoefficient: 1, nonRetryableErrorTypes: ['BatchSourceNotAllowedError', 'UserSourceRefusedError'] },
 });
-
-/**
- * Patch id: before the raise, a census of a store that cannot be listed, and the raise only on the
- * check's receipt (a census, check or rewrap result completed from outside never raises).
- */
-const ROTATION_CENSUS = 'rotation-census-receipts';
 
 /** The batch's own user-source activity: the same allowlist (BATCH_SOURCE_ALLOWED_ORIGINS) applies. */
 const sourceActivities = proxyActivities<BatchActivities>({
@@ -368,20 +362,18 @@ class RotationRun {
     }
     try {
       this.phase = 'CHECKING';
-      const withReceipts = patched(ROTATION_CENSUS);
-      let census: RotationCensus | undefined;
-      if (withReceipts) {
-        // (Over the PostgreSQL store the census answers at once: the check counts the store's rows itself.)
-        if (!this.censusSource) return { ...outcome, reason: 'this rotation started before censuses were kept and its list source is gone: run keys rotate --raise-min-version again' };
-        census = await censusActivities.censusBeforeRaise({
-          rotationId: this.input.rotationId,
-          targetVersion: key.targetVersion,
-          source: this.censusSource,
-          ...(this.input.pageSize ? { pageSize: this.input.pageSize } : {}),
-        });
-        if (census.stale > 0 || census.unreadable > 0) {
-          return { ...outcome, reason: `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})` };
-        }
+      // Before the raise, a census of a store that cannot be listed, and the raise only on the
+      // check's receipt (a census, check or rewrap result completed from outside never raises).
+      // (Over the PostgreSQL store the census answers at once: the check counts the store's rows itself.)
+      if (!this.censusSource) return { ...outcome, reason: 'this rotation started before censuses were kept and its list source is gone: run keys rotate --raise-min-version again' };
+      const census: RotationCensus = await censusActivities.censusBeforeRaise({
+        rotationId: this.input.rotationId,
+        targetVersion: key.targetVersion,
+        source: this.censusSource,
+        ...(this.input.pageSize ? { pageSize: this.input.pageSize } : {}),
+      });
+      if (census.stale > 0 || census.unreadable > 0) {
+        return { ...outcome, reason: `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})` };
       }
       const check = await finishActivities.checkBeforeRaise({
         rotationId: this.input.rotationId,
@@ -389,14 +381,14 @@ class RotationRun {
         rotatedAtMs: Date.parse(key.rotatedAt),
         everyUser: this.input.everyUser === true,
         ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
-        ...(census ? { census: { usersCounted: census.usersCounted, ciphertextsCounted: census.ciphertextsCounted, receipt: census.receipt } } : {}),
+        census: { usersCounted: census.usersCounted, ciphertextsCounted: census.ciphertextsCounted, receipt: census.receipt },
       });
       if (check.reasons.length > 0) return { ...outcome, reason: check.reasons.join('; ') };
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
       const raised = await finishActivities.raiseMinDecryptionVersion({
         rotationId: this.input.rotationId,
         version: key.targetVersion,
-        ...(withReceipts ? { check: check.receipt } : {}),
+        check: check.receipt,
       });
       log.info('key rotation: min_decryption_version raised', { rotationId: this.input.rotationId, minDecryptionVersion: raised.minDecryptionVersion });
       return { requested: true, raised: true, minDecryptionVersion: raised.minDecryptionVersion };
@@ -421,10 +413,10 @@ class RotationRun {
     // A cancel that arrived while draining ends the rotation in this run.
     if (this.state.cancelled) return;
     await condition(allHandlersFinished);
-    await continueAsNew<typeof rotateKeys>({
+    await makeContinueAsNewFunc<typeof rotateKeys>(UPGRADE_ON_CONTINUE_AS_NEW)({
       ...this.input,
       ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),
-      ...(this.censusSource && this.input.raiseMinDecryptionVersion && patched(ROTATION_CENSUS) ? { censusSource: this.censusSource } : {}),
+      ...(this.censusSource && this.input.raiseMinDecryptionVersion ? { censusSource: this.censusSource } : {}),
       carried: { ...this.state, key: this.state.key!, runs: this.state.runs + 1 },
     });
   }
