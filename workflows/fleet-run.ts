@@ -114,7 +114,7 @@ export class FleetControl {
 
   /** Resumes; a page the source refused is asked for again. */
   resume(): void {
-    this.flags.paused = false;
+    if (this.flags.paused !== undefined) this.flags.paused = false;
     delete this.flags.sourceRefused;
   }
 
