@@ -16,7 +16,8 @@ import { toCodecKeyRing } from '../../config/codec-config';
 import { currentRun } from '../../activities/backup/backup-receipts';
 import { createReceiptCheckActivities } from '../../activities/receipt-checks';
 import { StepReceipts } from '../../activities/step-receipts';
-import type { ReceiptClaims, ReceiptStep } from '../../domain/step-receipt';
+import type { BackupActivities } from '../../activities';
+import { pairClaims, type ReceiptClaims, type ReceiptStep } from '../../domain/step-receipt';
 
 export const EventType = temporal.api.enums.v1.EventType;
 
@@ -106,4 +107,41 @@ export function eventMs(event: temporal.api.history.v1.IHistoryEvent): number {
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export const PAIRS = { SECP256K1: 'p1', ED25519: 'p2' };
+type BackupStepName = 'MPC_BACKUP' | 'ENCRYPT' | 'STORE' | 'MARK';
+
+/**
+ * Backup activities that succeed, except: `failStore` permanent failures of STORE first, and the
+ * step `holdAt` waits (in flight) until the test opens the `held` gate (for `holdUser` only, if
+ * given). `calls` lists the steps called, `users` the users whose MPC_BACKUP ran.
+ */
+export function backupActivities(options: { failStore?: number; holdAt?: BackupStepName; held?: ReturnType<typeof gate>; holdUser?: string } = {}) {
+  const calls: string[] = [];
+  const users: string[] = [];
+  let storeFailures = options.failStore ?? 0;
+  const step = async <T>(name: BackupStepName, userId: string, result: () => T): Promise<T> => {
+    calls.push(name);
+    if (options.holdAt === name && (options.holdUser === undefined || options.holdUser === userId)) {
+      options.held!.enter();
+      await options.held!.wait;
+    }
+    return result();
+  };
+  const activities: Partial<BackupActivities> = {
+    mpcBackup: ({ userId }) => {
+      users.push(userId);
+      return step('MPC_BACKUP', userId, () => ({ sealedShares: { keyId: 's1', data: 'sealed' }, pairIds: PAIRS, orphanedPairIds: [] }) as never);
+    },
+    encryptShares: ({ userId }) => step('ENCRYPT', userId, () => ({ ...shapedReceipt('ENCRYPT') }) as never),
+    storeCiphertexts: ({ userId }) =>
+      step('STORE', userId, () => {
+        if (storeFailures-- > 0) throw permanent('CiphertextVerificationError');
+        return shapedReceipt('STORE') as never;
+      }),
+    markPairsStored: ({ userId }) => step('MARK', userId, () => ({ receipt: realReceipt('MARK', pairClaims(userId, PAIRS)) })),
+    findOrphanedPairs: async () => [],
+  };
+  return { activities, calls, users };
 }

@@ -7,13 +7,12 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BackupActivities } from '../../activities';
 import type { RecoveryActivities } from '../../activities/recovery/recovery-activities';
 import { abandonUpdate, BackupStatusKey, progressQuery, retryUpdate } from '../../contracts/backup-wallet-api';
 import { recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { pairClaims } from '../../domain/step-receipt';
 import { backupWorkflowId, recoveryWorkflowId } from '../../domain/user-id';
-import { gate, mockedWorker, permanent, realReceipt, shapedReceipt, testEnvironment, uniqueId, until, type MockedWorker } from './mocked-worker';
+import { backupActivities, gate, mockedWorker, PAIRS, realReceipt, shapedReceipt, testEnvironment, uniqueId, until, type MockedWorker } from './mocked-worker';
 
 let env: TestWorkflowEnvironment;
 const cleanups: (() => unknown)[] = [];
@@ -36,38 +35,6 @@ afterEach(async () => {
 afterAll(async () => {
   await env?.teardown();
 });
-
-const PAIRS = { SECP256K1: 'p1', ED25519: 'p2' };
-type BackupStepName = 'MPC_BACKUP' | 'ENCRYPT' | 'STORE' | 'MARK';
-
-/**
- * Backup activities that succeed, except: `failStore` permanent failures of STORE first, and the
- * step `holdAt` waits (in flight) until the test opens its gate. `calls` lists the steps called.
- */
-function backupActivities(options: { failStore?: number; holdAt?: BackupStepName; held?: ReturnType<typeof gate> } = {}) {
-  const calls: string[] = [];
-  let storeFailures = options.failStore ?? 0;
-  const step = async <T>(name: BackupStepName, result: () => T): Promise<T> => {
-    calls.push(name);
-    if (options.holdAt === name) {
-      options.held!.enter();
-      await options.held!.wait;
-    }
-    return result();
-  };
-  const activities: Partial<BackupActivities> = {
-    mpcBackup: () => step('MPC_BACKUP', () => ({ sealedShares: { keyId: 's1', data: 'sealed' }, pairIds: PAIRS, orphanedPairIds: [] }) as never),
-    encryptShares: () => step('ENCRYPT', () => ({ ...shapedReceipt('ENCRYPT') }) as never),
-    storeCiphertexts: () =>
-      step('STORE', () => {
-        if (storeFailures-- > 0) throw permanent('CiphertextVerificationError');
-        return shapedReceipt('STORE') as never;
-      }),
-    markPairsStored: ({ userId }) => step('MARK', () => ({ receipt: realReceipt('MARK', pairClaims(userId, PAIRS)) })),
-    findOrphanedPairs: async () => [],
-  };
-  return { activities, calls };
-}
 
 async function worker(activities: object, taskQueue?: string): Promise<MockedWorker> {
   const started = await mockedWorker(env, activities, taskQueue);
