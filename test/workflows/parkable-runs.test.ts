@@ -160,28 +160,28 @@ function recoveryActivities(holdAt: RecoveryStepName, held: ReturnType<typeof ga
   return { activities, calls };
 }
 
+/** Starts a recovery whose `step` stays in flight, and cancels the run once it is there. */
+async function recoveryCancelledAt(step: RecoveryStepName) {
+  const hold = held();
+  const { activities, calls } = recoveryActivities(step, hold);
+  const { taskQueue } = await worker(activities);
+  const userId = uniqueId(`rcancel-${step.toLowerCase()}`);
+  const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: recoveryWorkflowId(userId), args: [{ userId, freshBackup: false }] });
+  await hold.entered;
+  await handle.cancel();
+  return { handle, calls, hold };
+}
+
 describe('a recovery cancelled during each step (mocked activities)', () => {
   it.each(['FIND_BACKUP', 'DECRYPT', 'RECOVER'] as const)('before the point of no return (%s): the run ends CANCELLED there', async (step) => {
-    const hold = held();
-    const { activities, calls } = recoveryActivities(step, hold);
-    const { taskQueue } = await worker(activities);
-    const userId = uniqueId(`rcancel-${step.toLowerCase()}`);
-    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: recoveryWorkflowId(userId), args: [{ userId, freshBackup: false }] });
-    await hold.entered;
-    await handle.cancel();
+    const { handle, calls } = await recoveryCancelledAt(step);
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(await handle.query(recoveryProgressQuery)).toMatchObject({ status: 'CANCELLED', step });
     expect(calls.at(-1)).toBe(step);
   });
 
   it.each(['HAND_OVER', 'MARK_SIGNING'] as const)('after it (%s): the cancel cannot cut the run short, and it completes', async (step) => {
-    const hold = held();
-    const { activities, calls } = recoveryActivities(step, hold);
-    const { taskQueue } = await worker(activities);
-    const userId = uniqueId(`rcancel-${step.toLowerCase()}`);
-    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: recoveryWorkflowId(userId), args: [{ userId, freshBackup: false }] });
-    await hold.entered;
-    await handle.cancel();
+    const { handle, calls, hold } = await recoveryCancelledAt(step);
     hold.open();
     expect(await handle.result()).toMatchObject({ status: 'COMPLETED', signingPairIds: SIGNING });
     expect(calls).toEqual(['FIND_BACKUP', 'DECRYPT', 'RECOVER', 'HAND_OVER', 'MARK_SIGNING']);
