@@ -86,7 +86,7 @@ class BatchRun {
     this.state = carriedState(input);
     this.control = new FleetControl(this.state);
     this.source = new UserSource(input.source, input.pageSize ?? DEFAULT_PAGE_SIZE, this.state, this.control, 'batch');
-    this.pacer = new Pacer(60_000 / input.backupsPerMinute);
+    this.pacer = new Pacer(input.backupsPerMinute);
     for (const userId of this.state.joined ?? []) {
       this.inFlight.add(userId);
       this.joined.add(userId);

@@ -53,11 +53,15 @@ export function nextStartAfter(nextStartAt: number, now: number, users: number, 
 }
 
 export class Pacer {
+  private readonly intervalMs: number;
+
   constructor(
-    private readonly intervalMs: number,
+    usersPerMinute: number,
     /** When the next start may go out (workflow time, ms). */
     public nextStartAt = Date.now(),
-  ) {}
+  ) {
+    this.intervalMs = 60_000 / usersPerMinute;
+  }
 
   /**
    * Waits for the slot of the next `users` starts and takes it; false when `interrupted` came first

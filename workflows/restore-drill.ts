@@ -106,7 +106,7 @@ class DrillRun {
     // A drill pauses only when its source refuses a page.
     this.control = new FleetControl(this.state);
     this.source = new UserSource(input.source, pageSize, this.state, this.control, 'restore drill');
-    this.pacer = new Pacer(60_000 / input.usersPerMinute, this.state.nextCheckAt);
+    this.pacer = new Pacer(input.usersPerMinute, this.state.nextCheckAt);
     setHandler(drillReportQuery, () => this.report(this.control.paused ? 'PAUSED' : 'RUNNING'));
     const resume = () => {
       this.control.resume();

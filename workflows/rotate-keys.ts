@@ -101,7 +101,7 @@ class RotationRun {
     this.state = input.carried ?? initialState(input);
     this.control = new FleetControl(this.state);
     this.source = new UserSource(input.source, input.pageSize ?? DEFAULT_PAGE_SIZE, this.state, this.control, 'key rotation');
-    this.pacer = new Pacer(60_000 / input.usersPerMinute);
+    this.pacer = new Pacer(input.usersPerMinute);
     // The whole source, for the census: a list source travels on with only the ids not taken yet.
     // Only a continued run takes it from its input: a first run's is its own source (a starter cannot narrow the census).
     this.censusSource = !input.carried ? input.source : (input.censusSource ?? (input.source.kind === 'list' ? undefined : input.source));
