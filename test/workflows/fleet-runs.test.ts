@@ -132,6 +132,25 @@ describe('batchBackup (mocked backup activities)', () => {
     expect(await updatesAndStarts(handle)).toEqual(['start', 'pause', 'resume', 'start', 'start']);
   });
 
+  it('a batch paused under one worker is resumed and finished by a new one (the run is replayed from history first)', async () => {
+    const users = [uniqueId('wr-0'), uniqueId('wr-1')];
+    const before = await mockedWorker(env, backupActivities().activities);
+    stops.push(() => before.stop());
+    const handle = await startBatch(before.taskQueue, batchInput(users, { concurrency: 1 }));
+    await handle.executeUpdate(pauseBatchUpdate);
+    const paused = await until('the children started before the pause to finish', async () => {
+      const progress = await handle.query(batchProgressQuery);
+      return progress.inFlight === 0 ? progress : undefined;
+    });
+    await before.stop();
+    const after = backupActivities();
+    const again = await mockedWorker(env, after.activities, before.taskQueue);
+    stops.push(() => again.stop());
+    expect((await handle.executeUpdate(resumeBatchUpdate)).counts).toEqual(paused.counts);
+    expect(((await handle.result()) as BatchReport).counts).toMatchObject({ started: 2, completed: 2 });
+    expect(after.users).toEqual(users.slice(paused.counts.started));
+  });
+
   it.each(['the cancel update', 'a Temporal cancel'])('%s: no new start, the backup in flight finishes, and the report is the result', async (how) => {
     const hold = held();
     const users = [uniqueId('cancel-0'), uniqueId('cancel-1'), uniqueId('cancel-2')];
