@@ -321,6 +321,23 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     expect(mocks.rewrapped.flat()).toEqual(users);
   });
 
+  it('a user deferred (its backup was running) travels across continue-as-new and is rewrapped when looked at again', async () => {
+    const user = uniqueId('deferred');
+    let visits = 0;
+    const taskQueue = await worker({
+      ...rotationActivities().activities,
+      rewrapUsers: async ({ userIds }: { userIds: string[] }) =>
+        visits++ === 0
+          ? { counts: { ...emptyRotationCounts(), usersDeferred: 1 }, failures: [], deferred: userIds }
+          : { counts: { ...emptyRotationCounts(), usersVisited: userIds.length }, failures: [], deferred: [] },
+    });
+    const input = rotationInput([user], { activitiesPerRun: 1, deferredRecheckMs: 50 });
+    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const report = (await handle.result()) as RotationReport;
+    expect(report).toMatchObject({ status: 'COMPLETED', runs: 2, deferredCount: 0, counts: { usersVisited: 1 } });
+    expect(visits).toBe(2);
+  });
+
   it('a cancel while a rewrap is in flight: that rewrap finishes, nothing new starts, the report is the result', async () => {
     const hold = held();
     const mocks = rotationActivities(hold);
