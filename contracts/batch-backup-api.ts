@@ -35,7 +35,7 @@ export interface BatchBackupInput {
   /** History length at which a run drains and continues as new, whatever its starts (default 10,000). */
   maxHistoryEventsPerRun?: number;
   /** Carried across continue-as-new; absent on the first run. */
-  carried?: BatchCarriedState | LegacyBatchCarriedState;
+  carried?: BatchCarriedState;
 }
 
 export interface BatchProblem {
@@ -130,21 +130,4 @@ export const BatchIdKey = defineSearchAttributeKey('BatchId', SearchAttributeTyp
 
 export function batchWorkflowId(batchId: string): string {
   return `batch-${batchId}`;
-}
-
-/** The input and carried state of batches started before the `batch-v2` patch. */
-export interface LegacyBatchBackupInput extends Omit<BatchBackupInput, 'carried'> {
-  carried?: LegacyBatchCarriedState;
-}
-
-export interface LegacyBatchCarriedState {
-  listIndex: number;
-  cursor?: string;
-  sourceExhausted: boolean;
-  pending: string[];
-  counts: BatchCounts;
-  problems: BatchProblem[];
-  startedAt: string;
-  paused: boolean;
-  runs: number;
 }

@@ -1,53 +1,16 @@
-import {
-  ActivityFailure,
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  getExternalWorkflowHandle,
-  isCancellation,
-  patched,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities, EncryptSharesResult, MpcBackupResult } from '../activities';
-import type {
-  BackupPairIds,
-  BackupShares,
-  BackupProgress,
-  BackupResult,
-  BackupStatus,
-  BackupStep,
-  RecordedError,
-} from '../domain/backup-types';
+import type { BackupPairIds, BackupShares, BackupProgress, BackupResult, BackupStatus, BackupStep, RecordedError } from '../domain/backup-types';
 import { BACKUP_STEPS } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
-import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
-import {
-  ABANDONED_ERROR_TYPE,
-  abandonUpdate,
-  BackupStatusKey,
-  BackupStepKey,
-  progressQuery,
-  retryUpdate,
-  type BackupWalletInput,
-  type RetryRequest,
-} from '../contracts/backup-wallet-api';
+import { ABANDONED_ERROR_TYPE, abandonUpdate, progressQuery, retryUpdate, type BackupWalletInput } from '../contracts/backup-wallet-api';
 import { childParkedSignal } from '../contracts/batch-backup-api';
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { countBackupFinished, countBackupParked, countBackupStarted, recordStepDuration } from './workflow-metrics';
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from '../contracts/step-timeouts';
-import {
-  activityErrorMessage,
-  recordActivityError,
-  redoStepOfFailure,
-  requireReceipt,
-  StepResultRefused,
-  userIdFromInput,
-  type OperatorDecision,
-} from './run-helpers';
+import { activityErrorMessage, requireReceipt, userIdFromInput } from './run-helpers';
+import { ParkableRun } from './parkable-run';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
 const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -57,25 +20,6 @@ const afterShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, retry: 
 
 /** A short look at Portal after step 1 failed for good; its failure only leaves a note. */
 const afterStep1Failure = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
-
-/** Patch ids (workflow code changes that add commands; see docs/changing-workflows.md). */
-const ORPHAN_SCAN_ON_STEP1_FAILURE = 'orphan-scan-on-step1-failure';
-/**
- * `BackupStep` is upserted only together with a `BackupStatus` change: operators filter on the
- * status and on where a parked or failed run stopped; a running run's step is in the `progress`
- * query and its pending activity. Saves three billable actions per backup (9 → 6).
- */
-const STEP_ONLY_WITH_STATUS = 'step-attribute-only-with-status';
-/**
- * Steps after shares exist act only on results that carry their receipts (activities/step-receipts.ts):
- * a result completed from outside the workers parks the run at the step that must run again.
- */
-const STEP_RECEIPTS = 'step-receipts';
-/**
- * MARK's own receipt is checked (by a local activity) before the run says COMPLETED: a MARK
- * completed from outside the workers parks the run at MARK instead of closing it unmarked.
- */
-const MARK_RECEIPT = 'mark-receipt';
 
 /** Step 1's result; runs started before shares were sealed recorded plaintext `shares` instead. */
 type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedPairIds: string[]; orphanScanError?: string };
@@ -87,233 +31,27 @@ type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedP
  */
 export async function backupWallet(input: BackupWalletInput): Promise<BackupResult> {
   const userId = userIdFromInput(input);
-
-  const startedAt = Date.now();
-  const stepDurationsMs: Partial<Record<BackupStep, number>> = {};
-  const progress: BackupProgress = {
-    userId,
-    status: 'RUNNING',
-    step: 'MPC_BACKUP',
-    attempts: {},
-    orphanedPairIds: [],
-    startedAt: new Date(startedAt).toISOString(),
-  };
-  let decision: OperatorDecision | undefined;
-
-  // Each upsert is a history event, a visibility write and a billable action: skip the ones that
-  // change nothing an operator filters on (a run started by our client or batch already carries
-  // RUNNING / MPC_BACKUP).
-  const initial = workflowInfo().typedSearchAttributes;
-  let published = { status: initial.get(BackupStatusKey), step: initial.get(BackupStepKey) };
-  const stepOnlyWithStatus = patched(STEP_ONLY_WITH_STATUS);
-  const publish = (status: BackupStatus, step: BackupProgress['step']) => {
-    if (status !== progress.status) countTransition(status, step, progress);
-    progress.status = status;
-    progress.step = step;
-    if (published.status === status && (published.step === step || stepOnlyWithStatus)) return;
-    published = { status, step };
-    upsertSearchAttributes([
-      { key: BackupStatusKey, value: status },
-      { key: BackupStepKey, value: step },
-    ]);
-  };
-
-  setHandler(progressQuery, () => progress);
-  setHandler(
-    retryUpdate,
-    async (_request: RetryRequest) => {
-      decision = { kind: 'retry' };
-      await condition(() => progress.status !== 'NEEDS_ATTENTION');
-      return progress;
-    },
-    {
-      validator: (request: RetryRequest) => {
-        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
-        requireParked(progress, decision);
-      },
-    },
-  );
-  setHandler(
-    abandonUpdate,
-    async (request) => {
-      decision = { kind: 'abandon', reason: request.reason.trim() };
-      await condition(() => progress.status !== 'NEEDS_ATTENTION');
-      return progress;
-    },
-    {
-      validator: (request) => {
-        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
-        requireParked(progress, decision);
-        if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
-          throw new Error('abandon needs a reason of 1 to 1000 characters');
-        }
-      },
-    },
-  );
-
-  const timed = async <T>(step: BackupStep, body: () => Promise<T>): Promise<T> => {
-    const stepStart = Date.now();
-    let outcome: 'ok' | 'error' = 'error';
-    try {
-      const result = await body();
-      outcome = 'ok';
-      return result;
-    } finally {
-      stepDurationsMs[step] = (stepDurationsMs[step] ?? 0) + (Date.now() - stepStart);
-      recordStepDuration(step, outcome, Date.now() - stepStart);
-    }
-  };
-
-  /** Parks at `step` with `error` until an operator decides: returns on retry, ends the run on abandon. */
-  const parkUntilDecided = async (step: BackupStep, error: RecordedError): Promise<void> => {
-    progress.lastError = error;
-    decision = undefined;
-    publish('NEEDS_ATTENTION', step);
-    await tellParentWeParked(userId, progress.lastError);
-    try {
-      await condition(() => decision !== undefined);
-    } catch (waitError) {
-      if (isCancellation(waitError)) publish('CANCELLED', step);
-      throw waitError;
-    }
-    const chosen = decision as OperatorDecision | undefined;
-    if (chosen?.kind === 'abandon') {
-      publish('ABANDONED', step);
-      // Let the abandon update return its answer before the run closes.
-      await condition(allHandlersFinished);
-      throw ApplicationFailure.nonRetryable(`backup abandoned by an operator at step ${step}: ${chosen.reason}`, ABANDONED_ERROR_TYPE);
-    }
-  };
-
-  /**
-   * One call of a step after shares exist: its value, or its failure as recorded (with the step a
-   * refused receipt says to run again). A cancellation is published and rethrown.
-   */
-  const attempt = async <T>(step: BackupStep, call: () => Promise<T>): Promise<{ value: T } | { failure: RecordedError; redo?: BackupStep }> => {
-    publish('RUNNING', step);
-    progress.attempts[step] = (progress.attempts[step] ?? 0) + 1;
-    try {
-      return { value: await call() };
-    } catch (error) {
-      if (isCancellation(error)) {
-        // An operator cancelled the run (Web UI or API): say so rather than parking.
-        publish('CANCELLED', step);
-        throw error;
-      }
-      if (error instanceof StepResultRefused) return { failure: { ...error.recorded, step } };
-      if (!(error instanceof ActivityFailure)) throw error;
-      const redo = redoStepOfFailure(error);
-      return { failure: recordActivityError(step, error), ...(isBackupStep(redo) ? { redo } : {}) };
-    }
-  };
-
-  /** Runs a step after shares exist; on a permanent failure parks until an operator decides. */
-  const parkable = <T>(step: BackupStep, call: () => Promise<T>): Promise<T> =>
-    timed(step, async () => {
-      for (;;) {
-        const outcome = await attempt(step, call);
-        if ('value' in outcome) return outcome.value;
-        await parkUntilDecided(step, outcome.failure);
-      }
-    });
-
-  /**
-   * Like `parkable`, for runs with receipts: when the failure was a refused receipt of an earlier
-   * step, the operator's retry returns that step, to run it again, rather than this one.
-   */
-  const parkableOrRedo = (step: BackupStep, call: () => Promise<void>): Promise<BackupStep | undefined> =>
-    timed(step, async () => {
-      for (;;) {
-        const outcome = await attempt(step, call);
-        if ('value' in outcome) return undefined;
-        await parkUntilDecided(step, outcome.failure);
-        if (outcome.redo !== undefined && outcome.redo !== step) return outcome.redo;
-      }
-    });
-
-  /** Step 1 failed for good (or its result is not ours): name the pairs Portal made anyway, and fail the run. */
-  const failStep1 = async (recorded: RecordedError, cause: ActivityFailure | undefined): Promise<never> => {
-    progress.lastError = recorded;
-    let orphans = '';
-    if (patched(ORPHAN_SCAN_ON_STEP1_FAILURE)) {
-      // Attempts whose responses were lost may have made pairs at Portal: name them.
-      try {
-        progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId, sinceMs: step1ScheduledAt });
-        if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
-      } catch (scanError) {
-        orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
-      }
-    }
-    publish('FAILED', 'MPC_BACKUP');
-    throw ApplicationFailure.create({
-      type: recorded.type,
-      message: `backup of user ${userId} could not start: ${recorded.message}${orphans}`,
-      nonRetryable: true,
-      ...(cause ? { cause } : {}),
-    });
-  };
-
+  const run = backupRun(userId);
   countBackupStarted();
   // Step 1: a permanent error (unknown user, revoked key) fails the run before anything exists.
-  publish('RUNNING', 'MPC_BACKUP');
-  progress.attempts.MPC_BACKUP = 1;
   const step1ScheduledAt = Date.now();
-  let backup: Step1Result;
-  try {
-    backup = await timed('MPC_BACKUP', () => beforeShares.mpcBackup({ userId }));
-  } catch (error) {
-    if (isCancellation(error)) {
-      publish('CANCELLED', 'MPC_BACKUP');
-      throw error;
-    }
-    if (!(error instanceof ActivityFailure)) throw error;
-    return failStep1(recordActivityError('MPC_BACKUP', error), error);
-  }
-  const receipts = patched(STEP_RECEIPTS);
-  if (receipts && !isStep1Result(backup)) {
+  const step1 = await run.once('MPC_BACKUP', () => beforeShares.mpcBackup({ userId }));
+  if (!('value' in step1)) return failStep1(run, step1.failure, step1.cause, step1ScheduledAt);
+  const backup: Step1Result = step1.value;
+  if (!isStep1Result(backup)) {
     // Not a result of our step 1 (completed from outside, or undecodable): Portal may have made
     // pairs all the same, so it fails like a step 1 that failed, naming what it finds.
-    return failStep1(
-      { step: 'MPC_BACKUP', type: 'StepResultInvalidError', message: 'the MPC_BACKUP step\'s result is not one a worker makes', at: new Date(Date.now()).toISOString() },
-      undefined,
-    );
+    const refused = { step: 'MPC_BACKUP' as const, type: 'StepResultInvalidError', message: "the MPC_BACKUP step's result is not one a worker makes", at: new Date(Date.now()).toISOString() };
+    return failStep1(run, refused, undefined, step1ScheduledAt);
   }
   const pairIds = backup.pairIds ?? pairIdsOf(backup.shares!);
-  progress.pairIds = pairIds;
-  progress.orphanedPairIds = backup.orphanedPairIds;
-  const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
+  run.progress.pairIds = pairIds;
+  run.progress.orphanedPairIds = backup.orphanedPairIds;
+  // Each step's result goes on only with its receipt; MARK checks STORE's (and CHECK_CUSTODIAN's).
+  const steps: BackupStep[] = ['ENCRYPT', 'STORE', ...(backup.selfManaged ? (['CHECK_CUSTODIAN'] as const) : []), 'MARK'];
+  await run.parkableSteps(steps, stepsAfterShares(run, backup, pairIds));
 
-  if (receipts) {
-    // Each step's result goes on only with its receipt; MARK checks STORE's (and CHECK_CUSTODIAN's).
-    const steps: BackupStep[] = ['ENCRYPT', 'STORE', ...(backup.selfManaged ? (['CHECK_CUSTODIAN'] as const) : []), 'MARK'];
-    let encrypted: EncryptSharesResult | undefined;
-    const results: { store?: unknown; custodian?: unknown } = {};
-    const run = async (step: BackupStep): Promise<void> => {
-      if (step === 'ENCRYPT') encrypted = requireReceipt('ENCRYPT', userId, await afterShares.encryptShares({ userId, ...sharesForStep2 }));
-      else if (step === 'STORE') {
-        const firstCall = progress.attempts.STORE === 1;
-        results.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
-      } else if (step === 'CHECK_CUSTODIAN') results.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
-      else {
-        const marked = await afterShares.markPairsStored({ userId, pairIds, receipts: { store: results.store, custodian: results.custodian }, requireReceipts: true });
-        if (patched(MARK_RECEIPT)) await requireVerifiedReceipt('MARK', pairClaims(userId, pairIds), marked);
-      }
-    };
-    for (let at = 0; at < steps.length; ) {
-      const redo = await parkableOrRedo(steps[at]!, () => run(steps[at]!));
-      at = redo !== undefined && steps.includes(redo) ? steps.indexOf(redo) : at + 1;
-    }
-  } else {
-    const encrypted = await parkable('ENCRYPT', () => afterShares.encryptShares({ userId, ...sharesForStep2 }));
-    await parkable('STORE', () => afterShares.storeCiphertexts({ userId, encrypted, firstCall: progress.attempts.STORE === 1 }));
-    // Self-Managed: never mark a pair whose custodian half the company does not hold. Only runs whose
-    // step-1 result says selfManaged take this branch; no run recorded before it existed does, so it
-    // adds no command to their replay (no patch needed).
-    if (backup.selfManaged) await parkable('CHECK_CUSTODIAN', () => afterShares.checkCustodianShares({ userId, pairIds }));
-    await parkable('MARK', () => afterShares.markPairsStored({ userId, pairIds }));
-  }
-
-  publish('COMPLETED', 'DONE');
+  run.publish('COMPLETED', 'DONE');
   await condition(allHandlersFinished);
   return {
     userId,
@@ -321,10 +59,70 @@ export async function backupWallet(input: BackupWalletInput): Promise<BackupResu
     pairIds,
     orphanedPairIds: backup.orphanedPairIds,
     ...(backup.orphanScanError ? { orphanScanError: backup.orphanScanError } : {}),
-    stepDurationsMs,
-    startedAt: progress.startedAt,
+    stepDurationsMs: run.stepDurationsMs,
+    startedAt: run.progress.startedAt,
     completedAt: new Date(Date.now()).toISOString(),
   };
+}
+
+type BackupRun = ParkableRun<BackupStep, BackupProgress>;
+
+function backupRun(userId: string): BackupRun {
+  return new ParkableRun<BackupStep, BackupProgress>({
+    progress: { userId, status: 'RUNNING', step: 'MPC_BACKUP', attempts: {}, orphanedPairIds: [], startedAt: new Date(Date.now()).toISOString() },
+    noun: 'backup',
+    query: progressQuery,
+    retryUpdate,
+    abandonUpdate,
+    // BackupStep changes only with BackupStatus: operators filter on the status and on where a
+    // parked or failed run stopped; a running run's step is in the progress query.
+    publishStepAlone: false,
+    isRedoStep: isBackupStep,
+    abandoned: (step, reason) => ApplicationFailure.nonRetryable(`backup abandoned by an operator at step ${step}: ${reason}`, ABANDONED_ERROR_TYPE),
+    onStatusChange: countTransition,
+    onStepTimed: recordStepDuration,
+    onParked: (error) => tellParentWeParked(userId, error),
+  });
+}
+
+/** The calls of the steps after shares exist; each result goes on only with its receipt. */
+function stepsAfterShares(run: BackupRun, backup: Step1Result, pairIds: BackupPairIds): (step: BackupStep) => Promise<void> {
+  const userId = run.progress.userId;
+  const sharesForStep2 = backup.sealedShares ? { sealedShares: backup.sealedShares } : { shares: backup.shares! };
+  let encrypted: EncryptSharesResult | undefined;
+  const receipts: { store?: unknown; custodian?: unknown } = {};
+  return async (step) => {
+    if (step === 'ENCRYPT') encrypted = requireReceipt('ENCRYPT', userId, await afterShares.encryptShares({ userId, ...sharesForStep2 }));
+    else if (step === 'STORE') {
+      const firstCall = run.progress.attempts.STORE === 1;
+      receipts.store = requireReceipt('STORE', userId, await afterShares.storeCiphertexts({ userId, encrypted: encrypted!, firstCall, requireReceipts: true })).receipt;
+    } else if (step === 'CHECK_CUSTODIAN') receipts.custodian = requireReceipt('CHECK_CUSTODIAN', userId, await afterShares.checkCustodianShares({ userId, pairIds })).receipt;
+    else {
+      const marked = await afterShares.markPairsStored({ userId, pairIds, receipts, requireReceipts: true });
+      await requireVerifiedReceipt('MARK', pairClaims(userId, pairIds), marked);
+    }
+  };
+}
+
+/** Step 1 failed for good (or its result is not ours): name the pairs Portal made anyway, and fail the run. */
+async function failStep1(run: BackupRun, recorded: RecordedError, cause: ActivityFailure | undefined, sinceMs: number): Promise<never> {
+  const { progress } = run;
+  progress.lastError = recorded;
+  let orphans = '';
+  // Attempts whose responses were lost may have made pairs at Portal: name them.
+  try {
+    progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId: progress.userId, sinceMs });
+    if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
+  } catch (scanError) {
+    orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
+  }
+  run.publish('FAILED', 'MPC_BACKUP');
+  throw ApplicationFailure.create({
+    type: recorded.type,
+    message: `backup of user ${progress.userId} could not start: ${recorded.message}${orphans}`,
+    nonRetryable: true,
+    ...(cause ? { cause } : {}),
+  });
 }
 
 /** Metrics of a status change (no command: see workflow-metrics.ts). `progress` still holds the previous status. */
@@ -364,15 +162,3 @@ function isBackupStep(step: string | undefined): step is BackupStep {
 function pairIdsOf(shares: BackupShares): BackupPairIds {
   return Object.fromEntries(CURVES.map((curve) => [curve, shares[curve].id])) as BackupPairIds;
 }
-
-function requireParked(progress: BackupProgress, decision: OperatorDecision | undefined): void {
-  if (progress.status !== 'NEEDS_ATTENTION') {
-    throw new Error(`the backup of user ${progress.userId} is ${progress.status}, not NEEDS_ATTENTION`);
-  }
-  // Both updates can arrive in one workflow task, before the run leaves NEEDS_ATTENTION: the
-  // first decision wins and the other is refused, never both accepted.
-  if (decision !== undefined) {
-    throw new Error(`the backup of user ${progress.userId} already has an operator decision (${decision.kind}) being carried out`);
-  }
-}
-

@@ -1,7 +1,6 @@
 /**
  * Receipts the workflow checks itself (activities/receipt-checks.ts), through a local activity:
- * one that cannot be completed by id from outside. Each check adds a marker to history, so a run
- * takes this path only under its patch (see docs/changing-workflows.md).
+ * one that cannot be completed by id from outside. Each check adds a marker to history.
  */
 import { proxyLocalActivities } from '@temporalio/workflow';
 import type { ReceiptCheck, ReceiptCheckActivities } from '../activities/receipt-checks';

@@ -1,25 +1,10 @@
-import {
-  ApplicationFailure,
-  condition,
-  continueAsNew,
-  log,
-  ParentClosePolicy,
-  patched,
-  proxyActivities,
-  setHandler,
-  sleep,
-  startChild,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, condition, log, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { BatchActivities } from '../activities/batch/batch-activities';
 import type { DrillActivities } from '../activities/drill/drill-activities';
-import { PERMANENT_ERROR_TYPES } from '../domain/errors';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
-import { USER_ID_PATTERN } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
-import { MAX_LIST_USER_IDS } from '../contracts/batch-backup-api';
-import { fetchPageOrPause } from './source-pages';
+import { DRILL_CHECK_OPTIONS } from '../contracts/fleet-timeouts';
+import { continueAsNewUpgrading, FleetControl, listTooLong, Pacer, pushBounded, shouldContinueAsNew, UserSource } from './fleet-run';
 import { refusedReceipts } from './receipt-checks';
 import {
   DRILL_FAILED_STATUS,
@@ -38,36 +23,15 @@ import {
   type RestoreDrillInput,
 } from '../contracts/restore-drill-api';
 
-/** Timing, named once. */
 const DEFAULT_PAGE_SIZE = 100;
 const DEFAULT_CHECKS_PER_RUN = 200;
-const MAX_HISTORY_EVENTS_PER_RUN = 10_000;
 /** About 25 minutes of retries (1 s doubling to 1 min) before a user that cannot be checked is reported inconclusive. */
 const DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS = 30;
 /** A check activity covers about this many seconds of the pace, so load comes in small steps, not one burst per page. */
 const CHECK_WINDOW_SECONDS = 10;
-const MIN_PACING_SLEEP_MS = 20;
-/** After a slow check (retries), the pace catches up by at most this much, not by a burst of the whole delay. */
-const MAX_CATCH_UP_MS = 5_000;
 
 /** One look per user at Portal, the store and Vault; transient errors retry (never reported as failures). */
-const checks = proxyActivities<DrillActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    // maximumAttempts unset: the activity itself reports users inconclusive after inconclusiveAfterAttempts.
-    nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES],
-  },
-});
-
-/** The batch's own page fetch (it enforces BATCH_SOURCE_ALLOWED_ORIGINS). */
-const sourceActivities = proxyActivities<BatchActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceNotAllowedError'] },
-});
+const checks = proxyActivities<DrillActivities>(DRILL_CHECK_OPTIONS);
 
 /**
  * The restore drill: for every user of the source, checks that the newest completed backup could
@@ -82,20 +46,10 @@ export async function restoreDrill(input: RestoreDrillInput): Promise<DrillRepor
   if (!input?.source || !(input.usersPerMinute > 0) || (input.source.kind === 'list' && !Array.isArray(input.source.userIds))) {
     throw ApplicationFailure.nonRetryable('drill input is malformed: start drills with the project client or CLI', 'DrillOptionsError');
   }
-  if (input.source.kind === 'list' && input.source.userIds.length > MAX_LIST_USER_IDS && !input.carried) {
-    throw ApplicationFailure.nonRetryable(
-      `a list source holds at most ${MAX_LIST_USER_IDS} user ids (got ${input.source.userIds.length}): use a paged source`,
-      'DrillOptionsError',
-    );
-  }
+  const tooLong = listTooLong(input.source, input.carried);
+  if (tooLong) throw ApplicationFailure.nonRetryable(tooLong, 'DrillOptionsError');
   return new DrillRun(input).run();
 }
-
-/**
- * Patch id: a verdict counts only with its worker's receipt, checked by a local activity (one that
- * cannot be completed by id): a check completed from outside makes no user "passed".
- */
-const DRILL_VERDICT_RECEIPTS = 'drill-verdict-receipts';
 
 /**
  * One verdict per user of the chunk, each as the worker made it (its receipt verified), else
@@ -139,100 +93,78 @@ export async function drillFinding(finding: DrillFinding): Promise<DrillFinding>
 class DrillRun {
   private readonly drillId = workflowInfo().workflowId;
   private readonly state: DrillCarriedState;
-  private readonly pageSize: number;
+  private readonly control: FleetControl;
+  private readonly source: UserSource;
+  private readonly pacer: Pacer;
   private readonly chunkSize: number;
-  private readonly intervalMs: number;
-  private list: string[];
   private checksThisRun = 0;
 
   constructor(private readonly input: RestoreDrillInput) {
-    this.pageSize = Math.max(1, input.pageSize ?? DEFAULT_PAGE_SIZE);
-    this.chunkSize = Math.max(1, Math.min(this.pageSize, Math.ceil((input.usersPerMinute * CHECK_WINDOW_SECONDS) / 60)));
-    this.intervalMs = 60_000 / input.usersPerMinute;
+    const pageSize = Math.max(1, input.pageSize ?? DEFAULT_PAGE_SIZE);
+    this.chunkSize = Math.max(1, Math.min(pageSize, Math.ceil((input.usersPerMinute * CHECK_WINDOW_SECONDS) / 60)));
     this.state = input.carried ?? initialState(input);
-    this.list = input.source.kind === 'list' ? input.source.userIds : [];
-    setHandler(drillReportQuery, () => this.report(this.state.sourceRefused ? 'PAUSED' : 'RUNNING'));
-    setHandler(
-      resumeDrillUpdate,
-      () => {
-        delete this.state.sourceRefused;
-        return this.report('RUNNING');
+    // A drill pauses only when its source refuses a page.
+    this.control = new FleetControl(this.state);
+    this.source = new UserSource(input.source, pageSize, this.state, this.control, 'restore drill');
+    this.pacer = new Pacer(input.usersPerMinute, this.state.nextCheckAt);
+    setHandler(drillReportQuery, () => this.report(this.control.paused ? 'PAUSED' : 'RUNNING'));
+    const resume = () => {
+      this.control.resume();
+      return this.report('RUNNING');
+    };
+    setHandler(resumeDrillUpdate, resume, {
+      validator: () => {
+        if (!this.control.sourceRefused) throw new Error(`drill ${this.drillId} is not paused: only a drill whose source refused a page resumes`);
       },
-      {
-        validator: () => {
-          if (!this.state.sourceRefused) throw new Error(`drill ${this.drillId} is not paused: only a drill whose source refused a page resumes`);
-        },
-      },
-    );
+    });
   }
 
   async run(): Promise<DrillReport> {
     for (;;) {
-      if (this.shouldContinueAsNew()) await this.continueAsNewNow();
-      await condition(() => this.state.sourceRefused === undefined);
+      if (shouldContinueAsNew(this.checksThisRun, this.input.checksPerRun ?? DEFAULT_CHECKS_PER_RUN, this.input.maxHistoryEventsPerRun)) {
+        await this.continueAsNewNow();
+      }
+      await condition(() => !this.control.paused);
       await this.refill();
       if (this.state.pending.length === 0) {
-        if (this.state.sourceExhausted) break;
+        if (this.source.exhausted) break;
         continue;
       }
-      const wait = this.state.nextCheckAt - Date.now();
-      if (wait >= MIN_PACING_SLEEP_MS) await sleep(wait);
-      const chunk = this.state.pending.splice(0, this.chunkSize);
-      // A fixed schedule: each chunk takes its share of the minute; a late one is made up (a little) by the next.
-      this.state.nextCheckAt = Math.max(this.state.nextCheckAt, Date.now() - MAX_CATCH_UP_MS) + chunk.length * this.intervalMs;
-      const returned = await checks.checkDrillUsers({
-        userIds: chunk,
-        inconclusiveAfterAttempts: this.input.inconclusiveAfterAttempts ?? DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS,
-      });
-      const outcomes = patched(DRILL_VERDICT_RECEIPTS) ? await verifiedVerdicts(chunk, returned) : returned;
-      this.checksThisRun += 1;
-      await Promise.all(outcomes.map((outcome) => this.record(outcome)));
+      await this.pacer.slot(Math.min(this.chunkSize, this.state.pending.length), () => false);
+      this.state.nextCheckAt = this.pacer.nextStartAt;
+      await this.check(this.state.pending.splice(0, this.chunkSize));
     }
     const report = this.report('COMPLETED');
     log.info('restore drill finished', { drillId: this.drillId, ...report.counts });
     return report;
   }
 
-  private shouldContinueAsNew(): boolean {
-    const info = workflowInfo();
-    return (
-      this.checksThisRun >= (this.input.checksPerRun ?? DEFAULT_CHECKS_PER_RUN) ||
-      info.continueAsNewSuggested ||
-      info.historyLength >= (this.input.maxHistoryEventsPerRun ?? MAX_HISTORY_EVENTS_PER_RUN)
-    );
+  /** One check activity over `chunk`; only verdicts with their worker's receipt count. */
+  private async check(chunk: string[]): Promise<void> {
+    const returned = await checks.checkDrillUsers({
+      userIds: chunk,
+      inconclusiveAfterAttempts: this.input.inconclusiveAfterAttempts ?? DEFAULT_INCONCLUSIVE_AFTER_ATTEMPTS,
+    });
+    const outcomes = await verifiedVerdicts(chunk, returned);
+    this.checksThisRun += 1;
+    await Promise.all(outcomes.map((outcome) => this.record(outcome)));
   }
 
   private continueAsNewNow(): Promise<never> {
-    return continueAsNew<typeof restoreDrill>({
+    return continueAsNewUpgrading<typeof restoreDrill>({
       ...this.input,
-      // A list source travels on with only the ids not yet taken.
-      ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),
+      ...this.source.nextRunSource(),
       carried: { ...this.state, runs: this.state.runs + 1 },
     });
   }
 
   private async refill(): Promise<void> {
-    const state = this.state;
-    if (state.pending.length > 0 || state.sourceExhausted) return;
-    let page: string[];
-    if (this.input.source.kind === 'list') {
-      page = this.list.slice(0, this.pageSize);
-      this.list = this.list.slice(page.length);
-      state.sourceExhausted = this.list.length === 0;
-    } else {
-      const url = this.input.source.url;
-      const fetch = () => sourceActivities.fetchUserPage({ url, cursor: state.cursor, limit: this.pageSize });
-      const fetched = await fetchPageOrPause(fetch, state.cursor, (reason) => {
-        state.sourceRefused = reason;
-        log.warn('restore drill paused: its user source refused a page', { drillId: this.drillId, reason });
-      });
-      if (!fetched) return;
-      page = fetched.userIds;
-      if (fetched.nextCursor) state.cursor = fetched.nextCursor;
-      state.sourceExhausted = !fetched.nextCursor;
-    }
-    // Ids that could never be a user are dropped (the paged source drops them too); a page listing a user twice checks it once.
-    state.pending.push(...new Set(page.filter((id) => USER_ID_PATTERN.test(id))));
+    if (this.state.pending.length > 0 || this.source.exhausted) return;
+    const page = await this.source.nextPage([]);
+    if (!page) return;
+    // An id that is not a user id cannot be checked: reported inconclusive, never checked.
+    for (const { userId, reason } of page.invalid) await this.record({ userId, outcome: 'inconclusive', reason });
+    this.state.pending.push(...page.userIds);
   }
 
   private async record(outcome: DrillUserOutcome): Promise<void> {
@@ -247,13 +179,13 @@ class DrillRun {
         return;
       case 'inconclusive':
         counts.inconclusive += 1;
-        pushBounded(this.state.inconclusive, { userId: outcome.userId, reason: outcome.reason });
+        pushBounded(this.state.inconclusive, { userId: outcome.userId, reason: outcome.reason }, MAX_REPORTED_FAILURES);
         log.warn('restore drill: a user could not be checked', { drillId: this.drillId, userId: outcome.userId, reason: outcome.reason });
         return;
       case 'failed': {
         counts.failed += 1;
         const failure: DrillFailure = { userId: outcome.userId, kind: outcome.kind, reason: outcome.reason, checkedAt: new Date(Date.now()).toISOString() };
-        pushBounded(this.state.failures, failure);
+        pushBounded(this.state.failures, failure, MAX_REPORTED_FAILURES);
         log.warn('restore drill: a stored backup fails', { drillId: this.drillId, userId: failure.userId, kind: failure.kind, reason: failure.reason });
         await markFailed(this.drillId, failure);
         return;
@@ -294,11 +226,6 @@ function initialState(input: RestoreDrillInput): DrillCarriedState {
     nextCheckAt: Date.now(),
     runs: 1,
   };
-}
-
-function pushBounded<T>(list: T[], item: T): void {
-  list.push(item);
-  if (list.length > MAX_REPORTED_FAILURES) list.shift();
 }
 
 /**

@@ -1,29 +1,24 @@
-import {
-  ActivityFailure,
-  allHandlersFinished,
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  continueAsNew,
-  log,
-  patched,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { BatchActivities } from '../activities/batch/batch-activities';
+import { allHandlersFinished, ApplicationFailure, condition, log, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/rotation/key-rotation-activities';
 import type { RotationCensusActivities } from '../activities/rotation/rotation-census';
-import { PERMANENT_ERROR_TYPES } from '../domain/errors';
-import { STEP_OPTIONS, TRANSIENT_RETRY_MAX_INTERVAL } from '../contracts/step-timeouts';
-import { fetchPageOrPause } from './source-pages';
+import { AFTER_VERIFIED_PASS_OPTIONS, BEFORE_KEY_CHANGE_OPTIONS, CENSUS_OPTIONS, CHECKPOINTED_OPTIONS } from '../contracts/fleet-timeouts';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
+import {
+  continueAsNewUpgrading,
+  failureReason,
+  FleetControl,
+  listTooLong,
+  Pacer,
+  pushBounded,
+  RateWindow,
+  shouldContinueAsNew,
+  UserSource,
+} from './fleet-run';
 import {
   addRotationCounts,
   cancelRotationUpdate,
   emptyRotationCounts,
   MAX_DEFERRED_USERS,
-  MAX_LIST_USER_IDS,
   MAX_RECENT_ROTATION_FAILURES,
   pauseRotationUpdate,
   resumeRotationUpdate,
@@ -32,80 +27,27 @@ import {
   type MinDecryptionVersionOutcome,
   type RewrapUsersResult,
   type RotateKeysInput,
-  type RotationCensus,
   type RotationCarriedState,
   type RotationFailure,
+  type RotationKeyState,
   type RotationProgress,
   type RotationReport,
   type RotationStatus,
 } from '../contracts/rotate-keys-api';
 
-/** The key step, before anything changed: transient errors retry; permanent ones (a policy without rotate) fail the rotation at once. */
-const keyActivities = proxyActivities<KeyRotationActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL, nonRetryableErrorTypes: [...PERMANENT_ERROR_TYPES] },
-});
-
-/**
- * The check and the raise, after the whole pass: a token without `keys/<key>/config` is retried
- * until the policy is fixed (visible in `keys status`), so the pass is never lost to it.
- */
-const finishActivities = proxyActivities<KeyRotationActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: TRANSIENT_RETRY_MAX_INTERVAL,
-    nonRetryableErrorTypes: PERMANENT_ERROR_TYPES.filter((type) => type !== 'VaultPermissionError' && type !== 'KmsPermissionError'),
-  },
-});
-
-/**
- * The rewrap of a few users: heartbeats carry its checkpoint (per ciphertext), so a worker killed
- * mid-way is noticed within the heartbeat timeout and the next attempt resumes at the ciphertext it
- * was on. Unlimited attempts: per-user permanent problems come back as results, not failures.
- */
-const rewrapActivities = proxyActivities<KeyRotationActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
-  // A failed attempt sets its own next retry delay (retryDelayAfterFailureMs: soon while its
-  // checkpoint moves, once a minute after two minutes without progress), so this policy paces only
-  // the retries after a heartbeat timeout: the worker died, not Portal or Vault, and the next
-  // attempt resumes at its checkpoint on another worker at once. (The doubling by attempt count it
-  // had added up to 10 s after each worker kill, since a long rewrap has many failed attempts.)
-  retry: { initialInterval: '1 second', backoffCoefficient: 1 },
-});
-
-/**
- * The census before the raise over a store that cannot be listed: every stored ciphertext of the
- * source read again by a worker (activities/rotation/rotation-census.ts). Long, so checkpointed in
- * heartbeats like the rewrap; a source that refuses a page fails it, and the raise is not made.
- */
-const censusActivities = proxyActivities<RotationCensusActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: STEP_OPTIONS.heartbeatTimeout,
-  retry: { initialInterval: '1 second', backoffCoefficient: 1, nonRetryableErrorTypes: ['BatchSourceNotAllowedError', 'UserSourceRefusedError'] },
-});
-
-/**
- * Patch id: before the raise, a census of a store that cannot be listed, and the raise only on the
- * check's receipt (a census, check or rewrap result completed from outside never raises).
- */
-const ROTATION_CENSUS = 'rotation-census-receipts';
-
-/** The batch's own user-source activity: the same allowlist (BATCH_SOURCE_ALLOWED_ORIGINS) applies. */
-const sourceActivities = proxyActivities<BatchActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['BatchSourceNotAllowedError', 'CredentialsInvalidError'] },
-});
+/** The key step, before anything changed. */
+const keyActivities = proxyActivities<KeyRotationActivities>(BEFORE_KEY_CHANGE_OPTIONS);
+/** The check and the raise, after the whole verified pass. */
+const finishActivities = proxyActivities<KeyRotationActivities>(AFTER_VERIFIED_PASS_OPTIONS);
+/** The rewrap of a few users, checkpointed in its heartbeats. */
+const rewrapActivities = proxyActivities<KeyRotationActivities>(CHECKPOINTED_OPTIONS);
+/** The census before the raise over a store that cannot be listed: every stored ciphertext of the source read again. */
+const censusActivities = proxyActivities<RotationCensusActivities>(CENSUS_OPTIONS);
 
 const DEFAULT_USERS_PER_ACTIVITY = 10;
 const DEFAULT_PAGE_SIZE = 200;
 /** After this many rewrap activities in one run, drain and continue as new to keep history bounded. */
 const DEFAULT_ACTIVITIES_PER_RUN = 300;
-const MAX_HISTORY_EVENTS_PER_RUN = 10_000;
-const MIN_PACING_SLEEP_MS = 20;
-const MAX_CATCH_UP_MS = 5_000;
 /** Users deferred (their pre-rotation backup was running) are looked at again after 30 s, then less often, up to every 5 min. */
 const DEFERRED_RECHECK_FIRST_MS = 30_000;
 const DEFERRED_RECHECK_MAX_MS = 5 * 60_000;
@@ -126,17 +68,14 @@ export async function rotateKeys(input: RotateKeysInput): Promise<RotationReport
   const problem = inputProblem(input);
   if (problem) throw ApplicationFailure.nonRetryable(`key rotation input is malformed: ${problem}; start rotations with the project client or CLI`, 'KeyRotationOptionsError');
   const rotation = new RotationRun(input);
-  // A Temporal cancel (Web UI) acts as the cancel update: activities in flight finish, the report is the result.
-  CancellationScope.current().cancelRequested.catch(() => rotation.cancel());
-  return CancellationScope.nonCancellable(() => rotation.run());
+  return rotation.control.shielded(() => rotation.run());
 }
 
 function inputProblem(input: RotateKeysInput): string | undefined {
   if (typeof input?.rotationId !== 'string' || input.rotationId.length === 0) return 'rotationId is missing';
   if (!input.source || (input.source.kind !== 'list' && input.source.kind !== 'http')) return 'source must be a list or an http source';
-  if (input.source.kind === 'list' && !input.carried && input.source.userIds.length > MAX_LIST_USER_IDS) {
-    return `a list source holds at most ${MAX_LIST_USER_IDS} user ids (got ${input.source.userIds.length}): use a paged source`;
-  }
+  const tooLong = listTooLong(input.source, input.carried);
+  if (tooLong) return tooLong;
   if (!(input.usersPerMinute > 0)) return 'usersPerMinute must be positive';
   if (!(input.concurrency >= 1)) return 'concurrency must be at least 1';
   if (input.usersPerActivity !== undefined && !(input.usersPerActivity >= 1)) return 'usersPerActivity must be at least 1';
@@ -146,61 +85,34 @@ function inputProblem(input: RotateKeysInput): string | undefined {
 /** One run (between continue-as-new) of a rotation. */
 class RotationRun {
   private readonly state: Omit<RotationCarriedState, 'key'> & Partial<Pick<RotationCarriedState, 'key'>>;
-  private readonly intervalMs: number;
+  readonly control: FleetControl;
+  private readonly source: UserSource;
+  private readonly pacer: Pacer;
   private readonly usersPerActivity: number;
-  private list: string[];
   private readonly censusSource: RotateKeysInput['source'] | undefined;
   private phase: RotationStatus = 'ROTATING_KEY';
   private activitiesInFlight = 0;
   private usersInFlight = 0;
   private activitiesThisRun = 0;
-  private nextStartAt = Date.now();
-  private readonly visitTimes: number[] = [];
+  private readonly visits = new RateWindow();
 
   constructor(private readonly input: RotateKeysInput) {
-    this.intervalMs = 60_000 / input.usersPerMinute;
     this.usersPerActivity = input.usersPerActivity ?? DEFAULT_USERS_PER_ACTIVITY;
-    this.state = input.carried ?? {
-      version: 1,
-      ...(input.source.kind === 'list' ? { listTotal: input.source.userIds.length } : {}),
-      sourceExhausted: false,
-      pending: [],
-      deferred: [],
-      counts: emptyRotationCounts(),
-      failures: [],
-      startedAt: new Date(Date.now()).toISOString(),
-      paused: false,
-      cancelled: false,
-      runs: 1,
-    };
-    this.list = input.source.kind === 'list' ? [...input.source.userIds] : [];
+    this.state = input.carried ?? initialState(input);
+    this.control = new FleetControl(this.state);
+    this.source = new UserSource(input.source, input.pageSize ?? DEFAULT_PAGE_SIZE, this.state, this.control, 'key rotation');
+    this.pacer = new Pacer(input.usersPerMinute);
     // The whole source, for the census: a list source travels on with only the ids not taken yet.
     // Only a continued run takes it from its input: a first run's is its own source (a starter cannot narrow the census).
     this.censusSource = !input.carried ? input.source : (input.censusSource ?? (input.source.kind === 'list' ? undefined : input.source));
     if (this.state.key) this.phase = 'REWRAPPING';
     setHandler(rotationProgressQuery, () => this.progress());
     setHandler(rotationFailuresQuery, () => this.state.failures);
-    setHandler(pauseRotationUpdate, () => {
-      this.state.paused = true;
-      return this.progress();
-    });
-    setHandler(resumeRotationUpdate, () => {
-      this.state.paused = false;
-      delete this.state.sourceRefused;
-      return this.progress();
-    });
-    setHandler(cancelRotationUpdate, () => {
-      this.cancel();
-      return this.progress();
-    });
-  }
-
-  cancel(): void {
-    this.state.cancelled = true;
+    this.control.handleUpdates({ pause: pauseRotationUpdate, resume: resumeRotationUpdate, cancel: cancelRotationUpdate }, () => this.progress());
   }
 
   async run(): Promise<RotationReport> {
-    if (!this.state.key && !this.state.cancelled) await this.rotateKey();
+    if (!this.state.key && !this.control.cancelled) await this.rotateKey();
     if (this.state.key) {
       await this.rewrapPass();
       await this.revisitDeferred(0);
@@ -212,7 +124,7 @@ class RotationRun {
     const finishedAt = Date.now();
     return {
       ...this.progress(),
-      status: this.state.cancelled ? 'CANCELLED' : this.failureCount() > 0 || this.state.deferred.length > 0 ? 'COMPLETED_WITH_FAILURES' : 'COMPLETED',
+      status: this.control.cancelled ? 'CANCELLED' : this.failureCount() > 0 || this.state.deferred.length > 0 ? 'COMPLETED_WITH_FAILURES' : 'COMPLETED',
       minDecryptionVersion,
       failures: this.state.failures,
       ...(failuresOmitted > 0 ? { failuresOmitted } : {}),
@@ -245,19 +157,19 @@ class RotationRun {
 
   /** Step 2: every user of the source, in paced rewrap activities, a few users each. */
   private async rewrapPass(): Promise<void> {
-    while (!this.state.cancelled) {
+    while (!this.control.cancelled) {
       if (this.shouldContinueAsNew()) await this.continueAsNewNow();
       if (this.state.deferred.length >= MAX_DEFERRED_USERS) {
         // Too many users wait for their backups: see to them before taking more.
         await this.revisitDeferred(MAX_DEFERRED_USERS / 2);
         continue;
       }
-      // Paused by its source (only runs since source-refusal-pauses are): wait for resume, then ask again.
-      await condition(() => this.state.sourceRefused === undefined || this.state.cancelled);
-      if (this.state.cancelled) break;
+      // Paused (by an operator, or by its source: resume asks for the refused page again).
+      await condition(() => !this.control.paused || this.control.cancelled);
+      if (this.control.cancelled) break;
       await this.refill();
       if (this.state.pending.length === 0) {
-        if (this.state.sourceExhausted) break;
+        if (this.source.exhausted) break;
         continue;
       }
       const chunk = await this.pacedChunk(this.state.pending);
@@ -272,15 +184,15 @@ class RotationRun {
    */
   private async revisitDeferred(until: number): Promise<void> {
     let waitMs = this.input.deferredRecheckMs ?? DEFERRED_RECHECK_FIRST_MS;
-    while (this.state.deferred.length > until && !this.state.cancelled) {
+    while (this.state.deferred.length > until && !this.control.cancelled) {
       await condition(() => this.activitiesInFlight === 0);
       if (this.shouldContinueAsNew()) await this.continueAsNewNow();
       this.phase = 'WAITING_FOR_BACKUPS';
-      if (await condition(() => this.state.cancelled, waitMs)) break;
+      if (await condition(() => this.control.cancelled, waitMs)) break;
       waitMs = Math.min(waitMs * 2, this.input.deferredRecheckMaxMs ?? DEFERRED_RECHECK_MAX_MS);
       const users = this.state.deferred.splice(0);
       this.phase = 'REWRAPPING';
-      while (users.length > 0 && !this.state.cancelled) {
+      while (users.length > 0 && !this.control.cancelled) {
         const chunk = await this.pacedChunk(users);
         if (chunk) void this.launch(chunk);
       }
@@ -295,14 +207,11 @@ class RotationRun {
    * Undefined when a pause or cancel came first (nothing taken).
    */
   private async pacedChunk(queue: string[]): Promise<string[] | undefined> {
-    await condition(() => (this.activitiesInFlight < this.input.concurrency && !this.state.paused) || this.state.cancelled);
-    if (this.state.cancelled) return undefined;
+    const { control } = this;
+    await condition(() => (this.activitiesInFlight < this.input.concurrency && !control.paused) || control.cancelled);
+    if (control.cancelled) return undefined;
     const size = Math.min(this.usersPerActivity, queue.length);
-    // A fixed schedule, as the batch's: a late start is made up by the next ones, bounded to a few
-    // seconds' worth, so delays do not add up over the rotation.
-    const wait = this.nextStartAt - Date.now();
-    if (wait >= MIN_PACING_SLEEP_MS && (await condition(() => this.state.cancelled || this.state.paused, wait))) return undefined;
-    this.nextStartAt = Math.max(this.nextStartAt + size * this.intervalMs, Date.now() - Math.max(this.intervalMs, MAX_CATCH_UP_MS));
+    if (!(await this.pacer.slot(size, () => control.cancelled || control.paused))) return undefined;
     return queue.splice(0, size);
   }
 
@@ -327,9 +236,7 @@ class RotationRun {
     } finally {
       this.activitiesInFlight -= 1;
       this.usersInFlight -= userIds.length;
-      const now = Date.now();
-      for (let i = 0; i < userIds.length; i += 1) this.visitTimes.push(now);
-      while (this.visitTimes.length && this.visitTimes[0]! < now - 60_000) this.visitTimes.shift();
+      this.visits.record(userIds.length);
     }
   }
 
@@ -340,8 +247,7 @@ class RotationRun {
   }
 
   private recordFailure(failure: RotationFailure): void {
-    this.state.failures.push(failure);
-    if (this.state.failures.length > MAX_RECENT_ROTATION_FAILURES) this.state.failures.shift();
+    pushBounded(this.state.failures, failure, MAX_RECENT_ROTATION_FAILURES);
   }
 
   private failureCount(): number {
@@ -358,46 +264,13 @@ class RotationRun {
       ...(key ? { minDecryptionVersion: key.minDecryptionVersionBefore } : {}),
     };
     if (!this.input.raiseMinDecryptionVersion || !key) return outcome;
-    if (this.state.cancelled) return { ...outcome, reason: 'the rotation was cancelled before every ciphertext was rewrapped' };
-    const failures = this.failureCount();
-    if (failures > 0 || this.state.deferred.length > 0) {
-      return {
-        ...outcome,
-        reason: `${failures} failure(s) and ${this.state.deferred.length} deferred user(s): every ciphertext must be verified on version ${key.targetVersion} first`,
-      };
-    }
+    const blocker = this.raiseBlocker(key);
+    if (blocker) return { ...outcome, reason: blocker };
     try {
-      this.phase = 'CHECKING';
-      const withReceipts = patched(ROTATION_CENSUS);
-      let census: RotationCensus | undefined;
-      if (withReceipts) {
-        // (Over the PostgreSQL store the census answers at once: the check counts the store's rows itself.)
-        if (!this.censusSource) return { ...outcome, reason: 'this rotation started before censuses were kept and its list source is gone: run keys rotate --raise-min-version again' };
-        census = await censusActivities.censusBeforeRaise({
-          rotationId: this.input.rotationId,
-          targetVersion: key.targetVersion,
-          source: this.censusSource,
-          ...(this.input.pageSize ? { pageSize: this.input.pageSize } : {}),
-        });
-        if (census.stale > 0 || census.unreadable > 0) {
-          return { ...outcome, reason: `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})` };
-        }
-      }
-      const check = await finishActivities.checkBeforeRaise({
-        rotationId: this.input.rotationId,
-        targetVersion: key.targetVersion,
-        rotatedAtMs: Date.parse(key.rotatedAt),
-        everyUser: this.input.everyUser === true,
-        ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
-        ...(census ? { census: { usersCounted: census.usersCounted, ciphertextsCounted: census.ciphertextsCounted, receipt: census.receipt } } : {}),
-      });
-      if (check.reasons.length > 0) return { ...outcome, reason: check.reasons.join('; ') };
+      const refused = await this.censusAndCheck(key);
+      if (typeof refused === 'string') return { ...outcome, reason: refused };
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
-      const raised = await finishActivities.raiseMinDecryptionVersion({
-        rotationId: this.input.rotationId,
-        version: key.targetVersion,
-        ...(withReceipts ? { check: check.receipt } : {}),
-      });
+      const raised = await finishActivities.raiseMinDecryptionVersion({ rotationId: this.input.rotationId, version: key.targetVersion, check: refused.receipt });
       log.info('key rotation: min_decryption_version raised', { rotationId: this.input.rotationId, minDecryptionVersion: raised.minDecryptionVersion });
       return { requested: true, raised: true, minDecryptionVersion: raised.minDecryptionVersion };
     } catch (error) {
@@ -406,63 +279,75 @@ class RotationRun {
     }
   }
 
+  /** Why the pass does not allow a raise, if it does not. */
+  private raiseBlocker(key: RotationKeyState): string | undefined {
+    if (this.control.cancelled) return 'the rotation was cancelled before every ciphertext was rewrapped';
+    const failures = this.failureCount();
+    if (failures > 0 || this.state.deferred.length > 0) {
+      return `${failures} failure(s) and ${this.state.deferred.length} deferred user(s): every ciphertext must be verified on version ${key.targetVersion} first`;
+    }
+    if (!this.censusSource) return 'this rotation started before censuses were kept and its list source is gone: run keys rotate --raise-min-version again';
+    return undefined;
+  }
+
+  /**
+   * Before the raise, a census of a store that cannot be listed, then the check: its receipt, or why
+   * not. The raise acts only on the check's receipt (a census, check or rewrap result completed from
+   * outside never raises). Over the PostgreSQL store the census answers at once: the check counts
+   * the store's rows itself.
+   */
+  private async censusAndCheck(key: RotationKeyState): Promise<{ receipt: unknown } | string> {
+    this.phase = 'CHECKING';
+    const { rotationId } = this.input;
+    const pageSize = this.input.pageSize ? { pageSize: this.input.pageSize } : {};
+    const census = await censusActivities.censusBeforeRaise({ rotationId, targetVersion: key.targetVersion, source: this.censusSource!, ...pageSize });
+    if (census.stale > 0 || census.unreadable > 0) {
+      return `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})`;
+    }
+    const check = await finishActivities.checkBeforeRaise({
+      rotationId,
+      targetVersion: key.targetVersion,
+      rotatedAtMs: Date.parse(key.rotatedAt),
+      everyUser: this.input.everyUser === true,
+      ...(this.input.backupTaskQueue ? { backupTaskQueue: this.input.backupTaskQueue } : {}),
+      census: { usersCounted: census.usersCounted, ciphertextsCounted: census.ciphertextsCounted, receipt: census.receipt },
+    });
+    return check.reasons.length > 0 ? check.reasons.join('; ') : { receipt: check.receipt };
+  }
+
   private shouldContinueAsNew(): boolean {
-    const info = workflowInfo();
-    return (
-      this.activitiesThisRun >= (this.input.activitiesPerRun ?? DEFAULT_ACTIVITIES_PER_RUN) ||
-      info.continueAsNewSuggested ||
-      info.historyLength >= (this.input.maxHistoryEventsPerRun ?? MAX_HISTORY_EVENTS_PER_RUN)
-    );
+    return shouldContinueAsNew(this.activitiesThisRun, this.input.activitiesPerRun ?? DEFAULT_ACTIVITIES_PER_RUN, this.input.maxHistoryEventsPerRun);
   }
 
   /** Drains the activities in flight, then hands the counts, the cursor and the bounded lists to a new run. */
   private async continueAsNewNow(): Promise<void> {
     await condition(() => this.activitiesInFlight === 0);
     // A cancel that arrived while draining ends the rotation in this run.
-    if (this.state.cancelled) return;
-    await condition(allHandlersFinished);
-    await continueAsNew<typeof rotateKeys>({
+    if (this.control.cancelled) return;
+    await continueAsNewUpgrading<typeof rotateKeys>({
       ...this.input,
-      ...(this.input.source.kind === 'list' ? { source: { kind: 'list', userIds: this.list } } : {}),
-      ...(this.censusSource && this.input.raiseMinDecryptionVersion && patched(ROTATION_CENSUS) ? { censusSource: this.censusSource } : {}),
+      ...this.source.nextRunSource(),
+      ...(this.censusSource && this.input.raiseMinDecryptionVersion ? { censusSource: this.censusSource } : {}),
       carried: { ...this.state, key: this.state.key!, runs: this.state.runs + 1 },
     });
   }
 
   private async refill(): Promise<void> {
     const state = this.state;
-    if (state.pending.length > 0 || state.sourceExhausted) return;
-    let page: string[];
-    const pageSize = this.input.pageSize ?? DEFAULT_PAGE_SIZE;
-    if (this.input.source.kind === 'list') {
-      page = this.list.splice(0, pageSize);
-      state.sourceExhausted = this.list.length === 0;
-    } else {
-      const url = this.input.source.url;
-      const fetch = () => sourceActivities.fetchUserPage({ url, cursor: state.cursor, limit: pageSize });
-      const fetched = await fetchPageOrPause(fetch, state.cursor, (reason) => {
-        state.paused = true;
-        state.sourceRefused = reason;
-        log.warn('key rotation paused: its user source refused a page', { rotationId: this.input.rotationId, reason });
-      });
-      if (!fetched) return;
-      page = fetched.userIds;
-      if (fetched.nextCursor) state.cursor = fetched.nextCursor;
-      state.sourceExhausted = !fetched.nextCursor;
-    }
-    const queued = new Set([...state.pending, ...state.deferred]);
-    state.pending.push(...page.filter((id) => !queued.has(id) && (queued.add(id), true)));
+    if (state.pending.length > 0 || this.source.exhausted) return;
+    const page = await this.source.nextPage([...state.pending, ...state.deferred]);
+    if (!page) return;
+    // An id that is not a user id is reported as a failed user, never rewrapped.
+    state.counts.usersFailed += page.invalid.length;
+    for (const { userId, reason } of page.invalid) this.recordFailure({ userId, kind: 'user', reason });
+    state.pending.push(...page.userIds);
   }
 
   private progress(): RotationProgress {
     const { counts, key } = this.state;
-    const now = Date.now();
-    const lastMinute = this.visitTimes.filter((at) => at >= now - 60_000).length;
-    const elapsedMin = Math.min(1, (now - Date.parse(this.state.startedAt)) / 60_000);
-    const ratePerMinute = elapsedMin > 0 ? lastMinute / elapsedMin : 0;
     const total = this.state.listTotal ?? (this.state.sourceExhausted ? counts.usersVisited + counts.usersFailed + this.state.pending.length + this.state.deferred.length + this.usersInFlight : undefined);
     const done = counts.usersVisited + counts.usersFailed;
-    const status: RotationStatus = this.state.cancelled ? 'CANCELLING' : this.state.paused ? 'PAUSED' : this.phase;
+    const status: RotationStatus = this.control.cancelled ? 'CANCELLING' : this.control.paused ? 'PAUSED' : this.phase;
     return {
       rotationId: this.input.rotationId,
       status,
@@ -472,8 +357,7 @@ class RotationRun {
       inFlight: this.usersInFlight,
       deferredUsers: this.state.deferred.slice(0, DEFERRED_SHOWN),
       deferredCount: this.state.deferred.length,
-      ratePerMinute: Math.round(ratePerMinute * 10) / 10,
-      ...(total !== undefined && ratePerMinute > 0 ? { etaSeconds: Math.max(0, Math.round(((total - done) / ratePerMinute) * 60)) } : {}),
+      ...this.visits.report(this.state.startedAt, total, done),
       usersPerMinute: this.input.usersPerMinute,
       concurrency: this.input.concurrency,
       raiseMinDecryptionVersion: this.input.raiseMinDecryptionVersion,
@@ -484,10 +368,18 @@ class RotationRun {
   }
 }
 
-function failureReason(error: unknown): string {
-  if (error instanceof ActivityFailure && error.cause) {
-    const cause = error.cause;
-    return cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ${cause.message}` : cause.message;
-  }
-  return error instanceof Error ? error.message : String(error);
+function initialState(input: RotateKeysInput): Omit<RotationCarriedState, 'key'> {
+  return {
+    version: 1,
+    ...(input.source.kind === 'list' ? { listTotal: input.source.userIds.length } : {}),
+    sourceExhausted: false,
+    pending: [],
+    deferred: [],
+    counts: emptyRotationCounts(),
+    failures: [],
+    startedAt: new Date(Date.now()).toISOString(),
+    paused: false,
+    cancelled: false,
+    runs: 1,
+  };
 }

@@ -8,8 +8,6 @@ import { BackupStatusKey, progressQuery } from '../../contracts/backup-wallet-ap
 export interface BatchActivityDeps extends UserSourceDeps {
   temporal: Client;
   heartbeatIntervalMs: number;
-  /** How often awaitBackup looks at a joined run. */
-  pollIntervalMs?: number;
 }
 
 /** Where a backup the batch did not start (it joined it) stands now. */
@@ -54,36 +52,6 @@ export function createBatchActivities(deps: BatchActivityDeps) {
           checks.push(await temporalCall(`checking the backup of ${userId}`, () => checkBackup(deps.temporal, userId)));
         }
         return checks;
-      });
-    },
-
-    /**
-     * Kept for batches started before checkBackups existed (their histories schedule it).
-     * Waits for a backup the batch did not start (it was already running) to finish, or to park:
-     * a parked run cannot tell this batch (it is not its child), so its status is polled.
-     */
-    async awaitBackup(input: { userId: string }): Promise<{ completed: boolean; parked?: boolean; reason?: string }> {
-      return boundary(async () => {
-        const handle = deps.temporal.workflow.getHandle(backupWorkflowId(input.userId));
-        for (;;) {
-          const description = await handle.describe();
-          if (description.status.name !== 'RUNNING') break;
-          if (description.typedSearchAttributes.get(BackupStatusKey) === 'NEEDS_ATTENTION') {
-            const progress = await handle.query(progressQuery);
-            const error = progress.lastError;
-            return { completed: false, parked: true, reason: `parked at ${progress.step}: ${error?.type}: ${error?.message}` };
-          }
-          await new Promise((resolve) => setTimeout(resolve, deps.pollIntervalMs ?? 2_000));
-        }
-        try {
-          await handle.result();
-          return { completed: true };
-        } catch (error) {
-          if (error instanceof WorkflowFailedError) {
-            return { completed: false, reason: error.cause?.message ?? error.message };
-          }
-          throw error;
-        }
       });
     },
   };

@@ -17,7 +17,12 @@ import { WORKFLOWS_PATH } from '../../worker/workflows-path';
 const FIXTURES = join(__dirname, 'fixtures');
 const NONDETERMINISTIC_WORKFLOWS = join(__dirname, 'nondeterministic-workflows.ts');
 
-/** Every scenario record-fixtures.ts records; each needs at least one fixture (`<name>.json` or `<name>-runN.json`). */
+/**
+ * Every scenario record-fixtures.ts records; each folder needs at least one fixture of each
+ * (`<name>.json` or `<name>-runN.json`). Folders recorded by code before the patches were removed
+ * (every workflow is now pinned to its worker deployment version) were moved out: a non-deprecated
+ * patch marker without its patched() call fails replay.
+ */
 const SCENARIOS = [
   'backup-completed',
   'backup-parked-retried',
@@ -29,23 +34,16 @@ const SCENARIOS = [
   'batch-joined',
   'backup-joined-by-batch',
   'batch-cancelled-update',
-];
-
-/** Scenarios of workflows added later (recovery, restore drill, key rotation): required of the versions that recorded them. */
-const RESTORE_SCENARIOS = [
   'recovery-completed',
   'backup-fresh-after-recovery',
   'recovery-parked-retried',
   'recovery-abandoned',
   'recovery-failed-find',
+  'recovery-orphan-rescan',
   'drill-completed',
   'drill-finding',
   'rotation-completed',
 ];
-const VERSIONS_WITH_RESTORE = ['b6faa4f', '59a86ca'];
-/** Since 59a86ca: BackupStep only with a status change (patched), and a recovery's second look for orphans (patched). */
-const RESCAN_SCENARIOS = ['recovery-orphan-rescan'];
-const VERSIONS_WITH_RESCAN = ['59a86ca'];
 
 interface Fixture {
   /** The folder of the code version that recorded it (fixtures/<short sha>/). */
@@ -97,8 +95,8 @@ async function replay(workflowsPath: string, replayName: string, version: string
 describe('recorded histories replay against the current workflow code', () => {
   const recorded = versions();
 
-  it('has fixtures of the code before sealed shares and batch v2, right after, after the review fixes, with recovery, drills and rotation, and with the performance patches', () => {
-    expect(recorded).toEqual(expect.arrayContaining(['a191e35', 'e314d2c', '86e1598', ...VERSIONS_WITH_RESTORE, ...VERSIONS_WITH_RESCAN]));
+  it('has fixtures of at least one code version', () => {
+    expect(recorded.length).toBeGreaterThan(0);
   });
 
   describe.each(recorded)('recorded by %s', (version) => {
@@ -106,12 +104,7 @@ describe('recorded histories replay against the current workflow code', () => {
 
     it('has a fixture for every recorded scenario', () => {
       const names = fixtures.map((fixture) => fixture.name);
-      const expected = [
-        ...SCENARIOS,
-        ...(VERSIONS_WITH_RESTORE.includes(version) ? RESTORE_SCENARIOS : []),
-        ...(VERSIONS_WITH_RESCAN.includes(version) ? RESCAN_SCENARIOS : []),
-      ];
-      for (const scenario of expected) {
+      for (const scenario of SCENARIOS) {
         expect(
           names.some((name) => name === scenario || new RegExp(`^${scenario}-run\\d+$`).test(name)),
           `a fixture for ${scenario}`,
