@@ -46,11 +46,14 @@ export function registerDeployCommands(program: Command, withClient: WithClient)
     .command('promote')
     .requiredOption('--build-id <id>', 'the build to send new runs to (its workers must be polling)')
     .option('--ramp <percent>', 'send only this share of new runs to it (0 < N < 100); without it the build becomes current')
+    .option('--bundle <path>', "the build's workflow bundle, to replay the unversioned runs that would move to it (default: this checkout's workflow code)")
     .description('make a build current (or ramping): new backups start on it; runs already pinned stay where they are')
-    .action((options: { buildId: string; ramp?: string }, command: Command) =>
+    .action((options: { buildId: string; ramp?: string; bundle?: string }, command: Command) =>
       withDeploy(command, async (client) => {
         const ramp = percentage(options.ramp);
-        print(await client.promote(options.buildId, ramp === undefined ? {} : { rampPercentage: ramp }));
+        const code: ReplayCode = options.bundle ? { bundlePath: options.bundle } : { workflowsPath: WORKFLOWS_PATH };
+        const replay = { code, dataConverter: backupDataConverter(loadClientConfig().codecKeys, { worker: true }) };
+        print(await client.promote(options.buildId, { ...(ramp === undefined ? {} : { rampPercentage: ramp }), replay }));
       }),
     );
 

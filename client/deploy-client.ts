@@ -5,6 +5,7 @@ import {
   DeployOptionsError,
   DeployRefusedError,
   DeployVersionHasPollersError,
+  DeployUnversionedRunsError,
   DeployVersionInUseError,
   DeployVersionIsCurrentError,
   DeployVersionNotDrainedError,
@@ -67,6 +68,9 @@ export interface MoveReport {
 
 /** The workflow code of the version runs are moved to: a bundle built ahead, or the entry file to bundle. */
 export type ReplayCode = { bundlePath: string } | { workflowsPath: string };
+
+/** Unversioned open runs promote replays at most; beyond, the transition build is the way (docs/changing-workflows.md). */
+const MAX_UNVERSIONED_CHECKED = 1_000;
 
 /**
  * The deploy procedure over the Worker Deployment APIs (docs/changing-workflows.md): what runs
@@ -149,12 +153,13 @@ export class DeployClient {
    * Makes `buildId` the current version (new runs, and AUTO_UPGRADE runs, go to it), or with
    * `rampPercentage` (0 < N < 100) the ramping one: that share of new runs go to it.
    */
-  async promote(buildId: string, options: { rampPercentage?: number } = {}): Promise<DeploymentStatus> {
+  async promote(buildId: string, options: { rampPercentage?: number; replay?: { code: ReplayCode; dataConverter: DataConverter } } = {}): Promise<DeploymentStatus> {
     const ramp = options.rampPercentage;
     if (ramp !== undefined && !(ramp > 0 && ramp < 100)) {
       throw new DeployOptionsError(`--ramp must be a percentage above 0 and below 100 (got ${ramp}); without --ramp the build becomes current`);
     }
     await this.describeVersion(buildId);
+    if (options.replay) await this.checkUnversionedRuns(buildId, options.replay);
     try {
       if (ramp === undefined) {
         await this.service.setWorkerDeploymentCurrentVersion({ namespace: this.namespace, deploymentName: this.deploymentName, buildId, identity: this.identity });
@@ -194,26 +199,16 @@ export class DeployClient {
     }
     const report: MoveReport = { from, to, dryRun: options.dryRun ?? false, moved: [], refused: [] };
     if (runs.length === 0) return report;
-    const histories = await Promise.all(
-      runs.map(async (run) => ({ workflowId: run.workflowId, history: await this.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory() })),
-    );
-    // Loaded only here: the worker's native runtime is not needed by the other commands.
-    const { Worker } = await import('@temporalio/worker');
-    const replayOptions = {
-      ...('bundlePath' in options.code ? { workflowBundle: { codePath: options.code.bundlePath } } : { workflowsPath: options.code.workflowsPath }),
-      dataConverter: options.dataConverter,
-      replayName: `move-to-${to}`,
-    };
-    let index = 0;
-    for await (const result of Worker.runReplayHistories(replayOptions, histories)) {
-      const run = runs[index++]!;
+    const { histories, results } = await this.replay(runs, options.code, options.dataConverter, `move-to-${to}`);
+    for (const [index, result] of results.entries()) {
+      const run = runs[index]!;
       if (result.error) {
         report.refused.push(new RunNotReplayableError(run.workflowId, run.runId, run.workflowType, to, result.error));
         continue;
       }
       if (!report.dryRun) {
         // A retry between the fetch and now would have added events the check did not see.
-        const checked = histories[index - 1]!.history.events?.length ?? 0;
+        const checked = histories[index]!.history.events?.length ?? 0;
         const { workflowExecutionInfo } = await this.service.describeWorkflowExecution({ namespace: this.namespace, execution: { workflowId: run.workflowId, runId: run.runId } });
         if (Number(workflowExecutionInfo?.historyLength ?? 0) !== checked) {
           report.refused.push(new RunChangedDuringCheckError(run.workflowId, run.runId, run.workflowType));
@@ -224,6 +219,42 @@ export class DeployClient {
       report.moved.push(run);
     }
     return report;
+  }
+
+  /** Each run's history, replayed against `code`: a replay error per run that would fail a workflow task there. */
+  private async replay(runs: MovedRun[], code: ReplayCode, dataConverter: DataConverter, replayName: string) {
+    const histories = await Promise.all(
+      runs.map(async (run) => ({ workflowId: run.workflowId, history: await this.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory() })),
+    );
+    // Loaded only here: the worker's native runtime is not needed by the other commands.
+    const { Worker } = await import('@temporalio/worker');
+    const replayOptions = {
+      ...('bundlePath' in code ? { workflowBundle: { codePath: code.bundlePath } } : { workflowsPath: code.workflowsPath }),
+      dataConverter,
+      replayName,
+    };
+    const results: { error?: Error | undefined }[] = [];
+    for await (const result of Worker.runReplayHistories(replayOptions, histories)) results.push(result);
+    return { histories, results };
+  }
+
+  /**
+   * Before a build becomes current: the task queue's open runs with no version (started by
+   * unversioned workers) move to it at their next workflow task, so each must replay against its
+   * code. Refuses, naming them, when one would not (deploy the transition build first).
+   */
+  private async checkUnversionedRuns(buildId: string, replay: { code: ReplayCode; dataConverter: DataConverter }): Promise<void> {
+    if (!this.taskQueue) return;
+    const query = `TaskQueue = '${this.taskQueue}' AND ExecutionStatus = 'Running' AND TemporalWorkerDeploymentVersion IS NULL`;
+    const runs: MovedRun[] = [];
+    for await (const run of this.temporal.workflow.list({ query })) {
+      runs.push({ workflowId: run.workflowId, runId: run.runId, workflowType: run.type });
+      if (runs.length > MAX_UNVERSIONED_CHECKED) throw new DeployUnversionedRunsError(buildId, [], `more than ${MAX_UNVERSIONED_CHECKED} are open`);
+    }
+    if (runs.length === 0) return;
+    const { results } = await this.replay(runs, replay.code, replay.dataConverter, `promote-${buildId}`);
+    const failing = runs.filter((_, index) => results[index]?.error);
+    if (failing.length > 0) throw new DeployUnversionedRunsError(buildId, failing.map((run) => run.workflowId), `${failing.length} of ${runs.length} would not replay`);
   }
 
   /** Pins one run to `buildId` (a versioning override: it takes precedence over the run's own behavior). */

@@ -129,3 +129,20 @@ export class DeployMoveIncompleteError extends ClientError {
     super(`${refused.length} run(s) stay on their version:\n${refused.map((error) => `  - ${error.message}`).join('\n')}`);
   }
 }
+
+/** `promote` of a build that would not replay the open runs of unversioned workers, which move to it once it is current. */
+export class DeployUnversionedRunsError extends ClientError {
+  override readonly name = 'DeployUnversionedRunsError';
+  readonly kind = 'refused';
+  constructor(
+    readonly buildId: string,
+    readonly workflowIds: string[],
+    detail: string,
+  ) {
+    super(
+      `build ${buildId} cannot become current yet: the task queue has open runs started by unversioned workers, which would move to it, and ${detail}` +
+        `${workflowIds.length > 0 ? ` (${workflowIds.slice(0, 10).join(', ')})` : ''}. ` +
+        'Deploy the transition build first (git tag transition-versioned-1: it still replays them), promote it, and wait until `backup deploy status` shows unversionedOpenRuns: 0',
+    );
+  }
+}

@@ -7,8 +7,9 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { DeployClient, type MoveReport } from '../../client/deploy-client';
+import { DeployClient, type MoveReport, type ReplayCode } from '../../client/deploy-client';
 import {
+  DeployUnversionedRunsError,
   DeployVersionHasPollersError,
   DeployVersionInUseError,
   DeployVersionIsCurrentError,
@@ -21,6 +22,7 @@ import { backupDataConverter, FAILURE_CONVERTER_PATH } from '../../codec/data-co
 import { toCodecKeyRing } from '../../config/codec-config';
 import { backupWorkflowId } from '../../domain/user-id';
 import { startTemporalDevServer, type TemporalDevServer } from '../../stack/temporal-dev-server';
+import { WORKFLOWS_PATH } from '../../worker/workflows-path';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 /**
@@ -54,10 +56,10 @@ const versioned = (buildId: string, bundle?: string) => ({
 });
 const workerConverter = () => backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true });
 
-/** Promotes once the build's workers have polled (the server knows a version from its first poll). */
-function promoteWhenPolled(buildId: string) {
+/** Promotes once the build's workers have polled (the server knows a version from its first poll), replaying unversioned runs against `code`. */
+function promoteWhenPolled(buildId: string, code: ReplayCode = { workflowsPath: WORKFLOWS_PATH }) {
   return eventually(`build ${buildId} to be promoted`, () =>
-    deploy.promote(buildId).catch((error: unknown) => {
+    deploy.promote(buildId, { replay: { code, dataConverter: workerConverter() } }).catch((error: unknown) => {
       if (error instanceof DeployVersionNotFoundError) return undefined;
       throw error;
     }),
@@ -133,8 +135,32 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     await server?.stop();
   });
 
+  it('the first promote replays the runs of unversioned workers (they move to the new build): refused for code that would not replay them', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const stopUnversioned = await env.startWorker({ TEMPORAL_WORKER_VERSIONING: 'off' });
+    const userId = env.seedUser('unversioned-parked');
+    const rule = env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId }).id;
+    await env.backups.startBackupWorkflow(userId);
+    expect((await waitUntilParked(env.backups, userId)).step).toBe('MARK');
+    // Visibility lists a run shortly after it starts: the promote's check reads it from there.
+    await eventually('the unversioned run to be listed', async () => ((await deploy.status()).unversionedOpenRuns === 1 ? true : undefined));
+    const refused = (await promoteWhenPolled('v1', { bundlePath: v2BundlePath }).catch((error: unknown) => error)) as Error;
+    expect(refused).toBeInstanceOf(DeployUnversionedRunsError);
+    expect(refused.message).toContain(backupWorkflowId(userId));
+    expect(refused.message).toContain('transition-versioned-1');
+    expect((await deploy.status()).currentBuildId).toBeUndefined();
+    // With code that replays them (this checkout's), the promote goes through; the parked run moves to v1 when retried.
+    expect(await promoteWhenPolled('v1')).toMatchObject({ deploymentName, currentBuildId: 'v1' });
+    await stopUnversioned();
+    env.simulator.faults.remove(rule);
+    await env.backups.retryBackup(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    const builds = buildsOf((await history(backupWorkflowId(userId))).events ?? []);
+    expect(builds.at(-1)).toBe('v1');
+    expect(failedTasks((await history(backupWorkflowId(userId))).events ?? [])).toEqual([]);
+  });
+
   it('version 1 is current: backups complete, one stays in flight, one parks, a recovery parks', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const status = await promoteWhenPolled('v1');
+    const status = await deploy.status();
     expect(status).toMatchObject({ deploymentName, currentBuildId: 'v1' });
 
     users.completed = env.seedUser('v1-completed');
