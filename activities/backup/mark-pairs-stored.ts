@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
-import { PortalNotFoundError, PortalRequestRejectedError } from '../../domain/errors';
+import { markIdempotently } from '../mark-idempotently';
 import type { ActivityDeps, MarkPairsStoredInput } from '../backup-activity-types';
 import { currentRun, pairClaims } from './backup-receipts';
 import type { StepReceipt } from '../../domain/step-receipt';
@@ -19,18 +19,11 @@ export async function markPairsStored(deps: ActivityDeps, { userId, pairIds, rec
   }
   const { clientApiKey } = await deps.credentials.load(userId);
   const ids = CURVES.map((curve) => pairIds[curve]);
-  try {
-    await deps.portal.markBackupPairsStored(clientApiKey, ids);
-  } catch (error) {
-    // A retry after a lost response may find the pairs marked already; a Portal that
-    // refuses to mark a completed pair again must not park a finished backup.
-    if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
-    const client = await deps.portal.getClient(clientApiKey);
-    const completed = new Set(
-      client.wallets.flatMap((w) => w.backupSharePairs).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
-    );
-    if (!ids.every((id) => completed.has(id))) throw error;
-  }
+  await markIdempotently(
+    ids,
+    () => deps.portal.markBackupPairsStored(clientApiKey, ids),
+    async () => (await deps.portal.getClient(clientApiKey)).wallets.flatMap((wallet) => wallet.backupSharePairs),
+  );
   Context.current().log.info('backup share pairs marked stored', { userId, pairIds });
   if (run) return { receipt: deps.receipts.issue('MARK', run, pairClaims(userId, pairIds)) };
 }

@@ -1,12 +1,9 @@
 import { Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
-import { PortalNotFoundError, PortalRequestRejectedError } from '../../domain/errors';
+import { markIdempotently } from '../mark-idempotently';
 import type { StepReceipt } from '../../domain/step-receipt';
-import type { PortalClientInfo } from '../../adapters/portal/portal-client';
 import { currentRun, pairClaims } from '../backup/backup-receipts';
 import type { MarkSigningPairsInput, RecoveryActivityDeps } from './recovery-activity-types';
-
-const signingPairs = (client: PortalClientInfo) => client.wallets.flatMap((wallet) => wallet.signingSharePairs);
 
 /**
  * Recovery step 5: mark the new signing share pairs STORED_CLIENT at Portal, only those whose
@@ -18,16 +15,11 @@ export async function markSigningPairsStored(deps: RecoveryActivityDeps, { userI
   if (run) deps.receipts.verify('HAND_OVER', run, pairClaims(userId, signingPairIds), handOver);
   const { clientApiKey } = await deps.credentials.load(userId);
   const ids = CURVES.map((curve) => signingPairIds[curve]);
-  try {
-    await deps.portal.markSigningPairsStored(clientApiKey, ids);
-  } catch (error) {
-    // A retry after a lost answer may find them marked already.
-    if (!(error instanceof PortalRequestRejectedError || error instanceof PortalNotFoundError)) throw error;
-    const completed = new Set(
-      signingPairs(await deps.portal.getClient(clientApiKey)).filter((p) => p.status.toLowerCase() === 'completed').map((p) => p.id),
-    );
-    if (!ids.every((id) => completed.has(id))) throw error;
-  }
+  await markIdempotently(
+    ids,
+    () => deps.portal.markSigningPairsStored(clientApiKey, ids),
+    async () => (await deps.portal.getClient(clientApiKey)).wallets.flatMap((wallet) => wallet.signingSharePairs),
+  );
   Context.current().log.info('signing share pairs marked stored', { userId, signingPairIds });
   if (run) return { receipt: deps.receipts.issue('MARK_SIGNING', run, pairClaims(userId, signingPairIds)) };
 }
