@@ -7,11 +7,10 @@ import type { DrillClient } from '../client/drill-client';
 import type { KeysClient } from '../client/keys-client';
 import type { RecoveryClient } from '../client/recovery-client';
 import { clientErrorView } from '../client/client-error';
-import type { CoverageOptions, CoverageRow, CoverageSummary } from '../client/coverage';
 import { matchesAnySecret } from '../config/secret-check';
 import { registerBackupRoutes, registerRecoveryRoutes } from './routes/backups';
 import { registerBatchRoutes } from './routes/batches';
-import { registerCoverageRoute } from './routes/coverage';
+import { registerCoverageRoute, type CoverageBackend } from './routes/coverage';
 import { registerDrillAndRotationRoutes } from './routes/fleet-runs';
 
 export interface ApiServerOptions {
@@ -28,11 +27,7 @@ export interface ApiServerOptions {
    * `GET /v1/coverage`, when the process has the backend's configuration (Portal, credentials, the
    * store: client/cli-coverage.ts coverageBackend); absent, the route answers 501.
    */
-  coverage?: {
-    run(users: AsyncIterable<string[]>, options: CoverageOptions, emit: (row: CoverageRow) => Promise<void>): Promise<CoverageSummary>;
-    /** The backend's paged user list, as `backup coverage --source-url` reads it. */
-    pages(url: string, pageSize: number): AsyncIterable<string[]>;
-  };
+  coverage?: CoverageBackend;
 }
 
 /** The document's version: bump it when a route or shape changes. */

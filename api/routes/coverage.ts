@@ -1,13 +1,18 @@
 import { PassThrough } from 'node:stream';
 import type { ApiApp } from './api-app';
-import { COVERAGE_CSV_HEADER, coverageCsvLine } from '../../client/coverage';
-import type { ApiServerOptions } from '../api-server';
+import { COVERAGE_CSV_HEADER, coverageCsvLine, type CoverageOptions, type CoverageRow, type CoverageSummary } from '../../client/coverage';
 
 /**
  * `GET /v1/coverage`: every user of a list or the backend's paged source, streamed as JSON Lines or
  * CSV as rows are made. Without the backend's configuration the route answers 501.
  */
-export function registerCoverageRoute(app: ApiApp, coverage: ApiServerOptions['coverage']): void {
+export interface CoverageBackend {
+  run(users: AsyncIterable<string[]>, options: CoverageOptions, emit: (row: CoverageRow) => Promise<void>): Promise<CoverageSummary>;
+  /** The backend's paged user list, as `backup coverage --source-url` reads it. */
+  pages(url: string, pageSize: number): AsyncIterable<string[]>;
+}
+
+export function registerCoverageRoute(app: ApiApp, coverage: CoverageBackend | undefined): void {
   app.get<{ Querystring: { users?: string; sourceUrl?: string; pageSize: number; format: 'json' | 'csv'; maxAgeDays: number; usersPerMinute: number } }>('/v1/coverage', {
     schema: {
       summary: 'Coverage of every user of a list or the backend’s paged source: the newest completed backup and who has none, a stale one, a parked run or a drill failure (JSON Lines or CSV, streamed)',
