@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { CURVES } from '../domain/curves';
 import { flatError } from './outcomes';
 import type { SimBackupPair } from './portal-state';
@@ -10,11 +11,11 @@ export function registerEnclaveRoutes(ctx: SimulatorContext): void {
   app.post(
     '/v1/backup',
     route('backup', 'client', async (request, client) => {
-      const body = request.body as { generateResponse?: unknown } | undefined;
-      if (typeof body?.generateResponse !== 'string') {
+      const generateResponse = stringField(request, 'generateResponse');
+      if (generateResponse === undefined) {
         return flatError(400, 'BAD_REQUEST', 'generateResponse must be the /v1/generate response as a JSON string');
       }
-      if (!sameSigningShares(body.generateResponse, state.currentSigningShares(client!))) {
+      if (!sameSigningShares(generateResponse, state.currentSigningShares(client!))) {
         return flatError(400, 'BAD_REQUEST', "generateResponse does not hold this client's signing shares");
       }
       // The mode when the call arrived holds for the whole call, even if it is switched meanwhile.
@@ -28,13 +29,13 @@ export function registerEnclaveRoutes(ctx: SimulatorContext): void {
   app.post(
     '/v1/recover',
     route('recover', 'client', async (request, client) => {
-      const body = request.body as { backupResponse?: unknown } | undefined;
-      if (typeof body?.backupResponse !== 'string') {
+      const backupResponse = stringField(request, 'backupResponse');
+      if (backupResponse === undefined) {
         return flatError(400, 'BAD_REQUEST', 'backupResponse must be the /v1/backup response as a JSON string');
       }
       let parsed: Record<string, { id?: unknown; share?: unknown }>;
       try {
-        parsed = JSON.parse(body.backupResponse) as typeof parsed;
+        parsed = JSON.parse(backupResponse) as typeof parsed;
       } catch {
         return flatError(400, 'BAD_REQUEST', 'backupResponse is not valid JSON');
       }
@@ -51,6 +52,12 @@ export function registerEnclaveRoutes(ctx: SimulatorContext): void {
       return { status: 200, body: state.createSigningShares(client!) };
     }),
   );
+}
+
+/** The body's `field` when it is a string: the Enclave API takes the documents it is given back as JSON strings. */
+function stringField(request: FastifyRequest, field: string): string | undefined {
+  const value = (request.body as Record<string, unknown> | null | undefined)?.[field];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** Whether `sent` (a /v1/generate or /v1/recover response, as a JSON string) holds the client's current signing shares. */
