@@ -121,7 +121,7 @@ function parseDynamicConfig(text: string): Record<string, string | number | bool
 }
 
 /** The simulator as a process of its own (its CPU is measured apart), seeded with the run's users. */
-async function startSimulatorProcess(dir: string, options: StackOptions): Promise<{ simulator: ManagedProcess; simulatorUrl: string }> {
+export async function startSimulatorProcess(dir: string, options: Pick<StackOptions, 'users' | 'latencyMs' | 'rpm'>): Promise<{ simulator: ManagedProcess; simulatorUrl: string }> {
   const simPort = await freePort();
   const simulatorUrl = `http://127.0.0.1:${simPort}`;
   const simulator = startProcess(
