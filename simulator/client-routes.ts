@@ -5,7 +5,19 @@ const WRITABLE_BACKUP_STATUSES = ['STORED_CLIENT_BACKUP_SHARE', 'STORED_CLIENT_B
 
 /** Portal's client API (shared/portal-api.md): the pairs' cipher texts and statuses, and the client object. */
 export function registerClientRoutes(ctx: SimulatorContext): void {
-  const { app, state, route, options } = ctx;
+  registerCipherTextRoutes(ctx);
+  registerMarkRoutes(ctx);
+  ctx.app.get(
+    '/api/v3/clients/me',
+    ctx.route('getClient', 'client', (_request, client) => ({
+      status: 200,
+      body: ctx.state.clientView(client!, { backupWithPortalEnabled: ctx.live.selfManaged === undefined }),
+    })),
+  );
+}
+
+/** A pair's client cipher text: stored (by POST or PATCH: the service's storeCipherTextMethod picks) and read back. */
+function registerCipherTextRoutes({ app, state, route }: SimulatorContext): void {
   const storeCipherText = route('storeCipherText', 'client', (request, client) => {
     const { pairId } = request.params as { pairId: string };
     const pair = state.findPair(client!, pairId);
@@ -30,7 +42,10 @@ export function registerClientRoutes(ctx: SimulatorContext): void {
       return { status: 200, body: { cipherText: pair.clientCipherText } };
     }),
   );
+}
 
+/** The statuses the client sets: backup pairs stored (once each unless `rejectRepeatedMarks` says otherwise), signing pairs kept. */
+function registerMarkRoutes({ app, state, route, options }: SimulatorContext): void {
   app.patch(
     '/api/v3/clients/me/backup-share-pairs',
     route('markPairs', 'client', (request, client) => {
@@ -67,13 +82,5 @@ export function registerClientRoutes(ctx: SimulatorContext): void {
       for (const pair of pairs) pair.status = 'completed';
       return { status: 204 };
     }),
-  );
-
-  app.get(
-    '/api/v3/clients/me',
-    route('getClient', 'client', (_request, client) => ({
-      status: 200,
-      body: state.clientView(client!, { backupWithPortalEnabled: ctx.live.selfManaged === undefined }),
-    })),
   );
 }
