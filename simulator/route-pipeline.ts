@@ -46,8 +46,8 @@ export function routePipeline(ctx: Omit<SimulatorContext, 'route'>): SimulatorCo
     const { client, failure: authFailure } = auth === 'client' ? authenticate(ctx, request) : authenticateBackend(ctx.options, request);
     const userId = client?.userId ?? (request.params as { userId?: string }).userId;
     if (rateLimited(ctx, name, auth, reply)) return reply.code(429).send({ id: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' });
-    const faulted = await answerFaultBefore(ctx, name, userId, request, reply);
-    if (faulted) return faulted;
+    // A fault that answered has sent (or hijacked) the reply: the handler does not run.
+    if (await answeredByFaultBefore(ctx, name, userId, request, reply)) return reply;
     const outcome = authFailure ?? (await handler(request, client));
     return send(ctx, name, userId, outcome, request, reply);
   };
@@ -83,14 +83,18 @@ function rateLimited(ctx: Omit<SimulatorContext, 'route'>, name: RouteName, auth
   return true;
 }
 
-/** The faults armed before the handler: a latency is waited out; any other answers in the handler's place. */
-async function answerFaultBefore(
+/**
+ * The faults armed before the handler: a latency is waited out; any other answers in the handler's
+ * place (true). It says so with a boolean, not the reply: a Fastify reply is thenable, and an async
+ * function that returned it would resolve to what the reply's `then` gives, not to the reply.
+ */
+async function answeredByFaultBefore(
   ctx: Omit<SimulatorContext, 'route'>,
   name: RouteName,
   userId: string | undefined,
   request: FastifyRequest,
   reply: FastifyReply,
-): Promise<FastifyReply | undefined> {
+): Promise<boolean> {
   for (const fault of ctx.faults.before(name, userId)) {
     if (fault.kind === 'latency') {
       await new Promise((resolve) => setTimeout(resolve, fault.latencyMs ?? 0));
@@ -98,23 +102,27 @@ async function answerFaultBefore(
     }
     if (fault.kind === 'hang') {
       await waitForClose(request, fault.latencyMs ?? HANG_LIMIT_MS);
-      if (request.raw.socket?.destroyed) return reply.hijack();
-      return reply.code(504).send({ id: 'GATEWAY_TIMEOUT', message: 'simulated hang ended' });
+      if (request.raw.socket?.destroyed) reply.hijack();
+      else void reply.code(504).send({ id: 'GATEWAY_TIMEOUT', message: 'simulated hang ended' });
+      return true;
     }
     if (fault.kind === 'rate-limit') {
       if (fault.retryAfterSeconds !== null) reply.header('retry-after', String(fault.retryAfterSeconds ?? 1));
-      return reply.code(429).send(fault.body ?? { id: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' });
+      void reply.code(429).send(fault.body ?? { id: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' });
+      return true;
     }
     if (fault.kind === 'html-error') {
-      return reply
+      void reply
         .code(fault.status ?? 502)
         .type('text/html')
         .send('<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>');
+      return true;
     }
     const status = fault.status ?? 500;
-    return reply.code(status).send(fault.body ?? { id: STATUS_IDS[status] ?? 'ERROR', message: `simulated ${status}` });
+    void reply.code(status).send(fault.body ?? { id: STATUS_IDS[status] ?? 'ERROR', message: `simulated ${status}` });
+    return true;
   }
-  return undefined;
+  return false;
 }
 
 /** Sends the handler's outcome, unless a fault armed after it loses or garbles a successful answer. */
