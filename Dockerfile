@@ -10,6 +10,7 @@ COPY adapters ./adapters
 COPY api ./api
 COPY client ./client
 COPY codec ./codec
+COPY command-line ./command-line
 COPY config ./config
 COPY contracts ./contracts
 COPY db ./db

@@ -5,6 +5,7 @@ import { StaticTokenAuth } from '../adapters/vault/vault-auth';
 import { VaultTransit } from '../adapters/vault/vault-transit';
 import { sharePlaintext } from '../activities';
 import { CURVES } from '../domain/curves';
+import { windowed, type WindowedRun } from './windowed';
 
 export interface BaselineEndpoints {
   portalUrl: string;
@@ -22,7 +23,7 @@ export async function runBaselineScript(
   userIds: string[],
   concurrency: number,
   endpoints: BaselineEndpoints,
-): Promise<{ latenciesMs: number[]; failures: number; wallMs: number }> {
+): Promise<WindowedRun> {
   const portal = new PortalClient({
     enclaveUrl: endpoints.portalUrl,
     apiUrl: endpoints.portalUrl,
@@ -46,23 +47,5 @@ export async function runBaselineScript(
     await portal.markBackupPairsStored(clientApiKey, CURVES.map((curve) => shares[curve].id));
   };
 
-  const latenciesMs: number[] = [];
-  let failures = 0;
-  let next = 0;
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < userIds.length) {
-        const userId = userIds[next++]!;
-        const t0 = performance.now();
-        try {
-          await backupOne(userId);
-          latenciesMs.push(performance.now() - t0);
-        } catch {
-          failures += 1;
-        }
-      }
-    }),
-  );
-  return { latenciesMs, failures, wallMs: Date.now() - started };
+  return windowed(userIds.length, concurrency, (i) => backupOne(userIds[i]!));
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import nodeVault from 'node-vault';
 import type { Pool } from 'pg';
 import { sharePlaintext } from '../activities';
+import { sha256Hex } from '../activities/share-plaintext';
 import { transitContext } from '../adapters/kms/transit-context';
 import { StaticTokenAuth } from '../adapters/vault/vault-auth';
 import { ciphertextVersion, VaultTransit } from '../adapters/vault/vault-transit';
@@ -15,13 +16,13 @@ import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
-import { freePort } from '../stack/free-port';
-import { startProcess, waitUntil } from '../stack/managed-process';
 import { startPostgresServer, type PostgresServer } from '../stack/postgres-server';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
 import { keyRotationPolicy } from '../stack/vault-policies';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
+import type { RotationReport } from '../contracts/rotate-keys-api';
+import { startSimulatorProcess } from './bench-stack';
 import { cpuSeconds } from './process-stats';
 
 /**
@@ -43,7 +44,6 @@ const program = new Command('bench-rotation')
 const options = program.opts<{ users: string; store: string; rate: string; concurrency: string; usersPerActivity: string; latencyMs: string; out: string }>();
 
 const ROOT = join(__dirname, '..');
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 interface AdminPair {
@@ -52,6 +52,8 @@ interface AdminPair {
   clientCipherText?: string;
 }
 
+type StoredCiphertext = Awaited<ReturnType<typeof storedCiphertexts>>[number];
+
 async function main(): Promise<void> {
   const users = Number(options.users);
   const store = options.store;
@@ -59,7 +61,49 @@ async function main(): Promise<void> {
   const dir = join(resolve(ROOT, options.out), `${store}-${users}`);
   mkdirSync(dir, { recursive: true });
   process.stdout.write(`[bench:rotation] ${users} users, ${store} store; servers and logs in ${dir}\n`);
+  const stack = await startRotationStack(dir, users, store);
+  try {
+    await waitForPollers(stack.connection, 'bench-rotation', stack.worker.exited);
+    const backup = await backUpEveryone(stack, users);
+    const before = await storedCiphertexts(stack.simulatorUrl, users, stack.pool);
+    const rotation = await timeRotation(stack);
+    const after = await storedCiphertexts(stack.simulatorUrl, users, stack.pool);
+    const check = await independentCheck(stack, rotation.report, before, after);
+    const results = {
+      date: new Date().toISOString(),
+      users,
+      store,
+      storedCiphertexts: after.length,
+      backup,
+      rotation: {
+        seconds: seconds(rotation.ms),
+        usersPerSecond: Math.round((users / (rotation.ms / 1000)) * 10) / 10,
+        ciphertextsPerSecond: Math.round((after.length / (rotation.ms / 1000)) * 10) / 10,
+        settings: { usersPerMinute: Number(options.rate), concurrency: Number(options.concurrency), usersPerActivity: Number(options.usersPerActivity) },
+        status: rotation.report.status,
+        counts: rotation.report.counts,
+        failures: rotation.report.failures.length + (rotation.report.failuresOmitted ?? 0),
+        minDecryptionVersion: rotation.report.minDecryptionVersion,
+        workflowRuns: rotation.report.runs,
+        cpuSeconds: rotation.cpu,
+      },
+      independentCheck: check,
+    };
+    writeFileSync(join(dir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    printSummary(results, rotation.report, { before, after, target: rotation.report.key?.targetVersion ?? -1, dir });
+  } finally {
+    await stack.stop();
+  }
+}
 
+type RotationStack = Awaited<ReturnType<typeof startRotationStack>>;
+
+/**
+ * Temporal and Vault dev servers, (postgres store) PostgreSQL migrated, the simulator seeded with
+ * `users`, and one worker that holds only the rotation policy (encrypt, decrypt, read; rotate,
+ * rewrap, config).
+ */
+async function startRotationStack(dir: string, users: number, store: 'portal' | 'postgres') {
   const [temporal, vault] = await Promise.all([
     startTemporalDevServer({ logFile: join(dir, 'temporal.log') }),
     startVaultDevServer({ logFile: join(dir, 'vault.log') }),
@@ -71,17 +115,7 @@ async function main(): Promise<void> {
     pool = createDatabasePool(postgres.url);
     await migrate(pool);
   }
-  const simPort = await freePort();
-  const simulatorUrl = `http://127.0.0.1:${simPort}`;
-  const simulator = startProcess(
-    'simulator',
-    process.execPath,
-    ['--import', 'tsx', join(ROOT, 'simulator', 'main.ts'), '--port', String(simPort), '--users', String(users), '--latency-ms', options.latencyMs],
-    { logFile: join(dir, 'simulator.log'), cwd: ROOT },
-  );
-  await waitUntil('simulator', async () => (await fetch(`${simulatorUrl}/health`)).ok, 60_000, simulator.exited);
-
-  // The worker holds only the rotation policy (encrypt, decrypt, read; rotate, rewrap, config).
+  const { simulator, simulatorUrl } = await startSimulatorProcess(dir, { users, latencyMs: Number(options.latencyMs) });
   const admin = nodeVault({ endpoint: vault.addr, token: vault.rootToken, debug: () => undefined } as nodeVault.VaultOptions);
   await admin.addPolicy({ name: 'mpc-backup-rotation', rules: keyRotationPolicy(vault.transitKey) });
   const token = ((await admin.tokenCreate({ policies: ['mpc-backup-rotation'], ttl: '8h' })) as { auth: { client_token: string } }).auth.client_token;
@@ -113,93 +147,96 @@ async function main(): Promise<void> {
   });
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
-  try {
-    await waitForPollers(connection, 'bench-rotation', worker.exited);
-    const source = { kind: 'http' as const, url: `${simulatorUrl}/backend/users` };
+  return {
+    temporal,
+    vault,
+    admin,
+    pool,
+    simulator,
+    simulatorUrl,
+    worker,
+    connection,
+    client,
+    /** The users as the company backend lists them (the simulator serves its seeded users). */
+    source: { kind: 'http' as const, url: `${simulatorUrl}/backend/users` },
+    async stop() {
+      await worker.stop(15_000);
+      await connection.close();
+      await pool?.end();
+      await Promise.all([simulator.stop(), temporal.stop(), vault.stop(), postgres?.stop()]);
+    },
+  };
+}
 
-    // 1. The stored backups: one batch over every user.
-    const backupStarted = Date.now();
-    const batches = new BatchClient(client, 'bench-rotation');
-    const { batchId } = await batches.startBatch({ source, concurrency: 20, backupsPerMinute: 1e7, pageSize: 500 });
-    const batch = await batches.wait(batchId);
-    const backupMs = Date.now() - backupStarted;
-    process.stdout.write(`[bench:rotation] backups: ${batch.counts.completed} completed, ${batch.counts.failed + batch.counts.parked} not, in ${seconds(backupMs)} s\n`);
-    if (batch.counts.completed !== users) throw new Error(`only ${batch.counts.completed} of ${users} backups completed`);
-    const before = await storedCiphertexts(simulatorUrl, users, pool);
+/** The stored backups: one batch over every user; all must complete. */
+async function backUpEveryone(stack: RotationStack, users: number): Promise<{ completed: number; seconds: number }> {
+  const backupStarted = Date.now();
+  const batches = new BatchClient(stack.client, 'bench-rotation');
+  const { batchId } = await batches.startBatch({ source: stack.source, concurrency: 20, backupsPerMinute: 1e7, pageSize: 500 });
+  const batch = await batches.wait(batchId);
+  const backupMs = Date.now() - backupStarted;
+  process.stdout.write(`[bench:rotation] backups: ${batch.counts.completed} completed, ${batch.counts.failed + batch.counts.parked} not, in ${seconds(backupMs)} s\n`);
+  if (batch.counts.completed !== users) throw new Error(`only ${batch.counts.completed} of ${users} backups completed`);
+  return { completed: batch.counts.completed, seconds: seconds(backupMs) };
+}
 
-    // 2. The rotation, timed, with the CPU each process spent on it.
-    const pids = { worker: worker.child.pid!, temporal: temporal.process.child.pid!, vault: vault.process.child.pid!, simulator: simulator.child.pid! };
-    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
-    const keys = new KeysClient(client, 'bench-rotation');
-    const rotationStarted = Date.now();
-    await keys.rotate({
-      source,
-      usersPerMinute: Number(options.rate),
-      concurrency: Number(options.concurrency),
-      usersPerActivity: Number(options.usersPerActivity),
-      pageSize: 500,
-      raiseMinDecryptionVersion: true,
-      everyUser: true,
-    });
-    const report = await keys.wait();
-    const rotationMs = Date.now() - rotationStarted;
-    const cpu = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, Math.round((cpuSeconds(pid) - cpuBefore[name]!) * 10) / 10]));
+/** The rotation, timed, with the CPU each process spent on it. */
+async function timeRotation(stack: RotationStack): Promise<{ report: RotationReport; ms: number; cpu: Record<string, number> }> {
+  const pids = { worker: stack.worker.child.pid!, temporal: stack.temporal.process.child.pid!, vault: stack.vault.process.child.pid!, simulator: stack.simulator.child.pid! };
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const keys = new KeysClient(stack.client, 'bench-rotation');
+  const rotationStarted = Date.now();
+  await keys.rotate({
+    source: stack.source,
+    usersPerMinute: Number(options.rate),
+    concurrency: Number(options.concurrency),
+    usersPerActivity: Number(options.usersPerActivity),
+    pageSize: 500,
+    raiseMinDecryptionVersion: true,
+    everyUser: true,
+  });
+  const report = await keys.wait();
+  const ms = Date.now() - rotationStarted;
+  const cpu = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, Math.round((cpuSeconds(pid) - cpuBefore[name]!) * 10) / 10]));
+  return { report, ms, cpu };
+}
 
-    // 3. Independent check of every stored ciphertext, with Vault's root token.
-    const transit = new VaultTransit({ endpoint: vault.addr, mount: 'transit', keyName: vault.transitKey, timeoutMs: 30_000 }, new StaticTokenAuth(vault.rootToken));
-    const after = await storedCiphertexts(simulatorUrl, users, pool);
-    const target = report.key?.targetVersion ?? -1;
-    const onTarget = after.filter((entry) => ciphertextVersion(entry.ciphertext) === target).length;
-    const decrypting = await countDecrypting(transit, after);
-    const oldStillDecrypting = await countDecrypting(transit, before);
-    const key = (await admin.read(`transit/keys/${vault.transitKey}`)) as { data: { latest_version: number; min_decryption_version: number } };
+/** Independent check of every stored ciphertext, with Vault's root token: on the new version, decrypting to the issued share, the old ones refused. */
+async function independentCheck(stack: RotationStack, report: RotationReport, before: StoredCiphertext[], after: StoredCiphertext[]) {
+  const { vault } = stack;
+  const transit = new VaultTransit({ endpoint: vault.addr, mount: 'transit', keyName: vault.transitKey, timeoutMs: 30_000 }, new StaticTokenAuth(vault.rootToken));
+  const target = report.key?.targetVersion ?? -1;
+  const key = (await stack.admin.read(`transit/keys/${vault.transitKey}`)) as { data: { latest_version: number; min_decryption_version: number } };
+  return {
+    onTargetVersion: after.filter((entry) => ciphertextVersion(entry.ciphertext) === target).length,
+    decryptToIssuedShare: await countDecrypting(transit, after),
+    oldCiphertextsStillDecrypting: await countDecrypting(transit, before),
+    key: { latestVersion: key.data.latest_version, minDecryptionVersion: key.data.min_decryption_version },
+  };
+}
 
-    const results = {
-      date: new Date().toISOString(),
-      users,
-      store,
-      storedCiphertexts: after.length,
-      backup: { completed: batch.counts.completed, seconds: seconds(backupMs) },
-      rotation: {
-        seconds: seconds(rotationMs),
-        usersPerSecond: Math.round((users / (rotationMs / 1000)) * 10) / 10,
-        ciphertextsPerSecond: Math.round((after.length / (rotationMs / 1000)) * 10) / 10,
-        settings: { usersPerMinute: Number(options.rate), concurrency: Number(options.concurrency), usersPerActivity: Number(options.usersPerActivity) },
-        status: report.status,
-        counts: report.counts,
-        failures: report.failures.length + (report.failuresOmitted ?? 0),
-        minDecryptionVersion: report.minDecryptionVersion,
-        workflowRuns: report.runs,
-        cpuSeconds: cpu,
-      },
-      independentCheck: {
-        onTargetVersion: onTarget,
-        decryptToIssuedShare: decrypting,
-        oldCiphertextsStillDecrypting: oldStillDecrypting,
-        key: { latestVersion: key.data.latest_version, minDecryptionVersion: key.data.min_decryption_version },
-      },
-    };
-    writeFileSync(join(dir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const c = report.counts.clientCiphertexts;
-    process.stdout.write(
-      [
-        `[bench:rotation] rotation of ${users} stored backups (${after.length} ciphertexts, ${store} store): ${results.rotation.seconds} s, ` +
-          `${results.rotation.usersPerSecond} users/s, ${results.rotation.ciphertextsPerSecond} ciphertexts/s (${report.runs} workflow run(s))`,
-        `[bench:rotation]   report: ${report.status}; users visited ${report.counts.usersVisited}, failed ${report.counts.usersFailed}, deferred ${report.counts.usersDeferred}; ` +
-          `ciphertexts rewrapped ${c.rewrapped}, already current ${c.alreadyCurrent}, verified ${c.verified}, failed ${c.failed}`,
-        `[bench:rotation]   min_decryption_version: ${report.minDecryptionVersion.raised ? `raised to ${report.minDecryptionVersion.minDecryptionVersion}` : `not raised (${report.minDecryptionVersion.reason ?? 'not asked'})`}`,
-        `[bench:rotation]   independent check: ${onTarget}/${after.length} on version ${target}, ${decrypting}/${after.length} decrypt to the share Portal issued, ` +
-          `${oldStillDecrypting}/${before.length} old ciphertexts still decrypt; key latest ${key.data.latest_version}, min ${key.data.min_decryption_version}`,
-        `[bench:rotation]   CPU seconds during the rotation: ${Object.entries(cpu).map(([name, s]) => `${name} ${s}`).join(', ')}`,
-        `[bench:rotation]   results: ${join(dir, 'results.json')}`,
-      ].join('\n') + '\n',
-    );
-  } finally {
-    await worker.stop(15_000);
-    await connection.close();
-    await pool?.end();
-    await Promise.all([simulator.stop(), temporal.stop(), vault.stop(), postgres?.stop()]);
-  }
+function printSummary(
+  results: { users: number; store: string; rotation: { seconds: number; usersPerSecond: number; ciphertextsPerSecond: number; cpuSeconds: Record<string, number> }; independentCheck: Awaited<ReturnType<typeof independentCheck>> },
+  report: RotationReport,
+  seen: { before: StoredCiphertext[]; after: StoredCiphertext[]; target: number; dir: string },
+): void {
+  const { users, store, rotation } = results;
+  const { onTargetVersion: onTarget, decryptToIssuedShare: decrypting, oldCiphertextsStillDecrypting: oldStillDecrypting, key } = results.independentCheck;
+  const { before, after, target } = seen;
+  const c = report.counts.clientCiphertexts;
+  process.stdout.write(
+    [
+      `[bench:rotation] rotation of ${users} stored backups (${after.length} ciphertexts, ${store} store): ${rotation.seconds} s, ` +
+        `${rotation.usersPerSecond} users/s, ${rotation.ciphertextsPerSecond} ciphertexts/s (${report.runs} workflow run(s))`,
+      `[bench:rotation]   report: ${report.status}; users visited ${report.counts.usersVisited}, failed ${report.counts.usersFailed}, deferred ${report.counts.usersDeferred}; ` +
+        `ciphertexts rewrapped ${c.rewrapped}, already current ${c.alreadyCurrent}, verified ${c.verified}, failed ${c.failed}`,
+      `[bench:rotation]   min_decryption_version: ${report.minDecryptionVersion.raised ? `raised to ${report.minDecryptionVersion.minDecryptionVersion}` : `not raised (${report.minDecryptionVersion.reason ?? 'not asked'})`}`,
+      `[bench:rotation]   independent check: ${onTarget}/${after.length} on version ${target}, ${decrypting}/${after.length} decrypt to the share Portal issued, ` +
+        `${oldStillDecrypting}/${before.length} old ciphertexts still decrypt; key latest ${key.latestVersion}, min ${key.minDecryptionVersion}`,
+      `[bench:rotation]   CPU seconds during the rotation: ${Object.entries(rotation.cpuSeconds).map(([name, s]) => `${name} ${s}`).join(', ')}`,
+      `[bench:rotation]   results: ${join(seen.dir, 'results.json')}`,
+    ].join('\n') + '\n',
+  );
 }
 
 /** Every stored ciphertext with its user, pair and the digest of the `{id, share}` Portal issued (from the simulator's admin view). */
@@ -216,19 +253,19 @@ async function storedCiphertexts(simulatorUrl: string, users: number, pool?: Poo
     const view = (await (await fetch(`${simulatorUrl}/admin/users/${userId}`)).json()) as { wallets: { backupSharePairs: AdminPair[] }[] };
     for (const pair of view.wallets.flatMap((wallet) => wallet.backupSharePairs)) {
       const ciphertext = pool ? rows.get(`${userId}/${pair.id}`) : pair.clientCipherText;
-      if (ciphertext) entries.push({ userId, pairId: pair.id, ciphertext, expectedSha256: sha256(sharePlaintext({ id: pair.id, share: pair.share })) });
+      if (ciphertext) entries.push({ userId, pairId: pair.id, ciphertext, expectedSha256: sha256Hex(sharePlaintext({ id: pair.id, share: pair.share })) });
     }
   }
   return entries;
 }
 
-async function countDecrypting(transit: VaultTransit, entries: { userId: string; pairId: string; ciphertext: string; expectedSha256: string }[]): Promise<number> {
+async function countDecrypting(transit: VaultTransit, entries: StoredCiphertext[]): Promise<number> {
   let count = 0;
   for (let i = 0; i < entries.length; i += 250) {
     const slice = entries.slice(i, i + 250);
     const opened = await transit.decryptEach(slice.map((e) => ({ ciphertext: e.ciphertext, context: transitContext(e.userId, e.pairId) })));
     opened.forEach((result, index) => {
-      if ('plaintext' in result && sha256(result.plaintext) === slice[index]!.expectedSha256) count += 1;
+      if ('plaintext' in result && sha256Hex(result.plaintext) === slice[index]!.expectedSha256) count += 1;
     });
   }
   return count;

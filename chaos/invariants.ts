@@ -110,32 +110,47 @@ export async function checkUser(
   checkRuns(userId, runs, violations);
 
   const pairs = client.wallets.flatMap((wallet) => wallet.backupSharePairs);
+  await checkMarkedPairsDecrypt(userId, pairs, transit, violations, ciphertextOf);
+  for (const pair of pairs.filter((p) => p.status === 'incomplete' && ciphertextOf(p))) {
+    if (!parkedByCampaign) violations.add('ciphertext-on-unmarked-pair', `pair ${pair.id}`, userId);
+  }
+  checkMarksByCreator(client, runs, violations);
+  const orphans = pairs.filter((pair) => pair.status === 'incomplete' && !ciphertextOf(pair));
+  checkOrphansNamed(userId, orphans, runs, violations);
+  return { orphans: orphans.length, runs: runs.length };
+}
+
+/** Every marked pair has a ciphertext, and it decrypts (in its user-and-pair context) to exactly the `{id, share}` Portal issued. */
+async function checkMarkedPairsDecrypt(
+  userId: string,
+  pairs: SimBackupPair[],
+  transit: Pick<KmsProvider, 'decryptBatch'>,
+  violations: ViolationLog,
+  ciphertextOf: CiphertextLookup,
+): Promise<void> {
   const completed = pairs.filter((pair) => pair.status === 'completed');
   const withCiphertext = completed.filter((pair) => ciphertextOf(pair));
   for (const pair of completed) {
     if (!ciphertextOf(pair)) violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} has no ciphertext`, userId);
   }
-  if (withCiphertext.length > 0) {
-    let plaintexts: Buffer[] = [];
-    try {
-      plaintexts = await transit.decryptBatch(
-        withCiphertext.map((pair) => ({ ciphertext: ciphertextOf(pair)!, context: transitContext(userId, pair.id) })),
-      );
-    } catch (error) {
-      violations.add('pair-marked-without-valid-ciphertext', `decrypt failed: ${(error as Error).message}`, userId);
+  if (withCiphertext.length === 0) return;
+  let plaintexts: Buffer[] = [];
+  try {
+    plaintexts = await transit.decryptBatch(withCiphertext.map((pair) => ({ ciphertext: ciphertextOf(pair)!, context: transitContext(userId, pair.id) })));
+  } catch (error) {
+    violations.add('pair-marked-without-valid-ciphertext', `decrypt failed: ${(error as Error).message}`, userId);
+  }
+  plaintexts.forEach((plaintext, index) => {
+    const pair = withCiphertext[index]!;
+    if (plaintext.toString('utf8') !== JSON.stringify({ id: pair.id, share: pair.share })) {
+      violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} decrypts to something else`, userId);
     }
-    plaintexts.forEach((plaintext, index) => {
-      const pair = withCiphertext[index]!;
-      if (plaintext.toString('utf8') !== JSON.stringify({ id: pair.id, share: pair.share })) {
-        violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} decrypts to something else`, userId);
-      }
-    });
-  }
+  });
+}
 
-  for (const pair of pairs.filter((p) => p.status === 'incomplete' && ciphertextOf(p))) {
-    if (!parkedByCampaign) violations.add('ciphertext-on-unmarked-pair', `pair ${pair.id}`, userId);
-  }
-
+/** Each mark is of a pair one of the user's runs created, while that run was open. */
+function checkMarksByCreator(client: SimClient, runs: BackupRun[], violations: ViolationLog): void {
+  const userId = client.userId;
   const creator = new Map(runs.flatMap((run) => (run.pairIds ?? []).map((id) => [id, run] as const)));
   for (const event of client.markEvents) {
     const at = Date.parse(event.at);
@@ -152,17 +167,19 @@ export async function checkUser(
       }
     }
   }
+}
 
-  // Every orphan is named by a run's result; looked for only if every run completed and none
-  // says its scan failed (a run that could not look has named what it could).
-  const orphans = pairs.filter((pair) => pair.status === 'incomplete' && !ciphertextOf(pair));
+/**
+ * Every orphan is named by a run's result; looked for only if every run completed and none says
+ * its scan failed (a run that could not look has named what it could).
+ */
+function checkOrphansNamed(userId: string, orphans: SimBackupPair[], runs: BackupRun[], violations: ViolationLog): void {
   const named = new Set(runs.flatMap((run) => run.result?.orphanedPairIds ?? []));
   if (runs.length > 0 && runs.every((run) => run.result && !run.result.orphanScanError)) {
     for (const orphan of orphans) {
       if (!named.has(orphan.id)) violations.add('orphan-not-named', `pair ${orphan.id} is not in any run's result`, userId);
     }
   }
-  return { orphans: orphans.length, runs: runs.length };
 }
 
 /**
@@ -260,42 +277,8 @@ export async function checkCustodianShares(
   );
   const marked = [...pairs.values()].filter((pair) => pair.status === 'completed' && pair.custodian.mode === 'self-managed');
 
-  // Decrypt every row once (one batch; one by one if the batch fails, to name the row).
-  const plaintexts = new Map<HeldCustodianShare, string | Error>();
-  const items = held.map((row) => ({ ciphertext: row.encryptedShare, context: custodianShareContext(client.clientId, row.pairId) }));
-  if (items.length > 0) {
-    try {
-      (await transit.decryptBatch(items)).forEach((plain, index) => plaintexts.set(held[index]!, plain.toString('utf8')));
-    } catch {
-      for (const [index, row] of held.entries()) {
-        try {
-          const [plain] = await transit.decryptBatch([items[index]!]);
-          plaintexts.set(row, plain!.toString('utf8'));
-        } catch (error) {
-          plaintexts.set(row, error as Error);
-        }
-      }
-    }
-  }
-
-  /** Why the company does not hold exactly what Portal sent for the pair, or undefined if it does. */
-  const problem = (pairId: string): string | undefined => {
-    const pair = pairs.get(pairId);
-    if (!pair) return `pair ${pairId} is not one of the client's at Portal`;
-    const rows = held.filter((row) => row.pairId === pairId);
-    if (rows.length === 0) return `pair ${pairId}: no row in custodian_shares`;
-    for (const row of rows) {
-      const plain = plaintexts.get(row);
-      if (plain === undefined || plain instanceof Error) {
-        return `pair ${pairId} (${row.backupMethod}): the row does not decrypt in its context${plain ? `: ${plain.name}` : ''}`;
-      }
-      const sent = pair.custodianShare;
-      const same = sent !== undefined ? plain === sent : sha256Hex(plain) === pair.custodian.sha256;
-      if (!same) return `pair ${pairId} (${row.backupMethod}): the row decrypts to something other than what Portal sent`;
-      if (row.shareSha256 !== pair.custodian.sha256) return `pair ${pairId} (${row.backupMethod}): share_sha256 differs from the digest of what Portal sent`;
-    }
-    return undefined;
-  };
+  const plaintexts = await decryptHeldRows(client.clientId, held, transit);
+  const problem = (pairId: string) => custodianShareProblem(pairId, pairs.get(pairId), held, plaintexts);
 
   for (const pairId of acknowledged) {
     const why = problem(pairId);
@@ -306,6 +289,53 @@ export async function checkCustodianShares(
     if (why) violations.add('marked-without-custodian-share', `marked completed, but ${why}`, userId);
   }
   return { acknowledged: acknowledged.size, held: held.length };
+}
+
+/** Decrypts every row once (one batch; one by one if the batch fails, to name the row). */
+async function decryptHeldRows(
+  clientId: string,
+  held: readonly HeldCustodianShare[],
+  transit: Pick<KmsProvider, 'decryptBatch'>,
+): Promise<Map<HeldCustodianShare, string | Error>> {
+  const plaintexts = new Map<HeldCustodianShare, string | Error>();
+  const items = held.map((row) => ({ ciphertext: row.encryptedShare, context: custodianShareContext(clientId, row.pairId) }));
+  if (items.length === 0) return plaintexts;
+  try {
+    (await transit.decryptBatch(items)).forEach((plain, index) => plaintexts.set(held[index]!, plain.toString('utf8')));
+  } catch {
+    for (const [index, row] of held.entries()) {
+      try {
+        const [plain] = await transit.decryptBatch([items[index]!]);
+        plaintexts.set(row, plain!.toString('utf8'));
+      } catch (error) {
+        plaintexts.set(row, error as Error);
+      }
+    }
+  }
+  return plaintexts;
+}
+
+/** Why the company does not hold exactly what Portal sent for the pair, or undefined if it does. */
+function custodianShareProblem(
+  pairId: string,
+  pair: SimBackupPair | undefined,
+  held: readonly HeldCustodianShare[],
+  plaintexts: Map<HeldCustodianShare, string | Error>,
+): string | undefined {
+  if (!pair) return `pair ${pairId} is not one of the client's at Portal`;
+  const rows = held.filter((row) => row.pairId === pairId);
+  if (rows.length === 0) return `pair ${pairId}: no row in custodian_shares`;
+  for (const row of rows) {
+    const plain = plaintexts.get(row);
+    if (plain === undefined || plain instanceof Error) {
+      return `pair ${pairId} (${row.backupMethod}): the row does not decrypt in its context${plain ? `: ${plain.name}` : ''}`;
+    }
+    const sent = pair.custodianShare;
+    const same = sent !== undefined ? plain === sent : sha256Hex(plain) === pair.custodian.sha256;
+    if (!same) return `pair ${pairId} (${row.backupMethod}): the row decrypts to something other than what Portal sent`;
+    if (row.shareSha256 !== pair.custodian.sha256) return `pair ${pairId} (${row.backupMethod}): share_sha256 differs from the digest of what Portal sent`;
+  }
+  return undefined;
 }
 
 /** Tokens in a log that look like they could be secrets, for a set-membership scan. */

@@ -5,10 +5,8 @@
 # /usr/bin/chromium, then `apt-get install chromium`. Playwright's own browser downloads are never
 # used: these machines reach Debian's package mirrors, not the download hosts.
 set -euo pipefail
-if [[ -n "${CHROMIUM_BIN:-}" ]]; then
-  [[ -x "$CHROMIUM_BIN" ]] || { echo "CHROMIUM_BIN=$CHROMIUM_BIN is not an executable file" >&2; exit 1; }
-  echo "$CHROMIUM_BIN"; exit 0
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/tool-lib.sh"
+tool_print_override "CHROMIUM_BIN=${CHROMIUM_BIN:-}" "${CHROMIUM_BIN:-}"
 for name in chromium chromium-browser; do
   if command -v "$name" >/dev/null 2>&1; then command -v "$name"; exit 0; fi
 done

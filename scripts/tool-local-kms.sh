@@ -4,23 +4,14 @@
 # Order: $LOCAL_KMS_BIN, then `local-kms` on PATH, then the cached build of the pinned version.
 # The module has no tags: VERSION is the pseudo-version the Go module proxy serves.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/tool-lib.sh"
 VERSION="v0.0.0-20260228092603-2a5e92d09ab6"
-CACHE="${MPC_BACKUP_CACHE:-$HOME/.cache/mpc-backup}/bin"
-if [[ -n "${LOCAL_KMS_BIN:-}" ]]; then
-  [[ -x "$LOCAL_KMS_BIN" ]] || { echo "LOCAL_KMS_BIN=$LOCAL_KMS_BIN is not an executable file" >&2; exit 1; }
-  echo "$LOCAL_KMS_BIN"; exit 0
-fi
+tool_print_override "LOCAL_KMS_BIN=${LOCAL_KMS_BIN:-}" "${LOCAL_KMS_BIN:-}"
 if command -v local-kms >/dev/null 2>&1; then command -v local-kms; exit 0; fi
-target="$CACHE/local-kms-$VERSION"
+target="$TOOL_CACHE/local-kms-$VERSION"
 if [[ ! -x "$target" ]]; then
-  command -v go >/dev/null || { echo "Go is needed to build local-kms (or set LOCAL_KMS_BIN)" >&2; exit 1; }
-  mkdir -p "$CACHE"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  echo "building local-kms $VERSION from its Go module (one time, a minute or two)..." >&2
-  start=$(date +%s)
-  GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install "github.com/nsmithuk/local-kms@$VERSION" >&2
-  mv "$tmp/local-kms" "$target"
-  echo "built $target in $(( $(date +%s) - start ))s" >&2
+  tool_need_go "local-kms (or set LOCAL_KMS_BIN)"
+  build() { GOFLAGS=-mod=mod tool_go_install "$target" local-kms "github.com/nsmithuk/local-kms@$VERSION"; }
+  tool_build "building local-kms $VERSION from its Go module (one time, a minute or two)..." "$target" build
 fi
 echo "$target"

@@ -4,20 +4,18 @@ import { KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
 import { AwsKmsEnvelope, createKeyVersion } from '../adapters/kms/aws-kms-envelope';
 import { KmsRequestError } from '../domain/errors';
 import { freePort } from './free-port';
-import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
+import { startProcess, waitUntilAnswers } from './managed-process';
+import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
 
 /** What local-kms expects of a client: any credentials, its region and account. */
 export const LOCAL_KMS_REGION = 'eu-west-2';
 export const LOCAL_KMS_CREDENTIALS = { accessKeyId: 'local-kms-test', secretAccessKey: 'local-kms-test-not-a-secret' };
 
-export interface LocalKmsServer {
+/** `restart` starts it again on the same data directory: keys and aliases survive. */
+export interface LocalKmsServer extends Restartable {
   endpoint: string;
   port: number;
-  process: ManagedProcess;
-  /** SIGKILL, start again on the same data directory: keys and aliases survive. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export function localKmsClient(endpoint: string): KMSClient {
@@ -49,31 +47,13 @@ export async function startLocalKms(options: { dataDir: string; logFile: string;
     });
     const client = localKmsClient(endpoint);
     try {
-      await waitUntil(
-        `local-kms on ${endpoint}`,
-        async () => {
-          await client.send(new ListAliasesCommand({ Limit: 1 }));
-          return true;
-        },
-        30_000,
-        proc.exited,
-      );
+      await waitUntilAnswers(`local-kms on ${endpoint}`, () => client.send(new ListAliasesCommand({ Limit: 1 })), 30_000, proc.exited);
     } finally {
       client.destroy();
     }
     return proc;
   };
-  const server: LocalKmsServer = {
-    endpoint,
-    port,
-    process: await launch(),
-    async restart() {
-      await server.process.kill();
-      server.process = await launch();
-    },
-    stop: () => server.process.stop(),
-  };
-  return server;
+  return launchRestartable({ endpoint, port }, launch);
 }
 
 /** Creates version 1 of the key `keyAlias` (`<keyAlias>/v1`) unless the key has a version already. */

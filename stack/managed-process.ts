@@ -69,3 +69,16 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
   }
   throw new Error(`${what} was not ready within ${timeoutMs} ms${lastError instanceof Error ? ` (${lastError.message})` : ''}`);
 }
+
+/** Waits until `call` answers at all (any answer, no error): the server is up. */
+export function waitUntilAnswers(what: string, call: () => Promise<unknown>, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
+  return waitUntil(
+    what,
+    async () => {
+      await call();
+      return true;
+    },
+    timeoutMs,
+    exited,
+  );
+}

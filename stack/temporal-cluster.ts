@@ -131,16 +131,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
   const clusterEnv = readClusterEnv();
   const historyShards = Number(clusterEnv.NUM_HISTORY_SHARDS);
 
-  const postgres = await startPostgresServer({
-    logFile: join(runDir, 'temporal-postgres.log'),
-    ...(options.postgresDataDir ? { dataDir: options.postgresDataDir } : {}),
-    allowExternal: options.allowExternalDatabase ?? true,
-    externalUrlVariable: 'TEMPORAL_DATABASE_URL',
-    role: TEMPORAL_ROLE,
-    databases: SCHEMA_STEPS.map((step) => step.database),
-    // Four services with a pool each (20 + 10 visibility by default): more than PostgreSQL's 100.
-    settings: { max_connections: '300' },
-  });
+  const postgres = await startTemporalPostgres(options);
   const processes: ManagedProcess[] = [];
   let ui: ManagedProcess | undefined;
   const stopAll = async () => {
@@ -157,45 +148,8 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     await createMissingDatabases(postgres, sqlTool, runDir);
     await setUpSchemas(sqlTool, db, join(runDir, 'temporal-sql-tool.log'));
 
-    // Every port below 32768: membership ports are kept in a SMALLINT column of cluster_membership
-    // (a port above 32767 stops the service at start), and none of them is in the kernel's range
-    // for outgoing connections, which could take a killed service's port before it starts again.
-    const port = options.port ?? (await freePortBelow32768());
-    const ports = async (name: TemporalServiceName) => ({
-      grpcPort: name === 'frontend' ? port : await freePortBelow32768(),
-      membershipPort: await freePortBelow32768(),
-      metricsPort: await freePortBelow32768(),
-    });
-    const frontendHttpPort = await freePortBelow32768();
-    const allPorts = {} as Record<TemporalServiceName, { grpcPort: number; membershipPort: number; metricsPort: number }>;
-    for (const name of TEMPORAL_SERVICES) allPorts[name] = await ports(name);
-
-    // The embedded template's variables (config_template_embedded.yaml of the server); nothing of
-    // this process's environment leaks in (TEMPORAL_CONFIG_DIR etc. would switch to a config dir).
-    const baseEnv: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      ...clusterEnv,
-      POSTGRES_SEEDS: db.host,
-      DB_PORT: String(db.port),
-      POSTGRES_USER: db.user,
-      POSTGRES_PWD: db.password,
-      DBNAME: SCHEMA_STEPS[0].database,
-      VISIBILITY_DBNAME: SCHEMA_STEPS[1].database,
-      BIND_ON_IP: '127.0.0.1',
-      FRONTEND_GRPC_PORT: String(allPorts.frontend.grpcPort),
-      FRONTEND_HTTP_PORT: String(frontendHttpPort),
-      FRONTEND_MEMBERSHIP_PORT: String(allPorts.frontend.membershipPort),
-      HISTORY_GRPC_PORT: String(allPorts.history.grpcPort),
-      HISTORY_MEMBERSHIP_PORT: String(allPorts.history.membershipPort),
-      MATCHING_GRPC_PORT: String(allPorts.matching.grpcPort),
-      MATCHING_MEMBERSHIP_PORT: String(allPorts.matching.membershipPort),
-      WORKER_GRPC_PORT: String(allPorts.worker.grpcPort),
-      WORKER_MEMBERSHIP_PORT: String(allPorts.worker.membershipPort),
-      DYNAMIC_CONFIG_FILE_PATH: DYNAMIC_CONFIG_FILE,
-      LOG_LEVEL: options.logLevel ?? 'warn',
-      // No authorizer on loopback (the dev server has none either); says so instead of warning.
-      TEMPORAL_ALLOW_NO_AUTH: 'true',
-    };
+    const { port, frontendHttpPort, allPorts } = await clusterPorts(options.port);
+    const baseEnv = serviceEnv({ clusterEnv, db, allPorts, frontendHttpPort, logLevel: options.logLevel ?? 'warn' });
     const launch = (name: TemporalServiceName): ManagedProcess => {
       const logFile = join(runDir, `temporal-${name}.log`);
       const child = startProcess(`temporal-${name}`, serverBinary, ['start', '--service', name], {
@@ -267,6 +221,78 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     await stopAll().catch(() => undefined);
     throw error;
   }
+}
+
+type ServicePorts = Record<TemporalServiceName, { grpcPort: number; membershipPort: number; metricsPort: number }>;
+
+/**
+ * Every port below 32768: membership ports are kept in a SMALLINT column of cluster_membership
+ * (a port above 32767 stops the service at start), and none of them is in the kernel's range for
+ * outgoing connections, which could take a killed service's port before it starts again.
+ */
+async function clusterPorts(frontendPort: number | undefined): Promise<{ port: number; frontendHttpPort: number; allPorts: ServicePorts }> {
+  const port = frontendPort ?? (await freePortBelow32768());
+  const ports = async (name: TemporalServiceName) => ({
+    grpcPort: name === 'frontend' ? port : await freePortBelow32768(),
+    membershipPort: await freePortBelow32768(),
+    metricsPort: await freePortBelow32768(),
+  });
+  const frontendHttpPort = await freePortBelow32768();
+  const allPorts = {} as ServicePorts;
+  for (const name of TEMPORAL_SERVICES) allPorts[name] = await ports(name);
+  return { port, frontendHttpPort, allPorts };
+}
+
+/**
+ * The embedded template's variables (config_template_embedded.yaml of the server); nothing of
+ * this process's environment leaks in (TEMPORAL_CONFIG_DIR etc. would switch to a config dir).
+ */
+function serviceEnv(settings: {
+  clusterEnv: Record<string, string>;
+  db: DatabaseLogin;
+  allPorts: ServicePorts;
+  frontendHttpPort: number;
+  logLevel: string;
+}): NodeJS.ProcessEnv {
+  const { db, allPorts } = settings;
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...settings.clusterEnv,
+    POSTGRES_SEEDS: db.host,
+    DB_PORT: String(db.port),
+    POSTGRES_USER: db.user,
+    POSTGRES_PWD: db.password,
+    DBNAME: SCHEMA_STEPS[0].database,
+    VISIBILITY_DBNAME: SCHEMA_STEPS[1].database,
+    BIND_ON_IP: '127.0.0.1',
+    FRONTEND_GRPC_PORT: String(allPorts.frontend.grpcPort),
+    FRONTEND_HTTP_PORT: String(settings.frontendHttpPort),
+    FRONTEND_MEMBERSHIP_PORT: String(allPorts.frontend.membershipPort),
+    HISTORY_GRPC_PORT: String(allPorts.history.grpcPort),
+    HISTORY_MEMBERSHIP_PORT: String(allPorts.history.membershipPort),
+    MATCHING_GRPC_PORT: String(allPorts.matching.grpcPort),
+    MATCHING_MEMBERSHIP_PORT: String(allPorts.matching.membershipPort),
+    WORKER_GRPC_PORT: String(allPorts.worker.grpcPort),
+    WORKER_MEMBERSHIP_PORT: String(allPorts.worker.membershipPort),
+    DYNAMIC_CONFIG_FILE_PATH: DYNAMIC_CONFIG_FILE,
+    LOG_LEVEL: settings.logLevel,
+    // No authorizer on loopback (the dev server has none either); says so instead of warning.
+    TEMPORAL_ALLOW_NO_AUTH: 'true',
+  };
+}
+
+/** Temporal's own PostgreSQL (or TEMPORAL_DATABASE_URL's), with its role and the two databases. */
+function startTemporalPostgres(options: TemporalClusterOptions): Promise<PostgresServer> {
+  return startPostgresServer({
+    logFile: join(options.runDir, 'temporal-postgres.log'),
+    ...(options.postgresDataDir ? { dataDir: options.postgresDataDir } : {}),
+    allowExternal: options.allowExternalDatabase ?? true,
+    externalUrlVariable: 'TEMPORAL_DATABASE_URL',
+    role: TEMPORAL_ROLE,
+    databases: SCHEMA_STEPS.map((step) => step.database),
+    // Four services with a pool each (20 + 10 visibility by default): more than PostgreSQL's 100.
+    settings: { max_connections: '300' },
+  });
 }
 
 /** An external server (TEMPORAL_DATABASE_URL) may lack the databases: the SQL tool creates them (the role needs CREATEDB). */

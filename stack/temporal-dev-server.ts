@@ -1,18 +1,16 @@
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../contracts/backup-wallet-api';
 import { freePortBelow32768 } from './free-port';
-import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
+import { startProcess, waitUntil } from './managed-process';
+import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
 
-export interface TemporalDevServer {
+/** `restart` starts the server again on the same ports (and database file, if any). */
+export interface TemporalDevServer extends Restartable {
   address: string;
   port: number;
   uiUrl?: string;
   namespace: string;
-  process: ManagedProcess;
-  /** Starts the server again on the same ports (and database file, if any). */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export interface TemporalDevServerOptions {
@@ -123,17 +121,5 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     return proc;
   };
 
-  const server: TemporalDevServer = {
-    address,
-    port,
-    namespace,
-    ...(options.uiPort ? { uiUrl: `http://127.0.0.1:${options.uiPort}` } : {}),
-    process: await launch(),
-    async restart() {
-      await server.process.kill();
-      server.process = await launch();
-    },
-    stop: () => server.process.stop(),
-  };
-  return server;
+  return launchRestartable({ address, port, namespace, ...(options.uiPort ? { uiUrl: `http://127.0.0.1:${options.uiPort}` } : {}) }, launch);
 }

@@ -2,18 +2,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodeVault from 'node-vault';
 import { freePort } from './free-port';
-import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
+import { startProcess, waitUntil, waitUntilAnswers } from './managed-process';
+import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
 import { workerPolicy } from './vault-policies';
 
-export interface VaultServer {
+/** `restart` starts it again on the same storage and unseals it: keys survive. */
+export interface VaultServer extends Restartable {
   addr: string;
   port: number;
   rootToken: string;
-  process: ManagedProcess;
-  /** SIGKILL, start again on the same storage, unseal. Keys survive. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 type VaultClient = ReturnType<typeof nodeVault>;
@@ -51,15 +49,7 @@ export async function startVaultServer(options: { dataDir: string; logFile: stri
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
     });
     const admin = adminClient(addr);
-    await waitUntil(
-      `Vault server on ${addr}`,
-      async () => {
-        await admin.initialized();
-        return true;
-      },
-      60_000,
-      proc.exited,
-    );
+    await waitUntilAnswers(`Vault server on ${addr}`, () => admin.initialized(), 60_000, proc.exited);
     if (!existsSync(initFile)) {
       const init = (await admin.init({ secret_shares: 1, secret_threshold: 1 })) as { keys: string[]; root_token: string };
       writeFileSync(initFile, JSON.stringify({ unsealKey: init.keys[0], rootToken: init.root_token }), { mode: 0o600 });
@@ -78,20 +68,10 @@ export async function startVaultServer(options: { dataDir: string; logFile: stri
     return proc;
   };
 
-  const proc = await launch();
+  const server = await launchRestartable({ addr, port }, launch);
   const { rootToken } = JSON.parse(readFileSync(initFile, 'utf8')) as { rootToken: string };
-  const server: VaultServer = {
-    addr,
-    port,
-    rootToken,
-    process: proc,
-    async restart() {
-      await server.process.kill();
-      server.process = await launch();
-    },
-    stop: () => server.process.stop(),
-  };
-  return server;
+  // Onto the same object: `restart` updates its `process`.
+  return Object.assign(server, { rootToken });
 }
 
 /** Enables Transit (if needed) and creates the derived AES-256-GCM96 key the service uses. */
