@@ -243,6 +243,6 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     const userId = await backedUp('recover-not-parked');
     await recoveries.startRecovery(userId, { freshBackup: false });
     await recoveries.waitForRecovery(userId);
-    await expect(recoveries.retryRecovery(userId)).rejects.toThrow(/no running recovery|not NEEDS_ATTENTION/);
+    await expect(recoveries.retryRecovery(userId)).rejects.toThrow(/its recovery has already ended \(COMPLETED\); only a parked run takes retry/);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The benchmark's counting rule for Temporal Cloud billable actions (bench/billable-actions.ts),
- * on real recorded histories (test/replay/fixtures).
+ * on real recorded histories: copies of replay fixtures of those commits, kept here as data (the
+ * replay suite no longer replays them: their runs took branches that Worker Versioning retired).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { countBillableActions, estimateHeartbeats } from '../../bench/billable-a
 import { historyFromJSON } from '../replay/history-json';
 
 const fixture = (name: string) =>
-  historyFromJSON((JSON.parse(readFileSync(join(__dirname, '..', 'replay', 'fixtures', '86e1598', `${name}.json`), 'utf8')) as { history: unknown }).history);
+  historyFromJSON((JSON.parse(readFileSync(join(__dirname, 'recorded-histories', '86e1598', `${name}.json`), 'utf8')) as { history: unknown }).history);
 
 describe('billable actions counted from a history', () => {
   it('a completed backup: one start, four activities, four search-attribute upserts', () => {
@@ -21,14 +22,14 @@ describe('billable actions counted from a history', () => {
 
   it('since the BackupStep patch (59a86ca): one upsert, six actions, 32 events', () => {
     const recorded = historyFromJSON(
-      (JSON.parse(readFileSync(join(__dirname, '..', 'replay', 'fixtures', '59a86ca', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
+      (JSON.parse(readFileSync(join(__dirname, 'recorded-histories', '59a86ca', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
     );
     expect(countBillableActions(recorded)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6, historyEvents: 32 });
   });
 
   it('since step receipts (3be52c1): still six actions; the patch marker and its version upsert add two events', () => {
     const recorded = historyFromJSON(
-      (JSON.parse(readFileSync(join(__dirname, '..', 'replay', 'fixtures', '3be52c1', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
+      (JSON.parse(readFileSync(join(__dirname, 'recorded-histories', '3be52c1', 'backup-completed.json'), 'utf8')) as { history: unknown }).history,
     );
     expect(countBillableActions(recorded)).toMatchObject({ starts: 1, activities: 4, searchAttributeUpserts: 1, total: 6, historyEvents: 34 });
   });
