@@ -146,7 +146,12 @@ describe('batchBackup (mocked backup activities)', () => {
     const after = backupActivities();
     const again = await mockedWorker(env, after.activities, before.taskQueue);
     stops.push(() => again.stop());
-    expect((await handle.executeUpdate(resumeBatchUpdate)).counts).toEqual(paused.counts);
+    // Nothing started while paused. (Whether the child's completion is counted by the time the
+    // resume is answered depends on whether the old worker's last task was committed before it
+    // stopped: the SDK applies an update before the other jobs of the same activation.)
+    const resumed = await handle.executeUpdate(resumeBatchUpdate);
+    expect(resumed.counts.started).toBe(paused.counts.started);
+    expect(resumed.counts.failed + resumed.counts.parked).toBe(0);
     expect(((await handle.result()) as BatchReport).counts).toMatchObject({ started: 2, completed: 2 });
     expect(after.users).toEqual(users.slice(paused.counts.started));
   });
