@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { describeSettings, selfManagedSchema } from './custodian-webhook';
-import { faultRuleSchema } from './fault-rules';
+import { faultRuleProblems, faultRuleSchema } from './fault-rules';
 import { makeLimiters } from './route-pipeline';
 import type { SimulatorContext } from './simulator-context';
 
@@ -22,7 +22,7 @@ const seedSchema = z.object({
 function registerUserAdmin({ app, state }: SimulatorContext): void {
   app.post('/admin/users', async (request, reply) => {
     const parsed = seedSchema.safeParse(request.body ?? {});
-    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    if (!parsed.success) return reply.code(400).send({ message: `bad fault rule: ${faultRuleProblems(parsed.error)}` });
     const ids = parsed.data.userIds ?? Array.from({ length: parsed.data.count ?? 1 }, (_, i) => `${parsed.data.prefix}${i + 1}`);
     for (const id of ids) state.seedUser(id);
     return { userIds: ids };
@@ -57,7 +57,7 @@ function registerFaultAdmin({ app, faults, calls }: SimulatorContext): void {
   app.get('/admin/faults', async () => ({ rules: faults.list(), fired: faults.log.length }));
   app.post('/admin/faults', async (request, reply) => {
     const parsed = faultRuleSchema.safeParse(request.body);
-    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    if (!parsed.success) return reply.code(400).send({ message: `bad fault rule: ${faultRuleProblems(parsed.error)}` });
     return faults.add(parsed.data);
   });
   app.delete('/admin/faults', async () => {
@@ -73,7 +73,7 @@ function registerSelfManagedAdmin(ctx: SimulatorContext): void {
   app.get('/admin/self-managed', async () => ({ selfManaged: describeSettings(live.selfManaged) }));
   app.put('/admin/self-managed', async (request, reply) => {
     const parsed = selfManagedSchema.safeParse(request.body);
-    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    if (!parsed.success) return reply.code(400).send({ message: `bad fault rule: ${faultRuleProblems(parsed.error)}` });
     live.selfManaged = ctx.webhookSettings(parsed.data);
     return { selfManaged: describeSettings(live.selfManaged) };
   });
@@ -98,7 +98,7 @@ function registerRateLimitAdmin({ app, live }: SimulatorContext): void {
       .object({ enclavePerMinute: z.number().int().min(1), clientPerMinute: z.number().int().min(1) })
       .nullable()
       .safeParse(request.body ?? null);
-    if (!parsed.success) return reply.code(400).send({ message: parsed.error.message });
+    if (!parsed.success) return reply.code(400).send({ message: `bad fault rule: ${faultRuleProblems(parsed.error)}` });
     live.limiters = parsed.data ? makeLimiters(parsed.data) : undefined;
     return { rateLimits: parsed.data };
   });

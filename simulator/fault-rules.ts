@@ -62,8 +62,8 @@ export type WebhookFaultKind = (typeof WEBHOOK_KINDS)[number];
  * `probability` (default 1) and `count` (default unlimited) bound how often it fires.
  */
 const faultRuleObject = z.object({
-  route: z.union([z.enum(ROUTE_NAMES), z.literal('*')]),
-  kind: z.enum([...HTTP_KINDS, ...WEBHOOK_KINDS]),
+  route: z.union([z.enum(ROUTE_NAMES), z.literal('*')], { error: () => `must be one of ${[...ROUTE_NAMES, '*'].join(', ')}` }),
+  kind: z.enum([...HTTP_KINDS, ...WEBHOOK_KINDS], { error: () => `must be one of ${[...HTTP_KINDS, ...WEBHOOK_KINDS].join(', ')}` }),
   userId: z.string().optional(),
   status: z.number().int().min(100).max(599).optional(),
   body: z.unknown().optional(),
@@ -84,6 +84,11 @@ export const faultRuleSchema = faultRuleObject.superRefine((rule, context) => {
   }
 });
 export type FaultRuleInput = z.input<typeof faultRuleSchema>;
+
+/** A refused rule's problems, each as `field: what is allowed` (every problem at once). */
+export function faultRuleProblems(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.') || '(rule)'}: ${issue.message}`).join('; ');
+}
 export type FaultRule = z.infer<typeof faultRuleSchema> & { id: number; fired: number };
 
 const BEFORE_KINDS = new Set<string>(['status', 'rate-limit', 'html-error', 'latency', 'hang']);

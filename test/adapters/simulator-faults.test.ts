@@ -50,4 +50,13 @@ describe('simulator faults', () => {
     await expect(backup(userId)).rejects.toThrow();
     expect(pairsOf(userId)).toHaveLength(2);
   });
+
+  it('a rule naming an unknown route or kind is refused with the valid ones listed, every problem at once', async () => {
+    const before = sim.faults.list().length;
+    const response = await sim.app.inject({ method: 'POST', url: '/admin/faults', payload: { route: 'mark', kind: 'status-code' } });
+    expect(response.statusCode).toBe(400);
+    const { message } = response.json() as { message: string };
+    expect(message).toMatch(/^bad fault rule: route: must be one of backup, .*markPairs.*, \*; kind: must be one of status, /);
+    expect(sim.faults.list()).toHaveLength(before);
+  });
 });
