@@ -11,17 +11,9 @@ import type { InfraFaultInjector, CampaignUsers } from './fault-schedule';
 import { INVARIANTS, type BackupOutcome, type Invariant, type ViolationLog } from './invariants';
 import { unansweredCallCounts } from './resilient';
 import type { Verdict } from './verdict';
+import { CLUSTER_FAULTS, type ClusterFault, type ClusterFaultEvent, type InfraFaultCounts } from './infra-faults';
 
-/** Cluster mode: each Temporal service, and Temporal's PostgreSQL, SIGKILLed and started again on its own. */
-export const CLUSTER_FAULTS = [
-  'temporal-frontend-kill',
-  'temporal-history-kill',
-  'temporal-matching-kill',
-  'temporal-worker-kill',
-  'temporal-postgres-kill',
-] as const;
-export type ClusterFault = (typeof CLUSTER_FAULTS)[number];
-export type InfraFault = 'worker-kill' | 'temporal-restart' | 'vault-cut' | 'vault-restart' | 'postgres-kill' | 'webhook-kill' | ClusterFault;
+export { CLUSTER_FAULTS, type ClusterFault, type InfraFault } from './infra-faults';
 
 /** How long one kind of cluster fault held backups up (see `stallsOf`). */
 export interface StallFigures {
@@ -55,7 +47,7 @@ export interface CampaignReport {
   portalFaults: Record<string, number>;
   /** Self-managed: faults on Portal's calls to the webhook, by kind (`webhook-status`, …). */
   webhookFaults: Record<string, number>;
-  infraFaults: Record<InfraFault, number> & { vaultCutModes: Record<string, number> };
+  infraFaults: InfraFaultCounts;
   /** Cluster mode: the server, and how long each kind of Temporal kill stalled backups. */
   cluster?: {
     serverVersion: string;
@@ -64,7 +56,7 @@ export interface CampaignReport {
     completionGapMs: { p50: number; p95: number };
     stalls: Partial<Record<ClusterFault, StallFigures>>;
     /** Every cluster fault: when (ms into the run), and when the cluster served again. */
-    events: { kind: ClusterFault; atMs: number; backInServiceMs: number }[];
+    events: ClusterFaultEvent[];
   };
   /** Client calls that got no answer within a minute and were asked again, by call (see `resilient`). */
   unansweredCalls: Record<string, number>;

@@ -1,5 +1,5 @@
 import type { CampaignContext } from './campaign-context';
-import type { InfraFault } from './campaign-report';
+import type { InfraFault } from './infra-faults';
 import { milestonesFor, randomKindsFor, type InfraFaultInjector } from './fault-schedule';
 import { callsUnderWay, sleep } from './resilient';
 

@@ -3,7 +3,7 @@ import type { FaultRuleInput } from '../simulator/fault-rules';
 import type { ProxyMode } from '../stack/tcp-fault-proxy';
 import type { TemporalServiceName } from '../stack/temporal-cluster';
 import type { CampaignContext } from './campaign-context';
-import { CLUSTER_FAULTS, type CampaignReport, type ClusterFault, type InfraFault } from './campaign-report';
+import { CLUSTER_FAULTS, type ClusterFault, type ClusterFaultEvent, type InfraFault, type InfraFaultCounts } from './infra-faults';
 import type { CampaignStack } from './campaign-stack';
 import { sleep } from './resilient';
 
@@ -146,7 +146,7 @@ export function randomKindsFor(options: CampaignContext['options']): InfraFault[
 
 /** Injects process and network faults into the stack, and counts them for the report. */
 export class InfraFaultInjector {
-  readonly counts: CampaignReport['infraFaults'] = {
+  readonly counts: InfraFaultCounts = {
     'worker-kill': 0,
     'temporal-restart': 0,
     'vault-cut': 0,
@@ -156,7 +156,7 @@ export class InfraFaultInjector {
     ...(Object.fromEntries(CLUSTER_FAULTS.map((kind) => [kind, 0])) as Record<ClusterFault, number>),
     vaultCutModes: {},
   };
-  readonly clusterEvents: NonNullable<CampaignReport['cluster']>['events'] = [];
+  readonly clusterEvents: ClusterFaultEvent[] = [];
 
   constructor(
     private readonly ctx: CampaignContext,

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchesAnySecret } from '../config/secret-check';
 import type { RouteName } from './fault-rules';
 import { nestedError, STATUS_IDS, type Outcome } from './outcomes';
-import type { PortalSimulatorOptions } from './portal-simulator';
+import type { PortalSimulatorOptions } from './simulator-options';
 import { SlidingWindowLimiter } from './rate-limiter';
 import type { Limiters, SimulatorContext } from './simulator-context';
 import type { SimClient } from './portal-state';

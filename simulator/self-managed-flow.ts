@@ -1,7 +1,7 @@
 import { CURVES } from '../domain/curves';
 import { DEFAULT_WEBHOOK_TIMEOUT_MS, selfManagedSchema, type SelfManagedOptions, type WebhookSettings } from './custodian-webhook';
 import { flatError, type Outcome } from './outcomes';
-import type { PortalSimulatorOptions } from './portal-simulator';
+import type { PortalSimulatorOptions } from './simulator-options';
 import { sha256Hex, type SimBackupPair, type SimClient } from './portal-state';
 import type { SimulatorContext } from './simulator-context';
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CustodianWebhook, SelfManagedOptions, WebhookSettings } from './custodian-webhook';
 import type { FaultInjector, RouteName } from './fault-rules';
 import type { Outcome } from './outcomes';
-import type { PortalSimulatorOptions } from './portal-simulator';
+import type { PortalSimulatorOptions } from './simulator-options';
 import type { PortalState, SimClient } from './portal-state';
 import type { SlidingWindowLimiter } from './rate-limiter';
 
