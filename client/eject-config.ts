@@ -22,15 +22,21 @@ export interface EjectConfig {
 }
 
 /**
+ * Variables eject needs beyond the schema's own, checked on what was given so one message names
+ * every missing one (the database and the caller's credentials were reported only in a second run).
+ */
+function ejectPresenceProblems(raw: Record<string, string>): string[] {
+  const problems = kmsPresenceProblems(raw);
+  if (!raw.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
+  return problems;
+}
+
+/**
  * What eject retrieval needs: the same Portal, credentials source, store and database as the
  * workers, and the caller's own Vault credentials. No codec or sealing key, no Temporal.
  */
 export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConfig {
-  const e = loadConfig(ejectEnvSchema, env, (parsed) => {
-    const problems = [...kmsEnvProblems(parsed), ...backendEnvProblems(parsed)];
-    if (!parsed.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
-    return problems;
-  }, kmsPresenceProblems);
+  const e = loadConfig(ejectEnvSchema, env, (parsed) => [...kmsEnvProblems(parsed), ...backendEnvProblems(parsed)], ejectPresenceProblems);
   return {
     kms: toKmsConfig(e),
     portal: toPortalConfig(e),

@@ -34,7 +34,8 @@ export type KmsConfig = { provider: 'vault-transit'; vault: VaultConfig } | { pr
 /** The variables each provider requires, checked on the environment as given (loadConfig's presence checks). */
 export function kmsPresenceProblems(raw: Record<string, string>): string[] {
   if ((raw.KMS_PROVIDER ?? 'vault-transit').trim() === 'aws-kms') return raw.AWS_REGION ? [] : ['AWS_REGION is required when KMS_PROVIDER=aws-kms'];
-  return raw.VAULT_ADDR ? [] : ['VAULT_ADDR is required when KMS_PROVIDER=vault-transit (the default)'];
+  // The credentials too, so a missing token is named beside a missing address, not in a second run.
+  return [...(raw.VAULT_ADDR ? [] : ['VAULT_ADDR is required when KMS_PROVIDER=vault-transit (the default)']), ...vaultEnvProblems(raw)];
 }
 
 /** Cross-checks of a parsed KMS environment (presence of the required variables: kmsPresenceProblems). */

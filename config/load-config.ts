@@ -20,7 +20,8 @@ export function loadConfig<S extends z.ZodType<Record<string, unknown>>>(
   const cleaned = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
   const result = schema.safeParse(cleaned);
   if (!result.success) throw new ConfigError([...ConfigError.fromZod(result.error).problems, ...presenceChecks(cleaned)]);
-  const problems = [...presenceChecks(cleaned), ...crossChecks(result.data)];
+  // A presence check and a cross-check may name the same problem: each is reported once.
+  const problems = [...new Set([...presenceChecks(cleaned), ...crossChecks(result.data)])];
   if (problems.length > 0) throw new ConfigError(problems);
   return result.data;
 }

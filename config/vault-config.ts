@@ -21,7 +21,8 @@ export type VaultConfig = VaultTransitConfig & {
   auth: { kind: 'token'; token: string } | { kind: 'approle'; roleId: string; secretId: string; mountPoint: string };
 };
 
-export function vaultEnvProblems(env: Omit<VaultEnv, 'VAULT_ADDR'>): string[] {
+/** The credentials' problems; reads only the three credential variables, so raw (unparsed) variables do too. */
+export function vaultEnvProblems(env: Partial<Pick<VaultEnv, 'VAULT_TOKEN' | 'VAULT_ROLE_ID' | 'VAULT_SECRET_ID'>>): string[] {
   const problems: string[] = [];
   const appRole = Boolean(env.VAULT_ROLE_ID) || Boolean(env.VAULT_SECRET_ID);
   if (!env.VAULT_TOKEN && !appRole) problems.push('VAULT_TOKEN is required (or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole login)');
