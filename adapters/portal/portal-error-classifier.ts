@@ -56,6 +56,15 @@ export function parseRetryAfter(value: unknown, now: number = Date.now()): numbe
   return Math.max(0, date - now);
 }
 
+/** The scheme, host and port a failed request went to (never its path, query or headers), so a network error names where it could not reach. */
+function requestOrigin(error: AxiosError): string {
+  try {
+    return new URL(error.config?.url ?? '', error.config?.baseURL).origin;
+  } catch {
+    return 'Portal';
+  }
+}
+
 /**
  * Turns any failure of a Portal call into a domain error. `operation` names the call in the
  * message (e.g. "POST /v1/backup"); the message never includes request headers or bodies.
@@ -73,8 +82,11 @@ export function classifyPortalError(error: unknown, operation: string): BackupDo
   if (!response) {
     const code = error.code ?? 'network error';
     const timedOut = code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /timeout/i.test(error.message);
+    const where = requestOrigin(error);
     return new PortalUnavailableError(
-      timedOut ? `${operation} timed out (${code}); Portal may be slow or unreachable` : `${operation} failed: ${code}`,
+      timedOut
+        ? `${operation} to ${where} timed out (${code}); Portal may be slow or unreachable`
+        : `${operation} to ${where} failed: ${code}; check that PORTAL_ENCLAVE_URL and PORTAL_API_URL name Portal (or the simulator) and that this host reaches it`,
     );
   }
   const status = response.status;

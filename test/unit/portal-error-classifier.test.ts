@@ -64,6 +64,16 @@ describe('classifyPortalError', () => {
     expect(classifyPortalError(new AxiosError('connect ECONNREFUSED', 'ECONNREFUSED'), 'GET x').message).toContain('ECONNREFUSED');
   });
 
+  it('a network error names the origin it could not reach (never the path or query) and the variables to check', () => {
+    const config = { url: 'https://mpc-client.portalhq.io/v1/backup?token=abc', headers: new AxiosHeaders() };
+    const error = classifyPortalError(new AxiosError('getaddrinfo ENOTFOUND mpc-client.portalhq.io', 'ENOTFOUND', config), 'POST /v1/backup');
+    expect(error.message).toBe(
+      'POST /v1/backup to https://mpc-client.portalhq.io failed: ENOTFOUND; check that PORTAL_ENCLAVE_URL and PORTAL_API_URL name Portal (or the simulator) and that this host reaches it',
+    );
+    const timeout = classifyPortalError(new AxiosError('timeout of 2000ms exceeded', 'ECONNABORTED', config), 'POST /v1/backup');
+    expect(timeout.message).toBe('POST /v1/backup to https://mpc-client.portalhq.io timed out (ECONNABORTED); Portal may be slow or unreachable');
+  });
+
   it('an oversized body is a contract error, not a retry', () => {
     const error = new AxiosError('maxContentLength size of 1024 exceeded', 'ERR_BAD_RESPONSE');
     expect(classifyPortalError(error, 'POST /v1/backup')).toBeInstanceOf(PortalContractError);
