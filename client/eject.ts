@@ -6,7 +6,7 @@ import { connectKmsAsCaller } from '../adapters/kms/kms-caller';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
-import { createLogger } from '../logging/logger';
+import { createCommandLogger } from '../logging/logger';
 import { getClientBackupShare, type ClientBackupShareDeps, type ClientBackupShareRelease } from './client-backup-share';
 import { loadEjectConfig, type EjectConfig } from './eject-config';
 
@@ -16,7 +16,7 @@ export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()
   close(): Promise<void>;
 }> {
   const pool: Pool = createDatabasePool(config.databaseUrl);
-  const log = createLogger(config.logLevel, 'mpc-backup-eject');
+  const log = createCommandLogger(config.logLevel, 'mpc-backup-eject');
   try {
     // A one-off command: fail at once (with the database's reason) rather than wait for the database.
     await migrate(pool);

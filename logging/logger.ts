@@ -21,12 +21,18 @@ export const REDACTED_KEYS = [
   'secret',
 ];
 
-export function createLogger(level: string, service = 'mpc-backup-worker') {
-  return pino({
+export function createLogger(level: string, service = 'mpc-backup-worker', destination?: pino.DestinationStream) {
+  const options = {
     level,
     base: { service, pid: process.pid },
     redact: { paths: [...REDACTED_KEYS, ...REDACTED_KEYS.map((key) => `*.${key}`)], censor: '[redacted]' },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** A command's log, on stderr: its stdout is the command's answer, which scripts parse (`--json`). */
+export function createCommandLogger(level: string, service: string) {
+  return createLogger(level, service, pino.destination(2));
 }
 
 /** Routes the Temporal SDK's log entries (worker, workflows, activities) into pino. */
