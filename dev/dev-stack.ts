@@ -1,9 +1,10 @@
 import { DrillClient } from '../client/drill-client';
 import { KeysClient } from '../client/keys-client';
 import { randomBytes } from 'node:crypto';
+import nodeVault from 'node-vault';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { createApiServer } from '../api/api-server';
 import { connectBackupClient } from '../client/backup-client';
 import { BatchClient } from '../client/batch-client';
@@ -22,13 +23,21 @@ import { startTemporalDevServer, type TemporalDevServer } from '../stack/tempora
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
 import { createLogger } from '../logging/logger';
+import { devStackDir, devStackFile } from '../config/dev-stack-files';
+import { ejectOperatorPolicy } from '../stack/vault-policies';
 import type { DevOptions, DevPorts } from './options';
 
 const ROOT = join(__dirname, '..');
-export const DEV_DIR = join(ROOT, '.stack', 'dev');
+export const DEV_DIR = devStackDir();
 
 /** Stops registered as each part starts; run in reverse, whatever failed. */
 export type Stops = (() => Promise<void>)[];
+
+/** A file as the operator types it: relative to here when under it (`.stack/dev/api-token`), else absolute. */
+export function shown(file: string): string {
+  const fromHere = relative(process.cwd(), file);
+  return fromHere && !fromHere.startsWith('..') ? fromHere : file;
+}
 
 export function log(line: string): void {
   process.stdout.write(`[dev] ${line}\n`);
@@ -112,12 +121,45 @@ export interface SelfManagedParts {
 }
 
 /**
- * Self-Managed: the company's PostgreSQL and its custodian-share webhook, which the simulator
- * (as Portal) calls during every /v1/backup.
+ * The company's PostgreSQL, in both modes: Self-Managed keeps the custodian shares there, and eject
+ * records every release there. Its URL with the password goes to a file only its owner reads; the
+ * stack prints it without.
  */
-export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEnv, stops: Stops): Promise<SelfManagedParts> {
-  const postgres = await startPostgresServer({ logFile: join(DEV_DIR, 'postgres.log'), dataDir: join(DEV_DIR, 'postgres') });
+export async function startCompanyDatabase(stops: Stops): Promise<string> {
+  const logFile = join(DEV_DIR, 'postgres.log');
+  const postgres = await startPostgresServer({ logFile, dataDir: join(DEV_DIR, 'postgres') }).catch((error: unknown) => {
+    // Run as root from a checkout under /root, the server's own user cannot reach .stack/dev: a
+    // database for this run only, in the temporary directory, rather than no dev stack.
+    if (!(error instanceof Error && error.message.includes('is not reachable by the'))) throw error;
+    log(`PostgreSQL's user cannot reach ${shown(DEV_DIR)}: the company database lives in a temporary directory for this run`);
+    return startPostgresServer({ logFile });
+  });
   stops.push(postgres.stop);
+  const urlFile = devStackFile('databaseUrl');
+  writeFileSync(urlFile, `${postgres.url}\n`, { mode: 0o600 });
+  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind}; the URL with its password: ${shown(urlFile)})`);
+  return postgres.url;
+}
+
+/**
+ * The dev operator ops-alice's Vault token, whose policy allows only the decrypt eject needs, in a
+ * file only its owner reads: eject runs with the caller's own credentials, never the workers'.
+ */
+export async function writeOperatorVaultToken(vault: VaultDevServer): Promise<string> {
+  const root = () => nodeVault({ endpoint: vault.addr, token: vault.rootToken });
+  await root().addPolicy({ name: 'mpc-backup-eject', rules: ejectOperatorPolicy(vault.transitKey, vault.transitMount) });
+  // A fresh root client per call: node-vault's tokenCreate switches the client to the token it made.
+  const created = (await root().tokenCreate({ policies: ['mpc-backup-eject'], display_name: 'ops-alice' })) as { auth: { client_token: string } };
+  const file = devStackFile('operatorVaultToken');
+  writeFileSync(file, `${created.auth.client_token}\n`, { mode: 0o600 });
+  return file;
+}
+
+/**
+ * Self-Managed: the custodian-share webhook on the company's PostgreSQL, which the simulator (as
+ * Portal) calls during every /v1/backup.
+ */
+export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEnv, databaseUrl: string, stops: Stops): Promise<SelfManagedParts> {
   const webhookSecret = randomBytes(24).toString('hex');
   const webhookUrl = `http://127.0.0.1:${ports.webhook}`;
   const webhook = startProcess('webhook', process.execPath, ['--import', 'tsx', join(ROOT, 'webhook', 'main.ts')], {
@@ -127,15 +169,14 @@ export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEn
       ...process.env,
       WEBHOOK_PORT: String(ports.webhook),
       WEBHOOK_SECRETS: webhookSecret,
-      DATABASE_URL: postgres.url,
+      DATABASE_URL: databaseUrl,
       ...kmsEnv,
     },
   });
   stops.push(() => webhook.stop());
   await waitUntil('the custodian-share webhook', async () => (await fetch(`${webhookUrl}/health`)).ok, 60_000, webhook.exited);
-  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind})`);
   log(`custodian webhook    ${webhookUrl}  (POST /backup, POST /backup/fetch)`);
-  return { databaseUrl: postgres.url, webhookUrl, webhookSecret };
+  return { databaseUrl, webhookUrl, webhookSecret };
 }
 
 /** The Portal simulator, in this process, with `users` seeded as user-1, user-2, … */
@@ -205,7 +246,7 @@ export async function connectClient(clientEnv: Record<string, string>, worker: M
 
 /** The HTTP API, with a token of its own kept in a file only its owner reads (never printed); returns that file. */
 export async function startApi(backups: Awaited<ReturnType<typeof connectClient>>, ports: DevPorts, stops: Stops): Promise<string> {
-  const apiTokenFile = join(DEV_DIR, 'api-token');
+  const apiTokenFile = devStackFile('apiToken');
   const apiToken = randomBytes(32).toString('base64url');
   writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
   const api = await createApiServer({

@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { devStackFile } from '../config/dev-stack-files';
+import type { PortalSimulator } from '../simulator/portal-simulator';
 import { join } from 'node:path';
 import {
   checkPortsFree,
   connectClient,
   DEV_DIR,
   log,
+  shown,
+  startCompanyDatabase,
+  writeOperatorVaultToken,
   startApi,
   startCodecServer,
   startKms,
@@ -54,11 +59,12 @@ async function main(): Promise<void> {
 
 type DevStack = Awaited<ReturnType<typeof startDevStack>>;
 
-/** Every part, in the order each needs the one before: servers, KMS, self-managed parts, simulator, codec server, worker, client, API. */
+/** Every part, in the order each needs the one before: servers, KMS, database, self-managed parts, simulator, codec server, worker, client, API. */
 async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   const { temporal, vault } = await startTemporalAndVault(opts, ports, stops);
   const kms = await startKms(opts, ports, vault, stops);
-  const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, stops) : undefined;
+  const databaseUrl = await startCompanyDatabase(stops);
+  const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, databaseUrl, stops) : undefined;
   const { simulator, userIds } = await startSimulator(ports, selfManaged, opts.users, stops);
   // The dev stack's own codec key; the CLI reads it from this file (never printed).
   const clientEnv = {
@@ -66,11 +72,31 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
     PAYLOAD_CODEC_KEYS: `dev-1:${randomBytes(32).toString('base64')}`,
   };
   await startCodecServer(ports, clientEnv.PAYLOAD_CODEC_KEYS, stops);
-  writeFileSync(join(DEV_DIR, 'client.env'), Object.entries(clientEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+  const operatorTokenFile = opts.kms === 'vault-transit' ? await writeOperatorVaultToken(vault) : undefined;
+  const cliEnv = { ...clientEnv, ...ejectEnv({ simulator, kmsEnv: kms.env, databaseUrl, selfManaged }) };
+  writeFileSync(devStackFile('clientEnv'), Object.entries(cliEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
   const worker = startWorker({ clientEnv, simulator, kmsEnv: kms.env, ports, selfManaged }, stops);
   const backups = await connectClient(clientEnv, worker, stops);
   const apiTokenFile = await startApi(backups, ports, stops);
-  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile };
+  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operatorTokenFile };
+}
+
+/**
+ * What `backup eject` needs besides the caller's own KMS credentials, for client.env: the
+ * simulator as Portal, the credentials source, the store and the company database. Vault's
+ * token is left out (the operator brings theirs); local-kms checks no credentials, so its fixed
+ * pair is in.
+ */
+function ejectEnv(parts: { simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; databaseUrl: string; selfManaged: SelfManagedParts | undefined }): Record<string, string> {
+  const { VAULT_TOKEN: _workersToken, ...kmsSettings } = parts.kmsEnv;
+  return {
+    ...(Object.fromEntries(Object.entries(kmsSettings).filter((entry): entry is [string, string] => entry[1] !== undefined))),
+    PORTAL_ENCLAVE_URL: parts.simulator.url,
+    PORTAL_API_URL: parts.simulator.url,
+    CREDENTIALS_URL: `${parts.simulator.url}/backend/users/{userId}/credentials`,
+    DATABASE_URL: parts.databaseUrl,
+    ...(parts.selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres' } : {}),
+  };
 }
 
 function printStack(stack: DevStack, ports: DevPorts): void {
@@ -79,10 +105,11 @@ function printStack(stack: DevStack, ports: DevPorts): void {
   log(`Temporal gRPC        ${temporal.address}`);
   log(`codec server         http://127.0.0.1:${ports.codec}  (the UI decodes through it; shares stay sealed)`);
   log(stack.kmsLine);
-  log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${stack.apiTokenFile})`);
+  log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${shown(stack.apiTokenFile)})`);
   log(`metrics              http://127.0.0.1:${ports.metrics}/metrics (service), http://127.0.0.1:${ports.temporalMetrics}/metrics (Temporal runtime)`);
   log(`Portal simulator     ${simulator.url}  users: ${stack.userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
-  log(`logs                 ${DEV_DIR}`);
+  if (stack.operatorTokenFile) log(`operator Vault token ${shown(stack.operatorTokenFile)}  (ops-alice: decrypt only, for eject; docs/restore.md)`);
+  log(`logs                 ${shown(DEV_DIR)}`);
 }
 
 /** One backup of user-1, end to end, and where to see it. */
@@ -105,7 +132,8 @@ function printTryThis(stack: DevStack, ports: DevPorts): void {
   log('  npm run backup:dev -- start user-2 --wait');
   log('  npm run backup:dev -- recover start user-1 --wait        # recovery from user-1\'s backup, then a fresh backup');
   log('  npm run backup:dev -- drill run --users user-1,user-2 --wait   # a restore drill');
-  log(`  curl -s -XPOST -H "authorization: Bearer $(cat ${stack.apiTokenFile})" http://127.0.0.1:${ports.api}/v1/backups/user-4`);
+  if (stack.operatorTokenFile) log(`  VAULT_TOKEN=$(cat ${shown(stack.operatorTokenFile)}) npm run backup:dev -- eject user-1 --reason "ticket SUP-1" --out user-1-shares.json`);
+  log(`  curl -s -XPOST -H "authorization: Bearer $(cat ${shown(stack.apiTokenFile)})" http://127.0.0.1:${ports.api}/v1/backups/user-4`);
   log('  npm run backup:dev -- status user-2');
   log(`  curl -s -XPOST ${simulator.url}/admin/faults -H 'content-type: application/json' \\`);
   log(`    -d '{"route":"markPairs","kind":"status","status":401,"userId":"user-3"}'`);

@@ -21,3 +21,12 @@ export function keyRotationPolicy(keyName: string, mount = 'transit'): string {
     `path "${mount}/keys/${keyName}/config" { capabilities = ["update"] }`,
   ].join('\n');
 }
+
+/**
+ * An operator who may run eject: decrypt with the key, nothing else (no encrypt, no key read; Vault's
+ * `default` policy adds the token lookup the audit record names the caller by). Eject runs with the
+ * operator's own token, so this policy is the authorization Vault checks.
+ */
+export function ejectOperatorPolicy(keyName: string, mount = 'transit'): string {
+  return `path "${mount}/decrypt/${keyName}" { capabilities = ["update"] }`;
+}
