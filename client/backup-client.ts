@@ -259,10 +259,12 @@ export class BackupClient {
    * Waits for the user's current backup to end, like waitForBackup, but a backup that is (or comes
    * to be) parked ends the wait at once with BackupParkedError: a parked run waits for an operator,
    * not for time. Its progress query is looked at every `pollMs` while the result is awaited.
+   * `runId`: that run (the one a start returned) rather than the user's latest.
    */
-  async waitUnlessParked(rawUserId: string, pollMs = 2_000): Promise<BackupResult> {
+  async waitUnlessParked(rawUserId: string, options: { runId?: string; pollMs?: number } = {}): Promise<BackupResult> {
     const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
+    const pollMs = options.pollMs ?? 2_000;
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId), options.runId);
     const result = resultOrFailure(userId, 'backup', handle.result());
     result.catch(() => undefined); // raced below; its rejection is handled there
     for (;;) {

@@ -34,14 +34,16 @@ async function withClient(action: (client: BackupClient) => Promise<void>): Prom
 program
   .command('start')
   .argument('<userId>', "the company's user id")
-  .option('--wait', 'wait for the backup to finish and print its result')
+  .option('--wait', 'wait for the backup to finish and print its result (exit code 3 at once if it parks)')
   .option('--idempotency-key <key>', 'names this request: the same key within 24 h returns the run it started instead of a new backup')
   .description('start a backup (or join the one running for this user)')
   .action((userId: string, options: { wait?: boolean; idempotencyKey?: string }) =>
     withClient(async (client) => {
       const started = await client.startBackupWorkflow(userId, options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey });
-      print(started);
-      if (options.wait) print(await client.waitForBackup(userId, started.runId));
+      if (!options.wait) return print(started);
+      // One answer: the run that was started (or joined), then how it ended; the user id once.
+      const { userId: _sameUser, ...result } = await client.waitUnlessParked(userId, { runId: started.runId });
+      print({ ...started, result });
     }),
   );
 

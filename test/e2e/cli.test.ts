@@ -22,9 +22,10 @@ describe('backup CLI', () => {
   it('prints a readable summary by default and the exact JSON with --json', async () => {
     const userId = env.seedUser('cli');
     const started = await backup('start', userId, '--wait');
-    expect(started.stdout).toMatch(new RegExp(`^userId: ${userId}$`, 'm'));
-    expect(started.stdout).toMatch(/^status: COMPLETED$/m);
-    expect(started.stdout).toMatch(/^pairIds:\n {2}SECP256K1: \S+\n {2}ED25519: \S+$/m);
+    // The user id once (it was printed twice, start's answer then the result's), the result below it.
+    expect(started.stdout.match(new RegExp(`userId: ${userId}$`, 'gm'))).toHaveLength(1);
+    expect(started.stdout).toMatch(/^result:\n {2}status: COMPLETED$/m);
+    expect(started.stdout).toMatch(/^ {2}pairIds:\n {4}SECP256K1: \S+\n {4}ED25519: \S+$/m);
     const json = JSON.parse((await backup('--json', 'status', userId)).stdout) as { status: string; result: { pairIds: Record<string, string> } };
     expect(json.status).toBe('COMPLETED');
     expect(started.stdout).toContain(json.result.pairIds.SECP256K1);
@@ -59,6 +60,10 @@ describe('backup CLI', () => {
     const json = (await backup('--json', 'wait', userId).catch((error: unknown) => error)) as { code: number; stdout: string };
     expect(json.code).toBe(3);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: 'BackupParkedError' });
+    // start --wait joins the running (parked) backup and says the same, rather than block with no output.
+    const startWait = (await backup('start', userId, '--wait').catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(startWait.code).toBe(3);
+    expect(startWait.stderr).toContain(`the backup of user ${userId} is parked at MARK: `);
     env.simulator.faults.clear();
     await env.backups.abandonBackup(userId, 'test over');
   });
