@@ -222,6 +222,6 @@ class BatchArgumentError extends ClientError {
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const view = clientErrorView(error);
-  printError(view?.code ?? 'UnexpectedError', error instanceof Error ? error.message : String(error));
+  printError(view?.code ?? 'UnexpectedError', view?.message ?? (error instanceof Error ? error.message : String(error)));
   process.exit(view?.exitCode ?? 1);
 });

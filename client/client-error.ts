@@ -1,6 +1,7 @@
 import { ConfigError } from '../config/config-error';
 import { InvalidIdempotencyKeyError } from '../domain/idempotency-key';
 import { InvalidUserIdError } from '../domain/user-id';
+import { temporalErrorView } from './temporal-error-views';
 
 /**
  * What a caller is told when the service refuses or cannot do what was asked, by kind. Each kind
@@ -20,6 +21,8 @@ export const CLIENT_ERROR_KINDS = {
   failed: { exitCode: 2, httpStatus: 409 },
   /** The run is parked waiting for an operator (`wait` says so at once rather than blocking); the message says why and what to do. */
   parked: { exitCode: 3, httpStatus: 409 },
+  /** Temporal cannot be reached or did not answer in time: nothing was done; try again (the service's side, so exit 1). */
+  unavailable: { exitCode: 1, httpStatus: 503 },
 } as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
 
 export type ClientErrorKind = keyof typeof CLIENT_ERROR_KINDS;
@@ -57,15 +60,18 @@ export interface ClientErrorView {
  */
 const FOREIGN_KINDS: ReadonlyArray<{ matches: (error: Error) => boolean; kind: ClientErrorKind; message?: (error: Error) => string }> = [
   { matches: (error) => error instanceof InvalidUserIdError || error instanceof InvalidIdempotencyKeyError || error instanceof ConfigError, kind: 'invalid' },
-  { matches: (error) => error.name === 'WorkflowNotFoundError', kind: 'notFound', message: () => 'no such run (or retention has deleted it)' },
   { matches: (error) => error.name === 'WorkflowUpdateFailedError', kind: 'refused', message: (error) => (error as Error & { cause?: Error }).cause?.message ?? error.message },
 ];
 
-/** The caller's view of an error, or undefined when it is the service's own fault (exit 1, HTTP 500). */
+/**
+ * The caller's view of an error, or undefined when it is the service's own fault (exit 1, HTTP
+ * 500). Temporal's own answers (a run not found or already ended, a namespace missing, the server
+ * unreachable) come with a sentence saying what they mean (temporal-error-views.ts).
+ */
 export function clientErrorView(error: unknown): ClientErrorView | undefined {
   if (!(error instanceof Error)) return undefined;
   if (error instanceof ClientError) return { exitCode: error.exitCode, httpStatus: error.httpStatus, code: error.code, message: error.message };
   const foreign = FOREIGN_KINDS.find((entry) => entry.matches(error));
-  if (!foreign) return undefined;
-  return { ...CLIENT_ERROR_KINDS[foreign.kind], code: error.name, message: foreign.message?.(error) ?? error.message };
+  const view = foreign ? { kind: foreign.kind, message: foreign.message?.(error) ?? error.message } : temporalErrorView(error);
+  return view && { ...CLIENT_ERROR_KINDS[view.kind], code: ('code' in view && view.code) || error.name, message: view.message };
 }

@@ -1,3 +1,4 @@
+import { NamespaceNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError } from '../../client/backup-client';
 import { BatchOptionsError } from '../../client/batch-client';
@@ -49,6 +50,24 @@ describe('client errors: one base declares exit code and HTTP status', () => {
     expect(clientErrorView(notFound)).toMatchObject({ httpStatus: 404, code: 'WorkflowNotFoundError' });
     const refused = Object.assign(new Error('Workflow Update failed'), { name: 'WorkflowUpdateFailedError', cause: new Error('the batch is not paused') });
     expect(clientErrorView(refused)).toMatchObject({ httpStatus: 409, message: 'the batch is not paused' });
+  });
+
+  it('no raw Temporal message without a sentence saying what it means and what to do (the raw one kept after it)', () => {
+    const ended = clientErrorView(new WorkflowNotFoundError('workflow execution already completed', 'batch-1', undefined));
+    expect(ended).toMatchObject({ exitCode: 2, httpStatus: 409 });
+    expect(ended?.message).toBe(
+      'that run has already ended, so it takes no more actions (pause, resume, cancel, retry, …); its status or report says how it ended (Temporal: "workflow execution already completed")',
+    );
+    const missing = clientErrorView(new WorkflowNotFoundError('workflow not found for ID: batch-nope', 'batch-nope', undefined));
+    expect(missing).toMatchObject({ exitCode: 2, httpStatus: 404 });
+    expect(missing?.message).toMatch(/^no run batch-nope: it was never started in this namespace, or retention has deleted it; check the id/);
+    expect(clientErrorView(new NamespaceNotFoundError('nope'))?.message).toMatch(/^the Temporal namespace does not exist on this server: check TEMPORAL_NAMESPACE/);
+    const unreachable = clientErrorView(new Error('Failed to connect before the deadline'));
+    expect(unreachable).toMatchObject({ exitCode: 1, httpStatus: 503, code: 'TemporalUnreachableError' });
+    expect(unreachable?.message).toMatch(/^cannot reach Temporal: is it running, and do TEMPORAL_ADDRESS/);
+    const unavailable = clientErrorView(Object.assign(new Error('14 UNAVAILABLE: connection reset'), { code: 14, details: 'connection reset', metadata: {} }));
+    expect(unavailable).toMatchObject({ exitCode: 1, httpStatus: 503 });
+    expect(unavailable?.message).toMatch(/^Temporal is unavailable now/);
   });
 
   it('anything else is the service’s own fault: no view (exit 1, HTTP 500)', () => {
