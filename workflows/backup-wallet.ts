@@ -114,7 +114,9 @@ async function failStep1(run: BackupRun, recorded: RecordedError, cause: Activit
     progress.orphanedPairIds = await afterStep1Failure.findOrphanedPairs({ userId: progress.userId, sinceMs });
     if (progress.orphanedPairIds.length > 0) orphans = `; orphaned pairs left incomplete at Portal: ${progress.orphanedPairIds.join(', ')}`;
   } catch (scanError) {
-    orphans = `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
+    // The scan failing for the reason step 1 did (an unknown user: no credentials to ask Portal with) says nothing new.
+    const sameReason = activityErrorMessage(scanError) === recorded.message;
+    orphans = sameReason ? '; no orphaned-pair scan (it could not look for the same reason)' : `; the orphaned-pair scan failed (${activityErrorMessage(scanError)})`;
   }
   run.publish('FAILED', 'MPC_BACKUP');
   throw ApplicationFailure.create({

@@ -83,6 +83,10 @@ describe('batch re-backup', () => {
     const report = await batches.wait(batchId);
     expect(report.counts).toMatchObject({ completed: 1, failed: 1 });
     expect(report.problems[0]).toMatchObject({ userId: 'not-a-customer', status: 'FAILED', reason: expect.stringContaining('UnknownUserError') });
+    // The reason once: the orphan scan, failing for the same reason, does not repeat it.
+    const reason = report.problems[0]!.reason!;
+    expect(reason.match(/unknown user/gi)?.length, reason).toBe(1);
+    expect(reason).toContain('no orphaned-pair scan (it could not look for the same reason)');
   });
 
   it('pauses, resumes and cancels', async () => {
