@@ -95,11 +95,18 @@ export interface KeyRotationStatusView {
   execution: WorkflowExecutionStatusName;
   /** While running: the rotation's own progress (when a worker could answer). */
   progress?: RotationProgress;
+  /** While running: its two rates in words, e.g. "16 users/min asked (--rate); 12 users done in the last minute". */
+  pace?: string;
   /** Once completed: its report. */
   report?: RotationReport;
   /** The rewrap or key activities being retried right now, with their attempt and last failure. */
   retrying?: PendingActivityView[];
   failure?: string;
+}
+
+/** The pace asked for (usersPerMinute) beside the one measured (ratePerMinute), each saying what it counts. */
+function paceOf(progress: Pick<RotationProgress, 'usersPerMinute' | 'ratePerMinute'>): string {
+  return `${progress.usersPerMinute} users/min asked (--rate); ${progress.ratePerMinute} users done in the last minute`;
 }
 
 /** Starts and steers key rotations (one at a time per namespace: workflow id `rotate-keys`). */
@@ -190,6 +197,7 @@ export class KeysClient {
     const view: KeyRotationStatusView = { workflowId: description.workflowId, runId: description.runId, execution: description.status.name };
     if (description.status.name === 'RUNNING') {
       view.progress = await handle.query(rotationProgressQuery).catch(() => undefined);
+      if (view.progress) view.pace = paceOf(view.progress);
       const retrying = [];
       for (const pending of description.raw.pendingActivities ?? []) {
         if ((pending.attempt ?? 1) <= 1 && !pending.lastFailure) continue;

@@ -155,7 +155,7 @@ export interface RotationProgress {
   /** Users waiting for their pre-rotation backup to finish (the first few). */
   deferredUsers: string[];
   deferredCount: number;
-  /** Users visited per minute over the last minute. */
+  /** Users done in the last minute (measured; the pace asked for is usersPerMinute). */
   ratePerMinute: number;
   etaSeconds?: number;
   usersPerMinute: number;

@@ -245,7 +245,11 @@ export function listTooLong(source: BatchSource, carried: unknown): string | und
   return `a list source holds at most ${MAX_LIST_USER_IDS} user ids (got ${source.userIds.length}): use a paged source`;
 }
 
-/** Users done per minute over the last minute (over the time since the start, in the first minute). */
+/**
+ * Users done in the last minute. Never extrapolated from less than a minute: a run's first
+ * activity finishes a whole chunk of users at once, and 10 users in the first second read as
+ * "600/min" beside a pace of 16 (the rotation's status did).
+ */
 export class RateWindow {
   private readonly times: number[] = [];
 
@@ -258,12 +262,12 @@ export class RateWindow {
   /** The rate and, when the total is known, the seconds left at that rate. */
   report(startedAt: string, total: number | undefined, done: number): { ratePerMinute: number; etaSeconds?: number } {
     const now = Date.now();
-    const lastMinute = this.times.filter((at) => at >= now - 60_000).length;
-    const elapsedMin = Math.min(1, (now - Date.parse(startedAt)) / 60_000);
-    const rate = elapsedMin > 0 ? lastMinute / elapsedMin : 0;
+    const rate = this.times.filter((at) => at >= now - 60_000).length;
+    // Before a minute has passed, the ETA is not measured yet either.
+    const measured = now - Date.parse(startedAt) >= 60_000;
     return {
-      ratePerMinute: Math.round(rate * 10) / 10,
-      ...(total !== undefined && rate > 0 ? { etaSeconds: Math.max(0, Math.round(((total - done) / rate) * 60)) } : {}),
+      ratePerMinute: rate,
+      ...(total !== undefined && rate > 0 && measured ? { etaSeconds: Math.max(0, Math.round(((total - done) / rate) * 60)) } : {}),
     };
   }
 }
