@@ -119,6 +119,8 @@ export interface DrillCarriedState {
   failures: DrillFailure[];
   /** The most recent users that could not be checked (at most MAX_REPORTED_FAILURES). */
   inconclusive: DrillUnchecked[];
+  /** The most recent users skipped (no completed backup), at most MAX_REPORTED_FAILURES; absent in a run carried from a build before it. */
+  skipped?: DrillUnchecked[];
   startedAt: string;
   /** When the next check may start (workflow time, ms): the pace holds across runs. */
   nextCheckAt: number;
@@ -146,6 +148,9 @@ export interface DrillReport {
   failuresOmitted?: number;
   inconclusive: DrillUnchecked[];
   inconclusiveOmitted?: number;
+  /** The users skipped and why (no completed backup to check); `skippedOmitted` more were counted. */
+  skipped: DrillUnchecked[];
+  skippedOmitted?: number;
   /** Why the drill is paused, when its user source refused a page. */
   sourceRefused?: string;
 }

@@ -176,6 +176,7 @@ class DrillRun {
         return;
       case 'skipped':
         counts.skipped += 1;
+        pushBounded((this.state.skipped ??= []), { userId: outcome.userId, reason: outcome.reason }, MAX_REPORTED_FAILURES);
         return;
       case 'inconclusive':
         counts.inconclusive += 1;
@@ -194,7 +195,7 @@ class DrillRun {
   }
 
   private report(status: DrillStatus): DrillReport {
-    const { counts, failures, inconclusive, sourceExhausted, pending } = this.state;
+    const { counts, failures, inconclusive, sourceExhausted, pending, skipped = [] } = this.state;
     const total = this.state.listTotal ?? (sourceExhausted ? counts.checked + pending.length : undefined);
     return {
       drillId: this.drillId,
@@ -209,6 +210,8 @@ class DrillRun {
       ...(counts.failed > failures.length ? { failuresOmitted: counts.failed - failures.length } : {}),
       inconclusive: [...inconclusive],
       ...(counts.inconclusive > inconclusive.length ? { inconclusiveOmitted: counts.inconclusive - inconclusive.length } : {}),
+      skipped: [...skipped],
+      ...(counts.skipped > skipped.length ? { skippedOmitted: counts.skipped - skipped.length } : {}),
       ...(this.state.sourceRefused ? { sourceRefused: this.state.sourceRefused } : {}),
     };
   }
@@ -222,6 +225,7 @@ function initialState(input: RestoreDrillInput): DrillCarriedState {
     counts: { checked: 0, passed: 0, failed: 0, skipped: 0, inconclusive: 0 },
     failures: [],
     inconclusive: [],
+    skipped: [],
     startedAt: new Date(Date.now()).toISOString(),
     nextCheckAt: Date.now(),
     runs: 1,

@@ -80,6 +80,8 @@ describe.each(KMS_PROVIDERS)('restore drill, Portal-Managed (ciphertexts at Port
     const report = await drills.wait(drillId);
 
     expect(report).toMatchObject({ drillId, status: 'COMPLETED', total: 4, counts: { checked: 4, passed: 1, failed: 2, skipped: 1, inconclusive: 0 } });
+    // The report names the skipped user and why, not only the count.
+    expect(report.skipped).toEqual([{ userId: never, reason: 'no completed backup at Portal' }]);
     expect(report.failures).toHaveLength(2);
     expect(failureOf(report, altered.userId)).toMatchObject({
       kind: 'CIPHERTEXT_INVALID',
