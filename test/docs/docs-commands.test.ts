@@ -10,8 +10,8 @@ import { bashBlocks, forStack, RUNNABLE_DOCS, type DocBlock } from './doc-blocks
 
 /**
  * The docs tell the truth: every ```bash block of the README, docs/operations.md and
- * docs/restore.md runs, as written, against a dev stack (`npm run dev`) of this test's own, in
- * order, and must exit 0. The blocks are written for the default stack; the test moves their ports
+ * docs/restore.md runs, as written, against each dev stack the docs name (`npm run dev`, and
+ * `npm run dev -- --self-managed`) of this test's own, in order, and must exit 0. The blocks are written for the default stack; the test moves their ports
  * and `.stack/dev/` files to its stack (doc-blocks.ts). A block that cannot run inside a test
  * (the front door, which installs and runs the tests themselves) says so in a `<!-- docs-test: … -->`
  * comment, and is checked against what runs it instead.
@@ -22,12 +22,16 @@ const BLOCK_TIMEOUT_MS = 300_000;
 const WRITTEN = ['user-1-shares.json'];
 
 const blocks: DocBlock[] = RUNNABLE_DOCS.flatMap((doc) => bashBlocks(ROOT, doc));
-let devDir = '';
-let stack: ManagedProcess | undefined;
-const ports = new Map<number, number>();
 
-/** The stack on free ports: every `--<name>-port` option of `npm run dev` gets one, and the docs' default maps to it. */
-async function portArgs(): Promise<string[]> {
+/** A dev stack of the test's own: `npm run dev` with `flags`, on free ports, in a directory of its own. */
+interface Stack {
+  devDir: string;
+  ports: Map<number, number>;
+  process?: ManagedProcess;
+}
+
+/** Every `--<name>-port` option of `npm run dev` gets a free port; the docs' default maps to it. */
+async function portArgs(ports: Map<number, number>): Promise<string[]> {
   const args: string[] = [];
   for (const option of Object.values(DEV_OPTIONS)) {
     const flag = /^(--[a-z-]+-port) /.exec(option.flag)?.[1];
@@ -43,30 +47,31 @@ function cleanWritten(): void {
   for (const file of WRITTEN) rmSync(join(ROOT, file), { force: true });
 }
 
-beforeAll(async () => {
+async function startStack(stack: Stack, flags: string[]): Promise<void> {
   cleanWritten();
-  devDir = mkdtempSync(join(tmpdir(), 'mpc-docs-stack-'));
+  stack.devDir = mkdtempSync(join(tmpdir(), 'mpc-docs-stack-'));
   // As .stack/dev is: PostgreSQL's own user passes through to its data directory (files inside stay 0600).
-  chmodSync(devDir, 0o711);
-  stack = startProcess('dev stack', process.execPath, ['--import', 'tsx', join(ROOT, 'dev', 'main.ts'), ...(await portArgs())], {
-    logFile: join(devDir, 'dev.log'),
+  chmodSync(stack.devDir, 0o711);
+  const child = startProcess('dev stack', process.execPath, ['--import', 'tsx', join(ROOT, 'dev', 'main.ts'), ...flags, ...(await portArgs(stack.ports))], {
+    logFile: join(stack.devDir, 'dev.log'),
     cwd: ROOT,
-    env: { ...process.env, MPC_DEV_DIR: devDir },
+    env: { ...process.env, MPC_DEV_DIR: stack.devDir },
   });
-  const ready = async () => readFileSync(stack!.logFile, 'utf8').includes('Ctrl-C stops everything');
-  await waitUntil('the dev stack (dev.log: "Ctrl-C stops everything")', ready, 400_000, stack.exited).catch((error: unknown) => {
-    throw new Error(`${String(error)}\n--- dev.log (end) ---\n${readFileSync(stack!.logFile, 'utf8').slice(-3_000)}`);
+  stack.process = child;
+  const ready = async () => readFileSync(child.logFile, 'utf8').includes('Ctrl-C stops everything');
+  await waitUntil('the dev stack (dev.log: "Ctrl-C stops everything")', ready, 400_000, child.exited).catch((error: unknown) => {
+    throw new Error(`${String(error)}\n--- dev.log (end) ---\n${readFileSync(child.logFile, 'utf8').slice(-3_000)}`);
   });
-}, 420_000);
+}
 
-afterAll(async () => {
-  await stack?.stop(60_000);
+async function stopStack(stack: Stack): Promise<void> {
+  await stack.process?.stop(60_000);
   cleanWritten();
-  if (devDir) rmSync(devDir, { recursive: true, force: true });
-}, 90_000);
+  if (stack.devDir) rmSync(stack.devDir, { recursive: true, force: true });
+}
 
 /** Runs a block with bash -euo pipefail in the checkout; only PATH, HOME and the stack's directory come from outside (no Temporal or Vault setting of the test's own). */
-function runBlock(script: string): Promise<{ code: number | null; output: string }> {
+function runBlock(script: string, devDir: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('bash', ['-euo', 'pipefail', '-c', script], {
       cwd: ROOT,
@@ -94,20 +99,28 @@ const NOTED: Record<string, (block: DocBlock) => void> = {
   },
 };
 
-describe('every shell block of the docs runs as written on the dev stack', () => {
-  it('finds the blocks (each document has at least one)', () => {
-    for (const doc of RUNNABLE_DOCS) expect(blocks.filter((block) => block.doc === doc).length, doc).toBeGreaterThan(0);
-  });
+it('finds the blocks (each document has at least one)', () => {
+  for (const doc of RUNNABLE_DOCS) expect(blocks.filter((block) => block.doc === doc).length, doc).toBeGreaterThan(0);
+});
 
-  it.each(blocks.map((block) => [`${block.doc}:${block.line}`, block] as const))('%s', async (_name, block) => {
+// Both dev stacks the docs name: the default (Portal-Managed) and Self-Managed.
+describe.each([
+  ['npm run dev', []],
+  ['npm run dev -- --self-managed', ['--self-managed']],
+] as const)('every shell block of the docs runs as written on `%s`', (_name, flags) => {
+  const stack: Stack = { devDir: '', ports: new Map() };
+  beforeAll(() => startStack(stack, [...flags]), 420_000);
+  afterAll(() => stopStack(stack), 90_000);
+
+  it.each(blocks.map((block) => [`${block.doc}:${block.line}`, block] as const))('%s', async (_at, block) => {
     if (block.note) {
       const check = NOTED[block.note.split(/\s/)[0]!];
       expect(check, `${block.doc}:${block.line}: unknown docs-test note "${block.note}"`).toBeDefined();
       check!(block);
       return;
     }
-    const { code, output } = await runBlock(forStack(block.script, ports, devDir));
-    const worker = join(devDir, 'worker.log');
+    const { code, output } = await runBlock(forStack(block.script, stack.ports, stack.devDir), stack.devDir);
+    const worker = join(stack.devDir, 'worker.log');
     const context = code === 0 ? '' : `\n--- output ---\n${output}\n--- worker.log (end) ---\n${existsSync(worker) ? readFileSync(worker, 'utf8').slice(-3_000) : ''}`;
     expect(code, `${block.doc}:${block.line} exited ${code}${context}`).toBe(0);
   }, BLOCK_TIMEOUT_MS);
