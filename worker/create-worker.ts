@@ -29,6 +29,7 @@ import { activityMetricsInterceptor } from '../metrics/activity-metrics-intercep
 import { countParkedBackups } from '../metrics/parked-backups';
 import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/service-metrics';
 import { connectionOptions } from '../config/temporal-config';
+import { connectWhenReachable } from './connect-when-reachable';
 import type { WorkerConfig } from './config';
 import { checkKmsKey } from './preflight';
 import { WORKFLOWS_PATH } from './workflows-path';
@@ -158,6 +159,12 @@ export async function createBackupWorker(
   });
 }
 
-export function connectWorker(config: WorkerConfig): Promise<NativeConnection> {
-  return NativeConnection.connect(connectionOptions(config.temporal));
+/**
+ * The worker's connection. With `waitWarn` (the worker process), a Temporal that is not reachable
+ * yet is waited for, each failed try reported through it (connect-when-reachable.ts); without it
+ * (tests, benchmarks), one try.
+ */
+export function connectWorker(config: WorkerConfig, waitWarn?: (message: string) => void): Promise<NativeConnection> {
+  const options = connectionOptions(config.temporal);
+  return waitWarn ? connectWhenReachable(options, waitWarn) : NativeConnection.connect(options);
 }

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const metrics = config.metrics.address ? createWorkerMetrics() : NO_WORKER_METRICS;
   // Listening before anything else, so a taken port stops the worker at once.
   const metricsServer = config.metrics.address ? await startMetricsServer(config.metrics.address, () => metrics.scrape()) : undefined;
-  const connection = await connectWorker(config);
+  const connection = await connectWorker(config, (message) => logger.warn(message));
   let worker;
   const database = await openDatabase(config, (message) => logger.warn(message));
   try {

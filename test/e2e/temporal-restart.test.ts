@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -8,9 +9,10 @@ import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/
 let temporal: TemporalDevServer;
 let env: BackupTestEnv;
 let worker: ManagedProcess;
+let dir: string;
 
 beforeAll(async () => {
-  const dir = join(inject('runDir'), `temporal-restart-${randomBytes(4).toString('hex')}`);
+  dir = join(inject('runDir'), `temporal-restart-${randomBytes(4).toString('hex')}`);
   temporal = await startTemporalDevServer({ logFile: join(dir, 'temporal.log'), dbFile: join(dir, 'temporal.db') });
   env = await createBackupTestEnv({ temporalAddress: temporal.address });
   worker = env.spawnWorker('survivor');
@@ -37,5 +39,22 @@ describe('Temporal server killed and restarted on its database', () => {
       const pairs = env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
       expect(pairs.filter((pair) => pair.status === 'completed')).toHaveLength(2);
     }
+  });
+
+  it('a worker process started while Temporal is down waits for it (it exited), then polls and runs backups', async () => {
+    await worker.stop();
+    await temporal.stop();
+    const late = env.spawnWorker('started-before-temporal');
+    await eventually('the worker to report that Temporal cannot be reached', async () =>
+      existsSync(late.logFile) && readFileSync(late.logFile, 'utf8').includes('cannot be reached') ? true : undefined,
+    );
+    expect(late.child.exitCode).toBeNull();
+    // The same server again: same port, same database file.
+    temporal = await startTemporalDevServer({ logFile: join(dir, 'temporal-2.log'), dbFile: join(dir, 'temporal.db'), port: temporal.port });
+    const userId = env.seedUser('late-worker');
+    await env.backups.startBackupWorkflow(userId);
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    expect(late.child.exitCode).toBeNull();
+    await late.stop();
   });
 });
