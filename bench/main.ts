@@ -1,8 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import type { ServerFlags } from './bench-stack';
 import { latencyRun } from './latency';
+import { dbosPeerRun } from './peers/dbos-run';
 import { rateLimitedRun } from './rate-limited';
 import { renderTable } from './report-table';
 import { scaleRun } from './scale';
@@ -16,7 +17,7 @@ import { throughputRun } from './throughput';
  * processes and Portal faults; a 10,000-wallet scale run; a CPU profile of the worker.
  * `--only latency` (or throughput, rate-limited, scale; comma-separated) runs parts alone.
  */
-const PARTS = ['throughput', 'latency', 'rate-limited', 'scale'] as const;
+const PARTS = ['throughput', 'latency', 'rate-limited', 'scale', 'peers'] as const;
 const program = new Command('bench')
   .option('--users <n>', 'users per throughput run', '2000')
   .option('--concurrency <n>', 'backups in flight, for both', '20')
@@ -32,6 +33,7 @@ const program = new Command('bench')
   .option('--dynamic-config <key=value,…>', "more dev-server dynamic config, values as JSON (e.g. matching.numTaskqueueReadPartitions=1)", '')
   .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
   .option('--rate-pace <factors>', 'the rate-limited runs start backups at these multiples of the default batch rate (above 1: faster than Portal allows, the shared limit must hold)', '1,1.5')
+  .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS)', '500')
   .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
   .parse();
 
@@ -39,7 +41,8 @@ const ROOT = join(__dirname, '..');
 
 async function main(): Promise<void> {
   const o = program.opts<Record<string, string>>();
-  const out = join(ROOT, o.out!);
+  // An absolute --out is used as given; a relative one is under the checkout.
+  const out = resolve(ROOT, o.out!);
   mkdirSync(out, { recursive: true });
   const flags: ServerFlags = { eagerActivities: o.eagerActivities!, dynamicConfig: o.dynamicConfig! };
   const only = new Set(o.only!.split(',').map((part) => part.trim()).filter(Boolean));
@@ -76,6 +79,14 @@ async function main(): Promise<void> {
       const run = { count: Number(o.rateLimited), scale: Number(o.rateScale), workers: Number(o.rateWorkers), faultPercent: Number(o.rateFaultPercent), pace };
       runs.push(await rateLimitedRun(out, run, flags));
     }
+  }
+  if (only.has('peers')) {
+    const peers = [];
+    for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
+      process.stdout.write(`DBOS peer, simulator latency ${latency} ms…\n`);
+      peers.push(await dbosPeerRun(latency, Number(o.peerUsers), Number(o.concurrency), Math.max(1, Number(o.latencyRuns)), out));
+    }
+    results.peers = { dbos: peers };
   }
   if (only.has('scale') && Number(o.scale) > 0) {
     process.stdout.write(`scale run, ${o.scale} wallets…\n`);

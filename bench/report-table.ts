@@ -1,7 +1,8 @@
 import type { latencyRun } from './latency';
 import type { throughputRun } from './throughput';
+import type { dbosPeerRun } from './peers/dbos-run';
 
-const hasThroughput = (results: Record<string, unknown>) => (results.throughput as unknown[]).length > 0;
+const hasThroughput = (results: Record<string, unknown>) => ((results.throughput as unknown[] | undefined) ?? []).length > 0;
 
 /** The results as Markdown tables (throughput, latency) and JSON lines (rate-limited, scale), for the terminal and the docs. */
 export function renderTable(results: Record<string, unknown>): string {
@@ -29,6 +30,16 @@ export function renderTable(results: Record<string, unknown>): string {
       lines.push(`gaps at ${run.latencyMs} ms (mean ms per backup): ${JSON.stringify(run.gapsMs)}`);
       lines.push(`billable actions per backup at ${run.latencyMs} ms: ours ${JSON.stringify(run.perBackup.ours)}`);
     }
+  }
+  const peers = (results.peers as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[] } | undefined)?.dbos ?? [];
+  if (peers.length > 0) {
+    const p = ['| Portal latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (peer, postgres, vault, simulator) | peer peak RSS MiB | one at a time p50/p95 ms (client; workflow) |', '|---|---|---|---|---|---|---|---|'];
+    for (const run of peers) {
+      const cpu = ['peer', 'postgres', 'vault', 'simulator'].map((k) => run.cpuSecondsPerBackup[k]?.toFixed(4) ?? '-').join(', ');
+      const one = run.oneAtATime;
+      p.push(`| ${run.latencyMs} ms | DBOS | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${cpu} | ${run.peerPeakRssMiB} | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`);
+    }
+    lines.push(`peers (concurrency ${peers[0]!.concurrency}, ${peers[0]!.users} backups each):\n${p.join('\n')}`);
   }
   if (results.rateLimited) lines.push(`rate-limited: ${JSON.stringify(results.rateLimited)}`);
   if (results.scale) {

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DBOSClient } from '@dbos-inc/dbos-sdk';
+import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DBOS_PEER, type DbosBackupResult } from '../../bench/peers/dbos-backup';
-import { startProcess, type ManagedProcess } from '../../stack/managed-process';
+import { connectDbosPeerClient, dbosPeerSchema, enqueueDbosBackup, startDbosPeer } from '../../bench/peers/dbos-peer-process';
+import type { ManagedProcess } from '../../stack/managed-process';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 
 /**
@@ -12,39 +11,21 @@ import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/
  * a SIGKILL of its process mid-run, mark no pair twice, and name every pair a lost answer left
  * incomplete (the crash spot-check issue 20 asks of each peer before it is compared with ours).
  */
-const ROOT = join(__dirname, '..', '..');
 let env: BackupTestEnv;
 let client: DBOSClient;
 let peer: ManagedProcess | undefined;
-const schema = `dbos_peer_${randomBytes(4).toString('hex')}`;
+const schema = dbosPeerSchema();
 let runs = 0;
+const sealingKey = `peer-1:${randomBytes(32).toString('base64')}`;
 
-function startPeer(): ManagedProcess {
+/** The peer process; a second start on the same schema (and sealing key) recovers what the first left pending. */
+function startPeer(): Promise<ManagedProcess> {
   runs += 1;
-  const child = startProcess('dbos-peer', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'peers', 'dbos-peer-main.ts')], {
-    logFile: join(inject('runDir'), `${schema}-${runs}.log`),
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORTAL_URL: env.simulator.url,
-      CREDENTIALS_URL: `${env.simulator.url}/backend/users/{userId}/credentials`,
-      VAULT_ADDR: env.vault.addr,
-      VAULT_TOKEN: env.vault.token,
-      SHARE_SEALING_KEYS: `peer-1:${randomBytes(32).toString('base64')}`,
-      DBOS_SYSTEM_DATABASE_URL: inject('databaseUrl'),
-      DBOS_SCHEMA: schema,
-      PEER_CONCURRENCY: '20',
-    },
-  });
-  return child;
+  const setup = { portalUrl: env.simulator.url, vaultAddr: env.vault.addr, vaultToken: env.vault.token, databaseUrl: inject('databaseUrl'), schema, concurrency: 20 };
+  return startDbosPeer({ ...setup, logFile: join(inject('runDir'), `${schema}-${runs}.log`) }, sealingKey);
 }
 
-async function ready(child: ManagedProcess): Promise<void> {
-  await eventually('the DBOS peer to launch', async () => (existsSync(child.logFile) && readFileSync(child.logFile, 'utf8').includes('dbos peer ready') ? true : undefined), 120_000);
-}
-
-const enqueue = (userId: string) =>
-  client.enqueue<(userId: string) => Promise<DbosBackupResult>>({ workflowName: DBOS_PEER.workflowName, queueName: DBOS_PEER.queueName, workflowID: `backup-${userId}` }, userId);
+const enqueue = (userId: string) => enqueueDbosBackup(client, userId);
 
 /** Pairs by status at the simulator, and how often each was marked stored. */
 function portalView(userId: string) {
@@ -61,9 +42,8 @@ function portalView(userId: string) {
 
 beforeAll(async () => {
   env = await createBackupTestEnv();
-  peer = startPeer();
-  await ready(peer);
-  client = await DBOSClient.create({ systemDatabaseUrl: inject('databaseUrl'), systemDatabaseSchemaName: schema });
+  peer = await startPeer();
+  client = await connectDbosPeerClient({ databaseUrl: inject('databaseUrl'), schema });
 }, 180_000);
 
 afterAll(async () => {
@@ -105,8 +85,7 @@ describe('the DBOS peer (bench/peers/)', () => {
     // The /v1/backup the kill cut off still completes at Portal (its answer is lost): wait for its
     // pairs before the restart, so the re-run's orphan scan has them to find, however slow the machine.
     await eventually('the cut-off /v1/backup to make its pairs', async () => (portalView(inStep1).incomplete.length === 2 ? true : undefined), 30_000);
-    peer = startPeer();
-    await ready(peer);
+    peer = await startPeer();
     const results = await Promise.all(handles.map((handle) => handle.getResult()));
     expect(results[0]!.orphanedPairIds).toHaveLength(2);
     for (const result of results) {
