@@ -1,9 +1,7 @@
 import type { Pool } from 'pg';
 import { BackupDomainError } from '../domain/errors';
 import { migrate } from './migrate';
-
-const FIRST_WAIT_MS = 1_000;
-const MAX_WAIT_MS = 30_000;
+import { realSleep, untilReachable, type Sleep } from '../domain/until-reachable';
 
 /**
  * Applies pending migrations at process start, waiting out a database that is down or still
@@ -11,18 +9,11 @@ const MAX_WAIT_MS = 30_000;
  * comes up when the database does instead of exiting. A permanent error (permissions, a broken
  * migration) is thrown at once.
  */
-export async function migrateWhenReachable(
-  pool: Pool,
-  warn: (message: string) => void,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-): Promise<{ applied: string[] }> {
-  for (let wait = FIRST_WAIT_MS; ; wait = Math.min(wait * 2, MAX_WAIT_MS)) {
-    try {
-      return await migrate(pool);
-    } catch (error) {
-      if (!(error instanceof BackupDomainError && error.retryable)) throw error;
-      warn(`${error.message}; trying again in ${Math.round(wait / 1000)} s`);
-      await sleep(wait);
-    }
-  }
+export function migrateWhenReachable(pool: Pool, warn: (message: string) => void, sleep: Sleep = realSleep): Promise<{ applied: string[] }> {
+  return untilReachable(() => migrate(pool), {
+    transient: (error) => error instanceof BackupDomainError && error.retryable,
+    describe: (error) => (error as Error).message,
+    warn,
+    sleep,
+  });
 }
