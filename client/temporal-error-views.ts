@@ -1,12 +1,14 @@
 import { isGrpcServiceError } from '@temporalio/client';
-import type { ClientErrorKind } from './client-error';
+
+/** The client-error kinds (client-error.ts) a Temporal answer maps to; named here so this file need not import that one. */
+type TemporalAnswerKind = 'invalid' | 'notFound' | 'refused' | 'unavailable';
 
 /**
  * Temporal's own answers, said in the service's words: what happened to the run the caller named,
  * and what to do, with Temporal's message kept after it (an operator may search for it). No raw
  * Temporal message reaches a user without such a sentence. Undefined: not a Temporal answer.
  */
-export function temporalErrorView(error: Error): { kind: ClientErrorKind; message: string; code?: string } | undefined {
+export function temporalErrorView(error: Error): { kind: TemporalAnswerKind; message: string; code?: string } | undefined {
   const raw = `(Temporal: "${error.message}")`;
   if (error.name === 'WorkflowNotFoundError') {
     if (/already completed/i.test(error.message)) {
@@ -28,7 +30,7 @@ export function temporalErrorView(error: Error): { kind: ClientErrorKind; messag
 const GrpcStatus = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
 
 /** A Temporal call answered with a gRPC status; only the statuses a caller can act on get a view. */
-function grpcErrorView(code: number | undefined, raw: string): { kind: ClientErrorKind; message: string } | undefined {
+function grpcErrorView(code: number | undefined, raw: string): { kind: TemporalAnswerKind; message: string } | undefined {
   switch (code) {
     case GrpcStatus.UNAVAILABLE:
       return { kind: 'unavailable', message: `Temporal is unavailable now (restarting, or unreachable): try again shortly ${raw}` };
