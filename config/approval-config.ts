@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envInt, envNonEmpty } from './env-schema';
+import { envInt, envNonEmpty, envUrl } from './env-schema';
 import { isOperatorName } from '../domain/operator-action';
 
 /**
@@ -19,6 +19,8 @@ export const approvalEnvSchema = z.object({
   RECOVERY_APPROVALS: envInt(1, 20).default(2),
   /** How long a recovery waits for its approvals before it fails (default 24 h). */
   RECOVERY_APPROVAL_TTL_MS: envInt(1_000, 30 * 24 * 3_600_000).default(24 * 3_600_000),
+  /** The Vault holding the operators' signing keys, when not the KMS's own (VAULT_ADDR); the workers' VAULT_* credentials verify there. */
+  OPERATOR_VAULT_ADDR: envUrl.optional(),
   OPERATOR_SIGNING_MOUNT: z.string().trim().regex(/^[A-Za-z0-9_\-/]+$/, 'must be a mount path like transit').default('transit'),
   OPERATOR_KEY_PREFIX: z.string().trim().regex(/^[A-Za-z0-9_.-]*$/, 'must be a Transit key name prefix like operator-').default('operator-'),
   /** The HTTP API's signing key, which signs for its named tokens. */

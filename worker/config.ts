@@ -164,8 +164,9 @@ function signingSharesConfig(e: z.infer<typeof workerEnvSchema>): HttpSigningSha
   };
 }
 
-/** The workers' Vault for verifying operator signatures: the KMS's when it is Vault, else VAULT_ADDR with its credentials, if set. */
+/** The workers' Vault for verifying operator signatures: OPERATOR_VAULT_ADDR, else VAULT_ADDR, with the workers' VAULT_* credentials. */
 function operatorVaultOf(e: z.infer<typeof workerEnvSchema>): { operatorVault?: VaultConfig } {
-  if (!e.VAULT_ADDR || !(e.VAULT_TOKEN || (e.VAULT_ROLE_ID && e.VAULT_SECRET_ID))) return {};
-  return { operatorVault: toVaultConfig({ ...e, VAULT_ADDR: e.VAULT_ADDR }) };
+  const addr = e.OPERATOR_VAULT_ADDR ?? e.VAULT_ADDR;
+  if (!addr || !(e.VAULT_TOKEN || (e.VAULT_ROLE_ID && e.VAULT_SECRET_ID))) return {};
+  return { operatorVault: toVaultConfig({ ...e, VAULT_ADDR: addr }) };
 }

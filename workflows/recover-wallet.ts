@@ -58,15 +58,15 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
     verify: (kind, request) => gate!.authorization().verify(kind, request),
   });
   gate = new RecoveryApprovalGate(run);
-  await gate.awaitApproval(input);
-  return recoverApproved(input, run);
+  const approvedAtMs = await gate.awaitApproval(input);
+  return recoverApproved(input, run, approvedAtMs);
 }
 
 /** The recovery once approved (or, for runs recorded before approvals, from its start). */
-async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun): Promise<RecoveryResult> {
+async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, approvedAtMs?: number): Promise<RecoveryResult> {
   const userId = run.progress.userId;
 
-  const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
+  const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId, ...(approvedAtMs !== undefined ? { approvedAtMs } : {}) }));
   run.progress.backupPairIds = found.backupPairIds;
   const sealedBackup = await beforePointOfNoReturn(run, 'DECRYPT', async () => requireReceipt('DECRYPT', userId, await beforeRecover.decryptStoredBackup({ userId, ...found })));
   const recoverScheduledAt = Date.now();

@@ -6,7 +6,7 @@
  * it names this act (validators cannot do I/O), and a worker checks the signature and the approvers
  * set in a LOCAL activity (no one can complete it by id from outside).
  */
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { requireActionFor, type OperatorActionKind } from '../domain/operator-action';
@@ -44,8 +44,8 @@ export class RecoveryApprovalGate {
     setHandler(recoveryRejectUpdate, (request) => this.reject(request), { validator: (request) => void this.validate('recover-reject', request) });
   }
 
-  /** Returns once approved; ends the run (typed failure) when the request is unverified, rejected or expired. */
-  async awaitApproval(input: RecoverWalletInput): Promise<void> {
+  /** Returns the time it was approved; ends the run (typed failure) when the request is unverified, rejected or expired. */
+  async awaitApproval(input: RecoverWalletInput): Promise<number> {
     const { run } = this;
     run.publish(AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP);
     const requester = await this.verifyOrEnd(input);
@@ -53,9 +53,14 @@ export class RecoveryApprovalGate {
     const approval: RecoveryApproval = { requestedBy: requester.operator, required: policy.required, approvedBy: [], expiresAt: new Date(Date.now() + policy.ttlMs).toISOString() };
     this.approval = approval;
     run.progress.approval = approval;
-    const decided = await run.timed(RECOVERY_APPROVAL_STEP, () =>
-      condition(() => approval.rejectedBy !== undefined || approval.approvedBy.length >= approval.required, policy.ttlMs),
-    );
+    let decided: boolean;
+    try {
+      decided = await run.timed(RECOVERY_APPROVAL_STEP, () => condition(() => approval.rejectedBy !== undefined || approval.approvedBy.length >= approval.required, policy.ttlMs));
+    } catch (error) {
+      // Cancelled while waiting (Web UI, API): nothing was read or made; say so.
+      if (isCancellation(error)) run.publish('CANCELLED', RECOVERY_APPROVAL_STEP);
+      throw error;
+    }
     if (approval.rejectedBy) {
       const { operator, reason } = approval.rejectedBy;
       await this.end(RECOVERY_REJECTED_ERROR_TYPE, `recovery of user ${run.progress.userId} was rejected by ${operator}: ${reason}`);
@@ -66,6 +71,7 @@ export class RecoveryApprovalGate {
         `recovery of user ${run.progress.userId} was not approved in time: ${approval.approvedBy.length} of ${approval.required} approvals by ${approval.expiresAt}; start a new recovery`,
       );
     }
+    return Date.now();
   }
 
   /** Retry and abandon of this run need a verified approver's signed action. */
@@ -133,7 +139,8 @@ export class RecoveryApprovalGate {
   /** A worker's check of a signed action; its refusal becomes the update's failure, with the reason. */
   private async verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
     try {
-      return await verifier.verifyOperatorAction(input);
+      // Non-cancellable: a cancel request of the run (parked after the point of no return, it goes on) must not fail the operator's check.
+      return await CancellationScope.nonCancellable(() => verifier.verifyOperatorAction(input));
     } catch (error) {
       throw refusal(error);
     }
