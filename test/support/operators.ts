@@ -47,3 +47,17 @@ export function awaitingApproval(recoveries: RecoveryClient, userId: string): Pr
     return status.status === 'AWAITING_APPROVAL' && status.progress?.approval?.expiresAt ? status.progress : undefined;
   });
 }
+
+/**
+ * For tests that are not about approvals: a RecoveryClient whose start is requested by ops-carol
+ * and approved by ops-alice and ops-bob before it returns, and whose retry and abandon ops-alice signs.
+ */
+export function approvingRecoveryClient(temporal: RecoveryClient['temporal'], taskQueue: string): RecoveryClient {
+  const { recoveries, as, startApproved } = approvingRecoveries({ temporal, taskQueue });
+  const approver = as('ops-alice');
+  return Object.assign(Object.create(recoveries) as RecoveryClient, {
+    startRecovery: startApproved,
+    retryRecovery: (userId: string) => approver.retryRecovery(userId),
+    abandonRecovery: (userId: string, reason: string) => approver.abandonRecovery(userId, reason),
+  });
+}
