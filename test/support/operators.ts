@@ -1,13 +1,13 @@
 import { inject } from 'vitest';
 import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
 import { VaultOperatorSignatures } from '../../adapters/vault/operator-signatures';
-import { TransitOperatorSigner, type OperatorSigner } from '../../client/operator-signer';
-import { RecoveryClient } from '../../client/recovery-client';
-import type { RecoveryProgress } from '../../domain/recovery-types';
+import type { OperatorSigner } from '../../client/operator-signer';
+import type { RecoveryClient } from '../../client/recovery-client';
 import { API_SIGNER, type TestOperator } from './operator-names';
-import { eventually } from './backup-test-env';
+import { approvingRecoveriesWith, transitSigner } from '../../stack/approving-recoveries';
 
 export { TEST_APPROVERS, TEST_OPERATORS, API_SIGNER, type TestOperator } from './operator-names';
+export { awaitingApproval } from '../../stack/approving-recoveries';
 
 /** Vault Transit signatures with one identity's own token (it may sign only with its own key). */
 export function signaturesOf(identity: TestOperator | typeof API_SIGNER, vaultAddr = inject('vaultAddr')): VaultOperatorSignatures {
@@ -16,48 +16,15 @@ export function signaturesOf(identity: TestOperator | typeof API_SIGNER, vaultAd
 
 /** A signer as the operator, with the operator's own key and token (as the CLI signs with OPERATOR_NAME and VAULT_TOKEN). */
 export function operatorSigner(operator: TestOperator): OperatorSigner {
-  return new TransitOperatorSigner(operator, 'operator', `operator-${operator}`, signaturesOf(operator));
+  return transitSigner(operator, { addr: inject('vaultAddr'), token: inject('signingTokens')[operator]! });
 }
 
-/**
- * Recoveries as the test's requester (ops-carol), and `approve(userId)`: both approvers (ops-alice,
- * ops-bob) approve once the run waits for approval. Tests that are not about approvals start and
- * approve in one go with `startApproved`.
- */
+/** Recoveries as the test stack's operators (test/support/approving-recoveries.ts). */
 export function approvingRecoveries(base: { temporal: RecoveryClient['temporal']; taskQueue: string }) {
-  const recoveries = new RecoveryClient(base.temporal, base.taskQueue, operatorSigner('ops-carol'));
-  const as = (operator: TestOperator) => recoveries.as(operatorSigner(operator));
-  const approve = async (userId: string): Promise<RecoveryProgress> => {
-    await awaitingApproval(recoveries, userId);
-    await as('ops-alice').approveRecovery(userId);
-    return as('ops-bob').approveRecovery(userId);
-  };
-  const startApproved: RecoveryClient['startRecovery'] = async (userId, options) => {
-    const started = await recoveries.startRecovery(userId, options);
-    await approve(userId);
-    return started;
-  };
-  return { recoveries, as, approve, startApproved };
+  return approvingRecoveriesWith(operatorSigner, base);
 }
 
-/** Waits until the user's recovery waits for approvals (its requester verified, its policy known) and returns its progress. */
-export function awaitingApproval(recoveries: RecoveryClient, userId: string): Promise<RecoveryProgress> {
-  return eventually(`recovery of ${userId} to await approval`, async () => {
-    const status = await recoveries.getRecoveryStatus(userId);
-    return status.status === 'AWAITING_APPROVAL' && status.progress?.approval?.expiresAt ? status.progress : undefined;
-  });
-}
-
-/**
- * For tests that are not about approvals: a RecoveryClient whose start is requested by ops-carol
- * and approved by ops-alice and ops-bob before it returns, and whose retry and abandon ops-alice signs.
- */
+/** For tests that are not about approvals: starts are approved before they return; ops-alice signs retry and abandon. */
 export function approvingRecoveryClient(temporal: RecoveryClient['temporal'], taskQueue: string): RecoveryClient {
-  const { recoveries, as, startApproved } = approvingRecoveries({ temporal, taskQueue });
-  const approver = as('ops-alice');
-  return Object.assign(Object.create(recoveries) as RecoveryClient, {
-    startRecovery: startApproved,
-    retryRecovery: (userId: string) => approver.retryRecovery(userId),
-    abandonRecovery: (userId: string, reason: string) => approver.abandonRecovery(userId, reason),
-  });
+  return approvingRecoveries({ temporal, taskQueue }).approvingClient();
 }
