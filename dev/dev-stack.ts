@@ -22,6 +22,10 @@ import { startTemporalDevServer, type TemporalDevServer } from '../stack/tempora
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
 import { createLogger } from '../logging/logger';
+import { operatorKeyNames, seedSigningKeys } from '../stack/operator-keys';
+import { approvingRecoveriesWith, transitSigner, type DevOperator } from '../stack/approving-recoveries';
+import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
+import { StaticTokenAuth } from '../adapters/vault/vault-auth';
 import type { DevOptions, DevPorts } from './options';
 
 const ROOT = join(__dirname, '..');
@@ -166,9 +170,28 @@ export async function startCodecServer(ports: DevPorts, codecKeys: string, stops
   stops.push(() => codecServer.close());
 }
 
+/** The dev stack's operators: ops-carol requests recoveries, ops-alice and ops-bob approve them (RECOVERY_APPROVALS 2). */
+export const DEV_OPERATORS: DevOperator[] = ['ops-alice', 'ops-bob', 'ops-carol'];
+export const DEV_APPROVERS = 'ops-alice,ops-bob';
+
+/** The operators' Transit keys and tokens (each may sign only with its own key), and the HTTP API's; each token in a file only its owner reads. */
+export async function seedDevOperators(vault: VaultDevServer): Promise<{ vault: VaultDevServer; tokens: Record<string, string> }> {
+  const tokens = await seedSigningKeys(vault.addr, vault.rootToken, { ...operatorKeyNames(DEV_OPERATORS), api: 'mpc-backup-api' });
+  for (const [name, token] of Object.entries(tokens)) writeFileSync(join(DEV_DIR, `${name}.vault-token`), `${token}\n`, { mode: 0o600 });
+  return { vault, tokens };
+}
+
+export type DevOperators = Awaited<ReturnType<typeof seedDevOperators>>;
+
+/** Recoveries as the dev operators: started by ops-carol, approved by ops-alice and ops-bob. */
+export function devRecoveries(operators: DevOperators, backups: Awaited<ReturnType<typeof connectClient>>) {
+  const signerOf = (operator: DevOperator) => transitSigner(operator, { addr: operators.vault.addr, token: operators.tokens[operator]! });
+  return approvingRecoveriesWith(signerOf, { temporal: backups.temporal, taskQueue: backups.taskQueue });
+}
+
 /** The worker, a process of its own on the simulator, the KMS and (self-managed) PostgreSQL. */
 export function startWorker(
-  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined },
+  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined; vault: VaultDevServer },
   stops: Stops,
 ): ManagedProcess {
   const { simulator, ports, selfManaged } = parts;
@@ -186,6 +209,10 @@ export function startWorker(
       ...parts.kmsEnv,
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
       SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
+      // Recoveries wait for two of these operators; their signatures are verified on the dev Vault.
+      RECOVERY_APPROVERS: DEV_APPROVERS,
+      OPERATOR_VAULT_ADDR: parts.vault.addr,
+      VAULT_TOKEN: parts.kmsEnv.VAULT_TOKEN ?? parts.vault.rootToken,
       METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
       TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${ports.temporalMetrics}`,
       ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
@@ -203,18 +230,26 @@ export async function connectClient(clientEnv: Record<string, string>, worker: M
   return backups;
 }
 
-/** The HTTP API, with a token of its own kept in a file only its owner reads (never printed); returns that file. */
-export async function startApi(backups: Awaited<ReturnType<typeof connectClient>>, ports: DevPorts, stops: Stops): Promise<string> {
+/**
+ * The HTTP API, with a token of its own kept in a file only its owner reads (never printed); returns
+ * that file. The token is named ops-carol (API_TOKENS=ops-carol:…): the API signs that operator's
+ * recovery requests with its own key.
+ */
+export async function startApi(backups: Awaited<ReturnType<typeof connectClient>>, ports: DevPorts, stops: Stops, operators: DevOperators): Promise<string> {
   const apiTokenFile = join(DEV_DIR, 'api-token');
   const apiToken = randomBytes(32).toString('base64url');
   writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
   const api = await createApiServer({
     backups,
     recoveries: new RecoveryClient(backups.temporal, backups.taskQueue),
+    operatorSigning: {
+      signatures: new VaultOperatorSignatures({ endpoint: operators.vault.addr, mount: 'transit', timeoutMs: 5_000 }, new StaticTokenAuth(operators.tokens.api!)),
+      keyName: 'mpc-backup-api',
+    },
     batches: new BatchClient(backups.temporal, backups.taskQueue),
     drills: new DrillClient(backups.temporal, backups.taskQueue),
     keys: new KeysClient(backups.temporal, backups.taskQueue),
-    tokens: [apiToken],
+    tokens: [{ name: 'ops-carol', token: apiToken }],
     bodyLimitBytes: 256 * 1024,
     logger: createLogger('warn', 'mpc-backup-api'),
   });
