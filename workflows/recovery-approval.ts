@@ -31,6 +31,13 @@ const verifier = proxyLocalActivities<ApprovalActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 4 },
 });
 
+/** The requester's check at the start: a Vault outage must not end the request, so it retries for up to an hour (a bad signature still ends it at once). */
+const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
+  startToCloseTimeout: '15 seconds',
+  scheduleToCloseTimeout: '1 hour',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
 type RecoveryRun = ParkableRun<RecoveryStep, RecoveryProgress>;
 
 /** The approval of one recovery run: its updates, its wait, and the check of its retries and abandons. */
@@ -154,7 +161,7 @@ export class RecoveryApprovalGate {
       return this.end(RECOVERY_REQUEST_UNVERIFIED_ERROR_TYPE, `recovery of user ${this.run.progress.userId} has no verified requester: ${(error as Error).message}`);
     }
     try {
-      return await verifier.verifyOperatorAction({ action: input.request!, expected: this.expected('recover-start'), mustBeApprover: false });
+      return await requesterVerifier.verifyOperatorAction({ action: input.request!, expected: this.expected('recover-start'), mustBeApprover: false });
     } catch (error) {
       const failure = refusal(error);
       return this.end(failure.type === 'ApprovalsNotConfiguredError' ? failure.type : RECOVERY_REQUEST_UNVERIFIED_ERROR_TYPE, `recovery of user ${this.run.progress.userId} has no verified requester: ${failure.message}`);

@@ -5,7 +5,7 @@ import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/re
 import { BackupStatusKey } from '../../contracts/backup-wallet-api';
 import { statementText, type SignedOperatorAction } from '../../domain/operator-action';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
 import { approvingRecoveries, awaitingApproval, signaturesOf } from '../support/operators';
 import { inject } from 'vitest';
 
@@ -65,6 +65,10 @@ describe('recovery approvals (real Temporal, Vault, Portal simulator)', () => {
     expect(status).toMatchObject({ status: 'AWAITING_APPROVAL', step: 'APPROVAL' });
     const description = await env.backups.temporal.workflow.getHandle(recoveryWorkflowId(userId)).describe();
     expect(description.typedSearchAttributes.get(BackupStatusKey)).toBe('AWAITING_APPROVAL');
+    // Approvers find what waits for them: `recover list --status AWAITING_APPROVAL`.
+    await eventually('the recovery to be listed as awaiting approval', async () =>
+      (await recoveries.list({ status: 'AWAITING_APPROVAL' })).some((entry) => entry.id === userId) ? true : undefined,
+    );
 
     // The requester (ops-carol, who would need a key of an approver's name to pass) cannot approve.
     await expect(recoveries.approveRecovery(userId)).rejects.toThrow(/ops-carol requested this recovery and cannot approve it/);

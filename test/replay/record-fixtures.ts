@@ -27,7 +27,7 @@ import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
 import { DrillClient } from '../../client/drill-client';
 import { KeysClient } from '../../client/keys-client';
-import { approvingRecoveriesWith, transitSigner } from '../../stack/approving-recoveries';
+import { approvingRecoveriesWith, awaitingApproval, transitSigner } from '../../stack/approving-recoveries';
 import { operatorKeyNames, seedSigningKeys } from '../../stack/operator-keys';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
@@ -220,7 +220,8 @@ async function main(): Promise<void> {
     const batches = new BatchClient(client, taskQueue);
     // Recoveries are requested by ops-carol and approved by ops-alice and ops-bob (keys seeded here).
     const signingTokens = await seedSigningKeys(vault.addr, vault.rootToken, operatorKeyNames(['ops-alice', 'ops-bob', 'ops-carol']));
-    const recoveries = approvingRecoveriesWith((operator) => transitSigner(operator, { addr: vault.addr, token: signingTokens[operator]! }), { temporal: client, taskQueue }).approvingClient();
+    const operators = approvingRecoveriesWith((operator) => transitSigner(operator, { addr: vault.addr, token: signingTokens[operator]! }), { temporal: client, taskQueue });
+    const recoveries = operators.approvingClient();
     const drills = new DrillClient(client, taskQueue);
     const rotations = new KeysClient(client, taskQueue);
     const backedUp = async (prefix: string) => {
@@ -444,6 +445,16 @@ async function main(): Promise<void> {
         const result = await recoveries.waitForRecovery(userId);
         if (result.orphanedSigningPairIds.length !== 2) throw new Error(`expected two orphaned signing pairs, got ${result.orphanedSigningPairIds.length}`);
         await record('recovery-orphan-rescan', `recover-${userId}`);
+      },
+      // Since issue 19 (the recovery-approval-v1 patch): one approval, then a rejection at APPROVAL.
+      'recovery-rejected': async () => {
+        const userId = seedUser('rec-rejected');
+        await operators.recoveries.startRecovery(userId, { freshBackup: false });
+        await awaitingApproval(operators.recoveries, userId);
+        await operators.as('ops-alice').approveRecovery(userId);
+        await operators.as('ops-bob').rejectRecovery(userId, 'recorded for replay');
+        await recoveries.waitForRecovery(userId).catch(() => undefined);
+        await record('recovery-rejected', `recover-${userId}`);
       },
       'recovery-failed-find': async () => {
         const userId = seedUser('rec-none');
