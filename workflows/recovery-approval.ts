@@ -99,7 +99,8 @@ export class RecoveryApprovalGate {
   private validate(kind: OperatorActionKind, request: ApprovalRequest): void {
     if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
     const { progress } = this.run;
-    if (progress.status !== AWAITING_APPROVAL || !this.approval) throw new Error(`the recovery of user ${progress.userId} is ${progress.status}, not ${AWAITING_APPROVAL}`);
+    if (progress.status !== AWAITING_APPROVAL) throw new Error(`the recovery of user ${progress.userId} is ${progress.status}, not ${AWAITING_APPROVAL}`);
+    if (!this.approval) throw new Error(`the recovery of user ${progress.userId} is still verifying its requester: send it again in a moment`);
     const statement = requireActionFor(request?.action, this.expected(kind));
     if (kind === 'recover-approve' && statement.operator === this.approval.requestedBy) {
       throw new Error(`${statement.operator} requested this recovery and cannot approve it: another approver must`);
