@@ -2,7 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { backupWorkflowId, recoveryWorkflowId } from '../domain/user-id';
 import { OtherRunParkedError, UserRunInProgressError } from '../domain/errors';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
-import { RECOVERY_FRESH_BACKUP_STEP } from '../contracts/recover-wallet-api';
+import { AWAITING_APPROVAL, RECOVERY_FRESH_BACKUP_STEP } from '../contracts/recover-wallet-api';
 import { temporalCall } from '../adapters/temporal/temporal-error-classifier';
 
 /** The run asking: its workflow id and run id (from the activity's info). */
@@ -19,8 +19,8 @@ export interface RunRef {
  * always sees the earlier one (it existed before the later run's check), so they never overlap.
  */
 export interface UserRunGuard {
-  /** For a recovery: wait while a backup of the user that started earlier runs. */
-  assertNoBackupRunning(userId: string, self: RunRef | undefined): Promise<void>;
+  /** For a recovery: wait while a backup of the user that started earlier (than its approval, `sinceMs`, when given) runs. */
+  assertNoBackupRunning(userId: string, self: RunRef | undefined, sinceMs?: number): Promise<void>;
   /** For a backup: wait while a recovery of the user that started earlier runs. */
   assertNoRecoveryRunning(userId: string, self: RunRef | undefined): Promise<void>;
 }
@@ -34,7 +34,7 @@ interface RunningRun {
 export class TemporalUserRunGuard implements UserRunGuard {
   constructor(private readonly temporal: Client) {}
 
-  async assertNoBackupRunning(userId: string, self: RunRef | undefined): Promise<void> {
+  async assertNoBackupRunning(userId: string, self: RunRef | undefined, sinceMs?: number): Promise<void> {
     const other = await this.running(backupWorkflowId(userId));
     if (!other) return;
     if (other.status === 'NEEDS_ATTENTION') {
@@ -43,7 +43,7 @@ export class TemporalUserRunGuard implements UserRunGuard {
       );
     }
     // Equal start times: the recovery goes first (the backup yields, below).
-    if (other.startMs < (await this.startMs(self))) {
+    if (other.startMs < (sinceMs ?? (await this.startMs(self)))) {
       throw new UserRunInProgressError(`the backup of user ${userId} is running; the recovery waits for it to finish`);
     }
   }
@@ -52,6 +52,9 @@ export class TemporalUserRunGuard implements UserRunGuard {
     const other = await this.running(recoveryWorkflowId(userId));
     // A recovery's last step starts this very backup: that one may go ahead.
     if (!other || other.step === RECOVERY_FRESH_BACKUP_STEP) return;
+    // A recovery waiting for approvals has read and made nothing: the backup goes ahead, and the
+    // recovery, once approved, waits for it (it counts as started when approved).
+    if (other.status === AWAITING_APPROVAL) return;
     if (other.status === 'NEEDS_ATTENTION') {
       throw new OtherRunParkedError(
         `the recovery of user ${userId} is parked as NEEDS_ATTENTION: retry or abandon it (backup recover retry|abandon ${userId}) before backing up`,

@@ -6,7 +6,10 @@ import type { BatchClient } from '../client/batch-client';
 import type { DrillClient } from '../client/drill-client';
 import type { KeysClient } from '../client/keys-client';
 import type { RecoveryClient } from '../client/recovery-client';
-import { clientErrorView } from '../client/client-error';
+import { ClientError, clientErrorView } from '../client/client-error';
+import { TransitOperatorSigner, type OperatorSigner } from '../client/operator-signer';
+import type { OperatorSignatures } from '../adapters/vault/operator-signatures';
+import type { ApiToken } from './config';
 import { matchesAnySecret } from '../config/secret-check';
 import { registerBackupRoutes, registerRecoveryRoutes } from './routes/backups';
 import { registerBatchRoutes } from './routes/batches';
@@ -19,8 +22,13 @@ export interface ApiServerOptions {
   batches: BatchClient;
   drills: DrillClient;
   keys: KeysClient;
-  /** Bearer tokens accepted (several during a rotation). */
-  tokens: readonly string[];
+  /** Bearer tokens accepted (several during a rotation); a named one (`{name, token}`) is that operator's identity. */
+  tokens: readonly (string | ApiToken)[];
+  /**
+   * Signs the operator acts of named tokens (recovery start, approve, reject, retry, abandon) with the
+   * API's own Transit key; absent, those acts are refused (403). The workers verify the signature.
+   */
+  operatorSigning?: { signatures: OperatorSignatures; keyName: string };
   bodyLimitBytes: number;
   logger: Logger;
   /**
@@ -31,7 +39,7 @@ export interface ApiServerOptions {
 }
 
 /** The document's version: bump it when a route or shape changes. */
-export const API_VERSION = '1.2.0';
+export const API_VERSION = '1.3.0';
 
 /**
  * The HTTP API for backends not written in TypeScript: the same operations as BackupClient,
@@ -54,14 +62,19 @@ export async function createApiServer(options: ApiServerOptions) {
     },
   });
 
+  const tokens = options.tokens.map((entry) => (typeof entry === 'string' ? { token: entry } : entry));
+  app.decorateRequest('operator', undefined);
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config && (request.routeOptions.config as { public?: boolean }).public) return;
     const header = request.headers.authorization;
     const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
-    if (!matchesAnySecret(presented, options.tokens)) {
+    const matched = matchingToken(presented, tokens);
+    if (!matched) {
       reply.header('www-authenticate', 'Bearer');
       return reply.code(401).send({ error: 'Unauthorized', message: 'a valid bearer token is required (Authorization: Bearer <API token>)' });
     }
+    // The token's name (never the token) is who the request acts as.
+    if (matched.name !== undefined) (request as { operator?: string }).operator = matched.name;
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
@@ -73,11 +86,27 @@ export async function createApiServer(options: ApiServerOptions) {
   app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   registerBackupRoutes(app, options.backups);
-  registerRecoveryRoutes(app, options.recoveries);
+  registerRecoveryRoutes(app, options.recoveries, apiSigner(options.operatorSigning));
   registerBatchRoutes(app, options.batches);
   registerCoverageRoute(app, options.coverage);
   registerDrillAndRotationRoutes(app, options.drills, options.keys);
   return app;
+}
+
+/** The token presented, compared in constant time with every configured one. */
+function matchingToken(presented: string | undefined, tokens: readonly ApiToken[]): ApiToken | undefined {
+  let found: ApiToken | undefined;
+  for (const entry of tokens) if (matchesAnySecret(presented, [entry.token])) found ??= entry;
+  return found;
+}
+
+/** The signer of one named token's acts, or the typed refusal of an unnamed token or an API without a signing key. */
+function apiSigner(signing: ApiServerOptions['operatorSigning']): (operator: string | undefined) => OperatorSigner {
+  return (operator) => {
+    if (operator === undefined) throw new OperatorActForbiddenError('operator acts need a named API token (API_TOKENS=name:token): the name is the identity the workers verify');
+    if (!signing) throw new OperatorActForbiddenError('this API cannot sign operator acts: set VAULT_ADDR and its Vault credentials (allowed to sign with API_SIGNING_KEY only)');
+    return new TransitOperatorSigner(operator, 'api', signing.keyName, signing.signatures);
+  };
 }
 
 /** Client errors (client/client-error.ts) answer with their own status; anything else is a 500 without internals. */
@@ -111,4 +140,9 @@ function validationMessage(error: FastifyError): string {
     return `${path}: ${problem.message}`;
   };
   return error.validation!.map(described).join('; ');
+}
+
+/** A request for an operator act that this token or this API cannot sign. */
+export class OperatorActForbiddenError extends ClientError {
+  readonly kind = 'forbidden' as const;
 }

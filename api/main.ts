@@ -9,6 +9,8 @@ import { loadOrExit } from '../config/load-or-exit';
 import { connectionOptions } from '../config/temporal-config';
 import { createLogger } from '../logging/logger';
 import { createApiServer } from './api-server';
+import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
+import { vaultAuth } from '../adapters/vault/vault-connection';
 import { loadApiConfig } from './config';
 import { coverageBackend, CoverageOptionsError, httpUserPages } from '../client/cli-coverage';
 import { runCoverage } from '../client/coverage';
@@ -45,11 +47,15 @@ async function main(): Promise<void> {
     drills: new DrillClient(temporal, taskQueue),
     keys: new KeysClient(temporal, taskQueue),
     tokens: config.tokens,
+    ...(config.signing
+      ? { operatorSigning: { signatures: new VaultOperatorSignatures({ ...config.signing.vault, mount: config.signing.mount }, vaultAuth(config.signing.vault)), keyName: config.signing.keyName } }
+      : {}),
     bodyLimitBytes: config.bodyLimitBytes,
     logger,
   });
   const address = await app.listen({ host: config.host, port: config.port });
-  logger.info({ address, tokens: config.tokens.length }, 'api listening; OpenAPI document at /openapi.json');
+  // Token names (identities), never the tokens.
+  logger.info({ address, tokens: config.tokens.length, operators: config.tokens.flatMap((entry) => (entry.name ? [entry.name] : [])), signs: Boolean(config.signing) }, 'api listening; OpenAPI document at /openapi.json');
   const stop = () => {
     logger.info('api stopping');
     void app.close().then(() => connection.close()).then(() => process.exit(0));

@@ -37,6 +37,13 @@ export const abandonBody = {
   additionalProperties: false,
 } as const;
 
+export const rejectBody = {
+  type: 'object',
+  required: ['reason'],
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+} as const;
+
 export const recoveryStartBody = {
   type: 'object',
   properties: { freshBackup: { type: 'boolean', default: true, description: 'start a fresh backup of the recovered wallet at the end' } },

@@ -6,8 +6,10 @@ import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { BackupClient } from '../client/backup-client';
 import { KeysClient } from '../client/keys-client';
-import { RecoveryClient } from '../client/recovery-client';
-import { keyRotationPolicy } from '../stack/vault-policies';
+import type { RecoveryClient } from '../client/recovery-client';
+import { keyRotationPolicy, operatorVerifyPolicy, workerPolicy } from '../stack/vault-policies';
+import { operatorKeyNames, seedSigningKeys } from '../stack/operator-keys';
+import { approvingRecoveriesWith, transitSigner } from '../stack/approving-recoveries';
 import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../simulator/portal-simulator';
@@ -98,7 +100,7 @@ export async function startCampaignStack(ctx: CampaignContext): Promise<Campaign
   for (let i = 0; i < options.workers; i++) workers.spawn(i);
   ctx.cleanups.push(() => workers.killAll());
 
-  const clients = await connectClients(ctx, temporal.address, codecKeys);
+  const clients = await connectClients(ctx, temporal.address, codecKeys, vault);
   await webhookReady;
   return { temporal, cluster, vault, appRole, kms, postgres, webhook, simulator, workers, supervisor, startClusterService, clients };
 }
@@ -151,14 +153,16 @@ async function setUpKms(ctx: CampaignContext, vault: VaultServer): Promise<{ app
   await setUpTransit(vault.addr, vault.rootToken);
   // With a rotation in the run, the workers' role also holds the rotation policy (in production a
   // rotation runs on a worker pool of its own: docs/restore.md).
+  // The workers also verify operators' signatures (recovery approvals).
   const appRole = await setUpAppRole(vault.addr, vault.rootToken, {
     tokenTtl: options.vaultTokenTtl,
     tokenMaxTtl: '10m',
-    ...(options.rotateMidRun ? { policy: keyRotationPolicy('mpc-backup') } : {}),
+    policy: [options.rotateMidRun ? keyRotationPolicy('mpc-backup') : workerPolicy('mpc-backup'), operatorVerifyPolicy()].join('\n'),
   });
   const vaultProxy = await startProxy(ctx, vault.port);
   if (options.kms !== 'aws-kms') {
-    const env = { VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`, VAULT_ROLE_ID: appRole.roleId, VAULT_SECRET_ID: appRole.secretId, VAULT_TIMEOUT_MS: '2000' };
+    // Approvals verify on Vault directly: the campaign's KMS faults are about the backups, not the operators.
+    const env = { VAULT_ADDR: `http://127.0.0.1:${vaultProxy.port}`, OPERATOR_VAULT_ADDR: vault.addr, VAULT_ROLE_ID: appRole.roleId, VAULT_SECRET_ID: appRole.secretId, VAULT_TIMEOUT_MS: '2000' };
     return { appRole, kms: { aws: undefined, proxy: vaultProxy, name: 'Vault', env } };
   }
   const aws = owned(ctx, await startLocalKms({ dataDir: join(runDir, 'local-kms'), logFile: join(runDir, 'local-kms.log') }));
@@ -172,6 +176,10 @@ async function setUpKms(ctx: CampaignContext, vault: VaultServer): Promise<{ app
     AWS_KMS_TIMEOUT_MS: '2000',
     AWS_ACCESS_KEY_ID: LOCAL_KMS_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_KMS_CREDENTIALS.secretAccessKey,
+    // Recovery approvals: operators' signatures are verified on Vault.
+    OPERATOR_VAULT_ADDR: vault.addr,
+    VAULT_ROLE_ID: appRole.roleId,
+    VAULT_SECRET_ID: appRole.secretId,
   };
   say(`KMS: AWS KMS on local-kms ${aws.endpoint} (key alias/mpc-backup)`);
   return { appRole, kms: { aws, proxy, name: 'local-kms', env } };
@@ -275,6 +283,7 @@ function workerEnv(
     WORKER_WORKFLOW_BUNDLE: stack.bundlePath,
     WORKER_SHUTDOWN_GRACE_MS: '2000',
     LOG_LEVEL: 'info',
+    RECOVERY_APPROVERS: 'ops-alice,ops-bob',
     ...(stack.postgres ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: stack.postgres.url } : {}),
   };
 }
@@ -309,8 +318,14 @@ export class WorkerPool {
   }
 }
 
+/** The campaign's operators (their keys seeded on its Vault) and a RecoveryClient whose starts they approve. */
+async function approvingRecoveries(vault: VaultServer, client: Client): Promise<RecoveryClient> {
+  const tokens = await seedSigningKeys(vault.addr, vault.rootToken, operatorKeyNames(['ops-alice', 'ops-bob', 'ops-carol']));
+  return approvingRecoveriesWith((operator) => transitSigner(operator, { addr: vault.addr, token: tokens[operator]! }), { temporal: client, taskQueue: TASK_QUEUE }).approvingClient();
+}
+
 /** One connection, two clients (with and without the codec) and the campaign's client classes; waits for pollers. */
-async function connectClients(ctx: CampaignContext, address: string, codecKeys: string): Promise<CampaignClients> {
+async function connectClients(ctx: CampaignContext, address: string, codecKeys: string, vault: VaultServer): Promise<CampaignClients> {
   const connection = await Connection.connect({ address });
   ctx.cleanups.push(() => connection.close());
   const client = new Client({ connection, dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: codecKeys })) });
@@ -318,7 +333,8 @@ async function connectClients(ctx: CampaignContext, address: string, codecKeys: 
     client,
     rawClient: new Client({ connection }),
     backups: new BackupClient(client, TASK_QUEUE),
-    recoveries: new RecoveryClient(client, TASK_QUEUE),
+    // Requested by ops-carol, approved by ops-alice and ops-bob before the start returns.
+    recoveries: await approvingRecoveries(vault, client),
     keys: new KeysClient(client, TASK_QUEUE),
   };
   await waitForPollers(connection, TASK_QUEUE);

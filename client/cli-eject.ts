@@ -45,6 +45,6 @@ export function registerEjectCommand(program: Command): Command {
 
 /** Eject's configuration; on a checkout with a dev stack, a missing setting comes with the dev stack's one command. */
 function loadEjectCliConfig() {
-  const howToRun = `\`VAULT_TOKEN=$(cat ${devStackFile('operatorVaultToken')}) npm run backup:dev -- eject <userId> --reason … --out <file>\` (the dev operator ops-alice's token: decrypt only)`;
+  const howToRun = `\`VAULT_TOKEN=$(cat ${devStackFile('operatorVaultToken')}) npm run backup:dev -- eject <userId> --reason … --out <file>\` (the dev operator ops-eject's token: decrypt only)`;
   return withDevStackHint(() => loadEjectConfig(), devStackFile('clientEnv'), howToRun);
 }

@@ -15,6 +15,8 @@ export const CLIENT_ERROR_KINDS = {
   invalid: { exitCode: 2, httpStatus: 400 },
   /** The run, batch, drill or rotation named does not exist (or retention deleted it). */
   notFound: { exitCode: 2, httpStatus: 404 },
+  /** The caller is authenticated but may not do this (an unnamed API token asking for an operator act). */
+  forbidden: { exitCode: 2, httpStatus: 403 },
   /** The action was refused in the run's current state, e.g. `retry` on a backup that is not parked. */
   refused: { exitCode: 2, httpStatus: 409 },
   /** The run ended without the result asked for; the message says why. */

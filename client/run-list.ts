@@ -20,8 +20,8 @@ const EXECUTION_STATUSES: Record<string, string> = {
   TIMED_OUT: 'TimedOut',
 };
 
-/** What a parkable run's BackupStatus search attribute can say beyond Temporal's status. */
-const PARKABLE_STATUSES = ['NEEDS_ATTENTION', 'ABANDONED'];
+/** What a parkable run's BackupStatus search attribute can say beyond Temporal's status (AWAITING_APPROVAL: recoveries waiting for approvers). */
+const PARKABLE_STATUSES = ['NEEDS_ATTENTION', 'ABANDONED', 'AWAITING_APPROVAL'];
 
 /** One line of a list: a run as visibility sees it, with its progress or report for fleet runs. */
 export interface RunListEntry {

@@ -25,6 +25,10 @@ import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms 
 import { createLogger } from '../logging/logger';
 import { devStackDir, devStackFile } from '../config/dev-stack-files';
 import { ejectOperatorPolicy } from '../stack/vault-policies';
+import { operatorKeyNames, seedSigningKeys } from '../stack/operator-keys';
+import { approvingRecoveriesWith, transitSigner, type DevOperator } from '../stack/approving-recoveries';
+import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
+import { StaticTokenAuth } from '../adapters/vault/vault-auth';
 import type { DevOptions, DevPorts } from './options';
 
 const ROOT = join(__dirname, '..');
@@ -142,14 +146,14 @@ export async function startCompanyDatabase(stops: Stops): Promise<string> {
 }
 
 /**
- * The dev operator ops-alice's Vault token, whose policy allows only the decrypt eject needs, in a
+ * The dev operator ops-eject's Vault token, whose policy allows only the decrypt eject needs, in a
  * file only its owner reads: eject runs with the caller's own credentials, never the workers'.
  */
 export async function writeOperatorVaultToken(vault: VaultDevServer): Promise<string> {
   const root = () => nodeVault({ endpoint: vault.addr, token: vault.rootToken });
   await root().addPolicy({ name: 'mpc-backup-eject', rules: ejectOperatorPolicy(vault.transitKey, vault.transitMount) });
   // A fresh root client per call: node-vault's tokenCreate switches the client to the token it made.
-  const created = (await root().tokenCreate({ policies: ['mpc-backup-eject'], display_name: 'ops-alice' })) as { auth: { client_token: string } };
+  const created = (await root().tokenCreate({ policies: ['mpc-backup-eject'], display_name: 'ops-eject' })) as { auth: { client_token: string } };
   const file = devStackFile('operatorVaultToken');
   writeFileSync(file, `${created.auth.client_token}\n`, { mode: 0o600 });
   return file;
@@ -207,9 +211,28 @@ export async function startCodecServer(ports: DevPorts, codecKeys: string, stops
   stops.push(() => codecServer.close());
 }
 
+/** The dev stack's operators: ops-carol requests recoveries, ops-alice and ops-bob approve them (RECOVERY_APPROVALS 2). */
+export const DEV_OPERATORS: DevOperator[] = ['ops-alice', 'ops-bob', 'ops-carol'];
+export const DEV_APPROVERS = 'ops-alice,ops-bob';
+
+/** The operators' Transit keys and tokens (each may sign only with its own key), and the HTTP API's; each token in a file only its owner reads. */
+export async function seedDevOperators(vault: VaultDevServer): Promise<{ vault: VaultDevServer; tokens: Record<string, string> }> {
+  const tokens = await seedSigningKeys(vault.addr, vault.rootToken, { ...operatorKeyNames(DEV_OPERATORS), api: 'mpc-backup-api' });
+  for (const [name, token] of Object.entries(tokens)) writeFileSync(join(DEV_DIR, `${name}.vault-token`), `${token}\n`, { mode: 0o600 });
+  return { vault, tokens };
+}
+
+export type DevOperators = Awaited<ReturnType<typeof seedDevOperators>>;
+
+/** Recoveries as the dev operators: started by ops-carol, approved by ops-alice and ops-bob. */
+export function devRecoveries(operators: DevOperators, backups: Awaited<ReturnType<typeof connectClient>>) {
+  const signerOf = (operator: DevOperator) => transitSigner(operator, { addr: operators.vault.addr, token: operators.tokens[operator]! });
+  return approvingRecoveriesWith(signerOf, { temporal: backups.temporal, taskQueue: backups.taskQueue });
+}
+
 /** The worker, a process of its own on the simulator, the KMS and (self-managed) PostgreSQL. */
 export function startWorker(
-  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined },
+  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined; vault: VaultDevServer },
   stops: Stops,
 ): ManagedProcess {
   const { simulator, ports, selfManaged } = parts;
@@ -227,6 +250,10 @@ export function startWorker(
       ...parts.kmsEnv,
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
       SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
+      // Recoveries wait for two of these operators; their signatures are verified on the dev Vault.
+      RECOVERY_APPROVERS: DEV_APPROVERS,
+      OPERATOR_VAULT_ADDR: parts.vault.addr,
+      VAULT_TOKEN: parts.kmsEnv.VAULT_TOKEN ?? parts.vault.rootToken,
       METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
       TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${ports.temporalMetrics}`,
       ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
@@ -244,18 +271,26 @@ export async function connectClient(clientEnv: Record<string, string>, worker: M
   return backups;
 }
 
-/** The HTTP API, with a token of its own kept in a file only its owner reads (never printed); returns that file. */
-export async function startApi(backups: Awaited<ReturnType<typeof connectClient>>, ports: DevPorts, stops: Stops): Promise<string> {
+/**
+ * The HTTP API, with a token of its own kept in a file only its owner reads (never printed); returns
+ * that file. The token is named ops-carol (API_TOKENS=ops-carol:…): the API signs that operator's
+ * recovery requests with its own key.
+ */
+export async function startApi(backups: Awaited<ReturnType<typeof connectClient>>, ports: DevPorts, stops: Stops, operators: DevOperators): Promise<string> {
   const apiTokenFile = devStackFile('apiToken');
   const apiToken = randomBytes(32).toString('base64url');
   writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
   const api = await createApiServer({
     backups,
     recoveries: new RecoveryClient(backups.temporal, backups.taskQueue),
+    operatorSigning: {
+      signatures: new VaultOperatorSignatures({ endpoint: operators.vault.addr, mount: 'transit', timeoutMs: 5_000 }, new StaticTokenAuth(operators.tokens.api!)),
+      keyName: 'mpc-backup-api',
+    },
     batches: new BatchClient(backups.temporal, backups.taskQueue),
     drills: new DrillClient(backups.temporal, backups.taskQueue),
     keys: new KeysClient(backups.temporal, backups.taskQueue),
-    tokens: [apiToken],
+    tokens: [{ name: 'ops-carol', token: apiToken }],
     bodyLimitBytes: 256 * 1024,
     logger: createLogger('warn', 'mpc-backup-api'),
   });

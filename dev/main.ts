@@ -7,6 +7,8 @@ import {
   checkPortsFree,
   connectClient,
   DEV_DIR,
+  devRecoveries,
+  seedDevOperators,
   log,
   shown,
   startCompanyDatabase,
@@ -66,19 +68,26 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   const databaseUrl = await startCompanyDatabase(stops);
   const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, databaseUrl, stops) : undefined;
   const { simulator, userIds } = await startSimulator(ports, selfManaged, opts.users, stops);
-  // The dev stack's own codec key; the CLI reads it from this file (never printed).
+  const operators = await seedDevOperators(vault);
+  // The dev stack's own codec key; the CLI reads it from this file (never printed). The CLI acts as
+  // ops-carol (her own Vault token signs); another operator: OPERATOR_NAME and VAULT_TOKEN in the shell win.
   const clientEnv = {
     TEMPORAL_ADDRESS: temporal.address,
     PAYLOAD_CODEC_KEYS: `dev-1:${randomBytes(32).toString('base64')}`,
+    OPERATOR_NAME: 'ops-carol',
+    VAULT_ADDR: vault.addr,
+    VAULT_TOKEN: operators.tokens['ops-carol']!,
   };
   await startCodecServer(ports, clientEnv.PAYLOAD_CODEC_KEYS, stops);
   const operatorTokenFile = opts.kms === 'vault-transit' ? await writeOperatorVaultToken(vault) : undefined;
+  // The CLI's file: Temporal, the codec key, ops-carol's identity, and what eject needs besides the caller's own token.
   const cliEnv = { ...clientEnv, ...ejectEnv({ simulator, kmsEnv: kms.env, databaseUrl, selfManaged }) };
   writeFileSync(devStackFile('clientEnv'), Object.entries(cliEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-  const worker = startWorker({ clientEnv, simulator, kmsEnv: kms.env, ports, selfManaged }, stops);
-  const backups = await connectClient(clientEnv, worker, stops);
-  const apiTokenFile = await startApi(backups, ports, stops);
-  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operatorTokenFile };
+  const workerClientEnv = { TEMPORAL_ADDRESS: clientEnv.TEMPORAL_ADDRESS, PAYLOAD_CODEC_KEYS: clientEnv.PAYLOAD_CODEC_KEYS };
+  const worker = startWorker({ clientEnv: workerClientEnv, simulator, kmsEnv: kms.env, ports, selfManaged, vault }, stops);
+  const backups = await connectClient(workerClientEnv, worker, stops);
+  const apiTokenFile = await startApi(backups, ports, stops, operators);
+  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operators, operatorTokenFile };
 }
 
 /**
@@ -108,7 +117,7 @@ function printStack(stack: DevStack, ports: DevPorts): void {
   log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${shown(stack.apiTokenFile)})`);
   log(`metrics              http://127.0.0.1:${ports.metrics}/metrics (service), http://127.0.0.1:${ports.temporalMetrics}/metrics (Temporal runtime)`);
   log(`Portal simulator     ${simulator.url}  users: ${stack.userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
-  if (stack.operatorTokenFile) log(`operator Vault token ${shown(stack.operatorTokenFile)}  (ops-alice: decrypt only, for eject; docs/restore.md)`);
+  if (stack.operatorTokenFile) log(`operator Vault token ${shown(stack.operatorTokenFile)}  (ops-eject: decrypt only, for eject; docs/restore.md)`);
   log(`logs                 ${shown(DEV_DIR)}`);
 }
 
@@ -120,17 +129,36 @@ async function runDemo(stack: DevStack): Promise<void> {
   const result = await backups.waitForBackup('user-1', started.runId);
   log(`demo backup ${result.status}: pairs ${result.pairIds.SECP256K1}, ${result.pairIds.ED25519}`);
   log(`  see it in the UI: ${temporal.uiUrl}/namespaces/default/workflows/${started.workflowId}`);
+  await runRecoveryDemo(stack);
   if (stack.selfManaged) {
     const delivered = simulator.webhookDeliveries.filter((d) => d.call === 'backup' && d.outcome === 'ok').length;
     log(`  custodian shares delivered to the webhook and acknowledged: ${delivered} (see ${join(DEV_DIR, 'webhook.log')})`);
   }
 }
 
+/** A recovery of user-1: requested by ops-carol, it waits for ops-alice's and ops-bob's approvals, then completes. */
+async function runRecoveryDemo(stack: DevStack): Promise<void> {
+  const { recoveries, as, approve } = devRecoveries(stack.operators, stack.backups);
+  log('demo: ops-carol requests a recovery of user-1 …');
+  const started = await recoveries.startRecovery('user-1', { freshBackup: false });
+  const waiting = await approve('user-1').then(
+    (approved) => approved,
+    (error: unknown) => {
+      throw new Error(`the demo recovery was not approved: ${(error as Error).message}`);
+    },
+  );
+  log(`  AWAITING_APPROVAL until ${waiting.approval?.expiresAt}: approved by ${waiting.approval?.approvedBy.map((entry) => entry.operator).join(' and ')} (ops-carol could not approve her own)`);
+  const result = await as('ops-carol').waitForRecovery('user-1', started.runId);
+  log(`demo recovery ${result.status}: new signing pairs ${result.signingPairIds.SECP256K1}, ${result.signingPairIds.ED25519}`);
+}
+
 function printTryThis(stack: DevStack, ports: DevPorts): void {
   const { simulator } = stack;
   log('try, in another terminal:');
   log('  npm run backup:dev -- start user-2 --wait');
-  log('  npm run backup:dev -- recover start user-1 --wait        # recovery from user-1\'s backup, then a fresh backup');
+  log('  npm run backup:dev -- recover start user-2                # as ops-carol; it waits for two approvals');
+  log(`  OPERATOR_NAME=ops-alice VAULT_TOKEN=$(cat ${shown(join(DEV_DIR, 'ops-alice.vault-token'))}) npm run backup:dev -- recover approve user-2`);
+  log(`  OPERATOR_NAME=ops-bob VAULT_TOKEN=$(cat ${shown(join(DEV_DIR, 'ops-bob.vault-token'))}) npm run backup:dev -- recover approve user-2`);
   log('  npm run backup:dev -- drill run --users user-1,user-2 --wait   # a restore drill');
   if (stack.operatorTokenFile) log(`  VAULT_TOKEN=$(cat ${shown(stack.operatorTokenFile)}) npm run backup:dev -- eject user-1 --reason "ticket SUP-1" --out user-1-shares.json`);
   log(`  curl -s -XPOST -H "authorization: Bearer $(cat ${shown(stack.apiTokenFile)})" http://127.0.0.1:${ports.api}/v1/backups/user-4`);

@@ -36,7 +36,7 @@ export type BackupPairIds = Record<Curve, string>;
 export const BACKUP_STEPS = ['MPC_BACKUP', 'ENCRYPT', 'STORE', 'CHECK_CUSTODIAN', 'MARK'] as const;
 export type BackupStep = (typeof BACKUP_STEPS)[number];
 
-export type BackupStatus = 'RUNNING' | 'NEEDS_ATTENTION' | 'COMPLETED' | 'FAILED' | 'ABANDONED' | 'CANCELLED';
+export type BackupStatus = 'AWAITING_APPROVAL' | 'RUNNING' | 'NEEDS_ATTENTION' | 'COMPLETED' | 'FAILED' | 'ABANDONED' | 'CANCELLED';
 
 export interface RecordedError {
   step: BackupStep;

@@ -308,3 +308,18 @@ export const PERMANENT_ERROR_TYPES = [
   'StepReceiptInvalidError',
   'UnexpectedError',
 ] as const;
+
+/** A signed operator action whose signature is not the named operator's (or the API's), or that is not for this act: sign it again with your own key. */
+export class OperatorNotVerifiedError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** A verified operator who is not in the approvers set (RECOVERY_APPROVERS) tried to approve, reject, retry or abandon. */
+export class OperatorNotApproverError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Recovery approvals cannot be checked on these workers: RECOVERY_APPROVERS (or Vault for the signatures) is not configured. */
+export class ApprovalsNotConfiguredError extends BackupDomainError {
+  readonly retryable = false;
+}

@@ -1,11 +1,12 @@
 import type { BackupPairIds, BackupStatus } from './backup-types';
 
 /**
- * A recovery's steps. FIND_BACKUP, DECRYPT and RECOVER may fail the run (nothing new exists until
+ * A recovery's steps. APPROVAL waits for the configured number of distinct verified approvers
+ * (status AWAITING_APPROVAL); a rejection or expiry ends the run there, before anything is read. FIND_BACKUP, DECRYPT and RECOVER may fail the run (nothing new exists until
  * Portal answers /v1/recover); from HAND_OVER on, new signing shares exist and a permanent error
  * parks the run for an operator instead.
  */
-export const RECOVERY_STEPS = ['FIND_BACKUP', 'DECRYPT', 'RECOVER', 'HAND_OVER', 'MARK_SIGNING', 'FRESH_BACKUP'] as const;
+export const RECOVERY_STEPS = ['APPROVAL', 'FIND_BACKUP', 'DECRYPT', 'RECOVER', 'HAND_OVER', 'MARK_SIGNING', 'FRESH_BACKUP'] as const;
 export type RecoveryStep = (typeof RECOVERY_STEPS)[number];
 
 export interface RecoveryRecordedError {
@@ -30,6 +31,22 @@ export interface RecoveryProgress {
   /** Set when the run could not look for orphaned signing pairs. */
   orphanScanError?: string;
   startedAt: string;
+  /** The approval step (recoveries started since approvals exist). */
+  approval?: RecoveryApproval;
+  /** The verified operator of the last retry or abandon. */
+  decidedBy?: string;
+}
+
+/** Who asked, who approved, how many are needed, until when. */
+export interface RecoveryApproval {
+  /** The verified requester (their signed `recover-start`). */
+  requestedBy?: string;
+  required: number;
+  /** Distinct verified approvers so far, in order. */
+  approvedBy: { operator: string; at: string }[];
+  /** When the request expires if not approved by then. */
+  expiresAt?: string;
+  rejectedBy?: { operator: string; at: string; reason: string };
 }
 
 export interface RecoveryResult {
@@ -45,4 +62,6 @@ export interface RecoveryResult {
   stepDurationsMs: Partial<Record<RecoveryStep, number>>;
   startedAt: string;
   completedAt: string;
+  /** Who requested and who approved (recoveries started since approvals exist). */
+  approval?: RecoveryApproval;
 }

@@ -30,3 +30,17 @@ export function keyRotationPolicy(keyName: string, mount = 'transit'): string {
 export function ejectOperatorPolicy(keyName: string, mount = 'transit'): string {
   return `path "${mount}/decrypt/${keyName}" { capabilities = ["update"] }`;
 }
+
+/**
+ * One operator's policy: sign with their own Transit key and nothing else. With Vault identities,
+ * one templated policy serves every operator instead (docs/operations.md):
+ * `path "transit/sign/operator-{{identity.entity.name}}" { capabilities = ["update"] }`.
+ */
+export function operatorSigningPolicy(keyName: string, mount = 'transit'): string {
+  return `path "${mount}/sign/${keyName}" { capabilities = ["update"] }`;
+}
+
+/** What the workers add to verify operator actions: verify (never sign) with the operators' keys and the API's. */
+export function operatorVerifyPolicy(operatorKeyPrefix = 'operator-', apiKey = 'mpc-backup-api', mount = 'transit'): string {
+  return [`path "${mount}/verify/${operatorKeyPrefix}*" { capabilities = ["update"] }`, `path "${mount}/verify/${apiKey}" { capabilities = ["update"] }`].join('\n');
+}

@@ -16,8 +16,10 @@ import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsC
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { toVersioningConfig, versioningEnvProblems, versioningEnvSchema, type WorkerVersioningConfig } from '../config/versioning-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
+import { approvalEnvProblems, approvalEnvSchema, toApprovalConfig, type ApprovalConfig } from '../config/approval-config';
+import { toVaultConfig, type VaultConfig } from '../config/vault-config';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend(approvalEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
@@ -58,6 +60,10 @@ export interface WorkerConfig {
   signingShares?: HttpSigningShareHandoverConfig;
   /** Where client ciphertexts are stored (CIPHERTEXT_STORE). */
   store: CiphertextStoreConfig;
+  /** Recovery approvals: approvers, how many, how long, the operators' signing keys. */
+  approvals: ApprovalConfig;
+  /** The Vault the operators' signatures are verified with (the workers' own token); absent without VAULT_ADDR. */
+  operatorVault?: VaultConfig;
   /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
   mode: BackupMode;
   /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it. */
@@ -91,6 +97,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS),
       ...kmsEnvProblems(parsed),
       ...versioningEnvProblems(parsed),
+      ...approvalEnvProblems(parsed),
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
@@ -128,6 +135,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
     store: toStoreConfig(e),
+    approvals: toApprovalConfig(e),
+    ...operatorVaultOf(e),
     mode: e.BACKUP_MODE,
     ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
     ...(e.PORTAL_ENCLAVE_REQUESTS_PER_MINUTE && e.PORTAL_CLIENT_REQUESTS_PER_MINUTE
@@ -153,4 +162,11 @@ function signingSharesConfig(e: z.infer<typeof workerEnvSchema>): HttpSigningSha
     timeoutMs: e.SIGNING_SHARES_TIMEOUT_MS,
     ...(header ? { authHeader: toHeader(header) } : {}),
   };
+}
+
+/** The workers' Vault for verifying operator signatures: OPERATOR_VAULT_ADDR, else VAULT_ADDR, with the workers' VAULT_* credentials. */
+function operatorVaultOf(e: z.infer<typeof workerEnvSchema>): { operatorVault?: VaultConfig } {
+  const addr = e.OPERATOR_VAULT_ADDR ?? e.VAULT_ADDR;
+  if (!addr || !(e.VAULT_TOKEN || (e.VAULT_ROLE_ID && e.VAULT_SECRET_ID))) return {};
+  return { operatorVault: toVaultConfig({ ...e, VAULT_ADDR: addr }) };
 }

@@ -22,6 +22,9 @@ import { createKmsProvider } from '../adapters/kms/kms-provider-factory';
 import { VaultAccessCheck } from '../adapters/vault/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
 import { createReceiptCheckActivities } from '../activities/receipt-checks';
+import { createApprovalActivities } from '../activities/approvals/approval-activities';
+import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
+import { vaultAuth } from '../adapters/vault/vault-connection';
 import { createRotationCensus } from '../activities/rotation/rotation-census';
 import { userSourcePages } from '../activities/user-source';
 import { backupDataConverter } from '../codec/data-converter';
@@ -135,6 +138,7 @@ export async function createBackupWorker(
       ...createKeyRotationActivities({ ...deps, temporal, ...(database ? { database } : {}) }),
       ...createRotationCensus({ ...deps, sourcePages: userSourcePages(userSource) }),
       ...createReceiptCheckActivities(deps.receipts),
+      ...createApprovalActivities(approvalDeps(config)),
     },
     dataConverter,
     ...(config.versioning.enabled
@@ -157,6 +161,15 @@ export async function createBackupWorker(
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
   });
+}
+
+/** The recovery approval step's dependencies: the approval policy, and Vault to verify operators' signatures with. */
+export function approvalDeps(config: WorkerConfig) {
+  const vault = config.operatorVault;
+  return {
+    config: config.approvals,
+    ...(vault ? { signatures: new VaultOperatorSignatures({ ...vault, mount: config.approvals.keys.mount }, vaultAuth(vault)) } : {}),
+  };
 }
 
 /**

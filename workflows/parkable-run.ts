@@ -64,6 +64,19 @@ export interface ParkableRunOptions<Step extends string, P extends ParkableProgr
   onStepTimed?: (step: Step, outcome: 'ok' | 'error', durationMs: number) => void;
   /** Called once parked (NEEDS_ATTENTION published), before waiting for the operator. */
   onParked?: (error: StepError<Step>) => Promise<void>;
+  /**
+   * When set, a retry or abandon must carry the operator's signed action: `validate` checks it names
+   * this act (no I/O: an update validator), `verify` has a worker check the signature and returns
+   * the operator (or throws, failing the update). Unset (backups, recoveries recorded before
+   * approvals), retry and abandon are taken from anyone who can send the update.
+   */
+  authorize?: OperatorAuthorization;
+}
+
+/** How a parkable run checks who retries or abandons it (recoverWallet: signed operator actions). */
+export interface OperatorAuthorization {
+  validate(kind: 'retry' | 'abandon', request: unknown): void;
+  verify(kind: 'retry' | 'abandon', request: unknown): Promise<string>;
 }
 
 /** One parkable run: its progress, its published search attributes, its step timing and the operator's decision. */
@@ -71,6 +84,8 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
   readonly progress: P;
   readonly stepDurationsMs: Partial<Record<Step, number>> = {};
   private decision: OperatorDecision | undefined;
+  /** An operator's retry or abandon whose signature a worker is checking: others wait their turn. */
+  private verifying = false;
   private published: { status?: string; step?: string };
 
   constructor(private readonly options: ParkableRunOptions<Step, P>) {
@@ -187,26 +202,54 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
   private registerHandlers(): void {
     const { query, retryUpdate, abandonUpdate } = this.options;
     setHandler(query, () => this.progress);
-    setHandler(retryUpdate, () => this.decide({ kind: 'retry' }), {
+    // Without authorization the decision is taken at once (in the validator's workflow task), so of
+    // a retry and an abandon arriving together the second is refused by its validator.
+    const retry = (request: RetryRequest) => (this.options.authorize ? this.verified('retry', request).then((by) => this.decide({ kind: 'retry' }, by)) : this.decide({ kind: 'retry' }));
+    const abandon = (request: AbandonRequest) =>
+      this.options.authorize
+        ? this.verified('abandon', request).then((by) => this.decide({ kind: 'abandon', reason: `${request.reason.trim()} (abandoned by ${by})` }, by))
+        : this.decide({ kind: 'abandon', reason: request.reason.trim() });
+    setHandler(retryUpdate, retry, {
       validator: (request: RetryRequest) => {
         if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
         this.requireParked();
+        this.options.authorize?.validate('retry', request);
       },
     });
-    setHandler(abandonUpdate, (request: AbandonRequest) => this.decide({ kind: 'abandon', reason: request.reason.trim() }), {
-      validator: (request: AbandonRequest) => {
-        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
-        this.requireParked();
-        if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
-          throw new Error('abandon needs a reason of 1 to 1000 characters');
-        }
+    setHandler(
+      abandonUpdate,
+      abandon,
+      {
+        validator: (request: AbandonRequest) => {
+          if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+          this.requireParked();
+          if (typeof request?.reason !== 'string' || request.reason.trim().length === 0 || request.reason.length > 1000) {
+            throw new Error('abandon needs a reason of 1 to 1000 characters');
+          }
+          this.options.authorize?.validate('abandon', request);
+        },
       },
-    });
+    );
   }
 
-  /** Records the operator's decision and answers once the run has left NEEDS_ATTENTION. */
-  private async decide(decision: OperatorDecision): Promise<P> {
+  /** The verified operator of a retry or abandon (a worker checks the signature). */
+  private async verified(kind: 'retry' | 'abandon', request: unknown): Promise<string> {
+    this.verifying = true;
+    try {
+      return await this.options.authorize!.verify(kind, request);
+    } finally {
+      this.verifying = false;
+    }
+  }
+
+  /** Records the operator's decision (and who took it, when verified) and answers once the run has left NEEDS_ATTENTION. */
+  private async decide(decision: OperatorDecision, by?: string): Promise<P> {
+    if (this.progress.status !== 'NEEDS_ATTENTION' || this.decision !== undefined) {
+      // Another decision landed while this one's signature was being checked.
+      throw ApplicationFailure.nonRetryable(`the ${this.options.noun} of user ${this.progress.userId} is no longer waiting for an operator`, 'OperatorDecisionRefused');
+    }
     this.decision = decision;
+    if (by !== undefined) (this.progress as P & { decidedBy?: string }).decidedBy = by;
     // Non-cancellable: a cancel request of the run must not fail the operator's answer (the run goes on).
     await CancellationScope.nonCancellable(() => condition(() => this.progress.status !== 'NEEDS_ATTENTION'));
     return this.progress;
@@ -222,5 +265,6 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
     if (this.decision !== undefined) {
       throw new Error(`the ${noun} of user ${this.progress.userId} already has an operator decision (${this.decision.kind}) being carried out`);
     }
+    if (this.verifying) throw new Error(`the ${noun} of user ${this.progress.userId} has an operator decision whose signature is being checked: look again in a moment`);
   }
 }

@@ -5,6 +5,7 @@ import {
   ChildWorkflowCancellationType,
   condition,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   startChild,
 } from '@temporalio/workflow';
@@ -16,6 +17,7 @@ import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
 import type { backupWallet } from './backup-wallet';
 import {
   RECOVERY_ABANDONED_ERROR_TYPE,
+  RECOVERY_APPROVAL_PATCH,
   RECOVERY_FRESH_BACKUP_STEP,
   recoveryAbandonUpdate,
   recoveryProgressQuery,
@@ -26,7 +28,8 @@ import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY
 import { activityErrorMessage, requireReceipt, userIdFromInput } from './run-helpers';
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
-import { ParkableRun } from './parkable-run';
+import { ParkableRun, type OperatorAuthorization } from './parkable-run';
+import { RecoveryApprovalGate } from './recovery-approval';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -38,7 +41,8 @@ const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retr
 const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
 
 /**
- * Recovers one user's wallet from its newest completed backup: find it and read the ciphertexts →
+ * Recovers one user's wallet from its newest completed backup: wait for the approvals of distinct
+ * verified operators (workflows/recovery-approval.ts) → find it and read the ciphertexts →
  * decrypt and rebuild Portal's `/v1/backup` response (sealed to the workers) → `/v1/recover` →
  * hand the new signing shares to the company's backend → mark them STORED_CLIENT → (optionally) a
  * fresh backup. Once Portal has made the new signing shares, the run never fails on its own: a
@@ -46,9 +50,23 @@ const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, schedule
  */
 export async function recoverWallet(input: RecoverWalletInput): Promise<RecoveryResult> {
   const userId = userIdFromInput(input);
-  const run = recoveryRun(userId);
+  // Runs recorded before approvals existed replay without the step (docs/changing-workflows.md).
+  if (!patched(RECOVERY_APPROVAL_PATCH)) return recoverApproved(input, recoveryRun(userId));
+  let gate: RecoveryApprovalGate | undefined;
+  const run = recoveryRun(userId, {
+    validate: (kind, request) => gate!.authorization().validate(kind, request),
+    verify: (kind, request) => gate!.authorization().verify(kind, request),
+  });
+  gate = new RecoveryApprovalGate(run);
+  const approvedAtMs = await gate.awaitApproval(input);
+  return recoverApproved(input, run, approvedAtMs);
+}
 
-  const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
+/** The recovery once approved (or, for runs recorded before approvals, from its start). */
+async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, approvedAtMs?: number): Promise<RecoveryResult> {
+  const userId = run.progress.userId;
+
+  const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId, ...(approvedAtMs !== undefined ? { approvedAtMs } : {}) }));
   run.progress.backupPairIds = found.backupPairIds;
   const sealedBackup = await beforePointOfNoReturn(run, 'DECRYPT', async () => requireReceipt('DECRYPT', userId, await beforeRecover.decryptStoredBackup({ userId, ...found })));
   const recoverScheduledAt = Date.now();
@@ -81,6 +99,7 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
       ...(freshBackup ? { freshBackup } : {}),
       stepDurationsMs: run.stepDurationsMs,
       startedAt: run.progress.startedAt,
+      ...(run.progress.approval ? { approval: run.progress.approval } : {}),
       completedAt: new Date(Date.now()).toISOString(),
     };
   });
@@ -89,8 +108,9 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
 type RecoveryRun = ParkableRun<RecoveryStep, RecoveryProgress>;
 type Recovered = Awaited<ReturnType<RecoveryActivities['recoverAtPortal']>>;
 
-function recoveryRun(userId: string): RecoveryRun {
+function recoveryRun(userId: string, authorize?: OperatorAuthorization): RecoveryRun {
   return new ParkableRun<RecoveryStep, RecoveryProgress>({
+    ...(authorize ? { authorize } : {}),
     progress: { userId, status: 'RUNNING', step: 'FIND_BACKUP', attempts: {}, orphanedSigningPairIds: [], startedAt: new Date(Date.now()).toISOString() },
     noun: 'recovery',
     query: recoveryProgressQuery,

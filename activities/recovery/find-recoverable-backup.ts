@@ -6,14 +6,15 @@ import { requireOwnWorkflowId } from '../backup/backup-receipts';
 import type { FoundBackup, RecoveryActivityDeps } from './recovery-activity-types';
 
 /** Recovery step 1: the newest completed backup at Portal, and its ciphertexts from the store. */
-export async function findRecoverableBackup(deps: RecoveryActivityDeps, { userId }: { userId: string }): Promise<FoundBackup> {
+export async function findRecoverableBackup(deps: RecoveryActivityDeps, { userId, approvedAtMs }: { userId: string; approvedAtMs?: number }): Promise<FoundBackup> {
   if (!deps.handover) {
     throw new RecoveryNotConfiguredError(
       'recovery needs SIGNING_SHARES_URL on the workers (the backend route that keeps the new signing shares); set it and start the recovery again',
     );
   }
   requireOwnWorkflowId(recoveryWorkflowId(userId), userId);
-  await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution);
+  // An approved recovery counts as started when approved: a backup that began while it waited goes first.
+  await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution, approvedAtMs);
   const { clientApiKey } = await deps.credentials.load(userId);
   const backupPairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
   const ciphertexts = await readStoredCiphertexts(deps.store, userId, backupPairIds);

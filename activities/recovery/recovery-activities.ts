@@ -17,7 +17,7 @@ export function createRecoveryActivities(deps: RecoveryActivityDeps) {
   const boundary = <T>(body: () => Promise<T>) => activityBoundary(deps.heartbeatIntervalMs, body);
   return {
     /** Step 1: the newest completed backup at Portal, and its ciphertexts from the store. */
-    findRecoverableBackup: (input: { userId: string }) => boundary(() => findRecoverableBackup(deps, input)),
+    findRecoverableBackup: (input: { userId: string; approvedAtMs?: number }) => boundary(() => findRecoverableBackup(deps, input)),
     /** Step 2: decrypt and rebuild the `/v1/backup` response, sealed, with a DECRYPT receipt. */
     decryptStoredBackup: (input: { userId: string } & FoundBackup) => boundary(() => decryptStoredBackup(deps, input)),
     /** Step 3: `POST /v1/recover` (not idempotent: a retry names the pairs of lost attempts). */

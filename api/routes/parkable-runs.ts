@@ -16,8 +16,9 @@ export interface ParkableRunRoutes {
   temporal: Client;
   status(userId: string): Promise<unknown>;
   wait(userId: string): Promise<unknown>;
-  retry(userId: string, requestedBy?: string): Promise<unknown>;
-  abandon(userId: string, reason: string, requestedBy?: string): Promise<unknown>;
+  /** `operator`: the named API token's identity (recoveries sign with it), if the token has a name. */
+  retry(userId: string, requestedBy: string | undefined, operator: string | undefined): Promise<unknown>;
+  abandon(userId: string, reason: string, requestedBy: string | undefined, operator: string | undefined): Promise<unknown>;
 }
 
 /**
@@ -40,9 +41,14 @@ export function registerParkableRunRoutes(app: ApiApp, runs: ParkableRunRoutes):
 
   app.post<UserParams & { Body: { requestedBy?: string } }>(`${path}/:userId/retry`, {
     schema: { summary: `Resume a ${noun} parked as NEEDS_ATTENTION`, tags: [tag], params: userIdParams, body: retryBody, response: responses(openObject) },
-  }, async (request) => runs.retry(request.params.userId, request.body?.requestedBy));
+  }, async (request) => runs.retry(request.params.userId, request.body?.requestedBy, operatorOf(request)));
 
   app.post<UserParams & { Body: { reason: string; requestedBy?: string } }>(`${path}/:userId/abandon`, {
     schema: { summary: `Give up a parked ${noun}; the reason is kept in its history`, tags: [tag], params: userIdParams, body: abandonBody, response: responses(openObject) },
-  }, async (request) => runs.abandon(request.params.userId, request.body.reason, request.body.requestedBy));
+  }, async (request) => runs.abandon(request.params.userId, request.body.reason, request.body.requestedBy, operatorOf(request)));
+}
+
+/** The named token's identity the request acts as (api-server.ts sets it), if any. */
+export function operatorOf(request: object): string | undefined {
+  return (request as { operator?: string }).operator;
 }

@@ -10,13 +10,13 @@ import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
-import { RecoveryClient } from '../../client/recovery-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { NAMESPACE_RETENTION_HOURS } from '../../stack/temporal-cluster';
 import { temporalServerVersions } from '../../stack/tool-binaries';
 import { SEARCH_ATTRIBUTES } from '../../contracts/backup-wallet-api';
 import { loadWorkerConfig } from '../../worker/config';
 import { clusterAddress, createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { approvingRecoveryClient } from '../support/operators';
 
 let env: BackupTestEnv;
 
@@ -60,7 +60,7 @@ describe('on a Temporal cluster (frontend, history, matching, worker on PostgreS
   });
 
   it('a recovery restores from the completed backup', async () => {
-    const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    const recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
     const userId = env.seedUser('cluster-recover');
     await env.backups.startBackupWorkflow(userId);
     const backup = await env.backups.waitForBackup(userId);

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { awaitingApproval, type TestOperator } from '../support/operators';
+import { RecoveryClient } from '../../client/recovery-client';
 
 const run = promisify(execFile);
 
@@ -17,8 +19,34 @@ beforeAll(async () => {
 afterAll(() => env?.close());
 
 const backup = (...args: string[]) => run('npx', ['tsx', 'client/cli.ts', ...args], { env: cliEnv, timeout: 120_000 });
+/** The CLI as one operator: OPERATOR_NAME and that operator's own Vault token (it may sign only with their key). */
+const asOperator = (operator: TestOperator, ...args: string[]) =>
+  run('npx', ['tsx', 'client/cli.ts', ...args], {
+    env: { ...cliEnv, OPERATOR_NAME: operator, VAULT_ADDR: inject('vaultAddr'), VAULT_TOKEN: inject('signingTokens')[operator] },
+    timeout: 120_000,
+  });
 
 describe('backup CLI', () => {
+  it('recovers with two approvals, each operator signing with their own Vault key; without an identity it says what to set', async () => {
+    const userId = env.seedUser('cli-recover');
+    await env.backups.startBackupWorkflow(userId);
+    await env.backups.waitForBackup(userId);
+    const anonymous = (await backup('recover', 'start', userId).catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stderr).toContain('set OPERATOR_NAME');
+
+    await asOperator('ops-carol', 'recover', 'start', userId, '--no-fresh-backup');
+    await awaitingApproval(new RecoveryClient(env.backups.temporal, env.taskQueue), userId);
+    const self = (await asOperator('ops-carol', 'recover', 'approve', userId).catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(self.code).toBe(2);
+    expect(self.stderr).toContain('ops-carol requested this recovery and cannot approve it');
+    expect((await asOperator('ops-alice', 'recover', 'approve', userId)).stdout).toMatch(/^ {2}approvedBy:\n {4}- operator: ops-alice$/m);
+    await asOperator('ops-bob', 'recover', 'approve', userId);
+    const waited = await asOperator('ops-carol', 'recover', 'wait', userId);
+    expect(waited.stdout).toMatch(/^status: COMPLETED$/m);
+    expect(waited.stdout).toMatch(/^ {2}requestedBy: ops-carol$/m);
+  });
+
   it('prints a readable summary by default and the exact JSON with --json', async () => {
     const userId = env.seedUser('cli');
     const started = await backup('start', userId, '--wait');

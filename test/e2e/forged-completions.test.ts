@@ -1,7 +1,8 @@
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RecoveryClient } from '../../client/recovery-client';
+import type { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { approvingRecoveryClient } from '../support/operators';
 
 /**
  * Someone with Temporal namespace access completes a running step by activity id, with or without
@@ -16,7 +17,7 @@ beforeAll(async () => {
   // Portal calls may hang for the whole test: the held step must still be running when it is forged.
   env = await createBackupTestEnv({ portalTimeoutMs: 60_000 });
   await env.startWorker();
-  recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+  recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
 });
 afterAll(() => env?.close());
 

@@ -7,9 +7,12 @@ import { createApiServer } from '../../api/api-server';
 import { BatchClient } from '../../client/batch-client';
 import { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { API_SIGNER, signaturesOf } from '../support/operators';
 
 /** The HTTP API over the real stack, called with a real HTTP client (fetch). */
 const TOKENS = ['api-token-current-0123456789abcdef', 'api-token-previous-0123456789abcdef'];
+/** Named tokens: the name is the operator identity the API signs for (ops-carol requests, ops-alice and ops-bob approve). */
+const OPERATOR_TOKENS = { 'ops-carol': 'carol-token-0123456789abcdefghij', 'ops-alice': 'alice-token-0123456789abcdefghij', 'ops-bob': 'bob-token-0123456789abcdefghijkl' };
 let env: BackupTestEnv;
 let app: Awaited<ReturnType<typeof createApiServer>>;
 let base: string;
@@ -23,7 +26,9 @@ beforeAll(async () => {
     batches: new BatchClient(env.backups.temporal, env.taskQueue),
     drills: new DrillClient(env.backups.temporal, env.taskQueue),
     keys: new KeysClient(env.backups.temporal, env.taskQueue),
-    tokens: TOKENS,
+    tokens: [...TOKENS, ...Object.entries(OPERATOR_TOKENS).map(([name, token]) => ({ name, token }))],
+    // The API's own Vault token may sign only with its key (seeded by the test stack's global setup).
+    operatorSigning: { signatures: signaturesOf(API_SIGNER), keyName: 'mpc-backup-api' },
     bodyLimitBytes: 64 * 1024,
     logger: pino({ level: 'silent' }),
   });
@@ -60,6 +65,8 @@ describe('HTTP API', () => {
         '/v1/recoveries/{userId}/result',
         '/v1/recoveries/{userId}/retry',
         '/v1/recoveries/{userId}/abandon',
+        '/v1/recoveries/{userId}/approve',
+        '/v1/recoveries/{userId}/reject',
         '/v1/batches',
         '/v1/batches/{batchId}',
         '/v1/batches/{batchId}/report',
@@ -175,11 +182,37 @@ describe('HTTP API', () => {
     const userId = env.seedUser('api-recover');
     await call('POST', `/v1/backups/${userId}`);
     await call('GET', `/v1/backups/${userId}/result?waitSeconds=30`);
-    const started = await call('POST', `/v1/recoveries/${userId}`, { freshBackup: false });
+    // An unnamed token is no operator: it cannot request a recovery.
+    const anonymous = await call('POST', `/v1/recoveries/${userId}`, { freshBackup: false });
+    expect(anonymous.status).toBe(403);
+    expect(String(anonymous.body!.message)).toContain('named API token');
+    const started = await call('POST', `/v1/recoveries/${userId}`, { freshBackup: false }, OPERATOR_TOKENS['ops-carol']);
     expect(started.status).toBe(202);
+    const waiting = await eventually('the recovery to await approval', async () => {
+      const status = await call('GET', `/v1/recoveries/${userId}`);
+      return status.body?.status === 'AWAITING_APPROVAL' && (status.body.progress as { approval?: { expiresAt?: string } })?.approval?.expiresAt ? status.body : undefined;
+    });
+    expect(waiting).toMatchObject({ step: 'APPROVAL', progress: { approval: { requestedBy: 'ops-carol', required: 2, approvedBy: [] } } });
+    // The requester cannot approve; an approver twice counts once; a second approver completes it.
+    const self = await call('POST', `/v1/recoveries/${userId}/approve`, undefined, OPERATOR_TOKENS['ops-carol']);
+    expect(self.status).toBe(409);
+    expect(String(self.body!.message)).toContain('ops-carol requested this recovery and cannot approve it');
+    expect((await call('POST', `/v1/recoveries/${userId}/approve`, undefined, OPERATOR_TOKENS['ops-alice'])).status).toBe(200);
+    const again = await call('POST', `/v1/recoveries/${userId}/approve`, undefined, OPERATOR_TOKENS['ops-alice']);
+    expect((again.body as { approval: { approvedBy: { operator: string }[] } }).approval.approvedBy.map((entry) => entry.operator)).toEqual(['ops-alice']);
+    expect((await call('POST', `/v1/recoveries/${userId}/approve`, undefined, OPERATOR_TOKENS['ops-bob'])).status).toBe(200);
     const recovered = await call('GET', `/v1/recoveries/${userId}/result?waitSeconds=30`);
     expect(recovered.status).toBe(200);
-    expect(recovered.body).toMatchObject({ userId, status: 'COMPLETED' });
+    expect(recovered.body).toMatchObject({ userId, status: 'COMPLETED', approval: { requestedBy: 'ops-carol', approvedBy: [{ operator: 'ops-alice' }, { operator: 'ops-bob' }] } });
+
+    // A rejection through the API ends the run with the reason.
+    const rejectedUser = env.seedUser('api-reject');
+    expect((await call('POST', `/v1/recoveries/${rejectedUser}`, { freshBackup: false }, OPERATOR_TOKENS['ops-carol'])).status).toBe(202);
+    await eventually('the recovery to await approval', async () => ((await call('GET', `/v1/recoveries/${rejectedUser}`)).body?.progress as { approval?: unknown })?.approval);
+    expect((await call('POST', `/v1/recoveries/${rejectedUser}/reject`, { reason: 'not requested by the user' }, OPERATOR_TOKENS['ops-bob'])).status).toBe(200);
+    const rejected = await call('GET', `/v1/recoveries/${rejectedUser}/result?waitSeconds=30`);
+    expect(rejected.status).toBe(409);
+    expect(String(rejected.body!.message)).toContain('rejected by ops-bob: not requested by the user');
 
     const users = [env.seedUser('api-batch'), env.seedUser('api-batch')];
     const batch = await call('POST', '/v1/batches', { source: { kind: 'list', userIds: users }, concurrency: 2, backupsPerMinute: 600 });

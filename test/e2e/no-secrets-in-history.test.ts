@@ -4,9 +4,9 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
-import { RecoveryClient } from '../../client/recovery-client';
 import type { RecoveryResult } from '../../domain/recovery-types';
 import { capturedLogs, createBackupTestEnv, eventually, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
+import { approvingRecoveryClient } from '../support/operators';
 import { LOCAL_KMS_CREDENTIALS } from '../../stack/local-kms-server';
 import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
 
@@ -50,7 +50,7 @@ async function setUp(provider: (typeof KMS_PROVIDERS)[number]): Promise<void> {
   // A recovery, with a lost /v1/recover answer: its history carries the rebuilt /v1/backup response
   // and the new signing shares (both sealed), and its fresh backup uses the new signing shares.
   env.simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId: plain });
-  const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+  const recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
   await recoveries.startRecovery(plain);
   recovered = await recoveries.waitForRecovery(plain);
   await env.backups.waitForBackup(plain, recovered.freshBackup!.runId);

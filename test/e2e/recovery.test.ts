@@ -3,6 +3,7 @@ import { BackupFailedError } from '../../client/backup-client';
 import { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, KMS_PROVIDERS, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 import type { KmsProviderKind } from '../../adapters/kms/kms-provider';
+import { approvingRecoveries } from '../support/operators';
 
 /**
  * recoverWallet end to end on the real stack (Portal store): the simulator checks what /v1/recover
@@ -11,6 +12,10 @@ import type { KmsProviderKind } from '../../adapters/kms/kms-provider';
  */
 let env: BackupTestEnv;
 let recoveries: RecoveryClient;
+/** Starts a recovery as ops-carol and has ops-alice and ops-bob approve it (test/support/operators.ts). */
+let startApproved: RecoveryClient['startRecovery'];
+/** Retry and abandon are an approver's (ops-alice). */
+let approver: RecoveryClient;
 
 async function backedUp(prefix: string): Promise<string> {
   const userId = env.seedUser(prefix);
@@ -33,7 +38,9 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
   beforeAll(async () => {
     env = await createBackupTestEnv({ kms: provider });
     await env.startWorker();
-    recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    const operators = approvingRecoveries({ temporal: env.backups.temporal, taskQueue: env.taskQueue });
+    ({ recoveries, startApproved } = operators);
+    approver = operators.as('ops-alice');
   });
   afterAll(() => env?.close());
 
@@ -43,7 +50,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     const newest = await env.backups.waitForBackup(userId);
     const before = env.simulator.state.user(userId)!.generateResponse;
 
-    const started = await recoveries.startRecovery(userId);
+    const started = await startApproved(userId);
     expect(started).toMatchObject({ workflowId: `recover-${userId}`, alreadyRunning: false });
     const result = await recoveries.waitForRecovery(userId);
 
@@ -67,7 +74,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     // So does any later backup, and a second recovery restores from the fresh one.
     await env.backups.startBackupWorkflow(userId);
     await env.backups.waitForBackup(userId);
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const second = await recoveries.waitForRecovery(userId);
     expect(second.freshBackup).toBeUndefined();
   });
@@ -75,7 +82,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
   it('is refused before anything is made when the user has no completed backup', async () => {
     const userId = env.seedUser('recover-none');
     const recoverCalls = callsTo('recover');
-    await recoveries.startRecovery(userId);
+    await startApproved(userId);
     const failure = await recoveries.waitForRecovery(userId).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(BackupFailedError);
     expect((failure as BackupFailedError).reasonType).toBe('NoCompletedBackupError');
@@ -90,7 +97,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     const pair = env.simulator.state.user(userId)!.wallets[0]!.backupSharePairs[0]!;
     pair.clientCipherText = env.simulator.state.user(other)!.wallets[0]!.backupSharePairs[0]!.clientCipherText!;
     const recoverCalls = callsTo('recover');
-    await recoveries.startRecovery(userId);
+    await startApproved(userId);
     const failure = (await recoveries.waitForRecovery(userId).catch((error: unknown) => error)) as BackupFailedError;
     expect(failure.reasonType).toBe('StoredBackupInvalidError');
     expect(failure.message).toContain(`pair ${pair.id} does not decrypt in the context of user ${userId}`);
@@ -106,7 +113,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 503, count: 1, userId });
     env.simulator.faults.add({ route: 'markSigningPairs', kind: 'status', status: 500, count: 1, userId });
     await env.kmsProxy.setMode('refuse');
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     await eventually('the recovery to reach DECRYPT', async () => ((await recoveries.getRecoveryStatus(userId)).step === 'DECRYPT' ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await env.kmsProxy.setMode('pass');
@@ -122,7 +129,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
   it('a lost /v1/recover answer: the retry recovers, and the signing pairs the lost call made are reported and never marked', async () => {
     const userId = await backedUp('recover-lost');
     env.simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId });
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const result = await recoveries.waitForRecovery(userId);
     expect(result.orphanedSigningPairIds).toHaveLength(2);
     const orphans = signingPairsOf(userId).filter((pair) => result.orphanedSigningPairIds.includes(pair.id));
@@ -135,7 +142,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     env.simulator.faults.add({ route: 'recover', kind: 'lost-response', count: 1, userId });
     const recoverCalls = () => env.simulator.calls.recover ?? 0;
     const before = recoverCalls();
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     // Once the first /v1/recover has been lost, the retry's own look (its next Portal client read) fails.
     await eventually('the first /v1/recover call', async () => (recoverCalls() > before ? true : undefined));
     env.simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, count: 1, userId });
@@ -153,7 +160,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     const userId = await backedUp('recover-refused');
     env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 422, userId });
     const generateBefore = env.simulator.state.user(userId)!.generateResponse;
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const parked = await waitUntilRecoveryParked(userId);
     expect(parked.step).toBe('HAND_OVER');
     expect(parked.progress?.lastError?.type).toBe('SigningShareHandoverRejectedError');
@@ -162,7 +169,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     expect(env.simulator.state.user(userId)!.generateResponse).toBe(generateBefore);
     // A retry while the cause persists parks again; fixed, it completes with the same signing shares.
     env.simulator.faults.clear();
-    await recoveries.retryRecovery(userId, 'test');
+    await approver.retryRecovery(userId);
     const result = await recoveries.waitForRecovery(userId);
     expect(result.signingPairIds).toEqual(made);
     expect(signingPairsOf(userId).filter((pair) => Object.values(made).includes(pair.id)).map((p) => p.status)).toEqual(['completed', 'completed']);
@@ -171,14 +178,14 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
   it('after /v1/recover a Temporal cancel cannot drop the new signing shares: the parked run stays parked, and once retried completes', async () => {
     const userId = await backedUp('recover-cancel');
     env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 400, userId });
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const parked = await waitUntilRecoveryParked(userId);
     await env.backups.temporal.workflow.getHandle(`recover-${userId}`).cancel();
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const after = await recoveries.getRecoveryStatus(userId);
     expect(after).toMatchObject({ execution: 'RUNNING', status: 'NEEDS_ATTENTION', step: 'HAND_OVER' });
     env.simulator.faults.clear();
-    await recoveries.retryRecovery(userId);
+    await approver.retryRecovery(userId);
     const result = await recoveries.waitForRecovery(userId);
     expect(result.signingPairIds).toEqual(parked.progress!.signingPairIds);
     expect(JSON.parse(env.simulator.state.user(userId)!.generateResponse).SECP256K1.id).toBe(result.signingPairIds.SECP256K1);
@@ -187,12 +194,12 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
   it('a permanent refusal of the mark parks MARK_SIGNING; an operator can abandon it with a reason', async () => {
     const userId = await backedUp('recover-mark');
     env.simulator.faults.add({ route: 'markSigningPairs', kind: 'status', status: 403, userId });
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const parked = await waitUntilRecoveryParked(userId);
     expect(parked.step).toBe('MARK_SIGNING');
     expect(parked.progress?.lastError?.type).toBe('PortalAuthError');
-    await expect(recoveries.abandonRecovery(userId, '')).rejects.toThrow(/abandon needs a reason/);
-    await recoveries.abandonRecovery(userId, 'key revoked for this test', 'ops');
+    await expect(approver.abandonRecovery(userId, '')).rejects.toThrow(/abandon needs a reason/);
+    await approver.abandonRecovery(userId, 'key revoked for this test');
     const failure = (await recoveries.waitForRecovery(userId).catch((error: unknown) => error)) as BackupFailedError;
     expect(failure.reasonType).toBe('RecoveryAbandoned');
     expect(failure.message).toContain('the backend holds the new signing shares but Portal has not marked them');
@@ -205,7 +212,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     const userId = await backedUp('recover-wait');
     env.simulator.faults.add({ route: 'storeCipherText', kind: 'latency', latencyMs: 2_500, count: 1, userId });
     await env.backups.startBackupWorkflow(userId);
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     const backup = await env.backups.waitForBackup(userId);
     const result = await recoveries.waitForRecovery(userId);
     expect(result.backupPairIds).toEqual(backup.pairIds);
@@ -215,7 +222,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 400, userId: parkedUser });
     await env.backups.startBackupWorkflow(parkedUser);
     await waitUntilParked(env.backups, parkedUser);
-    await recoveries.startRecovery(parkedUser);
+    await startApproved(parkedUser);
     const refused = (await recoveries.waitForRecovery(parkedUser).catch((error: unknown) => error)) as BackupFailedError;
     expect(refused.reasonType).toBe('OtherRunParkedError');
     expect(refused.message).toContain(`backup retry|abandon ${parkedUser}`);
@@ -226,7 +233,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     // A parked recovery: a backup of the user is refused at step 1, before Portal is asked for anything.
     const other = await backedUp('recover-parked-recovery');
     env.simulator.faults.add({ route: 'signingShares', kind: 'status', status: 400, userId: other });
-    await recoveries.startRecovery(other, { freshBackup: false });
+    await startApproved(other, { freshBackup: false });
     await waitUntilRecoveryParked(other);
     const backupCalls = callsTo('backup');
     await env.backups.startBackupWorkflow(other);
@@ -234,14 +241,14 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     expect(backupFailure.reasonType).toBe('OtherRunParkedError');
     expect(callsTo('backup')).toBe(backupCalls);
     env.simulator.faults.clear();
-    await recoveries.retryRecovery(other);
+    await approver.retryRecovery(other);
     await recoveries.waitForRecovery(other);
   });
 
   it('refuses an invalid user id before reaching Temporal, and operator actions on a recovery that is not parked', async () => {
     await expect(recoveries.startRecovery('bad id')).rejects.toThrow(/userId/);
     const userId = await backedUp('recover-not-parked');
-    await recoveries.startRecovery(userId, { freshBackup: false });
+    await startApproved(userId, { freshBackup: false });
     await recoveries.waitForRecovery(userId);
     await expect(recoveries.retryRecovery(userId)).rejects.toThrow(/its recovery has already ended \(COMPLETED\); only a parked run takes retry/);
   });

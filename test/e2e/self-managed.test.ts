@@ -8,10 +8,10 @@ import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { createWebhookServer } from '../../webhook/webhook-server';
-import { RecoveryClient } from '../../client/recovery-client';
 import { freePort } from '../../stack/free-port';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { approvingRecoveryClient } from '../support/operators';
 
 const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 
@@ -136,7 +136,7 @@ describe('Self-Managed recovery', () => {
     await env.backups.startBackupWorkflow(userId);
     const backup = await env.backups.waitForBackup(userId);
     env.simulator.faults.add({ route: 'webhookFetch', kind: 'webhook-status', status: 503, count: 1, userId });
-    const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    const recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
     await recoveries.startRecovery(userId);
     const result = await recoveries.waitForRecovery(userId);
     expect(result.backupPairIds).toEqual(backup.pairIds);

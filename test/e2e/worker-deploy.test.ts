@@ -17,13 +17,14 @@ import {
   DeployVersionNotFoundError,
   RunNotReplayableError,
 } from '../../client/deploy-errors';
-import { RecoveryClient } from '../../client/recovery-client';
+import type { RecoveryClient } from '../../client/recovery-client';
 import { backupDataConverter, FAILURE_CONVERTER_PATH } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { backupWorkflowId } from '../../domain/user-id';
 import { startTemporalDevServer, type TemporalDevServer } from '../../stack/temporal-dev-server';
 import { WORKFLOWS_PATH } from '../../worker/workflows-path';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { approvingRecoveryClient } from '../support/operators';
 
 /**
  * Worker Versioning end to end on a dev server (the CLI's, server 1.29.1): version-1 workers run
@@ -118,7 +119,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     });
     env = await createBackupTestEnv({ temporalAddress: server.address });
     deploy = new DeployClient(env.backups.temporal, deploymentName, env.taskQueue);
-    recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
     stopV1 = await env.startWorker(versioned('v1'));
     v2BundlePath = join(inject('runDir'), `workflow-bundle-${deploymentName}-v2.js`);
     const { code } = await bundleWorkflowCode({

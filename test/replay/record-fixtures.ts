@@ -27,7 +27,8 @@ import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
 import { DrillClient } from '../../client/drill-client';
 import { KeysClient } from '../../client/keys-client';
-import { RecoveryClient } from '../../client/recovery-client';
+import { approvingRecoveriesWith, awaitingApproval, transitSigner } from '../../stack/approving-recoveries';
+import { operatorKeyNames, seedSigningKeys } from '../../stack/operator-keys';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
       VAULT_TRANSIT_MOUNT: vault.transitMount,
       VAULT_TRANSIT_KEY: vault.transitKey,
       VAULT_TIMEOUT_MS: '5000',
+      RECOVERY_APPROVERS: 'ops-alice,ops-bob',
       CREDENTIALS_URL: `${simulator.url}/backend/users/{userId}/credentials`,
       SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
       WORKER_SHUTDOWN_GRACE_MS: '2000',
@@ -216,7 +218,10 @@ async function main(): Promise<void> {
     });
     const backups = new BackupClient(client, taskQueue);
     const batches = new BatchClient(client, taskQueue);
-    const recoveries = new RecoveryClient(client, taskQueue);
+    // Recoveries are requested by ops-carol and approved by ops-alice and ops-bob (keys seeded here).
+    const signingTokens = await seedSigningKeys(vault.addr, vault.rootToken, operatorKeyNames(['ops-alice', 'ops-bob', 'ops-carol']));
+    const operators = approvingRecoveriesWith((operator) => transitSigner(operator, { addr: vault.addr, token: signingTokens[operator]! }), { temporal: client, taskQueue });
+    const recoveries = operators.approvingClient();
     const drills = new DrillClient(client, taskQueue);
     const rotations = new KeysClient(client, taskQueue);
     const backedUp = async (prefix: string) => {
@@ -414,7 +419,7 @@ async function main(): Promise<void> {
         await recoveries.startRecovery(userId, { freshBackup: false });
         await recoveryParked(userId);
         simulator.faults.clear();
-        await recoveries.retryRecovery(userId, 'replay-recorder');
+        await recoveries.retryRecovery(userId);
         await recoveries.waitForRecovery(userId);
         await record('recovery-parked-retried', `recover-${userId}`);
       },
@@ -440,6 +445,16 @@ async function main(): Promise<void> {
         const result = await recoveries.waitForRecovery(userId);
         if (result.orphanedSigningPairIds.length !== 2) throw new Error(`expected two orphaned signing pairs, got ${result.orphanedSigningPairIds.length}`);
         await record('recovery-orphan-rescan', `recover-${userId}`);
+      },
+      // Since issue 19 (the recovery-approval-v1 patch): one approval, then a rejection at APPROVAL.
+      'recovery-rejected': async () => {
+        const userId = seedUser('rec-rejected');
+        await operators.recoveries.startRecovery(userId, { freshBackup: false });
+        await awaitingApproval(operators.recoveries, userId);
+        await operators.as('ops-alice').approveRecovery(userId);
+        await operators.as('ops-bob').rejectRecovery(userId, 'recorded for replay');
+        await recoveries.waitForRecovery(userId).catch(() => undefined);
+        await record('recovery-rejected', `recover-${userId}`);
       },
       'recovery-failed-find': async () => {
         const userId = seedUser('rec-none');

@@ -16,6 +16,7 @@ import { connectWorker, createBackupWorker, openDatabase } from '../../worker/cr
 import { AwsKmsEnvelope } from '../../adapters/kms/aws-kms-envelope';
 import type { KmsProvider, KmsProviderKind } from '../../adapters/kms/kms-provider';
 import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
+import { TEST_APPROVERS } from './operator-names';
 import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey } from '../../stack/local-kms-server';
 
@@ -150,6 +151,10 @@ export async function createBackupTestEnv(
     WORKER_SHUTDOWN_GRACE_MS: '2000',
     // Unversioned unless a test deploys versions itself (test/e2e/worker-deploy.test.ts).
     TEMPORAL_WORKER_VERSIONING: 'off',
+    // Recoveries need two of these operators' approvals (test/support/operators.ts).
+    RECOVERY_APPROVERS: TEST_APPROVERS,
+    // Operators' signatures are checked on Vault directly, so a test's KMS outage (the proxy) leaves approvals alone.
+    OPERATOR_VAULT_ADDR: inject('vaultAddr'),
     ...options.workerEnv,
   };
   const config = loadWorkerConfig(workerEnv);

@@ -10,6 +10,8 @@ import { startPostgresServer, type PostgresServer } from '../../stack/postgres-s
 import { startTemporalCluster, type TemporalCluster } from '../../stack/temporal-cluster';
 import { startTemporalDevServer } from '../../stack/temporal-dev-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
+import { operatorKeyNames, seedSigningKeys } from '../../stack/operator-keys';
+import { API_SIGNER, TEST_OPERATORS } from './operator-names';
 import { startLocalKms } from '../../stack/local-kms-server';
 import { writeWorkflowBundle } from '../../stack/worker-process';
 
@@ -50,8 +52,11 @@ export default async function setup(project: TestProject) {
   const kms = value(kmsStart);
   const stopAll = () => Promise.all([temporal.stop(), vault.stop(), postgres.stop(), cluster?.stop(), kms.stop()]);
   const bundlePath = join(RUN_DIR, 'workflow-bundle.js');
+  let signingTokens: Record<string, string>;
   try {
     await writeWorkflowBundle(bundlePath);
+    // Operators' signing keys (test/support/operators.ts) and the HTTP API's, each with a token that may sign only with it.
+    signingTokens = await seedSigningKeys(vault.addr, vault.rootToken, { ...operatorKeyNames(TEST_OPERATORS), [API_SIGNER]: 'mpc-backup-api' });
   } catch (error) {
     await stopAll();
     throw error;
@@ -72,6 +77,7 @@ export default async function setup(project: TestProject) {
   project.provide('runDir', RUN_DIR);
   project.provide('databaseUrl', postgres.server.url);
   project.provide('clusterAddress', cluster?.address ?? '');
+  project.provide('signingTokens', signingTokens);
 
   return async () => {
     await stopAll();
@@ -110,5 +116,7 @@ declare module 'vitest' {
     databaseUrl: string;
     /** The frontend of the shared Temporal cluster (test/cluster/); '' with MPC_TEST_CLUSTER=off. */
     clusterAddress: string;
+    /** Per signing identity (TEST_OPERATORS, API_SIGNER), a Vault token that may sign only with its own Transit key. */
+    signingTokens: Record<string, string>;
   }
 }

@@ -99,7 +99,7 @@ describe('docker-compose.yml (cannot run here: no Docker engine; parsed and chec
       ]),
     );
     const config = loadApiConfig(env);
-    expect(config).toMatchObject({ host: '0.0.0.0', port: 8080, tokens: ['a'.repeat(32)] });
+    expect(config).toMatchObject({ host: '0.0.0.0', port: 8080, tokens: [{ token: 'a'.repeat(32) }] });
     for (const entry of service.ports ?? []) expect(LOOPBACK_HOST_IPS).toContain(publishedHostIp(entry));
   });
 

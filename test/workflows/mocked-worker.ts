@@ -18,6 +18,8 @@ import { createReceiptCheckActivities } from '../../activities/receipt-checks';
 import { StepReceipts } from '../../activities/step-receipts';
 import type { BackupActivities } from '../../activities';
 import { pairClaims, type ReceiptClaims, type ReceiptStep } from '../../domain/step-receipt';
+import type { VerifyOperatorActionInput } from '../../activities/approvals/approval-activities';
+import { requireActionFor, statementText, type OperatorActionKind, type SignedOperatorAction } from '../../domain/operator-action';
 
 export const EventType = temporal.api.enums.v1.EventType;
 
@@ -144,4 +146,29 @@ export function backupActivities(options: { failStore?: number; holdAt?: BackupS
     findOrphanedPairs: async () => [],
   };
   return { activities, calls, users };
+}
+
+/**
+ * Mocked approval activities (activities/approvals/): a "signature" is `vault:v1:<base64 of the
+ * signer's name>`, so a statement claiming someone else's name fails as a real one would. Local
+ * activities, as in production. `required: 0` lets tests about other steps skip the wait.
+ */
+export function approvalActivities(options: { required?: number; ttlMs?: number; approvers?: string[] } = {}) {
+  const approvers = options.approvers ?? ['ops-alice', 'ops-bob'];
+  return {
+    recoveryApprovalPolicy: async () => ({ required: options.required ?? 0, ttlMs: options.ttlMs ?? 60_000 }),
+    verifyOperatorAction: async (input: VerifyOperatorActionInput) => {
+      const statement = requireActionFor(input.action, input.expected);
+      const signer = Buffer.from(input.action.signature.replace(/^vault:v1:/, ''), 'base64').toString('utf8');
+      if (signer !== statement.operator) throw ApplicationFailure.create({ type: 'OperatorNotVerifiedError', message: `the signature is not ${statement.operator}'s`, nonRetryable: true });
+      if (input.mustBeApprover && !approvers.includes(signer)) throw ApplicationFailure.create({ type: 'OperatorNotApproverError', message: `${signer} is not an approver`, nonRetryable: true });
+      return { operator: signer, via: statement.via };
+    },
+  };
+}
+
+/** A mocked signed action of `kind` by `operator` (signed as `signedBy`, default the operator). */
+export function mockSigned(action: { kind: OperatorActionKind; workflowId: string; runId?: string; userId: string; operator: string; reason?: string }, signedBy = action.operator): SignedOperatorAction {
+  const statement = statementText({ v: 1, via: 'operator', issuedAt: new Date().toISOString(), nonce: randomBytes(4).toString('hex'), ...action });
+  return { statement, signature: `vault:v1:${Buffer.from(signedBy).toString('base64')}` };
 }

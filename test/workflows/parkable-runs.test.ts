@@ -12,7 +12,7 @@ import { abandonUpdate, BackupStatusKey, progressQuery, retryUpdate } from '../.
 import { recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { pairClaims } from '../../domain/step-receipt';
 import { backupWorkflowId, recoveryWorkflowId } from '../../domain/user-id';
-import { backupActivities, gate, mockedWorker, PAIRS, realReceipt, shapedReceipt, testEnvironment, uniqueId, until, type MockedWorker } from './mocked-worker';
+import { approvalActivities, backupActivities, gate, mockSigned, mockedWorker, PAIRS, realReceipt, shapedReceipt, testEnvironment, uniqueId, until, type MockedWorker } from './mocked-worker';
 
 let env: TestWorkflowEnvironment;
 const cleanups: (() => unknown)[] = [];
@@ -164,9 +164,11 @@ function recoveryActivities(holdAt: RecoveryStepName, held: ReturnType<typeof ga
 async function recoveryCancelledAt(step: RecoveryStepName) {
   const hold = held();
   const { activities, calls } = recoveryActivities(step, hold);
-  const { taskQueue } = await worker(activities);
+  const { taskQueue } = await worker({ ...activities, ...approvalActivities() });
   const userId = uniqueId(`rcancel-${step.toLowerCase()}`);
-  const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: recoveryWorkflowId(userId), args: [{ userId, freshBackup: false }] });
+  const workflowId = recoveryWorkflowId(userId);
+  const request = mockSigned({ kind: 'recover-start', workflowId, userId, operator: 'ops-carol' });
+  const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
   await hold.entered;
   await handle.cancel();
   return { handle, calls, hold };
