@@ -306,6 +306,9 @@ export const PERMANENT_ERROR_TYPES = [
   'WorkflowIdMismatchError',
   'UserSourceRefusedError',
   'StepReceiptInvalidError',
+  'OperatorNotVerifiedError',
+  'OperatorNotApproverError',
+  'ApprovalsNotConfiguredError',
   'UnexpectedError',
 ] as const;
 
