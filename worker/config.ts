@@ -15,9 +15,10 @@ import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConf
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { toVersioningConfig, versioningEnvProblems, versioningEnvSchema, type WorkerVersioningConfig } from '../config/versioning-config';
+import { auditEnvProblems, auditEnvSchema, toAuditConfig, type AuditConfig } from '../config/audit-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend(auditEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
@@ -60,8 +61,10 @@ export interface WorkerConfig {
   store: CiphertextStoreConfig;
   /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
   mode: BackupMode;
-  /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it. */
+  /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it, and for the audit trail. */
   databaseUrl?: string;
+  /** The audit trail's seals and periodic verification (AUDIT_*); the trail itself needs DATABASE_URL. */
+  audit: AuditConfig;
   /**
    * Portal's rate limits (PORTAL_ENCLAVE_ / PORTAL_CLIENT_REQUESTS_PER_MINUTE), kept across every
    * worker process in the company database; unset: no limit but the batches' pacing.
@@ -91,6 +94,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...sealingEnvProblems(parsed, parsed.PAYLOAD_CODEC_KEYS),
       ...kmsEnvProblems(parsed),
       ...versioningEnvProblems(parsed),
+      ...auditEnvProblems(parsed),
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
@@ -125,6 +129,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       .map((origin) => new URL(origin.trim()).origin),
     portal: toPortalConfig(e),
     kms: toKmsConfig(e),
+    audit: toAuditConfig(e, toKmsConfig(e)),
     credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
     store: toStoreConfig(e),

@@ -20,7 +20,9 @@ import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import type { BackupStatus } from '../domain/backup-types';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { BackupStatusKey, BackupStepKey, type AbandonRequest, type RetryRequest } from '../contracts/backup-wallet-api';
+import type { AuditEventKind } from '../contracts/audit-events';
 import { recordActivityError, redoStepOfFailure, StepResultRefused, type OperatorDecision } from './run-helpers';
+import { recordAct } from './audit-trail';
 
 /** A step's failure as the progress shows it. */
 export interface StepError<Step extends string> {
@@ -56,6 +58,8 @@ export interface ParkableRunOptions<Step extends string, P extends ParkableProgr
   publishStepAlone: boolean;
   /** The steps a refused receipt may send an operator's retry back to. */
   isRedoStep: (step: string | undefined) => step is Step;
+  /** The audit trail's kinds of the operator's retry and abandon of this run. */
+  auditKinds: { retried: AuditEventKind; abandoned: AuditEventKind };
   /** The failure that ends the run when an operator abandons it at `step`. */
   abandoned: (step: Step, reason: string) => ApplicationFailure;
   /** Called before each status change, with the progress still at the old status (metrics: no command). */
@@ -187,13 +191,13 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
   private registerHandlers(): void {
     const { query, retryUpdate, abandonUpdate } = this.options;
     setHandler(query, () => this.progress);
-    setHandler(retryUpdate, () => this.decide({ kind: 'retry' }), {
+    setHandler(retryUpdate, (request: RetryRequest) => this.decide({ kind: 'retry' }, request?.requestedBy), {
       validator: (request: RetryRequest) => {
         if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
         this.requireParked();
       },
     });
-    setHandler(abandonUpdate, (request: AbandonRequest) => this.decide({ kind: 'abandon', reason: request.reason.trim() }), {
+    setHandler(abandonUpdate, (request: AbandonRequest) => this.decide({ kind: 'abandon', reason: request.reason.trim() }, request.requestedBy), {
       validator: (request: AbandonRequest) => {
         if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
         this.requireParked();
@@ -204,11 +208,20 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
     });
   }
 
-  /** Records the operator's decision and answers once the run has left NEEDS_ATTENTION. */
-  private async decide(decision: OperatorDecision): Promise<P> {
+  /**
+   * Records the operator's decision, appends it to the audit trail (scheduled in this workflow task,
+   * with the decision) and answers once the run has left NEEDS_ATTENTION and the act is recorded.
+   */
+  private async decide(decision: OperatorDecision, requestedBy: string | undefined): Promise<P> {
     this.decision = decision;
+    const step = this.progress.step;
     // Non-cancellable: a cancel request of the run must not fail the operator's answer (the run goes on).
-    await CancellationScope.nonCancellable(() => condition(() => this.progress.status !== 'NEEDS_ATTENTION'));
+    await CancellationScope.nonCancellable(async () => {
+      const kind = decision.kind === 'retry' ? this.options.auditKinds.retried : this.options.auditKinds.abandoned;
+      const details = { step, attempts: this.progress.attempts[step as Step] ?? 0, ...(decision.kind === 'abandon' ? { reason: decision.reason } : {}) };
+      await recordAct(kind, { actor: requestedBy, userId: this.progress.userId, details });
+      await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+    });
     return this.progress;
   }
 

@@ -27,6 +27,7 @@ import { activityErrorMessage, requireReceipt, userIdFromInput } from './run-hel
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { ParkableRun } from './parkable-run';
+import { recordAct } from './audit-trail';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -47,6 +48,7 @@ const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, schedule
 export async function recoverWallet(input: RecoverWalletInput): Promise<RecoveryResult> {
   const userId = userIdFromInput(input);
   const run = recoveryRun(userId);
+  await recordAct('recovery.started', { userId, details: { freshBackup: input.freshBackup !== false } });
 
   const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId }));
   run.progress.backupPairIds = found.backupPairIds;
@@ -70,6 +72,10 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
       freshBackup = await run.timed(RECOVERY_FRESH_BACKUP_STEP, () => startFreshBackup(userId));
     }
     run.publish('COMPLETED', 'DONE');
+    await recordAct('recovery.completed', {
+      userId,
+      details: { backupPairIds: Object.values(found.backupPairIds), signingPairIds: Object.values(recovered.signingPairIds), freshBackup: freshBackup?.workflowId ?? null },
+    });
     await condition(allHandlersFinished);
     return {
       userId,
@@ -98,6 +104,7 @@ function recoveryRun(userId: string): RecoveryRun {
     abandonUpdate: recoveryAbandonUpdate,
     publishStepAlone: true,
     isRedoStep: (step): step is RecoveryStep => step === 'HAND_OVER',
+    auditKinds: { retried: 'recovery.retried', abandoned: 'recovery.abandoned' },
     abandoned: (step, reason) =>
       ApplicationFailure.nonRetryable(`recovery of user ${userId} abandoned by an operator at step ${step}: ${reason}${ABANDONED_AT[step] ?? ''}`, RECOVERY_ABANDONED_ERROR_TYPE),
   });
@@ -114,6 +121,7 @@ async function beforePointOfNoReturn<T>(run: RecoveryRun, step: RecoveryStep, ca
   const outcome = await run.once(step, call);
   if ('value' in outcome) return outcome.value;
   run.publish('FAILED', step);
+  await recordAct('recovery.failed', { userId: run.progress.userId, details: { step, errorType: outcome.failure.type ?? null } });
   throw ApplicationFailure.create({
     type: outcome.failure.type,
     message: `recovery of user ${run.progress.userId} failed at ${step}, before Portal made new signing shares: ${outcome.failure.message}`,
