@@ -94,9 +94,12 @@ export function auditEventId(parts: { workflowId: string; runId: string; kind: A
 
 /**
  * The activity's timing: each attempt is one short transaction; retried without end (an event is
- * never dropped), backing off to a minute while the database is down.
+ * never dropped), backing off to a minute while the database is down. Changing a value changes new
+ * commands only (recorded histories replay).
  */
 export const AUDIT_ACTIVITY_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
+  // A worker that died mid-append is noticed in 10 s, and another runs it.
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };

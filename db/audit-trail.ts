@@ -6,8 +6,12 @@ import { DatabaseRequestError } from './errors';
 import { classifyDatabaseError } from './postgres-error-classifier';
 import { databaseId, validateArguments, validateRows } from './validation';
 
-/** The advisory lock every append takes, so two appends never read the same head (the chain never forks). */
+/**
+ * The advisory lock every append takes (with the schema the table is in as its second key), so two
+ * appends to one chain never read the same head: the chain never forks.
+ */
 export const AUDIT_APPEND_LOCK = 727_365_021;
+export const AUDIT_APPEND_LOCK_SQL = `SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}, hashtext(current_schema()))`;
 /** The longest details text an event may carry. */
 const MAX_DETAILS_CHARS = 8_000;
 
@@ -73,7 +77,7 @@ export class AuditTrail {
     const details = canonicalJson(input.details as AuditDetailValue);
     if (details.length > MAX_DETAILS_CHARS) throw new DatabaseRequestError(`${operation}: invalid arguments (details: longer than ${MAX_DETAILS_CHARS} characters as JSON)`);
     return this.inTransaction(operation, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK]);
+      await client.query(AUDIT_APPEND_LOCK_SQL);
       const existing = await client.query<{ seq: string }>('SELECT seq FROM audit_events WHERE event_id = $1', [input.eventId]);
       if (existing.rows[0]) return { seq: Number(existing.rows[0].seq), alreadyRecorded: true };
       const head = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
