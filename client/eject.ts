@@ -6,6 +6,7 @@ import { connectKmsAsCaller } from '../adapters/kms/kms-caller';
 import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
+import { AuditTrail } from '../db/audit-trail';
 import { createLogger } from '../logging/logger';
 import { getClientBackupShare, type ClientBackupShareDeps, type ClientBackupShareRelease } from './client-backup-share';
 import { loadEjectConfig, type EjectConfig } from './eject-config';
@@ -34,6 +35,7 @@ export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()
     transit,
     identity,
     audit: new ShareRetrievalAudit(pool),
+    auditTrail: new AuditTrail(pool),
     log: { info: (fields, message) => log.info(fields, message), warn: (fields, message) => log.warn(fields, message) },
   };
   return {
