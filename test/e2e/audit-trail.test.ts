@@ -27,7 +27,8 @@ import { createDatabasePool } from '../../db/pool';
 import { createWorkerMetrics } from '../../metrics/service-metrics';
 import { startAuditWatch } from '../../worker/audit-watch';
 import { parsePrometheusText } from '../support/prometheus-text';
-import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
+import { RecoveryClient } from '../../client/recovery-client';
 
 const run = promisify(execFile);
 const signer = new VaultAuditSigner({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'audit-chain', timeoutMs: 5_000 }, new StaticTokenAuth(inject('vaultToken')));
@@ -248,6 +249,44 @@ describe('a worker killed between an act and its audit row', () => {
     } finally {
       await release();
     }
+  });
+});
+
+describe('workflow acts on a worker with DATABASE_URL', () => {
+  let env: BackupTestEnv;
+  let chain: Awaited<ReturnType<typeof freshChain>>;
+
+  beforeAll(async () => {
+    chain = await freshChain();
+    env = await createBackupTestEnv({ workerEnv: { DATABASE_URL: chain.url } });
+    await env.startWorker();
+  });
+  afterAll(() => env?.close());
+
+  it('records an operator’s retry with its name, and a recovery’s start and end, each once, in one intact chain', async () => {
+    const userId = env.seedUser('audit-acts');
+    env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, count: 1, userId });
+    await env.backups.startBackupWorkflow(userId);
+    await waitUntilParked(env.backups, userId);
+    await env.backups.retryBackup(userId, 'ops-alice');
+    expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
+    const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    await recoveries.startRecovery(userId, { freshBackup: false });
+    const recovered = await recoveries.waitForRecovery(userId);
+    expect(recovered.status).toBe('COMPLETED');
+
+    const events = await chain.trail.list({ userId });
+    expect(events.map((e) => [e.kind, e.actor])).toEqual([
+      ['backup.retried', 'ops-alice'],
+      ['recovery.started', 'unidentified'],
+      ['recovery.completed', 'unidentified'],
+    ]);
+    expect(events[0]!.details).toEqual({ step: 'MARK', attempts: 1 });
+    expect(events[0]!.subject).toMatch(new RegExp(`^backup-${userId}/`));
+    expect(events[2]!.details).toMatchObject({ signingPairIds: Object.values(recovered.signingPairIds), freshBackup: null });
+    expect((await verify(chain.trail)).ok).toBe(true);
+    // --user and --since read it back; a time after the last event finds nothing.
+    expect(await chain.trail.list({ userId, since: new Date(Date.now() + 60_000) })).toEqual([]);
   });
 });
 
