@@ -2,6 +2,7 @@ import { DrillClient } from '../client/drill-client';
 import { KeysClient } from '../client/keys-client';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import nodeVault from 'node-vault';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createApiServer } from '../api/api-server';
@@ -14,6 +15,8 @@ import { EncryptionCodec } from '../codec/encryption-codec';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../simulator/portal-simulator';
 import { describeDatabaseUrl } from '../db/database-url';
+import { migrate } from '../db/migrate';
+import { createDatabasePool } from '../db/pool';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
 import { startPostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
@@ -115,9 +118,7 @@ export interface SelfManagedParts {
  * Self-Managed: the company's PostgreSQL and its custodian-share webhook, which the simulator
  * (as Portal) calls during every /v1/backup.
  */
-export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEnv, stops: Stops): Promise<SelfManagedParts> {
-  const postgres = await startPostgresServer({ logFile: join(DEV_DIR, 'postgres.log'), dataDir: join(DEV_DIR, 'postgres') });
-  stops.push(postgres.stop);
+export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEnv, databaseUrl: string, stops: Stops): Promise<SelfManagedParts> {
   const webhookSecret = randomBytes(24).toString('hex');
   const webhookUrl = `http://127.0.0.1:${ports.webhook}`;
   const webhook = startProcess('webhook', process.execPath, ['--import', 'tsx', join(ROOT, 'webhook', 'main.ts')], {
@@ -127,15 +128,48 @@ export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEn
       ...process.env,
       WEBHOOK_PORT: String(ports.webhook),
       WEBHOOK_SECRETS: webhookSecret,
-      DATABASE_URL: postgres.url,
+      DATABASE_URL: databaseUrl,
       ...kmsEnv,
     },
   });
   stops.push(() => webhook.stop());
   await waitUntil('the custodian-share webhook', async () => (await fetch(`${webhookUrl}/health`)).ok, 60_000, webhook.exited);
-  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind})`);
   log(`custodian webhook    ${webhookUrl}  (POST /backup, POST /backup/fetch)`);
-  return { databaseUrl: postgres.url, webhookUrl, webhookSecret };
+  return { databaseUrl, webhookUrl, webhookSecret };
+}
+
+/**
+ * The company's PostgreSQL: the audit trail always (the worker records operator acts there and
+ * seals the chain with Vault), and in Self-Managed mode the ciphertexts and custodian shares.
+ */
+export async function startCompanyDatabase(stops: Stops): Promise<string> {
+  const postgres = await startPostgresServer({ logFile: join(DEV_DIR, 'postgres.log'), dataDir: join(DEV_DIR, 'postgres') });
+  stops.push(postgres.stop);
+  // The dev Vault keeps its keys in memory: a previous run's seals were signed by a key that is gone,
+  // so that run's trail is cleared rather than reported as forged.
+  const pool = createDatabasePool(postgres.url);
+  try {
+    await migrate(pool);
+    await pool.query('TRUNCATE audit_events, audit_seals');
+  } finally {
+    await pool.end();
+  }
+  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind})  audit trail: audit_events, audit_seals`);
+  return postgres.url;
+}
+
+/**
+ * An auditor's environment for `backup audit verify|list` (audit.env, owner-only): the database and
+ * a Vault token whose only policy is mpc-audit-verifier (verify with the audit-chain key; no sign,
+ * no decrypt), as docs/operations.md says an auditor gets.
+ */
+export async function writeAuditorEnv(vault: VaultDevServer, databaseUrl: string): Promise<string> {
+  const root = nodeVault({ endpoint: vault.addr, token: vault.rootToken, debug: () => undefined } as nodeVault.VaultOptions);
+  const created = (await root.tokenCreate({ policies: ['mpc-audit-verifier'], no_default_policy: true, display_name: 'dev-auditor', ttl: '768h' })) as { auth: { client_token: string } };
+  const file = join(DEV_DIR, 'audit.env');
+  const env = { DATABASE_URL: databaseUrl, VAULT_ADDR: vault.addr, VAULT_TOKEN: created.auth.client_token };
+  writeFileSync(file, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+  return file;
 }
 
 /** The Portal simulator, in this process, with `users` seeded as user-1, user-2, … */
@@ -168,7 +202,7 @@ export async function startCodecServer(ports: DevPorts, codecKeys: string, stops
 
 /** The worker, a process of its own on the simulator, the KMS and (self-managed) PostgreSQL. */
 export function startWorker(
-  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined },
+  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined; databaseUrl: string },
   stops: Stops,
 ): ManagedProcess {
   const { simulator, ports, selfManaged } = parts;
@@ -188,7 +222,9 @@ export function startWorker(
       SIGNING_SHARES_URL: `${simulator.url}/backend/users/{userId}/signing-shares`,
       METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
       TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${ports.temporalMetrics}`,
-      ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
+      // The audit trail, whatever the mode.
+      DATABASE_URL: parts.databaseUrl,
+      ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres' } : {}),
     },
   });
   stops.push(() => worker.stop());

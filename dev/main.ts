@@ -8,11 +8,13 @@ import {
   log,
   startApi,
   startCodecServer,
+  startCompanyDatabase,
   startKms,
   startSelfManaged,
   startSimulator,
   startTemporalAndVault,
   startWorker,
+  writeAuditorEnv,
   type SelfManagedParts,
   type Stops,
 } from './dev-stack';
@@ -58,7 +60,9 @@ type DevStack = Awaited<ReturnType<typeof startDevStack>>;
 async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   const { temporal, vault } = await startTemporalAndVault(opts, ports, stops);
   const kms = await startKms(opts, ports, vault, stops);
-  const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, stops) : undefined;
+  const databaseUrl = await startCompanyDatabase(stops);
+  const auditEnvFile = await writeAuditorEnv(vault, databaseUrl);
+  const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, databaseUrl, stops) : undefined;
   const { simulator, userIds } = await startSimulator(ports, selfManaged, opts.users, stops);
   // The dev stack's own codec key; the CLI reads it from this file (never printed).
   const clientEnv = {
@@ -67,10 +71,10 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   };
   await startCodecServer(ports, clientEnv.PAYLOAD_CODEC_KEYS, stops);
   writeFileSync(join(DEV_DIR, 'client.env'), Object.entries(clientEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-  const worker = startWorker({ clientEnv, simulator, kmsEnv: kms.env, ports, selfManaged }, stops);
+  const worker = startWorker({ clientEnv, simulator, kmsEnv: kms.env, ports, selfManaged, databaseUrl }, stops);
   const backups = await connectClient(clientEnv, worker, stops);
   const apiTokenFile = await startApi(backups, ports, stops);
-  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile };
+  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, auditEnvFile };
 }
 
 function printStack(stack: DevStack, ports: DevPorts): void {
@@ -111,6 +115,8 @@ function printTryThis(stack: DevStack, ports: DevPorts): void {
   log(`    -d '{"route":"markPairs","kind":"status","status":401,"userId":"user-3"}'`);
   log('  npm run backup:dev -- start user-3   # parks as NEEDS_ATTENTION; clear the fault, then:');
   log(`  curl -s -XDELETE ${simulator.url}/admin/faults && npm run backup:dev -- retry user-3`);
+  log(`  node --env-file=${stack.auditEnvFile} --import tsx client/cli.ts audit verify   # as an auditor: the chain and its Vault seals`);
+  log(`  node --env-file=${stack.auditEnvFile} --import tsx client/cli.ts audit list --user user-3`);
   log('Ctrl-C stops everything.');
 }
 
