@@ -31,11 +31,16 @@ export interface AuditAct {
   act?: string;
   /** The run the act belongs to (default this run; a fleet run's acts across continue-as-new use its first run). */
   runId?: string;
+  /**
+   * The patch id that guards this call (default AUDIT_EVENTS_PATCH). A call added later where
+   * recorded histories have none needs an id of its own (docs/changing-workflows.md).
+   */
+  patch?: string;
 }
 
 /** Appends `kind` to the audit trail and waits until it is recorded (or does nothing in a run from before the audit). */
 export async function recordAct(kind: AuditEventKind, act: AuditAct = {}): Promise<void> {
-  if (!patched(AUDIT_EVENTS_PATCH)) return;
+  if (!patched(act.patch ?? AUDIT_EVENTS_PATCH)) return;
   const info = workflowInfo();
   const runId = act.runId ?? info.runId;
   const actId = act.act ?? currentUpdateInfo()?.id;
