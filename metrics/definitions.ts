@@ -111,7 +111,8 @@ export const WORKER_METRICS = {
   ),
   auditChainOk: gauge(
     'mpc_backup_audit_chain_ok',
-    '1 when the last verification of the audit trail (hash chain and Vault-signed seals) found nothing wrong, 0 when it found a row changed, inserted or removed, a seal that does not hold, or rows left unsealed too long. Unset until the first verification.',
+    '1 when the last verification of the audit trail (hash chain and seals signed with the Vault key signing_key) found nothing wrong, 0 when it found a row changed, inserted or removed, a seal that does not hold, or rows left unsealed too long. No sample until the first verification (a worker without the database or Vault exports none).',
+    ['signing_key'],
   ),
   auditChainVerifyFailures: counter(
     'mpc_backup_audit_chain_verify_failures_total',

@@ -32,10 +32,10 @@ export function startAuditWatch(options: AuditWatchOptions): { stop(): Promise<v
   const verify = async () => {
     try {
       const verification = await verifyAuditTrail(options.trail, options.signer, { maxUnsealedAgeMs: options.maxUnsealedAgeMs });
-      options.metrics.auditVerified(verification.ok ? 'ok' : 'tampered');
+      options.metrics.auditVerified(verification.ok ? 'ok' : 'tampered', options.signer.keyName);
       if (!verification.ok) options.log.error({ first: verification.problems[0], problems: verification.problems.length }, 'audit trail failed verification');
     } catch (error) {
-      options.metrics.auditVerified('unverifiable');
+      options.metrics.auditVerified('unverifiable', options.signer.keyName);
       options.log.warn({ error: (error as Error).message }, 'audit trail could not be verified this time');
     }
   };

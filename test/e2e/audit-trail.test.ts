@@ -191,9 +191,11 @@ describe('audit trail on PostgreSQL and Vault', () => {
     await appendAll(trail, 3);
     const metrics = createWorkerMetrics();
     const silent = { info() {}, warn() {}, error() {} };
+    const gauge = async () => parsePrometheusText(await metrics.scrape()).samples.find((sample) => sample.name === 'mpc_backup_audit_chain_ok')?.value;
+    // No sample before a verification ran (a 0 would fire the alert on workers that do not verify).
+    expect(await gauge()).toBeUndefined();
     const watch = startAuditWatch({ trail, signer, sealIntervalMs: 200, verifyIntervalMs: 200, maxUnsealedAgeMs: 60_000, metrics, log: silent });
     try {
-      const gauge = async () => parsePrometheusText(await metrics.scrape()).samples.find((sample) => sample.name === 'mpc_backup_audit_chain_ok')?.value;
       await eventually('the chain to be sealed and verified ok', async () => ((await trail.sealedSeq()) === 3 && (await gauge()) === 1 ? true : undefined), 30_000);
       await pool.query(`UPDATE audit_events SET details = '{"step":"MARK"}' WHERE seq = 2`);
       await eventually('the gauge to drop to 0', async () => ((await gauge()) === 0 ? true : undefined), 30_000);
