@@ -16,6 +16,7 @@ export const AUDIT_EVENT_KINDS = [
   'recovery.started',
   'recovery.completed',
   'recovery.failed',
+  'recovery.cancelled',
   'recovery.retried',
   'recovery.abandoned',
   'recovery.approved',
@@ -80,6 +81,8 @@ export const UNIDENTIFIED_ACTOR = 'unidentified';
 
 /** The patch id of the workflow code that records audit events (docs/changing-workflows.md). */
 export const AUDIT_EVENTS_PATCH = 'audit-events';
+/** The patch id of `recovery.cancelled`, added after the fixtures of AUDIT_EVENTS_PATCH were recorded. */
+export const AUDIT_RECOVERY_CANCELLED_PATCH = 'audit-recovery-cancelled';
 
 /** Detail keys that name a secret: an event carrying one is refused, never written. */
 export const SECRET_DETAIL_KEY = /shares?$|token|secret|password|api[-_]?key|plaintext|credential|private/i;

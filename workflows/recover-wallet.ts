@@ -4,6 +4,7 @@ import {
   CancellationScope,
   ChildWorkflowCancellationType,
   condition,
+  isCancellation,
   ParentClosePolicy,
   proxyActivities,
   startChild,
@@ -28,6 +29,7 @@ import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { ParkableRun } from './parkable-run';
 import { recordAct } from './audit-trail';
+import { AUDIT_RECOVERY_CANCELLED_PATCH } from '../contracts/audit-events';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -118,7 +120,17 @@ const ABANDONED_AT: Partial<Record<RecoveryStep, string>> = {
 
 /** A step before /v1/recover answered: a failure ends the run with its reason (nothing was made). */
 async function beforePointOfNoReturn<T>(run: RecoveryRun, step: RecoveryStep, call: () => Promise<T>): Promise<T> {
-  const outcome = await run.once(step, call);
+  let outcome: Awaited<ReturnType<typeof run.once<T>>>;
+  try {
+    outcome = await run.once(step, call);
+  } catch (error) {
+    // Cancelled (Web UI, API) before anything was made: the recovery's end, recorded even so.
+    if (isCancellation(error)) {
+      const act = { userId: run.progress.userId, details: { step }, patch: AUDIT_RECOVERY_CANCELLED_PATCH };
+      await CancellationScope.nonCancellable(() => recordAct('recovery.cancelled', act));
+    }
+    throw error;
+  }
   if ('value' in outcome) return outcome.value;
   run.publish('FAILED', step);
   await recordAct('recovery.failed', { userId: run.progress.userId, details: { step, errorType: outcome.failure.type ?? null } });

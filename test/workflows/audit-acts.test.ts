@@ -3,6 +3,7 @@
  * activities: each act once, with a deterministic id that a retried attempt repeats, and no more
  * events across continue-as-new than acts. The database side is test/e2e/audit-trail.test.ts.
  */
+import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -98,5 +99,30 @@ describe('audit events of a key rotation', () => {
     const cancelled = audit.calls[2]!;
     expect(cancelled).toMatchObject({ eventId: `${handle.workflowId}/${handle.firstExecutionRunId}/fleet.cancelled/${cancel.updateId}`, details: { fleetRun: 'rotation' } });
     expect(audit.calls[3]!.details).toMatchObject({ status: 'CANCELLED' });
+  });
+});
+
+describe('audit events of a recovery cancelled before the point of no return', () => {
+  it('records its start and, cancelled at FIND_BACKUP, its end as recovery.cancelled', async () => {
+    const audit = capturingAudit();
+    const hold = gate();
+    const taskQueue = await worker({
+      findRecoverableBackup: async () => {
+        hold.enter();
+        await hold.wait;
+        throw ApplicationFailure.nonRetryable('not reached (mocked)', 'NoCompletedBackupError');
+      },
+      ...audit.activities,
+    });
+    stops.unshift(async () => hold.open());
+    const userId = uniqueId('audit-rcancel');
+    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: `recover-${userId}`, args: [{ userId, freshBackup: false }] });
+    await hold.entered;
+    await handle.cancel();
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(audit.calls.map((call) => [call.kind, call.userId, call.details])).toEqual([
+      ['recovery.started', userId, { freshBackup: false }],
+      ['recovery.cancelled', userId, { step: 'FIND_BACKUP' }],
+    ]);
   });
 });
