@@ -132,6 +132,20 @@ describe('audit trail on PostgreSQL and Vault', () => {
     expect(printed.problems[0]).toMatchObject({ kind: 'changed', seq: 3 });
   });
 
+  it('backup audit list reads the trail by user and time (no Vault needed), and says what is wrong with --since', async () => {
+    const { url, trail } = await freshChain();
+    await appendAll(trail, 3);
+    const cli = (...args: string[]) =>
+      run('npx', ['tsx', 'client/cli.ts', ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: url }, timeout: 120_000 }).catch(
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+    const listed = (await cli('--json', 'audit', 'list', '--user', 'user-2', '--since', '2020-01-01T00:00:00Z')) as { stdout: string };
+    expect((JSON.parse(listed.stdout) as { seq: number; eventId: string }[]).map((e) => [e.seq, e.eventId])).toEqual([[2, event(2).eventId]]);
+    const refused = (await cli('audit', 'list', '--since', 'yesterday')) as { code: number; stderr: string };
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--since: "yesterday" is not an ISO time');
+  });
+
   it('names a row deleted in SQL', async () => {
     const { pool, trail } = await freshChain();
     await appendAll(trail, 5);
