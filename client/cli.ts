@@ -13,6 +13,7 @@ import { registerCoverageCommand } from './cli-coverage';
 import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
 import { registerDeployCommands } from './cli-deploy';
+import { registerAuditCommands } from './cli-audit';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -213,6 +214,7 @@ registerKeysCommands(program, withClient);
 registerEjectCommand(program);
 registerCoverageCommand(program);
 registerDeployCommands(program, withClient);
+registerAuditCommands(program);
 
 /** A `batch` command given arguments that cannot work; the message says which. */
 class BatchArgumentError extends ClientError {

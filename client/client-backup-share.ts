@@ -8,6 +8,8 @@ import type { PortalClient } from '../adapters/portal/portal-client';
 import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../adapters/stores/stored-backup';
 import type { CallerIdentity } from '../adapters/vault/vault-identity';
 import type { KmsProvider } from '../adapters/kms/kms-provider';
+import { randomUUID } from 'node:crypto';
+import type { AuditTrail } from '../db/audit-trail';
 import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
 import { ClientError } from './client-error';
 
@@ -19,6 +21,8 @@ export interface ClientBackupShareDeps {
   transit: Pick<KmsProvider, 'decryptEach'>;
   identity: { whoAmI(): Promise<CallerIdentity> };
   audit: Pick<ShareRetrievalAudit, 'record'>;
+  /** The hash-chained audit trail (audit_events): every release and refusal is appended before the answer. */
+  auditTrail: Pick<AuditTrail, 'append'>;
   log: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
 }
 
@@ -65,16 +69,37 @@ export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserI
     const shares = await requireStoredBackup(deps.transit, deps.store, userId, pairIds, ciphertexts);
     const released = { ...base, pairIds: CURVES.map((curve) => pairIds![curve]), outcome: 'released' as const };
     await deps.audit.record(released);
+    await appendRetrieval(deps, 'eject.released', released);
     deps.log.info({ userId, pairIds: released.pairIds, requestedBy: caller.displayName, reason }, 'client backup shares released for eject');
     return { userId, pairIds, shares, releasedTo: caller.displayName, releasedAt: new Date().toISOString() };
   } catch (error) {
     const refusal = refusalOf(error);
     if (!refusal) throw error;
     const ids = pairIds ? CURVES.map((curve) => pairIds![curve]) : [];
-    await deps.audit.record({ ...base, pairIds: ids, outcome: 'refused', detail: refusal });
+    const refused = { ...base, pairIds: ids, outcome: 'refused' as const, detail: refusal };
+    await deps.audit.record(refused);
+    await appendRetrieval(deps, 'eject.refused', refused);
     deps.log.warn({ userId, pairIds: ids, requestedBy: caller.displayName, reason, refusal }, 'client backup share retrieval refused');
     throw new ShareRetrievalRefusedError(`retrieval of the client backup shares of user ${userId} refused: ${refusal}`);
   }
+}
+
+/** The retrieval as an audit event: who, which user and pairs, why; ids and reasons only (never the shares). */
+async function appendRetrieval(deps: ClientBackupShareDeps, kind: 'eject.released' | 'eject.refused', record: ShareRetrievalRecord): Promise<void> {
+  await deps.auditTrail.append({
+    // An eject is one call of this function, never retried by Temporal: a fresh id per retrieval.
+    eventId: `eject/${record.userId}/${randomUUID()}`,
+    kind,
+    actor: record.requestedBy,
+    userId: record.userId,
+    subject: `eject/${record.userId}`,
+    details: {
+      pairIds: record.pairIds,
+      reason: record.reason,
+      ...(record.vaultEntity ? { vaultEntity: record.vaultEntity } : {}),
+      ...(record.detail ? { refusal: record.detail } : {}),
+    },
+  });
 }
 
 /** The failures that are a refusal to audit (rather than an outage to try again). */

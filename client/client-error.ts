@@ -21,6 +21,8 @@ export const CLIENT_ERROR_KINDS = {
   refused: { exitCode: 2, httpStatus: 409 },
   /** The run ended without the result asked for; the message says why. */
   failed: { exitCode: 2, httpStatus: 409 },
+  /** The audit trail failed verification: the message names the first row changed, inserted or removed (or the seal that does not hold). */
+  tampered: { exitCode: 4, httpStatus: 409 },
   /** The run is parked waiting for an operator (`wait` says so at once rather than blocking); the message says why and what to do. */
   parked: { exitCode: 3, httpStatus: 409 },
   /** Temporal cannot be reached or did not answer in time: nothing was done; try again (the service's side, so exit 1). */

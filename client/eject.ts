@@ -7,6 +7,7 @@ import { migrate } from '../db/migrate';
 import { createDatabasePool } from '../db/pool';
 import { ShareRetrievalAudit } from '../db/share-retrieval-audit';
 import { createCommandLogger } from '../logging/logger';
+import { AuditTrail } from '../db/audit-trail';
 import { getClientBackupShare, type ClientBackupShareDeps, type ClientBackupShareRelease } from './client-backup-share';
 import { loadEjectConfig, type EjectConfig } from './eject-config';
 
@@ -34,6 +35,7 @@ export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()
     transit,
     identity,
     audit: new ShareRetrievalAudit(pool),
+    auditTrail: new AuditTrail(pool),
     log: { info: (fields, message) => log.info(fields, message), warn: (fields, message) => log.warn(fields, message) },
   };
   return {

@@ -19,6 +19,8 @@ export const DEV_STACK_FILES = {
   operatorVaultToken: 'operator-vault-token',
   /** The company database's URL with its password (the stack prints it without). */
   databaseUrl: 'database-url',
+  /** An auditor's settings for `backup audit verify|list`: the database and a verify-only Vault token. */
+  auditEnv: 'audit.env',
 } as const;
 
 export function devStackFile(name: keyof typeof DEV_STACK_FILES, env: NodeJS.ProcessEnv = process.env): string {

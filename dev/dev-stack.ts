@@ -15,6 +15,8 @@ import { EncryptionCodec } from '../codec/encryption-codec';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../simulator/portal-simulator';
 import { describeDatabaseUrl } from '../db/database-url';
+import { migrate } from '../db/migrate';
+import { createDatabasePool } from '../db/pool';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
 import { startPostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers } from '../stack/worker-process';
@@ -139,9 +141,18 @@ export async function startCompanyDatabase(stops: Stops): Promise<string> {
     return startPostgresServer({ logFile });
   });
   stops.push(postgres.stop);
+  // The dev Vault keeps its keys in memory: a previous run's seals were signed by a key that is gone,
+  // so that run's audit trail is cleared rather than reported as forged.
+  const pool = createDatabasePool(postgres.url);
+  try {
+    await migrate(pool);
+    await pool.query('TRUNCATE audit_events, audit_seals');
+  } finally {
+    await pool.end();
+  }
   const urlFile = devStackFile('databaseUrl');
   writeFileSync(urlFile, `${postgres.url}\n`, { mode: 0o600 });
-  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind}; the URL with its password: ${shown(urlFile)})`);
+  log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind}; the URL with its password: ${shown(urlFile)}; audit trail: audit_events, audit_seals)`);
   return postgres.url;
 }
 
@@ -181,6 +192,20 @@ export async function startSelfManaged(ports: DevPorts, kmsEnv: NodeJS.ProcessEn
   await waitUntil('the custodian-share webhook', async () => (await fetch(`${webhookUrl}/health`)).ok, 60_000, webhook.exited);
   log(`custodian webhook    ${webhookUrl}  (POST /backup, POST /backup/fetch)`);
   return { databaseUrl, webhookUrl, webhookSecret };
+}
+
+/**
+ * An auditor's environment for `backup audit verify|list` (audit.env, owner-only): the database and
+ * a Vault token whose only policy is mpc-audit-verifier (verify with the audit-chain key; no sign,
+ * no decrypt), as docs/operations.md says an auditor gets.
+ */
+export async function writeAuditorEnv(vault: VaultDevServer, databaseUrl: string): Promise<string> {
+  const root = nodeVault({ endpoint: vault.addr, token: vault.rootToken, debug: () => undefined } as nodeVault.VaultOptions);
+  const created = (await root.tokenCreate({ policies: ['mpc-audit-verifier'], no_default_policy: true, display_name: 'dev-auditor', ttl: '768h' })) as { auth: { client_token: string } };
+  const file = devStackFile('auditEnv');
+  const env = { DATABASE_URL: databaseUrl, VAULT_ADDR: vault.addr, VAULT_TOKEN: created.auth.client_token };
+  writeFileSync(file, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+  return file;
 }
 
 /** The Portal simulator, in this process, with `users` seeded as user-1, user-2, … */
@@ -232,7 +257,7 @@ export function devRecoveries(operators: DevOperators, backups: Awaited<ReturnTy
 
 /** The worker, a process of its own on the simulator, the KMS and (self-managed) PostgreSQL. */
 export function startWorker(
-  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined; vault: VaultDevServer },
+  parts: { clientEnv: Record<string, string>; simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; ports: DevPorts; selfManaged: SelfManagedParts | undefined; vault: VaultDevServer; databaseUrl: string },
   stops: Stops,
 ): ManagedProcess {
   const { simulator, ports, selfManaged } = parts;
@@ -256,7 +281,9 @@ export function startWorker(
       VAULT_TOKEN: parts.kmsEnv.VAULT_TOKEN ?? parts.vault.rootToken,
       METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
       TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${ports.temporalMetrics}`,
-      ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: selfManaged.databaseUrl } : {}),
+      // The audit trail, whatever the mode.
+      DATABASE_URL: parts.databaseUrl,
+      ...(selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres' } : {}),
     },
   });
   stops.push(() => worker.stop());

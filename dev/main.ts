@@ -20,6 +20,7 @@ import {
   startSimulator,
   startTemporalAndVault,
   startWorker,
+  writeAuditorEnv,
   type SelfManagedParts,
   type Stops,
 } from './dev-stack';
@@ -66,6 +67,7 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   const { temporal, vault } = await startTemporalAndVault(opts, ports, stops);
   const kms = await startKms(opts, ports, vault, stops);
   const databaseUrl = await startCompanyDatabase(stops);
+  const auditEnvFile = await writeAuditorEnv(vault, databaseUrl);
   const selfManaged: SelfManagedParts | undefined = opts.selfManaged ? await startSelfManaged(ports, kms.env, databaseUrl, stops) : undefined;
   const { simulator, userIds } = await startSimulator(ports, selfManaged, opts.users, stops);
   const operators = await seedDevOperators(vault);
@@ -84,10 +86,10 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
   const cliEnv = { ...clientEnv, ...ejectEnv({ simulator, kmsEnv: kms.env, databaseUrl, selfManaged }) };
   writeFileSync(devStackFile('clientEnv'), Object.entries(cliEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
   const workerClientEnv = { TEMPORAL_ADDRESS: clientEnv.TEMPORAL_ADDRESS, PAYLOAD_CODEC_KEYS: clientEnv.PAYLOAD_CODEC_KEYS };
-  const worker = startWorker({ clientEnv: workerClientEnv, simulator, kmsEnv: kms.env, ports, selfManaged, vault }, stops);
+  const worker = startWorker({ clientEnv: workerClientEnv, simulator, kmsEnv: kms.env, ports, selfManaged, vault, databaseUrl }, stops);
   const backups = await connectClient(workerClientEnv, worker, stops);
   const apiTokenFile = await startApi(backups, ports, stops, operators);
-  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operators, operatorTokenFile };
+  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operators, operatorTokenFile, auditEnvFile };
 }
 
 /**
@@ -167,6 +169,8 @@ function printTryThis(stack: DevStack, ports: DevPorts): void {
   log(`    -d '{"route":"markPairs","kind":"status","status":401,"userId":"user-3"}'`);
   log('  npm run backup:dev -- start user-3   # parks as NEEDS_ATTENTION; clear the fault, then:');
   log(`  curl -s -XDELETE ${simulator.url}/admin/faults && npm run backup:dev -- retry user-3`);
+  log(`  node --env-file=${stack.auditEnvFile} --import tsx client/cli.ts audit verify   # as an auditor: the chain and its Vault seals`);
+  log(`  node --env-file=${stack.auditEnvFile} --import tsx client/cli.ts audit list --user user-3`);
   log('Ctrl-C stops everything.');
 }
 

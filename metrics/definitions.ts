@@ -109,6 +109,15 @@ export const WORKER_METRICS = {
     'mpc_backup_vault_access_denied',
     '1 while Vault refuses this worker\'s token for Transit (checked before each backup asks Portal for shares), else 0. Backups wait at step 1 meanwhile.',
   ),
+  auditChainOk: gauge(
+    'mpc_backup_audit_chain_ok',
+    '1 when the last verification of the audit trail (hash chain and seals signed with the Vault key signing_key) found nothing wrong, 0 when it found a row changed, inserted or removed, a seal that does not hold, or rows left unsealed too long. No sample until the first verification (a worker without the database or Vault exports none).',
+    ['signing_key'],
+  ),
+  auditChainVerifyFailures: counter(
+    'mpc_backup_audit_chain_verify_failures_total',
+    'Verifications of the audit trail that could not run (database or Vault unreachable, no permission): mpc_backup_audit_chain_ok then keeps its last value.',
+  ),
   parkedBackupsQueryFailures: counter(
     'mpc_backup_parked_backups_query_failures_total',
     'Visibility queries for mpc_backup_parked_backups that failed (the gauge then keeps its last value).',

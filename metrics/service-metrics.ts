@@ -48,6 +48,8 @@ export interface WorkerMetrics {
   drill: DrillMetrics;
   /** Whether Vault refuses this worker's token now (VaultAccessCheck's verdict). */
   vaultAccess(denied: boolean): void;
+  /** The outcome of one verification of the audit trail (seals of the Vault key `signingKey`): ok, tampered, or could not run. */
+  auditVerified(outcome: 'ok' | 'tampered' | 'unverifiable', signingKey: string): void;
   /** The parked-backups gauge reads this (cached) on each scrape: counts by workflow type on `taskQueue`. */
   observeParkedBackups(taskQueue: string, count: () => Promise<Record<string, number>>): void;
   /** The Prometheus text of this process's registry (empty for the no-op). */
@@ -71,6 +73,7 @@ export const NO_WORKER_METRICS: WorkerMetrics = {
   activities: { attempt() {}, failure() {} },
   drill: { user() {} },
   vaultAccess() {},
+  auditVerified() {},
   observeParkedBackups() {},
   scrape: () => Promise.resolve(''),
 };
@@ -127,6 +130,9 @@ export function createWorkerMetrics(options: { parkedCacheMs?: number } = {}): W
   const failures = counterOf(m.activityFailures, registry);
   const drillUsers = counterOf(m.drillUsers, registry);
   const vaultAccessDenied = new Gauge({ name: m.vaultAccessDenied.name, help: m.vaultAccessDenied.help, registers: [registry] });
+  // Labelled, so that it has no sample (rather than 0, which would alert) until a verification ran.
+  const auditChainOk = new Gauge({ name: m.auditChainOk.name, help: m.auditChainOk.help, labelNames: [...m.auditChainOk.labelNames], registers: [registry] });
+  const auditVerifyFailures = counterOf(m.auditChainVerifyFailures, registry);
   let countParked: { taskQueue: string; count: () => Promise<Record<string, number>> } | undefined;
   let cachedAt: number | undefined;
   /** The count in progress for this scrape: the failures counter waits for it, so both agree. */
@@ -187,6 +193,9 @@ export function createWorkerMetrics(options: { parkedCacheMs?: number } = {}): W
     },
     vaultAccess(denied) {
       safely(() => vaultAccessDenied.set(denied ? 1 : 0));
+    },
+    auditVerified(outcome, signingKey) {
+      safely(() => (outcome === 'unverifiable' ? auditVerifyFailures.inc() : auditChainOk.set({ signing_key: signingKey }, outcome === 'ok' ? 1 : 0)));
     },
     observeParkedBackups(taskQueue, count) {
       countParked = { taskQueue, count };

@@ -3,6 +3,7 @@ import nodeVault from 'node-vault';
 import { freePort } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { toolBinary } from './tool-binaries';
+import { AUDIT_SIGNING_KEY, auditSealerPolicy, auditVerifierPolicy, createAuditSigningKey } from './vault-policies';
 
 export interface VaultDevServer {
   addr: string;
@@ -44,5 +45,10 @@ export async function startVaultDevServer(options: { logFile: string; port?: num
   );
   await admin.mount({ mount_point: transitMount, type: 'transit' });
   await admin.write(`${transitMount}/keys/${transitKey}`, { type: 'aes256-gcm96', derived: true });
+  // The audit chain's seals (docs/operations.md, "Verifying the audit trail"), and the policies of
+  // its sealer (the workers) and of an auditor (`vault token create -policy=mpc-audit-verifier`).
+  await createAuditSigningKey(admin, transitMount);
+  await admin.addPolicy({ name: 'mpc-audit-sealer', rules: auditSealerPolicy(AUDIT_SIGNING_KEY, transitMount) });
+  await admin.addPolicy({ name: 'mpc-audit-verifier', rules: auditVerifierPolicy(AUDIT_SIGNING_KEY, transitMount) });
   return { addr, port, rootToken, transitMount, transitKey, process: proc, stop: () => proc.stop() };
 }

@@ -3,13 +3,36 @@
  * decrypts only; key rotation needs more (docs/restore.md, "Key rotation"): give it to the tokens of the
  * workers that run rotations, and to no one else.
  */
-export function workerPolicy(keyName: string, mount = 'transit'): string {
+export function workerPolicy(keyName: string, mount = 'transit', auditKey = AUDIT_SIGNING_KEY): string {
   return [
     `path "${mount}/encrypt/${keyName}" { capabilities = ["update"] }`,
     `path "${mount}/decrypt/${keyName}" { capabilities = ["update"] }`,
     // Lets the worker check the key at start; no "create", so a wrong key name is never made.
     `path "${mount}/keys/${keyName}" { capabilities = ["read"] }`,
+    auditSealerPolicy(auditKey, mount),
   ].join('\n');
+}
+
+/** The Transit key that signs the audit chain's seals (AUDIT_SIGNING_KEY): ed25519, held by Vault only. */
+export const AUDIT_SIGNING_KEY = 'audit-chain';
+
+/** What a worker needs to seal the audit chain and verify it (mpc_backup_audit_chain_ok): sign and verify with the audit key. */
+export function auditSealerPolicy(auditKey = AUDIT_SIGNING_KEY, mount = 'transit'): string {
+  return [`path "${mount}/sign/${auditKey}" { capabilities = ["update"] }`, auditVerifierPolicy(auditKey, mount)].join('\n');
+}
+
+/**
+ * An auditor's policy for `backup audit verify`: verify signatures with the audit key, nothing
+ * else (no sign: an auditor cannot make seals; no encrypt or decrypt). Give the database
+ * administrator neither this key's sign path nor a root token.
+ */
+export function auditVerifierPolicy(auditKey = AUDIT_SIGNING_KEY, mount = 'transit'): string {
+  return [`path "${mount}/verify/${auditKey}" { capabilities = ["update"] }`, `path "${mount}/keys/${auditKey}" { capabilities = ["read"] }`].join('\n');
+}
+
+/** Creates the audit chain's signing key (ed25519, not exportable) if it is missing; `admin` writes with a token allowed to. */
+export async function createAuditSigningKey(admin: { write(path: string, body: object): Promise<unknown> }, mount = 'transit', auditKey = AUDIT_SIGNING_KEY): Promise<void> {
+  await admin.write(`${mount}/keys/${auditKey}`, { type: 'ed25519', exportable: false });
 }
 
 /** The workers' policy plus what `backup keys rotate` does: add a version, rewrap, raise min_decryption_version. */

@@ -5,7 +5,7 @@ import { freePort } from './free-port';
 import { startProcess, waitUntil, waitUntilAnswers } from './managed-process';
 import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
-import { workerPolicy } from './vault-policies';
+import { createAuditSigningKey, workerPolicy } from './vault-policies';
 
 /** `restart` starts it again on the same storage and unseals it: keys survive. */
 export interface VaultServer extends Restartable {
@@ -74,7 +74,7 @@ export async function startVaultServer(options: { dataDir: string; logFile: stri
   return Object.assign(server, { rootToken });
 }
 
-/** Enables Transit (if needed) and creates the derived AES-256-GCM96 key the service uses. */
+/** Enables Transit (if needed) and creates the derived AES-256-GCM96 key the service uses and the audit chain's ed25519 key. */
 export async function setUpTransit(addr: string, rootToken: string, keyName = 'mpc-backup', mount = 'transit'): Promise<void> {
   const admin = adminClient(addr, rootToken);
   const mounts = (await admin.mounts()) as Record<string, unknown>;
@@ -82,6 +82,7 @@ export async function setUpTransit(addr: string, rootToken: string, keyName = 'm
     await admin.mount({ mount_point: mount, type: 'transit' });
   }
   await admin.write(`${mount}/keys/${keyName}`, { type: 'aes256-gcm96', derived: true });
+  await createAuditSigningKey(admin, mount);
 }
 
 /**

@@ -15,11 +15,12 @@ import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConf
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { toVersioningConfig, versioningEnvProblems, versioningEnvSchema, type WorkerVersioningConfig } from '../config/versioning-config';
+import { auditEnvProblems, auditEnvSchema, toAuditConfig, type AuditConfig } from '../config/audit-config';
 import { envListenAddress, formatListenAddress, type ListenAddress } from '../metrics/listen-address';
 import { approvalEnvProblems, approvalEnvSchema, toApprovalConfig, type ApprovalConfig } from '../config/approval-config';
 import { toVaultConfig, type VaultConfig } from '../config/vault-config';
 
-const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend(approvalEnvSchema.shape).extend({
+const workerEnvSchema = temporalEnvSchema.extend(codecEnvSchema.shape).extend(sealingEnvSchema.shape).extend(kmsEnvSchema.shape).extend(backendEnvSchema.shape).extend(versioningEnvSchema.shape).extend(approvalEnvSchema.shape).extend(auditEnvSchema.shape).extend({
   BACKUP_MODE: z.enum(['portal-managed', 'self-managed'], { error: 'must be portal-managed or self-managed' }).default('portal-managed'),
   SIGNING_SHARES_URL: envUrlTemplate.optional(),
   SIGNING_SHARES_AUTH_HEADER: envHeader.optional(),
@@ -66,8 +67,10 @@ export interface WorkerConfig {
   operatorVault?: VaultConfig;
   /** Portal-Managed or Self-Managed Backups (BACKUP_MODE), checked against Portal's environment. */
   mode: BackupMode;
-  /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it. */
+  /** The company's PostgreSQL, when a store, Self-Managed mode or the shared Portal rate limit needs it, and for the audit trail. */
   databaseUrl?: string;
+  /** The audit trail's seals and periodic verification (AUDIT_*); the trail itself needs DATABASE_URL. */
+  audit: AuditConfig;
   /**
    * Portal's rate limits (PORTAL_ENCLAVE_ / PORTAL_CLIENT_REQUESTS_PER_MINUTE), kept across every
    * worker process in the company database; unset: no limit but the batches' pacing.
@@ -98,6 +101,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       ...kmsEnvProblems(parsed),
       ...versioningEnvProblems(parsed),
       ...approvalEnvProblems(parsed),
+      ...auditEnvProblems(parsed),
     ];
     if (parsed.BACKUP_MODE === 'self-managed' && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required when BACKUP_MODE=self-managed: the workers check the custodian shares the webhook stored there');
@@ -132,6 +136,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       .map((origin) => new URL(origin.trim()).origin),
     portal: toPortalConfig(e),
     kms: toKmsConfig(e),
+    audit: toAuditConfig(e, toKmsConfig(e)),
     credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
     store: toStoreConfig(e),

@@ -25,6 +25,8 @@ import { createReceiptCheckActivities } from '../activities/receipt-checks';
 import { createApprovalActivities } from '../activities/approvals/approval-activities';
 import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
 import { vaultAuth } from '../adapters/vault/vault-connection';
+import { createAuditActivities } from '../activities/audit/audit-activities';
+import { AuditTrail } from '../db/audit-trail';
 import { createRotationCensus } from '../activities/rotation/rotation-census';
 import { userSourcePages } from '../activities/user-source';
 import { backupDataConverter } from '../codec/data-converter';
@@ -87,11 +89,12 @@ export function needsDatabase(config: WorkerConfig): boolean {
 }
 
 /**
- * Opens the company database and applies pending migrations, waiting for a database that is down
- * (the caller ends the pool).
+ * Opens the company database whenever DATABASE_URL is set (the audit trail lives there, whatever
+ * else needs it) and applies pending migrations, waiting for a database that is down (the caller
+ * ends the pool).
  */
 export async function openDatabase(config: WorkerConfig, warn: (message: string) => void = () => undefined): Promise<Pool | undefined> {
-  if (!needsDatabase(config) || !config.databaseUrl) return undefined;
+  if (!config.databaseUrl) return undefined;
   const pool = createDatabasePool(config.databaseUrl, { onIdleConnectionError: (error) => warn(`an idle database connection failed: ${error.message}`) });
   await migrateWhenReachable(pool, warn);
   return pool;
@@ -107,6 +110,7 @@ export async function createBackupWorker(
 ): Promise<Worker> {
   if (needsDatabase(config) && !database) throw new Error('this configuration needs the database: open it with openDatabase(config)');
   const deps = createActivityDeps(config, database, metrics);
+  if (!database) warn('no DATABASE_URL: the audit trail is off (recordAuditEvent records nothing); set DATABASE_URL in production');
   const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
   await checkKmsKey(deps.transit, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
@@ -139,6 +143,7 @@ export async function createBackupWorker(
       ...createRotationCensus({ ...deps, sourcePages: userSourcePages(userSource) }),
       ...createReceiptCheckActivities(deps.receipts),
       ...createApprovalActivities(approvalDeps(config)),
+      ...createAuditActivities({ heartbeatIntervalMs: deps.heartbeatIntervalMs, ...(database ? { auditTrail: new AuditTrail(database) } : {}) }),
     },
     dataConverter,
     ...(config.versioning.enabled

@@ -7,6 +7,13 @@ import { temporalRuntimeMetrics } from '../metrics/temporal-runtime';
 import { loadWorkerConfig } from './config';
 import { connectWorker, createBackupWorker, openDatabase } from './create-worker';
 import { createLogger, temporalLogger } from '../logging/logger';
+import type { Pool } from 'pg';
+import { AuditTrail } from '../db/audit-trail';
+import { VaultAuditSigner } from '../adapters/vault/audit-chain-signer';
+import { vaultAuth } from '../adapters/vault/vault-connection';
+import { startAuditWatch } from './audit-watch';
+import type { WorkerConfig } from './config';
+import type { WorkerMetrics } from '../metrics/service-metrics';
 
 /**
  * Worker process: validates configuration, connects to Temporal and polls the backup task queue
@@ -39,6 +46,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  const auditWatch = watchAuditTrail(config, database, metrics, logger);
   logger.info(
     {
       taskQueue: config.temporal.taskQueue,
@@ -53,11 +61,22 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await auditWatch?.stop();
     await connection.close();
     await database?.end();
     await metricsServer?.close();
     logger.info('worker stopped');
   }
+}
+
+/** Seals and verifies the audit trail when this worker has the database and Vault; warns when it cannot. */
+function watchAuditTrail(config: WorkerConfig, database: Pool | undefined, metrics: WorkerMetrics, logger: ReturnType<typeof createLogger>): { stop(): Promise<void> } | undefined {
+  const { signer, ...intervals } = config.audit;
+  if (!database || !signer) {
+    logger.warn({}, 'audit trail not sealed or verified by this worker: it needs DATABASE_URL and Vault (KMS_PROVIDER=vault-transit)');
+    return undefined;
+  }
+  return startAuditWatch({ trail: new AuditTrail(database), signer: new VaultAuditSigner(signer, vaultAuth(signer)), ...intervals, metrics, log: logger });
 }
 
 main().catch((error: unknown) => {

@@ -78,6 +78,7 @@ function backupRun(userId: string): BackupRun {
     // parked or failed run stopped; a running run's step is in the progress query.
     publishStepAlone: false,
     isRedoStep: isBackupStep,
+    auditKinds: { retried: 'backup.retried', abandoned: 'backup.abandoned' },
     abandoned: (step, reason) => ApplicationFailure.nonRetryable(`backup abandoned by an operator at step ${step}: ${reason}`, ABANDONED_ERROR_TYPE),
     onStatusChange: countTransition,
     onStepTimed: recordStepDuration,

@@ -97,7 +97,7 @@ class BatchRun {
     }
     setHandler(batchProgressQuery, () => this.progress());
     setHandler(batchProblemsQuery, () => this.state.recentProblems);
-    this.control.handleUpdates({ pause: pauseBatchUpdate, resume: resumeBatchUpdate, cancel: cancelBatchUpdate }, () => this.progress());
+    this.control.handleUpdates({ pause: pauseBatchUpdate, resume: resumeBatchUpdate, cancel: cancelBatchUpdate }, () => this.progress(), 'batch');
     setHandler(childParkedSignal, (signal) => {
       // Only children send this (encrypted); anything else, e.g. an unencrypted signal, is ignored.
       if (isUnencryptedPayload(signal) || typeof signal?.userId !== 'string') return;

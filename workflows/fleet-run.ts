@@ -29,6 +29,8 @@ import { InvalidUserIdError, parseUserId } from '../domain/user-id';
 import { MAX_LIST_USER_IDS, type BatchSource } from '../contracts/batch-backup-api';
 import { READ_ONLY_OPTIONS } from '../contracts/fleet-timeouts';
 import { fetchPageOrPause } from './source-pages';
+import type { AuditEventKind } from '../contracts/audit-events';
+import { recordAct } from './audit-trail';
 
 /** Waits shorter than this are not worth a timer: the start goes out in this workflow task. */
 export const MIN_PACING_SLEEP_MS = 20;
@@ -88,6 +90,9 @@ export async function continueAsNewUpgrading<F extends Workflow>(...args: Parame
   return makeContinueAsNewFunc<F>(UPGRADE_ON_CONTINUE_AS_NEW)(...args);
 }
 
+/** The fleet runs, as the audit trail names them. */
+export type FleetRunKind = 'batch' | 'drill' | 'rotation';
+
 /** What a fleet run carries of its control: a pause, a cancel, a page its source refused. */
 export interface RunFlags {
   paused?: boolean;
@@ -130,12 +135,21 @@ export class FleetControl {
     this.flags.sourceRefused = reason;
   }
 
-  /** The pause, resume and cancel updates, each answering with `answer()`. */
-  handleUpdates<P>(updates: { pause: UpdateDefinition<P>; resume: UpdateDefinition<P>; cancel: UpdateDefinition<P> }, answer: () => P): void {
-    const then = (act: () => void) => () => (act(), answer());
-    setHandler(updates.pause, then(() => this.pause()));
-    setHandler(updates.resume, then(() => this.resume()));
-    setHandler(updates.cancel, then(() => this.cancel()));
+  /**
+   * The pause, resume and cancel updates, each answering with `answer()` as the act left the run,
+   * once the act is in the audit trail (`fleetRun`: which kind of run, for the record).
+   */
+  handleUpdates<P>(updates: { pause: UpdateDefinition<P>; resume: UpdateDefinition<P>; cancel: UpdateDefinition<P> }, answer: () => P, fleetRun: FleetRunKind): void {
+    const then = (kind: AuditEventKind, act: () => void) => async () => {
+      act();
+      // The answer is the run as the act left it, not as it is once the record is written.
+      const answered = answer();
+      await recordAct(kind, { details: { fleetRun } });
+      return answered;
+    };
+    setHandler(updates.pause, then('fleet.paused', () => this.pause()));
+    setHandler(updates.resume, then('fleet.resumed', () => this.resume()));
+    setHandler(updates.cancel, then('fleet.cancelled', () => this.cancel()));
   }
 
   /**

@@ -20,7 +20,9 @@ import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import type { BackupStatus } from '../domain/backup-types';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { BackupStatusKey, BackupStepKey, type AbandonRequest, type RetryRequest } from '../contracts/backup-wallet-api';
+import type { AuditEventKind } from '../contracts/audit-events';
 import { recordActivityError, redoStepOfFailure, StepResultRefused, type OperatorDecision } from './run-helpers';
+import { recordAct } from './audit-trail';
 
 /** A step's failure as the progress shows it. */
 export interface StepError<Step extends string> {
@@ -56,6 +58,8 @@ export interface ParkableRunOptions<Step extends string, P extends ParkableProgr
   publishStepAlone: boolean;
   /** The steps a refused receipt may send an operator's retry back to. */
   isRedoStep: (step: string | undefined) => step is Step;
+  /** The audit trail's kinds of the operator's retry and abandon of this run. */
+  auditKinds: { retried: AuditEventKind; abandoned: AuditEventKind };
   /** The failure that ends the run when an operator abandons it at `step`. */
   abandoned: (step: Step, reason: string) => ApplicationFailure;
   /** Called before each status change, with the progress still at the old status (metrics: no command). */
@@ -203,12 +207,14 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
     const { query, retryUpdate, abandonUpdate } = this.options;
     setHandler(query, () => this.progress);
     // Without authorization the decision is taken at once (in the validator's workflow task), so of
-    // a retry and an abandon arriving together the second is refused by its validator.
-    const retry = (request: RetryRequest) => (this.options.authorize ? this.verified('retry', request).then((by) => this.decide({ kind: 'retry' }, by)) : this.decide({ kind: 'retry' }));
+    // a retry and an abandon arriving together the second is refused by its validator. The audit
+    // trail names the verified operator, or else the name the request claims (backups: `--by`).
+    const retry = (request: RetryRequest) =>
+      this.options.authorize ? this.verified('retry', request).then((by) => this.decide({ kind: 'retry' }, { verified: by })) : this.decide({ kind: 'retry' }, { claimed: request?.requestedBy });
     const abandon = (request: AbandonRequest) =>
       this.options.authorize
-        ? this.verified('abandon', request).then((by) => this.decide({ kind: 'abandon', reason: `${request.reason.trim()} (abandoned by ${by})` }, by))
-        : this.decide({ kind: 'abandon', reason: request.reason.trim() });
+        ? this.verified('abandon', request).then((by) => this.decide({ kind: 'abandon', reason: `${request.reason.trim()} (abandoned by ${by})` }, { verified: by }))
+        : this.decide({ kind: 'abandon', reason: request.reason.trim() }, { claimed: request.requestedBy });
     setHandler(retryUpdate, retry, {
       validator: (request: RetryRequest) => {
         if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
@@ -242,16 +248,26 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
     }
   }
 
-  /** Records the operator's decision (and who took it, when verified) and answers once the run has left NEEDS_ATTENTION. */
-  private async decide(decision: OperatorDecision, by?: string): Promise<P> {
+  /**
+   * Records the operator's decision (and who took it, when verified), appends it to the audit trail
+   * (scheduled in this workflow task, with the decision) and answers once the run has left
+   * NEEDS_ATTENTION and the act is recorded.
+   */
+  private async decide(decision: OperatorDecision, actor: { verified?: string; claimed?: string | undefined }): Promise<P> {
     if (this.progress.status !== 'NEEDS_ATTENTION' || this.decision !== undefined) {
       // Another decision landed while this one's signature was being checked.
       throw ApplicationFailure.nonRetryable(`the ${this.options.noun} of user ${this.progress.userId} is no longer waiting for an operator`, 'OperatorDecisionRefused');
     }
     this.decision = decision;
-    if (by !== undefined) (this.progress as P & { decidedBy?: string }).decidedBy = by;
+    if (actor.verified !== undefined) (this.progress as P & { decidedBy?: string }).decidedBy = actor.verified;
+    const step = this.progress.step;
     // Non-cancellable: a cancel request of the run must not fail the operator's answer (the run goes on).
-    await CancellationScope.nonCancellable(() => condition(() => this.progress.status !== 'NEEDS_ATTENTION'));
+    await CancellationScope.nonCancellable(async () => {
+      const kind = decision.kind === 'retry' ? this.options.auditKinds.retried : this.options.auditKinds.abandoned;
+      const details = { step, attempts: this.progress.attempts[step as Step] ?? 0, ...(decision.kind === 'abandon' ? { reason: decision.reason } : {}) };
+      await recordAct(kind, { actor: actor.verified ?? actor.claimed, userId: this.progress.userId, details });
+      await condition(() => this.progress.status !== 'NEEDS_ATTENTION');
+    });
     return this.progress;
   }
 

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   ChildWorkflowCancellationType,
   condition,
+  isCancellation,
   ParentClosePolicy,
   patched,
   proxyActivities,
@@ -30,6 +31,8 @@ import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { ParkableRun, type OperatorAuthorization } from './parkable-run';
 import { RecoveryApprovalGate } from './recovery-approval';
+import { recordAct } from './audit-trail';
+import { AUDIT_RECOVERY_CANCELLED_PATCH } from '../contracts/audit-events';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -51,7 +54,7 @@ const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, schedule
 export async function recoverWallet(input: RecoverWalletInput): Promise<RecoveryResult> {
   const userId = userIdFromInput(input);
   // Runs recorded before approvals existed replay without the step (docs/changing-workflows.md).
-  if (!patched(RECOVERY_APPROVAL_PATCH)) return recoverApproved(input, recoveryRun(userId));
+  if (!patched(RECOVERY_APPROVAL_PATCH)) return recoverApproved(input, await started(recoveryRun(userId), input));
   let gate: RecoveryApprovalGate | undefined;
   const run = recoveryRun(userId, {
     validate: (kind, request) => gate!.authorization().validate(kind, request),
@@ -59,7 +62,13 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   });
   gate = new RecoveryApprovalGate(run);
   const approvedAtMs = await gate.awaitApproval(input);
-  return recoverApproved(input, run, approvedAtMs);
+  return recoverApproved(input, await started(run, input, gate.requester()), approvedAtMs);
+}
+
+/** The recovery's start in the audit trail: once approved (when approvals apply), by the verified requester. */
+async function started(run: RecoveryRun, input: RecoverWalletInput, requester?: string): Promise<RecoveryRun> {
+  await recordAct('recovery.started', { actor: requester, userId: run.progress.userId, details: { freshBackup: input.freshBackup !== false } });
+  return run;
 }
 
 /** The recovery once approved (or, for runs recorded before approvals, from its start). */
@@ -88,6 +97,10 @@ async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, appr
       freshBackup = await run.timed(RECOVERY_FRESH_BACKUP_STEP, () => startFreshBackup(userId));
     }
     run.publish('COMPLETED', 'DONE');
+    await recordAct('recovery.completed', {
+      userId,
+      details: { backupPairIds: Object.values(found.backupPairIds), signingPairIds: Object.values(recovered.signingPairIds), freshBackup: freshBackup?.workflowId ?? null },
+    });
     await condition(allHandlersFinished);
     return {
       userId,
@@ -118,6 +131,7 @@ function recoveryRun(userId: string, authorize?: OperatorAuthorization): Recover
     abandonUpdate: recoveryAbandonUpdate,
     publishStepAlone: true,
     isRedoStep: (step): step is RecoveryStep => step === 'HAND_OVER',
+    auditKinds: { retried: 'recovery.retried', abandoned: 'recovery.abandoned' },
     abandoned: (step, reason) =>
       ApplicationFailure.nonRetryable(`recovery of user ${userId} abandoned by an operator at step ${step}: ${reason}${ABANDONED_AT[step] ?? ''}`, RECOVERY_ABANDONED_ERROR_TYPE),
   });
@@ -131,9 +145,20 @@ const ABANDONED_AT: Partial<Record<RecoveryStep, string>> = {
 
 /** A step before /v1/recover answered: a failure ends the run with its reason (nothing was made). */
 async function beforePointOfNoReturn<T>(run: RecoveryRun, step: RecoveryStep, call: () => Promise<T>): Promise<T> {
-  const outcome = await run.once(step, call);
+  let outcome: Awaited<ReturnType<typeof run.once<T>>>;
+  try {
+    outcome = await run.once(step, call);
+  } catch (error) {
+    // Cancelled (Web UI, API) before anything was made: the recovery's end, recorded even so.
+    if (isCancellation(error)) {
+      const act = { userId: run.progress.userId, details: { step }, patch: AUDIT_RECOVERY_CANCELLED_PATCH };
+      await CancellationScope.nonCancellable(() => recordAct('recovery.cancelled', act));
+    }
+    throw error;
+  }
   if ('value' in outcome) return outcome.value;
   run.publish('FAILED', step);
+  await recordAct('recovery.failed', { userId: run.progress.userId, details: { step, errorType: outcome.failure.type ?? null } });
   throw ApplicationFailure.create({
     type: outcome.failure.type,
     message: `recovery of user ${run.progress.userId} failed at ${step}, before Portal made new signing shares: ${outcome.failure.message}`,

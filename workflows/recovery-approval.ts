@@ -24,6 +24,8 @@ import {
   type SignedAbandonRequest,
 } from '../contracts/recover-wallet-api';
 import type { OperatorAuthorization, ParkableRun } from './parkable-run';
+import { recordAct } from './audit-trail';
+import { AUDIT_APPROVALS_PATCH } from '../contracts/audit-events';
 
 /** Verification asks Vault: a few quick tries, then the operator's update fails and they send it again. */
 const verifier = proxyLocalActivities<ApprovalActivities>({
@@ -81,6 +83,11 @@ export class RecoveryApprovalGate {
     return Date.now();
   }
 
+  /** The verified operator who requested this recovery, once checked. */
+  requester(): string | undefined {
+    return this.approval?.requestedBy;
+  }
+
   /** Retry and abandon of this run need a verified approver's signed action. */
   authorization(): OperatorAuthorization {
     return {
@@ -113,8 +120,11 @@ export class RecoveryApprovalGate {
     const approval = this.approval!;
     const verified = await this.verifyDecision('recover-approve', request, true);
     if (verified.operator === approval.requestedBy) throw ApplicationFailure.nonRetryable(`${verified.operator} requested this recovery and cannot approve it`, 'SelfApprovalRefused');
-    // The same approver twice counts once.
-    if (!approval.approvedBy.some((entry) => entry.operator === verified.operator)) approval.approvedBy.push({ operator: verified.operator, at: new Date(Date.now()).toISOString() });
+    // The same approver twice counts once (and is recorded once).
+    if (approval.approvedBy.some((entry) => entry.operator === verified.operator)) return this.run.progress;
+    approval.approvedBy.push({ operator: verified.operator, at: new Date(Date.now()).toISOString() });
+    const details = { approvals: approval.approvedBy.length, required: approval.required, requestedBy: approval.requestedBy ?? 'unknown' };
+    await recordAct('recovery.approved', { actor: verified.operator, userId: this.run.progress.userId, details, patch: AUDIT_APPROVALS_PATCH });
     return this.run.progress;
   }
 
@@ -123,7 +133,11 @@ export class RecoveryApprovalGate {
     const claimed = requireActionFor(request.action, this.expected('recover-reject'));
     // The requester may withdraw their own request; anyone else must be an approver.
     const verified = await this.verifyDecision('recover-reject', request, claimed.operator !== approval.requestedBy);
-    approval.rejectedBy ??= { operator: verified.operator, at: new Date(Date.now()).toISOString(), reason: claimed.reason! };
+    if (approval.rejectedBy === undefined) {
+      approval.rejectedBy = { operator: verified.operator, at: new Date(Date.now()).toISOString(), reason: claimed.reason! };
+      const details = { reason: claimed.reason!, requestedBy: approval.requestedBy ?? 'unknown' };
+      await recordAct('recovery.rejected', { actor: verified.operator, userId: this.run.progress.userId, details, patch: AUDIT_APPROVALS_PATCH });
+    }
     await condition(() => this.run.progress.status !== AWAITING_APPROVAL);
     return this.run.progress;
   }

@@ -6,6 +6,7 @@ import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
 import { DRILL_CHECK_OPTIONS } from '../contracts/fleet-timeouts';
 import { continueAsNewUpgrading, FleetControl, listTooLong, Pacer, pushBounded, shouldContinueAsNew, UserSource } from './fleet-run';
 import { refusedReceipts } from './receipt-checks';
+import { recordAct } from './audit-trail';
 import {
   DRILL_FAILED_STATUS,
   drillFindingWorkflowId,
@@ -108,9 +109,11 @@ class DrillRun {
     this.source = new UserSource(input.source, pageSize, this.state, this.control, 'restore drill');
     this.pacer = new Pacer(input.usersPerMinute, this.state.nextCheckAt);
     setHandler(drillReportQuery, () => this.report(this.control.paused ? 'PAUSED' : 'RUNNING'));
-    const resume = () => {
+    const resume = async () => {
       this.control.resume();
-      return this.report('RUNNING');
+      const answered = this.report('RUNNING');
+      await recordAct('fleet.resumed', { details: { fleetRun: 'drill' } });
+      return answered;
     };
     setHandler(resumeDrillUpdate, resume, {
       validator: () => {

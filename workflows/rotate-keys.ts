@@ -14,6 +14,7 @@ import {
   shouldContinueAsNew,
   UserSource,
 } from './fleet-run';
+import { recordAct } from './audit-trail';
 import {
   addRotationCounts,
   cancelRotationUpdate,
@@ -108,7 +109,7 @@ class RotationRun {
     if (this.state.key) this.phase = 'REWRAPPING';
     setHandler(rotationProgressQuery, () => this.progress());
     setHandler(rotationFailuresQuery, () => this.state.failures);
-    this.control.handleUpdates({ pause: pauseRotationUpdate, resume: resumeRotationUpdate, cancel: cancelRotationUpdate }, () => this.progress());
+    this.control.handleUpdates({ pause: pauseRotationUpdate, resume: resumeRotationUpdate, cancel: cancelRotationUpdate }, () => this.progress(), 'rotation');
   }
 
   async run(): Promise<RotationReport> {
@@ -119,12 +120,14 @@ class RotationRun {
     }
     await condition(() => this.activitiesInFlight === 0);
     const minDecryptionVersion = await this.maybeRaiseMinDecryptionVersion();
+    const status = this.control.cancelled ? 'CANCELLED' : this.failureCount() > 0 || this.state.deferred.length > 0 ? 'COMPLETED_WITH_FAILURES' : 'COMPLETED';
+    await recordAct('rotation.finished', { details: { rotationId: this.input.rotationId, status, usersVisited: this.state.counts.usersVisited, failures: this.failureCount(), raised: minDecryptionVersion.raised } });
     await condition(allHandlersFinished);
     const failuresOmitted = this.failureCount() - this.state.failures.length;
     const finishedAt = Date.now();
     return {
       ...this.progress(),
-      status: this.control.cancelled ? 'CANCELLED' : this.failureCount() > 0 || this.state.deferred.length > 0 ? 'COMPLETED_WITH_FAILURES' : 'COMPLETED',
+      status,
       minDecryptionVersion,
       failures: this.state.failures,
       ...(failuresOmitted > 0 ? { failuresOmitted } : {}),
@@ -135,6 +138,8 @@ class RotationRun {
 
   /** Step 1, once per rotation: the versions before, then a new one unless the key is past them already. */
   private async rotateKey(): Promise<void> {
+    const { rotationId } = this.input;
+    await recordAct('rotation.started', { details: { rotationId, rotate: this.input.rotate !== false, raiseMinDecryptionVersion: this.input.raiseMinDecryptionVersion } });
     const before = await keyActivities.readTransitKey();
     let targetVersion = before.latestVersion;
     let rotatedByThisRun = false;
@@ -152,7 +157,9 @@ class RotationRun {
       minDecryptionVersionBefore: before.minDecryptionVersion,
     };
     this.phase = 'REWRAPPING';
-    log.info('key rotation: rewrapping to the new key version', { rotationId: this.input.rotationId, ...this.state.key, store: before.storeKind });
+    const { keyName, fromVersion } = this.state.key;
+    await recordAct('rotation.key_rotated', { details: { rotationId, keyName, fromVersion, targetVersion, rotatedByThisRun } });
+    log.info('key rotation: rewrapping to the new key version', { rotationId, ...this.state.key, store: before.storeKind });
   }
 
   /** Step 2: every user of the source, in paced rewrap activities, a few users each. */
@@ -272,6 +279,7 @@ class RotationRun {
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
       const raised = await finishActivities.raiseMinDecryptionVersion({ rotationId: this.input.rotationId, version: key.targetVersion, check: refused.receipt });
       log.info('key rotation: min_decryption_version raised', { rotationId: this.input.rotationId, minDecryptionVersion: raised.minDecryptionVersion });
+      await recordAct('rotation.min_version_raised', { details: { rotationId: this.input.rotationId, keyName: key.keyName, minDecryptionVersion: raised.minDecryptionVersion } });
       return { requested: true, raised: true, minDecryptionVersion: raised.minDecryptionVersion };
     } catch (error) {
       // The pass is done and verified: report why the raise did not happen rather than fail the rotation.

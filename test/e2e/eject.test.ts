@@ -11,6 +11,7 @@ import { openEjectRetrieval } from '../../client/eject';
 import { loadEjectConfig } from '../../client/eject-config';
 import { createDatabasePool } from '../../db/pool';
 import { ShareRetrievalAudit } from '../../db/share-retrieval-audit';
+import { AuditTrail } from '../../db/audit-trail';
 import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
 
 const run = promisify(execFile);
@@ -87,6 +88,12 @@ describe('getClientBackupShare (eject retrieval)', () => {
     const audit = await new ShareRetrievalAudit(pool).listByUser(userId);
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ requestedBy: 'token-ops-alice', outcome: 'released', reason: 'ticket SUP-1', pairIds: [newest.pairIds.SECP256K1, newest.pairIds.ED25519] });
+    // And in the hash-chained audit trail: ids and the reason, never a share.
+    const events = await new AuditTrail(pool).list({ userId });
+    expect(events).toEqual([
+      expect.objectContaining({ kind: 'eject.released', actor: 'token-ops-alice', subject: `eject/${userId}`, details: expect.objectContaining({ pairIds: [newest.pairIds.SECP256K1, newest.pairIds.ED25519], reason: 'ticket SUP-1' }) }),
+    ]);
+    expect(JSON.stringify(events)).not.toContain(release.shares.SECP256K1.share);
     // Nothing ran in Temporal for it: the user's only runs are the two backups.
     const runs = [];
     for await (const execution of env.backups.temporal.workflow.list({ query: `WorkflowId = 'backup-${userId}' OR WorkflowId = 'recover-${userId}'` })) runs.push(execution.type);
@@ -102,6 +109,7 @@ describe('getClientBackupShare (eject retrieval)', () => {
     expect(audit).toEqual([
       expect.objectContaining({ requestedBy: 'token-ops-mallory', outcome: 'refused', pairIds: [result.pairIds.SECP256K1, result.pairIds.ED25519] }),
     ]);
+    expect((await new AuditTrail(pool).list({ userId })).map((event) => [event.kind, event.actor])).toEqual([['eject.refused', 'token-ops-mallory']]);
   });
 
   it('is refused when the user has no completed backup, and needs a reason', async () => {

@@ -4,6 +4,7 @@ import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError } fro
 import { BatchOptionsError } from '../../client/batch-client';
 import { CLIENT_ERROR_KINDS, ClientError, clientErrorView } from '../../client/client-error';
 import { ShareRetrievalRefusedError } from '../../client/client-backup-share';
+import { AuditArgumentError, AuditTrailTamperedError } from '../../client/audit-client';
 import { CoverageOptionsError } from '../../client/cli-coverage';
 import { KeysArgumentError } from '../../client/cli-keys';
 import { DrillFailedError, DrillOptionsError } from '../../client/drill-client';
@@ -21,6 +22,7 @@ describe('client errors: one base declares exit code and HTTP status', () => {
     [new DrillOptionsError('x'), 400],
     [new KeyRotationOptionsError('x'), 400],
     [new UserListFileError('x'), 400],
+    [new AuditArgumentError('x'), 400],
     [new BackupNotFoundError('x'), 404],
     [new KeyRotationNotFoundError('x'), 404],
     [new BackupActionRejectedError('x'), 409],
@@ -33,6 +35,13 @@ describe('client errors: one base declares exit code and HTTP status', () => {
     const view = clientErrorView(error);
     expect(view).toEqual({ exitCode: 2, httpStatus: status, code: error.name, message: 'x' });
     expect(view?.httpStatus).toBe(CLIENT_ERROR_KINDS[error.kind].httpStatus);
+  });
+
+  it('an audit trail that fails verification exits 4 and names the first bad row in its message', () => {
+    const problem = { kind: 'changed' as const, seq: 3, eventId: 'wf/run/backup.retried/u1', message: 'row 3 (wf/run/backup.retried/u1) was changed: its fields no longer match its hash' };
+    const error = new AuditTrailTamperedError({ ok: false, rows: 5, unsealedRows: 0, problems: [problem, { ...problem, seq: 4 }] });
+    expect(clientErrorView(error)).toMatchObject({ exitCode: 4, httpStatus: 409, code: 'AuditTrailTamperedError' });
+    expect(error.message).toMatch(/^the audit trail failed verification: row 3 \(wf\/run\/backup.retried\/u1\) was changed.*and 1 more problem/);
   });
 
   it('a failed backup answers with its reason type as the code', () => {

@@ -118,6 +118,20 @@ describe('worker configuration', () => {
     expect(config.batchSourceOrigins).toEqual(['https://a.example.com', 'https://b.example.com:8443']);
   });
 
+  it('seals the audit chain with the Vault of the KMS and the key audit-chain by default; intervals checked together', () => {
+    expect(loadWorkerConfig(VALID).audit).toEqual({
+      signer: expect.objectContaining({ endpoint: 'http://127.0.0.1:8200', mount: 'transit', keyName: 'audit-chain', auth: { kind: 'token', token: 'dev-token' } }),
+      sealIntervalMs: 60_000,
+      verifyIntervalMs: 300_000,
+      maxUnsealedAgeMs: 900_000,
+    });
+    expect(loadWorkerConfig({ ...VALID, AUDIT_SIGNING_KEY: 'audit-eu' }).audit.signer?.keyName).toBe('audit-eu');
+    expect(problems({ ...VALID, AUDIT_SIGNING_KEY: 'bad key!' }).join('\n')).toMatch(/AUDIT_SIGNING_KEY.*must be a Transit key name/);
+    expect(problems({ ...VALID, AUDIT_SEAL_INTERVAL_MS: '600000', AUDIT_MAX_UNSEALED_AGE_MS: '900000' })).toEqual([
+      'AUDIT_MAX_UNSEALED_AGE_MS must be more than twice AUDIT_SEAL_INTERVAL_MS, or a healthy chain would fail verification between two seals',
+    ]);
+  });
+
   it('Portal’s rate limits are shared through the company database: both limits, with DATABASE_URL', () => {
     expect(loadWorkerConfig(VALID).portalLimits).toBeUndefined();
     expect(problems({ ...VALID, PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: '50' }).join('\n')).toContain('go together: set both');

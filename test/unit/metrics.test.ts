@@ -66,7 +66,7 @@ describe('metric definitions (metrics/definitions.ts)', () => {
 
   it('have no label that could carry an id, a URL or a secret', () => {
     const labels = new Set(ALL_DEFINITIONS.flatMap((definition) => definition.labelNames));
-    expect([...labels].sort()).toEqual(['activity', 'error_type', 'event', 'kind', 'outcome', 'retry', 'retryable', 'route', 'status_class', 'step', 'task_queue', 'workflow_type']);
+    expect([...labels].sort()).toEqual(['activity', 'error_type', 'event', 'kind', 'outcome', 'retry', 'retryable', 'route', 'signing_key', 'status_class', 'step', 'task_queue', 'workflow_type']);
   });
 
   it('turn statuses into classes and keep anything but a type name out of error_type', () => {

@@ -106,6 +106,14 @@ describe('alert rules (ops/prometheus/alerts.yml)', () => {
     }
   });
 
+  it('alert at once when the audit trail fails verification (mpc_backup_audit_chain_ok is 0), and when it cannot be verified', () => {
+    const rules = new Map(alertRuleFile().groups.flatMap((group) => group.rules.map((rule) => [rule.alert, rule] as const)));
+    const tampered = rules.get('MpcBackupAuditChainTampered');
+    expect(tampered).toMatchObject({ expr: `min(${WORKER_METRICS.auditChainOk.name}) == 0`, labels: { severity: 'critical' } });
+    expect(tampered?.for).toBeUndefined();
+    expect(rules.get('MpcBackupAuditChainUnverifiable')?.expr).toContain(WORKER_METRICS.auditChainVerifyFailures.name);
+  });
+
   it('cover what the issue asks: parked over 15 minutes, failure rate, Portal 429s, webhook failures, drill failures, no worker polling', () => {
     const rules = new Map(alertRuleFile().groups.flatMap((group) => group.rules.map((rule) => [rule.alert, rule] as const)));
     expect(rules.get('MpcBackupParked')).toMatchObject({ for: '15m', expr: expect.stringContaining(WORKER_METRICS.parkedBackups.name) });

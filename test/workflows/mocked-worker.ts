@@ -15,6 +15,7 @@ import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { currentRun } from '../../activities/backup/backup-receipts';
 import { createReceiptCheckActivities } from '../../activities/receipt-checks';
+import { createAuditActivities } from '../../activities/audit/audit-activities';
 import { StepReceipts } from '../../activities/step-receipts';
 import type { BackupActivities } from '../../activities';
 import { pairClaims, type ReceiptClaims, type ReceiptStep } from '../../domain/step-receipt';
@@ -61,7 +62,8 @@ export async function mockedWorker(env: TestWorkflowEnvironment, activities: obj
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities: { ...createReceiptCheckActivities(receipts), ...activities },
+    // The audit trail's activity without a database (records nothing); a test may pass its own.
+    activities: { ...createReceiptCheckActivities(receipts), ...createAuditActivities({ heartbeatIntervalMs: 2_000 }), ...activities },
   });
   const running = worker.run();
   let stopped = false;

@@ -10,6 +10,7 @@ import { toCodecKeyRing } from '../../config/codec-config';
 import { eventually } from '../support/backup-test-env';
 import { currentRun } from '../../activities/backup/backup-receipts';
 import { createReceiptCheckActivities } from '../../activities/receipt-checks';
+import { createAuditActivities } from '../../activities/audit/audit-activities';
 import { StepReceipts } from '../../activities/step-receipts';
 import { pairClaims } from '../../domain/step-receipt';
 
@@ -71,7 +72,7 @@ async function workerWith(script: { store: unknown[]; mark: (Error | 'no-receipt
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts) },
+    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts), ...createAuditActivities({ heartbeatIntervalMs: 1_000 }) },
   });
   const running = worker.run();
   stops.push(async () => {

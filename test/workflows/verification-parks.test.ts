@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities';
+import { createAuditActivities } from '../../activities/audit/audit-activities';
 import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
 import { HttpCredentialsSource } from '../../adapters/credentials/credentials-source';
 import { PortalCiphertextStore } from '../../adapters/stores/portal-ciphertext-store';
@@ -52,7 +53,10 @@ beforeAll(async () => {
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities: createActivities({
+    activities: {
+      // The audit trail's activity without a database (records nothing).
+      ...createAuditActivities({ heartbeatIntervalMs: 1_000 }),
+      ...createActivities({
       credentials: credentialsFor(),
       portal,
       transit: new VaultTransit(
@@ -66,7 +70,8 @@ beforeAll(async () => {
       maxNotReadableAttempts: 10,
       modeCheck: new BackupModeCheck('portal-managed', portal, 60_000),
       maxCustodianWaitAttempts: 5,
-    }),
+      }),
+    },
   });
   running = worker.run();
   backups = new BackupClient(testEnv.client, taskQueue);

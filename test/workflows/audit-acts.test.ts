@@ -1,0 +1,128 @@
+/**
+ * What the workflows hand the `recordAuditEvent` activity (workflows/audit-trail.ts), with mocked
+ * activities: each act once, with a deterministic id that a retried attempt repeats, and no more
+ * events across continue-as-new than acts. The database side is test/e2e/audit-trail.test.ts.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyRotationActivities } from '../../activities/rotation/key-rotation-activities';
+import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/audit-events';
+import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
+import { gate, mockedWorker, testEnvironment, uniqueId } from './mocked-worker';
+
+let env: TestWorkflowEnvironment;
+const stops: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  env = await testEnvironment();
+});
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** A recordAuditEvent that keeps every call; `failFirst` fails each event's first attempt (as a lost answer would make it run again). */
+function capturingAudit(options: { failFirst?: boolean } = {}) {
+  const calls: AuditEventInput[] = [];
+  const recordAuditEvent = async (event: AuditEventInput): Promise<RecordAuditEventResult> => {
+    const before = calls.filter((call) => call.eventId === event.eventId).length;
+    calls.push(event);
+    if (options.failFirst && before === 0) throw ApplicationFailure.retryable('the database went away (mocked)', 'DatabaseUnavailableError');
+    return { eventId: event.eventId, recorded: true, alreadyRecorded: before > 0 };
+  };
+  return { calls, activities: { recordAuditEvent } };
+}
+
+function rotationActivities(hold?: ReturnType<typeof gate>): Partial<KeyRotationActivities> {
+  return {
+    readTransitKey: async () => ({ keyName: 'mpc-backup', latestVersion: 1, minDecryptionVersion: 1, storeKind: 'mock', custodianShares: false }),
+    rotateTransitKey: async () => ({ latestVersion: 2, rotated: true }),
+    rewrapUsers: async ({ userIds }) => {
+      if (hold) {
+        hold.enter();
+        await hold.wait;
+      }
+      return { counts: { ...emptyRotationCounts(), usersVisited: userIds.length }, failures: [], deferred: [] };
+    },
+  };
+}
+
+function rotationInput(userIds: string[], options: Partial<RotateKeysInput> = {}): RotateKeysInput {
+  return { rotationId: uniqueId('rot'), source: { kind: 'list', userIds }, usersPerMinute: 6_000, concurrency: 1, usersPerActivity: 1, raiseMinDecryptionVersion: false, ...options };
+}
+
+async function worker(activities: object): Promise<string> {
+  const started = await mockedWorker(env, activities);
+  stops.push(() => started.stop());
+  return started.taskQueue;
+}
+
+describe('audit events of a key rotation', () => {
+  it('records its start and new key version once (first run) and its end once (last run), across continue-as-new; a retried attempt repeats the same id', async () => {
+    const audit = capturingAudit({ failFirst: true });
+    const taskQueue = await worker({ ...rotationActivities(), ...audit.activities });
+    const input = rotationInput([uniqueId('r0'), uniqueId('r1')], { activitiesPerRun: 1 });
+    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const report = (await handle.result()) as RotationReport;
+    expect(report).toMatchObject({ status: 'COMPLETED', runs: 3 });
+
+    const distinct = [...new Map(audit.calls.map((call) => [call.eventId, call])).values()];
+    expect(distinct.map((event) => event.kind)).toEqual(['rotation.started', 'rotation.key_rotated', 'rotation.finished']);
+    // Each event's first attempt failed and was retried with the same id: twice each, nothing else.
+    expect(audit.calls).toHaveLength(6);
+    const [started, rotated, finished] = distinct;
+    expect(started).toMatchObject({ actor: 'unidentified', subject: `${handle.workflowId}/${handle.firstExecutionRunId}`, details: { rotationId: input.rotationId, rotate: true, raiseMinDecryptionVersion: false } });
+    expect(rotated!.details).toEqual({ rotationId: input.rotationId, keyName: 'mpc-backup', fromVersion: 1, targetVersion: 2, rotatedByThisRun: true });
+    expect(finished!.details).toMatchObject({ rotationId: input.rotationId, status: 'COMPLETED', usersVisited: 2, failures: 0, raised: false });
+    expect(finished!.subject).not.toBe(started!.subject);
+    expect(started!.eventId).toBe(`${handle.workflowId}/${handle.firstExecutionRunId}/rotation.started`);
+  });
+
+  it('records the cancel update under its update id, then the end as CANCELLED', async () => {
+    const audit = capturingAudit();
+    const hold = gate();
+    const taskQueue = await worker({ ...rotationActivities(hold), ...audit.activities });
+    // Released before the worker stops, whatever the test did.
+    stops.unshift(async () => hold.open());
+    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    await hold.entered;
+    const cancel = await handle.startUpdate(cancelRotationUpdate, { waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
+    expect((await cancel.result()).status).toBe('CANCELLING');
+    hold.open();
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+    const kinds = audit.calls.map((call) => call.kind);
+    expect(kinds).toEqual(['rotation.started', 'rotation.key_rotated', 'fleet.cancelled', 'rotation.finished']);
+    const cancelled = audit.calls[2]!;
+    expect(cancelled).toMatchObject({ eventId: `${handle.workflowId}/${handle.firstExecutionRunId}/fleet.cancelled/${cancel.updateId}`, details: { fleetRun: 'rotation' } });
+    expect(audit.calls[3]!.details).toMatchObject({ status: 'CANCELLED' });
+  });
+});
+
+describe('audit events of a recovery cancelled before the point of no return', () => {
+  it('records its start and, cancelled at FIND_BACKUP, its end as recovery.cancelled', async () => {
+    const audit = capturingAudit();
+    const hold = gate();
+    const taskQueue = await worker({
+      findRecoverableBackup: async () => {
+        hold.enter();
+        await hold.wait;
+        throw ApplicationFailure.nonRetryable('not reached (mocked)', 'NoCompletedBackupError');
+      },
+      ...audit.activities,
+    });
+    stops.unshift(async () => hold.open());
+    const userId = uniqueId('audit-rcancel');
+    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: `recover-${userId}`, args: [{ userId, freshBackup: false }] });
+    await hold.entered;
+    await handle.cancel();
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(audit.calls.map((call) => [call.kind, call.userId, call.details])).toEqual([
+      ['recovery.started', userId, { freshBackup: false }],
+      ['recovery.cancelled', userId, { step: 'FIND_BACKUP' }],
+    ]);
+  });
+});
