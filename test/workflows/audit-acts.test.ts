@@ -10,7 +10,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyRotationActivities } from '../../activities/rotation/key-rotation-activities';
 import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/audit-events';
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
-import { gate, mockedWorker, testEnvironment, uniqueId } from './mocked-worker';
+import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/recover-wallet-api';
+import { recoveryWorkflowId } from '../../domain/user-id';
+import { approvalActivities, gate, mockedWorker, mockSigned, testEnvironment, uniqueId, until } from './mocked-worker';
 
 let env: TestWorkflowEnvironment;
 const stops: (() => Promise<void>)[] = [];
@@ -102,8 +104,8 @@ describe('audit events of a key rotation', () => {
   });
 });
 
-describe('audit events of a recovery cancelled before the point of no return', () => {
-  it('records its start and, cancelled at FIND_BACKUP, its end as recovery.cancelled', async () => {
+describe('audit events of a recovery: approved, started, cancelled before the point of no return', () => {
+  it('records each approval by its verified approver, the start by its verified requester once approved, and, cancelled at FIND_BACKUP, its end', async () => {
     const audit = capturingAudit();
     const hold = gate();
     const taskQueue = await worker({
@@ -112,17 +114,28 @@ describe('audit events of a recovery cancelled before the point of no return', (
         await hold.wait;
         throw ApplicationFailure.nonRetryable('not reached (mocked)', 'NoCompletedBackupError');
       },
+      ...approvalActivities({ required: 2 }),
       ...audit.activities,
     });
     stops.unshift(async () => hold.open());
     const userId = uniqueId('audit-rcancel');
-    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId: `recover-${userId}`, args: [{ userId, freshBackup: false }] });
+    const workflowId = recoveryWorkflowId(userId);
+    const request = mockSigned({ kind: 'recover-start', workflowId, userId, operator: 'ops-carol' });
+    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
+    await until('the run to await approval', async () => ((await handle.query(recoveryProgressQuery)).approval ? true : undefined));
+    const approve = (operator: string) =>
+      handle.executeUpdate(recoveryApproveUpdate, { args: [{ action: mockSigned({ kind: 'recover-approve', workflowId, runId: handle.firstExecutionRunId, userId, operator }) }] });
+    await approve('ops-alice');
+    await approve('ops-alice'); // the same approver twice: counted, and recorded, once
+    await approve('ops-bob');
     await hold.entered;
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
-    expect(audit.calls.map((call) => [call.kind, call.userId, call.details])).toEqual([
-      ['recovery.started', userId, { freshBackup: false }],
-      ['recovery.cancelled', userId, { step: 'FIND_BACKUP' }],
+    expect(audit.calls.map((call) => [call.kind, call.actor, call.userId, call.details])).toEqual([
+      ['recovery.approved', 'ops-alice', userId, { approvals: 1, required: 2, requestedBy: 'ops-carol' }],
+      ['recovery.approved', 'ops-bob', userId, { approvals: 2, required: 2, requestedBy: 'ops-carol' }],
+      ['recovery.started', 'ops-carol', userId, { freshBackup: false }],
+      ['recovery.cancelled', expect.any(String), userId, { step: 'FIND_BACKUP' }],
     ]);
   });
 });
