@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import type { Pool, PoolClient } from 'pg';
+import { approvingRecoveryClient } from '../support/operators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
@@ -28,7 +29,6 @@ import { createWorkerMetrics } from '../../metrics/service-metrics';
 import { startAuditWatch } from '../../worker/audit-watch';
 import { parsePrometheusText } from '../support/prometheus-text';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import { RecoveryClient } from '../../client/recovery-client';
 
 const run = promisify(execFile);
 const signer = new VaultAuditSigner({ endpoint: inject('vaultAddr'), mount: 'transit', keyName: 'audit-chain', timeoutMs: 5_000 }, new StaticTokenAuth(inject('vaultToken')));
@@ -286,7 +286,8 @@ describe('workflow acts on a worker with DATABASE_URL', () => {
     await waitUntilParked(env.backups, userId);
     await env.backups.retryBackup(userId, 'ops-alice');
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
-    const recoveries = new RecoveryClient(env.backups.temporal, env.taskQueue);
+    // Requested by ops-carol, approved by ops-alice and ops-bob (signed, verified on the real Vault).
+    const recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
     await recoveries.startRecovery(userId, { freshBackup: false });
     const recovered = await recoveries.waitForRecovery(userId);
     expect(recovered.status).toBe('COMPLETED');
@@ -294,12 +295,14 @@ describe('workflow acts on a worker with DATABASE_URL', () => {
     const events = await chain.trail.list({ userId });
     expect(events.map((e) => [e.kind, e.actor])).toEqual([
       ['backup.retried', 'ops-alice'],
-      ['recovery.started', 'unidentified'],
+      ['recovery.approved', 'ops-alice'],
+      ['recovery.approved', 'ops-bob'],
+      ['recovery.started', 'ops-carol'],
       ['recovery.completed', 'unidentified'],
     ]);
     expect(events[0]!.details).toEqual({ step: 'MARK', attempts: 1 });
     expect(events[0]!.subject).toMatch(new RegExp(`^backup-${userId}/`));
-    expect(events[2]!.details).toMatchObject({ signingPairIds: Object.values(recovered.signingPairIds), freshBackup: null });
+    expect(events[4]!.details).toMatchObject({ signingPairIds: Object.values(recovered.signingPairIds), freshBackup: null });
     expect((await verify(chain.trail)).ok).toBe(true);
     // --user and --since read it back; a time after the last event finds nothing.
     expect(await chain.trail.list({ userId, since: new Date(Date.now() + 60_000) })).toEqual([]);
