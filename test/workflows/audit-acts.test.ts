@@ -5,27 +5,16 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { KeyRotationActivities } from '../../activities/rotation/key-rotation-activities';
 import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/audit-events';
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { approvalActivities, gate, mockedWorker, mockSigned, testEnvironment, uniqueId, until } from './mocked-worker';
+import { approvalActivities, gate, mockedWorker, mockSigned, workflowTestSuite, uniqueId, until } from './mocked-worker';
 
-let env: TestWorkflowEnvironment;
-const stops: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  env = await testEnvironment();
-});
-afterEach(async () => {
-  for (const stop of stops.splice(0)) await stop();
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const suite = workflowTestSuite();
+const { stops } = suite;
 
 /** A recordAuditEvent that keeps every call; `failFirst` fails each event's first attempt (as a lost answer would make it run again). */
 function capturingAudit(options: { failFirst?: boolean } = {}) {
@@ -58,7 +47,7 @@ function rotationInput(userIds: string[], options: Partial<RotateKeysInput> = {}
 }
 
 async function worker(activities: object): Promise<string> {
-  const started = await mockedWorker(env, activities);
+  const started = await mockedWorker(suite.env, activities);
   stops.push(() => started.stop());
   return started.taskQueue;
 }
@@ -68,7 +57,7 @@ describe('audit events of a key rotation', () => {
     const audit = capturingAudit({ failFirst: true });
     const taskQueue = await worker({ ...rotationActivities(), ...audit.activities });
     const input = rotationInput([uniqueId('r0'), uniqueId('r1')], { activitiesPerRun: 1 });
-    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
     const report = (await handle.result()) as RotationReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 3 });
 
@@ -90,7 +79,7 @@ describe('audit events of a key rotation', () => {
     const taskQueue = await worker({ ...rotationActivities(hold), ...audit.activities });
     // Released before the worker stops, whatever the test did.
     stops.unshift(async () => hold.open());
-    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
     await hold.entered;
     const cancel = await handle.startUpdate(cancelRotationUpdate, { waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
     expect((await cancel.result()).status).toBe('CANCELLING');
@@ -121,7 +110,7 @@ describe('audit events of a recovery: approved, started, cancelled before the po
     const userId = uniqueId('audit-rcancel');
     const workflowId = recoveryWorkflowId(userId);
     const request = mockSigned({ kind: 'recover-start', workflowId, userId, operator: 'ops-carol' });
-    const handle = await env.client.workflow.start('recoverWallet', { taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
+    const handle = await suite.env.client.workflow.start('recoverWallet', { taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
     await until('the run to await approval', async () => ((await handle.query(recoveryProgressQuery)).approval ? true : undefined));
     const approve = (operator: string) =>
       handle.executeUpdate(recoveryApproveUpdate, { args: [{ action: mockSigned({ kind: 'recover-approve', workflowId, runId: handle.firstExecutionRunId, userId, operator }) }] });

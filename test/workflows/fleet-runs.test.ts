@@ -5,8 +5,7 @@
  * are on what the runs did (counts, calls, history events and their order), never on how fast.
  */
 import { WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BatchActivities } from '../../activities/batch/batch-activities';
 import type { DrillActivities } from '../../activities/drill/drill-activities';
 import type { KeyRotationActivities } from '../../activities/rotation/key-rotation-activities';
@@ -15,31 +14,20 @@ import { drillReportQuery, drillVerdictClaims, resumeDrillUpdate, type DrillRepo
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { backupWorkflowId } from '../../domain/user-id';
 import { MAX_CATCH_UP_MS, MIN_PACING_SLEEP_MS, nextStartAfter, sortPage } from '../../workflows/fleet-run';
-import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, testEnvironment, uniqueId, until } from './mocked-worker';
+import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
 
-let env: TestWorkflowEnvironment;
-const stops: (() => Promise<void>)[] = [];
-const gates: { open: () => void }[] = [];
+const suite = workflowTestSuite();
+const { stops } = suite;
 
-beforeAll(async () => {
-  env = await testEnvironment();
-});
-afterEach(async () => {
-  for (const g of gates.splice(0)) g.open();
-  for (const stop of stops.splice(0)) await stop();
-});
-afterAll(async () => {
-  await env?.teardown();
-});
-
+/** A gate opened after the test, before its workers stop. */
 function held() {
   const g = gate();
-  gates.push(g);
+  stops.unshift(async () => g.open());
   return g;
 }
 
 async function worker(activities: object): Promise<string> {
-  const started = await mockedWorker(env, activities);
+  const started = await mockedWorker(suite.env, activities);
   stops.push(() => started.stop());
   return started.taskQueue;
 }
@@ -90,7 +78,7 @@ function batchInput(userIds: string[], options: Partial<BatchBackupInput> = {}):
 }
 
 function startBatch(taskQueue: string, input: BatchBackupInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  return env.client.workflow.start('batchBackup', { taskQueue, workflowId: `batch-${input.batchId}`, args: [input] });
+  return suite.env.client.workflow.start('batchBackup', { taskQueue, workflowId: `batch-${input.batchId}`, args: [input] });
 }
 
 /** Event ids of the history's updates accepted and children started, in order. */
@@ -134,7 +122,7 @@ describe('batchBackup (mocked backup activities)', () => {
 
   it('a batch paused under one worker is resumed and finished by a new one (the run is replayed from history first)', async () => {
     const users = [uniqueId('wr-0'), uniqueId('wr-1')];
-    const before = await mockedWorker(env, backupActivities().activities);
+    const before = await mockedWorker(suite.env, backupActivities().activities);
     stops.push(() => before.stop());
     const handle = await startBatch(before.taskQueue, batchInput(users, { concurrency: 1 }));
     await handle.executeUpdate(pauseBatchUpdate);
@@ -144,7 +132,7 @@ describe('batchBackup (mocked backup activities)', () => {
     });
     await before.stop();
     const after = backupActivities();
-    const again = await mockedWorker(env, after.activities, before.taskQueue);
+    const again = await mockedWorker(suite.env, after.activities, before.taskQueue);
     stops.push(() => again.stop());
     // Nothing started while paused. (Whether the child's completion is counted by the time the
     // resume is answered depends on whether the old worker's last task was committed before it
@@ -167,7 +155,7 @@ describe('batchBackup (mocked backup activities)', () => {
     hold.open();
     const report = (await handle.result()) as BatchReport;
     expect(report).toMatchObject({ status: 'CANCELLED', counts: { started: 1, completed: 1 } });
-    const child = env.client.workflow.getHandle(backupWorkflowId(users[0]!));
+    const child = suite.env.client.workflow.getHandle(backupWorkflowId(users[0]!));
     expect(await child.result()).toMatchObject({ status: 'COMPLETED' });
   });
 
@@ -179,7 +167,7 @@ describe('batchBackup (mocked backup activities)', () => {
     const report = (await handle.result()) as BatchReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 3, total: 5, counts: { started: 5, completed: 5 } });
     expect(mocks.users.sort()).toEqual([...users].sort());
-    const first = env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    const first = suite.env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
     expect((await historyEvents(first)).at(-1)!.eventType).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW);
   });
 
@@ -251,7 +239,7 @@ function drillActivities() {
 }
 
 function startDrill(taskQueue: string, input: RestoreDrillInput): Promise<WorkflowHandle> {
-  return env.client.workflow.start('restoreDrill', { taskQueue, workflowId: uniqueId('drill'), args: [input] });
+  return suite.env.client.workflow.start('restoreDrill', { taskQueue, workflowId: uniqueId('drill'), args: [input] });
 }
 
 describe('restoreDrill (mocked checks)', () => {
@@ -318,7 +306,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const mocks = rotationActivities();
     const taskQueue = await worker(mocks.activities);
     const users = [uniqueId('r0'), uniqueId('r1'), uniqueId('r2')];
-    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 })] });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 })] });
     const report = (await handle.result()) as RotationReport;
     // A run per rewrap, and a last one that finds the source done.
     expect(report).toMatchObject({ status: 'COMPLETED_WITH_FAILURES', runs: 4, counts: { usersVisited: 3, usersFailed: 1 }, key: { fromVersion: 1, targetVersion: 2 } });
@@ -337,7 +325,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
           : { counts: { ...emptyRotationCounts(), usersVisited: userIds.length }, failures: [], deferred: [] },
     });
     const input = rotationInput([user], { activitiesPerRun: 1, deferredRecheckMs: 50 });
-    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
     const report = (await handle.result()) as RotationReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 2, deferredCount: 0, counts: { usersVisited: 1 } });
     expect(visits).toBe(2);
@@ -347,7 +335,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const hold = held();
     const mocks = rotationActivities(hold);
     const taskQueue = await worker(mocks.activities);
-    const handle = await env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
     await hold.entered;
     expect((await handle.executeUpdate(cancelRotationUpdate)).status).toBe('CANCELLING');
     hold.open();

@@ -10,7 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
-import { inject } from 'vitest';
+import { afterAll, afterEach, beforeAll, inject } from 'vitest';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { currentRun } from '../../activities/backup/backup-receipts';
@@ -35,6 +35,31 @@ export async function testEnvironment(): Promise<TestWorkflowEnvironment> {
 const receipts = new StepReceipts({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) });
 
 /** A real receipt of `step` for the calling activity's run (checked by the workflow's local activity). */
+/**
+ * One test file's time-skipping environment and the workers its tests start: the environment is
+ * made before the file's tests and torn down after; each test's `stops` (workers, gates) run after it.
+ */
+export function workflowTestSuite(): { readonly env: TestWorkflowEnvironment; readonly stops: (() => Promise<void>)[] } {
+  let env: TestWorkflowEnvironment | undefined;
+  const stops: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    env = await testEnvironment();
+  });
+  afterEach(async () => {
+    for (const stop of stops.splice(0)) await stop();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return {
+    get env() {
+      if (!env) throw new Error('the workflow test environment is made in beforeAll: use it inside a test');
+      return env;
+    },
+    stops,
+  };
+}
+
 export function realReceipt(step: ReceiptStep, claims: ReceiptClaims) {
   return receipts.issue(step, currentRun(), claims);
 }

@@ -4,8 +4,7 @@
  * (mocked-worker.ts approvalActivities); the real Vault verification is test/e2e/recovery-approvals.test.ts.
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RecoveryActivities } from '../../activities/recovery/recovery-activities';
 import {
   recoveryAbandonUpdate,
@@ -20,19 +19,10 @@ import type { OperatorActionKind } from '../../domain/operator-action';
 import type { RecoveryProgress } from '../../domain/recovery-types';
 import { pairClaims } from '../../domain/step-receipt';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { approvalActivities, mockedWorker, mockSigned, PAIRS, permanent, realReceipt, shapedReceipt, testEnvironment, uniqueId, until } from './mocked-worker';
+import { approvalActivities, mockedWorker, mockSigned, PAIRS, permanent, realReceipt, shapedReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
 
-let env: TestWorkflowEnvironment;
-const stops: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  env = await testEnvironment();
-});
-afterEach(async () => {
-  for (const stop of stops.splice(0)) await stop();
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const suite = workflowTestSuite();
+const { stops } = suite;
 
 const SIGNING = { SECP256K1: 's1', ED25519: 's2' };
 
@@ -56,12 +46,12 @@ function recoveryActivities(failHandOver = 0) {
 /** A recovery requested by ops-carol on a worker with these approval settings. */
 async function requested(options: { required?: number; ttlMs?: number; failHandOver?: number } = {}) {
   const { activities, calls } = recoveryActivities(options.failHandOver);
-  const worker = await mockedWorker(env, { ...activities, ...approvalActivities({ required: options.required ?? 2, ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) }) });
+  const worker = await mockedWorker(suite.env, { ...activities, ...approvalActivities({ required: options.required ?? 2, ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) }) });
   stops.push(() => worker.stop());
   const userId = uniqueId('approval');
   const workflowId = recoveryWorkflowId(userId);
   const request = mockSigned({ kind: 'recover-start', workflowId, userId, operator: 'ops-carol' });
-  const handle = await env.client.workflow.start('recoverWallet', { taskQueue: worker.taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
+  const handle = await suite.env.client.workflow.start('recoverWallet', { taskQueue: worker.taskQueue, workflowId, args: [{ userId, freshBackup: false, request }] });
   const act = (kind: OperatorActionKind, operator: string, extra: { reason?: string; signedBy?: string } = {}) =>
     mockSigned({ kind, workflowId, runId: handle.firstExecutionRunId, userId, operator, ...(extra.reason ? { reason: extra.reason } : {}) }, extra.signedBy);
   return { handle, calls, act };
