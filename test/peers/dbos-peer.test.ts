@@ -74,12 +74,17 @@ describe('the DBOS peer (bench/peers/)', () => {
   it('SIGKILLed mid-run and started again: every backup completes, no pair is marked twice, every incomplete pair is named', async () => {
     const inStep1 = env.seedUser('dbos-kill-step1');
     const inStore = [env.seedUser('dbos-kill-store'), env.seedUser('dbos-kill-store')];
-    // Long enough that the kill below lands while this /v1/backup waits, however slow the machine.
-    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 10_000, count: 1, userId: inStep1 });
-    for (const userId of inStore) env.simulator.faults.add({ route: 'storeCipherText', kind: 'latency', latencyMs: 3_000, count: 1, userId });
+    // The stores never answer (until the kill): both are surely in flight when it lands.
+    for (const userId of inStore) env.simulator.faults.add({ route: 'storeCipherText', kind: 'hang', count: 1, userId });
     const storesBefore = env.simulator.calls.storeCipherText ?? 0;
-    const handles = await Promise.all([inStep1, ...inStore].map(enqueue));
-    await eventually('both slow stores to be in flight', async () => ((env.simulator.calls.storeCipherText ?? 0) >= storesBefore + inStore.length ? true : undefined));
+    const storing = await Promise.all(inStore.map(enqueue));
+    await eventually('both stores to be in flight', async () => ((env.simulator.calls.storeCipherText ?? 0) >= storesBefore + inStore.length ? true : undefined));
+    // Then step 1 of a third backup, held 10 s at Portal; the kill follows its arrival at once (the
+    // window is this test's own reaction time, not how fast the machine runs the peer's steps).
+    env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 10_000, count: 1, userId: inStep1 });
+    const backupsBefore = env.simulator.calls.backup ?? 0;
+    const handles = [await enqueue(inStep1), ...storing];
+    await eventually('the third backup’s /v1/backup to reach Portal', async () => ((env.simulator.calls.backup ?? 0) > backupsBefore ? true : undefined));
     expect(portalView(inStep1).incomplete, 'the kill lands while the first /v1/backup waits').toEqual([]);
     await peer!.kill();
     // The /v1/backup the kill cut off still completes at Portal (its answer is lost): wait for its
