@@ -1,6 +1,6 @@
 /**
  * Signed operator actions: what an operator's act (start, approve, reject, retry or abandon a
- * recovery) carries so that the workers know who did it. Anyone holding namespace access and the
+ * recovery; request, approve or reject an eject) carries so that the workers know who did it. Anyone holding namespace access and the
  * codec key can send an update with any fields, so a name in an update proves nothing; a statement
  * of the exact act, signed with a Vault Transit key only that operator (or the HTTP API, for its
  * named tokens) may use, does. A worker verifies the signature (activities/approvals/) and checks
@@ -10,7 +10,7 @@
  * imports it).
  */
 
-export const OPERATOR_ACTION_KINDS = ['recover-start', 'recover-approve', 'recover-reject', 'recover-retry', 'recover-abandon'] as const;
+export const OPERATOR_ACTION_KINDS = ['recover-start', 'recover-approve', 'recover-reject', 'recover-retry', 'recover-abandon', 'eject-request', 'eject-approve', 'eject-reject'] as const;
 export type OperatorActionKind = (typeof OPERATOR_ACTION_KINDS)[number];
 
 /** Who signed: the operator's own Transit key (`operator-<name>`), or the HTTP API's key for its named tokens. */
@@ -31,6 +31,11 @@ export interface OperatorActionStatement {
   issuedAt: string;
   /** A rejection's or abandon's reason: signed too, so it cannot be swapped. */
   reason?: string;
+  /**
+   * An eject request's recipient: the requester's one-time X25519 public key (base64url, 32 bytes),
+   * the only key the released shares are sealed to. Signed, so no one can swap in their own.
+   */
+  recipient?: string;
   /** Random, so two signed starts are never the same statement. */
   nonce: string;
 }
@@ -53,14 +58,31 @@ export class OperatorActionInvalidError extends Error {
   override readonly name = 'OperatorActionInvalidError';
 }
 
+/** A one-time X25519 public key as an eject request names it: 32 bytes, base64url without padding. */
+export function isRecipientKey(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/.test(value);
+}
+
 export function isOperatorName(value: unknown): value is string {
   return typeof value === 'string' && OPERATOR_NAME.test(value);
 }
 
 /** The canonical text of a statement: fixed key order, optional fields only when present. */
 export function statementText(statement: OperatorActionStatement): string {
-  const { v, kind, workflowId, runId, userId, operator, via, issuedAt, reason, nonce } = statement;
-  return JSON.stringify({ v, kind, workflowId, ...(runId !== undefined ? { runId } : {}), userId, operator, via, issuedAt, ...(reason !== undefined ? { reason } : {}), nonce });
+  const { v, kind, workflowId, runId, userId, operator, via, issuedAt, reason, recipient, nonce } = statement;
+  return JSON.stringify({
+    v,
+    kind,
+    workflowId,
+    ...(runId !== undefined ? { runId } : {}),
+    userId,
+    operator,
+    via,
+    issuedAt,
+    ...(reason !== undefined ? { reason } : {}),
+    ...(recipient !== undefined ? { recipient } : {}),
+    nonce,
+  });
 }
 
 /** Parses a signed action as it arrived (hostile input): its statement, or OperatorActionInvalidError naming the problem. */
@@ -99,6 +121,7 @@ function statementProblems(fields: Partial<Record<keyof OperatorActionStatement,
   if (fields.via !== 'operator' && fields.via !== 'api') problems.push('via must be operator or api');
   if (!isText(fields.issuedAt, 40) || Number.isNaN(Date.parse(fields.issuedAt as string))) problems.push('issuedAt must be an ISO time');
   if (fields.reason !== undefined && !isText(fields.reason, 1000)) problems.push('reason must be 1 to 1000 characters');
+  if (fields.recipient !== undefined && !isRecipientKey(fields.recipient)) problems.push('recipient must be an X25519 public key (43 base64url characters)');
   if (!isText(fields.nonce, 100)) problems.push('nonce is required');
   return problems;
 }

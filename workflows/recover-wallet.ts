@@ -18,10 +18,15 @@ import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
 import type { backupWallet } from './backup-wallet';
 import {
   RECOVERY_ABANDONED_ERROR_TYPE,
+  RECOVERY_APPROVAL_EXPIRED_ERROR_TYPE,
   RECOVERY_APPROVAL_PATCH,
   RECOVERY_FRESH_BACKUP_STEP,
+  RECOVERY_REJECTED_ERROR_TYPE,
+  RECOVERY_REQUEST_UNVERIFIED_ERROR_TYPE,
   recoveryAbandonUpdate,
+  recoveryApproveUpdate,
   recoveryProgressQuery,
+  recoveryRejectUpdate,
   recoveryRetryUpdate,
   type RecoverWalletInput,
 } from '../contracts/recover-wallet-api';
@@ -30,9 +35,9 @@ import { activityErrorMessage, requireReceipt, userIdFromInput } from './run-hel
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
 import { ParkableRun, type OperatorAuthorization } from './parkable-run';
-import { RecoveryApprovalGate } from './recovery-approval';
+import { ApprovalGate, type ApprovalAct } from './approval-gate';
 import { recordAct } from './audit-trail';
-import { AUDIT_RECOVERY_CANCELLED_PATCH } from '../contracts/audit-events';
+import { AUDIT_APPROVALS_PATCH, AUDIT_RECOVERY_CANCELLED_PATCH } from '../contracts/audit-events';
 
 /** Steps before /v1/recover answered: nothing new exists yet, so a permanent error fails the run. */
 const beforeRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -42,6 +47,17 @@ const afterRecover = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, retr
 
 /** A second look for orphaned signing pairs; its failure only leaves a note in the result. */
 const noteOnly = proxyActivities<RecoveryActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: NOTE_ONLY_GIVE_UP_AFTER, retry: NOTE_ONLY_RETRY });
+
+/** A recovery's approvals: what they sign, fail with and record. */
+const RECOVERY_APPROVAL: ApprovalAct<RecoveryProgress> = {
+  noun: 'recovery',
+  kinds: { request: 'recover-start', approve: 'recover-approve', reject: 'recover-reject', retry: 'recover-retry', abandon: 'recover-abandon' },
+  approveUpdate: recoveryApproveUpdate,
+  rejectUpdate: recoveryRejectUpdate,
+  errorTypes: { rejected: RECOVERY_REJECTED_ERROR_TYPE, expired: RECOVERY_APPROVAL_EXPIRED_ERROR_TYPE, unverified: RECOVERY_REQUEST_UNVERIFIED_ERROR_TYPE },
+  auditKinds: { approved: 'recovery.approved', rejected: 'recovery.rejected' },
+  auditPatch: AUDIT_APPROVALS_PATCH,
+};
 
 /**
  * Recovers one user's wallet from its newest completed backup: wait for the approvals of distinct
@@ -55,12 +71,12 @@ export async function recoverWallet(input: RecoverWalletInput): Promise<Recovery
   const userId = userIdFromInput(input);
   // Runs recorded before approvals existed replay without the step (docs/changing-workflows.md).
   if (!patched(RECOVERY_APPROVAL_PATCH)) return recoverApproved(input, await started(recoveryRun(userId), input));
-  let gate: RecoveryApprovalGate | undefined;
+  let gate: ApprovalGate<RecoveryStep, RecoveryProgress> | undefined;
   const run = recoveryRun(userId, {
     validate: (kind, request) => gate!.authorization().validate(kind, request),
     verify: (kind, request) => gate!.authorization().verify(kind, request),
   });
-  gate = new RecoveryApprovalGate(run);
+  gate = new ApprovalGate(run, RECOVERY_APPROVAL);
   const approvedAtMs = await gate.awaitApproval(input);
   return recoverApproved(input, await started(run, input, gate.requester()), approvedAtMs);
 }

@@ -1,0 +1,239 @@
+/**
+ * The first step of an act that needs two people, APPROVAL (status AWAITING_APPROVAL): a recovery
+ * (workflows/recover-wallet.ts) or an eject (workflows/eject-shares.ts). The requester's signed
+ * request is verified, then the run waits until RECOVERY_APPROVALS distinct verified approvers
+ * (never the requester) approve, one rejects, or the request expires. Every operator action is a
+ * signed statement of that act on this run (domain/operator-action.ts): the update validator
+ * checks that it names this act (validators cannot do I/O), and a worker checks the signature and
+ * the approvers set in a LOCAL activity (no one can complete it by id from outside).
+ */
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { UpdateDefinition } from '@temporalio/common';
+import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
+import { requireActionFor, type OperatorActionKind, type SignedOperatorAction } from '../domain/operator-action';
+import type { RecoveryApproval } from '../domain/recovery-types';
+import { AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP, type ApprovalRequest, type SignedAbandonRequest } from '../contracts/recover-wallet-api';
+import type { AuditEventKind } from '../contracts/audit-events';
+import type { OperatorAuthorization, ParkableProgress, ParkableRun } from './parkable-run';
+import { recordAct } from './audit-trail';
+
+/** What one kind of act that needs approvals is called, signs, fails with and records. */
+export interface ApprovalAct<P> {
+  /** How messages name the run: 'recovery', 'eject'. */
+  noun: string;
+  kinds: { request: OperatorActionKind; approve: OperatorActionKind; reject: OperatorActionKind; retry?: OperatorActionKind; abandon?: OperatorActionKind };
+  approveUpdate: UpdateDefinition<P, [ApprovalRequest]>;
+  rejectUpdate: UpdateDefinition<P, [ApprovalRequest]>;
+  errorTypes: { rejected: string; expired: string; unverified: string };
+  auditKinds: { approved: AuditEventKind; rejected: AuditEventKind };
+  /** The patch id that guards the approval's audit events (a recovery's were added after its approvals). */
+  auditPatch?: string;
+}
+
+/** What the gate reads and writes of a run's progress. */
+export type ApprovableProgress<Step extends string> = ParkableProgress<Step> & { approval?: RecoveryApproval };
+
+/** Verification asks Vault: a few quick tries, then the operator's update fails and they send it again. */
+const verifier = proxyLocalActivities<ApprovalActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 4 },
+});
+
+/** The requester's check at the start: a Vault outage must not end the request, so it retries for up to an hour (a bad signature still ends it at once). */
+const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
+  startToCloseTimeout: '15 seconds',
+  scheduleToCloseTimeout: '1 hour',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+/** The approval of one run: its updates, its wait, and the check of its retries and abandons. */
+export class ApprovalGate<Step extends string, P extends ApprovableProgress<Step>> {
+  private approval: RecoveryApproval | undefined;
+  /** The requester's verified statement (an eject's recipient key is in it). */
+  private requested: ReturnType<typeof requireActionFor> | undefined;
+  /** Operators whose approve or reject a worker is checking now. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly run: ParkableRun<Step, P>,
+    private readonly act: ApprovalAct<P>,
+  ) {
+    setHandler(act.approveUpdate, (request) => this.approve(request), { validator: (request) => void this.validate(act.kinds.approve, request) });
+    setHandler(act.rejectUpdate, (request) => this.reject(request), { validator: (request) => void this.validate(act.kinds.reject, request) });
+  }
+
+  /** Returns the time it was approved; ends the run (typed failure) when the request is unverified, rejected or expired. */
+  async awaitApproval(input: { request?: SignedOperatorAction | undefined }): Promise<number> {
+    const { run } = this;
+    run.publish(AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP as Step);
+    const requester = await this.verifyOrEnd(input);
+    const policy = await this.policyOrEnd();
+    const approval: RecoveryApproval = { requestedBy: requester.operator, required: policy.required, approvedBy: [], expiresAt: new Date(Date.now() + policy.ttlMs).toISOString() };
+    this.approval = approval;
+    run.progress.approval = approval;
+    let decided: boolean;
+    try {
+      decided = await run.timed(RECOVERY_APPROVAL_STEP as Step, () => condition(() => approval.rejectedBy !== undefined || approval.approvedBy.length >= approval.required, policy.ttlMs));
+    } catch (error) {
+      // Cancelled while waiting (Web UI, API): nothing was read or made; say so.
+      if (isCancellation(error)) run.publish('CANCELLED', RECOVERY_APPROVAL_STEP as Step);
+      throw error;
+    }
+    if (approval.rejectedBy) {
+      const { operator, reason } = approval.rejectedBy;
+      await this.end(this.act.errorTypes.rejected, `${this.act.noun} of user ${run.progress.userId} was rejected by ${operator}: ${reason}`);
+    }
+    if (!decided) {
+      await this.end(
+        this.act.errorTypes.expired,
+        `${this.act.noun} of user ${run.progress.userId} was not approved in time: ${approval.approvedBy.length} of ${approval.required} approvals by ${approval.expiresAt}; start a new ${this.act.noun}`,
+      );
+    }
+    return Date.now();
+  }
+
+  /** The verified operator who requested this run, once checked. */
+  requester(): string | undefined {
+    return this.approval?.requestedBy;
+  }
+
+  /** The requester's verified statement, once checked (an eject's recipient key is in it). */
+  request(): ReturnType<typeof requireActionFor> | undefined {
+    return this.requested;
+  }
+
+  /** Retry and abandon of this run need a verified approver's signed action. */
+  authorization(): OperatorAuthorization {
+    const kindOf = (kind: 'retry' | 'abandon'): OperatorActionKind => {
+      const signed = this.act.kinds[kind];
+      if (!signed) throw new Error(`a ${this.act.noun} is never retried or abandoned by an operator`);
+      return signed;
+    };
+    return {
+      validate: (kind, request) => {
+        const statement = requireActionFor((request as { action?: unknown } | undefined)?.action, this.expected(kindOf(kind)));
+        if (kind === 'abandon' && statement.reason !== (request as SignedAbandonRequest).reason) throw new Error('the abandon reason must be the one signed in the action');
+      },
+      verify: async (kind, request) => {
+        const action = (request as { action: ApprovalRequest['action'] }).action;
+        const verified = await this.verify({ action, expected: this.expected(kindOf(kind)), mustBeApprover: true });
+        return verified.operator;
+      },
+    };
+  }
+
+  private validate(kind: OperatorActionKind, request: ApprovalRequest): void {
+    if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+    const { progress } = this.run;
+    if (progress.status !== AWAITING_APPROVAL) throw new Error(`the ${this.act.noun} of user ${progress.userId} is ${progress.status}, not ${AWAITING_APPROVAL}`);
+    if (!this.approval) throw new Error(`the ${this.act.noun} of user ${progress.userId} is still verifying its requester: send it again in a moment`);
+    const statement = requireActionFor(request?.action, this.expected(kind));
+    if (kind === this.act.kinds.approve && statement.operator === this.approval.requestedBy) {
+      throw new Error(`${statement.operator} requested this ${this.act.noun} and cannot approve it: another approver must`);
+    }
+    if (kind === this.act.kinds.reject && statement.reason === undefined) throw new Error('a rejection needs a reason (signed in the action)');
+    if (this.inFlight.has(statement.operator)) throw new Error(`an action of ${statement.operator} on this recovery is being checked: look again in a moment`);
+  }
+
+  private async approve(request: ApprovalRequest): Promise<P> {
+    const approval = this.approval!;
+    const verified = await this.verifyDecision(this.act.kinds.approve, request, true);
+    if (verified.operator === approval.requestedBy) throw ApplicationFailure.nonRetryable(`${verified.operator} requested this ${this.act.noun} and cannot approve it`, 'SelfApprovalRefused');
+    // The same approver twice counts once (and is recorded once).
+    if (approval.approvedBy.some((entry) => entry.operator === verified.operator)) return this.run.progress;
+    approval.approvedBy.push({ operator: verified.operator, at: new Date(Date.now()).toISOString() });
+    const details = { approvals: approval.approvedBy.length, required: approval.required, requestedBy: approval.requestedBy ?? 'unknown' };
+    await recordAct(this.act.auditKinds.approved, { actor: verified.operator, userId: this.run.progress.userId, details, ...this.auditPatch() });
+    return this.run.progress;
+  }
+
+  private async reject(request: ApprovalRequest): Promise<P> {
+    const approval = this.approval!;
+    const claimed = requireActionFor(request.action, this.expected(this.act.kinds.reject));
+    // The requester may withdraw their own request; anyone else must be an approver.
+    const verified = await this.verifyDecision(this.act.kinds.reject, request, claimed.operator !== approval.requestedBy);
+    if (approval.rejectedBy === undefined) {
+      approval.rejectedBy = { operator: verified.operator, at: new Date(Date.now()).toISOString(), reason: claimed.reason! };
+      const details = { reason: claimed.reason!, requestedBy: approval.requestedBy ?? 'unknown' };
+      await recordAct(this.act.auditKinds.rejected, { actor: verified.operator, userId: this.run.progress.userId, details, ...this.auditPatch() });
+    }
+    await condition(() => this.run.progress.status !== AWAITING_APPROVAL);
+    return this.run.progress;
+  }
+
+  /** Verifies an approve or reject; refuses it if the run stopped waiting meanwhile. */
+  private async verifyDecision(kind: OperatorActionKind, request: ApprovalRequest, mustBeApprover: boolean): Promise<VerifiedOperator> {
+    const claimed = requireActionFor(request.action, this.expected(kind)).operator;
+    this.inFlight.add(claimed);
+    let verified: VerifiedOperator;
+    try {
+      verified = await this.verify({ action: request.action, expected: this.expected(kind), mustBeApprover });
+    } finally {
+      this.inFlight.delete(claimed);
+    }
+    if (this.run.progress.status !== AWAITING_APPROVAL || this.approval!.rejectedBy) {
+      throw ApplicationFailure.nonRetryable(`the ${this.act.noun} of user ${this.run.progress.userId} is no longer waiting for approval (${this.run.progress.status})`, 'RecoveryNotAwaitingApproval');
+    }
+    return verified;
+  }
+
+  /** A worker's check of a signed action; its refusal becomes the update's failure, with the reason. */
+  private async verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
+    try {
+      // Non-cancellable: a cancel request of the run (parked after the point of no return, it goes on) must not fail the operator's check.
+      return await CancellationScope.nonCancellable(() => verifier.verifyOperatorAction(input));
+    } catch (error) {
+      throw refusal(error);
+    }
+  }
+
+  private async verifyOrEnd(input: { request?: SignedOperatorAction | undefined }): Promise<VerifiedOperator> {
+    const { noun, kinds, errorTypes } = this.act;
+    try {
+      // What needs no worker first: a start without a signed request, or one for another act, ends here.
+      this.requested = requireActionFor(input.request, this.expected(kinds.request));
+    } catch (error) {
+      return this.end(errorTypes.unverified, `${noun} of user ${this.run.progress.userId} has no verified requester: ${(error as Error).message}`);
+    }
+    try {
+      return await requesterVerifier.verifyOperatorAction({ action: input.request!, expected: this.expected(kinds.request), mustBeApprover: false });
+    } catch (error) {
+      const failure = refusal(error);
+      return this.end(failure.type === 'ApprovalsNotConfiguredError' ? failure.type : errorTypes.unverified, `${noun} of user ${this.run.progress.userId} has no verified requester: ${failure.message}`);
+    }
+  }
+
+  private async policyOrEnd() {
+    try {
+      return await verifier.recoveryApprovalPolicy();
+    } catch (error) {
+      const failure = refusal(error);
+      return this.end(failure.type ?? 'ApprovalsNotConfiguredError', `${this.act.noun} of user ${this.run.progress.userId} cannot be approved: ${failure.message}`);
+    }
+  }
+
+  /** Ends the run at APPROVAL with a typed, non-retryable failure (after the updates in flight have answered). */
+  private async end(type: string, message: string): Promise<never> {
+    this.run.publish('FAILED', RECOVERY_APPROVAL_STEP as Step);
+    await condition(allHandlersFinished);
+    throw ApplicationFailure.nonRetryable(message, type);
+  }
+
+  private expected(kind: OperatorActionKind) {
+    const info = workflowInfo();
+    return { kind, workflowId: info.workflowId, ...(kind === this.act.kinds.request ? {} : { runId: info.runId }), userId: this.run.progress.userId, nowMs: Date.now() };
+  }
+
+  private auditPatch(): { patch?: string } {
+    return this.act.auditPatch ? { patch: this.act.auditPatch } : {};
+  }
+}
+
+/** The typed failure a refused verification reports (the activity's own type and message). */
+function refusal(error: unknown): ApplicationFailure {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure) return ApplicationFailure.nonRetryable(cause.message, cause.type ?? 'OperatorNotVerifiedError');
+  if (cause instanceof Error) return ApplicationFailure.nonRetryable(cause.message, 'OperatorNotVerifiedError');
+  throw error;
+}
