@@ -309,6 +309,7 @@ export const PERMANENT_ERROR_TYPES = [
   'OperatorNotVerifiedError',
   'OperatorNotApproverError',
   'ApprovalsNotConfiguredError',
+  'EjectNotConfiguredError',
   'UnexpectedError',
 ] as const;
 
@@ -324,5 +325,10 @@ export class OperatorNotApproverError extends BackupDomainError {
 
 /** Recovery approvals cannot be checked on these workers: RECOVERY_APPROVERS (or Vault for the signatures) is not configured. */
 export class ApprovalsNotConfiguredError extends BackupDomainError {
+  readonly retryable = false;
+}
+
+/** Eject cannot release on these workers: they have no company database (DATABASE_URL) to record and hold the release in. */
+export class EjectNotConfiguredError extends BackupDomainError {
   readonly retryable = false;
 }

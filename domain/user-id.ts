@@ -33,3 +33,8 @@ export function backupWorkflowId(userId: string): string {
 export function recoveryWorkflowId(userId: string): string {
   return `recover-${userId}`;
 }
+
+/** One eject per user at a time, likewise. */
+export function ejectWorkflowId(userId: string): string {
+  return `eject-${userId}`;
+}

@@ -26,6 +26,8 @@ import { createApprovalActivities } from '../activities/approvals/approval-activ
 import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
 import { vaultAuth } from '../adapters/vault/vault-connection';
 import { createAuditActivities } from '../activities/audit/audit-activities';
+import { createEjectActivities } from '../activities/eject/eject-activities';
+import { EjectReleases } from '../db/eject-releases';
 import { AuditTrail } from '../db/audit-trail';
 import { createRotationCensus } from '../activities/rotation/rotation-census';
 import { userSourcePages } from '../activities/user-source';
@@ -144,6 +146,12 @@ export async function createBackupWorker(
       ...createReceiptCheckActivities(deps.receipts),
       ...createApprovalActivities(approvalDeps(config)),
       ...createAuditActivities({ heartbeatIntervalMs: deps.heartbeatIntervalMs, ...(database ? { auditTrail: new AuditTrail(database) } : {}) }),
+      ...createEjectActivities({
+        ...deps,
+        // A release can be collected for as long as a request may wait for its approvals.
+        releaseTtlMs: config.approvals.ttlMs,
+        ...(database ? { database: { releases: new EjectReleases(database), auditTrail: new AuditTrail(database) } } : {}),
+      }),
     },
     dataConverter,
     ...(config.versioning.enabled

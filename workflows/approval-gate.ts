@@ -11,11 +11,12 @@ import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationS
 import type { UpdateDefinition } from '@temporalio/common';
 import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
-import { requireActionFor, type OperatorActionKind, type SignedOperatorAction } from '../domain/operator-action';
+import { requireActionFor, type OperatorActionKind, type OperatorActionStatement, type SignedOperatorAction } from '../domain/operator-action';
 import type { RecoveryApproval } from '../domain/recovery-types';
 import { AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP, type ApprovalRequest, type SignedAbandonRequest } from '../contracts/recover-wallet-api';
 import type { AuditEventKind } from '../contracts/audit-events';
-import type { OperatorAuthorization, ParkableProgress, ParkableRun } from './parkable-run';
+import type { BackupStatus } from '../domain/backup-types';
+import type { OperatorAuthorization } from './parkable-run';
 import { recordAct } from './audit-trail';
 
 /** What one kind of act that needs approvals is called, signs, fails with and records. */
@@ -29,10 +30,23 @@ export interface ApprovalAct<P> {
   auditKinds: { approved: AuditEventKind; rejected: AuditEventKind };
   /** The patch id that guards the approval's audit events (a recovery's were added after its approvals). */
   auditPatch?: string;
+  /** What this act's request must also carry (an eject's reason and recipient key): a problem ends the run before anyone is asked to approve. */
+  requestProblem?: (statement: OperatorActionStatement) => string | undefined;
 }
 
 /** What the gate reads and writes of a run's progress. */
-export type ApprovableProgress<Step extends string> = ParkableProgress<Step> & { approval?: RecoveryApproval };
+export interface ApprovableProgress {
+  userId: string;
+  status: BackupStatus;
+  approval?: RecoveryApproval;
+}
+
+/** What the gate needs of its run (a ParkableRun is one): its progress, the status it publishes, its step timing. */
+export interface ApprovalRun<Step extends string, P extends ApprovableProgress> {
+  readonly progress: P;
+  publish(status: BackupStatus, step: Step | 'DONE'): void;
+  timed<T>(step: Step, body: () => Promise<T>): Promise<T>;
+}
 
 /** Verification asks Vault: a few quick tries, then the operator's update fails and they send it again. */
 const verifier = proxyLocalActivities<ApprovalActivities>({
@@ -48,15 +62,15 @@ const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
 });
 
 /** The approval of one run: its updates, its wait, and the check of its retries and abandons. */
-export class ApprovalGate<Step extends string, P extends ApprovableProgress<Step>> {
+export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
   private approval: RecoveryApproval | undefined;
   /** The requester's verified statement (an eject's recipient key is in it). */
-  private requested: ReturnType<typeof requireActionFor> | undefined;
+  private requested: OperatorActionStatement | undefined;
   /** Operators whose approve or reject a worker is checking now. */
   private readonly inFlight = new Set<string>();
 
   constructor(
-    private readonly run: ParkableRun<Step, P>,
+    private readonly run: ApprovalRun<Step, P>,
     private readonly act: ApprovalAct<P>,
   ) {
     setHandler(act.approveUpdate, (request) => this.approve(request), { validator: (request) => void this.validate(act.kinds.approve, request) });
@@ -99,7 +113,7 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress<Step
   }
 
   /** The requester's verified statement, once checked (an eject's recipient key is in it). */
-  request(): ReturnType<typeof requireActionFor> | undefined {
+  request(): OperatorActionStatement | undefined {
     return this.requested;
   }
 
@@ -193,6 +207,8 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress<Step
     try {
       // What needs no worker first: a start without a signed request, or one for another act, ends here.
       this.requested = requireActionFor(input.request, this.expected(kinds.request));
+      const problem = this.act.requestProblem?.(this.requested);
+      if (problem) throw new Error(problem);
     } catch (error) {
       return this.end(errorTypes.unverified, `${noun} of user ${this.run.progress.userId} has no verified requester: ${(error as Error).message}`);
     }

@@ -195,7 +195,7 @@ export function approvalActivities(options: { required?: number; ttlMs?: number;
 }
 
 /** A mocked signed action of `kind` by `operator` (signed as `signedBy`, default the operator). */
-export function mockSigned(action: { kind: OperatorActionKind; workflowId: string; runId?: string; userId: string; operator: string; reason?: string }, signedBy = action.operator): SignedOperatorAction {
+export function mockSigned(action: { kind: OperatorActionKind; workflowId: string; runId?: string; userId: string; operator: string; reason?: string; recipient?: string }, signedBy = action.operator): SignedOperatorAction {
   const statement = statementText({ v: 1, via: 'operator', issuedAt: new Date().toISOString(), nonce: randomBytes(4).toString('hex'), ...action });
   return { statement, signature: `vault:v1:${Buffer.from(signedBy).toString('base64')}` };
 }
