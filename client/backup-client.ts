@@ -339,7 +339,7 @@ function parkedMessage(userId: string, progress: BackupProgress): string {
 }
 
 /** A run's result, or BackupFailedError with the failure's type and message when it did not complete. */
-export async function resultOrFailure<T>(userId: string, what: 'backup' | 'recovery', result: Promise<T>): Promise<T> {
+export async function resultOrFailure<T>(userId: string, what: 'backup' | 'recovery' | 'eject', result: Promise<T>): Promise<T> {
   try {
     return await result;
   } catch (error) {
@@ -365,7 +365,7 @@ export async function rejectedAsTyped<T>(
   userId: string,
   action: string,
   update: Promise<T>,
-  what: 'backup' | 'recovery' = 'backup',
+  what: 'backup' | 'recovery' | 'eject' = 'backup',
 ): Promise<T> {
   try {
     return await update;

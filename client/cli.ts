@@ -8,7 +8,7 @@ import { print, printError, progressLine, setJsonOutput } from './cli-output';
 import { registerDrillCommands } from './cli-drill';
 import { registerKeysCommands } from './cli-keys';
 import { registerRecoverCommands } from './cli-recover';
-import { registerEjectCommand } from './cli-eject';
+import { registerEjectCommands } from './cli-eject';
 import { registerCoverageCommand } from './cli-coverage';
 import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
@@ -211,7 +211,7 @@ batch
 registerRecoverCommands(program, withClient);
 registerDrillCommands(program, withClient);
 registerKeysCommands(program, withClient);
-registerEjectCommand(program);
+registerEjectCommands(program, withClient);
 registerCoverageCommand(program);
 registerDeployCommands(program, withClient);
 registerAuditCommands(program);

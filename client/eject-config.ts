@@ -1,48 +1,23 @@
 import { z } from 'zod';
-import type { CiphertextStoreConfig } from '../adapters/stores/ciphertext-store-factory';
-import type { HttpCredentialsSourceConfig } from '../adapters/credentials/credentials-source';
-import type { PortalClientConfig } from '../adapters/portal/portal-client';
-import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
-import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 
-const ejectEnvSchema = kmsEnvSchema.extend(backendEnvSchema.shape).extend({
+const collectEnvSchema = z.object({
+  DATABASE_URL: z.string().trim().min(1, 'is required: the sealed release waits in the company database (eject_releases)').optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'must be trace, debug, info, warn or error' }).default('info'),
 });
 
-export interface EjectConfig {
-  /** The KMS with the caller's own credentials (VAULT_TOKEN or AppRole; AWS credentials): its policy must allow the decrypt. */
-  kms: KmsConfig;
-  portal: PortalClientConfig;
-  credentials: HttpCredentialsSourceConfig;
-  store: CiphertextStoreConfig;
-  /** The company database, which keeps the audit record of every retrieval. */
+export interface EjectCollectConfig {
+  /** The company database, where the workers put the release sealed to the requester's key. */
   databaseUrl: string;
   logLevel: string;
 }
 
 /**
- * Variables eject needs beyond the schema's own, checked on what was given so one message names
- * every missing one (the database and the caller's credentials were reported only in a second run).
+ * What `eject collect` needs: the company database only. No Vault token, KMS, Portal or Temporal:
+ * the workers decrypted once the approvers approved, and only the requester's key file opens
+ * what they sealed.
  */
-function ejectPresenceProblems(raw: Record<string, string>): string[] {
-  const problems = kmsPresenceProblems(raw);
-  if (!raw.DATABASE_URL) problems.push('DATABASE_URL is required: every retrieval of client backup shares is recorded in the company database (share_retrievals)');
-  return problems;
-}
-
-/**
- * What eject retrieval needs: the same Portal, credentials source, store and database as the
- * workers, and the caller's own Vault credentials. No codec or sealing key, no Temporal.
- */
-export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConfig {
-  const e = loadConfig(ejectEnvSchema, env, (parsed) => [...kmsEnvProblems(parsed), ...backendEnvProblems(parsed)], ejectPresenceProblems);
-  return {
-    kms: toKmsConfig(e),
-    portal: toPortalConfig(e),
-    credentials: toCredentialsConfig(e),
-    store: toStoreConfig(e),
-    databaseUrl: e.DATABASE_URL!,
-    logLevel: e.LOG_LEVEL,
-  };
+export function loadEjectCollectConfig(env: NodeJS.ProcessEnv = process.env): EjectCollectConfig {
+  const e = loadConfig(collectEnvSchema, env, () => [], (raw) => (raw.DATABASE_URL ? [] : ['DATABASE_URL is required: the sealed release waits in the company database (eject_releases)']));
+  return { databaseUrl: e.DATABASE_URL!, logLevel: e.LOG_LEVEL };
 }

@@ -16,6 +16,8 @@ export interface ActionToSign {
   runId?: string;
   userId: string;
   reason?: string;
+  /** An eject request's one-time recipient key. */
+  recipient?: string;
 }
 
 /** Signs operator actions as one identity (an operator with their own Vault key, or the HTTP API for one named token). */
@@ -52,6 +54,7 @@ export class TransitOperatorSigner implements OperatorSigner {
       via: this.via,
       issuedAt: new Date(this.now()).toISOString(),
       ...(action.reason !== undefined ? { reason: action.reason.trim() } : {}),
+      ...(action.recipient !== undefined ? { recipient: action.recipient } : {}),
       nonce: randomUUID(),
     });
     return { statement, signature: await this.signatures.sign(this.keyName, statement) };

@@ -20,6 +20,7 @@ import {
 import type { OperatorActionKind } from '../domain/operator-action';
 import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
 import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
+import { signOnCurrentRun } from './signed-action';
 
 export interface StartedRecovery {
   userId: string;
@@ -169,17 +170,8 @@ export class RecoveryClient {
     const userId = parseUserId(rawUserId);
     const signer = this.requireSigner(kind.replace('recover-', '') + ' a recovery');
     const workflowId = recoveryWorkflowId(userId);
-    let runId: string;
-    try {
-      runId = (await this.temporal.workflow.getHandle(workflowId).describe()).runId;
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no recovery was ever started for user ${userId}`);
-      throw error;
-    }
-    // The update goes to the very run signed for: a newer run would refuse it anyway.
-    const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, runId);
-    const action = await signer.sign({ kind, workflowId, runId, userId, ...(reason !== undefined ? { reason } : {}) });
-    return { userId, handle, action };
+    const { runId, action } = await signOnCurrentRun(this.temporal, signer, { workflowId, userId, noun: 'recovery' }, kind, reason);
+    return { userId, handle: this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, runId), action };
   }
 
   private requireSigner(what: string): OperatorSigner {

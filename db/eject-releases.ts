@@ -69,6 +69,14 @@ export class EjectReleases {
     return validateRows(releaseRow, rows, operation).map(toRelease)[0];
   }
 
+  /** The user's newest release (the one `eject collect` opens). */
+  async newestForUser(userId: string): Promise<EjectRelease | undefined> {
+    const operation = `read the newest eject release of user ${userId}`;
+    validateArguments(z.object({ userId: databaseId }), { userId }, operation);
+    const rows = await this.query(operation, `SELECT ${COLUMNS} FROM eject_releases WHERE user_id = $1 ORDER BY released_at DESC LIMIT 1`, [userId]);
+    return validateRows(releaseRow, rows, operation).map(toRelease)[0];
+  }
+
   /** Puts the run's release once (with its share_retrievals row); expired releases lose their sealed text. */
   async put(release: NewEjectRelease): Promise<void> {
     const operation = `record the eject release of user ${release.userId}`;

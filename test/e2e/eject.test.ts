@@ -3,57 +3,33 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import nodeVault from 'node-vault';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ShareRetrievalRefusedError } from '../../client/client-backup-share';
-import { openEjectRetrieval } from '../../client/eject';
-import { loadEjectConfig } from '../../client/eject-config';
+import { EjectClient } from '../../client/eject-client';
+import { collectEject, type CollectedEject } from '../../client/eject';
 import { createDatabasePool } from '../../db/pool';
 import { ShareRetrievalAudit } from '../../db/share-retrieval-audit';
 import { AuditTrail } from '../../db/audit-trail';
-import { createBackupTestEnv, type BackupTestEnv } from '../support/backup-test-env';
+import { ejectWorkflowId } from '../../domain/user-id';
+import { leaksIn, secretsOf } from '../../chaos/secret-scan';
+import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { decodedTexts } from '../support/decoded-history';
+import { operatorSigner, type TestOperator } from '../support/operators';
 
 const run = promisify(execFile);
 
 /**
- * Eject retrieval on the real stack: the caller's own Vault token decrypts (its policy is the
- * authorization), every attempt is audited in PostgreSQL, and the shares never touch Temporal.
+ * Eject under the two-person rule on the real stack (Temporal, Vault, PostgreSQL, the simulator):
+ * the request waits for two distinct verified approvers; only then does a worker seal the newest
+ * completed backup to the requester's one-time key, and the requester's key file alone opens it.
+ * Every approval and the release are in the audit trail before anything can be collected; no share
+ * reaches Temporal, sealed or not.
  */
 let env: BackupTestEnv;
 let pool: Pool;
-let ejectEnv: NodeJS.ProcessEnv;
-const tokens: Record<'operator' | 'noDecrypt', string> = { operator: '', noDecrypt: '' };
-
-beforeAll(async () => {
-  env = await createBackupTestEnv();
-  await env.startWorker();
-  pool = createDatabasePool(inject('databaseUrl'));
-  const vault = nodeVault({ endpoint: env.vault.addr, token: env.vault.token });
-  await vault.addPolicy({
-    name: 'eject-operator',
-    rules: 'path "transit/decrypt/mpc-backup" { capabilities = ["update"] }',
-  });
-  // A root client per call: node-vault's tokenCreate makes the client use the token it created.
-  const create = async (policies: string[], displayName: string) =>
-    ((await nodeVault({ endpoint: env.vault.addr, token: env.vault.token }).tokenCreate({ policies, display_name: displayName, ttl: '10m' })) as {
-      auth: { client_token: string };
-    }).auth.client_token;
-  tokens.operator = await create(['eject-operator'], 'ops-alice');
-  tokens.noDecrypt = await create(['default'], 'ops-mallory');
-  ejectEnv = {
-    VAULT_ADDR: env.vault.addr,
-    PORTAL_ENCLAVE_URL: env.simulator.url,
-    PORTAL_API_URL: env.simulator.url,
-    CREDENTIALS_URL: `${env.simulator.url}/backend/users/{userId}/credentials`,
-    DATABASE_URL: inject('databaseUrl'),
-    LOG_LEVEL: 'error',
-  };
-});
-afterAll(async () => {
-  await pool?.end();
-  await env?.close();
-});
+const dir = mkdtempSync(join(tmpdir(), 'eject-'));
+const collectConfig = () => ({ databaseUrl: inject('databaseUrl'), logLevel: 'error' });
+const as = (operator: TestOperator) => new EjectClient(env.backups.temporal, env.taskQueue, operatorSigner(operator));
 
 async function backedUp(prefix: string) {
   const userId = env.seedUser(prefix);
@@ -61,131 +37,166 @@ async function backedUp(prefix: string) {
   return { userId, result: await env.backups.waitForBackup(userId) };
 }
 
-async function retrieve(token: string, userId: string, reason = 'ticket SUP-1') {
-  const retrieval = await openEjectRetrieval(loadEjectConfig({ ...ejectEnv, VAULT_TOKEN: token }));
-  try {
-    return await retrieval.getClientBackupShare(userId, { reason });
-  } finally {
-    await retrieval.close();
-  }
+/** ops-carol requests; returns once the run waits for approvals. */
+async function requested(userId: string, reason = 'ticket SUP-1') {
+  const keyFile = join(dir, `${userId}.key.json`);
+  const started = await as('ops-carol').requestEject(userId, reason, keyFile);
+  await eventually('the eject to await approval', async () => ((await as('ops-carol').getEjectStatus(userId)).progress?.approval?.expiresAt ? true : undefined));
+  return { ...started, keyFile };
 }
 
-describe('getClientBackupShare (eject retrieval)', () => {
-  it('returns exactly the /v1/backup response of the newest completed backup to a caller whose Vault policy allows the decrypt, audited', async () => {
+async function approvedByTwo(userId: string) {
+  await as('ops-alice').approveEject(userId);
+  await as('ops-bob').approveEject(userId);
+}
+
+function issuedShares(userId: string, pairIds: Record<string, string>) {
+  const issued = env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
+  return Object.fromEntries(Object.entries(pairIds).map(([curve, id]) => [curve, { id, share: issued.find((pair) => pair.id === id)!.share }]));
+}
+
+beforeAll(async () => {
+  env = await createBackupTestEnv();
+  await env.startWorker({ DATABASE_URL: inject('databaseUrl') });
+  pool = createDatabasePool(inject('databaseUrl'));
+});
+afterAll(async () => {
+  await pool?.end();
+  await env?.close();
+});
+
+describe('eject under the two-person rule (real Temporal, Vault, PostgreSQL, Portal simulator)', () => {
+  it('releases the newest completed backup only after two approvers, sealed to the requester’s key; collected once, exactly what Portal issued', async () => {
     const { userId } = await backedUp('eject-ok');
     await env.backups.startBackupWorkflow(userId);
     const newest = await env.backups.waitForBackup(userId);
+    const { keyFile } = await requested(userId);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
 
-    const release = await retrieve(tokens.operator, userId);
-    expect(release.pairIds).toEqual(newest.pairIds);
-    const issued = env.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
-    for (const curve of ['SECP256K1', 'ED25519'] as const) {
-      const pair = issued.find((p) => p.id === newest.pairIds[curve])!;
-      expect(release.shares[curve]).toEqual({ id: pair.id, share: pair.share });
-    }
-    expect(release.releasedTo).toBe('token-ops-alice');
+    await expect(as('ops-carol').approveEject(userId)).rejects.toThrow(/ops-carol requested this eject and cannot approve it/);
+    await expect(as('ops-mallory').approveEject(userId)).rejects.toThrow(/ops-mallory is not an approver/);
+    await as('ops-alice').approveEject(userId);
+    // One approval: nothing released, nothing to collect.
+    await expect(collectEject(userId, { key: keyFile, out: join(dir, 'early.json') }, collectConfig())).rejects.toThrow(/nothing was released for user/);
+    await as('ops-bob').approveEject(userId);
+    const result = await as('ops-carol').waitForEject(userId);
+    expect(result).toMatchObject({ status: 'RELEASED', release: { pairIds: newest.pairIds }, approval: { requestedBy: 'ops-carol' } });
 
-    const audit = await new ShareRetrievalAudit(pool).listByUser(userId);
-    expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ requestedBy: 'token-ops-alice', outcome: 'released', reason: 'ticket SUP-1', pairIds: [newest.pairIds.SECP256K1, newest.pairIds.ED25519] });
-    // And in the hash-chained audit trail: ids and the reason, never a share.
-    const events = await new AuditTrail(pool).list({ userId });
-    expect(events).toEqual([
-      expect.objectContaining({ kind: 'eject.released', actor: 'token-ops-alice', subject: `eject/${userId}`, details: expect.objectContaining({ pairIds: [newest.pairIds.SECP256K1, newest.pairIds.ED25519], reason: 'ticket SUP-1' }) }),
-    ]);
-    expect(JSON.stringify(events)).not.toContain(release.shares.SECP256K1.share);
-    // Nothing ran in Temporal for it: the user's only runs are the two backups.
-    const runs = [];
-    for await (const execution of env.backups.temporal.workflow.list({ query: `WorkflowId = 'backup-${userId}' OR WorkflowId = 'recover-${userId}'` })) runs.push(execution.type);
-    expect(runs).toEqual(['backupWallet', 'backupWallet']);
-  });
-
-  it('is refused, and audited as refused, when the caller’s Vault policy does not allow the decrypt', async () => {
-    const { userId, result } = await backedUp('eject-denied');
-    const failure = await retrieve(tokens.noDecrypt, userId).catch((error: unknown) => error);
-    expect(failure).toBeInstanceOf(ShareRetrievalRefusedError);
-    expect((failure as Error).message).toMatch(/Vault refused this caller's credentials the decryption/);
-    const audit = await new ShareRetrievalAudit(pool).listByUser(userId);
-    expect(audit).toEqual([
-      expect.objectContaining({ requestedBy: 'token-ops-mallory', outcome: 'refused', pairIds: [result.pairIds.SECP256K1, result.pairIds.ED25519] }),
-    ]);
-    expect((await new AuditTrail(pool).list({ userId })).map((event) => [event.kind, event.actor])).toEqual([['eject.refused', 'token-ops-mallory']]);
-  });
-
-  it('is refused when the user has no completed backup, and needs a reason', async () => {
-    const userId = env.seedUser('eject-none');
-    await expect(retrieve(tokens.operator, userId)).rejects.toThrow(/no completed backup/);
-    expect((await new ShareRetrievalAudit(pool).listByUser(userId)).map((row) => row.outcome)).toEqual(['refused']);
-    await expect(retrieve(tokens.operator, userId, '  ')).rejects.toThrow(/a reason is required/);
-  });
-
-  it('the CLI writes the shares to a new owner-only file, prints no share, and never overwrites a file', async () => {
-    const { userId, result } = await backedUp('eject-cli');
-    const dir = mkdtempSync(join(tmpdir(), 'eject-'));
-    const out = join(dir, 'shares.json');
-    const cliEnv = { ...process.env, ...ejectEnv, VAULT_TOKEN: tokens.operator };
-    const printed = await run('npx', ['tsx', 'client/cli.ts', 'eject', userId, '--reason', 'ticket SUP-2', '--out', out], { env: cliEnv });
-    const written = JSON.parse(readFileSync(out, 'utf8')) as { backupResponse: Record<string, { id: string; share: string }> };
-    expect(written.backupResponse.SECP256K1!.id).toBe(result.pairIds.SECP256K1);
+    const out = join(dir, `${userId}.shares.json`);
+    const keyCopy = join(dir, `${userId}.key-copy.json`);
+    writeFileSync(keyCopy, readFileSync(keyFile));
+    const printed = await collectEject(userId, { key: keyFile, out }, collectConfig());
+    expect(printed).toMatchObject({ userId, pairIds: newest.pairIds, requestedBy: 'ops-carol', approvedBy: ['ops-alice', 'ops-bob'], writtenTo: out });
+    expect(JSON.stringify(printed)).not.toContain(issuedShares(userId, newest.pairIds).SECP256K1!.share);
+    const written = JSON.parse(readFileSync(out, 'utf8')) as CollectedEject;
+    expect(written.backupResponse).toEqual(issuedShares(userId, newest.pairIds));
     expect(statSync(out).mode & 0o777).toBe(0o600);
-    expect(printed.stdout).toContain(result.pairIds.SECP256K1);
-    expect(printed.stdout).not.toContain(written.backupResponse.SECP256K1!.share);
+    // The key file is deleted (it opens nothing any more), and a copy of it cannot collect twice.
+    expect(existsSync(keyFile)).toBe(false);
+    await expect(collectEject(userId, { key: keyCopy, out: join(dir, 'twice.json') }, collectConfig())).rejects.toThrow(/already collected at/);
+
+    // The audit trail: each approval, then the release, all by verified names; share_retrievals has the release.
+    const events = await new AuditTrail(pool).list({ userId });
+    expect(events.filter((event) => event.kind.startsWith('eject.')).map((event) => [event.kind, event.actor])).toEqual([
+      ['eject.approved', 'ops-alice'],
+      ['eject.approved', 'ops-bob'],
+      ['eject.released', 'ops-carol'],
+    ]);
+    expect((await new ShareRetrievalAudit(pool).listByUser(userId)).map((row) => [row.outcome, row.requestedBy, row.reason])).toEqual([['released', 'ops-carol', 'ticket SUP-1']]);
+    // The run's history, even decoded with the clients' codec key, holds no share.
+    const history = await env.rawClient.workflow.getHandle(ejectWorkflowId(userId)).fetchHistory();
+    const texts = await decodedTexts(history);
+    expect(leaksIn(texts, [userId]).length).toBe(1);
+    expect(leaksIn(texts, secretsOf(env.simulator.state.user(userId)!))).toEqual([]);
+  });
+
+  it('a key file other than the requester’s opens nothing, and leaves the release collectable', async () => {
+    const { userId } = await backedUp('eject-otherkey');
+    const { keyFile } = await requested(userId);
+    await approvedByTwo(userId);
+    await as('ops-carol').waitForEject(userId);
+    // Another eject's key file, rewritten to name this user: the seal is to another key.
+    const other = await backedUp('eject-otherkey-2');
+    const { keyFile: otherKey } = await requested(other.userId);
+    const forged = JSON.parse(readFileSync(otherKey, 'utf8')) as { userId: string };
+    const forgedFile = join(dir, 'forged.key.json');
+    writeFileSync(forgedFile, JSON.stringify({ ...forged, userId }));
+    await expect(collectEject(userId, { key: forgedFile, out: join(dir, 'forged.json') }, collectConfig())).rejects.toThrow(/does not open with this key file/);
+    expect(existsSync(join(dir, 'forged.json'))).toBe(false);
+    await collectEject(userId, { key: keyFile, out: join(dir, 'otherkey.json') }, collectConfig());
+  });
+
+  it('a user without a completed backup: the approved eject fails with the reason, audited as refused', async () => {
+    const userId = env.seedUser('eject-none');
+    await requested(userId);
+    await approvedByTwo(userId);
+    await expect(as('ops-carol').waitForEject(userId)).rejects.toThrow(/NoCompletedBackupError/);
+    const events = await new AuditTrail(pool).list({ userId });
+    expect(events.map((event) => event.kind)).toEqual(['eject.approved', 'eject.approved', 'eject.refused']);
+  });
+
+  it('the CLI: request (key file 0600), status, collect to a new owner-only file that is never an existing one', async () => {
+    const { userId, result } = await backedUp('eject-cli');
+    const keyFile = join(dir, 'cli.key.json');
+    const cliEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.workerEnv.TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE: env.taskQueue,
+      PAYLOAD_CODEC_KEYS: inject('codecKeys'),
+      VAULT_ADDR: inject('vaultAddr'),
+      OPERATOR_NAME: 'ops-carol',
+      VAULT_TOKEN: inject('signingTokens')['ops-carol'],
+      DATABASE_URL: inject('databaseUrl'),
+      LOG_LEVEL: 'error',
+    };
+    const cli = (...args: string[]) => run('npx', ['tsx', 'client/cli.ts', 'eject', ...args], { env: cliEnv });
+    const requestedOut = await cli('request', userId, '--reason', 'ticket SUP-2', '--key-out', keyFile);
+    expect(requestedOut.stdout).toContain(ejectWorkflowId(userId));
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    await eventually('the eject to await approval', async () => ((await as('ops-carol').getEjectStatus(userId)).progress?.approval?.expiresAt ? true : undefined));
+    await approvedByTwo(userId);
+    await as('ops-carol').waitForEject(userId);
+    expect((await cli('status', userId)).stdout).toContain('RELEASED');
 
     writeFileSync(join(dir, 'existing.json'), 'keep');
-    const refused = await run('npx', ['tsx', 'client/cli.ts', 'eject', userId, '--reason', 'again', '--out', join(dir, 'existing.json')], { env: cliEnv }).catch(
-      (error: { code: number; stderr: string }) => error,
-    );
+    const refused = await cli('collect', userId, '--key', keyFile, '--out', join(dir, 'existing.json')).catch((error: { code: number }) => error);
     expect((refused as { code: number }).code).not.toBe(0);
     expect(readFileSync(join(dir, 'existing.json'), 'utf8')).toBe('keep');
-    // Refused before anything was retrieved: the audit has the one release above, not a second.
-    expect((await new ShareRetrievalAudit(pool).listByUser(userId)).map((row) => row.reason)).toEqual(['ticket SUP-2']);
-    // A refused retrieval leaves no (empty) file behind.
-    const none = await run('npx', ['tsx', 'client/cli.ts', 'eject', env.seedUser('eject-cli-none'), '--reason', 'r', '--out', join(dir, 'none.json')], { env: cliEnv }).catch(
-      (error: { code: number }) => error,
-    );
-    expect((none as { code: number }).code).toBe(2);
-    expect(existsSync(join(dir, 'none.json'))).toBe(false);
+    // Refused before the release was emptied: it can still be collected, once.
+    const collected = await cli('collect', userId, '--key', keyFile, '--out', join(dir, 'cli.json'));
+    const written = JSON.parse(readFileSync(join(dir, 'cli.json'), 'utf8')) as CollectedEject;
+    expect(written.backupResponse).toEqual(issuedShares(userId, result.pairIds));
+    expect(collected.stdout).toContain(result.pairIds.SECP256K1);
+    expect(collected.stdout).not.toContain(written.backupResponse.SECP256K1.share);
   });
 });
 
-describe('getClientBackupShare with KMS_PROVIDER=aws-kms', () => {
+describe('eject with KMS_PROVIDER=aws-kms', () => {
   let awsEnv: BackupTestEnv;
-
   beforeAll(async () => {
     awsEnv = await createBackupTestEnv({ kms: 'aws-kms' });
-    await awsEnv.startWorker();
+    await awsEnv.startWorker({ DATABASE_URL: inject('databaseUrl') });
   });
   afterAll(() => awsEnv?.close());
 
-  it('decrypts the newest completed backup with the caller’s own AWS credentials, and audits who they are (the access key id)', async () => {
+  it('the workers decrypt the envelope-encrypted backup and seal it to the requester: exactly what Portal issued', async () => {
     const userId = awsEnv.seedUser('eject-aws');
     await awsEnv.backups.startBackupWorkflow(userId);
     const newest = await awsEnv.backups.waitForBackup(userId);
-    const kmsEnv = Object.fromEntries(Object.entries(awsEnv.workerEnv).filter(([name]) => name.startsWith('AWS_') || name === 'KMS_PROVIDER'));
-    const retrieval = await openEjectRetrieval(
-      loadEjectConfig({
-        ...kmsEnv,
-        PORTAL_ENCLAVE_URL: awsEnv.simulator.url,
-        PORTAL_API_URL: awsEnv.simulator.url,
-        CREDENTIALS_URL: `${awsEnv.simulator.url}/backend/users/{userId}/credentials`,
-        DATABASE_URL: inject('databaseUrl'),
-        LOG_LEVEL: 'error',
-      }),
-    );
-    let release;
-    try {
-      release = await retrieval.getClientBackupShare(userId, { reason: 'ticket SUP-AWS' });
-    } finally {
-      await retrieval.close();
-    }
+    const client = (operator: TestOperator) => new EjectClient(awsEnv.backups.temporal, awsEnv.taskQueue, operatorSigner(operator));
+    const keyFile = join(dir, `${userId}.key.json`);
+    await client('ops-carol').requestEject(userId, 'ticket SUP-AWS', keyFile);
+    await eventually('the eject to await approval', async () => ((await client('ops-carol').getEjectStatus(userId)).progress?.approval?.expiresAt ? true : undefined));
+    await client('ops-alice').approveEject(userId);
+    await client('ops-bob').approveEject(userId);
+    await client('ops-carol').waitForEject(userId);
+    await collectEject(userId, { key: keyFile, out: join(dir, `${userId}.json`) }, collectConfig());
     const issued = awsEnv.simulator.state.user(userId)!.wallets.flatMap((wallet) => wallet.backupSharePairs);
+    const written = JSON.parse(readFileSync(join(dir, `${userId}.json`), 'utf8')) as CollectedEject;
     for (const curve of ['SECP256K1', 'ED25519'] as const) {
       const pair = issued.find((p) => p.id === newest.pairIds[curve])!;
       expect(pair.clientCipherText).toMatch(/^awskms:e1:v1:/);
-      expect(release.shares[curve]).toEqual({ id: pair.id, share: pair.share });
+      expect(written.backupResponse[curve]).toEqual({ id: pair.id, share: pair.share });
     }
-    expect(release.releasedTo).toBe(`aws:${kmsEnv.AWS_ACCESS_KEY_ID}`);
-    const audit = await new ShareRetrievalAudit(pool).listByUser(userId);
-    expect(audit).toMatchObject([{ requestedBy: `aws:${kmsEnv.AWS_ACCESS_KEY_ID}`, outcome: 'released', reason: 'ticket SUP-AWS' }]);
   });
 });

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
@@ -9,6 +8,7 @@ import { capturedLogs, createBackupTestEnv, eventually, KMS_PROVIDERS, type Back
 import { approvingRecoveryClient } from '../support/operators';
 import { LOCAL_KMS_CREDENTIALS } from '../../stack/local-kms-server';
 import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
+import { decodedTexts } from '../support/decoded-history';
 
 let env: BackupTestEnv;
 const userIds: string[] = [];
@@ -95,19 +95,8 @@ describe.each(KMS_PROVIDERS)('no plaintext share, signing share, client API key 
   });
 
   it('the same histories decoded with the client’s codec key hold none of them either: shares are sealed to the workers', async () => {
-    const codec = new EncryptionCodec(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }));
     for (const [userId, kind] of [...userIds.map((id) => [id, 'backup'] as const), [userIds[0]!, 'recover'] as const]) {
-      const history = await rawHistory(userId, kind);
-      const payloads: temporal.api.common.v1.IPayload[] = [];
-      const collect = (value: unknown) => {
-        if (!value || typeof value !== 'object') return;
-        const record = value as Record<string, unknown>;
-        if (record.metadata && record.data instanceof Uint8Array) payloads.push(record as temporal.api.common.v1.IPayload);
-        else for (const item of Object.values(record)) collect(item);
-      };
-      collect(history);
-      const decoded = await codec.decode(payloads);
-      const texts = textsIn(decoded);
+      const texts = await decodedTexts(await rawHistory(userId, kind));
       // The decode really opened the payloads: the user id and the run's pair ids are readable.
       const pairIds = Object.values(kind === 'backup' ? (await env.backups.waitForBackup(userId)).pairIds : recovered!.backupPairIds);
       expect(leaksIn(texts, [userId, ...pairIds]).sort()).toEqual([userId, ...pairIds].sort());

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BackupActionRejectedError, BackupFailedError, BackupNotFoundError } from '../../client/backup-client';
 import { BatchOptionsError } from '../../client/batch-client';
 import { CLIENT_ERROR_KINDS, ClientError, clientErrorView } from '../../client/client-error';
-import { ShareRetrievalRefusedError } from '../../client/client-backup-share';
+import { EjectCollectRefusedError } from '../../client/eject';
 import { AuditArgumentError, AuditTrailTamperedError } from '../../client/audit-client';
 import { CoverageOptionsError } from '../../client/cli-coverage';
 import { KeysArgumentError } from '../../client/cli-keys';
@@ -26,7 +26,7 @@ describe('client errors: one base declares exit code and HTTP status', () => {
     [new BackupNotFoundError('x'), 404],
     [new KeyRotationNotFoundError('x'), 404],
     [new BackupActionRejectedError('x'), 409],
-    [new ShareRetrievalRefusedError('x'), 409],
+    [new EjectCollectRefusedError('x'), 409],
     [new DrillFailedError('x'), 409],
     [new BackupFailedError('user-1', undefined, 'x'), 409],
   ];
