@@ -15,8 +15,6 @@ export const DEV_STACK_FILES = {
   clientEnv: 'client.env',
   /** The HTTP API's bearer token. */
   apiToken: 'api-token',
-  /** A Vault token of the dev operator `ops-eject`, whose policy allows the decrypt eject needs (and nothing else). */
-  operatorVaultToken: 'operator-vault-token',
   /** The company database's URL with its password (the stack prints it without). */
   databaseUrl: 'database-url',
   /** An auditor's settings for `backup audit verify|list`: the database and a verify-only Vault token. */

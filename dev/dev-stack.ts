@@ -26,7 +26,6 @@ import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-ser
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms } from '../stack/local-kms-server';
 import { createLogger } from '../logging/logger';
 import { devStackDir, devStackFile } from '../config/dev-stack-files';
-import { ejectOperatorPolicy } from '../stack/vault-policies';
 import { operatorKeyNames, seedSigningKeys } from '../stack/operator-keys';
 import { approvingRecoveriesWith, transitSigner, type DevOperator } from '../stack/approving-recoveries';
 import { VaultOperatorSignatures } from '../adapters/vault/operator-signatures';
@@ -154,20 +153,6 @@ export async function startCompanyDatabase(stops: Stops): Promise<string> {
   writeFileSync(urlFile, `${postgres.url}\n`, { mode: 0o600 });
   log(`PostgreSQL           ${describeDatabaseUrl(postgres.url)} (${postgres.kind}; the URL with its password: ${shown(urlFile)}; audit trail: audit_events, audit_seals)`);
   return postgres.url;
-}
-
-/**
- * The dev operator ops-eject's Vault token, whose policy allows only the decrypt eject needs, in a
- * file only its owner reads: eject runs with the caller's own credentials, never the workers'.
- */
-export async function writeOperatorVaultToken(vault: VaultDevServer): Promise<string> {
-  const root = () => nodeVault({ endpoint: vault.addr, token: vault.rootToken });
-  await root().addPolicy({ name: 'mpc-backup-eject', rules: ejectOperatorPolicy(vault.transitKey, vault.transitMount) });
-  // A fresh root client per call: node-vault's tokenCreate switches the client to the token it made.
-  const created = (await root().tokenCreate({ policies: ['mpc-backup-eject'], display_name: 'ops-eject' })) as { auth: { client_token: string } };
-  const file = devStackFile('operatorVaultToken');
-  writeFileSync(file, `${created.auth.client_token}\n`, { mode: 0o600 });
-  return file;
 }
 
 /**

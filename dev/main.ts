@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { devStackFile } from '../config/dev-stack-files';
-import type { PortalSimulator } from '../simulator/portal-simulator';
 import { join } from 'node:path';
 import {
   checkPortsFree,
@@ -12,7 +11,6 @@ import {
   log,
   shown,
   startCompanyDatabase,
-  writeOperatorVaultToken,
   startApi,
   startCodecServer,
   startKms,
@@ -81,33 +79,14 @@ async function startDevStack(opts: DevOptions, ports: DevPorts, stops: Stops) {
     VAULT_TOKEN: operators.tokens['ops-carol']!,
   };
   await startCodecServer(ports, clientEnv.PAYLOAD_CODEC_KEYS, stops);
-  const operatorTokenFile = opts.kms === 'vault-transit' ? await writeOperatorVaultToken(vault) : undefined;
-  // The CLI's file: Temporal, the codec key, ops-carol's identity, and what eject needs besides the caller's own token.
-  const cliEnv = { ...clientEnv, ...ejectEnv({ simulator, kmsEnv: kms.env, databaseUrl, selfManaged }) };
+  // The CLI's file: Temporal, the codec key, ops-carol's identity, and the company database (eject collect reads its release there).
+  const cliEnv = { ...clientEnv, DATABASE_URL: databaseUrl };
   writeFileSync(devStackFile('clientEnv'), Object.entries(cliEnv).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
   const workerClientEnv = { TEMPORAL_ADDRESS: clientEnv.TEMPORAL_ADDRESS, PAYLOAD_CODEC_KEYS: clientEnv.PAYLOAD_CODEC_KEYS };
   const worker = startWorker({ clientEnv: workerClientEnv, simulator, kmsEnv: kms.env, ports, selfManaged, vault, databaseUrl }, stops);
   const backups = await connectClient(workerClientEnv, worker, stops);
   const apiTokenFile = await startApi(backups, ports, stops, operators);
-  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operators, operatorTokenFile, auditEnvFile };
-}
-
-/**
- * What `backup eject` needs besides the caller's own KMS credentials, for client.env: the
- * simulator as Portal, the credentials source, the store and the company database. Vault's
- * token is left out (the operator brings theirs); local-kms checks no credentials, so its fixed
- * pair is in.
- */
-function ejectEnv(parts: { simulator: PortalSimulator; kmsEnv: NodeJS.ProcessEnv; databaseUrl: string; selfManaged: SelfManagedParts | undefined }): Record<string, string> {
-  const { VAULT_TOKEN: _workersToken, ...kmsSettings } = parts.kmsEnv;
-  return {
-    ...(Object.fromEntries(Object.entries(kmsSettings).filter((entry): entry is [string, string] => entry[1] !== undefined))),
-    PORTAL_ENCLAVE_URL: parts.simulator.url,
-    PORTAL_API_URL: parts.simulator.url,
-    CREDENTIALS_URL: `${parts.simulator.url}/backend/users/{userId}/credentials`,
-    DATABASE_URL: parts.databaseUrl,
-    ...(parts.selfManaged ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres' } : {}),
-  };
+  return { temporal, kmsLine: kms.line, selfManaged, simulator, userIds, backups, apiTokenFile, operators, auditEnvFile };
 }
 
 function printStack(stack: DevStack, ports: DevPorts): void {
@@ -119,7 +98,6 @@ function printStack(stack: DevStack, ports: DevPorts): void {
   log(`HTTP API             http://127.0.0.1:${ports.api}  (OpenAPI: /openapi.json; bearer token in ${shown(stack.apiTokenFile)})`);
   log(`metrics              http://127.0.0.1:${ports.metrics}/metrics (service), http://127.0.0.1:${ports.temporalMetrics}/metrics (Temporal runtime)`);
   log(`Portal simulator     ${simulator.url}  users: ${stack.userIds.join(', ')}${selfManaged ? '  (Self-Managed: delivers custodian shares to the webhook)' : ''}`);
-  if (stack.operatorTokenFile) log(`operator Vault token ${shown(stack.operatorTokenFile)}  (ops-eject: decrypt only, for eject; docs/restore.md)`);
   log(`logs                 ${shown(DEV_DIR)}`);
 }
 
@@ -162,7 +140,8 @@ function printTryThis(stack: DevStack, ports: DevPorts): void {
   log(`  OPERATOR_NAME=ops-alice VAULT_TOKEN=$(cat ${shown(join(DEV_DIR, 'ops-alice.vault-token'))}) npm run backup:dev -- recover approve user-2`);
   log(`  OPERATOR_NAME=ops-bob VAULT_TOKEN=$(cat ${shown(join(DEV_DIR, 'ops-bob.vault-token'))}) npm run backup:dev -- recover approve user-2`);
   log('  npm run backup:dev -- drill run --users user-1,user-2 --wait   # a restore drill');
-  if (stack.operatorTokenFile) log(`  VAULT_TOKEN=$(cat ${shown(stack.operatorTokenFile)}) npm run backup:dev -- eject user-1 --reason "ticket SUP-1" --out user-1-shares.json`);
+  log('  npm run backup:dev -- eject request user-1 --reason "ticket SUP-1" --key-out user-1.key.json   # as ops-carol; two approve (eject approve), then:');
+  log('  npm run backup:dev -- eject collect user-1 --key user-1.key.json --out user-1-shares.json');
   log(`  curl -s -XPOST -H "authorization: Bearer $(cat ${shown(stack.apiTokenFile)})" http://127.0.0.1:${ports.api}/v1/backups/user-4`);
   log('  npm run backup:dev -- status user-2');
   log(`  curl -s -XPOST ${simulator.url}/admin/faults -H 'content-type: application/json' \\`);

@@ -46,15 +46,6 @@ export function keyRotationPolicy(keyName: string, mount = 'transit'): string {
 }
 
 /**
- * An operator who may run eject: decrypt with the key, nothing else (no encrypt, no key read; Vault's
- * `default` policy adds the token lookup the audit record names the caller by). Eject runs with the
- * operator's own token, so this policy is the authorization Vault checks.
- */
-export function ejectOperatorPolicy(keyName: string, mount = 'transit'): string {
-  return `path "${mount}/decrypt/${keyName}" { capabilities = ["update"] }`;
-}
-
-/**
  * One operator's policy: sign with their own Transit key and nothing else. With Vault identities,
  * one templated policy serves every operator instead (docs/operations.md):
  * `path "transit/sign/operator-{{identity.entity.name}}" { capabilities = ["update"] }`.
