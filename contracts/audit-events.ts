@@ -7,6 +7,7 @@
  * db/audit-trail.ts.
  */
 import type { ActivityOptions } from '@temporalio/common';
+import type { StepReceipt } from '../domain/step-receipt';
 
 export const AUDIT_EVENT_KINDS = [
   'eject.released',
@@ -74,6 +75,20 @@ export interface RecordAuditEventResult {
   recorded: boolean;
   alreadyRecorded: boolean;
   seq?: number;
+  /**
+   * A worker's receipt (claims: the event id) that this very append ran: the workflow checks it in a
+   * local activity and appends again without one, so an activity completed by id from outside
+   * cannot leave an act without its row (AUDIT_RECEIPTS_PATCH).
+   */
+  receipt?: StepReceipt;
+}
+
+/** The patch id of the receipt check after each append (docs/changing-workflows.md). */
+export const AUDIT_RECEIPTS_PATCH = 'audit-receipts';
+
+/** The facts an append's receipt vouches for. */
+export function auditReceiptClaims(eventId: string): { eventId: string } {
+  return { eventId };
 }
 
 /** The actor of an act that carries no name yet (fleet-run controls, a recovery start). */

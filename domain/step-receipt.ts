@@ -23,6 +23,7 @@ export const RECEIPT_STEPS = [
   'DRILL_VERDICT',
   'ROTATION_CENSUS',
   'RAISE_CHECK',
+  'AUDIT_EVENT',
 ] as const;
 export type ReceiptStep = (typeof RECEIPT_STEPS)[number];
 

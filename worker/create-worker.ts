@@ -145,7 +145,7 @@ export async function createBackupWorker(
       ...createRotationCensus({ ...deps, sourcePages: userSourcePages(userSource) }),
       ...createReceiptCheckActivities(deps.receipts),
       ...createApprovalActivities(approvalDeps(config)),
-      ...createAuditActivities({ heartbeatIntervalMs: deps.heartbeatIntervalMs, ...(database ? { auditTrail: new AuditTrail(database) } : {}) }),
+      ...createAuditActivities({ heartbeatIntervalMs: deps.heartbeatIntervalMs, receipts: deps.receipts, ...(database ? { auditTrail: new AuditTrail(database) } : {}) }),
       ...createEjectActivities({
         ...deps,
         // A release can be collected for as long as a request may wait for its approvals.

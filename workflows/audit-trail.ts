@@ -6,11 +6,14 @@
  * (`patched(AUDIT_EVENTS_PATCH)`), so recorded histories and parked runs moved to a new build still
  * replay (docs/changing-workflows.md).
  */
-import { currentUpdateInfo, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { currentUpdateInfo, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit/audit-activities';
+import { refusedReceipts } from './receipt-checks';
 import {
   AUDIT_ACTIVITY_OPTIONS,
   AUDIT_EVENTS_PATCH,
+  AUDIT_RECEIPTS_PATCH,
+  auditReceiptClaims,
   auditEventId,
   UNIDENTIFIED_ACTOR,
   type AuditDetailValue,
@@ -44,12 +47,21 @@ export async function recordAct(kind: AuditEventKind, act: AuditAct = {}): Promi
   const info = workflowInfo();
   const runId = act.runId ?? info.runId;
   const actId = act.act ?? currentUpdateInfo()?.id;
-  await audit.recordAuditEvent({
+  const event = {
     eventId: auditEventId({ workflowId: info.workflowId, runId, kind, ...(actId ? { act: actId } : {}) }),
     kind,
     actor: act.actor?.trim() || UNIDENTIFIED_ACTOR,
     ...(act.userId ? { userId: act.userId } : {}),
     subject: `${info.workflowId}/${runId}`,
     details: act.details ?? {},
-  });
+  };
+  for (;;) {
+    const result = await audit.recordAuditEvent(event);
+    // Runs recorded before receipts took the activity's answer as it came.
+    if (!patched(AUDIT_RECEIPTS_PATCH)) return;
+    const [refused] = await refusedReceipts([{ step: 'AUDIT_EVENT', claims: auditReceiptClaims(event.eventId), receipt: (result as { receipt?: unknown } | undefined)?.receipt }]);
+    if (!refused) return;
+    // Completed from outside (or by a worker from before receipts): append again; the event id makes a real append once.
+    log.warn('an audit append answered without a worker\'s receipt: appending again', { kind, eventId: event.eventId });
+  }
 }

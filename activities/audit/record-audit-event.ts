@@ -1,11 +1,15 @@
 import { log } from '@temporalio/activity';
-import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/audit-events';
+import { auditReceiptClaims, type AuditEventInput, type RecordAuditEventResult } from '../../contracts/audit-events';
 import type { AuditTrail } from '../../db/audit-trail';
+import { currentRun } from '../backup/backup-receipts';
+import type { StepReceipts } from '../step-receipts';
 
 export interface AuditActivityDeps {
   /** The company database's audit trail; absent when the worker has no DATABASE_URL (the trail is off). */
   auditTrail?: Pick<AuditTrail, 'append'>;
   heartbeatIntervalMs: number;
+  /** Vouches for each append (the workflow checks it: a result completed from outside has none). */
+  receipts: Pick<StepReceipts, 'issue'>;
 }
 
 /**
@@ -18,10 +22,11 @@ export interface AuditActivityDeps {
  * refuses (a detail that names a secret, a malformed id) is a bug in the caller: non-retryable.
  */
 export async function recordAuditEvent(deps: AuditActivityDeps, event: AuditEventInput): Promise<RecordAuditEventResult> {
+  const receipt = () => deps.receipts.issue('AUDIT_EVENT', currentRun(), auditReceiptClaims(event.eventId));
   if (!deps.auditTrail) {
     log.warn('audit event not recorded: this worker has no DATABASE_URL, so the audit trail is off', { kind: event.kind, eventId: event.eventId });
-    return { eventId: event.eventId, recorded: false, alreadyRecorded: false };
+    return { eventId: event.eventId, recorded: false, alreadyRecorded: false, receipt: receipt() };
   }
   const outcome = await deps.auditTrail.append(event);
-  return { eventId: event.eventId, recorded: true, alreadyRecorded: outcome.alreadyRecorded, seq: outcome.seq };
+  return { eventId: event.eventId, recorded: true, alreadyRecorded: outcome.alreadyRecorded, seq: outcome.seq, receipt: receipt() };
 }

@@ -18,8 +18,10 @@ import { VaultAuditSigner } from '../../adapters/vault/audit-chain-signer';
 import { AuditTrailTamperedError, AuditClient } from '../../client/audit-client';
 import { BatchClient } from '../../client/batch-client';
 import { pauseBatchUpdate } from '../../contracts/batch-backup-api';
-import type { AuditEventInput } from '../../contracts/audit-events';
+import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/audit-events';
 import { recordAuditEvent } from '../../activities/audit/record-audit-event';
+import { StepReceipts } from '../../activities/step-receipts';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { auditRowHash, GENESIS_HASH } from '../../db/audit-chain';
 import { sealAuditHead, verifyAuditTrail } from '../../db/audit-seals';
 import { AUDIT_APPEND_LOCK, AuditTrail } from '../../db/audit-trail';
@@ -86,8 +88,13 @@ async function verify(trail: AuditTrail) {
 describe('audit trail on PostgreSQL and Vault', () => {
   it('appends a hash chain; the same event id appended again (an activity retried after its commit) is a no-op', async () => {
     const { pool, trail } = await freshChain();
-    const first = await recordAuditEvent({ auditTrail: trail, heartbeatIntervalMs: 2_000 }, event(1));
-    const again = await recordAuditEvent({ auditTrail: trail, heartbeatIntervalMs: 2_000 }, event(1));
+    // As an activity of one run: each answer carries that run's receipt for the event.
+    const receipts = new StepReceipts({ activeKeyId: 'k', keys: new Map([['k', randomBytes(32)]]) });
+    const activity = new MockActivityEnvironment({ workflowExecution: { workflowId: 'audit-test', runId: 'run-1' } });
+    const append = (): Promise<RecordAuditEventResult> => activity.run(recordAuditEvent, { auditTrail: trail, heartbeatIntervalMs: 2_000, receipts }, event(1));
+    const first = await append();
+    const again = await append();
+    expect(() => receipts.verify('AUDIT_EVENT', { workflowId: 'audit-test', runId: 'run-1' }, { eventId: event(1).eventId }, again.receipt)).not.toThrow();
     expect(first).toMatchObject({ recorded: true, alreadyRecorded: false, seq: 1 });
     expect(again).toMatchObject({ recorded: true, alreadyRecorded: true, seq: 1 });
     expect((await pool.query('SELECT count(*)::int AS n FROM audit_events')).rows[0].n).toBe(1);

@@ -11,19 +11,25 @@ import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/au
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { approvalActivities, gate, mockedWorker, mockSigned, workflowTestSuite, uniqueId, until } from './mocked-worker';
+import { approvalActivities, gate, mockedWorker, mockSigned, realReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
 
-/** A recordAuditEvent that keeps every call; `failFirst` fails each event's first attempt (as a lost answer would make it run again). */
-function capturingAudit(options: { failFirst?: boolean } = {}) {
+/**
+ * A recordAuditEvent that keeps every call; `failFirst` fails each event's first attempt (as a lost
+ * answer would make it run again); `forgeFirst` answers it without a worker's receipt, as an
+ * activity completed by id from outside would.
+ */
+function capturingAudit(options: { failFirst?: boolean; forgeFirst?: boolean } = {}) {
   const calls: AuditEventInput[] = [];
   const recordAuditEvent = async (event: AuditEventInput): Promise<RecordAuditEventResult> => {
     const before = calls.filter((call) => call.eventId === event.eventId).length;
     calls.push(event);
     if (options.failFirst && before === 0) throw ApplicationFailure.retryable('the database went away (mocked)', 'DatabaseUnavailableError');
-    return { eventId: event.eventId, recorded: true, alreadyRecorded: before > 0 };
+    const answer = { eventId: event.eventId, recorded: true, alreadyRecorded: before > 0 };
+    if (options.forgeFirst && before === 0) return answer;
+    return { ...answer, receipt: realReceipt('AUDIT_EVENT', { eventId: event.eventId }) };
   };
   return { calls, activities: { recordAuditEvent } };
 }
@@ -71,6 +77,18 @@ describe('audit events of a key rotation', () => {
     expect(finished!.details).toMatchObject({ rotationId: input.rotationId, status: 'COMPLETED', usersVisited: 2, failures: 0, raised: false });
     expect(finished!.subject).not.toBe(started!.subject);
     expect(started!.eventId).toBe(`${handle.workflowId}/${handle.firstExecutionRunId}/rotation.started`);
+  });
+
+  it('an answer without a worker’s receipt (completed from outside) is not taken: each event is appended again', async () => {
+    const audit = capturingAudit({ forgeFirst: true });
+    const taskQueue = await worker({ ...rotationActivities(), ...audit.activities });
+    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('f0')])] });
+    expect(await handle.result()).toMatchObject({ status: 'COMPLETED' });
+    const ids = audit.calls.map((call) => call.eventId);
+    // Every event twice: the forged answer, then the real append (the same id: recorded once).
+    expect(ids).toHaveLength(6);
+    expect(new Set(ids).size).toBe(3);
+    for (const id of new Set(ids)) expect(ids.filter((each) => each === id)).toHaveLength(2);
   });
 
   it('records the cancel update under its update id, then the end as CANCELLED', async () => {

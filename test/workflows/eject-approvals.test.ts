@@ -12,7 +12,7 @@ import { ejectApproveUpdate, ejectProgressQuery, ejectRejectUpdate } from '../..
 import type { ReleaseEjectSharesInput } from '../../activities/eject/eject-activities';
 import type { OperatorActionKind } from '../../domain/operator-action';
 import { ejectWorkflowId } from '../../domain/user-id';
-import { approvalActivities, mockedWorker, mockSigned, PAIRS, permanent, workflowTestSuite, uniqueId, until } from './mocked-worker';
+import { approvalActivities, mockedWorker, mockSigned, PAIRS, permanent, realReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -25,7 +25,9 @@ async function requested(options: { refuse?: boolean; request?: { reason?: strin
   const releases: ReleaseEjectSharesInput[] = [];
   const activities = {
     ...approvalActivities({ required: 2 }),
-    recordAuditEvent: async (event: AuditEventInput) => (calls.push(`${event.kind} by ${event.actor}`), { eventId: event.eventId, recorded: true, alreadyRecorded: false }),
+    recordAuditEvent: async (event: AuditEventInput) => (
+      calls.push(`${event.kind} by ${event.actor}`), { eventId: event.eventId, recorded: true, alreadyRecorded: false, receipt: realReceipt('AUDIT_EVENT', { eventId: event.eventId }) }
+    ),
     releaseEjectShares: async (input: ReleaseEjectSharesInput) => {
       calls.push('RELEASE');
       releases.push(input);

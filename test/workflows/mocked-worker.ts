@@ -88,7 +88,7 @@ export async function mockedWorker(env: TestWorkflowEnvironment, activities: obj
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
     // The audit trail's activity without a database (records nothing); a test may pass its own.
-    activities: { ...createReceiptCheckActivities(receipts), ...createAuditActivities({ heartbeatIntervalMs: 2_000 }), ...activities },
+    activities: { ...createReceiptCheckActivities(receipts), ...createAuditActivities({ heartbeatIntervalMs: 2_000, receipts }), ...activities },
   });
   const running = worker.run();
   let stopped = false;

@@ -72,7 +72,7 @@ async function workerWith(script: { store: unknown[]; mark: (Error | 'no-receipt
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts), ...createAuditActivities({ heartbeatIntervalMs: 1_000 }) },
+    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts), ...createAuditActivities({ heartbeatIntervalMs: 1_000, receipts: workerReceipts }) },
   });
   const running = worker.run();
   stops.push(async () => {

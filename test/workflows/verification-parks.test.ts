@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { createAuditActivities } from '../../activities/audit/audit-activities';
+import { createReceiptCheckActivities } from '../../activities/receipt-checks';
 import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
 import { HttpCredentialsSource } from '../../adapters/credentials/credentials-source';
 import { PortalCiphertextStore } from '../../adapters/stores/portal-ciphertext-store';
@@ -48,6 +49,7 @@ beforeAll(async () => {
     get: async (context, pairId, curve) => (await honest.get(context, pairId, curve)).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
   };
   const taskQueue = `verify-${randomBytes(4).toString('hex')}`;
+  const sealing = sealingDeps({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) });
   worker = await Worker.create({
     connection: testEnv.nativeConnection,
     taskQueue,
@@ -55,7 +57,9 @@ beforeAll(async () => {
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
     activities: {
       // The audit trail's activity without a database (records nothing).
-      ...createAuditActivities({ heartbeatIntervalMs: 1_000 }),
+      ...createAuditActivities({ heartbeatIntervalMs: 1_000, receipts: sealing.receipts }),
+      // The workflow checks each audit append's receipt in a local activity.
+      ...createReceiptCheckActivities(sealing.receipts),
       ...createActivities({
       credentials: credentialsFor(),
       portal,
@@ -64,7 +68,7 @@ beforeAll(async () => {
         new StaticTokenAuth(inject('vaultToken')),
       ),
       store: swapping,
-      ...sealingDeps({ activeKeyId: 's1', keys: new Map([['s1', randomBytes(32)]]) }),
+      ...sealing,
       heartbeatIntervalMs: 1_000,
       orphanScanSkewMs: 30_000,
       maxNotReadableAttempts: 10,
