@@ -24,7 +24,7 @@ import {
 import type { backupWallet } from '../workflows/backup-wallet';
 import { loadClientConfig, type ClientConfig } from './config';
 import { ClientError } from './client-error';
-import { pendingActivityView, type PendingActivityView } from './run-views';
+import { pendingActivityView, type PendingActivityView, type UserRunStatusView } from './run-views';
 
 export interface StartedBackup {
   userId: string;
@@ -41,21 +41,10 @@ export interface StartedBackup {
   eagerlyStarted?: boolean;
 }
 
-export interface BackupStatusView {
-  userId: string;
-  workflowId: string;
-  runId: string;
-  /** Temporal's view of the run: RUNNING, COMPLETED, FAILED, TERMINATED, CANCELLED, … */
-  execution: WorkflowExecutionStatusName;
-  /** The backup's own status and step: its search attributes, the step from its `progress` query while it runs. */
-  status?: string;
-  step?: string;
-  /** The workflow's progress (query), when a worker could answer it. */
-  progress?: BackupProgress;
+/** The backup's status: its search attributes (the step from its `progress` query while it runs), progress, result or failure. */
+export interface BackupStatusView extends UserRunStatusView<BackupProgress, BackupResult> {
   /** The step's activity in flight, if any: its attempt, how long it has run, the last attempt's error. */
   pendingActivity?: PendingActivityView;
-  result?: BackupResult;
-  failure?: string;
 }
 
 /** One line of `backup list`: a backup run as visibility and its progress query see it. */

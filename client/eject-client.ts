@@ -1,5 +1,5 @@
 import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { type Client, type WorkflowExecutionStatusName, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { newRecipientKeyPair } from '../adapters/sealing/recipient-seal';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
@@ -8,9 +8,10 @@ import { ejectApproveUpdate, ejectProgressQuery, ejectRejectUpdate, type EjectPr
 import type { OperatorActionKind } from '../domain/operator-action';
 import { ejectWorkflowId, parseUserId } from '../domain/user-id';
 import type { ejectShares } from '../workflows/eject-shares';
-import { BackupActionRejectedError, BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
+import { BackupActionRejectedError, rejectedAsTyped, resultOrFailure } from './backup-client';
 import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
+import { userRunStatus, type UserRunStatusView } from './user-run-status';
 import { signOnCurrentRun } from './signed-action';
 
 /** What `eject request` writes for the requester: the one-time private key that alone opens the release (mode 0600). */
@@ -29,17 +30,7 @@ export interface RequestedEject {
   keyFile: string;
 }
 
-export interface EjectStatusView {
-  userId: string;
-  workflowId: string;
-  runId: string;
-  execution: WorkflowExecutionStatusName;
-  status?: string;
-  step?: string;
-  progress?: EjectProgress;
-  result?: EjectResult;
-  failure?: string;
-}
+export type EjectStatusView = UserRunStatusView<EjectProgress, EjectResult>;
 
 /**
  * Ejects under the two-person rule (workflows/eject-shares.ts), over one Temporal client: request,
@@ -108,32 +99,9 @@ export class EjectClient {
     return rejectedAsTyped(handle, userId, 'reject', handle.executeUpdate(ejectRejectUpdate, { args: [{ action }] }), 'eject');
   }
 
-  async getEjectStatus(rawUserId: string): Promise<EjectStatusView> {
+  getEjectStatus(rawUserId: string): Promise<EjectStatusView> {
     const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof ejectShares>(ejectWorkflowId(userId));
-    let description;
-    try {
-      description = await handle.describe();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no eject was ever requested for user ${userId}`);
-      throw error;
-    }
-    const view: EjectStatusView = { userId, workflowId: description.workflowId, runId: description.runId, execution: description.status.name };
-    const status = description.typedSearchAttributes.get(BackupStatusKey);
-    const step = description.typedSearchAttributes.get(BackupStepKey);
-    if (status !== undefined) view.status = status;
-    if (step !== undefined) view.step = step;
-    if (description.status.name === 'RUNNING') {
-      const progress = await handle.query(ejectProgressQuery).catch(() => undefined);
-      if (progress) view.progress = progress;
-    } else if (description.status.name === 'COMPLETED') {
-      view.result = await handle.result();
-    } else {
-      await handle.result().catch((error: unknown) => {
-        view.failure = describeFailure(error);
-      });
-    }
-    return view;
+    return userRunStatus(this.temporal, { userId, workflowId: ejectWorkflowId(userId), noun: 'eject' }, ejectProgressQuery);
   }
 
   /** Waits for the user's eject to be released (or fail: BackupFailedError with the reason). */

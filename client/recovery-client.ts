@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { RecoveryProgress, RecoveryResult } from '../domain/recovery-types';
 import { parseUserId, recoveryWorkflowId } from '../domain/user-id';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
+import { userRunStatus, type UserRunStatusView } from './user-run-status';
 import type { recoverWallet } from '../workflows/recover-wallet';
 import {
   AWAITING_APPROVAL,
@@ -18,7 +19,7 @@ import {
   type SignedRetryRequest,
 } from '../contracts/recover-wallet-api';
 import type { OperatorActionKind } from '../domain/operator-action';
-import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
+import { rejectedAsTyped, resultOrFailure } from './backup-client';
 import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
 import { signOnCurrentRun } from './signed-action';
 
@@ -30,17 +31,7 @@ export interface StartedRecovery {
   alreadyRunning: boolean;
 }
 
-export interface RecoveryStatusView {
-  userId: string;
-  workflowId: string;
-  runId: string;
-  execution: WorkflowExecutionStatusName;
-  status?: string;
-  step?: string;
-  progress?: RecoveryProgress;
-  result?: RecoveryResult;
-  failure?: string;
-}
+export type RecoveryStatusView = UserRunStatusView<RecoveryProgress, RecoveryResult>;
 
 const MEMO_START_REQUEST = 'startRequestId';
 
@@ -91,32 +82,9 @@ export class RecoveryClient {
     return { userId, workflowId, runId: handle.firstExecutionRunId, alreadyRunning: description.memo?.[MEMO_START_REQUEST] !== requestId };
   }
 
-  async getRecoveryStatus(rawUserId: string): Promise<RecoveryStatusView> {
+  getRecoveryStatus(rawUserId: string): Promise<RecoveryStatusView> {
     const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(recoveryWorkflowId(userId));
-    let description;
-    try {
-      description = await handle.describe();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no recovery was ever started for user ${userId}`);
-      throw error;
-    }
-    const view: RecoveryStatusView = { userId, workflowId: description.workflowId, runId: description.runId, execution: description.status.name };
-    const status = description.typedSearchAttributes.get(BackupStatusKey);
-    const step = description.typedSearchAttributes.get(BackupStepKey);
-    if (status !== undefined) view.status = status;
-    if (step !== undefined) view.step = step;
-    if (description.status.name === 'RUNNING') {
-      const progress = await handle.query(recoveryProgressQuery).catch(() => undefined);
-      if (progress) view.progress = progress;
-    } else if (description.status.name === 'COMPLETED') {
-      view.result = await handle.result();
-    } else {
-      await handle.result().catch((error: unknown) => {
-        view.failure = describeFailure(error);
-      });
-    }
-    return view;
+    return userRunStatus(this.temporal, { userId, workflowId: recoveryWorkflowId(userId), noun: 'recovery' }, recoveryProgressQuery);
   }
 
   /** Waits for the user's recovery to finish; throws BackupFailedError when it did not complete. */

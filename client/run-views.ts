@@ -1,3 +1,4 @@
+import type { WorkflowExecutionStatusName } from '@temporalio/client';
 import type { LoadedDataConverter } from '@temporalio/common';
 import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { temporal } from '@temporalio/proto';
@@ -52,4 +53,18 @@ export async function pendingActivityView(
   const next = isoOf(msOf(pending.nextAttemptScheduleTime as Timestamp));
   if (next && state === 'SCHEDULED' && view.attempt > 1) view.nextAttemptAt = next;
   return view;
+}
+
+/** A user's run (backup, recovery, eject) as `status` shows it: its latest execution, published status and step, and its progress, result or failure. */
+export interface UserRunStatusView<P, R> {
+  userId: string;
+  workflowId: string;
+  runId: string;
+  /** Temporal's view of the run: RUNNING, COMPLETED, FAILED, TERMINATED, CANCELLED, … */
+  execution: WorkflowExecutionStatusName;
+  status?: string;
+  step?: string;
+  progress?: P;
+  result?: R;
+  failure?: string;
 }
