@@ -44,6 +44,8 @@ export const RECOVERY_APPROVAL_STEP = 'APPROVAL';
 export const AWAITING_APPROVAL = 'AWAITING_APPROVAL';
 /** The patch id of the approval step (docs/changing-workflows.md): runs recorded before it replay without it. */
 export const RECOVERY_APPROVAL_PATCH = 'recovery-approval-v1';
+/** The patch id of waiting, once approved, until every approval is in the audit trail (before FIND_BACKUP). */
+export const RECOVERY_APPROVALS_RECORDED_FIRST_PATCH = 'recovery-approvals-recorded-first';
 
 export const RECOVERY_REJECTED_ERROR_TYPE = 'RecoveryRejected';
 export const RECOVERY_APPROVAL_EXPIRED_ERROR_TYPE = 'RecoveryApprovalExpired';

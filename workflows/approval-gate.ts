@@ -30,6 +30,12 @@ export interface ApprovalAct<P> {
   auditKinds: { approved: AuditEventKind; rejected: AuditEventKind };
   /** The patch id that guards the approval's audit events (a recovery's were added after its approvals). */
   auditPatch?: string;
+  /**
+   * Whether the run goes on only once every approval is in the audit trail (the last approver's
+   * append may still be under way when the count is reached). Default yes; a recovery asks its patch
+   * (recorded histories scheduled FIND_BACKUP without waiting).
+   */
+  approvalsRecordedFirst?: () => boolean;
   /** What this act's request must also carry (an eject's reason and recipient key): a problem ends the run before anyone is asked to approve. */
   requestProblem?: (statement: OperatorActionStatement) => string | undefined;
 }
@@ -68,6 +74,8 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
   private requested: OperatorActionStatement | undefined;
   /** Operators whose approve or reject a worker is checking now. */
   private readonly inFlight = new Set<string>();
+  /** Approved, waiting for the last approvals' audit rows: no decision is taken any more. */
+  private closed = false;
 
   constructor(
     private readonly run: ApprovalRun<Step, P>,
@@ -97,6 +105,11 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
     if (approval.rejectedBy) {
       const { operator, reason } = approval.rejectedBy;
       await this.end(this.act.errorTypes.rejected, `${this.act.noun} of user ${run.progress.userId} was rejected by ${operator}: ${reason}`);
+    }
+    // Nothing is read or released before every approval is recorded (the last one's append may still run).
+    if (decided && (this.act.approvalsRecordedFirst?.() ?? true)) {
+      this.closed = true;
+      await condition(allHandlersFinished);
     }
     if (!decided) {
       await this.end(
@@ -142,6 +155,7 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
     const { progress } = this.run;
     if (progress.status !== AWAITING_APPROVAL) throw new Error(`the ${this.act.noun} of user ${progress.userId} is ${progress.status}, not ${AWAITING_APPROVAL}`);
     if (!this.approval) throw new Error(`the ${this.act.noun} of user ${progress.userId} is still verifying its requester: send it again in a moment`);
+    if (this.closed) throw new Error(`the ${this.act.noun} of user ${progress.userId} is already approved`);
     const statement = requireActionFor(request?.action, this.expected(kind));
     if (kind === this.act.kinds.approve && statement.operator === this.approval.requestedBy) {
       throw new Error(`${statement.operator} requested this ${this.act.noun} and cannot approve it: another approver must`);
@@ -186,7 +200,7 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
     } finally {
       this.inFlight.delete(claimed);
     }
-    if (this.run.progress.status !== AWAITING_APPROVAL || this.approval!.rejectedBy) {
+    if (this.closed || this.run.progress.status !== AWAITING_APPROVAL || this.approval!.rejectedBy) {
       throw ApplicationFailure.nonRetryable(`the ${this.act.noun} of user ${this.run.progress.userId} is no longer waiting for approval (${this.run.progress.status})`, 'RecoveryNotAwaitingApproval');
     }
     return verified;

@@ -7,7 +7,7 @@
  * database; the requester collects it with `backup eject collect`. No share, sealed or not, and no
  * credential passes through this history: the run carries ids, names, times and the public key.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { EjectActivities } from '../activities/eject/eject-activities';
 import {
   EJECT_APPROVAL_EXPIRED_ERROR_TYPE,
@@ -63,9 +63,12 @@ export async function ejectShares(input: EjectSharesInput): Promise<EjectResult>
   } catch (error) {
     run.publish('FAILED', 'RELEASE');
     const cause = error instanceof ActivityFailure && error.cause instanceof ApplicationFailure ? error.cause.type : undefined;
+    // Updates still answering (a late approval being refused) get their answer before the run closes.
+    await condition(allHandlersFinished);
     throw ApplicationFailure.nonRetryable(`eject of user ${run.progress.userId} released nothing: ${activityErrorMessage(error)}`, cause ?? EJECT_REFUSED_ERROR_TYPE);
   }
   run.publish('COMPLETED', 'DONE');
+  await condition(allHandlersFinished);
   return { userId: run.progress.userId, status: 'RELEASED', approval, release: run.progress.release, stepDurationsMs: run.stepDurationsMs, startedAt: run.progress.startedAt, completedAt: new Date(Date.now()).toISOString() };
 }
 
