@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { parseTemporalKinds, type ServerFlags, type TemporalKind } from './bench-temporal';
@@ -58,7 +59,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`--only: unknown part(s) ${unknown.join(', ')}; use ${PARTS.join(', ')}`);
   const results: Record<string, unknown> = {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+    // The machine is shared: its load around the run says how far the figures can be trusted.
+    machine: { cores: cpus().length, node: process.version, loadAverageAtStart: loadavg() },
     temporalKinds: kinds,
     eagerActivityExecution: o.eagerActivities !== 'off',
     ...(o.dynamicConfig ? { dynamicConfig: o.dynamicConfig } : {}),
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
     for (const kind of kinds) scale.push({ temporal: kind, ...(await scaleRun(Number(o.scale), dirOf(kind), flagsOn(kind))) });
     results.scale = kinds.length === 1 ? scale[0] : scale;
   }
+  (results.machine as Record<string, unknown>).loadAverageAtEnd = loadavg();
   writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2));
   process.stdout.write(`${renderTable(results)}\nresults: ${join(out, 'results.json')}\n`);
 }
