@@ -1,0 +1,100 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePortBelow32768 } from '../../stack/free-port';
+import { startProcess, waitUntil, type ManagedProcess } from '../../stack/managed-process';
+
+/** The Restate server the peer runs on: the binary of @restatedev/restate-server (pinned in package.json), one node. */
+export interface RestateServer {
+  /** HTTP ingress, where invocations are sent and attached to. */
+  ingressUrl: string;
+  /** Admin API (deployments, health). */
+  adminUrl: string;
+  version: string;
+  process: ManagedProcess;
+  /** Registers the service deployment at `uri` (the server discovers its services there). */
+  registerDeployment(uri: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export class RestateServerError extends Error {
+  override readonly name = 'RestateServerError';
+}
+
+/**
+ * The platform's binary shipped in the server package's optional dependency
+ * (@restatedev/restate-server-<platform>-<arch>), as the package's own launcher finds it.
+ */
+export function restateServerBinary(): string {
+  const pkg = `@restatedev/restate-server-${process.platform}-${process.arch}`;
+  try {
+    return require.resolve(`${pkg}/bin/restate-server`);
+  } catch {
+    throw new RestateServerError(`no restate-server binary for ${process.platform}-${process.arch}: ${pkg} is not installed (npm ci installs it with @restatedev/restate-server)`);
+  }
+}
+
+/**
+ * One node on loopback, free ports, its data under `dir`: TCP only, no Web UI, no telemetry. The
+ * server's defaults otherwise (partitions, invoker limits, retry policy), as a team would start it.
+ */
+function serverConfig(dir: string, ports: { fabric: number; admin: number; ingress: number }): string {
+  return [
+    `base-dir = ${JSON.stringify(join(dir, 'restate-data'))}`,
+    'node-name = "bench"',
+    'listen-mode = "tcp"',
+    'disable-telemetry = true',
+    'log-filter = "warn"',
+    'log-disable-ansi-codes = true',
+    `bind-address = "127.0.0.1:${ports.fabric}"`,
+    `advertised-address = "http://127.0.0.1:${ports.fabric}/"`,
+    '[admin]',
+    `bind-address = "127.0.0.1:${ports.admin}"`,
+    'disable-web-ui = true',
+    '[ingress]',
+    `bind-address = "127.0.0.1:${ports.ingress}"`,
+    '',
+  ].join('\n');
+}
+
+const READY_TIMEOUT_MS = 120_000;
+
+export async function startRestateServer(dir: string): Promise<RestateServer> {
+  mkdirSync(dir, { recursive: true });
+  const binary = restateServerBinary();
+  const ports = { fabric: await freePortBelow32768(), admin: await freePortBelow32768(), ingress: await freePortBelow32768() };
+  const configFile = join(dir, 'restate-server.toml');
+  writeFileSync(configFile, serverConfig(dir, ports));
+  const version = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+  const child = startProcess('restate-server', binary, ['--config-file', configFile, '--no-logo'], {
+    logFile: join(dir, 'restate-server.log'),
+    cwd: dir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, DO_NOT_TRACK: '1' },
+  });
+  const adminUrl = `http://127.0.0.1:${ports.admin}`;
+  const ingressUrl = `http://127.0.0.1:${ports.ingress}`;
+  try {
+    await waitUntil('restate-server admin', async () => (await fetch(`${adminUrl}/health`)).ok, READY_TIMEOUT_MS, child.exited);
+    await waitUntil('restate-server ingress', async () => (await fetch(`${ingressUrl}/restate/health`)).ok, READY_TIMEOUT_MS, child.exited);
+  } catch (error) {
+    await child.stop(5_000);
+    throw error;
+  }
+  return {
+    ingressUrl,
+    adminUrl,
+    version,
+    process: child,
+    registerDeployment: (uri) => registerDeployment(adminUrl, uri),
+    stop: () => child.stop(15_000),
+  };
+}
+
+async function registerDeployment(adminUrl: string, uri: string): Promise<void> {
+  const response = await fetch(`${adminUrl}/deployments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ uri }),
+  });
+  if (!response.ok) throw new RestateServerError(`registering the deployment at ${uri} failed: HTTP ${response.status} ${await response.text()}`);
+}
