@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { parseTemporalKinds, type ServerFlags, type TemporalKind } from './bench-temporal';
 import { latencyRun } from './latency';
 import { dbosPeerRun } from './peers/dbos-run';
+import { restatePeerRun } from './peers/restate-run';
 import { rateLimitedRun } from './rate-limited';
 import { renderTable } from './report-table';
 import { scaleRun } from './scale';
@@ -39,7 +40,7 @@ const program = new Command('bench')
   .option('--dynamic-config <key=value,…>', "more dev-server dynamic config, values as JSON (e.g. matching.numTaskqueueReadPartitions=1)", '')
   .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
   .option('--rate-pace <factors>', 'the rate-limited runs start backups at these multiples of the default batch rate (above 1: faster than Portal allows, the shared limit must hold)', '1,1.5')
-  .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS)', '500')
+  .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS, Restate)', '500')
   .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
   .parse();
 
@@ -92,12 +93,16 @@ async function main(): Promise<void> {
     }
   }
   if (only.has('peers')) {
-    const peers = [];
-    for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
+    const dbos = [];
+    const restate = [];
+    const runs = [Number(o.peerUsers), Number(o.concurrency), Math.max(1, Number(o.latencyRuns)), out] as const;
+    for (const latency of numbers(o.latencies!)) {
       process.stdout.write(`DBOS peer, simulator latency ${latency} ms…\n`);
-      peers.push(await dbosPeerRun(latency, Number(o.peerUsers), Number(o.concurrency), Math.max(1, Number(o.latencyRuns)), out));
+      dbos.push(await dbosPeerRun(latency, ...runs));
+      process.stdout.write(`Restate peer, simulator latency ${latency} ms…\n`);
+      restate.push(await restatePeerRun(latency, ...runs));
     }
-    results.peers = { dbos: peers };
+    results.peers = { dbos, restate };
   }
   if (only.has('scale') && Number(o.scale) > 0) {
     process.stdout.write(`scale run, ${o.scale} wallets…\n`);

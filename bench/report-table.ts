@@ -1,6 +1,7 @@
 import type { latencyRun } from './latency';
 import type { throughputRun } from './throughput';
 import type { dbosPeerRun } from './peers/dbos-run';
+import type { restatePeerRun } from './peers/restate-run';
 import { temporalLabel, type TemporalInfo } from './bench-temporal';
 
 const hasThroughput = (results: Record<string, unknown>) => ((results.throughput as unknown[] | undefined) ?? []).length > 0;
@@ -33,15 +34,12 @@ export function renderTable(results: Record<string, unknown>): string {
       lines.push(`billable actions per backup on ${kindOf(run.temporal)} at ${run.latencyMs} ms: ours ${JSON.stringify(run.perBackup.ours)}`);
     }
   }
-  const peers = (results.peers as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[] } | undefined)?.dbos ?? [];
-  if (peers.length > 0) {
-    const p = ['| Portal latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (peer, postgres, vault, simulator) | peer peak RSS MiB | one at a time p50/p95 ms (client; workflow) |', '|---|---|---|---|---|---|---|---|'];
-    for (const run of peers) {
-      const cpu = ['peer', 'postgres', 'vault', 'simulator'].map((k) => run.cpuSecondsPerBackup[k]?.toFixed(4) ?? '-').join(', ');
-      const one = run.oneAtATime;
-      p.push(`| ${run.latencyMs} ms | DBOS | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${cpu} | ${run.peerPeakRssMiB} | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`);
-    }
-    lines.push(`peers (concurrency ${peers[0]!.concurrency}, ${peers[0]!.users} backups each):\n${p.join('\n')}`);
+  const peers = (results.peers ?? { dbos: [], restate: [] }) as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[]; restate?: Awaited<ReturnType<typeof restatePeerRun>>[] };
+  const peerRows = [...peers.dbos.map((run) => dbosRow(run)), ...(peers.restate ?? []).map((run) => restateRow(run))];
+  if (peerRows.length > 0) {
+    const first = peers.dbos[0] ?? peers.restate![0]!;
+    const header = ['| Portal latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (peer, engine, vault, simulator) | peer peak RSS MiB | one at a time p50/p95 ms (client; workflow) |', '|---|---|---|---|---|---|---|---|'];
+    lines.push(`peers (concurrency ${first.concurrency}, ${first.users} backups each; engine: DBOS's PostgreSQL, restate-server):\n${[...header, ...peerRows].join('\n')}`);
   }
   const ranOn = temporalsOf(results);
   if (ranOn.length > 0) lines.unshift(`Temporal: ${ranOn.map(temporalLabel).join('; ')}`);
@@ -60,4 +58,16 @@ function temporalsOf(results: Record<string, unknown>): TemporalInfo[] {
   const runs = [...((results.throughput as { temporal: TemporalInfo }[] | undefined) ?? []), ...((results.latency as { temporal: TemporalInfo }[] | undefined) ?? [])];
   const byKind = new Map(runs.map((run) => [run.temporal.kind, run.temporal]));
   return [...byKind.values()];
+}
+
+const peerCpu = (cpu: Record<string, number>, engine: string) => ['peer', engine, 'vault', 'simulator'].map((k) => cpu[k]?.toFixed(4) ?? '-').join(', ');
+
+function dbosRow(run: Awaited<ReturnType<typeof dbosPeerRun>>): string {
+  const one = run.oneAtATime;
+  return `| ${run.latencyMs} ms | DBOS | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'postgres')} | ${run.peerPeakRssMiB} | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`;
+}
+
+function restateRow(run: Awaited<ReturnType<typeof restatePeerRun>>): string {
+  const one = run.oneAtATime;
+  return `| ${run.latencyMs} ms | Restate | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'restate')} | ${run.peerPeakRssMiB} (server ${run.serverPeakRssMiB}) | ${one.client.p50Ms} / ${one.client.p95Ms}; – |`;
 }
