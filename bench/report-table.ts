@@ -69,5 +69,5 @@ function dbosRow(run: Awaited<ReturnType<typeof dbosPeerRun>>): string {
 
 function restateRow(run: Awaited<ReturnType<typeof restatePeerRun>>): string {
   const one = run.oneAtATime;
-  return `| ${run.latencyMs} ms | Restate | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'restate')} | ${run.peerPeakRssMiB} (server ${run.serverPeakRssMiB}) | ${one.client.p50Ms} / ${one.client.p95Ms}; – |`;
+  return `| ${run.latencyMs} ms | Restate | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'restate')} | ${run.peerPeakRssMiB} (server ${run.serverPeakRssMiB}) | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`;
 }

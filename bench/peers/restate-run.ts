@@ -6,7 +6,8 @@ import { percentile } from '../percentile';
 import { cpuSeconds, sampleRss } from '../process-stats';
 import { windowed } from '../windowed';
 import { callRestateBackup, restatePeerUri, startRestatePeer } from './restate-peer-process';
-import { startRestateServer } from './restate-server';
+import { RESTATE_PEER } from './restate-backup';
+import { startRestateServer, type RestateServer } from './restate-server';
 
 /** Runs before the measured ones, left out of every figure (connections, caches, JIT). */
 const WARMUP = 5;
@@ -40,7 +41,9 @@ export async function restatePeerRun(latencyMs: number, users: number, concurren
     const run = await windowed(users, concurrency, async (i) => void (await callRestateBackup(server.ingressUrl, `user-${i + 1}`)));
     const after = read();
     const cpu = Object.fromEntries(Object.keys(pids).map((name) => [name, Math.round(((after[name]! - before[name]!) / users) * 1e5) / 1e5]));
-    const single = await oneAtATime(server.ingressUrl, Array.from({ length: singles }, (_, i) => `user-${users + i + 1}`));
+    const singleIds = Array.from({ length: singles }, (_, i) => `user-${users + i + 1}`);
+    const single = await oneAtATime(server.ingressUrl, singleIds);
+    const recorded = await fromServer(server, singleIds.slice(WARMUP));
     return {
       server: server.version,
       latencyMs,
@@ -54,12 +57,35 @@ export async function restatePeerRun(latencyMs: number, users: number, concurren
       cpuSecondsPerBackup: cpu,
       peerPeakRssMiB: peakOf(rss.peer.stop()),
       serverPeakRssMiB: peakOf(rss.restate.stop()),
-      oneAtATime: { client: { p50Ms: percentile(single, 50), p95Ms: percentile(single, 95), n: single.length } },
+      oneAtATime: { client: stats(single), workflow: stats(recorded.workflowMs) },
+      /** Journal entries of one backup as the server keeps them: the input, each ctx.run's command and its completion (the clock read is one too), the output. */
+      journalEntriesPerBackup: recorded.journalEntriesPerBackup,
     };
   } finally {
     await peer.stop();
     await Promise.all([server.stop(), vault.stop(), simulator.stop()]);
   }
+}
+
+const stats = (values: number[]) => ({ p50Ms: percentile(values, 50), p95Ms: percentile(values, 95), n: values.length });
+
+/**
+ * What the server recorded of the one-at-a-time backups: each invocation's created-to-completed
+ * time (ms precision) and its journal's length, from its introspection tables.
+ */
+async function fromServer(server: RestateServer, userIds: string[]) {
+  const keys = userIds.map((userId) => {
+    if (!/^user-\d+$/.test(userId)) throw new Error(`unexpected user id in a query: ${userId}`);
+    return `'${userId}'`;
+  });
+  const where = `target_service_name = '${RESTATE_PEER.workflowName}' AND target_service_key IN (${keys.join(', ')})`;
+  const invocations = await server.query<{ id: string; created_at: string; completed_at: string }>(`SELECT id, created_at, completed_at FROM sys_invocation WHERE ${where}`);
+  const ids = invocations.map((row) => `'${row.id}'`).join(', ');
+  const [journal] = await server.query<{ entries: number }>(`SELECT COUNT(*) AS entries FROM sys_journal WHERE id IN (${ids})`);
+  return {
+    workflowMs: invocations.map((row) => Date.parse(row.completed_at) - Date.parse(row.created_at)),
+    journalEntriesPerBackup: Math.round(((journal?.entries ?? 0) / Math.max(1, invocations.length)) * 10) / 10,
+  };
 }
 
 /** One backup at a time: the client's call to its result. */

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePortBelow32768 } from '../../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../../stack/managed-process';
@@ -14,6 +15,8 @@ export interface RestateServer {
   process: ManagedProcess;
   /** Registers the service deployment at `uri` (the server discovers its services there). */
   registerDeployment(uri: string): Promise<void>;
+  /** Rows of a SQL query over the server's introspection tables (sys_invocation, sys_journal, …). */
+  query<Row>(sql: string): Promise<Row[]>;
   stop(): Promise<void>;
 }
 
@@ -35,12 +38,12 @@ export function restateServerBinary(): string {
 }
 
 /**
- * One node on loopback, free ports, its data under `dir`: TCP only, no Web UI, no telemetry. The
+ * One node on loopback, free ports, its data in `dataDir`: TCP only, no Web UI, no telemetry. The
  * server's defaults otherwise (partitions, invoker limits, retry policy), as a team would start it.
  */
-function serverConfig(dir: string, ports: { fabric: number; admin: number; ingress: number }): string {
+function serverConfig(dataDir: string, ports: { fabric: number; admin: number; ingress: number }): string {
   return [
-    `base-dir = ${JSON.stringify(join(dir, 'restate-data'))}`,
+    `base-dir = ${JSON.stringify(dataDir)}`,
     'node-name = "bench"',
     'listen-mode = "tcp"',
     'disable-telemetry = true',
@@ -59,13 +62,20 @@ function serverConfig(dir: string, ports: { fabric: number; admin: number; ingre
 
 const READY_TIMEOUT_MS = 120_000;
 
+/**
+ * restate-server with its configuration and log in `dir`, its data in a fresh folder under
+ * os.tmpdir() (removed when it stops, as the stack's own PostgreSQL's is); ready once its admin
+ * API and ingress answer.
+ */
 export async function startRestateServer(dir: string): Promise<RestateServer> {
   mkdirSync(dir, { recursive: true });
   const binary = restateServerBinary();
   const ports = { fabric: await freePortBelow32768(), admin: await freePortBelow32768(), ingress: await freePortBelow32768() };
-  const configFile = join(dir, 'restate-server.toml');
-  writeFileSync(configFile, serverConfig(dir, ports));
   const version = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+  const dataDir = mkdtempSync(join(tmpdir(), 'restate-data-'));
+  const removeData = () => rmSync(dataDir, { recursive: true, force: true });
+  const configFile = join(dir, 'restate-server.toml');
+  writeFileSync(configFile, serverConfig(dataDir, ports));
   const child = startProcess('restate-server', binary, ['--config-file', configFile, '--no-logo'], {
     logFile: join(dir, 'restate-server.log'),
     cwd: dir,
@@ -78,6 +88,7 @@ export async function startRestateServer(dir: string): Promise<RestateServer> {
     await waitUntil('restate-server ingress', async () => (await fetch(`${ingressUrl}/restate/health`)).ok, READY_TIMEOUT_MS, child.exited);
   } catch (error) {
     await child.stop(5_000);
+    removeData();
     throw error;
   }
   return {
@@ -86,7 +97,11 @@ export async function startRestateServer(dir: string): Promise<RestateServer> {
     version,
     process: child,
     registerDeployment: (uri) => registerDeployment(adminUrl, uri),
-    stop: () => child.stop(15_000),
+    query: (sql) => queryAdmin(adminUrl, sql),
+    async stop() {
+      await child.stop(15_000);
+      removeData();
+    },
   };
 }
 
@@ -97,4 +112,14 @@ async function registerDeployment(adminUrl: string, uri: string): Promise<void> 
     body: JSON.stringify({ uri }),
   });
   if (!response.ok) throw new RestateServerError(`registering the deployment at ${uri} failed: HTTP ${response.status} ${await response.text()}`);
+}
+
+async function queryAdmin<Row>(adminUrl: string, sql: string): Promise<Row[]> {
+  const response = await fetch(`${adminUrl}/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ query: sql }),
+  });
+  if (!response.ok) throw new RestateServerError(`query failed: HTTP ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { rows: Row[] }).rows;
 }
