@@ -89,7 +89,8 @@ describe('the DBOS peer (bench/peers/)', () => {
     await peer!.kill();
     // The /v1/backup the kill cut off still completes at Portal (its answer is lost): wait for its
     // pairs before the restart, so the re-run's orphan scan has them to find, however slow the machine.
-    await eventually('the cut-off /v1/backup to make its pairs', async () => (portalView(inStep1).incomplete.length === 2 ? true : undefined), 30_000);
+    // Its 10 s hold, then Portal's handler: 120 s leaves room for a machine many times oversubscribed.
+    await eventually('the cut-off /v1/backup to make its pairs', async () => (portalView(inStep1).incomplete.length === 2 ? true : undefined), 120_000);
     peer = await startPeer();
     const results = await Promise.all(handles.map((handle) => handle.getResult()));
     expect(results[0]!.orphanedPairIds).toHaveLength(2);
@@ -99,5 +100,5 @@ describe('the DBOS peer (bench/peers/)', () => {
       expect(view.maxMarks, result.userId).toBe(1);
       expect(view.incomplete.every((pairId) => result.orphanedPairIds.includes(pairId)), `${result.userId}: ${view.incomplete.join(', ')} unnamed`).toBe(true);
     }
-  }, 180_000);
+  }, 300_000);
 });
