@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectDbosPeerClient, dbosPeerSchema, enqueueDbosBackup, startDbosPeer } from '../../bench/peers/dbos-peer-process';
 import type { ManagedProcess } from '../../stack/managed-process';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { portalView as portalViewOf } from '../support/peer-portal-view';
 
 /**
  * The benchmark's DBOS peer is a durable system, not a fast script: its backups complete through
@@ -27,18 +28,7 @@ function startPeer(): Promise<ManagedProcess> {
 
 const enqueue = (userId: string) => enqueueDbosBackup(client, userId);
 
-/** Pairs by status at the simulator, and how often each was marked stored. */
-function portalView(userId: string) {
-  const user = env.simulator.state.user(userId)!;
-  const pairs = user.wallets.flatMap((wallet) => wallet.backupSharePairs);
-  const marks = new Map<string, number>();
-  for (const event of user.markEvents) for (const id of event.pairIds) marks.set(id, (marks.get(id) ?? 0) + 1);
-  return {
-    completed: pairs.filter((pair) => pair.status === 'completed').map((pair) => pair.id).sort(),
-    incomplete: pairs.filter((pair) => pair.status === 'incomplete').map((pair) => pair.id).sort(),
-    maxMarks: Math.max(0, ...marks.values()),
-  };
-}
+const portalView = (userId: string) => portalViewOf(env, userId);
 
 beforeAll(async () => {
   env = await createBackupTestEnv();
