@@ -9,17 +9,20 @@ import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { freePort } from '../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
-import { startTemporalDevServer, type TemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer, type VaultDevServer } from '../stack/vault-dev-server';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
+import { startBenchTemporal, type BenchTemporal, type ServerFlags } from './bench-temporal';
 import { cpuSeconds } from './process-stats';
+
+export type { ServerFlags } from './bench-temporal';
 
 const ROOT = join(__dirname, '..');
 export const FLOOR_TASK_QUEUE = 'bench-floor';
 const WORKER_SETTINGS = { WORKER_MAX_CONCURRENT_ACTIVITIES: '200', WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '40' };
 
 export interface Stack {
-  temporal: TemporalDevServer;
+  /** The dev server or the cluster (`--temporal`), and what the report says of it. */
+  temporal: BenchTemporal;
   vault: VaultDevServer;
   simulator: ManagedProcess;
   simulatorUrl: string;
@@ -50,19 +53,13 @@ export interface StackOptions {
   workerEnv?: Record<string, string>;
 }
 
-/** The dev server's settings every run of one bench shares (`--eager-activities`, `--dynamic-config`). */
-export interface ServerFlags {
-  eagerActivities: string;
-  dynamicConfig: string;
-}
-
 type ClientTimings = { start: number[]; describe: number[] };
 
 /** Temporal, Vault, the simulator (a process), the workers (and the floor's), and clients: one bench run's world. */
 export async function startStack(dir: string, options: StackOptions, flags: ServerFlags): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
   const [temporal, vault] = await Promise.all([
-    startTemporalDevServer({ logFile: join(dir, 'temporal.log'), eagerActivityExecution: flags.eagerActivities !== 'off', dynamicConfig: parseDynamicConfig(flags.dynamicConfig) }),
+    startBenchTemporal(dir, flags),
     startVaultDevServer({ logFile: join(dir, 'vault.log') }),
   ]);
   const { simulator, simulatorUrl } = await startSimulatorProcess(dir, options);
@@ -110,16 +107,6 @@ export async function startStack(dir: string, options: StackOptions, flags: Serv
   };
 }
 
-/** `key=value,…` with JSON values, as `--dynamic-config` takes them. */
-function parseDynamicConfig(text: string): Record<string, string | number | boolean> {
-  return Object.fromEntries(
-    text
-      .split(',')
-      .filter((pair) => pair.includes('='))
-      .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), JSON.parse(pair.slice(pair.indexOf('=') + 1)) as string | number | boolean]),
-  );
-}
-
 /** The simulator as a process of its own (its CPU is measured apart), seeded with the run's users. */
 export async function startSimulatorProcess(dir: string, options: Pick<StackOptions, 'users' | 'latencyMs' | 'rpm'>): Promise<{ simulator: ManagedProcess; simulatorUrl: string }> {
   const simPort = await freePort();
@@ -139,7 +126,7 @@ export async function startSimulatorProcess(dir: string, options: Pick<StackOpti
 }
 
 function benchWorkerEnv(stack: {
-  temporal: TemporalDevServer;
+  temporal: BenchTemporal;
   vault: VaultDevServer;
   simulatorUrl: string;
   codecKeys: string;
@@ -201,22 +188,25 @@ function timingInterceptor(timings: ClientTimings): WorkflowClientInterceptor {
   };
 }
 
-/** CPU seconds per backup of each named process between now and perBackup(count). */
+/** CPU seconds per backup of each named process between now and perBackup(count); `temporal` is the dev server, or a cluster's services and PostgreSQL in all. */
 export function cpuOf(stack: Stack, extra: Record<string, number> = {}) {
   const pids: Record<string, number> = {
     worker: stack.worker.child.pid!,
-    temporal: stack.temporal.process.child.pid!,
     vault: stack.vault.process.child.pid!,
     simulator: stack.simulator.child.pid!,
     ...Object.fromEntries(stack.workers.slice(1).map((w, i) => [`worker${i + 2}`, w.child.pid!])),
     ...extra,
   };
-  const read = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const readers: Record<string, () => number> = {
+    ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, () => cpuSeconds(pid)])),
+    ...stack.temporal.cpuReaders,
+  };
+  const read = () => Object.fromEntries(Object.entries(readers).map(([name, reader]) => [name, reader()]));
   const before = read();
   return {
     perBackup(count: number): Record<string, number> {
       const after = read();
-      return Object.fromEntries(Object.keys(pids).map((name) => [name, Math.round(((after[name]! - before[name]!) / count) * 1e5) / 1e5]));
+      return Object.fromEntries(Object.keys(readers).map((name) => [name, Math.round(((after[name]! - before[name]!) / count) * 1e5) / 1e5]));
     },
   };
 }

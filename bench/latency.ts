@@ -50,6 +50,7 @@ export async function latencyRun(latencyMs: number, runs: number, out: string, f
     const heartbeatModel = { intervalMs: HEARTBEAT_INTERVAL_MS, maxThrottleMs: HEARTBEAT_INTERVAL_MS };
     const stats = (values: number[]) => ({ p50Ms: percentile(values, 50), p95Ms: percentile(values, 95), n: values.length });
     return {
+      temporal: stack.temporal.info,
       latencyMs,
       runs,
       baseline: stats(baseline),

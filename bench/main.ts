@@ -1,9 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import type { ServerFlags } from './bench-stack';
+import { parseTemporalKinds, type ServerFlags, type TemporalKind } from './bench-temporal';
 import { latencyRun } from './latency';
 import { dbosPeerRun } from './peers/dbos-run';
+import { restatePeerRun } from './peers/restate-run';
 import { rateLimitedRun } from './rate-limited';
 import { renderTable } from './report-table';
 import { scaleRun } from './scale';
@@ -16,6 +18,9 @@ import { throughputRun } from './throughput';
  * history events and billable actions per backup; a rate-limited run with several worker
  * processes and Portal faults; a 10,000-wallet scale run; a CPU profile of the worker.
  * `--only latency` (or throughput, rate-limited, scale; comma-separated) runs parts alone.
+ * `--temporal dev,cluster` runs the Temporal parts (throughput, latency, rate-limited, scale) on
+ * the dev server and on the stack's cluster (stack/temporal-cluster.ts), one after the other, each
+ * run naming what it ran on; `--cluster` is `--temporal cluster`.
  */
 const PARTS = ['throughput', 'latency', 'rate-limited', 'scale', 'peers'] as const;
 const program = new Command('bench')
@@ -25,6 +30,8 @@ const program = new Command('bench')
   .option('--rate-limited <n>', 'backups in the rate-limited run (0 to skip)', '300')
   .option('--rate-scale <k>', "the rate-limited run uses Portal's limits times k, to finish in minutes", '6')
   .option('--scale <n>', 'wallets in the scale run (0 to skip)', '10000')
+  .option('--temporal <kinds>', "which Temporal the parts run on: dev (the CLI's dev server), cluster (frontend, history, matching, worker on PostgreSQL), or dev,cluster side by side", 'dev')
+  .option('--cluster', 'the same as --temporal cluster')
   .option('--out <dir>', 'where to write results', 'bench-results')
   .option('--only <parts>', `run only these parts (${PARTS.join(', ')})`, PARTS.join(','))
   .option('--latency-runs <n>', 'backups one at a time per variant in the latency part (at least 50 for p95)', '50')
@@ -33,7 +40,7 @@ const program = new Command('bench')
   .option('--dynamic-config <key=value,…>', "more dev-server dynamic config, values as JSON (e.g. matching.numTaskqueueReadPartitions=1)", '')
   .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
   .option('--rate-pace <factors>', 'the rate-limited runs start backups at these multiples of the default batch rate (above 1: faster than Portal allows, the shared limit must hold)', '1,1.5')
-  .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS)', '500')
+  .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS, Restate)', '500')
   .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
   .parse();
 
@@ -41,60 +48,78 @@ const ROOT = join(__dirname, '..');
 
 async function main(): Promise<void> {
   const o = program.opts<Record<string, string>>();
+  const kinds: TemporalKind[] = o.cluster ? ['cluster'] : parseTemporalKinds(o.temporal!);
   // An absolute --out is used as given; a relative one is under the checkout.
   const out = resolve(ROOT, o.out!);
   mkdirSync(out, { recursive: true });
-  const flags: ServerFlags = { eagerActivities: o.eagerActivities!, dynamicConfig: o.dynamicConfig! };
+  // One Temporal: the parts' folders under --out as ever; several: a folder for each.
+  const dirOf = (kind: TemporalKind) => (kinds.length > 1 ? join(out, kind) : out);
+  const flagsOn = (temporal: TemporalKind): ServerFlags => ({ eagerActivities: o.eagerActivities!, dynamicConfig: o.dynamicConfig!, temporal });
   const only = new Set(o.only!.split(',').map((part) => part.trim()).filter(Boolean));
   const unknown = [...only].filter((part) => !(PARTS as readonly string[]).includes(part));
   if (unknown.length > 0) throw new Error(`--only: unknown part(s) ${unknown.join(', ')}; use ${PARTS.join(', ')}`);
   const results: Record<string, unknown> = {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+    // The machine is shared: its load around the run says how far the figures can be trusted.
+    machine: { cores: cpus().length, node: process.version, loadAverageAtStart: loadavg() },
+    temporalKinds: kinds,
     eagerActivityExecution: o.eagerActivities !== 'off',
     ...(o.dynamicConfig ? { dynamicConfig: o.dynamicConfig } : {}),
     startedAt: new Date().toISOString(),
   };
   const throughput = [];
   if (only.has('throughput')) {
-    for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
-      process.stdout.write(`throughput run, simulator latency ${latency} ms…\n`);
-      throughput.push(await throughputRun(latency, Number(o.users), Number(o.concurrency), out, flags));
+    for (const [kind, latency] of eachKind(kinds, numbers(o.latencies!))) {
+      process.stdout.write(`throughput run on Temporal ${kind}, simulator latency ${latency} ms…\n`);
+      throughput.push(await throughputRun(latency, Number(o.users), Number(o.concurrency), dirOf(kind), flagsOn(kind)));
     }
   }
   results.throughput = throughput;
   if (only.has('latency')) {
     const latency = [];
-    for (const portalMs of o.latencyPortalMs!.split(',').filter((value) => value.trim() !== '').map(Number)) {
-      process.stdout.write(`single-backup latency, one at a time, simulator latency ${portalMs} ms…\n`);
-      latency.push(await latencyRun(portalMs, Math.max(1, Number(o.latencyRuns)), out, flags));
+    for (const [kind, portalMs] of eachKind(kinds, numbers(o.latencyPortalMs!))) {
+      process.stdout.write(`single-backup latency on Temporal ${kind}, one at a time, simulator latency ${portalMs} ms…\n`);
+      latency.push(await latencyRun(portalMs, Math.max(1, Number(o.latencyRuns)), dirOf(kind), flagsOn(kind)));
     }
     results.latency = latency;
   }
   if (only.has('rate-limited') && Number(o.rateLimited) > 0) {
     process.stdout.write('rate-limited run…\n');
-    const runs: Awaited<ReturnType<typeof rateLimitedRun>>[] = [];
+    const runs: ({ temporal: TemporalKind } & Awaited<ReturnType<typeof rateLimitedRun>>)[] = [];
     results.rateLimited = runs;
-    for (const pace of String(o.ratePace).split(',').map(Number)) {
+    for (const [kind, pace] of eachKind(kinds, numbers(String(o.ratePace)))) {
       const run = { count: Number(o.rateLimited), scale: Number(o.rateScale), workers: Number(o.rateWorkers), faultPercent: Number(o.rateFaultPercent), pace };
-      runs.push(await rateLimitedRun(out, run, flags));
+      runs.push({ temporal: kind, ...(await rateLimitedRun(dirOf(kind), run, flagsOn(kind))) });
     }
   }
   if (only.has('peers')) {
-    const peers = [];
-    for (const latency of o.latencies!.split(',').filter((value) => value.trim() !== '').map(Number)) {
+    const dbos = [];
+    const restate = [];
+    const runs = [Number(o.peerUsers), Number(o.concurrency), Math.max(1, Number(o.latencyRuns)), out] as const;
+    for (const latency of numbers(o.latencies!)) {
       process.stdout.write(`DBOS peer, simulator latency ${latency} ms…\n`);
-      peers.push(await dbosPeerRun(latency, Number(o.peerUsers), Number(o.concurrency), Math.max(1, Number(o.latencyRuns)), out));
+      dbos.push(await dbosPeerRun(latency, ...runs));
+      process.stdout.write(`Restate peer, simulator latency ${latency} ms…\n`);
+      restate.push(await restatePeerRun(latency, ...runs));
     }
-    results.peers = { dbos: peers };
+    results.peers = { dbos, restate };
   }
   if (only.has('scale') && Number(o.scale) > 0) {
     process.stdout.write(`scale run, ${o.scale} wallets…\n`);
-    results.scale = await scaleRun(Number(o.scale), out, flags);
+    const scale = [];
+    for (const kind of kinds) scale.push({ temporal: kind, ...(await scaleRun(Number(o.scale), dirOf(kind), flagsOn(kind))) });
+    results.scale = kinds.length === 1 ? scale[0] : scale;
   }
+  (results.machine as Record<string, unknown>).loadAverageAtEnd = loadavg();
   writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2));
   process.stdout.write(`${renderTable(results)}\nresults: ${join(out, 'results.json')}\n`);
 }
+
+/** `0,50` as numbers ('' is none). */
+const numbers = (text: string): number[] => text.split(',').filter((value) => value.trim() !== '').map(Number);
+
+/** Each value on each Temporal, the dev server's first (one Temporal at a time: never two stacks at once). */
+const eachKind = <T>(kinds: TemporalKind[], values: T[]): [TemporalKind, T][] => kinds.flatMap((kind) => values.map((value) => [kind, value] as [TemporalKind, T]));
 
 main().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);

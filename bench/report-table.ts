@@ -1,50 +1,73 @@
 import type { latencyRun } from './latency';
 import type { throughputRun } from './throughput';
 import type { dbosPeerRun } from './peers/dbos-run';
+import type { restatePeerRun } from './peers/restate-run';
+import { temporalLabel, type TemporalInfo } from './bench-temporal';
 
 const hasThroughput = (results: Record<string, unknown>) => ((results.throughput as unknown[] | undefined) ?? []).length > 0;
 
 /** The results as Markdown tables (throughput, latency) and JSON lines (rate-limited, scale), for the terminal and the docs. */
 export function renderTable(results: Record<string, unknown>): string {
-  const rows = ['| latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (worker, temporal, vault, simulator) | worker peak RSS MiB | ours/baseline |', '|---|---|---|---|---|---|---|---|'];
+  const rows = ['| Temporal | latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (worker, temporal, vault, simulator) | worker peak RSS MiB | ours/baseline |', '|---|---|---|---|---|---|---|---|---|'];
   for (const run of results.throughput as Awaited<ReturnType<typeof throughputRun>>[]) {
+    const on = kindOf(run.temporal);
     const cpu = (c: Record<string, number>) => ['worker', 'temporal', 'vault', 'simulator'].map((k) => c[k]?.toFixed(4) ?? '-').join(', ');
-    rows.push(`| ${run.latencyMs} ms | baseline | ${run.baseline.throughputPerSec} | ${run.baseline.p50Ms} | ${run.baseline.p95Ms} | ${cpu(run.baseline.cpuSecondsPerBackup)} | – | |`);
-    rows.push(`| ${run.latencyMs} ms | ours (batch) | ${run.ours.throughputPerSec} | ${run.ours.p50Ms} | ${run.ours.p95Ms} | ${cpu(run.ours.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} | ${run.ratio} |`);
+    rows.push(`| ${on} | ${run.latencyMs} ms | baseline | ${run.baseline.throughputPerSec} | ${run.baseline.p50Ms} | ${run.baseline.p95Ms} | ${cpu(run.baseline.cpuSecondsPerBackup)} | – | |`);
+    rows.push(`| ${on} | ${run.latencyMs} ms | ours (batch) | ${run.ours.throughputPerSec} | ${run.ours.p50Ms} | ${run.ours.p95Ms} | ${cpu(run.ours.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} | ${run.ratio} |`);
     const c = run.oursClientDriven;
-    rows.push(`| ${run.latencyMs} ms | ours (client) | ${c.throughputPerSec} | ${c.p50Ms} | ${c.p95Ms} | ${cpu(c.cpuSecondsPerBackup)} | – | |`);
+    rows.push(`| ${on} | ${run.latencyMs} ms | ours (client) | ${c.throughputPerSec} | ${c.p50Ms} | ${c.p95Ms} | ${cpu(c.cpuSecondsPerBackup)} | – | |`);
     const f = run.floor;
-    rows.push(`| ${run.latencyMs} ms | floor | ${f.throughputPerSec} | ${f.p50Ms} | ${f.p95Ms} | ${cpu({ ...f.cpuSecondsPerBackup, worker: f.cpuSecondsPerBackup.floorWorker! })} | – | (ours/floor CPU, worker+Temporal: ${run.cpuOverFloor}) |`);
+    rows.push(`| ${on} | ${run.latencyMs} ms | floor | ${f.throughputPerSec} | ${f.p50Ms} | ${f.p95Ms} | ${cpu({ ...f.cpuSecondsPerBackup, worker: f.cpuSecondsPerBackup.floorWorker! })} | – | (ours/floor CPU, worker+Temporal: ${run.cpuOverFloor}) |`);
   }
   const lines = hasThroughput(results) ? [rows.join('\n')] : [];
   if (results.latency) {
-    const l = ['| Portal latency | plain script p50/p95 ms | ours p50/p95 ms | ours, eager start p50/p95 ms | floor p50/p95 ms | ours − script p50 | events/backup ours, floor | billable actions/backup ours, floor |', '|---|---|---|---|---|---|---|---|'];
+    const l = ['| Temporal | Portal latency | plain script p50/p95 ms | ours p50/p95 ms | ours, eager start p50/p95 ms | floor p50/p95 ms | ours − script p50 | events/backup ours, floor | billable actions/backup ours, floor |', '|---|---|---|---|---|---|---|---|---|'];
     for (const run of results.latency as Awaited<ReturnType<typeof latencyRun>>[]) {
       const pp = (x: { p50Ms: number; p95Ms: number }) => `${x.p50Ms} / ${x.p95Ms}`;
       l.push(
-        `| ${run.latencyMs} ms | ${pp(run.baseline)} | ${pp(run.ours)} | ${pp(run.oursEagerStart)} (${run.oursEagerStart.eagerlyStarted} eager) | ${pp(run.floor)} | ${run.oursOverBaselineP50Ms} | ${run.perBackup.ours.historyEvents}, ${run.perBackup.floor.historyEvents} | ${run.perBackup.ours.total}, ${run.perBackup.floor.total} |`,
+        `| ${kindOf(run.temporal)} | ${run.latencyMs} ms | ${pp(run.baseline)} | ${pp(run.ours)} | ${pp(run.oursEagerStart)} (${run.oursEagerStart.eagerlyStarted} eager) | ${pp(run.floor)} | ${run.oursOverBaselineP50Ms} | ${run.perBackup.ours.historyEvents}, ${run.perBackup.floor.historyEvents} | ${run.perBackup.ours.total}, ${run.perBackup.floor.total} |`,
       );
     }
     lines.push(`single backup, one at a time:\n${l.join('\n')}`);
     for (const run of results.latency as Awaited<ReturnType<typeof latencyRun>>[]) {
-      lines.push(`gaps at ${run.latencyMs} ms (mean ms per backup): ${JSON.stringify(run.gapsMs)}`);
-      lines.push(`billable actions per backup at ${run.latencyMs} ms: ours ${JSON.stringify(run.perBackup.ours)}`);
+      lines.push(`gaps on ${kindOf(run.temporal)} at ${run.latencyMs} ms (mean ms per backup): ${JSON.stringify(run.gapsMs)}`);
+      lines.push(`billable actions per backup on ${kindOf(run.temporal)} at ${run.latencyMs} ms: ours ${JSON.stringify(run.perBackup.ours)}`);
     }
   }
-  const peers = (results.peers as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[] } | undefined)?.dbos ?? [];
-  if (peers.length > 0) {
-    const p = ['| Portal latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (peer, postgres, vault, simulator) | peer peak RSS MiB | one at a time p50/p95 ms (client; workflow) |', '|---|---|---|---|---|---|---|---|'];
-    for (const run of peers) {
-      const cpu = ['peer', 'postgres', 'vault', 'simulator'].map((k) => run.cpuSecondsPerBackup[k]?.toFixed(4) ?? '-').join(', ');
-      const one = run.oneAtATime;
-      p.push(`| ${run.latencyMs} ms | DBOS | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${cpu} | ${run.peerPeakRssMiB} | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`);
-    }
-    lines.push(`peers (concurrency ${peers[0]!.concurrency}, ${peers[0]!.users} backups each):\n${p.join('\n')}`);
+  const peers = (results.peers ?? { dbos: [], restate: [] }) as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[]; restate?: Awaited<ReturnType<typeof restatePeerRun>>[] };
+  const peerRows = [...peers.dbos.map((run) => dbosRow(run)), ...(peers.restate ?? []).map((run) => restateRow(run))];
+  if (peerRows.length > 0) {
+    const first = peers.dbos[0] ?? peers.restate![0]!;
+    const header = ['| Portal latency | who | backups/s | p50 ms | p95 ms | CPU s/backup (peer, engine, vault, simulator) | peer peak RSS MiB | one at a time p50/p95 ms (client; workflow) |', '|---|---|---|---|---|---|---|---|'];
+    lines.push(`peers (concurrency ${first.concurrency}, ${first.users} backups each; engine: DBOS's PostgreSQL, restate-server):\n${[...header, ...peerRows].join('\n')}`);
   }
+  const ranOn = temporalsOf(results);
+  if (ranOn.length > 0) lines.unshift(`Temporal: ${ranOn.map(temporalLabel).join('; ')}`);
   if (results.rateLimited) lines.push(`rate-limited: ${JSON.stringify(results.rateLimited)}`);
-  if (results.scale) {
-    const { rssSamples: _samples, ...scale } = results.scale as Record<string, unknown>;
+  for (const run of [results.scale ?? []].flat() as Record<string, unknown>[]) {
+    const { rssSamples: _samples, ...scale } = run;
     lines.push(`scale: ${JSON.stringify(scale)}`);
   }
   return lines.join('\n');
+}
+
+const kindOf = (info: TemporalInfo) => info.kind;
+
+/** Each distinct Temporal the throughput and latency runs ran on. */
+function temporalsOf(results: Record<string, unknown>): TemporalInfo[] {
+  const runs = [...((results.throughput as { temporal: TemporalInfo }[] | undefined) ?? []), ...((results.latency as { temporal: TemporalInfo }[] | undefined) ?? [])];
+  const byKind = new Map(runs.map((run) => [run.temporal.kind, run.temporal]));
+  return [...byKind.values()];
+}
+
+const peerCpu = (cpu: Record<string, number>, engine: string) => ['peer', engine, 'vault', 'simulator'].map((k) => cpu[k]?.toFixed(4) ?? '-').join(', ');
+
+function dbosRow(run: Awaited<ReturnType<typeof dbosPeerRun>>): string {
+  const one = run.oneAtATime;
+  return `| ${run.latencyMs} ms | DBOS | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'postgres')} | ${run.peerPeakRssMiB} | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`;
+}
+
+function restateRow(run: Awaited<ReturnType<typeof restatePeerRun>>): string {
+  const one = run.oneAtATime;
+  return `| ${run.latencyMs} ms | Restate | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'restate')} | ${run.peerPeakRssMiB} (server ${run.serverPeakRssMiB}) | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`;
 }

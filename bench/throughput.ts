@@ -33,6 +33,7 @@ export async function throughputRun(latencyMs: number, users: number, concurrenc
     const floor = await windowed(users, concurrency, async (i) => void (await floorOnce(stack, `floor-${floorPrefix}-${i}`)));
     const floorCpu = cpu.perBackup(users);
     return {
+      temporal: stack.temporal.info,
       latencyMs,
       users,
       concurrency,

@@ -1,13 +1,7 @@
 import { DBOS } from '@dbos-inc/dbos-sdk';
-import { HttpCredentialsSource } from '../../adapters/credentials/credentials-source';
-import { PortalClient } from '../../adapters/portal/portal-client';
-import { ShareSealer } from '../../adapters/sealing/share-sealer';
-import { PortalCiphertextStore } from '../../adapters/stores/portal-ciphertext-store';
-import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
-import { VaultTransit } from '../../adapters/vault/vault-transit';
-import { toKeyRing } from '../../config/key-ring-config';
 import { Pool } from 'pg';
 import { DBOS_PEER, stepAttemptsTable, useDbosPeerDeps } from './dbos-backup';
+import { peerStepDepsFromEnv, requiredEnv as required } from './peer-steps';
 
 /**
  * The DBOS peer's worker process: the backup workflow on the same simulator, Vault and
@@ -15,30 +9,13 @@ import { DBOS_PEER, stepAttemptsTable, useDbosPeerDeps } from './dbos-backup';
  * and started again) by the benchmark and its crash check; DBOS resumes the workflows this
  * executor left pending when it launches.
  */
-function required(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
-  return value;
-}
-
 async function main(): Promise<void> {
-  const portalUrl = required('PORTAL_URL');
   const schema = required('DBOS_SCHEMA');
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('DBOS_SCHEMA must be a plain identifier');
-  const portal = new PortalClient({ enclaveUrl: portalUrl, apiUrl: portalUrl, timeoutMs: 30_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1024 * 1024 });
-  const credentials = new HttpCredentialsSource({ urlTemplate: required('CREDENTIALS_URL'), timeoutMs: 30_000 });
   const attempts = new Pool({ connectionString: required('DBOS_SYSTEM_DATABASE_URL'), max: 10 });
   await attempts.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   await attempts.query(stepAttemptsTable(schema));
-  useDbosPeerDeps({
-    attempts,
-    schema,
-    portal,
-    credentials,
-    transit: new VaultTransit({ endpoint: required('VAULT_ADDR'), mount: 'transit', keyName: 'mpc-backup', timeoutMs: 30_000 }, new StaticTokenAuth(required('VAULT_TOKEN'))),
-    sealer: new ShareSealer(toKeyRing(required('SHARE_SEALING_KEYS'), undefined)),
-    store: new PortalCiphertextStore(portal, credentials),
-  });
+  useDbosPeerDeps({ attempts, schema, ...peerStepDepsFromEnv() });
   DBOS.setConfig({
     name: 'mpc-backup-dbos-peer',
     systemDatabaseUrl: required('DBOS_SYSTEM_DATABASE_URL'),

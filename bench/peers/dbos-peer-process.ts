@@ -4,14 +4,12 @@ import { join } from 'node:path';
 import { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { startProcess, waitUntil, type ManagedProcess } from '../../stack/managed-process';
 import { DBOS_PEER, type DbosBackupResult } from './dbos-backup';
+import { peerProcessEnv, type PeerTargets } from './peer-steps';
 
 const ROOT = join(__dirname, '..', '..');
 
 /** What the DBOS peer runs against: the same simulator, Vault and PostgreSQL as ours, a schema of its own. */
-export interface DbosPeerSetup {
-  portalUrl: string;
-  vaultAddr: string;
-  vaultToken: string;
+export interface DbosPeerSetup extends PeerTargets {
   databaseUrl: string;
   schema: string;
   concurrency: number;
@@ -29,13 +27,7 @@ export async function startDbosPeer(setup: DbosPeerSetup, sealingKey = `peer-1:$
     logFile: setup.logFile,
     cwd: ROOT,
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PORTAL_URL: setup.portalUrl,
-      CREDENTIALS_URL: `${setup.portalUrl}/backend/users/{userId}/credentials`,
-      VAULT_ADDR: setup.vaultAddr,
-      VAULT_TOKEN: setup.vaultToken,
-      SHARE_SEALING_KEYS: sealingKey,
+      ...peerProcessEnv(setup, sealingKey),
       DBOS_SYSTEM_DATABASE_URL: setup.databaseUrl,
       DBOS_SCHEMA: setup.schema,
       PEER_CONCURRENCY: String(setup.concurrency),

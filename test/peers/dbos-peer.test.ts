@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectDbosPeerClient, dbosPeerSchema, enqueueDbosBackup, startDbosPeer } from '../../bench/peers/dbos-peer-process';
 import type { ManagedProcess } from '../../stack/managed-process';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
+import { portalView as portalViewOf } from '../support/peer-portal-view';
 
 /**
  * The benchmark's DBOS peer is a durable system, not a fast script: its backups complete through
@@ -27,18 +28,7 @@ function startPeer(): Promise<ManagedProcess> {
 
 const enqueue = (userId: string) => enqueueDbosBackup(client, userId);
 
-/** Pairs by status at the simulator, and how often each was marked stored. */
-function portalView(userId: string) {
-  const user = env.simulator.state.user(userId)!;
-  const pairs = user.wallets.flatMap((wallet) => wallet.backupSharePairs);
-  const marks = new Map<string, number>();
-  for (const event of user.markEvents) for (const id of event.pairIds) marks.set(id, (marks.get(id) ?? 0) + 1);
-  return {
-    completed: pairs.filter((pair) => pair.status === 'completed').map((pair) => pair.id).sort(),
-    incomplete: pairs.filter((pair) => pair.status === 'incomplete').map((pair) => pair.id).sort(),
-    maxMarks: Math.max(0, ...marks.values()),
-  };
-}
+const portalView = (userId: string) => portalViewOf(env, userId);
 
 beforeAll(async () => {
   env = await createBackupTestEnv();
@@ -89,7 +79,8 @@ describe('the DBOS peer (bench/peers/)', () => {
     await peer!.kill();
     // The /v1/backup the kill cut off still completes at Portal (its answer is lost): wait for its
     // pairs before the restart, so the re-run's orphan scan has them to find, however slow the machine.
-    await eventually('the cut-off /v1/backup to make its pairs', async () => (portalView(inStep1).incomplete.length === 2 ? true : undefined), 30_000);
+    // Its 10 s hold, then Portal's handler: 120 s leaves room for a machine many times oversubscribed.
+    await eventually('the cut-off /v1/backup to make its pairs', async () => (portalView(inStep1).incomplete.length === 2 ? true : undefined), 120_000);
     peer = await startPeer();
     const results = await Promise.all(handles.map((handle) => handle.getResult()));
     expect(results[0]!.orphanedPairIds).toHaveLength(2);
@@ -99,5 +90,5 @@ describe('the DBOS peer (bench/peers/)', () => {
       expect(view.maxMarks, result.userId).toBe(1);
       expect(view.incomplete.every((pairId) => result.orphanedPairIds.includes(pairId)), `${result.userId}: ${view.incomplete.join(', ')} unnamed`).toBe(true);
     }
-  }, 180_000);
+  }, 300_000);
 });
