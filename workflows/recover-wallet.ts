@@ -116,6 +116,8 @@ async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, appr
     }
     run.publish('COMPLETED', 'DONE');
     await recordAct('recovery.completed', {
+      // The run completes the act its verified requester asked for (runs from before approvals: unidentified).
+      actor: run.progress.approval?.requestedBy,
       userId,
       details: { backupPairIds: Object.values(found.backupPairIds), signingPairIds: Object.values(recovered.signingPairIds), freshBackup: freshBackup?.workflowId ?? null },
     });

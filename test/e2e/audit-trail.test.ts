@@ -305,7 +305,7 @@ describe('workflow acts on a worker with DATABASE_URL', () => {
       ['recovery.approved', 'ops-alice'],
       ['recovery.approved', 'ops-bob'],
       ['recovery.started', 'ops-carol'],
-      ['recovery.completed', 'unidentified'],
+      ['recovery.completed', 'ops-carol'],
     ]);
     expect(events[0]!.details).toEqual({ step: 'MARK', attempts: 1 });
     expect(events[0]!.subject).toMatch(new RegExp(`^backup-${userId}/`));
