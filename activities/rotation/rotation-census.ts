@@ -69,7 +69,11 @@ export function createRotationCensus(deps: RotationCensusDeps) {
     if (!previous || typeof previous !== 'object' || !previous.position || !previous.counts) return fresh;
     try {
       deps.receipts.verify('ROTATION_CENSUS', currentRun(), sealClaims(input, previous), previous.seal);
-      return { position: previous.position, counts: previous.counts };
+      // When it last moved, too: an attempt that fails before it moves again is paced from there, not
+      // from the activity's first scheduling (which made every such attempt wait a minute). Not sealed:
+      // it only sets the pace, and never later than now.
+      const progressAtMs = typeof previous.progressAtMs === 'number' ? Math.min(previous.progressAtMs, Date.now()) : undefined;
+      return { position: previous.position, counts: previous.counts, ...(progressAtMs !== undefined ? { progressAtMs } : {}) };
     } catch {
       Context.current().log.warn('rotation census: a checkpoint not sealed by a worker was ignored; counting from the start', { rotationId: input.rotationId });
       return fresh;

@@ -565,6 +565,32 @@ describe('a rotation over part of the users (issue 15, item 4)', () => {
     }
   });
 
+  it('a resumed census that fails before it moves is paced from its checkpoint’s last move, not from its first scheduling', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const input = { rotationId: `rot-${hex()}`, targetVersion: 2, source: { kind: 'list' as const, userIds: users.map((u) => u.userId) }, pageSize: 1 };
+    const first = new MockActivityEnvironment();
+    const beats: { counts: { usersCounted: number }; progressAtMs?: number }[] = [];
+    first.on('heartbeat', (details: (typeof beats)[number]) => beats.push(structuredClone(details)));
+    await run(first, censusOf(store).censusBeforeRaise, input);
+    // The last checkpoint before the second user: the next attempt's first step is that user.
+    const afterFirstUser = beats.filter((beat) => beat.counts.usersCounted === 1).at(-1)!;
+    // Found in the 1,000-backup cluster campaign: the attempt after one that moved failed at its first
+    // user, and waited a minute because the census had been scheduled long before.
+    simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, userId: users[1]!.userId });
+    try {
+      const longAgo = Date.now() - 2 * OUTAGE_AFTER_NO_PROGRESS_MS;
+      const resumed = new MockActivityEnvironment({ attempt: 30, scheduledTimestampMs: longAgo, heartbeatDetails: { ...afterFirstUser, progressAtMs: Date.now() - 1_000 } });
+      const failure = await failureOf(run(resumed, censusOf(store).censusBeforeRaise, input));
+      expect(failure).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+      expect(failure.nextRetryDelay).toBeLessThan(OUTAGE_RETRY_INTERVAL_MS);
+    } finally {
+      simulator.faults.clear();
+    }
+  });
+
   it('a recovery or eject that read a ciphertext before its rewrap reads it again; one still below the minimum is "being rewrapped, retry" (retryable), not an invalid backup', async () => {
     const { transit } = await freshKey();
     const store = new PortalCiphertextStore(portal, credentials());
