@@ -29,10 +29,10 @@ export function registerEjectCommand(program: Command): Command {
         const retrieval = await openEjectRetrieval(config);
         try {
           const release = await retrieval.getClientBackupShare(userId, { reason: options.reason });
-          const document = { userId: release.userId, pairIds: release.pairIds, backupResponse: release.shares, releasedTo: release.releasedTo, releasedAt: release.releasedAt };
+          const document = { userId: release.userId, pairIds: release.pairIds, store: release.store, backupResponse: release.shares, releasedTo: release.releasedTo, releasedAt: release.releasedAt };
           writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
           written = true;
-          print({ userId: release.userId, pairIds: release.pairIds, releasedTo: release.releasedTo, releasedAt: release.releasedAt, writtenTo: options.out });
+          print({ userId: release.userId, pairIds: release.pairIds, store: release.store, releasedTo: release.releasedTo, releasedAt: release.releasedAt, writtenTo: options.out });
         } finally {
           await retrieval.close();
         }

@@ -2,10 +2,10 @@ import type { BackupPairIds, BackupShares } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
 import { parseUserId } from '../domain/user-id';
 import { BackupDomainError, KmsPermissionError, NoCompletedBackupError, VaultPermissionError } from '../domain/errors';
-import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
+import { firstVerifiedCopy, storeCopies, type StoreCopiesDeps } from '../adapters/stores/ciphertext-copies';
 import type { CredentialsSource } from '../adapters/credentials/credentials-source';
 import type { PortalClient } from '../adapters/portal/portal-client';
-import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../adapters/stores/stored-backup';
+import { newestCompletedPairs } from '../adapters/stores/stored-backup';
 import type { CallerIdentity } from '../adapters/vault/vault-identity';
 import type { KmsProvider } from '../adapters/kms/kms-provider';
 import { randomUUID } from 'node:crypto';
@@ -13,10 +13,9 @@ import type { AuditTrail } from '../db/audit-trail';
 import type { ShareRetrievalAudit, ShareRetrievalRecord } from '../db/share-retrieval-audit';
 import { ClientError } from './client-error';
 
-export interface ClientBackupShareDeps {
+export interface ClientBackupShareDeps extends StoreCopiesDeps {
   credentials: CredentialsSource;
   portal: Pick<PortalClient, 'getClient'>;
-  store: CiphertextStore;
   /** Transit with the caller's own Vault credentials: Vault's policy decides whether it may decrypt. */
   transit: Pick<KmsProvider, 'decryptEach'>;
   identity: { whoAmI(): Promise<CallerIdentity> };
@@ -32,6 +31,8 @@ export interface ClientBackupShareRelease {
   pairIds: BackupPairIds;
   /** Exactly the `/v1/backup` response Portal returned for these pairs: `{SECP256K1: {id, share}, ED25519: {id, share}}`. */
   shares: BackupShares;
+  /** The store whose copy was released: the first, in CIPHERTEXT_STORES order, that verified. */
+  store: string;
   releasedTo: string;
   releasedAt: string;
 }
@@ -65,13 +66,12 @@ export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserI
   try {
     const { clientApiKey } = await deps.credentials.load(userId);
     pairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
-    const ciphertexts = await readStoredCiphertexts(deps.store, userId, pairIds);
-    const shares = await requireStoredBackup(deps.transit, deps.store, userId, pairIds, ciphertexts);
+    const copy = await firstVerifiedCopy(deps.transit, storeCopies(deps), userId, pairIds);
     const released = { ...base, pairIds: CURVES.map((curve) => pairIds![curve]), outcome: 'released' as const };
     await deps.audit.record(released);
-    await appendRetrieval(deps, 'eject.released', released);
-    deps.log.info({ userId, pairIds: released.pairIds, requestedBy: caller.displayName, reason }, 'client backup shares released for eject');
-    return { userId, pairIds, shares, releasedTo: caller.displayName, releasedAt: new Date().toISOString() };
+    await appendRetrieval(deps, 'eject.released', released, { store: copy.store, ...(copy.skipped.length > 0 ? { skippedCopies: copy.skipped } : {}) });
+    deps.log.info({ userId, pairIds: released.pairIds, store: copy.store, skippedCopies: copy.skipped, requestedBy: caller.displayName, reason }, 'client backup shares released for eject');
+    return { userId, pairIds, shares: copy.shares, store: copy.store, releasedTo: caller.displayName, releasedAt: new Date().toISOString() };
   } catch (error) {
     const refusal = refusalOf(error);
     if (!refusal) throw error;
@@ -85,7 +85,13 @@ export async function getClientBackupShare(deps: ClientBackupShareDeps, rawUserI
 }
 
 /** The retrieval as an audit event: who, which user and pairs, why; ids and reasons only (never the shares). */
-async function appendRetrieval(deps: ClientBackupShareDeps, kind: 'eject.released' | 'eject.refused', record: ShareRetrievalRecord): Promise<void> {
+async function appendRetrieval(
+  deps: ClientBackupShareDeps,
+  kind: 'eject.released' | 'eject.refused',
+  record: ShareRetrievalRecord,
+  /** Which copy was released (the store), and the copies skipped before it. */
+  copy: { store?: string; skippedCopies?: string[] } = {},
+): Promise<void> {
   await deps.auditTrail.append({
     // An eject is one call of this function, never retried by Temporal: a fresh id per retrieval.
     eventId: `eject/${record.userId}/${randomUUID()}`,
@@ -98,6 +104,7 @@ async function appendRetrieval(deps: ClientBackupShareDeps, kind: 'eject.release
       reason: record.reason,
       ...(record.vaultEntity ? { vaultEntity: record.vaultEntity } : {}),
       ...(record.detail ? { refusal: record.detail } : {}),
+      ...copy,
     },
   });
 }

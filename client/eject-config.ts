@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { CiphertextStoreConfig } from '../adapters/stores/ciphertext-store-factory';
 import type { HttpCredentialsSourceConfig } from '../adapters/credentials/credentials-source';
 import type { PortalClientConfig } from '../adapters/portal/portal-client';
-import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
+import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfigs } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, toKmsConfig, type KmsConfig } from '../config/kms-config';
 
@@ -15,7 +15,8 @@ export interface EjectConfig {
   kms: KmsConfig;
   portal: PortalClientConfig;
   credentials: HttpCredentialsSourceConfig;
-  store: CiphertextStoreConfig;
+  /** Every store that keeps a copy, the primary first: retrieval uses the first copy that verifies. */
+  stores: CiphertextStoreConfig[];
   /** The company database, which keeps the audit record of every retrieval. */
   databaseUrl: string;
   logLevel: string;
@@ -41,7 +42,7 @@ export function loadEjectConfig(env: NodeJS.ProcessEnv = process.env): EjectConf
     kms: toKmsConfig(e),
     portal: toPortalConfig(e),
     credentials: toCredentialsConfig(e),
-    store: toStoreConfig(e),
+    stores: toStoreConfigs(e),
     databaseUrl: e.DATABASE_URL!,
     logLevel: e.LOG_LEVEL,
   };

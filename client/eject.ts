@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { createCiphertextStore } from '../adapters/stores/ciphertext-store-factory';
+import { createCiphertextStores } from '../adapters/stores/ciphertext-store-factory';
 import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
 import { PortalClient } from '../adapters/portal/portal-client';
 import { connectKmsAsCaller } from '../adapters/kms/kms-caller';
@@ -28,10 +28,12 @@ export async function openEjectRetrieval(config: EjectConfig = loadEjectConfig()
   const portal = new PortalClient(config.portal);
   const credentials = new HttpCredentialsSource(config.credentials);
   const { transit, identity } = connectKmsAsCaller(config.kms);
+  const copies = createCiphertextStores(config.stores, { portal, credentials, database: pool });
   const deps: ClientBackupShareDeps = {
     credentials,
     portal,
-    store: createCiphertextStore(config.store, { portal, credentials, database: pool }),
+    store: copies[0]!,
+    copies,
     transit,
     identity,
     audit: new ShareRetrievalAudit(pool),
