@@ -1,11 +1,15 @@
 import { Context } from '@temporalio/activity';
 import { RecoveryNotConfiguredError } from '../../domain/errors';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { newestCompletedPairs, readStoredCiphertexts } from '../../adapters/stores/stored-backup';
+import { newestCompletedPairs } from '../../adapters/stores/stored-backup';
+import { firstVerifiedCopy, storeCopies } from '../../adapters/stores/ciphertext-copies';
 import { requireOwnWorkflowId } from '../backup/backup-receipts';
 import type { FoundBackup, RecoveryActivityDeps } from './recovery-activity-types';
 
-/** Recovery step 1: the newest completed backup at Portal, and its ciphertexts from the store. */
+/**
+ * Recovery step 1: the newest completed backup at Portal, and the ciphertexts of its first copy that
+ * verifies (decrypts to Portal's `{id, share}`; the shares stay here), naming the store they came from.
+ */
 export async function findRecoverableBackup(deps: RecoveryActivityDeps, { userId, approvedAtMs }: { userId: string; approvedAtMs?: number }): Promise<FoundBackup> {
   if (!deps.handover) {
     throw new RecoveryNotConfiguredError(
@@ -17,7 +21,7 @@ export async function findRecoverableBackup(deps: RecoveryActivityDeps, { userId
   await deps.runGuard.assertNoBackupRunning(userId, Context.current().info.workflowExecution, approvedAtMs);
   const { clientApiKey } = await deps.credentials.load(userId);
   const backupPairIds = newestCompletedPairs(userId, await deps.portal.getClient(clientApiKey));
-  const ciphertexts = await readStoredCiphertexts(deps.store, userId, backupPairIds);
-  Context.current().log.info('recoverable backup found', { userId, backupPairIds, store: deps.store.kind });
-  return { backupPairIds, ciphertexts };
+  const copy = await firstVerifiedCopy(deps.transit, storeCopies(deps), userId, backupPairIds);
+  Context.current().log.info('recoverable backup found', { userId, backupPairIds, store: copy.store, skippedCopies: copy.skipped });
+  return { backupPairIds, ciphertexts: copy.ciphertexts, store: copy.store, ...(copy.skipped.length > 0 ? { skippedCopies: copy.skipped } : {}) };
 }
