@@ -294,7 +294,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}${report.options.rotateMidRun ? '' : ' --no-rotation'}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}${report.options.stores ? ` --stores ${report.options.stores.join(',')}` : ''}${report.options.rotateMidRun ? '' : ' --no-rotation'}`,
   ];
   return lines.join('\n');
 }
