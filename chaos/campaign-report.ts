@@ -241,7 +241,10 @@ export function summarize(report: CampaignReport): string {
       (report.infraFaults['vault-cut'] > 0 ? `(${Object.entries(report.infraFaults.vaultCutModes).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
       (report.mode === 'self-managed'
         ? `, PostgreSQL SIGKILL ${report.infraFaults['postgres-kill']}, webhook SIGKILL ${report.infraFaults['webhook-kill']}`
-        : ''),
+        : report.options.stores?.includes('postgres')
+          ? `, PostgreSQL (a copy's store) SIGKILL ${report.infraFaults['postgres-kill']}`
+          : ''),
+    ...(report.options.stores ? [`  copies in: ${report.options.stores.join(', ')} (every marked pair checked in each: marked-pair-missing-copy)`] : []),
     ...(report.cluster
       ? [
           `  Temporal cluster v${report.cluster.serverVersion}, ${report.cluster.historyShards} shards; SIGKILL and restart: ` +
