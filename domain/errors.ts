@@ -299,6 +299,7 @@ export const PERMANENT_ERROR_TYPES = [
   'CiphertextNotReadableError',
   'CiphertextNotFoundError',
   'CiphertextConflictError',
+  'CiphertextCopyDivergesError',
   'CiphertextStoreRequestError',
   'CiphertextReplaceUnsupportedError',
   'SealedSharesError',
