@@ -1,7 +1,7 @@
 import type { BackupPairIds, BackupShares, EncryptedShares, SealedShares } from '../domain/backup-types';
 import type { StepReceipt } from '../domain/step-receipt';
 import type { BackupModeCheck } from './backup/backup-mode';
-import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
+import type { StoreCopiesDeps } from '../adapters/stores/ciphertext-copies';
 import type { CredentialsSource } from '../adapters/credentials/credentials-source';
 import type { PortalClient } from '../adapters/portal/portal-client';
 import type { ShareSealer } from '../adapters/sealing/share-sealer';
@@ -11,12 +11,11 @@ import type { VaultAccessCheck } from '../adapters/vault/vault-access-check';
 import type { KmsProvider } from '../adapters/kms/kms-provider';
 
 /** What the backup steps (activities/backup/) need, and the inputs and results they exchange through history. */
-export interface ActivityDeps {
+export interface ActivityDeps extends StoreCopiesDeps {
   credentials: CredentialsSource;
   portal: PortalClient;
   /** The KMS (KMS_PROVIDER: Vault Transit or AWS KMS envelope encryption); named `transit` since it was Transit only. */
   transit: KmsProvider;
-  store: CiphertextStore;
   /** Seals shares with the workers' own key while they sit in workflow history. */
   sealer: ShareSealer;
   /** Proves a step's result came from a worker of the run (see StepReceipts); keyed from the sealing ring. */

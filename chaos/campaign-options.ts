@@ -32,6 +32,13 @@ export const campaignOptionsSchema = z.object({
    * proxy). The KMS cut and restart faults hit the one in use.
    */
   kms: z.enum(['vault-transit', 'aws-kms']).default('vault-transit'),
+  /**
+   * Where the workers keep client ciphertexts (CIPHERTEXT_STORES): a copy in each, in order. Default:
+   * Portal (portal-managed) or the company's PostgreSQL (self-managed). With postgres, the campaign
+   * runs its own PostgreSQL and SIGKILLs it now and then; with several stores the key rotation is
+   * skipped (it rewraps one store) and every marked pair must have every copy.
+   */
+  stores: z.array(z.enum(['portal', 'postgres'])).min(1).max(2).optional(),
   /** Rotate the Transit key halfway through the backups (rewrap everything, raise min_decryption_version). */
   rotateMidRun: z.boolean().default(true),
   /** Per-request probability of each Portal fault kind. */
@@ -53,4 +60,32 @@ export const campaignOptionsSchema = z.object({
 });
 
 export type CampaignOptions = z.infer<typeof campaignOptionsSchema>;
+
+export type CampaignStore = 'portal' | 'postgres';
+
+/** The stores that keep a copy, in order (`stores`, else the mode's one store). */
+export function campaignStores(options: Pick<CampaignOptions, 'stores' | 'mode'>): CampaignStore[] {
+  return options.stores ?? [options.mode === 'self-managed' ? 'postgres' : 'portal'];
+}
+
+/** Whether the campaign runs the company's PostgreSQL (self-managed, or a postgres copy). */
+export function runsCompanyPostgres(options: Pick<CampaignOptions, 'stores' | 'mode'>): boolean {
+  return options.mode === 'self-managed' || campaignStores(options).includes('postgres');
+}
+
+/**
+ * `--stores portal,postgres` as the campaign's option: known, each once, and no Portal copy in
+ * self-managed mode (the configuration refuses it).
+ */
+export function parseCampaignStores(value: string | undefined, mode: CampaignOptions['mode']): CampaignStore[] | undefined {
+  if (value === undefined) return undefined;
+  const names = value.split(',').map((name) => name.trim());
+  const problems = [
+    ...names.filter((name) => name !== 'portal' && name !== 'postgres').map((name) => `unknown store "${name}" (portal or postgres)`),
+    ...(new Set(names).size !== names.length ? ['a store is named twice'] : []),
+    ...(mode === 'self-managed' && names.includes('portal') ? ['self-managed keeps no copy at Portal'] : []),
+  ];
+  if (problems.length > 0) throw new Error(`--stores: ${problems.join('; ')}`);
+  return names as CampaignStore[];
+}
 export type CampaignOptionsInput = z.input<typeof campaignOptionsSchema>;

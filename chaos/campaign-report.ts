@@ -241,7 +241,10 @@ export function summarize(report: CampaignReport): string {
       (report.infraFaults['vault-cut'] > 0 ? `(${Object.entries(report.infraFaults.vaultCutModes).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
       (report.mode === 'self-managed'
         ? `, PostgreSQL SIGKILL ${report.infraFaults['postgres-kill']}, webhook SIGKILL ${report.infraFaults['webhook-kill']}`
-        : ''),
+        : report.options.stores?.includes('postgres')
+          ? `, PostgreSQL (a copy's store) SIGKILL ${report.infraFaults['postgres-kill']}`
+          : ''),
+    ...(report.options.stores ? [`  copies in: ${report.options.stores.join(', ')} (every marked pair checked in each: marked-pair-missing-copy)`] : []),
     ...(report.cluster
       ? [
           `  Temporal cluster v${report.cluster.serverVersion}, ${report.cluster.historyShards} shards; SIGKILL and restart: ` +
@@ -294,7 +297,7 @@ export function summarize(report: CampaignReport): string {
       : report.timedOut
         ? '  zero violations among the backups checked, but not a pass: the campaign did not finish'
         : '  PASS: zero violations',
-    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}${report.options.rotateMidRun ? '' : ' --no-rotation'}`,
+    `  reproduce: npm run chaos -- --backups ${report.backups.total} --seed ${report.seed}${report.mode === 'self-managed' ? ' --self-managed' : ''}${report.cluster ? ' --cluster' : ''}${report.options.kms === 'aws-kms' ? ' --kms aws-kms' : ''}${report.options.stores ? ` --stores ${report.options.stores.join(',')}` : ''}${report.options.rotateMidRun ? '' : ' --no-rotation'}`,
   ];
   return lines.join('\n');
 }

@@ -23,6 +23,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../stack/tempora
 import { setUpAppRole, setUpTransit, startVaultServer, type VaultServer } from '../stack/vault-server';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, setUpAwsKmsKey, startLocalKms, type LocalKmsServer } from '../stack/local-kms-server';
 import type { CampaignContext } from './campaign-context';
+import { campaignStores, runsCompanyPostgres } from './campaign-options';
 import { ProcessSupervisor } from './process-supervisor';
 import { sleep } from './resilient';
 
@@ -84,7 +85,7 @@ export async function startCampaignStack(ctx: CampaignContext): Promise<Campaign
   };
   if (cluster) for (const service of Object.values(cluster.services)) supervisor.watch(service.process, `temporal-${service.name}`, () => startClusterService(service.name));
 
-  const webhook = postgres ? await CampaignWebhook.prepare(ctx, supervisor, postgres, kms.env) : undefined;
+  const webhook = postgres && options.mode === 'self-managed' ? await CampaignWebhook.prepare(ctx, supervisor, postgres, kms.env) : undefined;
   // Ready before the first backup starts; it loads while the simulator and workers start.
   const webhookReady = webhook ? webhook.start().then(() => say(`webhook on ${webhook.url}`)) : Promise.resolve();
   webhookReady.catch(() => undefined);
@@ -124,7 +125,7 @@ async function startServers(ctx: CampaignContext) {
         startTemporalCluster({ runDir, allowExternalDatabase: false, logLevel: 'warn' }).then((server) => owned(ctx, server))
       : startTemporalDevServer({ logFile: join(runDir, 'temporal.log'), dbFile: join(runDir, 'temporal.db') }).then((server) => owned(ctx, server)),
     startVaultServer({ dataDir: join(runDir, 'vault'), logFile: join(runDir, 'vault.log') }).then((server) => owned(ctx, server)),
-    options.mode === 'self-managed'
+    runsCompanyPostgres(options)
       ? startPostgresServer({ allowExternal: false, logFile: join(runDir, 'postgres.log') }).then((server) => owned(ctx, server))
       : undefined,
   ] as const);
@@ -284,7 +285,9 @@ function workerEnv(
     WORKER_SHUTDOWN_GRACE_MS: '2000',
     LOG_LEVEL: 'info',
     RECOVERY_APPROVERS: 'ops-alice,ops-bob',
-    ...(stack.postgres ? { BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: stack.postgres.url } : {}),
+    ...(ctx.options.mode === 'self-managed' ? { BACKUP_MODE: 'self-managed' } : {}),
+    CIPHERTEXT_STORES: campaignStores(ctx.options).join(','),
+    ...(stack.postgres ? { DATABASE_URL: stack.postgres.url } : {}),
   };
 }
 

@@ -3,6 +3,7 @@ import type { FaultRuleInput } from '../simulator/fault-rules';
 import type { ProxyMode } from '../stack/tcp-fault-proxy';
 import type { TemporalServiceName } from '../stack/temporal-cluster';
 import type { CampaignContext } from './campaign-context';
+import { runsCompanyPostgres } from './campaign-options';
 import { CLUSTER_FAULTS, type ClusterFault, type ClusterFaultEvent, type InfraFault, type InfraFaultCounts } from './infra-faults';
 import type { CampaignStack } from './campaign-stack';
 import { sleep } from './resilient';
@@ -98,6 +99,8 @@ export function armPortalFaults(ctx: CampaignContext, simulator: PortalSimulator
  */
 export function milestonesFor(options: CampaignContext['options']): [number, InfraFault][] {
   const selfManaged = options.mode === 'self-managed';
+  // A postgres copy (portal-managed): its store is SIGKILLed twice, as in self-managed runs.
+  const postgresCopy = !selfManaged && runsCompanyPostgres(options);
   if (options.cluster) {
     // Each Temporal service and its PostgreSQL once, spread over the run, beside the others.
     return [
@@ -107,6 +110,7 @@ export function milestonesFor(options: CampaignContext['options']): [number, Inf
       [0.32, 'temporal-matching-kill'],
       [0.4, 'temporal-frontend-kill'],
       ...(selfManaged ? ([[0.45, 'postgres-kill'], [0.5, 'webhook-kill']] as [number, InfraFault][]) : []),
+      ...(postgresCopy ? ([[0.45, 'postgres-kill']] as [number, InfraFault][]) : []),
       [0.56, 'temporal-postgres-kill'],
       [0.64, 'temporal-worker-kill'],
       [0.72, 'vault-restart'],
@@ -128,8 +132,10 @@ export function milestonesFor(options: CampaignContext['options']): [number, Inf
   }
   return [
     [0.1, 'worker-kill'],
+    ...(postgresCopy ? ([[0.2, 'postgres-kill']] as [number, InfraFault][]) : []),
     [0.3, 'vault-cut'],
     [0.5, 'temporal-restart'],
+    ...(postgresCopy ? ([[0.6, 'postgres-kill']] as [number, InfraFault][]) : []),
     [0.7, 'vault-restart'],
     [0.85, 'worker-kill'],
   ];
@@ -141,6 +147,7 @@ export function randomKindsFor(options: CampaignContext['options']): InfraFault[
     ? ['worker-kill', 'worker-kill', 'vault-cut', 'vault-restart', ...CLUSTER_FAULTS]
     : ['worker-kill', 'worker-kill', 'vault-cut', 'temporal-restart', 'vault-restart'];
   if (options.mode === 'self-managed') kinds.push('postgres-kill', 'postgres-kill', 'webhook-kill');
+  else if (runsCompanyPostgres(options)) kinds.push('postgres-kill', 'postgres-kill');
   return kinds;
 }
 

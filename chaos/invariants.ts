@@ -56,6 +56,7 @@ export const INVARIANTS = [
   'recovered-signing-shares-not-kept',
   'orphan-signing-pair-not-named',
   'rotation-not-verified',
+  'marked-pair-missing-copy',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -144,6 +145,35 @@ async function checkMarkedPairsDecrypt(
     const pair = withCiphertext[index]!;
     if (plaintext.toString('utf8') !== JSON.stringify({ id: pair.id, share: pair.share })) {
       violations.add('pair-marked-without-valid-ciphertext', `pair ${pair.id} decrypts to something else`, userId);
+    }
+  });
+}
+
+/** One store's copies (CIPHERTEXT_STORES), named. */
+export interface CopyLookup {
+  store: string;
+  ciphertextOf: CiphertextLookup;
+}
+
+/**
+ * Several stores: every marked pair has a copy in every store, and each copy decrypts (in its
+ * user-and-pair context) to exactly the `{id, share}` Portal issued.
+ */
+export async function checkEveryCopy(client: SimClient, transit: Pick<KmsProvider, 'decryptEach'>, violations: ViolationLog, copies: CopyLookup[]): Promise<void> {
+  const userId = client.userId;
+  const completed = client.wallets.flatMap((wallet) => wallet.backupSharePairs).filter((pair) => pair.status === 'completed');
+  const held = completed.flatMap((pair) => copies.map((copy) => ({ pair, store: copy.store, ciphertext: copy.ciphertextOf(pair) })));
+  for (const missing of held.filter((copy) => copy.ciphertext === undefined)) {
+    violations.add('marked-pair-missing-copy', `pair ${missing.pair.id} has no copy in the ${missing.store} store`, userId);
+  }
+  const present = held.filter((copy): copy is typeof copy & { ciphertext: string } => copy.ciphertext !== undefined);
+  if (present.length === 0) return;
+  const results = await transit.decryptEach(present.map((copy) => ({ ciphertext: copy.ciphertext, context: transitContext(userId, copy.pair.id) })));
+  present.forEach((copy, index) => {
+    const result = results[index]!;
+    const issued = JSON.stringify({ id: copy.pair.id, share: copy.pair.share });
+    if ('error' in result || result.plaintext.toString('utf8') !== issued) {
+      violations.add('marked-pair-missing-copy', `pair ${copy.pair.id}: the ${copy.store} copy does not decrypt to what Portal issued`, userId);
     }
   });
 }

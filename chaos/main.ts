@@ -2,9 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { runCampaign, summarize } from './campaign';
+import { parseCampaignStores } from './campaign-options';
 
 /**
- * `npm run chaos -- --backups 1000 --seed 42 [--self-managed] [--cluster]`: prints a summary, writes
+ * `npm run chaos -- --backups 1000 --seed 42 [--self-managed] [--cluster] [--kms aws-kms] [--stores portal,postgres]`: prints a summary, writes
  * <run dir>/report.json (and a copy to --report when given).
  */
 const program = new Command('chaos')
@@ -17,6 +18,7 @@ const program = new Command('chaos')
   .option('--recovery-share <fraction>', 'share of completed users recovered after the backups, under the same faults', '0.1')
   .option('--no-rotation', 'do not rotate the Transit key halfway through the backups')
   .option('--kms <provider>', 'the KMS: vault-transit, or aws-kms (local-kms; its cuts and restarts replace Vault\'s)', 'vault-transit')
+  .option('--stores <list>', 'keep a copy in each store, in order (CIPHERTEXT_STORES): portal, postgres (default: the mode\'s one store); several skip the key rotation')
   .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
   .option('--cluster', 'Temporal as a cluster (frontend, history, matching, worker on PostgreSQL), each service and its PostgreSQL killed on its own')
   .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
@@ -28,6 +30,8 @@ const program = new Command('chaos')
 
 async function main(): Promise<void> {
   const o = program.opts<Record<string, string | boolean | undefined>>();
+  const mode = o.selfManaged ? 'self-managed' : 'portal-managed';
+  const stores = parseCampaignStores(typeof o.stores === 'string' ? o.stores : undefined, mode);
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(o.seed);
   const report = await runCampaign({
     backups: Number(o.backups),
@@ -36,9 +40,11 @@ async function main(): Promise<void> {
     concurrency: Number(o.concurrency),
     revokedShare: Number(o.revokedShare),
     recoveryShare: Number(o.recoveryShare),
-    rotateMidRun: o.rotation !== false,
+    // Key rotation rewraps one store: with copies in several it refuses, so the campaign skips it.
+    rotateMidRun: o.rotation !== false && (stores?.length ?? 1) < 2,
+    ...(stores ? { stores } : {}),
     portalFaultRate: Number(o.faultRate),
-    mode: o.selfManaged ? 'self-managed' : 'portal-managed',
+    mode,
     cluster: o.cluster === true,
     kms: o.kms === 'aws-kms' ? 'aws-kms' : o.kms === 'vault-transit' ? 'vault-transit' : (() => { throw new Error(`--kms must be vault-transit or aws-kms, not ${String(o.kms)}`); })(),
     webhookFaultRate: Number(o.webhookFaultRate),

@@ -16,9 +16,12 @@ import type { BackupDriver } from './backup-driver';
 import type { CampaignContext } from './campaign-context';
 import type { CampaignStack } from './campaign-stack';
 import type { CampaignUsers } from './fault-schedule';
+import { campaignStores } from './campaign-options';
 import {
   candidateTokens,
   checkCustodianShares,
+  checkEveryCopy,
+  type CopyLookup,
   checkRecovery,
   checkUser,
   ciphertextAtPortal,
@@ -127,7 +130,12 @@ async function checkBackups(
   const counts = { orphans: 0, runCount: 0, usersRunAgain: 0, acknowledgedShares: 0 };
   for (const userId of users.userIds.slice(0, driver.next)) {
     const simClient = stack.simulator.state.user(userId)!;
-    const ciphertextOf: CiphertextLookup = stack.postgres ? (pair) => tables.clientCiphertexts.get(userId)?.get(pair.id) : ciphertextAtPortal;
+    const copies: CopyLookup[] = campaignStores(ctx.options).map((store) => ({
+      store,
+      ciphertextOf: store === 'postgres' ? (pair) => tables.clientCiphertexts.get(userId)?.get(pair.id) : ciphertextAtPortal,
+    }));
+    // A pair's ciphertext for the invariants of one backup: any copy's (each copy is checked below).
+    const ciphertextOf: CiphertextLookup = (pair) => copies.map((copy) => copy.ciphertextOf(pair)).find((ciphertext) => ciphertext !== undefined);
     const outcome = driver.outcomes.get(userId);
     if (outcome) {
       const checked = await checkUser(simClient, outcome, transit, violations, ciphertextOf);
@@ -135,6 +143,7 @@ async function checkBackups(
       counts.runCount += checked.runs;
       if (checked.runs > 1) counts.usersRunAgain += 1;
     }
+    if (copies.length > 1) await checkEveryCopy(simClient, transit, violations, copies);
     // Whether the backup ended or not: a share acknowledged to Portal must be held.
     if (ctx.options.mode === 'self-managed') {
       const held = tables.custodianRows.get(simClient.clientId) ?? [];

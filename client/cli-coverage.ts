@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { createCiphertextStore } from '../adapters/stores/ciphertext-store-factory';
 import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
 import { PortalClient } from '../adapters/portal/portal-client';
-import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
+import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfigs } from '../config/backend-config';
 import { loadConfig } from '../config/load-config';
 import { createDatabasePool } from '../db/pool';
 import { connectBackupClient } from './backup-client';
@@ -48,7 +48,8 @@ export function coverageBackend(env: NodeJS.ProcessEnv = process.env): { deps: O
   const credentialsConfig = toCredentialsConfig(e);
   const credentials = new HttpCredentialsSource(credentialsConfig);
   const database = e.DATABASE_URL ? createDatabasePool(e.DATABASE_URL) : undefined;
-  const store = createCiphertextStore(toStoreConfig(e), { portal, credentials, ...(database ? { database } : {}) });
+  // Coverage reads the primary copy (the first of CIPHERTEXT_STORES); the drill checks every copy.
+  const store = createCiphertextStore(toStoreConfigs(e)[0]!, { portal, credentials, ...(database ? { database } : {}) });
   return {
     deps: { credentials, portal, store },
     ...(credentialsConfig.authHeader ? { credentialsHeader: credentialsConfig.authHeader } : {}),

@@ -10,6 +10,7 @@ import { registerKeysCommands } from './cli-keys';
 import { registerRecoverCommands } from './cli-recover';
 import { registerEjectCommands } from './cli-eject';
 import { registerCoverageCommand } from './cli-coverage';
+import { registerCopiesCommands } from './cli-copies';
 import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
 import { registerDeployCommands } from './cli-deploy';
@@ -213,6 +214,7 @@ registerDrillCommands(program, withClient);
 registerKeysCommands(program, withClient);
 registerEjectCommands(program, withClient);
 registerCoverageCommand(program);
+registerCopiesCommands(program);
 registerDeployCommands(program, withClient);
 registerAuditCommands(program);
 

@@ -1,3 +1,4 @@
+import { pacer } from './pace';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { CiphertextStore } from '../adapters/stores/ciphertext-store';
@@ -194,18 +195,14 @@ export async function runCoverage(
   emit: (row: CoverageRow) => void | Promise<void>,
 ): Promise<CoverageSummary> {
   const now = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const started = now();
+  const paced = pacer(options.usersPerMinute, { now, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
   const index = await readCoverageIndex(deps);
   const summary: CoverageSummary = { users: 0, covered: 0, problems: Object.fromEntries(COVERAGE_PROBLEMS.map((p) => [p, 0])) as Record<CoverageProblem, number>, keyVersions: {}, durationMs: 0 };
-  const intervalMs = 60_000 / options.usersPerMinute;
-  let nextAt = started;
   for await (const page of users) {
     for (const rawId of page) {
       const userId = parseUserId(rawId);
-      const wait = nextAt - now();
-      if (wait > 0) await sleep(wait);
-      nextAt = Math.max(nextAt, now()) + intervalMs;
+      await paced();
       const row = await coverageOf(deps, index, options, userId);
       summary.users += 1;
       if (row.problems.length === 0) summary.covered += 1;

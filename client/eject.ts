@@ -15,6 +15,8 @@ import { writeNewPrivateFile } from './eject-client';
 export interface CollectedEject {
   userId: string;
   pairIds: BackupPairIds;
+  /** The store whose copy the workers released. */
+  store: string;
   backupResponse: BackupShares;
   requestedBy: string;
   approvedBy: string[];
@@ -82,6 +84,7 @@ async function opened(release: EjectRelease & { sealed: string }, privateJwk: Re
     return {
       userId: body.userId,
       pairIds: body.pairIds as BackupPairIds,
+      store: release.store,
       backupResponse: body.backupResponse as BackupShares,
       requestedBy: release.requestedBy,
       approvedBy: release.approvedBy,

@@ -31,6 +31,7 @@ export const AUDIT_EVENT_KINDS = [
   'fleet.paused',
   'fleet.resumed',
   'fleet.cancelled',
+  'copy.repaired',
 ] as const;
 
 export type AuditEventKind = (typeof AUDIT_EVENT_KINDS)[number];

@@ -35,6 +35,8 @@ export interface EjectProgress {
 /** What RELEASE answers: ids and times only (the sealed text stays in the database). */
 export interface EjectReleaseSummary {
   pairIds: BackupPairIds;
+  /** The store whose copy was released: the first, in CIPHERTEXT_STORES order, that verified. */
+  store: string;
   releasedAt: string;
   expiresAt: string;
 }

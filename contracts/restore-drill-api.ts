@@ -31,6 +31,10 @@ export const DRILL_FAILURE_KINDS = [
   'CUSTODIAN_SHARE_MISSING',
   /** Self-Managed: the custodian share held does not decrypt in its context, or not to what Portal delivered. */
   'CUSTODIAN_SHARE_INVALID',
+  /** CIPHERTEXT_STORES: one store's copy is missing while another copy restores (the reason names the store). */
+  'COPY_MISSING',
+  /** CIPHERTEXT_STORES: one store's copy does not restore while another copy does (the reason names the store). */
+  'COPY_DIVERGES',
   /** A permanent error while checking this user (unknown to the backend, key revoked at Portal, store refused the read). */
   'CHECK_FAILED',
 ] as const;

@@ -9,6 +9,8 @@ export interface EjectRelease {
   runId: string;
   userId: string;
   pairIds: string[];
+  /** The store whose copy was released. */
+  store: string;
   requestedBy: string;
   approvedBy: string[];
   /** The JWE sealed to the requester's one-time key; absent once collected or expired. */
@@ -29,6 +31,7 @@ const releaseArguments = z.object({
   runId: databaseId,
   userId: databaseId,
   pairIds: z.array(databaseId).min(1).max(16),
+  store: z.string().min(1).max(64),
   requestedBy: z.string().min(1).max(64),
   approvedBy: z.array(z.string().min(1).max(64)).min(1).max(16),
   sealed: z.string().min(1).max(65_536),
@@ -43,6 +46,7 @@ const releaseRow = z.object({
   run_id: z.string(),
   user_id: z.string(),
   pair_ids: z.array(z.string()),
+  store: z.string(),
   requested_by: z.string(),
   approved_by: z.array(z.string()),
   sealed: z.string().nullable(),
@@ -51,7 +55,7 @@ const releaseRow = z.object({
   collected_at: z.date().nullable(),
 });
 
-const COLUMNS = 'workflow_id, run_id, user_id, pair_ids, requested_by, approved_by, sealed, released_at, expires_at, collected_at';
+const COLUMNS = 'workflow_id, run_id, user_id, pair_ids, store, requested_by, approved_by, sealed, released_at, expires_at, collected_at';
 
 /**
  * The eject_releases table (db/migrations/007): a worker puts one sealed release per eject run, the
@@ -85,14 +89,14 @@ export class EjectReleases {
     await this.query(
       operation,
       `WITH release AS (
-         INSERT INTO eject_releases (workflow_id, run_id, user_id, pair_ids, requested_by, approved_by, sealed, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         INSERT INTO eject_releases (workflow_id, run_id, user_id, pair_ids, requested_by, approved_by, sealed, expires_at, store)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11)
          ON CONFLICT (workflow_id, run_id) DO NOTHING
          RETURNING user_id
        )
        INSERT INTO share_retrievals (user_id, pair_ids, requested_by, reason, outcome, detail)
        SELECT user_id, $4, $5, $9, 'released', $10 FROM release`,
-      [input.workflowId, input.runId, input.userId, input.pairIds, input.requestedBy, input.approvedBy, input.sealed, input.expiresAt, input.reason, `approved by ${input.approvedBy.join(', ')} (${input.workflowId}/${input.runId})`],
+      [input.workflowId, input.runId, input.userId, input.pairIds, input.requestedBy, input.approvedBy, input.sealed, input.expiresAt, input.reason, `approved by ${input.approvedBy.join(', ')} (${input.workflowId}/${input.runId})`, input.store],
     );
   }
 
@@ -118,6 +122,7 @@ function toRelease(row: z.infer<typeof releaseRow>): EjectRelease {
     runId: row.run_id,
     userId: row.user_id,
     pairIds: row.pair_ids,
+    store: row.store,
     requestedBy: row.requested_by,
     approvedBy: row.approved_by,
     ...(row.sealed !== null ? { sealed: row.sealed } : {}),

@@ -129,6 +129,14 @@ export class CiphertextConflictError extends BackupDomainError {
   readonly retryable = false;
 }
 
+/**
+ * CIPHERTEXT_STORES: one store's existing copy of a pair holds a different ciphertext than the other
+ * copies get; nothing was overwritten and the pair stays unmarked (the message names the store).
+ */
+export class CiphertextCopyDivergesError extends BackupDomainError {
+  readonly retryable = false;
+}
+
 /** A ciphertext store (the company's database or endpoint) failed transiently. */
 export class CiphertextStoreUnavailableError extends BackupDomainError {
   readonly retryable = true;
@@ -291,6 +299,7 @@ export const PERMANENT_ERROR_TYPES = [
   'CiphertextNotReadableError',
   'CiphertextNotFoundError',
   'CiphertextConflictError',
+  'CiphertextCopyDivergesError',
   'CiphertextStoreRequestError',
   'CiphertextReplaceUnsupportedError',
   'SealedSharesError',

@@ -24,6 +24,8 @@ export interface RecoveryProgress {
   lastError?: RecoveryRecordedError;
   /** The backup share pairs being restored (the newest completed ones). */
   backupPairIds?: BackupPairIds;
+  /** The store whose copy of that backup is restored: the first of CIPHERTEXT_STORES that verified. */
+  backupStore?: string;
   /** The signing share pairs Portal made for this recovery. */
   signingPairIds?: BackupPairIds;
   /** Signing pairs made by /v1/recover calls whose answers were lost: never handed over or marked. */
@@ -53,6 +55,8 @@ export interface RecoveryResult {
   userId: string;
   status: 'COMPLETED';
   backupPairIds: BackupPairIds;
+  /** The store whose copy of the backup was restored (absent from runs that found it before copies). */
+  backupStore?: string;
   signingPairIds: BackupPairIds;
   orphanedSigningPairIds: string[];
   /** Set when the run could not look for orphaned signing pairs (so the list above may be short). */

@@ -11,7 +11,7 @@ import { envHeader, envInt, envNonEmpty, envUrlTemplate, toHeader } from '../con
 import type { CiphertextStoreConfig } from '../adapters/stores/ciphertext-store-factory';
 import type { BackupMode } from '../activities/backup/backup-mode';
 import { loadConfig } from '../config/load-config';
-import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfig } from '../config/backend-config';
+import { backendEnvProblems, backendEnvSchema, storeKinds, toCredentialsConfig, toPortalConfig, toStoreConfigs } from '../config/backend-config';
 import { kmsEnvProblems, kmsEnvSchema, kmsPresenceProblems, kmsTimeoutMs, toKmsConfig, type KmsConfig } from '../config/kms-config';
 import { temporalEnvProblems, temporalEnvSchema, toTemporalConfig, type TemporalConfig } from '../config/temporal-config';
 import { toVersioningConfig, versioningEnvProblems, versioningEnvSchema, type WorkerVersioningConfig } from '../config/versioning-config';
@@ -59,8 +59,8 @@ export interface WorkerConfig {
   credentials: HttpCredentialsSourceConfig;
   /** Where a recovery hands the new signing shares (SIGNING_SHARES_URL); recovery refuses to start without it. */
   signingShares?: HttpSigningShareHandoverConfig;
-  /** Where client ciphertexts are stored (CIPHERTEXT_STORE). */
-  store: CiphertextStoreConfig;
+  /** Where client ciphertexts are stored: one store (CIPHERTEXT_STORE), or a copy in each (CIPHERTEXT_STORES), the primary first. */
+  stores: CiphertextStoreConfig[];
   /** Recovery approvals: approvers, how many, how long, the operators' signing keys. */
   approvals: ApprovalConfig;
   /** The Vault the operators' signatures are verified with (the workers' own token); absent without VAULT_ADDR. */
@@ -112,8 +112,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     } else if (limits.every((limit) => limit !== undefined) && !parsed.DATABASE_URL) {
       problems.push('DATABASE_URL is required with PORTAL_*_REQUESTS_PER_MINUTE: the shared rate limit is counted in the company database, so every worker process counts against one limit');
     }
-    if (parsed.BACKUP_MODE === 'self-managed' && parsed.CIPHERTEXT_STORE === 'portal') {
-      problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http');
+    if (parsed.BACKUP_MODE === 'self-managed' && storeKinds(parsed).includes('portal')) {
+      problems.push('BACKUP_MODE=self-managed keeps the client ciphertexts in the company’s own store: set CIPHERTEXT_STORE=postgres or http (or CIPHERTEXT_STORES without portal)');
     }
     problems.push(...backendEnvProblems(parsed));
     if (parsed.METRICS_ADDRESS && parsed.METRICS_ADDRESS.port === parsed.TEMPORAL_METRICS_ADDRESS?.port) {
@@ -139,7 +139,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     audit: toAuditConfig(e, toKmsConfig(e)),
     credentials: toCredentialsConfig(e),
     ...(e.SIGNING_SHARES_URL ? { signingShares: signingSharesConfig(e) } : {}),
-    store: toStoreConfig(e),
+    stores: toStoreConfigs(e),
     approvals: toApprovalConfig(e),
     ...operatorVaultOf(e),
     mode: e.BACKUP_MODE,

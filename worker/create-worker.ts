@@ -14,7 +14,7 @@ import { HttpSigningShareHandover } from '../adapters/http/signing-share-handove
 import { TemporalUserRunGuard } from '../activities/user-run-guard';
 import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
 import { CachedCredentialsSource } from '../adapters/credentials/cached-credentials-source';
-import { createCiphertextStore } from '../adapters/stores/ciphertext-store-factory';
+import { createCiphertextStores } from '../adapters/stores/ciphertext-store-factory';
 import { PortalClient } from '../adapters/portal/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../adapters/portal/portal-rate-limiter';
 import { currentActivitySignal } from '../activities/activity-boundary';
@@ -67,13 +67,16 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   const transit = createKmsProvider(config.kms, { metrics: metrics.vault });
+  // The store's puts and read-backs in one attempt share one credentials load.
+  const copies = createCiphertextStores(config.stores, { portal, credentials: storeCredentials, ...(database ? { database } : {}) });
   return {
     credentials,
     portal,
     transit,
     vaultAccess: new VaultAccessCheck(transit, VAULT_ACCESS_OK_FOR_MS, (denied) => metrics.vaultAccess(denied)),
-    // The store's puts and read-backs in one attempt share one credentials load.
-    store: createCiphertextStore(config.store, { portal, credentials: storeCredentials, ...(database ? { database } : {}) }),
+    // The primary store (key rotation and coverage read it), and every copy (CIPHERTEXT_STORES).
+    store: copies[0]!,
+    copies,
     ...sealingDeps(config.sealingKeys),
     modeCheck: new BackupModeCheck(config.mode, portal, MODE_CHECK_TTL_MS),
     ...(config.mode === 'self-managed' && database ? { custodianShares: new CustodianShareRepository(database) } : {}),
@@ -87,7 +90,7 @@ export function createActivityDeps(config: WorkerConfig, database?: Pool, metric
 
 /** Whether this configuration keeps anything in the company's PostgreSQL. */
 export function needsDatabase(config: WorkerConfig): boolean {
-  return config.store.kind === 'postgres' || config.mode === 'self-managed' || config.portalLimits !== undefined;
+  return config.stores.some((store) => store.kind === 'postgres') || config.mode === 'self-managed' || config.portalLimits !== undefined;
 }
 
 /**

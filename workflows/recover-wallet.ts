@@ -95,6 +95,8 @@ async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, appr
 
   const found = await beforePointOfNoReturn(run, 'FIND_BACKUP', () => beforeRecover.findRecoverableBackup({ userId, ...(approvedAtMs !== undefined ? { approvedAtMs } : {}) }));
   run.progress.backupPairIds = found.backupPairIds;
+  // Data only (no command): which copy is restored, for the progress query and the result.
+  if (found.store !== undefined) run.progress.backupStore = found.store;
   const sealedBackup = await beforePointOfNoReturn(run, 'DECRYPT', async () => requireReceipt('DECRYPT', userId, await beforeRecover.decryptStoredBackup({ userId, ...found })));
   const recoverScheduledAt = Date.now();
   const recoverInput = { userId, sealedBackup, backupPairIds: found.backupPairIds, requireReceipts: true };
@@ -126,6 +128,7 @@ async function recoverApproved(input: RecoverWalletInput, run: RecoveryRun, appr
       userId,
       status: 'COMPLETED' as const,
       backupPairIds: found.backupPairIds,
+      ...(found.store !== undefined ? { backupStore: found.store } : {}),
       signingPairIds: recovered.signingPairIds,
       orphanedSigningPairIds: run.progress.orphanedSigningPairIds,
       ...(orphanScanError !== undefined ? { orphanScanError } : {}),

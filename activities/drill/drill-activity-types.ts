@@ -1,16 +1,15 @@
 import type { DrillMetrics } from '../../metrics/service-metrics';
 import type { StepReceipts } from '../step-receipts';
-import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
+import type { StoreCopiesDeps } from '../../adapters/stores/ciphertext-copies';
 import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
 import type { PortalClientInfo } from '../../adapters/portal/portal-client';
 import type { DecryptItem } from '../../adapters/kms/kms-provider';
 
 /** What the drill reads through; nothing here can call /v1/recover, write a store or mark a pair. */
-export interface DrillActivityDeps {
+export interface DrillActivityDeps extends StoreCopiesDeps {
   credentials: Pick<CredentialsSource, 'load'>;
   portal: { getClient(clientApiKey: string): Promise<PortalClientInfo> };
   transit: { decryptEach(items: DecryptItem[]): Promise<({ plaintext: Buffer } | { error: string })[]> };
-  store: CiphertextStore;
   /** Self-Managed mode: every pair's custodian share must be held and decrypt. */
   selfManaged: boolean;
   /** The custodian shares the webhook committed (Self-Managed mode only). */

@@ -1,16 +1,11 @@
 import type { BackupPairIds } from '../../domain/backup-types';
-import { CURVES, type Curve } from '../../domain/curves';
-import {
-  CiphertextBeingRewrappedError,
-  BackupDomainError,
-  CiphertextNotFoundError,
-  CustodianShareMissingError,
-  NoCompletedBackupError,
-} from '../../domain/errors';
+import { CURVES } from '../../domain/curves';
+import { BackupDomainError, CustodianShareMissingError, NoCompletedBackupError } from '../../domain/errors';
 import { redactSecrets } from '../../domain/redact';
-import type { DrillFailureKind, DrillUserOutcome } from '../../contracts/restore-drill-api';
+import type { DrillUserOutcome } from '../../contracts/restore-drill-api';
 import { sha256Hex } from '../share-plaintext';
-import { newestCompletedPairs, openStoredBackup, readStoredCiphertexts, type StoredShareProblem } from '../../adapters/stores/stored-backup';
+import { newestCompletedPairs, type StoredShareProblem } from '../../adapters/stores/stored-backup';
+import { checkCopies, type Problem } from './copy-checks';
 import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
 import type { DrillActivityDeps } from './drill-activity-types';
 
@@ -28,8 +23,6 @@ const DRILL_ABORTING_ERRORS = new Set(['VaultPermissionError', 'VaultContractErr
 /** Other pairs of the user a misplaced ciphertext is tried against, newest first. */
 const MAX_WRONG_PAIR_CANDIDATES = 8;
 
-type Problem = { kind: DrillFailureKind; reason: string };
-
 /** The drill's checks of one user; throws only what checkUser classifies. */
 async function examine(deps: DrillActivityDeps, userId: string): Promise<DrillUserOutcome> {
   const { clientApiKey } = await deps.credentials.load(userId);
@@ -45,32 +38,32 @@ async function examine(deps: DrillActivityDeps, userId: string): Promise<DrillUs
     if (!(error instanceof NoCompletedBackupError)) throw error;
     return { userId, outcome: 'failed', kind: 'INCOMPLETE_BACKUP', reason: error.message };
   }
-  const problems: Problem[] = [];
-  let ciphertexts: Record<Curve, string> | undefined;
-  try {
-    ciphertexts = await readStoredCiphertexts(deps.store, userId, pairIds);
-  } catch (error) {
-    if (!(error instanceof CiphertextNotFoundError)) throw error;
-    problems.push({ kind: 'CIPHERTEXT_MISSING', reason: `a completed pair has no ciphertext in the ${deps.store.kind} store: ${error.message}` });
-  }
-  if (ciphertexts) {
-    const opened = await openStoredBackup(deps.transit, userId, pairIds, ciphertexts);
-    const rewrapping = opened.problems.filter((problem) => problem.rewrapping);
-    // Not a finding: a rotation rewrapped it since it was read; the retried check reads it again.
-    if (rewrapping.length > 0) throw new CiphertextBeingRewrappedError(`user ${userId}: ${rewrapping.map((p) => `${p.curve} pair ${p.pairId} ${p.reason}`).join('; ')}`);
-    for (const problem of opened.problems) problems.push(await diagnose(deps, userId, allPairs, problem, ciphertexts[problem.curve]));
-  }
+  const problems = await storedBackupProblems(deps, userId, allPairs, pairIds);
   if (deps.selfManaged) problems.push(...(await custodianProblems(deps, client.id, pairIds)));
   const [first] = problems;
   if (!first) return { userId, outcome: 'passed' };
   return { userId, outcome: 'failed', kind: first.kind, reason: problems.map((problem) => problem.reason).join('; ') };
 }
 
+type PairOfUser = { id: string; curve: string; status: string; createdAt?: string };
+
+/**
+ * The stored backup as a restore would read it: no copy at all, no copy that restores (the first
+ * readable one diagnosed), then each copy that is missing or diverges (several stores only).
+ */
+async function storedBackupProblems(deps: DrillActivityDeps, userId: string, allPairs: PairOfUser[], pairIds: BackupPairIds): Promise<Problem[]> {
+  const checked = await checkCopies(deps, userId, pairIds);
+  const problems: Problem[] = checked.missingEverywhere ? [checked.missingEverywhere] : [];
+  const unrestorable = checked.unrestorable;
+  for (const problem of unrestorable?.problems ?? []) problems.push(await diagnose(deps, userId, allPairs, problem, unrestorable!.ciphertexts[problem.curve]));
+  return [...problems, ...checked.copies];
+}
+
 /**
  * A ciphertext that cannot restore its pair: if it decrypts in the context of another pair of the
  * same user, it was stored under the wrong pair; otherwise it was altered, or is another user's.
  */
-async function diagnose(deps: DrillActivityDeps, userId: string, pairs: { id: string; curve: string; status: string; createdAt?: string }[], problem: StoredShareProblem, ciphertext: string): Promise<Problem> {
+async function diagnose(deps: DrillActivityDeps, userId: string, pairs: PairOfUser[], problem: StoredShareProblem, ciphertext: string): Promise<Problem> {
   const described = `${problem.curve} pair ${problem.pairId}`;
   const candidates = pairs
     .filter((pair) => pair.id !== problem.pairId)

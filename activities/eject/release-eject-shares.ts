@@ -3,8 +3,8 @@ import type { CredentialsSource } from '../../adapters/credentials/credentials-s
 import type { KmsProvider } from '../../adapters/kms/kms-provider';
 import type { PortalClient } from '../../adapters/portal/portal-client';
 import { sealToRecipient } from '../../adapters/sealing/recipient-seal';
-import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
-import { newestCompletedPairs, readStoredCiphertexts, requireStoredBackup } from '../../adapters/stores/stored-backup';
+import { firstVerifiedCopy, storeCopies, type StoreCopiesDeps } from '../../adapters/stores/ciphertext-copies';
+import { newestCompletedPairs } from '../../adapters/stores/stored-backup';
 import { auditEventId, type AuditEventKind } from '../../contracts/audit-events';
 import { ejectReleaseKid, type EjectReleaseSummary } from '../../contracts/eject-shares-api';
 import type { AuditTrail } from '../../db/audit-trail';
@@ -13,10 +13,10 @@ import type { BackupPairIds } from '../../domain/backup-types';
 import { CURVES } from '../../domain/curves';
 import { BackupDomainError, EjectNotConfiguredError } from '../../domain/errors';
 
-export interface EjectActivityDeps {
+/** The stores: the primary `store` and, with CIPHERTEXT_STORES, every copy (the first that verifies is released). */
+export interface EjectActivityDeps extends StoreCopiesDeps {
   credentials: CredentialsSource;
   portal: Pick<PortalClient, 'getClient'>;
-  store: Pick<CiphertextStore, 'get'>;
   /** The workers' KMS: only a worker decrypts, and only for a run its approvers approved. */
   transit: Pick<KmsProvider, 'decryptEach'>;
   /** The company database: the release and the audit; absent without DATABASE_URL (eject then refuses). */
@@ -51,28 +51,30 @@ export async function releaseEjectShares(deps: EjectActivityDeps, input: Release
   if (!run) throw new EjectNotConfiguredError('releaseEjectShares runs only as a step of an eject run');
   const { workflowId, runId } = run;
   const existing = await database.releases.find(workflowId, runId);
-  if (existing) return summary(pairsOf(existing.pairIds), existing.releasedAt, existing.expiresAt);
-  const append = (kind: AuditEventKind, details: Record<string, string | string[]>) =>
+  if (existing) return summary(pairsOf(existing.pairIds), existing.releasedAt, existing.expiresAt, existing.store);
+  const append = (kind: AuditEventKind, details: Record<string, string | string[]>): Promise<unknown> =>
     database.auditTrail.append({ eventId: auditEventId({ workflowId, runId, kind }), kind, actor: input.requestedBy, userId: input.userId, subject: `${workflowId}/${runId}`, details: { reason: input.reason, approvedBy: input.approvedBy, ...details } });
   let pairIds: BackupPairIds | undefined;
   let plaintext: Buffer | undefined;
+  let copy: { store: string; skipped: string[] };
   try {
     const { clientApiKey } = await deps.credentials.load(input.userId);
     pairIds = newestCompletedPairs(input.userId, await deps.portal.getClient(clientApiKey));
-    const shares = await requireStoredBackup(deps.transit, deps.store, input.userId, pairIds, await readStoredCiphertexts(deps.store, input.userId, pairIds));
-    plaintext = Buffer.from(JSON.stringify({ userId: input.userId, pairIds, backupResponse: shares }), 'utf8');
+    const verified = await firstVerifiedCopy(deps.transit, storeCopies(deps), input.userId, pairIds);
+    copy = { store: verified.store, skipped: verified.skipped };
+    plaintext = Buffer.from(JSON.stringify({ userId: input.userId, pairIds, store: verified.store, backupResponse: verified.shares }), 'utf8');
   } catch (error) {
     if (error instanceof BackupDomainError && !error.retryable) await append('eject.refused', { refusal: `${error.name}: ${error.message}`, pairIds: pairIds ? CURVES.map((curve) => pairIds![curve]) : [] });
     throw error;
   }
   try {
     const ids = CURVES.map((curve) => pairIds![curve]);
-    await append('eject.released', { pairIds: ids });
+    await append('eject.released', { pairIds: ids, store: copy.store, ...(copy.skipped.length > 0 ? { skippedCopies: copy.skipped } : {}) });
     const sealed = await sealToRecipient(plaintext, input.recipient, ejectReleaseKid(workflowId, runId));
     const expiresAt = new Date(Date.now() + deps.releaseTtlMs);
-    await database.releases.put({ workflowId, runId, userId: input.userId, pairIds: ids, requestedBy: input.requestedBy, approvedBy: input.approvedBy, sealed, reason: input.reason, expiresAt });
+    await database.releases.put({ workflowId, runId, userId: input.userId, pairIds: ids, store: copy.store, requestedBy: input.requestedBy, approvedBy: input.approvedBy, sealed, reason: input.reason, expiresAt });
     const put = await database.releases.find(workflowId, runId);
-    return summary(pairIds!, put?.releasedAt ?? new Date(), put?.expiresAt ?? expiresAt);
+    return summary(pairIds!, put?.releasedAt ?? new Date(), put?.expiresAt ?? expiresAt, copy.store);
   } finally {
     plaintext.fill(0);
   }
@@ -82,6 +84,6 @@ function pairsOf(ids: string[]): BackupPairIds {
   return Object.fromEntries(CURVES.map((curve, index) => [curve, ids[index]!])) as BackupPairIds;
 }
 
-function summary(pairIds: BackupPairIds, releasedAt: Date, expiresAt: Date): EjectReleaseSummary {
-  return { pairIds, releasedAt: releasedAt.toISOString(), expiresAt: expiresAt.toISOString() };
+function summary(pairIds: BackupPairIds, releasedAt: Date, expiresAt: Date, store: string): EjectReleaseSummary {
+  return { pairIds, store, releasedAt: releasedAt.toISOString(), expiresAt: expiresAt.toISOString() };
 }

@@ -1,7 +1,7 @@
 import type { BackupPairIds, SealedShares } from '../../domain/backup-types';
 import type { Curve } from '../../domain/curves';
 import type { StepReceipt } from '../../domain/step-receipt';
-import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
+import type { StoreCopiesDeps } from '../../adapters/stores/ciphertext-copies';
 import type { CredentialsSource } from '../../adapters/credentials/credentials-source';
 import type { PortalClient } from '../../adapters/portal/portal-client';
 import type { ShareSealer } from '../../adapters/sealing/share-sealer';
@@ -11,11 +11,10 @@ import type { StepReceipts } from '../step-receipts';
 import type { UserRunGuard } from '../user-run-guard';
 
 /** What the recovery's steps use; each takes only its part. */
-export interface RecoveryActivityDeps {
+export interface RecoveryActivityDeps extends StoreCopiesDeps {
   credentials: CredentialsSource;
   portal: Pick<PortalClient, 'getClient' | 'recover' | 'markSigningPairsStored'>;
   transit: Pick<KmsProvider, 'decryptEach'>;
-  store: CiphertextStore;
   sealer: ShareSealer;
   /** Proves DECRYPT's and HAND_OVER's results came from a worker of the run (see StepReceipts). */
   receipts: StepReceipts;
@@ -31,6 +30,10 @@ export interface FoundBackup {
   backupPairIds: BackupPairIds;
   /** KMS ciphertexts as stored: opaque to every holder of the payload codec key. */
   ciphertexts: Record<Curve, string>;
+  /** The store whose copy this is (CIPHERTEXT_STORES: the first copy that verified); absent in results recorded before copies. */
+  store?: string;
+  /** Copies tried before it that did not verify, each named by its store and why. */
+  skippedCopies?: string[];
 }
 
 /** DECRYPT's result: the rebuilt `/v1/backup` response, sealed, with the receipt RECOVER checks. */

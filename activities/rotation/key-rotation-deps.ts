@@ -16,6 +16,8 @@ export interface KeyRotationDeps {
   portal: Pick<PortalClient, 'getClient'>;
   transit: Pick<KmsProvider, 'keyName' | 'keyVersions' | 'rotateKey' | 'rewrapEach' | 'decryptEach' | 'setMinDecryptionVersion'>;
   store: Pick<CiphertextStore, 'kind' | 'get' | 'replace' | 'replaceUnsupported'>;
+  /** Every store that keeps a copy (CIPHERTEXT_STORES): rotation refuses more than one (it rewraps one store). */
+  copies?: readonly Pick<CiphertextStore, 'kind'>[];
   /** Self-Managed: the custodian shares the webhook holds (rewrapped too). */
   custodianShares?: Pick<CustodianShareRepository, 'listByClient' | 'getByPair' | 'replaceIfUnchanged'>;
   /** Looks at users' backup runs (a running pre-rotation backup defers its user) and lists running ones. */

@@ -12,7 +12,7 @@ export interface TransitKeyState {
 
 /** The key's versions, and whether the store can take a rewrap; refuses a store that cannot. */
 export async function readTransitKey(deps: KeyRotationDeps): Promise<TransitKeyState> {
-  const unsupported = !deps.store.replace ? `the ${deps.store.kind} store has no replace operation` : deps.store.replaceUnsupported;
+  const unsupported = !deps.store.replace ? `the ${deps.store.kind} store has no replace operation` : (deps.store.replaceUnsupported ?? copiesUnsupported(deps));
   if (unsupported) throw new CiphertextReplaceUnsupportedError(`key rotation cannot rewrap into this store: ${unsupported}`);
   const key = await deps.transit.keyVersions();
   return {
@@ -22,6 +22,13 @@ export async function readTransitKey(deps: KeyRotationDeps): Promise<TransitKeyS
     storeKind: deps.store.kind,
     custodianShares: deps.custodianShares !== undefined,
   };
+}
+
+/** Rotation rewraps one store: copies in others would stay at older key versions and stop decrypting at the raise. */
+function copiesUnsupported(deps: KeyRotationDeps): string | undefined {
+  const kinds = (deps.copies ?? []).map((copy) => copy.kind);
+  if (kinds.length <= 1) return undefined;
+  return `copies are kept in ${kinds.join(', ')} (CIPHERTEXT_STORES) and rotation rewraps one store only (not built for copies yet)`;
 }
 
 /**

@@ -7,7 +7,7 @@ import { PortalCiphertextStore } from './portal-ciphertext-store';
 import { PostgresCiphertextStore } from './postgres-ciphertext-store';
 import type { PortalClient } from '../portal/portal-client';
 
-/** CIPHERTEXT_STORE and what each kind needs (read and validated in worker/config.ts). */
+/** One store of CIPHERTEXT_STORE(S) and what its kind needs (read and validated in config/backend-config.ts). */
 export type CiphertextStoreConfig = { kind: 'portal' } | { kind: 'postgres' } | ({ kind: 'http' } & HttpCiphertextStoreConfig);
 
 export type CiphertextStoreKind = CiphertextStoreConfig['kind'];
@@ -31,6 +31,11 @@ const FACTORIES: Factories = {
     return new PostgresCiphertextStore(new ClientCiphertextRepository(deps.database));
   },
 };
+
+/** One store per configured copy, in the configured order (CIPHERTEXT_STORES; the primary first). */
+export function createCiphertextStores(configs: readonly CiphertextStoreConfig[], deps: CiphertextStoreDeps): CiphertextStore[] {
+  return configs.map((config) => createCiphertextStore(config, deps));
+}
 
 export function createCiphertextStore(config: CiphertextStoreConfig, deps: CiphertextStoreDeps): CiphertextStore {
   const factory = FACTORIES[config.kind] as (config: CiphertextStoreConfig, deps: CiphertextStoreDeps) => CiphertextStore;

@@ -13,6 +13,7 @@ CREATE TABLE eject_releases (
   run_id        text        NOT NULL CHECK (run_id <> ''),
   user_id       text        NOT NULL CHECK (user_id <> ''),
   pair_ids      text[]      NOT NULL,
+  store         text        NOT NULL CHECK (store <> ''),
   requested_by  text        NOT NULL CHECK (requested_by <> ''),
   approved_by   text[]      NOT NULL,
   sealed        text,

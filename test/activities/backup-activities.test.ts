@@ -16,7 +16,7 @@ import { transitContext } from '../../adapters/kms/transit-context';
 import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
 import { VaultTransit } from '../../adapters/vault/vault-transit';
 import type { EncryptedShares } from '../../domain/backup-types';
-import { CiphertextNotFoundError } from '../../domain/errors';
+import { CiphertextConflictError, CiphertextNotFoundError, CiphertextStoreUnavailableError } from '../../domain/errors';
 import { secretsOf } from '../../chaos/secret-scan';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 
@@ -195,5 +195,72 @@ describe('backup activities (MockActivityEnvironment, real Vault, Portal simulat
     const { calls } = await retriedStoreAfter({ route: 'storeCipherText', count: 1 });
     // Two looks, one write of the missing pair, one read-back of it.
     expect(calls).toEqual({ reads: 3, writes: 1 });
+  });
+});
+
+/** A write-once store in memory (the contract of ciphertext-store.ts), whose next puts can be made to fail. */
+function memoryStore(kind = 'memory') {
+  const held = new Map<string, string>();
+  const state = { failPuts: 0, writes: 0 };
+  const store: CiphertextStore = {
+    kind,
+    put: async (_context, ciphertexts) => {
+      if (state.failPuts > 0) {
+        state.failPuts -= 1;
+        throw new CiphertextStoreUnavailableError('the memory store is down');
+      }
+      const alreadyStored: string[] = [];
+      for (const { pairId, ciphertext } of ciphertexts) {
+        const existing = held.get(pairId);
+        if (existing === ciphertext) alreadyStored.push(pairId);
+        else if (existing !== undefined) throw new CiphertextConflictError(`pair ${pairId} holds another ciphertext`);
+      }
+      for (const { pairId, ciphertext } of ciphertexts.filter((item) => !alreadyStored.includes(item.pairId))) {
+        held.set(pairId, ciphertext);
+        state.writes += 1;
+      }
+      return { alreadyStored };
+    },
+    get: async (_context, pairId) => {
+      const ciphertext = held.get(pairId);
+      if (ciphertext === undefined) throw new CiphertextNotFoundError(`no ciphertext for ${pairId}`);
+      return ciphertext;
+    },
+  };
+  return { store, held, state };
+}
+
+describe('step 3 with copies in several stores (CIPHERTEXT_STORES)', () => {
+  it('writes and verifies every copy; a retry after one store was down rewrites only that store’s copies', async () => {
+    const portalStore = new PortalCiphertextStore(portal, credentialsFor());
+    const found: string[][] = [];
+    const watched: CiphertextStore = { kind: 'portal', put: async (c, items, o) => { const r = await portalStore.put(c, items, o); found.push(r.alreadyStored); return r; }, get: (c, p, curve) => portalStore.get(c, p, curve) };
+    const memory = memoryStore();
+    const activities = createActivities(deps({ store: watched, copies: [watched, memory.store] }));
+    const { userId, encrypted } = await encryptedFor(activities);
+    memory.state.failPuts = 1;
+    const down = await failureOf(run(new MockActivityEnvironment({ attempt: 1 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(down).toMatchObject({ type: 'CiphertextStoreUnavailableError', nonRetryable: false });
+    expect(down.message).toContain('memory copy');
+    expect(memory.held.size).toBe(0);
+
+    const result = await run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted });
+    expect(result.receipt).toBeDefined();
+    // Portal's copies were there already (nothing rewritten); the memory store got both, once.
+    expect(found.at(-1)?.sort()).toEqual(CURVES.map((curve) => encrypted[curve].pairId).sort());
+    expect(memory.state.writes).toBe(2);
+    for (const curve of CURVES) expect(memory.held.get(encrypted[curve].pairId)).toBe(encrypted[curve].ciphertext);
+  });
+
+  it('an existing copy that holds another ciphertext is CiphertextCopyDivergesError naming its store, permanently, and nothing is overwritten', async () => {
+    const memory = memoryStore('second');
+    const portalStore = new PortalCiphertextStore(portal, credentialsFor());
+    const activities = createActivities(deps({ store: portalStore, copies: [portalStore, memory.store] }));
+    const { userId, encrypted } = await encryptedFor(activities);
+    memory.held.set(encrypted.SECP256K1.pairId, 'vault:v1:another');
+    const failure = await failureOf(run(new MockActivityEnvironment({ attempt: 2 }), activities.storeCiphertexts, { userId, encrypted }));
+    expect(failure).toMatchObject({ type: 'CiphertextCopyDivergesError', nonRetryable: true });
+    expect(failure.message).toContain('the second copy holds a different ciphertext');
+    expect(memory.held.get(encrypted.SECP256K1.pairId)).toBe('vault:v1:another');
   });
 });

@@ -12,6 +12,8 @@ import { VaultTransit } from '../../adapters/vault/vault-transit';
 import { secretsOf } from '../../chaos/secret-scan';
 import type { BackupPairIds } from '../../domain/backup-types';
 import { CURVES } from '../../domain/curves';
+import { CiphertextNotFoundError } from '../../domain/errors';
+import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import type { SimClient } from '../../simulator/portal-state';
 import { freePort } from '../../stack/free-port';
@@ -255,5 +257,49 @@ describe('restore drill activity (MockActivityEnvironment, real Vault, Portal si
 
     const misconfigured = await failureOf(check(drillDeps({ selfManaged: true }), [ok.userId]));
     expect(misconfigured).toMatchObject({ type: 'CustodianShareMissingError', nonRetryable: true, message: expect.stringContaining('DATABASE_URL') });
+  });
+});
+
+describe('restore drill with copies in several stores (CIPHERTEXT_STORES)', () => {
+  /** A second store in memory ("mirror"), filled with Portal's copy of each pair unless told otherwise. */
+  function mirrorOf(...users: { client: SimClient; pairIds: BackupPairIds }[]) {
+    const held = new Map<string, string>();
+    for (const user of users) for (const curve of CURVES) held.set(user.pairIds[curve], pair(user.client, user.pairIds[curve]).clientCipherText!);
+    const store: CiphertextStore = {
+      kind: 'mirror',
+      put: () => Promise.reject(new Error('the drill never writes')),
+      get: async (_context, pairId) => {
+        const ciphertext = held.get(pairId);
+        if (ciphertext === undefined) throw new CiphertextNotFoundError(`the mirror has no ciphertext for ${pairId}`);
+        return ciphertext;
+      },
+    };
+    return { store, held };
+  }
+
+  it('names a missing or diverging copy by its store while another copy restores; no copy at all stays CIPHERTEXT_MISSING', async () => {
+    const sound = await backedUp('copies-sound');
+    const lostCopy = await backedUp('copies-lost');
+    const divergingCopy = await backedUp('copies-diverging');
+    const primaryAltered = await backedUp('copies-primary-altered');
+    const nowhere = await backedUp('copies-nowhere');
+    const mirror = mirrorOf(sound, lostCopy, divergingCopy, primaryAltered, nowhere);
+    mirror.held.delete(lostCopy.pairIds.ED25519);
+    mirror.held.set(divergingCopy.pairIds.SECP256K1, tampered(mirror.held.get(divergingCopy.pairIds.SECP256K1)!));
+    const altered = pair(primaryAltered.client, primaryAltered.pairIds.SECP256K1);
+    altered.clientCipherText = tampered(altered.clientCipherText!);
+    mirror.held.delete(nowhere.pairIds.SECP256K1);
+    delete pair(nowhere.client, nowhere.pairIds.SECP256K1).clientCipherText;
+    const portalStore = new PortalCiphertextStore(portal, credentials());
+
+    const outcomes = await check(drillDeps({ store: portalStore, copies: [portalStore, mirror.store] }), [sound, lostCopy, divergingCopy, primaryAltered, nowhere].map((user) => user.userId));
+
+    expect(outcomes).toEqual([
+      { userId: sound.userId, outcome: 'passed' },
+      { userId: lostCopy.userId, outcome: 'failed', kind: 'COPY_MISSING', reason: expect.stringContaining('the mirror copy is missing') },
+      { userId: divergingCopy.userId, outcome: 'failed', kind: 'COPY_DIVERGES', reason: expect.stringContaining(`the mirror copy does not restore: SECP256K1 pair ${divergingCopy.pairIds.SECP256K1}`) },
+      { userId: primaryAltered.userId, outcome: 'failed', kind: 'COPY_DIVERGES', reason: expect.stringContaining('the portal copy does not restore') },
+      { userId: nowhere.userId, outcome: 'failed', kind: 'CIPHERTEXT_MISSING', reason: expect.stringContaining('in any of the 2 stores that keep copies') },
+    ]);
   });
 });

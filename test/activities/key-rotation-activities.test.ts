@@ -439,6 +439,16 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     for (const pair of user.pairs) expect(await storedState(transit, perPair, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
   });
 
+  it('copies in several stores (CIPHERTEXT_STORES): rotation refuses before anything changes (it rewraps one store)', async () => {
+    const { transit } = await freshKey();
+    const store = new PostgresCiphertextStore(new ClientCiphertextRepository(pool));
+    const activities = createKeyRotationActivities(rotationDeps(transit, store, { copies: [store, { kind: 'portal' }] }));
+    const failure = await failureOf(run(new MockActivityEnvironment(), activities.readTransitKey));
+    expect(failure).toMatchObject({ type: 'CiphertextReplaceUnsupportedError', nonRetryable: true });
+    expect(failure.message).toContain('copies are kept in postgres, portal');
+    expect((await transit.keyVersions()).latestVersion).toBe(1);
+  });
+
   it('checkBeforeRaise names running pre-rotation backups and database rows below the version; the raise is idempotent and never above the latest version', async () => {
     const { transit } = await freshKey();
     const store = new PostgresCiphertextStore(new ClientCiphertextRepository(pool));

@@ -69,6 +69,21 @@ describe('fault campaign (fast slice)', () => {
   });
 
   /**
+   * Copies in two stores (CIPHERTEXT_STORES=portal,postgres) on AWS KMS: the campaign's PostgreSQL
+   * (one copy's store) is SIGKILLed at least once, and every marked pair must have both copies,
+   * each decrypting to exactly what Portal issued (marked-pair-missing-copy). No key rotation: it
+   * rewraps one store and refuses copies.
+   */
+  it('stores portal,postgres: every marked pair has both copies through PostgreSQL kills', { timeout: 15 * 60_000 }, async () => {
+    const { report, context } = await runSlice('stores', 'CHAOS_STORES_SEED', { kms: 'aws-kms', stores: ['portal', 'postgres'], rotateMidRun: false });
+    expect(report.infraFaults['postgres-kill'], context).toBeGreaterThanOrEqual(1);
+    expect(report.backups.completed, context).toBe(20);
+    expect(report.recoveries.completed, context).toBe(report.recoveries.total);
+    expect(summarize(report), context).toContain('--stores portal,postgres');
+    expect(report.violationTotal, context).toBe(0);
+  });
+
+  /**
    * Self-Managed Backups: the campaign's own PostgreSQL and webhook process, each SIGKILLed at
    * least once, every webhook fault kind, client ciphertexts in PostgreSQL, and the custodian-share
    * invariants (acknowledged → held and decrypting to what Portal sent; marked → held).

@@ -17,6 +17,10 @@ export interface CompanyCiphertextEndpoint {
   lastAuth(): string | undefined;
   /** Answer the next request with this status instead of handling it. */
   failNext(status: number): void;
+  /** Down (true): answer every request 503 until up again (false). */
+  setDown(down: boolean): void;
+  /** Requests answered 503 while down. */
+  refusedWhileDown(): number;
   reset(): void;
   close(): Promise<void>;
 }
@@ -31,6 +35,8 @@ export async function startCompanyCiphertextEndpoint(): Promise<CompanyCiphertex
   const records = new Map<string, unknown>();
   let posts = 0;
   let failing: number | undefined;
+  let down = false;
+  let refused = 0;
   let auth: string | undefined;
   const server = createServer((request, response) => {
     void (async () => {
@@ -39,6 +45,11 @@ export async function startCompanyCiphertextEndpoint(): Promise<CompanyCiphertex
       // One record per user (Portal's example backend), or per pair when the URL names one.
       const userId = decodeURIComponent(/^\/users\/([^/]+)\/user-backup-share$/.exec(url.pathname)?.[1] ?? '');
       const key = url.searchParams.get('pair') ? `${userId}/${url.searchParams.get('pair')}` : userId;
+      if (down) {
+        refused += 1;
+        response.statusCode = 503;
+        return response.end('{"message":"down"}');
+      }
       if (failing) {
         response.statusCode = failing;
         failing = undefined;
@@ -64,10 +75,14 @@ export async function startCompanyCiphertextEndpoint(): Promise<CompanyCiphertex
     posts: () => posts,
     lastAuth: () => auth,
     failNext: (status) => (failing = status),
+    setDown: (value) => (down = value),
+    refusedWhileDown: () => refused,
     reset() {
       records.clear();
       posts = 0;
       failing = undefined;
+      down = false;
+      refused = 0;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

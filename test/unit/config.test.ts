@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCliConfig, loadClientConfig } from '../../client/config';
 import { loadEjectCollectConfig } from '../../client/eject-config';
+import { loadCopyRepairConfig } from '../../client/copy-repair-config';
 import { loadCodecServerConfig } from '../../config/codec-server-config';
 import { ConfigError } from '../../config/config-error';
 import { loadWorkerConfig } from '../../worker/config';
@@ -156,20 +157,40 @@ describe('worker configuration', () => {
     expect(found).toContain('DATABASE_URL is required when BACKUP_MODE=self-managed');
     expect(found).toContain('set CIPHERTEXT_STORE=postgres or http');
     const selfManaged = loadWorkerConfig({ ...VALID, BACKUP_MODE: 'self-managed', CIPHERTEXT_STORE: 'postgres', DATABASE_URL: 'postgres://u:p@db:5432/x' });
-    expect(selfManaged).toMatchObject({ mode: 'self-managed', store: { kind: 'postgres' }, databaseUrl: 'postgres://u:p@db:5432/x' });
+    expect(selfManaged).toMatchObject({ mode: 'self-managed', stores: [{ kind: 'postgres' }], databaseUrl: 'postgres://u:p@db:5432/x' });
   });
 
   it('picks the ciphertext store from CIPHERTEXT_STORE, and names what the http store needs', () => {
-    expect(loadWorkerConfig(VALID).store).toEqual({ kind: 'portal' });
+    expect(loadWorkerConfig(VALID).stores).toEqual([{ kind: 'portal' }]);
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http' }).join()).toContain('CIPHERTEXT_HTTP_WRITE_URL is required');
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 's3' }).join()).toContain('CIPHERTEXT_STORE');
     const seed = 'https://b.example/users/{userId}/user-backup-share';
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: seed }).join()).toContain('CIPHERTEXT_HTTP_ONE_RECORD_PER_USER=true');
     const http = loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: seed, CIPHERTEXT_HTTP_ONE_RECORD_PER_USER: 'true', CIPHERTEXT_HTTP_AUTH_HEADER: 'Authorization: Bearer x' });
-    expect(http.store).toMatchObject({ kind: 'http', readUrl: seed, authHeader: { name: 'Authorization', value: 'Bearer x' } });
+    expect(http.stores[0]).toMatchObject({ kind: 'http', readUrl: seed, authHeader: { name: 'Authorization', value: 'Bearer x' } });
     const perPair = `${seed}?pair={pairId}`;
-    expect(loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: perPair }).store).toMatchObject({ readUrl: perPair });
+    expect(loadWorkerConfig({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: perPair }).stores[0]).toMatchObject({ readUrl: perPair });
     expect(problems({ ...VALID, CIPHERTEXT_STORE: 'http', CIPHERTEXT_HTTP_WRITE_URL: perPair, CIPHERTEXT_HTTP_READ_URL: seed }).join()).toContain('both contain {pairId}');
+  });
+
+  it('CIPHERTEXT_STORES keeps a copy in each store, in order; every problem of the list is named at once', () => {
+    const db = 'postgres://u:p@db:5432/x';
+    expect(loadWorkerConfig({ ...VALID, CIPHERTEXT_STORES: 'portal, postgres', DATABASE_URL: db }).stores).toEqual([{ kind: 'portal' }, { kind: 'postgres' }]);
+    expect(loadWorkerConfig({ ...VALID, CIPHERTEXT_STORES: 'postgres', DATABASE_URL: db }).stores).toEqual([{ kind: 'postgres' }]);
+    const found = problems({ ...VALID, CIPHERTEXT_STORES: 'portal,s3,postgres,portal,http' });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('unknown store "s3"'),
+        expect.stringContaining('names portal more than once'),
+        expect.stringContaining('DATABASE_URL is required when CIPHERTEXT_STORES includes postgres'),
+        expect.stringContaining('CIPHERTEXT_HTTP_WRITE_URL is required when CIPHERTEXT_STORES includes http'),
+      ]),
+    );
+    expect(problems({ ...VALID, CIPHERTEXT_STORE: 'portal', CIPHERTEXT_STORES: 'portal,postgres', DATABASE_URL: db }).join()).toContain('not both');
+    expect(problems({ ...VALID, CIPHERTEXT_STORES: ' , ' }).join()).toContain('unknown store ""');
+    const selfManaged = problems({ ...VALID, BACKUP_MODE: 'self-managed', CIPHERTEXT_STORES: 'postgres,portal', DATABASE_URL: db }).join();
+    expect(selfManaged).toContain('CIPHERTEXT_STORES without portal');
+    expect(loadCopyRepairConfig({ ...VALID, CIPHERTEXT_STORES: 'postgres,portal', DATABASE_URL: db }).stores.map((store) => store.kind)).toEqual(['postgres', 'portal']);
   });
 
   it('never repeats a secret value in its messages', () => {
