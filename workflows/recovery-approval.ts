@@ -6,7 +6,7 @@
  * it names this act (validators cannot do I/O), and a worker checks the signature and the approvers
  * set in a LOCAL activity (no one can complete it by id from outside).
  */
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { requireActionFor, type OperatorActionKind } from '../domain/operator-action';
@@ -21,17 +21,11 @@ import {
   recoveryRejectUpdate,
   type ApprovalRequest,
   type RecoverWalletInput,
-  type SignedAbandonRequest,
 } from '../contracts/recover-wallet-api';
 import type { OperatorAuthorization, ParkableRun } from './parkable-run';
 import { recordAct } from './audit-trail';
 import { AUDIT_APPROVALS_PATCH } from '../contracts/audit-events';
-
-/** Verification asks Vault: a few quick tries, then the operator's update fails and they send it again. */
-const verifier = proxyLocalActivities<ApprovalActivities>({
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 4 },
-});
+import { refusal, signedDecisions, verifier, verifySigned } from './operator-verification';
 
 /** The requester's check at the start: a Vault outage must not end the request, so it retries for up to an hour (a bad signature still ends it at once). */
 const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
@@ -90,17 +84,12 @@ export class RecoveryApprovalGate {
 
   /** Retry and abandon of this run need a verified approver's signed action. */
   authorization(): OperatorAuthorization {
-    return {
-      validate: (kind, request) => {
-        const statement = requireActionFor((request as { action?: unknown } | undefined)?.action, this.expected(kind === 'retry' ? 'recover-retry' : 'recover-abandon'));
-        if (kind === 'abandon' && statement.reason !== (request as SignedAbandonRequest).reason) throw new Error('the abandon reason must be the one signed in the action');
-      },
-      verify: async (kind, request) => {
-        const action = (request as { action: ApprovalRequest['action'] }).action;
-        const verified = await this.verify({ action, expected: this.expected(kind === 'retry' ? 'recover-retry' : 'recover-abandon'), mustBeApprover: true });
-        return verified.operator;
-      },
-    };
+    return signedDecisions({
+      kinds: { retry: 'recover-retry', abandon: 'recover-abandon' },
+      userId: this.run.progress.userId,
+      mustBeApprover: true,
+      howToSign: 'an approver signs it with `backup recover retry|abandon` (OPERATOR_NAME and their own VAULT_TOKEN) or a named API token',
+    });
   }
 
   private validate(kind: OperatorActionKind, request: ApprovalRequest): void {
@@ -158,14 +147,8 @@ export class RecoveryApprovalGate {
     return verified;
   }
 
-  /** A worker's check of a signed action; its refusal becomes the update's failure, with the reason. */
-  private async verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
-    try {
-      // Non-cancellable: a cancel request of the run (parked after the point of no return, it goes on) must not fail the operator's check.
-      return await CancellationScope.nonCancellable(() => verifier.verifyOperatorAction(input));
-    } catch (error) {
-      throw refusal(error);
-    }
+  private verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
+    return verifySigned(input);
   }
 
   private async verifyOrEnd(input: RecoverWalletInput): Promise<VerifiedOperator> {
@@ -203,12 +186,4 @@ export class RecoveryApprovalGate {
     const info = workflowInfo();
     return { kind, workflowId: info.workflowId, ...(kind === 'recover-start' ? {} : { runId: info.runId }), userId: this.run.progress.userId, nowMs: Date.now() };
   }
-}
-
-/** The typed failure a refused verification reports (the activity's own type and message). */
-function refusal(error: unknown): ApplicationFailure {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure) return ApplicationFailure.nonRetryable(cause.message, cause.type ?? 'OperatorNotVerifiedError');
-  if (cause instanceof Error) return ApplicationFailure.nonRetryable(cause.message, 'OperatorNotVerifiedError');
-  throw error;
 }
