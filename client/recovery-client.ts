@@ -19,7 +19,7 @@ import {
 } from '../contracts/recover-wallet-api';
 import type { OperatorActionKind } from '../domain/operator-action';
 import { BackupNotFoundError, describeFailure, rejectedAsTyped, resultOrFailure } from './backup-client';
-import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
+import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
 
 export interface StartedRecovery {
   userId: string;
@@ -169,21 +169,14 @@ export class RecoveryClient {
     const userId = parseUserId(rawUserId);
     const signer = this.requireSigner(kind.replace('recover-', '') + ' a recovery');
     const workflowId = recoveryWorkflowId(userId);
-    let runId: string;
-    try {
-      runId = (await this.temporal.workflow.getHandle(workflowId).describe()).runId;
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new BackupNotFoundError(`no recovery was ever started for user ${userId}`);
-      throw error;
-    }
+    const notFound = (error: unknown) => (error instanceof WorkflowNotFoundError ? new BackupNotFoundError(`no recovery was ever started for user ${userId}`) : error);
+    const signed = await signForCurrentRun(this.temporal.workflow, signer, { kind, workflowId, userId, ...(reason !== undefined ? { reason } : {}) }, notFound);
     // The update goes to the very run signed for: a newer run would refuse it anyway.
-    const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, runId);
-    const action = await signer.sign({ kind, workflowId, runId, userId, ...(reason !== undefined ? { reason } : {}) });
-    return { userId, handle, action };
+    const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, signed.runId);
+    return { userId, handle, action: signed.action };
   }
 
   private requireSigner(what: string): OperatorSigner {
-    if (!this.signer) throw new OperatorIdentityRequiredError(`to ${what} you need an operator identity: set OPERATOR_NAME and your own VAULT_TOKEN (CLI), or use a named API token`);
-    return this.signer;
+    return requireSigner(this.signer, what);
   }
 }
