@@ -97,7 +97,7 @@ export class BackupDriver {
       // The operator restores the key, then resumes the backup.
       this.simulator.faults.remove(ruleId);
       this.retried.add(userId);
-      await resilient('retry', () => this.clients.backups.retryBackup(userId, 'chaos-operator'));
+      await resilient('retry', () => this.clients.backups.retryBackup(userId, this.clients.recoveries.signer));
       this.operatorRetries += 1;
       return;
     }

@@ -25,6 +25,8 @@ import {
 import { PORTAL_LIMITS, RATE_HEADROOM } from './batch-client';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
+import type { OperatorSigner } from './operator-signer';
+import { sendFleetControl } from './fleet-controls';
 
 /**
  * Portal client-route calls a rotation makes per user with one backup (two pairs) in the Portal
@@ -226,16 +228,17 @@ export class KeysClient {
     return this.handle().query(rotationFailuresQuery);
   }
 
-  pause(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(pauseRotationUpdate);
+  /** Pause, resume and cancel are signed by `signer` (any verified operator). */
+  pause(signer: OperatorSigner | undefined): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'pause', update: pauseRotationUpdate });
   }
 
-  resume(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(resumeRotationUpdate);
+  resume(signer: OperatorSigner | undefined): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'resume', update: resumeRotationUpdate });
   }
 
-  /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. */
-  cancel(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(cancelRotationUpdate);
+  /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. The reason, if any, is signed and recorded. */
+  cancel(signer: OperatorSigner | undefined, reason?: string): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'cancel', update: cancelRotationUpdate, ...(reason !== undefined ? { reason } : {}) });
   }
 }

@@ -1,6 +1,6 @@
 /** The public surface of the rotateKeys workflow (imported by the workflow, the activities and clients). */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BatchSource } from './batch-backup-api';
+import type { BatchSource, FleetControlRequest } from './batch-backup-api';
 import type { StepReceipt } from '../domain/step-receipt';
 
 /**
@@ -188,10 +188,10 @@ export interface RotationReport extends RotationProgress {
 
 export const rotationProgressQuery = defineQuery<RotationProgress>('rotationProgress');
 export const rotationFailuresQuery = defineQuery<RotationFailure[]>('rotationFailures');
-export const pauseRotationUpdate = defineUpdate<RotationProgress>('pauseRotation');
-export const resumeRotationUpdate = defineUpdate<RotationProgress>('resumeRotation');
+export const pauseRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('pauseRotation');
+export const resumeRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('resumeRotation');
 /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. */
-export const cancelRotationUpdate = defineUpdate<RotationProgress>('cancelRotation');
+export const cancelRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('cancelRotation');
 
 export function emptyCiphertextCounts(): CiphertextCounts {
   return { rewrapped: 0, alreadyCurrent: 0, verified: 0, failed: 0 };
