@@ -11,7 +11,7 @@ import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/au
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { approvalActivities, gate, mockedWorker, mockSigned, workflowTestSuite, uniqueId, until } from './mocked-worker';
+import { approvalActivities, gate, mockedWorker, mockSigned, workflowTestSuite, uniqueId, until, signedControl } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -81,7 +81,7 @@ describe('audit events of a key rotation', () => {
     stops.unshift(async () => hold.open());
     const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
     await hold.entered;
-    const cancel = await handle.startUpdate(cancelRotationUpdate, { waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
+    const cancel = await handle.startUpdate(cancelRotationUpdate, { args: [await signedControl(handle, 'cancel')], waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
     expect((await cancel.result()).status).toBe('CANCELLING');
     hold.open();
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
