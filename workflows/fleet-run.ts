@@ -107,6 +107,12 @@ async function verifiedController(kind: OperatorActionKind, request: FleetContro
   return (await verifySigned({ action, expected: expectedAction(kind, undefined), mustBeApprover: false })).operator;
 }
 
+/** What the refusal of an unsigned control says to do (the HTTP API has routes for a batch's controls only). */
+function howToSign(fleetRun: FleetRunKind, control: FleetControlKind): string {
+  const command = `backup ${fleetRun === 'rotation' ? 'keys' : fleetRun} ${control}`;
+  return `sign it with \`${command}\` (OPERATOR_NAME and your own VAULT_TOKEN)${fleetRun === 'batch' ? ' or send it through the HTTP API with a named token' : ''}`;
+}
+
 /** What a fleet run carries of its control: a pause, a cancel, a page its source refused. */
 export interface RunFlags {
   paused?: boolean;
@@ -177,7 +183,7 @@ export class FleetControl {
       validator: (request?: FleetControlRequest) => {
         if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
         precondition?.();
-        const statement = requireSignedRequest(request, expectedAction(kind, undefined), `sign it with \`backup ${fleetRun === 'rotation' ? 'keys' : fleetRun} ${control}\` (OPERATOR_NAME and your own VAULT_TOKEN) or send it through the HTTP API with a named token`);
+        const statement = requireSignedRequest(request, expectedAction(kind, undefined), howToSign(fleetRun, control));
         if (statement.reason !== request?.reason) throw new Error(`the ${control} reason must be the one signed in the action`);
       },
     });
