@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { operatorSigner } from '../support/operators';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -189,7 +190,7 @@ describe.each(KMS_PROVIDERS)('key rotation, Portal-Managed (ciphertexts at Porta
     expect(portalCiphertexts(env, parked).map((entry) => entry.ciphertext)).toEqual(parkedBefore.map((entry) => entry.ciphertext));
     expect(portalCiphertexts(env, done).every((entry) => ciphertextVersion(entry.ciphertext) === 3)).toBe(true);
 
-    await env.backups.retryBackup(parked);
+    await env.backups.retryBackup(parked, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(parked)).status).toBe('COMPLETED');
     const report = await keys.wait();
     expect(report).toMatchObject({ status: 'COMPLETED', deferredCount: 0, minDecryptionVersion: { raised: true, minDecryptionVersion: 3 } });
