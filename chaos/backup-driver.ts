@@ -171,7 +171,7 @@ export class BackupDriver {
     this.rotationStarted = true;
     const listed = this.users.userIds.slice(0, MAX_LIST_USER_IDS);
     await resilient('rotate', () =>
-      this.clients.keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }),
+      this.clients.keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }, this.clients.recoveries.signer),
     );
     ctx.say(`key rotation started over ${listed.length} users, ${this.outcomes.size} backups ended`);
   }

@@ -44,7 +44,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
 
   keys
     .command('rotate')
-    .description('add a key version, rewrap every ciphertext of the users given (and their custodian shares), verify each')
+    .description('add a key version, rewrap every ciphertext of the users given (and their custodian shares), verify each; signed as OPERATOR_NAME, an approver (RECOVERY_APPROVERS)')
     .option('--users <ids>', 'comma-separated user ids')
     .option('--file <path>', 'a file of user ids: one per line, CSV (first column) or JSON Lines ({"userId": …})')
     .option('--source <url>', 'the backend’s paged user list: GET url?cursor=…&limit=… → {userIds, nextCursor}')
@@ -93,7 +93,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
             rotate: options.rotate,
             ...(options.id ? { rotationId: options.id } : {}),
             ...(options.backupTaskQueue ? { backupTaskQueue: options.backupTaskQueue } : {}),
-          });
+          }, operatorSignerFromEnv());
           print(started);
           if (options.wait) print(await client.wait());
         }),

@@ -1,6 +1,7 @@
 /**
  * Signed operator actions: what an operator's act (start, approve, reject, retry or abandon a
- * recovery; retry or abandon a backup; pause, resume or cancel a fleet run) carries so that the workers know who did it. Anyone holding namespace access and the
+ * recovery; retry or abandon a backup; pause, resume or cancel a fleet run; start a key rotation,
+ * with or without the raise of the minimum version) carries so that the workers know who did it. Anyone holding namespace access and the
  * codec key can send an update with any fields, so a name in an update proves nothing; a statement
  * of the exact act, signed with a Vault Transit key only that operator (or the HTTP API, for its
  * named tokens) may use, does. A worker verifies the signature (activities/approvals/) and checks
@@ -21,11 +22,13 @@ export const OPERATOR_ACTION_KINDS = [
   'fleet-pause',
   'fleet-resume',
   'fleet-cancel',
+  'rotation-start',
+  'rotation-raise-min-version',
 ] as const;
 export type OperatorActionKind = (typeof OPERATOR_ACTION_KINDS)[number];
 
 /** The acts on a run of no one user (a batch, drill or rotation): their statements carry no userId. */
-export const USERLESS_KINDS: readonly OperatorActionKind[] = ['fleet-pause', 'fleet-resume', 'fleet-cancel'];
+export const USERLESS_KINDS: readonly OperatorActionKind[] = ['fleet-pause', 'fleet-resume', 'fleet-cancel', 'rotation-start', 'rotation-raise-min-version'];
 
 /** Whether statements of `kind` name a user (every per-user act) or none (fleet-run controls). */
 export function namesUser(kind: OperatorActionKind): boolean {
