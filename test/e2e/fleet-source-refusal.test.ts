@@ -84,7 +84,7 @@ describe('a user source that refuses a later page', () => {
   it('pauses a key rotation the same way (no new key version here: it rewraps to the latest); resume finishes it', async () => {
     refusing = true;
     const keys = new KeysClient(env.backups.temporal, env.taskQueue);
-    await keys.rotate({ source: { kind: 'http', url }, rotate: false, pageSize: 2, usersPerMinute: 600 });
+    await keys.rotate({ source: { kind: 'http', url }, rotate: false, pageSize: 2, usersPerMinute: 600 }, operatorSigner('ops-alice'));
     const paused = await eventually('the rotation to pause on its source', async () => {
       const progress = (await keys.status()).progress;
       return progress?.status === 'PAUSED' && progress.sourceRefused ? progress : undefined;

@@ -479,7 +479,7 @@ async function main(): Promise<void> {
       // Last: it changes the key every later scenario would use.
       'rotation-completed': async () => {
         const users = [await backedUp('rotate'), await backedUp('rotate')];
-        await rotations.rotate({ source: { kind: 'list', userIds: users }, usersPerMinute: 6000, raiseMinDecryptionVersion: true, everyUser: true });
+        await rotations.rotate({ source: { kind: 'list', userIds: users }, usersPerMinute: 6000, raiseMinDecryptionVersion: true, everyUser: true }, recoveries.signer);
         const report = await rotations.wait();
         if (report.status !== 'COMPLETED' || report.counts.clientCiphertexts.verified !== 4) throw new Error(`unexpected rotation report: ${JSON.stringify(report.counts)}`);
         await record('rotation-completed', 'rotate-keys');

@@ -14,7 +14,7 @@ import { drillReportQuery, drillVerdictClaims, resumeDrillUpdate, type DrillRepo
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { backupWorkflowId } from '../../domain/user-id';
 import { MAX_CATCH_UP_MS, MIN_PACING_SLEEP_MS, nextStartAfter, sortPage } from '../../workflows/fleet-run';
-import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, workflowTestSuite, uniqueId, until, signedControl } from './mocked-worker';
+import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, workflowTestSuite, uniqueId, until, signedControl, startRotation } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -306,7 +306,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const mocks = rotationActivities();
     const taskQueue = await worker(mocks.activities);
     const users = [uniqueId('r0'), uniqueId('r1'), uniqueId('r2')];
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 })] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 }));
     const report = (await handle.result()) as RotationReport;
     // A run per rewrap, and a last one that finds the source done.
     expect(report).toMatchObject({ status: 'COMPLETED_WITH_FAILURES', runs: 4, counts: { usersVisited: 3, usersFailed: 1 }, key: { fromVersion: 1, targetVersion: 2 } });
@@ -325,7 +325,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
           : { counts: { ...emptyRotationCounts(), usersVisited: userIds.length }, failures: [], deferred: [] },
     });
     const input = rotationInput([user], { activitiesPerRun: 1, deferredRecheckMs: 50 });
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const handle = await startRotation(suite.env, taskQueue, input);
     const report = (await handle.result()) as RotationReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 2, deferredCount: 0, counts: { usersVisited: 1 } });
     expect(visits).toBe(2);
@@ -335,7 +335,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const hold = held();
     const mocks = rotationActivities(hold);
     const taskQueue = await worker(mocks.activities);
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([uniqueId('rc0'), uniqueId('rc1')]));
     await hold.entered;
     expect((await handle.executeUpdate(cancelRotationUpdate, { args: [await signedControl(handle, 'cancel')] })).status).toBe('CANCELLING');
     hold.open();

@@ -21,6 +21,7 @@ import type { BackupActivities } from '../../activities';
 import { pairClaims, type ReceiptClaims, type ReceiptStep } from '../../domain/step-receipt';
 import type { VerifyOperatorActionInput } from '../../activities/approvals/approval-activities';
 import type { ActionToSign, OperatorSigner } from '../../client/operator-signer';
+import { rotationStartKind, type RotateKeysInput } from '../../contracts/rotate-keys-api';
 import { requireActionFor, statementText, type OperatorActionKind, type SignedOperatorAction } from '../../domain/operator-action';
 
 export const EventType = temporal.api.enums.v1.EventType;
@@ -205,6 +206,13 @@ export async function signedControl(handle: WorkflowHandle, control: 'pause' | '
   const { runId } = await handle.describe();
   const reason = options.reason !== undefined ? { reason: options.reason } : {};
   return { action: mockSigned({ kind: `fleet-${control}`, workflowId: handle.workflowId, runId, operator: options.operator ?? 'ops-mallory', ...reason }, options.signedBy), ...reason };
+}
+
+/** Starts a key rotation (its own workflow id) with a start signed by `operator` (default an approver of approvalActivities). */
+export function startRotation(env: TestWorkflowEnvironment, taskQueue: string, input: RotateKeysInput, operator = 'ops-alice') {
+  const workflowId = uniqueId('rotate');
+  const request = mockSigned({ kind: rotationStartKind(input.raiseMinDecryptionVersion), workflowId, operator });
+  return env.client.workflow.start('rotateKeys', { taskQueue, workflowId, args: [{ ...input, request }] });
 }
 
 /** A mocked signed action of `kind` by `operator` (signed as `signedBy`, default the operator). */

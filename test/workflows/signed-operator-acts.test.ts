@@ -11,7 +11,9 @@ import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/au
 import { abandonUpdate, progressQuery, retryUpdate } from '../../contracts/backup-wallet-api';
 import { cancelBatchUpdate, pauseBatchUpdate, resumeBatchUpdate, type BatchBackupInput } from '../../contracts/batch-backup-api';
 import { backupWorkflowId } from '../../domain/user-id';
-import { backupActivities, mockedWorker, mockSigned, signedControl, uniqueId, until, workflowTestSuite } from './mocked-worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { RotateKeysInput } from '../../contracts/rotate-keys-api';
+import { backupActivities, mockedWorker, mockSigned, signedControl, startRotation, uniqueId, until, workflowTestSuite } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -116,5 +118,40 @@ describe('a fleet run’s pause, resume and cancel are signed', () => {
       ['fleet.resumed', 'ops-mallory', { fleetRun: 'batch' }],
       ['fleet.cancelled', 'ops-mallory', { fleetRun: 'batch', reason: 'wrong user list' }],
     ]);
+  });
+});
+
+describe('a key rotation starts only on an approver’s signed request', () => {
+  /** Rotation activities that count the key reads (none may happen before the start is verified). */
+  function rotationActivities() {
+    const reads: number[] = [];
+    return {
+      reads,
+      activities: {
+        readTransitKey: async () => (reads.push(1), { keyName: 'mpc-backup', latestVersion: 1, minDecryptionVersion: 1, storeKind: 'mock', custodianShares: false }),
+        rotateTransitKey: async () => ({ latestVersion: 2, rotated: true }),
+      },
+    };
+  }
+  const input = (): RotateKeysInput => ({ rotationId: uniqueId('rot'), source: { kind: 'list', userIds: [] }, usersPerMinute: 600, concurrency: 1, raiseMinDecryptionVersion: true });
+
+  async function failure(handle: { result(): Promise<unknown> }): Promise<{ type?: string; message: string }> {
+    const error = await handle.result().then(() => undefined, (caught: unknown) => caught);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    return (error as WorkflowFailedError).cause as unknown as { type?: string; message: string };
+  }
+
+  it('refuses a verified operator who is not an approver, an unsigned start, and a signed start without the raise used for one with it; nothing is read or rotated', async () => {
+    const { activities, reads } = rotationActivities();
+    const taskQueue = await worker(activities);
+    const byNonApprover = await failure(await startRotation(suite.env, taskQueue, input(), 'ops-mallory'));
+    expect(byNonApprover).toMatchObject({ type: 'RotationRequestUnverified', message: expect.stringMatching(/ops-mallory is not an approver/) });
+    const unsigned = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input()] });
+    expect(await failure(unsigned)).toMatchObject({ type: 'RotationRequestUnverified', message: expect.stringMatching(/backup keys rotate/) });
+    const workflowId = uniqueId('rotate');
+    const withoutRaise = mockSigned({ kind: 'rotation-start', workflowId, operator: 'ops-alice' });
+    const swapped = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId, args: [{ ...input(), request: withoutRaise }] });
+    expect(await failure(swapped)).toMatchObject({ message: expect.stringMatching(/rotation-start, not a rotation-raise-min-version/) });
+    expect(reads).toEqual([]);
   });
 });
