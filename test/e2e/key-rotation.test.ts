@@ -16,7 +16,7 @@ import type { KmsProvider, KmsProviderKind } from '../../adapters/kms/kms-provid
 import { KeysClient } from '../../client/keys-client';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
-import { keyRotationPolicy } from '../../stack/vault-policies';
+import { keyRotationPolicy, operatorVerifyPolicy } from '../../stack/vault-policies';
 import { waitForPollers } from '../../stack/worker-process';
 import { createWebhookServer } from '../../webhook/webhook-server';
 import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../contracts/rotate-keys-api';
@@ -56,7 +56,8 @@ async function rotationKeyOf(provider: KmsProviderKind): Promise<{ keyName: stri
 async function rotationKey(): Promise<{ keyName: string; token: string }> {
   const keyName = `rotation-e2e-${hex()}`;
   await admin.write(`transit/keys/${keyName}`, { type: 'aes256-gcm96', derived: true });
-  await admin.addPolicy({ name: `mpc-backup-rotation-${keyName}`, rules: keyRotationPolicy(keyName) });
+  // The workers also verify the approver's signed start (docs/operations.md, "Operators and approvals").
+  await admin.addPolicy({ name: `mpc-backup-rotation-${keyName}`, rules: `${keyRotationPolicy(keyName)}\n${operatorVerifyPolicy()}` });
   const created = (await admin.tokenCreate({ policies: [`mpc-backup-rotation-${keyName}`], ttl: '2h' })) as { auth: { client_token: string } };
   // node-vault adopts the token of any response that carries one: keep the admin on root.
   admin.token = inject('vaultToken');
