@@ -85,9 +85,10 @@ export async function createApiServer(options: ApiServerOptions) {
 
   app.get('/health', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
-  registerBackupRoutes(app, options.backups);
-  registerRecoveryRoutes(app, options.recoveries, apiSigner(options.operatorSigning));
-  registerBatchRoutes(app, options.batches);
+  const signerFor = apiSigner(options.operatorSigning);
+  registerBackupRoutes(app, options.backups, signerFor);
+  registerRecoveryRoutes(app, options.recoveries, signerFor);
+  registerBatchRoutes(app, options.batches, signerFor);
   registerCoverageRoute(app, options.coverage);
   registerDrillAndRotationRoutes(app, options.drills, options.keys);
   return app;

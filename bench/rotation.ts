@@ -19,7 +19,9 @@ import { createDatabasePool } from '../db/pool';
 import { startPostgresServer, type PostgresServer } from '../stack/postgres-server';
 import { startTemporalDevServer } from '../stack/temporal-dev-server';
 import { startVaultDevServer } from '../stack/vault-dev-server';
-import { keyRotationPolicy } from '../stack/vault-policies';
+import { keyRotationPolicy, operatorVerifyPolicy } from '../stack/vault-policies';
+import { operatorKeyNames, seedSigningKeys } from '../stack/operator-keys';
+import { transitSigner } from '../stack/approving-recoveries';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
 import type { RotationReport } from '../contracts/rotate-keys-api';
 import { startSimulatorProcess } from './bench-stack';
@@ -103,6 +105,8 @@ type RotationStack = Awaited<ReturnType<typeof startRotationStack>>;
  * `users`, and one worker that holds only the rotation policy (encrypt, decrypt, read; rotate,
  * rewrap, config).
  */
+const BENCH_APPROVER = 'ops-bench';
+
 async function startRotationStack(dir: string, users: number, store: 'portal' | 'postgres') {
   const [temporal, vault] = await Promise.all([
     startTemporalDevServer({ logFile: join(dir, 'temporal.log') }),
@@ -117,8 +121,10 @@ async function startRotationStack(dir: string, users: number, store: 'portal' | 
   }
   const { simulator, simulatorUrl } = await startSimulatorProcess(dir, { users, latencyMs: Number(options.latencyMs) });
   const admin = nodeVault({ endpoint: vault.addr, token: vault.rootToken, debug: () => undefined } as nodeVault.VaultOptions);
-  await admin.addPolicy({ name: 'mpc-backup-rotation', rules: keyRotationPolicy(vault.transitKey) });
+  await admin.addPolicy({ name: 'mpc-backup-rotation', rules: `${keyRotationPolicy(vault.transitKey)}\n${operatorVerifyPolicy()}` });
   const token = ((await admin.tokenCreate({ policies: ['mpc-backup-rotation'], ttl: '8h' })) as { auth: { client_token: string } }).auth.client_token;
+  // The rotation is started by an approver's signed request (docs/restore.md, "Roles and approvals").
+  const operatorTokens = await seedSigningKeys(vault.addr, vault.rootToken, operatorKeyNames([BENCH_APPROVER]));
 
   const bundlePath = await writeWorkflowBundle(join(dir, 'workflow-bundle.js'));
   const codecKeys = `bench-1:${randomBytes(32).toString('base64')}`;
@@ -137,6 +143,8 @@ async function startRotationStack(dir: string, users: number, store: 'portal' | 
       PORTAL_API_URL: simulatorUrl,
       VAULT_ADDR: vault.addr,
       VAULT_TOKEN: token,
+      RECOVERY_APPROVERS: BENCH_APPROVER,
+      RECOVERY_APPROVALS: '1',
       CREDENTIALS_URL: `${simulatorUrl}/backend/users/{userId}/credentials`,
       ...(postgres ? { CIPHERTEXT_STORE: 'postgres', DATABASE_URL: postgres.url } : {}),
       WORKER_WORKFLOW_BUNDLE: bundlePath,
@@ -151,6 +159,7 @@ async function startRotationStack(dir: string, users: number, store: 'portal' | 
     temporal,
     vault,
     admin,
+    approver: transitSigner(BENCH_APPROVER, { addr: vault.addr, token: operatorTokens[BENCH_APPROVER]! }),
     pool,
     simulator,
     simulatorUrl,
@@ -194,7 +203,7 @@ async function timeRotation(stack: RotationStack): Promise<{ report: RotationRep
     pageSize: 500,
     raiseMinDecryptionVersion: true,
     everyUser: true,
-  });
+  }, stack.approver);
   const report = await keys.wait();
   const ms = Date.now() - rotationStarted;
   const cpu = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, Math.round((cpuSeconds(pid) - cpuBefore[name]!) * 10) / 10]));

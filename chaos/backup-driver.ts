@@ -97,7 +97,7 @@ export class BackupDriver {
       // The operator restores the key, then resumes the backup.
       this.simulator.faults.remove(ruleId);
       this.retried.add(userId);
-      await resilient('retry', () => this.clients.backups.retryBackup(userId, 'chaos-operator'));
+      await resilient('retry', () => this.clients.backups.retryBackup(userId, this.clients.operator));
       this.operatorRetries += 1;
       return;
     }
@@ -171,7 +171,7 @@ export class BackupDriver {
     this.rotationStarted = true;
     const listed = this.users.userIds.slice(0, MAX_LIST_USER_IDS);
     await resilient('rotate', () =>
-      this.clients.keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }),
+      this.clients.keys.rotate({ source: { kind: 'list', userIds: listed }, usersPerMinute: 6_000, concurrency: 2, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 2_000, deferredRecheckMaxMs: 10_000 }, this.clients.operator),
     );
     ctx.say(`key rotation started over ${listed.length} users, ${this.outcomes.size} backups ended`);
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { OperatorSigner } from '../client/operator-signer';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { parseDatabaseUrl } from '../db/database-url';
@@ -50,6 +51,8 @@ export interface CampaignClients {
   backups: BackupClient;
   recoveries: RecoveryClient;
   keys: KeysClient;
+  /** ops-alice (an approver): signs the operator's retries and the rotation's start. */
+  operator: OperatorSigner;
 }
 
 /** Every server and process of one campaign run, started and watched. */
@@ -321,10 +324,11 @@ export class WorkerPool {
   }
 }
 
-/** The campaign's operators (their keys seeded on its Vault) and a RecoveryClient whose starts they approve. */
-async function approvingRecoveries(vault: VaultServer, client: Client): Promise<RecoveryClient> {
+/** The campaign's operators (their keys seeded on its Vault): a RecoveryClient whose starts they approve, and ops-alice's signer. */
+async function approvingRecoveries(vault: VaultServer, client: Client): Promise<{ recoveries: RecoveryClient; operator: OperatorSigner }> {
   const tokens = await seedSigningKeys(vault.addr, vault.rootToken, operatorKeyNames(['ops-alice', 'ops-bob', 'ops-carol']));
-  return approvingRecoveriesWith((operator) => transitSigner(operator, { addr: vault.addr, token: tokens[operator]! }), { temporal: client, taskQueue: TASK_QUEUE }).approvingClient();
+  const signerOf = (operator: string) => transitSigner(operator, { addr: vault.addr, token: tokens[operator]! });
+  return { recoveries: approvingRecoveriesWith(signerOf, { temporal: client, taskQueue: TASK_QUEUE }).approvingClient(), operator: signerOf('ops-alice') };
 }
 
 /** One connection, two clients (with and without the codec) and the campaign's client classes; waits for pollers. */
@@ -337,7 +341,7 @@ async function connectClients(ctx: CampaignContext, address: string, codecKeys: 
     rawClient: new Client({ connection }),
     backups: new BackupClient(client, TASK_QUEUE),
     // Requested by ops-carol, approved by ops-alice and ops-bob before the start returns.
-    recoveries: await approvingRecoveries(vault, client),
+    ...(await approvingRecoveries(vault, client)),
     keys: new KeysClient(client, TASK_QUEUE),
   };
   await waitForPollers(connection, TASK_QUEUE);

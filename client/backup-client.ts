@@ -25,6 +25,7 @@ import type { backupWallet } from '../workflows/backup-wallet';
 import { loadClientConfig, type ClientConfig } from './config';
 import { ClientError } from './client-error';
 import { pendingActivityView, type PendingActivityView, type UserRunStatusView } from './run-views';
+import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
 
 export interface StartedBackup {
   userId: string;
@@ -300,23 +301,32 @@ export class BackupClient {
     return entries;
   }
 
-  /** Resumes a backup parked as NEEDS_ATTENTION from the step that failed. */
-  async retryBackup(rawUserId: string, requestedBy?: string): Promise<BackupProgress> {
-    const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
-    return rejectedAsTyped(handle, userId, 'retry', handle.executeUpdate(retryUpdate, { args: [requestedBy ? { requestedBy } : {}] }));
+  /**
+   * Resumes a backup parked as NEEDS_ATTENTION from the step that failed, signed by `signer` (any
+   * verified operator may). `requestedBy` is the signer's name too, which only a run on a build
+   * from before signed actions records.
+   */
+  async retryBackup(rawUserId: string, signer: OperatorSigner | undefined): Promise<BackupProgress> {
+    const { userId, handle, action, operator } = await this.signedFor(rawUserId, signer, 'backup-retry');
+    return rejectedAsTyped(handle, userId, 'retry', handle.executeUpdate(retryUpdate, { args: [{ requestedBy: operator, action }] }));
   }
 
-  /** Ends a parked backup without completing it; the reason is kept in the run's failure. */
-  async abandonBackup(rawUserId: string, reason: string, requestedBy?: string): Promise<BackupProgress> {
+  /** Ends a parked backup without completing it; the reason (signed with the act) is kept in the run's failure with who abandoned it. */
+  async abandonBackup(rawUserId: string, rawReason: string, signer: OperatorSigner | undefined): Promise<BackupProgress> {
+    const reason = rawReason.trim();
+    const { userId, handle, action, operator } = await this.signedFor(rawUserId, signer, 'backup-abandon', reason);
+    return rejectedAsTyped(handle, userId, 'abandon', handle.executeUpdate(abandonUpdate, { args: [{ reason, requestedBy: operator, action }] }));
+  }
+
+  /** The user's current backup run and the operator's signed action on it. */
+  private async signedFor(rawUserId: string, signer: OperatorSigner | undefined, kind: 'backup-retry' | 'backup-abandon', reason?: string) {
     const userId = parseUserId(rawUserId);
-    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(backupWorkflowId(userId));
-    return rejectedAsTyped(
-      handle,
-      userId,
-      'abandon',
-      handle.executeUpdate(abandonUpdate, { args: [{ reason, ...(requestedBy ? { requestedBy } : {}) }] }),
-    );
+    const operator = requireSigner(signer, `${kind.replace('backup-', '')} a backup`);
+    const workflowId = backupWorkflowId(userId);
+    const notFound = (error: unknown) => (error instanceof WorkflowNotFoundError ? new BackupNotFoundError(`no backup was ever started for user ${userId}`) : error);
+    const signed = await signForCurrentRun(this.temporal.workflow, operator, { kind, workflowId, userId, ...(reason !== undefined ? { reason } : {}) }, notFound);
+    const handle = this.temporal.workflow.getHandle<typeof backupWallet>(workflowId, signed.runId);
+    return { userId, handle, action: signed.action, operator: operator.operator };
   }
 }
 

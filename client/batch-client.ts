@@ -19,6 +19,10 @@ import {
 } from '../contracts/batch-backup-api';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
+import type { UpdateDefinition } from '@temporalio/common';
+import type { FleetControlRequest } from '../contracts/batch-backup-api';
+import type { OperatorSigner } from './operator-signer';
+import { sendFleetControl, type FleetControl } from './fleet-controls';
 
 /** Portal's documented limits, requests per minute. */
 export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };
@@ -181,17 +185,22 @@ export class BatchClient {
     return problems;
   }
 
-  pause(batchId: string) {
-    return this.handle(batchId).executeUpdate(pauseBatchUpdate);
+  /** Pause, resume and cancel are signed by `signer` (any verified operator). */
+  pause(batchId: string, signer: OperatorSigner | undefined): Promise<BatchProgress> {
+    return this.control(batchId, signer, 'pause', pauseBatchUpdate);
   }
 
-  resume(batchId: string) {
-    return this.handle(batchId).executeUpdate(resumeBatchUpdate);
+  resume(batchId: string, signer: OperatorSigner | undefined): Promise<BatchProgress> {
+    return this.control(batchId, signer, 'resume', resumeBatchUpdate);
   }
 
-  /** Stops starting new backups; those in flight finish. */
-  cancel(batchId: string) {
-    return this.handle(batchId).executeUpdate(cancelBatchUpdate);
+  /** Stops starting new backups; those in flight finish. The reason, if any, is signed and recorded. */
+  cancel(batchId: string, signer: OperatorSigner | undefined, reason?: string): Promise<BatchProgress> {
+    return this.control(batchId, signer, 'cancel', cancelBatchUpdate, reason);
+  }
+
+  private control(batchId: string, signer: OperatorSigner | undefined, control: FleetControl, update: UpdateDefinition<BatchProgress, [FleetControlRequest]>, reason?: string) {
+    return sendFleetControl(this.temporal, signer, { workflowId: batchWorkflowId(batchId), control, update, ...(reason !== undefined ? { reason } : {}) });
   }
 
   wait(batchId: string): Promise<BatchReport> {

@@ -5,6 +5,7 @@ import { defaultBackupsPerMinute } from './batch-client';
 import { DEFAULT_DRILL_USERS_PER_MINUTE, DrillClient, DrillOptionsError, type DrillOptions } from './drill-client';
 import { registerListCommand } from './cli-list';
 import { print } from './cli-output';
+import { operatorSignerFromEnv } from './operator-signer';
 import { readUserListFile } from './user-list-file';
 
 /** What the commands need of the CLI's client: BackupClient has both. */
@@ -94,8 +95,8 @@ export function registerDrillCommands(program: Command, withClient: WithClient):
   drill
     .command('resume')
     .argument('<drillId>', 'a drill that its user source paused (report shows sourceRefused)')
-    .description('ask the user source again for the page it refused, once the source is fixed')
-    .action((drillId: string) => withDrills(async (drills) => print(await drills.resume(drillId))));
+    .description('ask the user source again for the page it refused, once the source is fixed; signed as OPERATOR_NAME')
+    .action((drillId: string) => withDrills(async (drills) => print(await drills.resume(drillId, operatorSignerFromEnv()))));
 
   drill
     .command('report')

@@ -7,6 +7,7 @@ import { print } from './cli-output';
 import { registerListCommand } from './cli-list';
 import { readUserListFile } from './user-list-file';
 import { ClientError } from './client-error';
+import { operatorSignerFromEnv } from './operator-signer';
 
 /** A `keys` command given arguments that cannot work; the message says which. */
 export class KeysArgumentError extends ClientError {
@@ -43,7 +44,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
 
   keys
     .command('rotate')
-    .description('add a key version, rewrap every ciphertext of the users given (and their custodian shares), verify each')
+    .description('add a key version, rewrap every ciphertext of the users given (and their custodian shares), verify each; signed as OPERATOR_NAME, an approver (RECOVERY_APPROVERS)')
     .option('--users <ids>', 'comma-separated user ids')
     .option('--file <path>', 'a file of user ids: one per line, CSV (first column) or JSON Lines ({"userId": …})')
     .option('--source <url>', 'the backend’s paged user list: GET url?cursor=…&limit=… → {userIds, nextCursor}')
@@ -92,7 +93,7 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
             rotate: options.rotate,
             ...(options.id ? { rotationId: options.id } : {}),
             ...(options.backupTaskQueue ? { backupTaskQueue: options.backupTaskQueue } : {}),
-          });
+          }, operatorSignerFromEnv());
           print(started);
           if (options.wait) print(await client.wait());
         }),
@@ -113,15 +114,20 @@ export function registerKeysCommands(program: Command, withClient: WithClient): 
     .description('the most recent failures of the running rotation, each with its user, pair and reason')
     .action(() => withKeys(async (client) => print(await client.failures())));
 
+  // Signed as OPERATOR_NAME with the operator's own VAULT_TOKEN (any verified operator).
   for (const [name, description] of [
-    ['pause', 'stop visiting users (activities in flight finish)'],
-    ['resume', 'visit users again'],
-    ['cancel', 'stop the rotation: activities in flight finish; min_decryption_version is not raised'],
+    ['pause', 'stop visiting users (activities in flight finish); signed as OPERATOR_NAME'],
+    ['resume', 'visit users again; signed as OPERATOR_NAME'],
   ] as const) {
     keys
       .command(name)
       .description(description)
-      .action(() => withKeys(async (client) => print(await client[name]())));
+      .action(() => withKeys(async (client) => print(await client[name](operatorSignerFromEnv()))));
   }
+  keys
+    .command('cancel')
+    .option('--reason <text>', 'why (signed, and kept in the audit trail)')
+    .description('stop the rotation: activities in flight finish; min_decryption_version is not raised; signed as OPERATOR_NAME')
+    .action((options: { reason?: string }) => withKeys(async (client) => print(await client.cancel(operatorSignerFromEnv(), options.reason))));
   return keys;
 }

@@ -15,6 +15,7 @@ import { registerListCommand } from './cli-list';
 import { ClientError, clientErrorView } from './client-error';
 import { registerDeployCommands } from './cli-deploy';
 import { registerAuditCommands } from './cli-audit';
+import { operatorSignerFromEnv } from './operator-signer';
 
 /** `backup start|status|wait|retry|abandon <userId>`: the operator's and scripts' front end. */
 const program = new Command('backup')
@@ -23,6 +24,9 @@ const program = new Command('backup')
   .showHelpAfterError()
   .hook('preAction', (command) => setJsonOutput(Boolean(command.optsWithGlobals().json)));
 
+
+/** `--by` of retry and abandon: still accepted so scripts keep working, but the signed operator (OPERATOR_NAME) is who acts. */
+const DEPRECATED_BY = 'deprecated, ignored: the operator is OPERATOR_NAME, verified by its signature';
 
 async function withClient(action: (client: BackupClient) => Promise<void>): Promise<void> {
   const client = await connectBackupClient(loadCliConfig());
@@ -64,20 +68,18 @@ program
 program
   .command('retry')
   .argument('<userId>')
-  .option('--by <name>', 'who is retrying, for the record')
-  .description('resume a backup parked as NEEDS_ATTENTION from the failed step')
-  .action((userId: string, options: { by?: string }) =>
-    withClient(async (client) => print(await client.retryBackup(userId, options.by))),
-  );
+  .option('--by <name>', DEPRECATED_BY)
+  .description('resume a backup parked as NEEDS_ATTENTION from the failed step (signed as OPERATOR_NAME with your own VAULT_TOKEN)')
+  .action((userId: string) => withClient(async (client) => print(await client.retryBackup(userId, operatorSignerFromEnv()))));
 
 program
   .command('abandon')
   .argument('<userId>')
-  .requiredOption('--reason <text>', 'why the backup is given up (kept in its history)')
-  .option('--by <name>', 'who is abandoning, for the record')
-  .description('give up a backup parked as NEEDS_ATTENTION')
-  .action((userId: string, options: { reason: string; by?: string }) =>
-    withClient(async (client) => print(await client.abandonBackup(userId, options.reason, options.by))),
+  .requiredOption('--reason <text>', 'why the backup is given up (signed, and kept in its history)')
+  .option('--by <name>', DEPRECATED_BY)
+  .description('give up a backup parked as NEEDS_ATTENTION (signed as OPERATOR_NAME with your own VAULT_TOKEN)')
+  .action((userId: string, options: { reason: string }) =>
+    withClient(async (client) => print(await client.abandonBackup(userId, options.reason, operatorSignerFromEnv()))),
   );
 
 program
@@ -178,23 +180,30 @@ batch
     }),
   );
 
+batch
+  .command('report')
+  .argument('<batchId>')
+  .description('every failed or parked user with its reason (the final report once done)')
+  .action((batchId: string) => withBatches(async (batches) => print(await batches.report(batchId))));
+
+// Signed as OPERATOR_NAME with the operator's own VAULT_TOKEN (any verified operator).
 for (const [name, description] of [
-  ['report', 'every failed or parked user with its reason (the final report once done)'],
-  ['pause', 'stop starting new backups (those in flight finish)'],
-  ['resume', 'start backups again'],
-  ['cancel', 'stop the batch: no new backups; those in flight finish'],
+  ['pause', 'stop starting new backups (those in flight finish); signed as OPERATOR_NAME'],
+  ['resume', 'start backups again; signed as OPERATOR_NAME'],
 ] as const) {
   batch
     .command(name)
     .argument('<batchId>')
     .description(description)
-    .action((batchId: string) =>
-      withBatches(async (batches) => {
-        const run = { report: () => batches.report(batchId), pause: () => batches.pause(batchId), resume: () => batches.resume(batchId), cancel: () => batches.cancel(batchId) };
-        print(await run[name]());
-      }),
-    );
+    .action((batchId: string) => withBatches(async (batches) => print(await batches[name](batchId, operatorSignerFromEnv()))));
 }
+
+batch
+  .command('cancel')
+  .argument('<batchId>')
+  .option('--reason <text>', 'why (signed, and kept in the audit trail)')
+  .description('stop the batch: no new backups; those in flight finish; signed as OPERATOR_NAME')
+  .action((batchId: string, options: { reason?: string }) => withBatches(async (batches) => print(await batches.cancel(batchId, operatorSignerFromEnv(), options.reason))));
 
 batch
   .command('problems')

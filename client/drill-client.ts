@@ -31,6 +31,8 @@ import {
 import { BatchClient, type StartBatchOptions } from './batch-client';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
+import type { OperatorSigner } from './operator-signer';
+import { sendFleetControl } from './fleet-controls';
 import { describeFailure } from './backup-client';
 
 /**
@@ -194,10 +196,9 @@ export class DrillClient {
    * Resumes a drill that its user source paused (`status` PAUSED, `sourceRefused` says why): it asks
    * for the refused page again. Fix the source first; a drill that is not paused refuses.
    */
-  async resume(drillId: string): Promise<DrillReport> {
-    const handle = this.temporal.workflow.getHandle<typeof restoreDrill>(drillWorkflowId(drillId));
+  async resume(drillId: string, signer: OperatorSigner | undefined): Promise<DrillReport> {
     try {
-      return await handle.executeUpdate(resumeDrillUpdate);
+      return await sendFleetControl(this.temporal, signer, { workflowId: drillWorkflowId(drillId), control: 'resume', update: resumeDrillUpdate });
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw new DrillOptionsError(`no drill ${drillWorkflowId(drillId)}`);
       if (error instanceof WorkflowUpdateFailedError) throw new DrillOptionsError(error.cause?.message ?? error.message);

@@ -1,5 +1,5 @@
 import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { newRecipientKeyPair } from '../adapters/sealing/recipient-seal';
 import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
@@ -8,11 +8,11 @@ import { ejectApproveUpdate, ejectProgressQuery, ejectRejectUpdate, type EjectPr
 import type { OperatorActionKind } from '../domain/operator-action';
 import { ejectWorkflowId, parseUserId } from '../domain/user-id';
 import type { ejectShares } from '../workflows/eject-shares';
-import { BackupActionRejectedError, rejectedAsTyped, resultOrFailure } from './backup-client';
-import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
+import { BackupActionRejectedError, BackupNotFoundError, rejectedAsTyped, resultOrFailure } from './backup-client';
+import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { userRunStatus, type UserRunStatusView } from './user-run-status';
-import { signOnCurrentRun } from './signed-action';
+import { untilRequesterVerified } from './signed-action';
 
 /** What `eject request` writes for the requester: the one-time private key that alone opens the release (mode 0600). */
 export interface EjectKeyFile {
@@ -114,13 +114,14 @@ export class EjectClient {
     const userId = parseUserId(rawUserId);
     const signer = this.requireSigner(`${kind.replace('eject-', '')} an eject`);
     const workflowId = ejectWorkflowId(userId);
-    const { runId, action } = await signOnCurrentRun(this.temporal, signer, { workflowId, userId, noun: 'eject' }, kind, reason);
-    return { userId, handle: this.temporal.workflow.getHandle<typeof ejectShares>(workflowId, runId), action };
+    const notFound = (error: unknown) => (error instanceof WorkflowNotFoundError ? new BackupNotFoundError(`no eject was ever requested for user ${userId}`) : error);
+    await untilRequesterVerified(this.temporal, workflowId);
+    const signed = await signForCurrentRun(this.temporal.workflow, signer, { kind, workflowId, userId, ...(reason !== undefined ? { reason } : {}) }, notFound);
+    return { userId, handle: this.temporal.workflow.getHandle<typeof ejectShares>(workflowId, signed.runId), action: signed.action };
   }
 
   private requireSigner(what: string): OperatorSigner {
-    if (!this.signer) throw new OperatorIdentityRequiredError(`to ${what} you need an operator identity: set OPERATOR_NAME and your own VAULT_TOKEN (CLI), or use a named API token`);
-    return this.signer;
+    return requireSigner(this.signer, what);
   }
 }
 

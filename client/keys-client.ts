@@ -13,6 +13,7 @@ import type { rotateKeys } from '../workflows/rotate-keys';
 import {
   cancelRotationUpdate,
   KEY_ROTATION_WORKFLOW_ID,
+  rotationStartKind,
   MAX_LIST_USER_IDS,
   pauseRotationUpdate,
   resumeRotationUpdate,
@@ -25,6 +26,8 @@ import {
 import { PORTAL_LIMITS, RATE_HEADROOM } from './batch-client';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { ClientError } from './client-error';
+import { requireSigner, type OperatorSigner } from './operator-signer';
+import { sendFleetControl } from './fleet-controls';
 
 /**
  * Portal client-route calls a rotation makes per user with one backup (two pairs) in the Portal
@@ -121,7 +124,9 @@ export class KeysClient {
     return listRuns(this.temporal, this.taskQueue, { workflowType: 'rotateKeys', idPrefix: '', progress: rotationProgressQuery }, options);
   }
 
-  async rotate(options: StartRotationOptions): Promise<StartedRotation> {
+  /** Starts a rotation, signed by `signer`, who must be an approver (RECOVERY_APPROVERS); the raise is part of what is signed. */
+  async rotate(options: StartRotationOptions, signer: OperatorSigner | undefined): Promise<StartedRotation> {
+    const approver = requireSigner(signer, 'start a key rotation');
     let source = options.source;
     if (source.kind === 'list') {
       if (source.userIds.length === 0) throw new KeyRotationOptionsError('a rotation needs at least one user id');
@@ -144,6 +149,8 @@ export class KeysClient {
       throw new KeyRotationOptionsError('users per activity must be a whole number from 1 to 100');
     }
     const rotationId = options.rotationId ?? randomUUID();
+    const raiseMinDecryptionVersion = options.raiseMinDecryptionVersion ?? false;
+    const request = await approver.sign({ kind: rotationStartKind(raiseMinDecryptionVersion), workflowId: KEY_ROTATION_WORKFLOW_ID });
     try {
       const handle = await this.temporal.workflow.start<typeof rotateKeys>('rotateKeys', {
         taskQueue: this.taskQueue,
@@ -151,11 +158,12 @@ export class KeysClient {
         args: [
           {
             rotationId,
+            request,
             source,
             usersPerMinute,
             concurrency,
             usersPerActivity,
-            raiseMinDecryptionVersion: options.raiseMinDecryptionVersion ?? false,
+            raiseMinDecryptionVersion,
             ...(options.everyUser ? { everyUser: true } : {}),
             ...(options.rotate === false ? { rotate: false } : {}),
             ...(options.pageSize ? { pageSize: options.pageSize } : {}),
@@ -226,16 +234,17 @@ export class KeysClient {
     return this.handle().query(rotationFailuresQuery);
   }
 
-  pause(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(pauseRotationUpdate);
+  /** Pause, resume and cancel are signed by `signer` (any verified operator). */
+  pause(signer: OperatorSigner | undefined): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'pause', update: pauseRotationUpdate });
   }
 
-  resume(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(resumeRotationUpdate);
+  resume(signer: OperatorSigner | undefined): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'resume', update: resumeRotationUpdate });
   }
 
-  /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. */
-  cancel(): Promise<RotationProgress> {
-    return this.handle().executeUpdate(cancelRotationUpdate);
+  /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. The reason, if any, is signed and recorded. */
+  cancel(signer: OperatorSigner | undefined, reason?: string): Promise<RotationProgress> {
+    return sendFleetControl(this.temporal, signer, { workflowId: KEY_ROTATION_WORKFLOW_ID, control: 'cancel', update: cancelRotationUpdate, ...(reason !== undefined ? { reason } : {}) });
   }
 }

@@ -14,7 +14,8 @@ export interface ActionToSign {
   kind: OperatorActionKind;
   workflowId: string;
   runId?: string;
-  userId: string;
+  /** The user acted on; left out for a fleet run's controls (domain/operator-action.ts, USERLESS_KINDS). */
+  userId?: string;
   reason?: string;
   /** An eject request's one-time recipient key. */
   recipient?: string;
@@ -49,7 +50,7 @@ export class TransitOperatorSigner implements OperatorSigner {
       kind: action.kind,
       workflowId: action.workflowId,
       ...(action.runId !== undefined ? { runId: action.runId } : {}),
-      userId: action.userId,
+      ...(action.userId !== undefined ? { userId: action.userId } : {}),
       operator: this.operator,
       via: this.via,
       issuedAt: new Date(this.now()).toISOString(),
@@ -78,4 +79,35 @@ export function operatorSignerFromEnv(env: NodeJS.ProcessEnv = process.env): Ope
   const vault = toVaultConfig(e);
   const keys = signingKeyNames({ ...e, API_SIGNING_KEY: 'unused' });
   return new TransitOperatorSigner(e.OPERATOR_NAME, 'operator', `${keys.operatorKeyPrefix}${e.OPERATOR_NAME}`, new VaultOperatorSignatures({ ...vault, mount: keys.mount }, vaultAuth(vault)));
+}
+
+/** The signer an operator act needs, or the typed refusal saying how to get one (`what`: "retry a backup"). */
+export function requireSigner(signer: OperatorSigner | undefined, what: string): OperatorSigner {
+  if (!signer) throw new OperatorIdentityRequiredError(`to ${what} you need an operator identity: set OPERATOR_NAME and your own VAULT_TOKEN (CLI), or use a named API token`);
+  return signer;
+}
+
+/** A run that has a current run id (describe), for a statement bound to that very run. */
+export interface DescribableRuns {
+  getHandle(workflowId: string, runId?: string): { describe(): Promise<{ runId: string }> };
+}
+
+/**
+ * The current run of `workflowId` and the signer's statement of `action` on exactly that run: the
+ * update is then sent to that run (a newer run would refuse a statement of another). `notFound`
+ * turns "no such workflow" into the client's own error.
+ */
+export async function signForCurrentRun(
+  runs: DescribableRuns,
+  signer: OperatorSigner,
+  action: Omit<ActionToSign, 'runId'>,
+  notFound: (error: unknown) => unknown,
+): Promise<{ runId: string; action: SignedOperatorAction }> {
+  let runId: string;
+  try {
+    runId = (await runs.getHandle(action.workflowId).describe()).runId;
+  } catch (error) {
+    throw notFound(error);
+  }
+  return { runId, action: await signer.sign({ ...action, runId }) };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { RecoveryProgress, RecoveryResult } from '../domain/recovery-types';
 import { parseUserId, recoveryWorkflowId } from '../domain/user-id';
@@ -19,9 +19,9 @@ import {
   type SignedRetryRequest,
 } from '../contracts/recover-wallet-api';
 import type { OperatorActionKind } from '../domain/operator-action';
-import { rejectedAsTyped, resultOrFailure } from './backup-client';
-import { OperatorIdentityRequiredError, type OperatorSigner } from './operator-signer';
-import { signOnCurrentRun } from './signed-action';
+import { BackupNotFoundError, rejectedAsTyped, resultOrFailure } from './backup-client';
+import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
+import { untilRequesterVerified } from './signed-action';
 
 export interface StartedRecovery {
   userId: string;
@@ -138,12 +138,15 @@ export class RecoveryClient {
     const userId = parseUserId(rawUserId);
     const signer = this.requireSigner(kind.replace('recover-', '') + ' a recovery');
     const workflowId = recoveryWorkflowId(userId);
-    const { runId, action } = await signOnCurrentRun(this.temporal, signer, { workflowId, userId, noun: 'recovery' }, kind, reason);
-    return { userId, handle: this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, runId), action };
+    const notFound = (error: unknown) => (error instanceof WorkflowNotFoundError ? new BackupNotFoundError(`no recovery was ever started for user ${userId}`) : error);
+    if (kind === 'recover-approve' || kind === 'recover-reject') await untilRequesterVerified(this.temporal, workflowId);
+    const signed = await signForCurrentRun(this.temporal.workflow, signer, { kind, workflowId, userId, ...(reason !== undefined ? { reason } : {}) }, notFound);
+    // The update goes to the very run signed for: a newer run would refuse it anyway.
+    const handle = this.temporal.workflow.getHandle<typeof recoverWallet>(workflowId, signed.runId);
+    return { userId, handle, action: signed.action };
   }
 
   private requireSigner(what: string): OperatorSigner {
-    if (!this.signer) throw new OperatorIdentityRequiredError(`to ${what} you need an operator identity: set OPERATOR_NAME and your own VAULT_TOKEN (CLI), or use a named API token`);
-    return this.signer;
+    return requireSigner(this.signer, what);
   }
 }

@@ -5,6 +5,7 @@
 import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { BackupProgress } from '../domain/backup-types';
+import type { SignedOperatorAction } from '../domain/operator-action';
 
 export const BACKUP_TASK_QUEUE_DEFAULT = 'mpc-backup';
 
@@ -14,19 +15,29 @@ export interface BackupWalletInput {
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
 
-/** Resume a parked backup from the step that failed (after the cause was fixed). */
+/** Resume a parked backup from the step that failed (after the cause was fixed): signed by the operator (`backup-retry`). */
 export const retryUpdate = defineUpdate<BackupProgress, [RetryRequest]>('retry');
 export interface RetryRequest {
-  /** Who asked, for the record. */
+  /** A claimed name: recorded only by runs from before signed actions; newer runs record the verified operator. */
   requestedBy?: string;
+  /** The operator's signed statement of this retry of this run (required since BACKUP_SIGNED_DECISIONS_PATCH). */
+  action?: SignedOperatorAction;
 }
 
-/** End a parked backup without completing it; the reason is recorded in the failure. */
+/** End a parked backup without completing it; the reason (signed in the action) is recorded in the failure. */
 export const abandonUpdate = defineUpdate<BackupProgress, [AbandonRequest]>('abandon');
 export interface AbandonRequest {
   reason: string;
   requestedBy?: string;
+  /** The operator's signed statement of this abandon, with this reason (`backup-abandon`). */
+  action?: SignedOperatorAction;
 }
+
+/**
+ * Guards the worker's check of a backup's signed retry and abandon (a local activity in the
+ * update's handler): a decision recorded before it replays without the check (docs/changing-workflows.md).
+ */
+export const BACKUP_SIGNED_DECISIONS_PATCH = 'backup-signed-decisions';
 
 /**
  * Registered on the server: `--search-attribute BackupStatus=Keyword --search-attribute

@@ -1,6 +1,7 @@
 /** The public surface of the batchBackup workflow (imported by the workflow and by clients). */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { SignedOperatorAction } from '../domain/operator-action';
 
 /**
  * The most user ids a list source may carry in the workflow input (about 130 KB at the longest
@@ -119,9 +120,23 @@ export const MAX_RECENT_PROBLEMS = 50;
 export const batchProgressQuery = defineQuery<BatchProgress>('batchProgress');
 /** The most recent problems (bounded); the client lists all of them from visibility. */
 export const batchProblemsQuery = defineQuery<BatchProblem[]>('batchProblems');
-export const pauseBatchUpdate = defineUpdate<BatchProgress>('pause');
-export const resumeBatchUpdate = defineUpdate<BatchProgress>('resume');
-export const cancelBatchUpdate = defineUpdate<BatchProgress>('cancel');
+export const pauseBatchUpdate = defineUpdate<BatchProgress, [FleetControlRequest]>('pause');
+export const resumeBatchUpdate = defineUpdate<BatchProgress, [FleetControlRequest]>('resume');
+export const cancelBatchUpdate = defineUpdate<BatchProgress, [FleetControlRequest]>('cancel');
+
+/**
+ * A fleet run's pause, resume or cancel (batches, drills, rotations): the operator's signed
+ * statement of that act on that run (`fleet-pause`, `fleet-resume`, `fleet-cancel`), and for a
+ * cancel an optional reason, signed in it too. Runs refuse an update without one (its validator
+ * says how to sign); builds from before FLEET_SIGNED_CONTROLS_PATCH ignore it.
+ */
+export interface FleetControlRequest {
+  action?: SignedOperatorAction;
+  reason?: string;
+}
+
+/** Guards the worker's check of a fleet run's signed control (a local activity in the update's handler). */
+export const FLEET_SIGNED_CONTROLS_PATCH = 'fleet-signed-controls';
 /** Sent by a child backupWallet when it parks, so its window slot is freed. */
 export const childParkedSignal = defineSignal<[{ userId: string; reason: string }]>('childParked');
 

@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BatchSource } from './batch-backup-api';
+import type { BatchSource, FleetControlRequest } from './batch-backup-api';
 import type { StepReceipt } from '../domain/step-receipt';
 
 /**
@@ -166,7 +166,7 @@ export const MAX_REPORTED_FAILURES = 200;
 export const drillReportQuery = defineQuery<DrillReport>('report');
 
 /** Asks a drill paused by its source for the refused page again (refused unless it is paused). */
-export const resumeDrillUpdate = defineUpdate<DrillReport>('resume');
+export const resumeDrillUpdate = defineUpdate<DrillReport, [FleetControlRequest]>('resume');
 
 /** Drill ids are the drill workflows' ids: `drill-<id>` (a schedule appends the time of each run). */
 export const DRILL_ID_PREFIX = 'drill-';

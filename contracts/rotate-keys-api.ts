@@ -1,7 +1,8 @@
 /** The public surface of the rotateKeys workflow (imported by the workflow, the activities and clients). */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { BatchSource } from './batch-backup-api';
+import type { BatchSource, FleetControlRequest } from './batch-backup-api';
 import type { StepReceipt } from '../domain/step-receipt';
+import type { SignedOperatorAction } from '../domain/operator-action';
 
 /**
  * One rotation at a time per Temporal namespace: the workflow id is fixed. Two rotations at once
@@ -25,6 +26,12 @@ export const MAX_DEFERRED_USERS = 200;
 
 export interface RotateKeysInput {
   rotationId: string;
+  /**
+   * An approver's signed start (domain/operator-action.ts): of kind `rotationStartKind(raiseMinDecryptionVersion)`,
+   * so a signed start without the raise cannot be replayed as one with it. Required of a first run
+   * since ROTATION_SIGNED_START_PATCH; a continued run carries the verified operator instead.
+   */
+  request?: SignedOperatorAction;
   /** The users whose ciphertexts are rewrapped: a list, or the backend's paged route (as for a batch). */
   source: BatchSource;
   /** Users visited per minute at most, across all workers (the workflow paces its own activities). */
@@ -130,7 +137,20 @@ export interface RotationCarriedState {
   runs: number;
   /** The source refused a page for good: paused until `resumeRotation`, which asks for it again. */
   sourceRefused?: string;
+  /** The approver whose signed start was verified (absent in rotations from before signed starts). */
+  startedBy?: string;
 }
+
+/** The statement kind of a rotation's start: the raise of min_decryption_version is an act of its own. */
+export function rotationStartKind(raiseMinDecryptionVersion: boolean): 'rotation-start' | 'rotation-raise-min-version' {
+  return raiseMinDecryptionVersion ? 'rotation-raise-min-version' : 'rotation-start';
+}
+
+/** Guards the worker's check of a rotation's signed start (a local activity before the key step). */
+export const ROTATION_SIGNED_START_PATCH = 'rotation-signed-start';
+
+/** A rotation started without an approver's verified signature: it ends before anything changed. */
+export const ROTATION_REQUEST_UNVERIFIED_ERROR_TYPE = 'RotationRequestUnverified';
 
 export type RotationStatus =
   | 'ROTATING_KEY'
@@ -188,10 +208,10 @@ export interface RotationReport extends RotationProgress {
 
 export const rotationProgressQuery = defineQuery<RotationProgress>('rotationProgress');
 export const rotationFailuresQuery = defineQuery<RotationFailure[]>('rotationFailures');
-export const pauseRotationUpdate = defineUpdate<RotationProgress>('pauseRotation');
-export const resumeRotationUpdate = defineUpdate<RotationProgress>('resumeRotation');
+export const pauseRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('pauseRotation');
+export const resumeRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('resumeRotation');
 /** Stops visiting users; activities in flight finish; min_decryption_version is not raised. */
-export const cancelRotationUpdate = defineUpdate<RotationProgress>('cancelRotation');
+export const cancelRotationUpdate = defineUpdate<RotationProgress, [FleetControlRequest]>('cancelRotation');
 
 export function emptyCiphertextCounts(): CiphertextCounts {
   return { rewrapped: 0, alreadyCurrent: 0, verified: 0, failed: 0 };

@@ -1,6 +1,7 @@
 /**
  * Signed operator actions: what an operator's act (start, approve, reject, retry or abandon a
- * recovery; request, approve or reject an eject) carries so that the workers know who did it. Anyone holding namespace access and the
+ * recovery; retry or abandon a backup; pause, resume or cancel a fleet run; start a key rotation,
+ * with or without the raise of the minimum version; request, approve or reject an eject) carries so that the workers know who did it. Anyone holding namespace access and the
  * codec key can send an update with any fields, so a name in an update proves nothing; a statement
  * of the exact act, signed with a Vault Transit key only that operator (or the HTTP API, for its
  * named tokens) may use, does. A worker verifies the signature (activities/approvals/) and checks
@@ -10,8 +11,32 @@
  * imports it).
  */
 
-export const OPERATOR_ACTION_KINDS = ['recover-start', 'recover-approve', 'recover-reject', 'recover-retry', 'recover-abandon', 'eject-request', 'eject-approve', 'eject-reject'] as const;
+export const OPERATOR_ACTION_KINDS = [
+  'recover-start',
+  'recover-approve',
+  'recover-reject',
+  'recover-retry',
+  'recover-abandon',
+  'backup-retry',
+  'backup-abandon',
+  'fleet-pause',
+  'fleet-resume',
+  'fleet-cancel',
+  'rotation-start',
+  'rotation-raise-min-version',
+  'eject-request',
+  'eject-approve',
+  'eject-reject',
+] as const;
 export type OperatorActionKind = (typeof OPERATOR_ACTION_KINDS)[number];
+
+/** The acts on a run of no one user (a batch, drill or rotation): their statements carry no userId. */
+export const USERLESS_KINDS: readonly OperatorActionKind[] = ['fleet-pause', 'fleet-resume', 'fleet-cancel', 'rotation-start', 'rotation-raise-min-version'];
+
+/** Whether statements of `kind` name a user (every per-user act) or none (fleet-run controls). */
+export function namesUser(kind: OperatorActionKind): boolean {
+  return !USERLESS_KINDS.includes(kind);
+}
 
 /** Who signed: the operator's own Transit key (`operator-<name>`), or the HTTP API's key for its named tokens. */
 export type OperatorActionSigner = 'operator' | 'api';
@@ -19,11 +44,12 @@ export type OperatorActionSigner = 'operator' | 'api';
 export interface OperatorActionStatement {
   v: 1;
   kind: OperatorActionKind;
-  /** `recover-<userId>`. */
+  /** The run's workflow id: `recover-<userId>`, `backup-<userId>`, `batch-<id>`, `drill-<id>`, `rotate-keys`. */
   workflowId: string;
   /** The run acted on; absent for a start (its run does not exist yet; `nonce` then makes it unique). */
   runId?: string;
-  userId: string;
+  /** The user acted on; absent exactly for the kinds of USERLESS_KINDS. */
+  userId?: string;
   /** The operator's name: `[a-z0-9][a-z0-9._-]*`, up to 64 characters. */
   operator: string;
   via: OperatorActionSigner;
@@ -75,7 +101,7 @@ export function statementText(statement: OperatorActionStatement): string {
     kind,
     workflowId,
     ...(runId !== undefined ? { runId } : {}),
-    userId,
+    ...(userId !== undefined ? { userId } : {}),
     operator,
     via,
     issuedAt,
@@ -113,10 +139,12 @@ function statementProblems(fields: Partial<Record<keyof OperatorActionStatement,
   const problems: string[] = [];
   const isText = (value: unknown, max: number) => typeof value === 'string' && value.length > 0 && value.length <= max;
   if (fields.v !== 1) problems.push('v must be 1');
-  if (!(OPERATOR_ACTION_KINDS as readonly unknown[]).includes(fields.kind)) problems.push(`kind must be one of ${OPERATOR_ACTION_KINDS.join(', ')}`);
+  const knownKind = (OPERATOR_ACTION_KINDS as readonly unknown[]).includes(fields.kind);
+  if (!knownKind) problems.push(`kind must be one of ${OPERATOR_ACTION_KINDS.join(', ')}`);
   if (!isText(fields.workflowId, 300)) problems.push('workflowId is required');
   if (fields.runId !== undefined && !isText(fields.runId, 100)) problems.push('runId must be a run id');
-  if (!isText(fields.userId, 200)) problems.push('userId is required');
+  if (knownKind && namesUser(fields.kind as OperatorActionKind) && !isText(fields.userId, 200)) problems.push('userId is required');
+  if (knownKind && !namesUser(fields.kind as OperatorActionKind) && fields.userId !== undefined) problems.push(`a ${String(fields.kind)} names no user: leave userId out`);
   if (!isOperatorName(fields.operator)) problems.push('operator must be a name of [a-z0-9._-], up to 64 characters');
   if (fields.via !== 'operator' && fields.via !== 'api') problems.push('via must be operator or api');
   if (!isText(fields.issuedAt, 40) || Number.isNaN(Date.parse(fields.issuedAt as string))) problems.push('issuedAt must be an ISO time');
@@ -132,7 +160,8 @@ export interface ExpectedAction {
   workflowId: string;
   /** Absent for a start. */
   runId?: string;
-  userId: string;
+  /** Absent for the kinds of USERLESS_KINDS. */
+  userId?: string;
   nowMs: number;
 }
 
@@ -143,7 +172,7 @@ export function requireActionFor(value: unknown, expected: ExpectedAction): Oper
   if (statement.kind !== expected.kind) problems.push(`it is a ${statement.kind}, not a ${expected.kind}`);
   if (statement.workflowId !== expected.workflowId) problems.push(`it names workflow ${statement.workflowId}, not ${expected.workflowId}`);
   if (expected.runId !== undefined && statement.runId !== expected.runId) problems.push(`it names run ${statement.runId ?? '(none)'}, not this run ${expected.runId}`);
-  if (statement.userId !== expected.userId) problems.push(`it names user ${statement.userId}, not ${expected.userId}`);
+  if (statement.userId !== expected.userId) problems.push(`it names user ${statement.userId ?? '(none)'}, not ${expected.userId ?? '(none)'}`);
   const ageMs = expected.nowMs - Date.parse(statement.issuedAt);
   if (Math.abs(ageMs) > OPERATOR_ACTION_MAX_AGE_MS) problems.push(`it was issued at ${statement.issuedAt}, more than ${OPERATOR_ACTION_MAX_AGE_MS / 60_000} minutes from now: sign it again`);
   if (problems.length > 0) throw new OperatorActionInvalidError(`the signed action is not for this act: ${problems.join('; ')}`);

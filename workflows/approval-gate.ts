@@ -7,17 +7,18 @@
  * checks that it names this act (validators cannot do I/O), and a worker checks the signature and
  * the approvers set in a LOCAL activity (no one can complete it by id from outside).
  */
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
 import { requireActionFor, type OperatorActionKind, type OperatorActionStatement, type SignedOperatorAction } from '../domain/operator-action';
 import type { RecoveryApproval } from '../domain/recovery-types';
-import { AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP, type ApprovalRequest, type SignedAbandonRequest } from '../contracts/recover-wallet-api';
+import { AWAITING_APPROVAL, RECOVERY_APPROVAL_STEP, type ApprovalRequest } from '../contracts/recover-wallet-api';
 import type { AuditEventKind } from '../contracts/audit-events';
 import type { BackupStatus } from '../domain/backup-types';
 import type { OperatorAuthorization } from './parkable-run';
 import { recordAct } from './audit-trail';
+import { refusal, signedDecisions, verifier, verifySigned } from './operator-verification';
 
 /** What one kind of act that needs approvals is called, signs, fails with and records. */
 export interface ApprovalAct<P> {
@@ -53,12 +54,6 @@ export interface ApprovalRun<Step extends string, P extends ApprovableProgress> 
   publish(status: BackupStatus, step: Step | 'DONE'): void;
   timed<T>(step: Step, body: () => Promise<T>): Promise<T>;
 }
-
-/** Verification asks Vault: a few quick tries, then the operator's update fails and they send it again. */
-const verifier = proxyLocalActivities<ApprovalActivities>({
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 4 },
-});
 
 /** The requester's check at the start: a Vault outage must not end the request, so it retries for up to an hour (a bad signature still ends it at once). */
 const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
@@ -132,22 +127,14 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
 
   /** Retry and abandon of this run need a verified approver's signed action. */
   authorization(): OperatorAuthorization {
-    const kindOf = (kind: 'retry' | 'abandon'): OperatorActionKind => {
-      const signed = this.act.kinds[kind];
-      if (!signed) throw new Error(`a ${this.act.noun} is never retried or abandoned by an operator`);
-      return signed;
-    };
-    return {
-      validate: (kind, request) => {
-        const statement = requireActionFor((request as { action?: unknown } | undefined)?.action, this.expected(kindOf(kind)));
-        if (kind === 'abandon' && statement.reason !== (request as SignedAbandonRequest).reason) throw new Error('the abandon reason must be the one signed in the action');
-      },
-      verify: async (kind, request) => {
-        const action = (request as { action: ApprovalRequest['action'] }).action;
-        const verified = await this.verify({ action, expected: this.expected(kindOf(kind)), mustBeApprover: true });
-        return verified.operator;
-      },
-    };
+    const { retry, abandon } = this.act.kinds;
+    if (!retry || !abandon) throw new Error(`a ${this.act.noun} is never retried or abandoned by an operator`);
+    return signedDecisions({
+      kinds: { retry, abandon },
+      userId: this.run.progress.userId,
+      mustBeApprover: true,
+      howToSign: `an approver signs it with \`backup ${this.act.noun === 'recovery' ? 'recover' : this.act.noun} retry|abandon\` (OPERATOR_NAME and their own VAULT_TOKEN) or a named API token`,
+    });
   }
 
   private validate(kind: OperatorActionKind, request: ApprovalRequest): void {
@@ -207,13 +194,8 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
   }
 
   /** A worker's check of a signed action; its refusal becomes the update's failure, with the reason. */
-  private async verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
-    try {
-      // Non-cancellable: a cancel request of the run (parked after the point of no return, it goes on) must not fail the operator's check.
-      return await CancellationScope.nonCancellable(() => verifier.verifyOperatorAction(input));
-    } catch (error) {
-      throw refusal(error);
-    }
+  private verify(input: Parameters<ApprovalActivities['verifyOperatorAction']>[0]): Promise<VerifiedOperator> {
+    return verifySigned(input);
   }
 
   private async verifyOrEnd(input: { request?: SignedOperatorAction | undefined }): Promise<VerifiedOperator> {
@@ -258,12 +240,4 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
   private auditPatch(): { patch?: string } {
     return this.act.auditPatch ? { patch: this.act.auditPatch } : {};
   }
-}
-
-/** The typed failure a refused verification reports (the activity's own type and message). */
-function refusal(error: unknown): ApplicationFailure {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure) return ApplicationFailure.nonRetryable(cause.message, cause.type ?? 'OperatorNotVerifiedError');
-  if (cause instanceof Error) return ApplicationFailure.nonRetryable(cause.message, 'OperatorNotVerifiedError');
-  throw error;
 }

@@ -1,9 +1,9 @@
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities, EncryptSharesResult, MpcBackupResult } from '../activities';
 import type { BackupPairIds, BackupShares, BackupProgress, BackupResult, BackupStatus, BackupStep, RecordedError } from '../domain/backup-types';
 import { BACKUP_STEPS } from '../domain/backup-types';
 import { CURVES } from '../domain/curves';
-import { ABANDONED_ERROR_TYPE, abandonUpdate, progressQuery, retryUpdate, type BackupWalletInput } from '../contracts/backup-wallet-api';
+import { ABANDONED_ERROR_TYPE, abandonUpdate, BACKUP_SIGNED_DECISIONS_PATCH, progressQuery, retryUpdate, type BackupWalletInput } from '../contracts/backup-wallet-api';
 import { childParkedSignal } from '../contracts/batch-backup-api';
 import { requireVerifiedReceipt } from './receipt-checks';
 import { pairClaims } from '../domain/step-receipt';
@@ -11,6 +11,7 @@ import { countBackupFinished, countBackupParked, countBackupStarted, recordStepD
 import { AFTER_NO_RETURN_RETRY, BEFORE_NO_RETURN_RETRY, GIVE_UP_AFTER, NOTE_ONLY_GIVE_UP_AFTER, NOTE_ONLY_RETRY, STEP_OPTIONS } from '../contracts/step-timeouts';
 import { activityErrorMessage, requireReceipt, userIdFromInput } from './run-helpers';
 import { ParkableRun } from './parkable-run';
+import { signedDecisions } from './operator-verification';
 
 /** Step 1 may give up: before Portal has handed out shares, failing loses nothing. */
 const beforeShares = proxyActivities<BackupActivities>({ ...STEP_OPTIONS, scheduleToCloseTimeout: GIVE_UP_AFTER, retry: BEFORE_NO_RETURN_RETRY });
@@ -27,7 +28,7 @@ type Step1Result = Partial<MpcBackupResult> & { shares?: BackupShares; orphanedP
 /**
  * Backs up one user's wallet: MPC backup → encrypt → store and verify → mark. A failure in a later
  * step never re-runs an earlier one; after step 1 a permanent error parks the run as
- * NEEDS_ATTENTION until an operator sends `retry` or `abandon`.
+ * NEEDS_ATTENTION until an operator sends a signed `retry` or `abandon`.
  */
 export async function backupWallet(input: BackupWalletInput): Promise<BackupResult> {
   const userId = userIdFromInput(input);
@@ -83,6 +84,14 @@ function backupRun(userId: string): BackupRun {
     onStatusChange: countTransition,
     onStepTimed: recordStepDuration,
     onParked: (error) => tellParentWeParked(userId, error),
+    // Any verified operator may retry or abandon a backup (docs/restore.md, "Roles and approvals").
+    authorize: signedDecisions({
+      kinds: { retry: 'backup-retry', abandon: 'backup-abandon' },
+      userId,
+      mustBeApprover: false,
+      howToSign: 'sign it with `backup retry|abandon` (OPERATOR_NAME and your own VAULT_TOKEN) or send it through the HTTP API with a named token',
+      applies: () => patched(BACKUP_SIGNED_DECISIONS_PATCH),
+    }),
   });
 }
 

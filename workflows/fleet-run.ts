@@ -17,6 +17,7 @@ import {
   condition,
   log,
   makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -26,11 +27,14 @@ import {
 import type { UpdateDefinition } from '@temporalio/common';
 import type { BatchActivities } from '../activities/batch/batch-activities';
 import { InvalidUserIdError, parseUserId } from '../domain/user-id';
-import { MAX_LIST_USER_IDS, type BatchSource } from '../contracts/batch-backup-api';
+import { FLEET_SIGNED_CONTROLS_PATCH, MAX_LIST_USER_IDS, type BatchSource, type FleetControlRequest } from '../contracts/batch-backup-api';
 import { READ_ONLY_OPTIONS } from '../contracts/fleet-timeouts';
 import { fetchPageOrPause } from './source-pages';
 import type { AuditEventKind } from '../contracts/audit-events';
 import { recordAct } from './audit-trail';
+import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
+import type { OperatorActionKind } from '../domain/operator-action';
+import { expectedAction, requireSignedRequest, verifySigned } from './operator-verification';
 
 /** Waits shorter than this are not worth a timer: the start goes out in this workflow task. */
 export const MIN_PACING_SLEEP_MS = 20;
@@ -93,6 +97,22 @@ export async function continueAsNewUpgrading<F extends Workflow>(...args: Parame
 /** The fleet runs, as the audit trail names them. */
 export type FleetRunKind = 'batch' | 'drill' | 'rotation';
 
+/** An operator's control of a fleet run. */
+export type FleetControlKind = 'pause' | 'resume' | 'cancel';
+
+/** The verified operator of a signed control (a worker checks the signature; any verified operator may). */
+async function verifiedController(kind: OperatorActionKind, request: FleetControlRequest | undefined): Promise<string> {
+  const action = request?.action;
+  if (!action) throw ApplicationFailure.nonRetryable('a fleet-run control must carry the operator\u2019s signed action', 'OperatorNotVerifiedError');
+  return (await verifySigned({ action, expected: expectedAction(kind, undefined), mustBeApprover: false })).operator;
+}
+
+/** What the refusal of an unsigned control says to do (the HTTP API has routes for a batch's controls only). */
+function howToSign(fleetRun: FleetRunKind, control: FleetControlKind): string {
+  const command = `backup ${fleetRun === 'rotation' ? 'keys' : fleetRun} ${control}`;
+  return `sign it with \`${command}\` (OPERATOR_NAME and your own VAULT_TOKEN)${fleetRun === 'batch' ? ' or send it through the HTTP API with a named token' : ''}`;
+}
+
 /** What a fleet run carries of its control: a pause, a cancel, a page its source refused. */
 export interface RunFlags {
   paused?: boolean;
@@ -139,18 +159,41 @@ export class FleetControl {
    * The pause, resume and cancel updates, each answering with `answer()` as the act left the run,
    * once the act is in the audit trail (`fleetRun`: which kind of run, for the record).
    */
-  handleUpdates<P>(updates: { pause: UpdateDefinition<P>; resume: UpdateDefinition<P>; cancel: UpdateDefinition<P> }, answer: () => P, fleetRun: FleetRunKind): void {
-    const then = (kind: AuditEventKind, act: () => void) => async () => {
+  handleUpdates<P>(updates: Record<FleetControlKind, UpdateDefinition<P, [FleetControlRequest]>>, answer: () => P, fleetRun: FleetRunKind): void {
+    for (const control of ['pause', 'resume', 'cancel'] as const) this.handleControl(updates[control], control, answer, fleetRun);
+  }
+
+  /**
+   * One control update. Its validator refuses a request without the operator's signed statement of
+   * this act on this run (and `precondition` a request the run cannot take); its handler has a worker
+   * verify the signature (any verified operator may), then acts and records the verified operator.
+   * A control accepted before FLEET_SIGNED_CONTROLS_PATCH replays as it ran: unverified.
+   */
+  handleControl<P>(update: UpdateDefinition<P, [FleetControlRequest]>, control: FleetControlKind, answer: () => P, fleetRun: FleetRunKind, precondition?: () => void): void {
+    const { act, audit, kind } = this.controls[control];
+    const handler = async (request?: FleetControlRequest) => {
+      const actor = patched(FLEET_SIGNED_CONTROLS_PATCH) ? await verifiedController(kind, request) : undefined;
       act();
       // The answer is the run as the act left it, not as it is once the record is written.
       const answered = answer();
-      await recordAct(kind, { details: { fleetRun } });
+      await recordAct(audit, { actor, details: { fleetRun, ...(request?.reason !== undefined ? { reason: request.reason } : {}) } });
       return answered;
     };
-    setHandler(updates.pause, then('fleet.paused', () => this.pause()));
-    setHandler(updates.resume, then('fleet.resumed', () => this.resume()));
-    setHandler(updates.cancel, then('fleet.cancelled', () => this.cancel()));
+    setHandler(update, handler, {
+      validator: (request?: FleetControlRequest) => {
+        if (isUnencryptedPayload(request)) throw new Error(UNENCRYPTED_PAYLOAD_MESSAGE);
+        precondition?.();
+        const statement = requireSignedRequest(request, expectedAction(kind, undefined), howToSign(fleetRun, control));
+        if (statement.reason !== request?.reason) throw new Error(`the ${control} reason must be the one signed in the action`);
+      },
+    });
   }
+
+  private readonly controls: Record<FleetControlKind, { act: () => void; audit: AuditEventKind; kind: OperatorActionKind }> = {
+    pause: { act: () => this.pause(), audit: 'fleet.paused', kind: 'fleet-pause' },
+    resume: { act: () => this.resume(), audit: 'fleet.resumed', kind: 'fleet-resume' },
+    cancel: { act: () => this.cancel(), audit: 'fleet.cancelled', kind: 'fleet-cancel' },
+  };
 
   /**
    * Runs `body` where a Temporal cancel (Web UI, `temporal workflow cancel`) cannot reach it and

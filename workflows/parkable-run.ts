@@ -71,8 +71,9 @@ export interface ParkableRunOptions<Step extends string, P extends ParkableProgr
   /**
    * When set, a retry or abandon must carry the operator's signed action: `validate` checks it names
    * this act (no I/O: an update validator), `verify` has a worker check the signature and returns
-   * the operator (or throws, failing the update). Unset (backups, recoveries recorded before
-   * approvals), retry and abandon are taken from anyone who can send the update.
+   * the operator (or throws, failing the update). Unset (recoveries recorded before approvals), or
+   * `applies()` false (backups recorded before signed actions), retry and abandon are taken from
+   * anyone who can send the update, with the name it claims.
    */
   authorize?: OperatorAuthorization;
 }
@@ -81,6 +82,11 @@ export interface ParkableRunOptions<Step extends string, P extends ParkableProgr
 export interface OperatorAuthorization {
   validate(kind: 'retry' | 'abandon', request: unknown): void;
   verify(kind: 'retry' | 'abandon', request: unknown): Promise<string>;
+  /**
+   * Asked in the handler: whether this run checks the signature (a `patched()` id, so a decision
+   * recorded before the check replays without it). Absent: always.
+   */
+  applies?(): boolean;
 }
 
 /** One parkable run: its progress, its published search attributes, its step timing and the operator's decision. */
@@ -210,9 +216,9 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
     // a retry and an abandon arriving together the second is refused by its validator. The audit
     // trail names the verified operator, or else the name the request claims (backups: `--by`).
     const retry = (request: RetryRequest) =>
-      this.options.authorize ? this.verified('retry', request).then((by) => this.decide({ kind: 'retry' }, { verified: by })) : this.decide({ kind: 'retry' }, { claimed: request?.requestedBy });
+      this.checksSignature() ? this.verified('retry', request).then((by) => this.decide({ kind: 'retry' }, { verified: by })) : this.decide({ kind: 'retry' }, { claimed: request?.requestedBy });
     const abandon = (request: AbandonRequest) =>
-      this.options.authorize
+      this.checksSignature()
         ? this.verified('abandon', request).then((by) => this.decide({ kind: 'abandon', reason: `${request.reason.trim()} (abandoned by ${by})` }, { verified: by }))
         : this.decide({ kind: 'abandon', reason: request.reason.trim() }, { claimed: request.requestedBy });
     setHandler(retryUpdate, retry, {
@@ -236,6 +242,12 @@ export class ParkableRun<Step extends string, P extends ParkableProgress<Step>> 
         },
       },
     );
+  }
+
+  /** Whether this decision's signature is checked by a worker (asked once per update, in its handler). */
+  private checksSignature(): boolean {
+    const authorize = this.options.authorize;
+    return authorize !== undefined && (authorize.applies?.() ?? true);
   }
 
   /** The verified operator of a retry or abandon (a worker checks the signature). */

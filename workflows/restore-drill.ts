@@ -6,7 +6,6 @@ import { BackupStatusKey, BackupStepKey } from '../contracts/backup-wallet-api';
 import { DRILL_CHECK_OPTIONS } from '../contracts/fleet-timeouts';
 import { continueAsNewUpgrading, FleetControl, listTooLong, Pacer, pushBounded, shouldContinueAsNew, UserSource } from './fleet-run';
 import { refusedReceipts } from './receipt-checks';
-import { recordAct } from './audit-trail';
 import {
   DRILL_FAILED_STATUS,
   drillFindingWorkflowId,
@@ -109,16 +108,8 @@ class DrillRun {
     this.source = new UserSource(input.source, pageSize, this.state, this.control, 'restore drill');
     this.pacer = new Pacer(input.usersPerMinute, this.state.nextCheckAt);
     setHandler(drillReportQuery, () => this.report(this.control.paused ? 'PAUSED' : 'RUNNING'));
-    const resume = async () => {
-      this.control.resume();
-      const answered = this.report('RUNNING');
-      await recordAct('fleet.resumed', { details: { fleetRun: 'drill' } });
-      return answered;
-    };
-    setHandler(resumeDrillUpdate, resume, {
-      validator: () => {
-        if (!this.control.sourceRefused) throw new Error(`drill ${this.drillId} is not paused: only a drill whose source refused a page resumes`);
-      },
+    this.control.handleControl(resumeDrillUpdate, 'resume', () => this.report('RUNNING'), 'drill', () => {
+      if (!this.control.sourceRefused) throw new Error(`drill ${this.drillId} is not paused: only a drill whose source refused a page resumes`);
     });
   }
 

@@ -1,4 +1,4 @@
-import { allHandlersFinished, ApplicationFailure, condition, log, proxyActivities, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, log, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/rotation/key-rotation-activities';
 import type { RotationCensusActivities } from '../activities/rotation/rotation-census';
 import { AFTER_VERIFIED_PASS_OPTIONS, BEFORE_KEY_CHANGE_OPTIONS, CENSUS_OPTIONS, CHECKPOINTED_OPTIONS } from '../contracts/fleet-timeouts';
@@ -15,8 +15,13 @@ import {
   UserSource,
 } from './fleet-run';
 import { recordAct } from './audit-trail';
+import { expectedAction, verifySigned } from './operator-verification';
+import { requireActionFor } from '../domain/operator-action';
 import {
   addRotationCounts,
+  ROTATION_REQUEST_UNVERIFIED_ERROR_TYPE,
+  ROTATION_SIGNED_START_PATCH,
+  rotationStartKind,
   cancelRotationUpdate,
   emptyRotationCounts,
   MAX_DEFERRED_USERS,
@@ -113,6 +118,7 @@ class RotationRun {
   }
 
   async run(): Promise<RotationReport> {
+    if (!this.input.carried && patched(ROTATION_SIGNED_START_PATCH)) this.state.startedBy = await this.verifiedStarter();
     if (!this.state.key && !this.control.cancelled) await this.rotateKey();
     if (this.state.key) {
       await this.rewrapPass();
@@ -136,10 +142,26 @@ class RotationRun {
     };
   }
 
+  /**
+   * Before anything changes: the approver who signed this start (and, when asked, the raise), or the
+   * rotation ends with RotationRequestUnverified saying why (nothing was read or changed).
+   */
+  private async verifiedStarter(): Promise<string> {
+    const expected = expectedAction(rotationStartKind(this.input.raiseMinDecryptionVersion), undefined, { start: true });
+    try {
+      requireActionFor(this.input.request, expected);
+      return (await verifySigned({ action: this.input.request!, expected, mustBeApprover: true })).operator;
+    } catch (error) {
+      const how = 'an approver (RECOVERY_APPROVERS) starts it with `backup keys rotate` (OPERATOR_NAME and their own VAULT_TOKEN)';
+      throw ApplicationFailure.nonRetryable(`key rotation ${this.input.rotationId} has no verified approver: ${(error as Error).message}; ${how}`, ROTATION_REQUEST_UNVERIFIED_ERROR_TYPE);
+    }
+  }
+
   /** Step 1, once per rotation: the versions before, then a new one unless the key is past them already. */
   private async rotateKey(): Promise<void> {
     const { rotationId } = this.input;
-    await recordAct('rotation.started', { details: { rotationId, rotate: this.input.rotate !== false, raiseMinDecryptionVersion: this.input.raiseMinDecryptionVersion } });
+    const actor = this.state.startedBy;
+    await recordAct('rotation.started', { actor, details: { rotationId, rotate: this.input.rotate !== false, raiseMinDecryptionVersion: this.input.raiseMinDecryptionVersion } });
     const before = await keyActivities.readTransitKey();
     let targetVersion = before.latestVersion;
     let rotatedByThisRun = false;
@@ -158,7 +180,7 @@ class RotationRun {
     };
     this.phase = 'REWRAPPING';
     const { keyName, fromVersion } = this.state.key;
-    await recordAct('rotation.key_rotated', { details: { rotationId, keyName, fromVersion, targetVersion, rotatedByThisRun } });
+    await recordAct('rotation.key_rotated', { actor, details: { rotationId, keyName, fromVersion, targetVersion, rotatedByThisRun } });
     log.info('key rotation: rewrapping to the new key version', { rotationId, ...this.state.key, store: before.storeKind });
   }
 
@@ -279,7 +301,7 @@ class RotationRun {
       this.phase = 'RAISING_MIN_DECRYPTION_VERSION';
       const raised = await finishActivities.raiseMinDecryptionVersion({ rotationId: this.input.rotationId, version: key.targetVersion, check: refused.receipt });
       log.info('key rotation: min_decryption_version raised', { rotationId: this.input.rotationId, minDecryptionVersion: raised.minDecryptionVersion });
-      await recordAct('rotation.min_version_raised', { details: { rotationId: this.input.rotationId, keyName: key.keyName, minDecryptionVersion: raised.minDecryptionVersion } });
+      await recordAct('rotation.min_version_raised', { actor: this.state.startedBy, details: { rotationId: this.input.rotationId, keyName: key.keyName, minDecryptionVersion: raised.minDecryptionVersion } });
       return { requested: true, raised: true, minDecryptionVersion: raised.minDecryptionVersion };
     } catch (error) {
       // The pass is done and verified: report why the raise did not happen rather than fail the rotation.

@@ -9,8 +9,8 @@ import { registerListRoute } from './fleet-runs';
 
 type UserParams = { Params: { userId: string } };
 
-/** `/v1/backups`: start (idempotent), status, result, retry, abandon. */
-export function registerBackupRoutes(app: ApiApp, backups: BackupClient): void {
+/** `/v1/backups`: start (idempotent), status, result, retry, abandon (retry and abandon signed for the named token that asks). */
+export function registerBackupRoutes(app: ApiApp, backups: BackupClient, signerFor: (operator: string | undefined) => OperatorSigner): void {
   app.post<UserParams>('/v1/backups/:userId', {
     schema: {
       summary: "Start a user's backup: a running backup is returned, not started twice; after it closed, a start is a new backup unless the Idempotency-Key header repeats the key of the request that started one (24 h)",
@@ -28,8 +28,8 @@ export function registerBackupRoutes(app: ApiApp, backups: BackupClient): void {
     temporal: backups.temporal,
     status: (userId) => backups.getBackupStatus(userId),
     wait: (userId) => backups.waitForBackup(userId),
-    retry: (userId, by) => backups.retryBackup(userId, by),
-    abandon: (userId, reason, by) => backups.abandonBackup(userId, reason, by),
+    retry: (userId, _by, operator) => backups.retryBackup(userId, signerFor(operator)),
+    abandon: (userId, reason, _by, operator) => backups.abandonBackup(userId, reason, signerFor(operator)),
   });
 }
 

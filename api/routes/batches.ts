@@ -3,13 +3,15 @@ import { registerListRoute } from './fleet-runs';
 import { BackupActionRejectedError } from '../../client/backup-client';
 import type { BatchClient } from '../../client/batch-client';
 import type { BatchSource } from '../../contracts/batch-backup-api';
+import type { OperatorSigner } from '../../client/operator-signer';
+import { operatorOf } from './parkable-runs';
 import { batchIdParams, batchStartBody, listAnswer, openObject, responses } from '../schemas';
 
 type BatchParams = { Params: { batchId: string } };
 type BatchStart = { Body: { source: BatchSource; batchId?: string; concurrency?: number; backupsPerMinute?: number; skipIfBackedUpSince?: string } };
 
 /** `/v1/batches`: start, status, report, and pause/resume/cancel of a running batch. */
-export function registerBatchRoutes(app: ApiApp, batches: BatchClient): void {
+export function registerBatchRoutes(app: ApiApp, batches: BatchClient, signerFor: (operator: string | undefined) => OperatorSigner): void {
   app.post<BatchStart>('/v1/batches', {
     schema: { summary: 'Start a batch re-backup over a list of users or the backend’s paged source', tags: ['batches'], body: batchStartBody, response: responses(openObject, 202) },
   }, async (request, reply) => {
@@ -39,10 +41,10 @@ export function registerBatchRoutes(app: ApiApp, batches: BatchClient): void {
 
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     app.post<BatchParams>(`/v1/batches/:batchId/${action}`, {
-      schema: { summary: `${action[0]!.toUpperCase()}${action.slice(1)} a running batch`, tags: ['batches'], params: batchIdParams, response: responses(openObject) },
+      schema: { summary: `${action[0]!.toUpperCase()}${action.slice(1)} a running batch, as this token's operator (signed for the named token)`, tags: ['batches'], params: batchIdParams, response: responses(openObject) },
     }, async (request) => {
       try {
-        return await batches[action](request.params.batchId);
+        return await batches[action](request.params.batchId, signerFor(operatorOf(request)));
       } catch (error) {
         // An update to a batch that has ended fails as "not found": say which it is.
         if (error instanceof Error && error.name === 'WorkflowNotFoundError' && (await batchHasEnded(batches, request.params.batchId))) {

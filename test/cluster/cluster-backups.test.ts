@@ -16,7 +16,7 @@ import { temporalServerVersions } from '../../stack/tool-binaries';
 import { SEARCH_ATTRIBUTES } from '../../contracts/backup-wallet-api';
 import { loadWorkerConfig } from '../../worker/config';
 import { clusterAddress, createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 
 let env: BackupTestEnv;
 
@@ -93,7 +93,7 @@ describe('on a Temporal cluster (frontend, history, matching, worker on PostgreS
     );
     expect(listed).toMatchObject({ status: 'NEEDS_ATTENTION', step: 'MARK' });
     env.simulator.faults.clear();
-    await env.backups.retryBackup(userId, 'cluster-operator');
+    await env.backups.retryBackup(userId, operatorSigner('ops-alice'));
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     const pairs = pairsOf(userId);
     expect(pairs).toHaveLength(2);

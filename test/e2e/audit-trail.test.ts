@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import type { Pool, PoolClient } from 'pg';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { StaticTokenAuth } from '../../adapters/vault/vault-auth';
@@ -252,7 +252,8 @@ describe('a worker killed between an act and its audit row', () => {
       const first = env.spawnWorker('audit-a');
       const started = await batches.startBatch({ source: { kind: 'list', userIds: [env.seedUser('audit')] }, concurrency: 1, backupsPerMinute: 1 });
       const handle = env.backups.temporal.workflow.getHandle(started.workflowId);
-      const pause = await handle.startUpdate(pauseBatchUpdate, { waitForStage: WorkflowUpdateStage.ACCEPTED });
+      const action = await operatorSigner('ops-mallory').sign({ kind: 'fleet-pause', workflowId: started.workflowId, runId: started.runId });
+      const pause = await handle.startUpdate(pauseBatchUpdate, { args: [{ action }], waitForStage: WorkflowUpdateStage.ACCEPTED });
       await eventually('the worker’s append to wait for the lock', async () => {
         const waiting = await chain.pool.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
         return waiting.rows[0].n > 0 ? true : undefined;
@@ -268,7 +269,7 @@ describe('a worker killed between an act and its audit row', () => {
       expect(rows.map((row) => [row.kind, row.eventId])).toEqual([['fleet.paused', `${started.workflowId}/${started.runId}/fleet.paused/${pause.updateId}`]]);
       expect(JSON.parse(rows[0]!.details)).toEqual({ fleetRun: 'batch' });
       expect((await verify(chain.trail)).ok).toBe(true);
-      await batches.cancel(started.batchId);
+      await batches.cancel(started.batchId, operatorSigner('ops-mallory'));
     } finally {
       await release();
     }
@@ -286,12 +287,12 @@ describe('workflow acts on a worker with DATABASE_URL', () => {
   });
   afterAll(() => env?.close());
 
-  it('records an operator’s retry with its name, and a recovery’s start and end, each once, in one intact chain', async () => {
+  it('records an operator’s retry under the verified operator (any operator may retry a backup), and a recovery’s start and end, each once, in one intact chain', async () => {
     const userId = env.seedUser('audit-acts');
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, count: 1, userId });
     await env.backups.startBackupWorkflow(userId);
     await waitUntilParked(env.backups, userId);
-    await env.backups.retryBackup(userId, 'ops-alice');
+    await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     // Requested by ops-carol, approved by ops-alice and ops-bob (signed, verified on the real Vault).
     const recoveries = approvingRecoveryClient(env.backups.temporal, env.taskQueue);
@@ -301,7 +302,7 @@ describe('workflow acts on a worker with DATABASE_URL', () => {
 
     const events = await chain.trail.list({ userId });
     expect(events.map((e) => [e.kind, e.actor])).toEqual([
-      ['backup.retried', 'ops-alice'],
+      ['backup.retried', 'ops-mallory'],
       ['recovery.approved', 'ops-alice'],
       ['recovery.approved', 'ops-bob'],
       ['recovery.started', 'ops-carol'],

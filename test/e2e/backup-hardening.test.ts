@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { operatorSigner } from '../support/operators';
 import { randomBytes } from 'node:crypto';
 import { Client, WorkflowUpdateStage } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -80,7 +81,7 @@ describe('backup hardening', () => {
     env.simulator.faults.clear();
     await expect(forger.workflow.getHandle(`backup-${userId}`).executeUpdate('retry', { args: [{}] })).rejects.toThrow();
     await forger.workflow.getHandle(`backup-${userId}`).signal('childParked', { userId, reason: 'x' });
-    await env.backups.retryBackup(userId);
+    await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
   });
 
@@ -132,7 +133,7 @@ describe('backup hardening', () => {
     env.simulator.faults.clear();
     await expect(env.rawClient.workflow.getHandle(`backup-${userId}`).executeUpdate('retry', { args: [{}] })).rejects.toThrow();
     await env.rawClient.workflow.getHandle(`backup-${userId}`).signal('anything', { some: 'input' });
-    await env.backups.retryBackup(userId);
+    await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
   });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { operatorSigner } from '../support/operators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupNotFoundError } from '../../client/backup-client';
 import { InvalidIdempotencyKeyError } from '../../domain/idempotency-key';
@@ -87,7 +88,7 @@ describe('startBackupWorkflow with an idempotency key', () => {
     expect(pairsOf(userId)).toHaveLength(2);
 
     env.simulator.faults.remove(rule.id);
-    await env.backups.retryBackup(userId, 'idempotency-test');
+    await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
     await env.backups.waitForBackup(userId);
     expect((await env.backups.startBackupWorkflow(userId, { idempotencyKey: key })).runId).toBe(first.runId);
     expect(pairsOf(userId)).toHaveLength(2);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { operatorSigner } from '../support/operators';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 
 let env: BackupTestEnv;
@@ -71,7 +72,7 @@ describe('permanent errors', () => {
       expect(pairsOf(userId).every((pair) => pair.status === 'incomplete')).toBe(true);
 
       env.simulator.faults.clear(); // the key is fixed
-      const afterRetry = await env.backups.retryBackup(userId, 'test-operator');
+      const afterRetry = await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
       expect(afterRetry.status).toBe('RUNNING');
       const result = await env.backups.waitForBackup(userId);
       expect(result.status).toBe('COMPLETED');
@@ -89,9 +90,9 @@ describe('permanent errors', () => {
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, userId });
     await env.backups.startBackupWorkflow(userId);
     await parked(userId);
-    await expect(env.backups.abandonBackup(userId, '   ')).rejects.toThrow(/abandon refused .* needs a reason/);
+    await expect(env.backups.abandonBackup(userId, '   ', operatorSigner('ops-mallory'))).rejects.toThrow(/abandon refused .* needs a reason/);
     await expect(env.backups.listBackups({ status: 'stuck' })).rejects.toThrow(/unknown status stuck: use one of RUNNING, NEEDS_ATTENTION/);
-    await env.backups.abandonBackup(userId, 'wallet deleted by the user', 'test-operator');
+    await env.backups.abandonBackup(userId, 'wallet deleted by the user', operatorSigner('ops-mallory'));
     await expect(env.backups.waitForBackup(userId)).rejects.toMatchObject({
       reasonType: 'BackupAbandoned',
       message: expect.stringContaining('wallet deleted by the user'),
@@ -103,7 +104,7 @@ describe('permanent errors', () => {
     const running = env.seedUser('not-parked');
     env.simulator.faults.add({ route: 'backup', kind: 'latency', latencyMs: 1_500, count: 1, userId: running });
     await env.backups.startBackupWorkflow(running);
-    await expect(env.backups.retryBackup(running)).rejects.toMatchObject({
+    await expect(env.backups.retryBackup(running, operatorSigner('ops-mallory'))).rejects.toMatchObject({
       name: 'BackupActionRejectedError',
       message: expect.stringContaining('is RUNNING, not NEEDS_ATTENTION'),
     });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { operatorSigner } from '../support/operators';
 import { BatchClient } from '../../client/batch-client';
 import { batchProgressQuery, batchWorkflowId } from '../../contracts/batch-backup-api';
 import { createBackupTestEnv, eventually, type BackupTestEnv } from '../support/backup-test-env';
@@ -74,7 +75,7 @@ describe('batch re-backup', () => {
       expect.objectContaining({ userId: userIds[1], status: 'NEEDS_ATTENTION', reason: expect.stringContaining('PortalAuthError') }),
     ]);
     env.simulator.faults.clear();
-    await env.backups.abandonBackup(userIds[1]!, 'test over');
+    await env.backups.abandonBackup(userIds[1]!, 'test over', operatorSigner('ops-mallory'));
   });
 
   it('reports users whose backup failed (unknown to the backend)', async () => {
@@ -93,17 +94,17 @@ describe('batch re-backup', () => {
     const userIds = seedMany('steer', 12);
     const { batchId } = await batches.startBatch({ source: { kind: 'list', userIds }, concurrency: 1, backupsPerMinute: 120 });
     await eventually('the first backup to start', async () => ((await batches.status(batchId)).counts.started >= 1 ? true : undefined));
-    const paused = await batches.pause(batchId);
+    const paused = await batches.pause(batchId, operatorSigner('ops-mallory'));
     expect(paused.status).toBe('PAUSED');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const during = await batches.status(batchId);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect((await batches.status(batchId)).counts.started).toBe(during.counts.started);
-    expect((await batches.resume(batchId)).status).toBe('RUNNING');
+    expect((await batches.resume(batchId, operatorSigner('ops-mallory'))).status).toBe('RUNNING');
     await eventually('more backups to start', async () =>
       (await batches.status(batchId)).counts.started > during.counts.started ? true : undefined,
     );
-    await batches.cancel(batchId);
+    await batches.cancel(batchId, operatorSigner('ops-mallory'));
     const report = await batches.wait(batchId);
     expect(report.status).toBe('CANCELLED');
     expect(report.counts.started).toBeLessThan(userIds.length);

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { operatorSigner } from '../support/operators';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient, BatchOptionsError } from '../../client/batch-client';
@@ -151,7 +152,7 @@ describe('batch hardening', () => {
     await eventually('the batch to continue as new', async () => ((await batches.status(batchId)).runs >= 2 ? true : undefined));
     env.simulator.faults.clear();
     env.simulator.faults.add({ route: 'storeCipherText', kind: 'hang', latencyMs: 300_000, userId: slow });
-    await env.backups.retryBackup(parks);
+    await env.backups.retryBackup(parks, operatorSigner('ops-mallory'));
     await env.backups.waitForBackup(parks);
     // The next run watches it (polls back off to a few minutes at most).
     const seen = await eventually(
@@ -186,7 +187,7 @@ describe('batch hardening', () => {
       ]),
     );
     env.simulator.faults.clear();
-    await env.backups.abandonBackup(userIds[0]!, 'test over');
+    await env.backups.abandonBackup(userIds[0]!, 'test over', operatorSigner('ops-mallory'));
   });
 });
 

@@ -76,7 +76,7 @@ describe('backup CLI', () => {
     expect(failure.stderr).toMatch(/^backup: userId must start with a letter or digit/m);
   });
 
-  it('wait on a parked backup says at once where and why it parked and what to do, and exits 3 (with --json, as {error, message})', async () => {
+  it('wait on a parked backup says at once where and why it parked and what to do, and exits 3; a retry needs an identity, and one signed by a verified operator resumes it', async () => {
     const userId = env.seedUser('cli-parked');
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
     await env.backups.startBackupWorkflow(userId);
@@ -93,7 +93,12 @@ describe('backup CLI', () => {
     expect(startWait.code).toBe(3);
     expect(startWait.stderr).toContain(`the backup of user ${userId} is parked at MARK: `);
     env.simulator.faults.clear();
-    await env.backups.abandonBackup(userId, 'test over');
+    // Retry is signed: without an identity the CLI says what to set; ops-mallory (a verified operator, not an approver) may.
+    const anonymous = (await backup('retry', userId, '--by', 'ops-alice').catch((error: unknown) => error)) as { code: number; stderr: string };
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stderr).toContain('set OPERATOR_NAME');
+    expect((await asOperator('ops-mallory', 'retry', userId)).stdout).toMatch(/^decidedBy: ops-mallory$/m);
+    expect((await backup('wait', userId)).stdout).toMatch(/^status: COMPLETED$/m);
   });
 
   it('status shows the step in flight: its attempt, the last attempt’s error, and how long this attempt has run or when the next starts', async () => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { operatorSigner } from '../support/operators';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -142,6 +143,6 @@ describe('the codec server (Temporal’s codec-server protocol)', () => {
     expect(Buffer.from(input!.metadata.encoding!, 'base64').toString()).toBe('json/plain');
     expect(JSON.parse(Buffer.from(input!.data, 'base64').toString())).toEqual({ userId });
     env.simulator.faults.clear();
-    await env.backups.abandonBackup(userId, 'test over');
+    await env.backups.abandonBackup(userId, 'test over', operatorSigner('ops-mallory'));
   });
 });

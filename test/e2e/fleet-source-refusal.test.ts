@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { operatorSigner } from '../support/operators';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchClient } from '../../client/batch-client';
@@ -55,7 +56,7 @@ describe('a user source that refuses a later page', () => {
     expect(paused.counts).toMatchObject({ started: 2, completed: 2 });
 
     refusing = false;
-    await batches.resume(batchId);
+    await batches.resume(batchId, operatorSigner('ops-mallory'));
     const report = await batches.wait(batchId);
     expect(report.status).toBe('COMPLETED');
     expect(report.counts).toMatchObject({ started: 4, completed: 4 });
@@ -74,23 +75,23 @@ describe('a user source that refuses a later page', () => {
     expect(paused.counts.checked).toBe(2);
 
     refusing = false;
-    expect((await drills.resume(drillId)).status).toBe('RUNNING');
+    expect((await drills.resume(drillId, operatorSigner('ops-mallory'))).status).toBe('RUNNING');
     const report = await drills.wait(drillId);
     expect(report).toMatchObject({ status: 'COMPLETED', counts: { checked: 4 } });
-    await expect(drills.resume(drillId)).rejects.toThrow();
+    await expect(drills.resume(drillId, operatorSigner('ops-mallory'))).rejects.toThrow();
   });
 
   it('pauses a key rotation the same way (no new key version here: it rewraps to the latest); resume finishes it', async () => {
     refusing = true;
     const keys = new KeysClient(env.backups.temporal, env.taskQueue);
-    await keys.rotate({ source: { kind: 'http', url }, rotate: false, pageSize: 2, usersPerMinute: 600 });
+    await keys.rotate({ source: { kind: 'http', url }, rotate: false, pageSize: 2, usersPerMinute: 600 }, operatorSigner('ops-alice'));
     const paused = await eventually('the rotation to pause on its source', async () => {
       const progress = (await keys.status()).progress;
       return progress?.status === 'PAUSED' && progress.sourceRefused ? progress : undefined;
     });
     expect(paused.sourceRefused).toContain('page at cursor 2');
     refusing = false;
-    await keys.resume();
+    await keys.resume(operatorSigner('ops-mallory'));
     const report = await keys.wait();
     expect(report.sourceRefused).toBeUndefined();
     expect(report.counts.usersVisited).toBe(4);

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 
 /**
  * Someone with Temporal namespace access completes a running step by activity id, with or without
@@ -43,7 +43,7 @@ const wellFormedReceipt = (step: string) => ({ receipt: { step, keyId: 'test-sea
 /** Lifts the hold, retries the parked backup, and returns its pairs, checked to be exactly the completed ones at Portal. */
 async function retriedAndMarked(userId: string, holdId: number) {
   env.simulator.faults.remove(holdId);
-  await env.backups.retryBackup(userId);
+  await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
   const done = await env.backups.waitForBackup(userId);
   expect(done.status).toBe('COMPLETED');
   const marked = pairsOf(userId).filter((pair) => pair.status === 'completed');

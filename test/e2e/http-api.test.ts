@@ -162,17 +162,22 @@ describe('HTTP API', () => {
     const stillRunning = await call('GET', `/v1/backups/${userId}/result?waitSeconds=1`);
     expect(stillRunning.status).toBe(202);
     expect(stillRunning.body).toMatchObject({ status: 'NEEDS_ATTENTION', step: 'MARK' });
-    const abandoned = await call('POST', `/v1/backups/${userId}/abandon`, { reason: 'key revoked (test)', requestedBy: 'api-test' });
+    // Retry and abandon are operator acts: an unnamed token is refused; a named one's act is signed by the API and verified.
+    const unnamed = await call('POST', `/v1/backups/${userId}/abandon`, { reason: 'key revoked (test)', requestedBy: 'api-test' });
+    expect(unnamed.status).toBe(403);
+    expect(String(unnamed.body!.message)).toContain('named API token');
+    const abandoned = await call('POST', `/v1/backups/${userId}/abandon`, { reason: 'key revoked (test)', requestedBy: 'api-test' }, OPERATOR_TOKENS['ops-carol']);
     expect(abandoned.status).toBe(200);
+    expect(abandoned.body).toMatchObject({ status: 'ABANDONED', decidedBy: 'ops-carol' });
     const result = await call('GET', `/v1/backups/${userId}/result?waitSeconds=10`);
     expect(result.status).toBe(409);
     expect(result.body).toMatchObject({ error: 'BackupAbandoned' });
     // No body at all (the body is optional): refused because the backup ended, not as a bad request.
-    const again = await call('POST', `/v1/backups/${userId}/retry`);
+    const again = await call('POST', `/v1/backups/${userId}/retry`, undefined, OPERATOR_TOKENS['ops-carol']);
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ error: 'BackupActionRejectedError' });
     expect(String(again.body!.message)).toContain('has already ended (FAILED)');
-    const never = await call('POST', `/v1/backups/${env.seedUser('api-never')}/retry`);
+    const never = await call('POST', `/v1/backups/${env.seedUser('api-never')}/retry`, undefined, OPERATOR_TOKENS['ops-carol']);
     expect(never.status).toBe(404);
     expect(String(never.body!.message)).toContain('no backup was ever started');
     env.simulator.faults.clear();
@@ -223,7 +228,8 @@ describe('HTTP API', () => {
       return status.body?.status === 'COMPLETED' ? status.body : undefined;
     });
     expect(done).toMatchObject({ counts: expect.objectContaining({ completed: 2 }) });
-    expect((await call('POST', `/v1/batches/${encodeURIComponent(batchId)}/pause`)).status).toBe(409);
+    expect((await call('POST', `/v1/batches/${encodeURIComponent(batchId)}/pause`)).status).toBe(403);
+    expect((await call('POST', `/v1/batches/${encodeURIComponent(batchId)}/pause`, undefined, OPERATOR_TOKENS['ops-carol'])).status).toBe(409);
     expect((await call('GET', '/v1/batches/no-such-batch')).status).toBe(404);
 
     // The lists: the batch with its counts, the recovery by status; a status the kind has not, refused naming those it has.

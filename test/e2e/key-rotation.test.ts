@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { operatorSigner } from '../support/operators';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -15,7 +16,7 @@ import type { KmsProvider, KmsProviderKind } from '../../adapters/kms/kms-provid
 import { KeysClient } from '../../client/keys-client';
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
-import { keyRotationPolicy } from '../../stack/vault-policies';
+import { keyRotationPolicy, operatorVerifyPolicy } from '../../stack/vault-policies';
 import { waitForPollers } from '../../stack/worker-process';
 import { createWebhookServer } from '../../webhook/webhook-server';
 import { emptyRotationCounts, KEY_ROTATION_WORKFLOW_ID } from '../../contracts/rotate-keys-api';
@@ -55,7 +56,8 @@ async function rotationKeyOf(provider: KmsProviderKind): Promise<{ keyName: stri
 async function rotationKey(): Promise<{ keyName: string; token: string }> {
   const keyName = `rotation-e2e-${hex()}`;
   await admin.write(`transit/keys/${keyName}`, { type: 'aes256-gcm96', derived: true });
-  await admin.addPolicy({ name: `mpc-backup-rotation-${keyName}`, rules: keyRotationPolicy(keyName) });
+  // The workers also verify the approver's signed start (docs/operations.md, "Operators and approvals").
+  await admin.addPolicy({ name: `mpc-backup-rotation-${keyName}`, rules: `${keyRotationPolicy(keyName)}\n${operatorVerifyPolicy()}` });
   const created = (await admin.tokenCreate({ policies: [`mpc-backup-rotation-${keyName}`], ttl: '2h' })) as { auth: { client_token: string } };
   // node-vault adopts the token of any response that carries one: keep the admin on root.
   admin.token = inject('vaultToken');
@@ -117,9 +119,9 @@ describe.each(KMS_PROVIDERS)('key rotation, Portal-Managed (ciphertexts at Porta
 
     // Slow Portal's reads, so that a rewrap activity (2 users) is in flight for seconds when the worker dies.
     env.simulator.faults.add({ route: 'getCipherText', kind: 'latency', latencyMs: 300 });
-    const started = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120, concurrency: 1, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue });
+    const started = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120, concurrency: 1, usersPerActivity: 2, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue }, operatorSigner('ops-alice'));
     expect(started).toMatchObject({ workflowId: KEY_ROTATION_WORKFLOW_ID, alreadyRunning: false });
-    const again = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120 });
+    const again = await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 120 }, operatorSigner('ops-alice'));
     expect(again).toMatchObject({ rotationId: started.rotationId, alreadyRunning: true });
 
     // Kill once one activity has finished and the next one has begun writing.
@@ -180,7 +182,7 @@ describe.each(KMS_PROVIDERS)('key rotation, Portal-Managed (ciphertexts at Porta
     const parkedBefore = portalCiphertexts(env, parked);
     expect(parkedBefore).toHaveLength(2);
 
-    await keys.rotate({ source: { kind: 'list', userIds: [done, parked] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 1_000, backupTaskQueue: env.taskQueue });
+    await keys.rotate({ source: { kind: 'list', userIds: [done, parked] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, deferredRecheckMs: 1_000, backupTaskQueue: env.taskQueue }, operatorSigner('ops-alice'));
     const waiting = await eventually('the parked user to be deferred', async () => {
       const status = await keys.status();
       return status.progress?.status === 'WAITING_FOR_BACKUPS' ? status.progress : undefined;
@@ -189,7 +191,7 @@ describe.each(KMS_PROVIDERS)('key rotation, Portal-Managed (ciphertexts at Porta
     expect(portalCiphertexts(env, parked).map((entry) => entry.ciphertext)).toEqual(parkedBefore.map((entry) => entry.ciphertext));
     expect(portalCiphertexts(env, done).every((entry) => ciphertextVersion(entry.ciphertext) === 3)).toBe(true);
 
-    await env.backups.retryBackup(parked);
+    await env.backups.retryBackup(parked, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(parked)).status).toBe('COMPLETED');
     const report = await keys.wait();
     expect(report).toMatchObject({ status: 'COMPLETED', deferredCount: 0, minDecryptionVersion: { raised: true, minDecryptionVersion: 3 } });
@@ -220,7 +222,7 @@ describe.each(KMS_PROVIDERS)('key rotation: a rewrap result completed by id (iss
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     // The rewrap is held at its first Portal call for this user (nothing read or written yet).
     const hold = env.simulator.faults.add({ route: 'getClient', kind: 'hang', latencyMs: 60_000, userId });
-    await keys.rotate({ source: { kind: 'list', userIds: [userId] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue });
+    await keys.rotate({ source: { kind: 'list', userIds: [userId] }, usersPerMinute: 600, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue }, operatorSigner('ops-alice'));
     const activityId = await eventually('the rewrap to run', async () => {
       const { raw } = await env.backups.temporal.workflow.getHandle(KEY_ROTATION_WORKFLOW_ID).describe();
       return raw.pendingActivities?.find((a) => a.activityType?.name === 'rewrapUsers' && a.lastStartedTime)?.activityId ?? undefined;
@@ -299,7 +301,7 @@ describe.each(KMS_PROVIDERS)('key rotation, Self-Managed (client ciphertexts in 
     expect(custodianBefore).toHaveLength(6);
 
     // The backend's paged user route (the batch's http source; its origin is the workers' credentials origin).
-    await keys.rotate({ source: { kind: 'http', url: `${env.simulator.url}/backend/users` }, usersPerMinute: 600, pageSize: 2 });
+    await keys.rotate({ source: { kind: 'http', url: `${env.simulator.url}/backend/users` }, usersPerMinute: 600, pageSize: 2 }, operatorSigner('ops-alice'));
     const report = await keys.wait();
     expect(report).toMatchObject({ status: 'COMPLETED', total: 3, failures: [] });
     expect(report.counts.clientCiphertexts).toEqual({ rewrapped: 6, alreadyCurrent: 0, verified: 6, failed: 0 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { operatorSigner } from '../support/operators';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -121,7 +122,7 @@ describe('metrics after real backups', () => {
       const value = sumOf(await scrape(serviceUrl), WORKER_METRICS.parkedBackups.name, { task_queue: env.taskQueue, workflow_type: 'backupWallet' });
       return value === 1 ? value : undefined;
     }, 60_000);
-    await env.backups.abandonBackup(users.parked, 'metrics test: abandoned on purpose');
+    await env.backups.abandonBackup(users.parked, 'metrics test: abandoned on purpose', operatorSigner('ops-mallory'));
 
     users.batch = [env.seedUser('metrics-batch'), env.seedUser('metrics-batch')];
     const batches = new BatchClient(env.backups.temporal, env.taskQueue);

@@ -5,7 +5,7 @@ import { EncryptionCodec } from '../../codec/encryption-codec';
 import { toCodecKeyRing } from '../../config/codec-config';
 import type { RecoveryResult } from '../../domain/recovery-types';
 import { capturedLogs, createBackupTestEnv, eventually, KMS_PROVIDERS, type BackupTestEnv } from '../support/backup-test-env';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 import { LOCAL_KMS_CREDENTIALS } from '../../stack/local-kms-server';
 import { leaksIn, secretsOf, textsIn } from '../../chaos/secret-scan';
 import { decodedTexts } from '../support/decoded-history';
@@ -44,7 +44,7 @@ async function setUp(provider: (typeof KMS_PROVIDERS)[number]): Promise<void> {
     (await env.backups.getBackupStatus(echoed)).status === 'NEEDS_ATTENTION' ? true : undefined,
   );
   env.simulator.faults.clear();
-  await env.backups.retryBackup(echoed);
+  await env.backups.retryBackup(echoed, operatorSigner('ops-mallory'));
   for (const userId of userIds) await env.backups.waitForBackup(userId);
 
   // A recovery, with a lost /v1/recover answer: its history carries the rebuilt /v1/backup response

@@ -3,7 +3,7 @@ import { BackupFailedError } from '../../client/backup-client';
 import { RecoveryClient } from '../../client/recovery-client';
 import { createBackupTestEnv, eventually, KMS_PROVIDERS, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
 import type { KmsProviderKind } from '../../adapters/kms/kms-provider';
-import { approvingRecoveries } from '../support/operators';
+import { approvingRecoveries, operatorSigner } from '../support/operators';
 
 /**
  * recoverWallet end to end on the real stack (Portal store): the simulator checks what /v1/recover
@@ -227,7 +227,7 @@ describe.each(KMS_PROVIDERS)('recoverWallet (KMS_PROVIDER=%s)', (provider: KmsPr
     expect(refused.reasonType).toBe('OtherRunParkedError');
     expect(refused.message).toContain(`backup retry|abandon ${parkedUser}`);
     env.simulator.faults.clear();
-    await env.backups.retryBackup(parkedUser);
+    await env.backups.retryBackup(parkedUser, operatorSigner('ops-mallory'));
     await env.backups.waitForBackup(parkedUser);
 
     // A parked recovery: a backup of the user is refused at step 1, before Portal is asked for anything.

@@ -11,7 +11,7 @@ import { createWebhookServer } from '../../webhook/webhook-server';
 import { freePort } from '../../stack/free-port';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 
 const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 
@@ -126,7 +126,7 @@ describe('Self-Managed Backups, end to end', () => {
     expect(parked.progress?.lastError).toMatchObject({ type: 'CustodianShareMissingError' });
     expect(parked.progress?.lastError?.message).toContain('never stored the custodian share');
     expect(pairsOf(userId).every((pair) => pair.status === 'incomplete')).toBe(true);
-    await env.backups.abandonBackup(userId, 'test: custodian shares lost');
+    await env.backups.abandonBackup(userId, 'test: custodian shares lost', operatorSigner('ops-mallory'));
   }, 120_000);
 });
 

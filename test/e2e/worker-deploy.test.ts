@@ -24,7 +24,7 @@ import { backupWorkflowId } from '../../domain/user-id';
 import { startTemporalDevServer, type TemporalDevServer } from '../../stack/temporal-dev-server';
 import { WORKFLOWS_PATH } from '../../worker/workflows-path';
 import { createBackupTestEnv, eventually, waitUntilParked, type BackupTestEnv } from '../support/backup-test-env';
-import { approvingRecoveryClient } from '../support/operators';
+import { approvingRecoveryClient, operatorSigner } from '../support/operators';
 
 /**
  * Worker Versioning end to end on a dev server (the CLI's, server 1.29.1): version-1 workers run
@@ -153,7 +153,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     expect(await promoteWhenPolled('v1')).toMatchObject({ deploymentName, currentBuildId: 'v1' });
     await stopUnversioned();
     env.simulator.faults.remove(rule);
-    await env.backups.retryBackup(userId);
+    await env.backups.retryBackup(userId, operatorSigner('ops-mallory'));
     expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     const builds = buildsOf((await history(backupWorkflowId(userId))).events ?? []);
     expect(builds.at(-1)).toBe('v1');
@@ -276,7 +276,7 @@ describe('Worker Versioning: deploy a build that would not replay the old one', 
     expect(new Set(buildsOf(recovery.slice(movedAt)))).toEqual(new Set(['v2']));
 
     env.simulator.faults.remove(parkedRule);
-    await env.backups.retryBackup(users.parked, 'deploy-test');
+    await env.backups.retryBackup(users.parked, operatorSigner('ops-mallory'));
     env.simulator.faults.remove(inFlightRule);
     for (const userId of [users.parked, users.inFlight]) {
       expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');

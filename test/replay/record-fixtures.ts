@@ -309,7 +309,7 @@ async function main(): Promise<void> {
         const { workflowId } = await backups.startBackupWorkflow(userId);
         await parked(userId);
         simulator.faults.clear();
-        await backups.retryBackup(userId, 'replay-recorder');
+        await backups.retryBackup(userId, operators.as('ops-alice').signer!);
         await backups.waitForBackup(userId);
         await record('backup-parked-retried', workflowId);
       },
@@ -318,7 +318,7 @@ async function main(): Promise<void> {
         simulator.faults.add({ route: 'markPairs', kind: 'status', status: 403, userId });
         const { workflowId } = await backups.startBackupWorkflow(userId);
         await parked(userId);
-        await backups.abandonBackup(userId, 'recorded for replay');
+        await backups.abandonBackup(userId, 'recorded for replay', operators.as('ops-alice').signer!);
         const failure = await expectFailure(userId);
         simulator.faults.clear();
         if (!String((failure as Error).message).includes('recorded for replay')) throw failure;
@@ -398,7 +398,7 @@ async function main(): Promise<void> {
         await eventually('the first backup of the batch to start', async () =>
           (await batches.status(batchId)).counts.started >= 1 ? true : undefined,
         );
-        await batches.cancel(batchId);
+        await batches.cancel(batchId, operators.as('ops-alice').signer!);
         const report = await batches.wait(batchId);
         if (report.status !== 'CANCELLED') throw new Error(`the batch ended ${report.status}, not CANCELLED`);
         await record('batch-cancelled-update', workflowId);
@@ -479,7 +479,7 @@ async function main(): Promise<void> {
       // Last: it changes the key every later scenario would use.
       'rotation-completed': async () => {
         const users = [await backedUp('rotate'), await backedUp('rotate')];
-        await rotations.rotate({ source: { kind: 'list', userIds: users }, usersPerMinute: 6000, raiseMinDecryptionVersion: true, everyUser: true });
+        await rotations.rotate({ source: { kind: 'list', userIds: users }, usersPerMinute: 6000, raiseMinDecryptionVersion: true, everyUser: true }, operators.as('ops-alice').signer!);
         const report = await rotations.wait();
         if (report.status !== 'COMPLETED' || report.counts.clientCiphertexts.verified !== 4) throw new Error(`unexpected rotation report: ${JSON.stringify(report.counts)}`);
         await record('rotation-completed', 'rotate-keys');

@@ -31,6 +31,15 @@ describe('signed operator actions (domain/operator-action.ts)', () => {
     expect(() => parseSignedAction(signed({ ...statement, operator: 'Ops Alice' }))).toThrow(/operator must be a name/);
   });
 
+  it('a fleet-run control names no user; every per-user act (recovery, backup) still needs one', () => {
+    const { userId: _user, ...noUser } = statement;
+    const pause = { ...noUser, kind: 'fleet-pause' as const, workflowId: 'batch-b1' };
+    expect(requireActionFor(signed(pause), { kind: 'fleet-pause', workflowId: 'batch-b1', runId: 'run-1', nowMs: NOW })).toEqual(pause);
+    expect(() => parseSignedAction(signed({ ...pause, userId: 'u1' }))).toThrow(/a fleet-pause names no user/);
+    expect(() => parseSignedAction(signed(noUser))).toThrow(/userId is required/);
+    expect(() => parseSignedAction(signed({ ...noUser, kind: 'backup-retry' }))).toThrow(/userId is required/);
+  });
+
   it('verifies an operator with their own key and an API token name with the API key', () => {
     const keys = { operatorKeyPrefix: 'operator-', apiKey: 'mpc-backup-api' };
     expect(signingKeyOf(statement, keys)).toBe('operator-ops-alice');

@@ -11,7 +11,7 @@ import type { AuditEventInput, RecordAuditEventResult } from '../../contracts/au
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { recoveryApproveUpdate, recoveryProgressQuery } from '../../contracts/recover-wallet-api';
 import { recoveryWorkflowId } from '../../domain/user-id';
-import { approvalActivities, gate, mockedWorker, mockSigned, realReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
+import { approvalActivities, gate, mockedWorker, mockSigned, realReceipt, workflowTestSuite, uniqueId, until, signedControl, startRotation } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -63,7 +63,7 @@ describe('audit events of a key rotation', () => {
     const audit = capturingAudit({ failFirst: true });
     const taskQueue = await worker({ ...rotationActivities(), ...audit.activities });
     const input = rotationInput([uniqueId('r0'), uniqueId('r1')], { activitiesPerRun: 1 });
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const handle = await startRotation(suite.env, taskQueue, input);
     const report = (await handle.result()) as RotationReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 3 });
 
@@ -72,7 +72,7 @@ describe('audit events of a key rotation', () => {
     // Each event's first attempt failed and was retried with the same id: twice each, nothing else.
     expect(audit.calls).toHaveLength(6);
     const [started, rotated, finished] = distinct;
-    expect(started).toMatchObject({ actor: 'unidentified', subject: `${handle.workflowId}/${handle.firstExecutionRunId}`, details: { rotationId: input.rotationId, rotate: true, raiseMinDecryptionVersion: false } });
+    expect(started).toMatchObject({ actor: 'ops-alice', subject: `${handle.workflowId}/${handle.firstExecutionRunId}`, details: { rotationId: input.rotationId, rotate: true, raiseMinDecryptionVersion: false } });
     expect(rotated!.details).toEqual({ rotationId: input.rotationId, keyName: 'mpc-backup', fromVersion: 1, targetVersion: 2, rotatedByThisRun: true });
     expect(finished!.details).toMatchObject({ rotationId: input.rotationId, status: 'COMPLETED', usersVisited: 2, failures: 0, raised: false });
     expect(finished!.subject).not.toBe(started!.subject);
@@ -97,9 +97,9 @@ describe('audit events of a key rotation', () => {
     const taskQueue = await worker({ ...rotationActivities(hold), ...audit.activities });
     // Released before the worker stops, whatever the test did.
     stops.unshift(async () => hold.open());
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([uniqueId('rc0'), uniqueId('rc1')]));
     await hold.entered;
-    const cancel = await handle.startUpdate(cancelRotationUpdate, { waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
+    const cancel = await handle.startUpdate(cancelRotationUpdate, { args: [await signedControl(handle, 'cancel')], waitForStage: 'ACCEPTED', updateId: uniqueId('cancel-update') });
     expect((await cancel.result()).status).toBe('CANCELLING');
     hold.open();
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });

@@ -14,7 +14,7 @@ import { drillReportQuery, drillVerdictClaims, resumeDrillUpdate, type DrillRepo
 import { cancelRotationUpdate, emptyRotationCounts, type RotateKeysInput, type RotationReport } from '../../contracts/rotate-keys-api';
 import { backupWorkflowId } from '../../domain/user-id';
 import { MAX_CATCH_UP_MS, MIN_PACING_SLEEP_MS, nextStartAfter, sortPage } from '../../workflows/fleet-run';
-import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, workflowTestSuite, uniqueId, until } from './mocked-worker';
+import { backupActivities, eventMs, EventType, gate, historyEvents, mockedWorker, permanent, realReceipt, workflowTestSuite, uniqueId, until, signedControl, startRotation } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -108,14 +108,14 @@ describe('batchBackup (mocked backup activities)', () => {
     const taskQueue = await worker(backupActivities({ holdAt: 'MPC_BACKUP', held: hold, holdUser: users[0] }).activities);
     const handle = await startBatch(taskQueue, batchInput(users, { concurrency: 1 }));
     await hold.entered;
-    expect((await handle.executeUpdate(pauseBatchUpdate)).status).toBe('PAUSED');
+    expect((await handle.executeUpdate(pauseBatchUpdate, { args: [await signedControl(handle, 'pause')] })).status).toBe('PAUSED');
     hold.open();
     const whilePaused = await until('the held child to be counted', async () => {
       const progress = await handle.query(batchProgressQuery);
       return progress.counts.completed === 1 ? progress : undefined;
     });
     expect(whilePaused).toMatchObject({ status: 'PAUSED', inFlight: 0, counts: { started: 1 } });
-    expect((await handle.executeUpdate(resumeBatchUpdate)).status).toBe('RUNNING');
+    expect((await handle.executeUpdate(resumeBatchUpdate, { args: [await signedControl(handle, 'resume')] })).status).toBe('RUNNING');
     expect(((await handle.result()) as BatchReport).counts).toMatchObject({ started: 3, completed: 3 });
     expect(await updatesAndStarts(handle)).toEqual(['start', 'pause', 'resume', 'start', 'start']);
   });
@@ -125,7 +125,7 @@ describe('batchBackup (mocked backup activities)', () => {
     const before = await mockedWorker(suite.env, backupActivities().activities);
     stops.push(() => before.stop());
     const handle = await startBatch(before.taskQueue, batchInput(users, { concurrency: 1 }));
-    await handle.executeUpdate(pauseBatchUpdate);
+    await handle.executeUpdate(pauseBatchUpdate, { args: [await signedControl(handle, 'pause')] });
     const paused = await until('the children started before the pause to finish', async () => {
       const progress = await handle.query(batchProgressQuery);
       return progress.inFlight === 0 ? progress : undefined;
@@ -137,7 +137,7 @@ describe('batchBackup (mocked backup activities)', () => {
     // Nothing started while paused. (Whether the child's completion is counted by the time the
     // resume is answered depends on whether the old worker's last task was committed before it
     // stopped: the SDK applies an update before the other jobs of the same activation.)
-    const resumed = await handle.executeUpdate(resumeBatchUpdate);
+    const resumed = await handle.executeUpdate(resumeBatchUpdate, { args: [await signedControl(handle, 'resume')] });
     expect(resumed.counts.started).toBe(paused.counts.started);
     expect(resumed.counts.failed + resumed.counts.parked).toBe(0);
     expect(((await handle.result()) as BatchReport).counts).toMatchObject({ started: 2, completed: 2 });
@@ -151,7 +151,7 @@ describe('batchBackup (mocked backup activities)', () => {
     const handle = await startBatch(taskQueue, batchInput(users, { concurrency: 1 }));
     await hold.entered;
     if (how === 'a Temporal cancel') await handle.cancel();
-    else expect((await handle.executeUpdate(cancelBatchUpdate)).status).toBe('CANCELLING');
+    else expect((await handle.executeUpdate(cancelBatchUpdate, { args: [await signedControl(handle, 'cancel')] })).status).toBe('CANCELLING');
     hold.open();
     const report = (await handle.result()) as BatchReport;
     expect(report).toMatchObject({ status: 'CANCELLED', counts: { started: 1, completed: 1 } });
@@ -177,7 +177,7 @@ describe('batchBackup (mocked backup activities)', () => {
     const taskQueue = await worker(backupActivities({ holdAt: 'MPC_BACKUP', held: hold, holdUser: users[0] }).activities);
     const handle = await startBatch(taskQueue, batchInput(users, { startsPerRun: 1, concurrency: 2 }));
     await hold.entered;
-    await handle.executeUpdate(cancelBatchUpdate);
+    await handle.executeUpdate(cancelBatchUpdate, { args: [await signedControl(handle, 'cancel')] });
     hold.open();
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', runs: 1, counts: { started: 1, completed: 1 } });
   });
@@ -211,7 +211,7 @@ describe('batchBackup (mocked backup activities)', () => {
       return progress.status === 'PAUSED' && progress.counts.completed === 2 ? progress : undefined;
     });
     expect(paused.sourceRefused).toContain('cursor c1');
-    await handle.executeUpdate(resumeBatchUpdate);
+    await handle.executeUpdate(resumeBatchUpdate, { args: [await signedControl(handle, 'resume')] });
     expect(((await handle.result()) as BatchReport).counts).toMatchObject({ started: 3, completed: 3 });
     expect(cursors).toEqual([undefined, 'c1', 'c1']);
   });
@@ -272,8 +272,8 @@ describe('restoreDrill (mocked checks)', () => {
     const handle = await startDrill(taskQueue, { source: { kind: 'http', url: 'https://users.example/ids' }, usersPerMinute: 6_000 });
     await until('the drill to pause', async () => ((await handle.query(drillReportQuery)).status === 'PAUSED' ? true : undefined));
     expect((await handle.query(drillReportQuery)).counts.passed).toBe(1);
-    await handle.executeUpdate(resumeDrillUpdate);
-    await expect(handle.executeUpdate(resumeDrillUpdate)).rejects.toThrow();
+    await handle.executeUpdate(resumeDrillUpdate, { args: [await signedControl(handle, 'resume')] });
+    await expect(handle.executeUpdate(resumeDrillUpdate, { args: [await signedControl(handle, 'resume')] })).rejects.toThrow();
     expect(((await handle.result()) as DrillReport).counts).toMatchObject({ checked: 2, passed: 2 });
     expect(cursors).toEqual([undefined, 'c1', 'c1']);
   });
@@ -306,7 +306,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const mocks = rotationActivities();
     const taskQueue = await worker(mocks.activities);
     const users = [uniqueId('r0'), uniqueId('r1'), uniqueId('r2')];
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 })] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([...users, 'bad id!'], { activitiesPerRun: 1 }));
     const report = (await handle.result()) as RotationReport;
     // A run per rewrap, and a last one that finds the source done.
     expect(report).toMatchObject({ status: 'COMPLETED_WITH_FAILURES', runs: 4, counts: { usersVisited: 3, usersFailed: 1 }, key: { fromVersion: 1, targetVersion: 2 } });
@@ -325,7 +325,7 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
           : { counts: { ...emptyRotationCounts(), usersVisited: userIds.length }, failures: [], deferred: [] },
     });
     const input = rotationInput([user], { activitiesPerRun: 1, deferredRecheckMs: 50 });
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [input] });
+    const handle = await startRotation(suite.env, taskQueue, input);
     const report = (await handle.result()) as RotationReport;
     expect(report).toMatchObject({ status: 'COMPLETED', runs: 2, deferredCount: 0, counts: { usersVisited: 1 } });
     expect(visits).toBe(2);
@@ -335,9 +335,9 @@ describe('rotateKeys (mocked key and rewrap activities)', () => {
     const hold = held();
     const mocks = rotationActivities(hold);
     const taskQueue = await worker(mocks.activities);
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('rc0'), uniqueId('rc1')])] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([uniqueId('rc0'), uniqueId('rc1')]));
     await hold.entered;
-    expect((await handle.executeUpdate(cancelRotationUpdate)).status).toBe('CANCELLING');
+    expect((await handle.executeUpdate(cancelRotationUpdate, { args: [await signedControl(handle, 'cancel')] })).status).toBe('CANCELLING');
     hold.open();
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', counts: { usersVisited: 1 } });
     expect(mocks.rewrapped).toHaveLength(1);

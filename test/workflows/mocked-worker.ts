@@ -20,6 +20,8 @@ import { StepReceipts } from '../../activities/step-receipts';
 import type { BackupActivities } from '../../activities';
 import { pairClaims, type ReceiptClaims, type ReceiptStep } from '../../domain/step-receipt';
 import type { VerifyOperatorActionInput } from '../../activities/approvals/approval-activities';
+import type { ActionToSign, OperatorSigner } from '../../client/operator-signer';
+import { rotationStartKind, type RotateKeysInput } from '../../contracts/rotate-keys-api';
 import { requireActionFor, statementText, type OperatorActionKind, type SignedOperatorAction } from '../../domain/operator-action';
 
 export const EventType = temporal.api.enums.v1.EventType;
@@ -87,8 +89,8 @@ export async function mockedWorker(env: TestWorkflowEnvironment, activities: obj
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    // The audit trail's activity without a database (records nothing); a test may pass its own.
-    activities: { ...createReceiptCheckActivities(receipts), ...createAuditActivities({ heartbeatIntervalMs: 2_000, receipts }), ...activities },
+    // The audit trail's activity without a database (records nothing) and mocked operator signatures; a test may pass its own.
+    activities: { ...createReceiptCheckActivities(receipts), ...createAuditActivities({ heartbeatIntervalMs: 2_000, receipts }), verifyOperatorAction: approvalActivities().verifyOperatorAction, ...activities },
   });
   const running = worker.run();
   let stopped = false;
@@ -194,8 +196,27 @@ export function approvalActivities(options: { required?: number; ttlMs?: number;
   };
 }
 
+/** A client-side signer whose mocked signature approvalActivities' verifyOperatorAction takes as `signedBy`'s (default the operator). */
+export function mockSigner(operator: string, signedBy = operator): OperatorSigner {
+  return { operator, sign: async (action: ActionToSign) => mockSigned({ ...action, operator }, signedBy) };
+}
+
+/** A fleet run's control signed by `operator` (default a verified non-approver) for the run's current run id. */
+export async function signedControl(handle: WorkflowHandle, control: 'pause' | 'resume' | 'cancel', options: { operator?: string; signedBy?: string; reason?: string } = {}) {
+  const { runId } = await handle.describe();
+  const reason = options.reason !== undefined ? { reason: options.reason } : {};
+  return { action: mockSigned({ kind: `fleet-${control}`, workflowId: handle.workflowId, runId, operator: options.operator ?? 'ops-mallory', ...reason }, options.signedBy), ...reason };
+}
+
+/** Starts a key rotation (its own workflow id) with a start signed by `operator` (default an approver of approvalActivities). */
+export function startRotation(env: TestWorkflowEnvironment, taskQueue: string, input: RotateKeysInput, operator = 'ops-alice') {
+  const workflowId = uniqueId('rotate');
+  const request = mockSigned({ kind: rotationStartKind(input.raiseMinDecryptionVersion), workflowId, operator });
+  return env.client.workflow.start('rotateKeys', { taskQueue, workflowId, args: [{ ...input, request }] });
+}
+
 /** A mocked signed action of `kind` by `operator` (signed as `signedBy`, default the operator). */
-export function mockSigned(action: { kind: OperatorActionKind; workflowId: string; runId?: string; userId: string; operator: string; reason?: string; recipient?: string }, signedBy = action.operator): SignedOperatorAction {
+export function mockSigned(action: { kind: OperatorActionKind; workflowId: string; runId?: string; userId?: string; operator: string; reason?: string; recipient?: string }, signedBy = action.operator): SignedOperatorAction {
   const statement = statementText({ v: 1, via: 'operator', issuedAt: new Date().toISOString(), nonce: randomBytes(4).toString('hex'), ...action });
   return { statement, signature: `vault:v1:${Buffer.from(signedBy).toString('base64')}` };
 }

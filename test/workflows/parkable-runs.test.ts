@@ -46,6 +46,18 @@ function startBackup(taskQueue: string, userId: string) {
   return env.client.workflow.start('backupWallet', { taskQueue, workflowId: backupWorkflowId(userId), args: [{ userId }] });
 }
 
+type StartedRun = { workflowId: string; firstExecutionRunId: string };
+
+/** A backup's retry signed by a verified operator (mocked signature: mocked-worker.ts). */
+function signedRetry(handle: StartedRun, operator = 'ops-mallory') {
+  return { action: mockSigned({ kind: 'backup-retry', workflowId: handle.workflowId, runId: handle.firstExecutionRunId, userId: handle.workflowId.replace(/^backup-/, ''), operator }) };
+}
+
+function signedAbandon(handle: StartedRun, reason: string, operator = 'ops-mallory') {
+  const userId = handle.workflowId.replace(/^backup-/, '');
+  return { reason, action: mockSigned({ kind: 'backup-abandon', workflowId: handle.workflowId, runId: handle.firstExecutionRunId, userId, operator, reason }) };
+}
+
 async function parked(handle: WorkflowHandle) {
   return until('the run to park', async () => {
     const progress = await handle.query(progressQuery);
@@ -60,8 +72,8 @@ describe('a parked backup (mocked activities)', () => {
     const handle = await startBackup(taskQueue, uniqueId('race'));
     await parked(handle);
     const [retried, abandoned] = await Promise.allSettled([
-      handle.executeUpdate(retryUpdate, { args: [{}] }),
-      handle.executeUpdate(abandonUpdate, { args: [{ reason: 'test: racing the retry' }] }),
+      handle.executeUpdate(retryUpdate, { args: [signedRetry(handle)] }),
+      handle.executeUpdate(abandonUpdate, { args: [signedAbandon(handle, 'test: racing the retry')] }),
     ]);
     const accepted = [retried, abandoned].filter((outcome) => outcome.status === 'fulfilled');
     expect(accepted).toHaveLength(1);
@@ -114,7 +126,7 @@ describe('a parked backup (mocked activities)', () => {
     // A new worker process: no cached run, so it replays the history before taking the update.
     const after = backupActivities();
     await worker(after.activities, before.taskQueue);
-    const answered = await handle.executeUpdate(retryUpdate, { args: [{}] });
+    const answered = await handle.executeUpdate(retryUpdate, { args: [signedRetry(handle)] });
     expect(answered.status).not.toBe('NEEDS_ATTENTION');
     expect(await handle.result()).toMatchObject({ status: 'COMPLETED', pairIds: PAIRS });
     expect(first.calls).toEqual(['MPC_BACKUP', 'ENCRYPT', 'STORE']);
@@ -129,10 +141,10 @@ describe('a parked backup (mocked activities)', () => {
     await before.stop();
     const after = backupActivities();
     await worker(after.activities, before.taskQueue);
-    await handle.executeUpdate(abandonUpdate, { args: [{ reason: 'test: the user left' }] });
+    await handle.executeUpdate(abandonUpdate, { args: [signedAbandon(handle, 'test: the user left')] });
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(after.calls).toEqual([]);
-    await expect(handle.executeUpdate(retryUpdate, { args: [{}] })).rejects.toThrow();
+    await expect(handle.executeUpdate(retryUpdate, { args: [signedRetry(handle)] })).rejects.toThrow();
     expect((await handle.describe()).typedSearchAttributes.get(BackupStatusKey)).toBe('ABANDONED');
   });
 });

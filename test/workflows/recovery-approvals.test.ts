@@ -117,7 +117,7 @@ describe('a recovery waiting for approval (mocked activities)', () => {
   it('a parked recovery takes only an approver’s signed retry or abandon', async () => {
     const { handle, calls, act } = await requested({ required: 0, failHandOver: 1 });
     await until('the run to park', async () => ((await handle.query(recoveryProgressQuery)).status === 'NEEDS_ATTENTION' ? true : undefined));
-    expect(await refusal(handle.executeUpdate(recoveryRetryUpdate, { args: [{ requestedBy: 'ops-alice' }] }))).toContain('a signed operator action');
+    expect(await refusal(handle.executeUpdate(recoveryRetryUpdate, { args: [{ requestedBy: 'ops-alice' }] }))).toContain('this act is signed now: an approver signs it');
     const retry = (operator: string): SignedRetryRequest => ({ action: act('recover-retry', operator) });
     expect(await refusal(handle.executeUpdate(recoveryRetryUpdate, { args: [retry('ops-carol')] }))).toContain('ops-carol is not an approver');
     const swapped: SignedAbandonRequest = { reason: 'other', action: act('recover-abandon', 'ops-alice', { reason: 'signed' }) };

@@ -8,6 +8,7 @@ import { BackupClient } from '../../client/backup-client';
 import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { eventually } from '../support/backup-test-env';
+import { approvalActivities, mockSigner } from './mocked-worker';
 import { currentRun } from '../../activities/backup/backup-receipts';
 import { createReceiptCheckActivities } from '../../activities/receipt-checks';
 import { createAuditActivities } from '../../activities/audit/audit-activities';
@@ -72,7 +73,7 @@ async function workerWith(script: { store: unknown[]; mark: (Error | 'no-receipt
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     dataConverter: backupDataConverter(toCodecKeyRing({ PAYLOAD_CODEC_KEYS: inject('codecKeys') }), { worker: true }),
-    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts), ...createAuditActivities({ heartbeatIntervalMs: 1_000, receipts: workerReceipts }) },
+    activities: { ...activities, ...createReceiptCheckActivities(workerReceipts), ...createAuditActivities({ heartbeatIntervalMs: 1_000, receipts: workerReceipts }), ...approvalActivities() },
   });
   const running = worker.run();
   stops.push(async () => {
@@ -97,7 +98,7 @@ async function parksThenCompletesOnRetry(step: string): Promise<void> {
   const parked = await parkedAt(userId);
   expect(parked.step).toBe(step);
   expect(parked.progress?.lastError).toMatchObject({ step, type: 'StepReceiptInvalidError' });
-  await backups.retryBackup(userId);
+  await backups.retryBackup(userId, mockSigner('ops-mallory'));
   expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
 }
 
@@ -109,7 +110,7 @@ describe('step results without receipts (mocked activities)', () => {
     const parked = await parkedAt(userId);
     expect(parked.progress?.lastError).toMatchObject({ step: 'STORE', type: 'StepReceiptInvalidError' });
     expect(calls).toEqual(['ENCRYPT', 'STORE']);
-    await backups.retryBackup(userId);
+    await backups.retryBackup(userId, mockSigner('ops-mallory'));
     expect((await backups.waitForBackup(userId)).status).toBe('COMPLETED');
     expect(calls).toEqual(['ENCRYPT', 'STORE', 'STORE', 'MARK']);
   });

@@ -18,6 +18,7 @@ import { backupDataConverter } from '../../codec/data-converter';
 import { toCodecKeyRing } from '../../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { eventually } from '../support/backup-test-env';
+import { approvalActivities, mockSigner } from './mocked-worker';
 
 /**
  * The workflow with real activities over a store that misbehaves, on the suite's real Temporal dev
@@ -60,6 +61,8 @@ beforeAll(async () => {
       ...createAuditActivities({ heartbeatIntervalMs: 1_000, receipts: sealing.receipts }),
       // The workflow checks each audit append's receipt in a local activity.
       ...createReceiptCheckActivities(sealing.receipts),
+      // Operator signatures mocked (the real check: test/e2e/).
+      ...approvalActivities(),
       ...createActivities({
       credentials: credentialsFor(),
       portal,
@@ -102,6 +105,6 @@ describe('a store whose read-back does not match (TestWorkflowEnvironment over t
     const pairs = simulator.state.user(userId)!.wallets.flatMap((w) => w.backupSharePairs);
     expect(pairs).toHaveLength(2);
     expect(pairs.every((pair) => pair.status === 'incomplete')).toBe(true);
-    await backups.abandonBackup(userId, 'test: the store corrupts ciphertexts');
+    await backups.abandonBackup(userId, 'test: the store corrupts ciphertexts', mockSigner('ops-mallory'));
   });
 });
