@@ -82,7 +82,7 @@ describe('audit events of a key rotation', () => {
   it('an answer without a worker’s receipt (completed from outside) is not taken: each event is appended again', async () => {
     const audit = capturingAudit({ forgeFirst: true });
     const taskQueue = await worker({ ...rotationActivities(), ...audit.activities });
-    const handle = await suite.env.client.workflow.start('rotateKeys', { taskQueue, workflowId: uniqueId('rotate'), args: [rotationInput([uniqueId('f0')])] });
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([uniqueId('f0')]));
     expect(await handle.result()).toMatchObject({ status: 'COMPLETED' });
     const ids = audit.calls.map((call) => call.eventId);
     // Every event twice: the forged answer, then the real append (the same id: recorded once).

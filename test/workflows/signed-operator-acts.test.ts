@@ -13,7 +13,7 @@ import { cancelBatchUpdate, pauseBatchUpdate, resumeBatchUpdate, type BatchBacku
 import { backupWorkflowId } from '../../domain/user-id';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { RotateKeysInput } from '../../contracts/rotate-keys-api';
-import { backupActivities, mockedWorker, mockSigned, signedControl, startRotation, uniqueId, until, workflowTestSuite } from './mocked-worker';
+import { backupActivities, mockedWorker, mockSigned, realReceipt, signedControl, startRotation, uniqueId, until, workflowTestSuite } from './mocked-worker';
 
 const suite = workflowTestSuite();
 const { stops } = suite;
@@ -23,7 +23,7 @@ function capturingAudit() {
   const events: AuditEventInput[] = [];
   const recordAuditEvent = async (event: AuditEventInput): Promise<RecordAuditEventResult> => {
     events.push(event);
-    return { eventId: event.eventId, recorded: true, alreadyRecorded: false };
+    return { eventId: event.eventId, recorded: true, alreadyRecorded: false, receipt: realReceipt('AUDIT_EVENT', { eventId: event.eventId }) };
   };
   return { events, activities: { recordAuditEvent } };
 }
