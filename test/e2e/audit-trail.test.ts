@@ -250,7 +250,8 @@ describe('a worker killed between an act and its audit row', () => {
     };
     try {
       const first = env.spawnWorker('audit-a');
-      const started = await batches.startBatch({ source: { kind: 'list', userIds: [env.seedUser('audit')] }, concurrency: 1, backupsPerMinute: 1 });
+      // Two users at one a minute: the batch cannot end while the pause is verified and recorded.
+      const started = await batches.startBatch({ source: { kind: 'list', userIds: [env.seedUser('audit'), env.seedUser('audit')] }, concurrency: 1, backupsPerMinute: 1 });
       const handle = env.backups.temporal.workflow.getHandle(started.workflowId);
       const action = await operatorSigner('ops-mallory').sign({ kind: 'fleet-pause', workflowId: started.workflowId, runId: started.runId });
       const pause = await handle.startUpdate(pauseBatchUpdate, { args: [{ action }], waitForStage: WorkflowUpdateStage.ACCEPTED });
