@@ -137,6 +137,8 @@ export interface FleetControlRequest {
 
 /** Guards the worker's check of a fleet run's signed control (a local activity in the update's handler). */
 export const FLEET_SIGNED_CONTROLS_PATCH = 'fleet-signed-controls';
+/** The patch id of the audit row a Temporal cancel of a fleet run writes (workflows/fleet-run.ts `shielded`). */
+export const FLEET_TEMPORAL_CANCEL_AUDIT_PATCH = 'fleet-temporal-cancel-audit';
 /** Sent by a child backupWallet when it parks, so its window slot is freed. */
 export const childParkedSignal = defineSignal<[{ userId: string; reason: string }]>('childParked');
 

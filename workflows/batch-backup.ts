@@ -59,7 +59,7 @@ export async function batchBackup(input: BatchBackupInput): Promise<BatchReport>
   if (tooLong) throw ApplicationFailure.nonRetryable(`${tooLong}, or start one batch per chunk`, 'BatchOptionsError');
   const batch = new BatchRun(input);
   // Backups must never be cut short by their batch (after step 3 that would strand shares).
-  return batch.control.shielded(() => batch.run());
+  return batch.control.shielded('batch', () => batch.run());
 }
 
 /** One run (between continue-as-new) of a batch. */

@@ -27,7 +27,7 @@ import {
 import type { UpdateDefinition } from '@temporalio/common';
 import type { BatchActivities } from '../activities/batch/batch-activities';
 import { InvalidUserIdError, parseUserId } from '../domain/user-id';
-import { FLEET_SIGNED_CONTROLS_PATCH, MAX_LIST_USER_IDS, type BatchSource, type FleetControlRequest } from '../contracts/batch-backup-api';
+import { FLEET_SIGNED_CONTROLS_PATCH, FLEET_TEMPORAL_CANCEL_AUDIT_PATCH, MAX_LIST_USER_IDS, type BatchSource, type FleetControlRequest } from '../contracts/batch-backup-api';
 import { READ_ONLY_OPTIONS } from '../contracts/fleet-timeouts';
 import { fetchPageOrPause } from './source-pages';
 import type { AuditEventKind } from '../contracts/audit-events';
@@ -198,10 +198,24 @@ export class FleetControl {
   /**
    * Runs `body` where a Temporal cancel (Web UI, `temporal workflow cancel`) cannot reach it and
    * acts as the cancel update: no new work, what is in flight finishes, the report is the result.
+   * Such a cancel carries no operator's signature (it takes namespace rights, not an operator key):
+   * it is recorded as `fleet.cancelled` by `unidentified`, `via: temporal-cancel`, before the run
+   * ends (FLEET_TEMPORAL_CANCEL_AUDIT_PATCH), so the trail never misses a control.
    */
-  shielded<T>(body: () => Promise<T>): Promise<T> {
-    CancellationScope.current().cancelRequested.catch(() => this.cancel());
-    return CancellationScope.nonCancellable(body);
+  shielded<T>(fleetRun: FleetRunKind, body: () => Promise<T>): Promise<T> {
+    let recorded: Promise<void> = Promise.resolve();
+    CancellationScope.current().cancelRequested.catch(() => {
+      this.cancel();
+      if (!patched(FLEET_TEMPORAL_CANCEL_AUDIT_PATCH)) return;
+      recorded = CancellationScope.nonCancellable(() => recordAct('fleet.cancelled', { act: 'temporal-cancel', details: { fleetRun, via: 'temporal-cancel' } }));
+    });
+    return CancellationScope.nonCancellable(async () => {
+      try {
+        return await body();
+      } finally {
+        await recorded;
+      }
+    });
   }
 }
 

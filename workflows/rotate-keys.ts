@@ -74,7 +74,7 @@ export async function rotateKeys(input: RotateKeysInput): Promise<RotationReport
   const problem = inputProblem(input);
   if (problem) throw ApplicationFailure.nonRetryable(`key rotation input is malformed: ${problem}; start rotations with the project client or CLI`, 'KeyRotationOptionsError');
   const rotation = new RotationRun(input);
-  return rotation.control.shielded(() => rotation.run());
+  return rotation.control.shielded('rotation', () => rotation.run());
 }
 
 function inputProblem(input: RotateKeysInput): string | undefined {

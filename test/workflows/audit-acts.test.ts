@@ -109,6 +109,21 @@ describe('audit events of a key rotation', () => {
     expect(cancelled).toMatchObject({ eventId: `${handle.workflowId}/${handle.firstExecutionRunId}/fleet.cancelled/${cancel.updateId}`, details: { fleetRun: 'rotation' } });
     expect(audit.calls[3]!.details).toMatchObject({ status: 'CANCELLED' });
   });
+
+  it('a Temporal cancel (Web UI, CLI: no operator signature) is recorded too: fleet.cancelled by unidentified, via temporal-cancel', async () => {
+    const audit = capturingAudit();
+    const hold = gate();
+    const taskQueue = await worker({ ...rotationActivities(hold), ...audit.activities });
+    stops.unshift(async () => hold.open());
+    const handle = await startRotation(suite.env, taskQueue, rotationInput([uniqueId('rt0'), uniqueId('rt1')]));
+    await hold.entered;
+    await handle.cancel();
+    await until('the cancel to be recorded', async () => (audit.calls.some((call) => call.kind === 'fleet.cancelled') ? true : undefined));
+    hold.open();
+    expect(await handle.result()).toMatchObject({ status: 'CANCELLED' });
+    expect(audit.calls.map((call) => call.kind)).toEqual(['rotation.started', 'rotation.key_rotated', 'fleet.cancelled', 'rotation.finished']);
+    expect(audit.calls[2]).toMatchObject({ actor: 'unidentified', eventId: `${handle.workflowId}/${handle.firstExecutionRunId}/fleet.cancelled/temporal-cancel`, details: { fleetRun: 'rotation', via: 'temporal-cancel' } });
+  });
 });
 
 describe('audit events of a recovery: approved, started, cancelled before the point of no return', () => {
