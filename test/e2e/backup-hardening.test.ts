@@ -146,9 +146,13 @@ describe('backup hardening', () => {
     // With no worker polling, both updates wait at the server and reach the next worker in one task.
     await stopWorker();
     const handle = env.backups.temporal.workflow.getHandle(`backup-${userId}`);
+    // Each signed by its own operator (unsigned ones are refused by the validators).
+    const target = { workflowId: `backup-${userId}`, runId: (await handle.describe()).runId, userId };
+    const retryAction = await operatorSigner('ops-alice').sign({ kind: 'backup-retry', ...target });
+    const abandonAction = await operatorSigner('ops-bob').sign({ kind: 'backup-abandon', ...target, reason: 'operator-b gives up' });
     const started = Promise.all([
-      handle.startUpdate(retryUpdate, { args: [{ requestedBy: 'operator-a' }], waitForStage: WorkflowUpdateStage.ACCEPTED }),
-      handle.startUpdate(abandonUpdate, { args: [{ reason: 'operator-b gives up', requestedBy: 'operator-b' }], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+      handle.startUpdate(retryUpdate, { args: [{ action: retryAction } as never], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+      handle.startUpdate(abandonUpdate, { args: [{ reason: 'operator-b gives up', action: abandonAction } as never], waitForStage: WorkflowUpdateStage.ACCEPTED }),
     ]);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     stopWorker = await env.startWorker();
@@ -156,7 +160,8 @@ describe('backup hardening', () => {
     const [retry, abandon] = (await Promise.allSettled((await started).map((update) => update.result()))) as [PromiseSettledResult<unknown>, PromiseSettledResult<unknown>];
     expect([retry, abandon].filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
     const refused = [retry, abandon].find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
-    expect(String(refused.reason?.cause?.message ?? refused.reason?.message)).toContain('already has an operator decision');
+    // Refused by its validator while the other's signature is checked, or once the other's decision is taken.
+    expect(String(refused.reason?.cause?.message ?? refused.reason?.message)).toMatch(/already has an operator decision|whose signature is being checked/);
     if (retry.status === 'fulfilled') {
       expect((await env.backups.waitForBackup(userId)).status).toBe('COMPLETED');
     } else {
