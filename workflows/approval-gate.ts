@@ -7,7 +7,7 @@
  * checks that it names this act (validators cannot do I/O), and a worker checks the signature and
  * the approvers set in a LOCAL activity (no one can complete it by id from outside).
  */
-import { allHandlersFinished, ApplicationFailure, condition, isCancellation, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { ApprovalActivities, VerifiedOperator } from '../activities/approvals/approval-activities';
 import { isUnencryptedPayload, UNENCRYPTED_PAYLOAD_MESSAGE } from '../domain/unencrypted-payload';
@@ -18,7 +18,7 @@ import type { AuditEventKind } from '../contracts/audit-events';
 import type { BackupStatus } from '../domain/backup-types';
 import type { OperatorAuthorization } from './parkable-run';
 import { recordAct } from './audit-trail';
-import { refusal, signedDecisions, verifier, verifySigned } from './operator-verification';
+import { refusal, signedDecisions, startVerifier, verifier, verifySigned } from './operator-verification';
 
 /** What one kind of act that needs approvals is called, signs, fails with and records. */
 export interface ApprovalAct<P> {
@@ -54,13 +54,6 @@ export interface ApprovalRun<Step extends string, P extends ApprovableProgress> 
   publish(status: BackupStatus, step: Step | 'DONE'): void;
   timed<T>(step: Step, body: () => Promise<T>): Promise<T>;
 }
-
-/** The requester's check at the start: a Vault outage must not end the request, so it retries for up to an hour (a bad signature still ends it at once). */
-const requesterVerifier = proxyLocalActivities<ApprovalActivities>({
-  startToCloseTimeout: '15 seconds',
-  scheduleToCloseTimeout: '1 hour',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
-});
 
 /** The approval of one run: its updates, its wait, and the check of its retries and abandons. */
 export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
@@ -209,7 +202,7 @@ export class ApprovalGate<Step extends string, P extends ApprovableProgress> {
       return this.end(errorTypes.unverified, `${noun} of user ${this.run.progress.userId} has no verified requester: ${(error as Error).message}`);
     }
     try {
-      return await requesterVerifier.verifyOperatorAction({ action: input.request!, expected: this.expected(kinds.request), mustBeApprover: false });
+      return await startVerifier.verifyOperatorAction({ action: input.request!, expected: this.expected(kinds.request), mustBeApprover: false });
     } catch (error) {
       const failure = refusal(error);
       return this.end(failure.type === 'ApprovalsNotConfiguredError' ? failure.type : errorTypes.unverified, `${noun} of user ${this.run.progress.userId} has no verified requester: ${failure.message}`);

@@ -16,6 +16,17 @@ export const verifier = proxyLocalActivities<ApprovalActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 4 },
 });
 
+/**
+ * The check of a run's signed start (a recovery's or eject's request, a key rotation's start): a
+ * Vault outage must not end the run, so it retries for up to an hour; a bad signature or a
+ * non-approver still ends it at once (permanent errors are not retried).
+ */
+export const startVerifier = proxyLocalActivities<ApprovalActivities>({
+  startToCloseTimeout: '15 seconds',
+  scheduleToCloseTimeout: '1 hour',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
 /** What this run expects a statement of `kind` to name: this workflow, this run (unless a start), the user (unless a fleet run's), now. */
 export function expectedAction(kind: OperatorActionKind, userId: string | undefined, options: { start?: boolean } = {}): ExpectedAction {
   const info = workflowInfo();

@@ -1,4 +1,4 @@
-import { allHandlersFinished, ApplicationFailure, condition, log, patched, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, log, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/rotation/key-rotation-activities';
 import type { RotationCensusActivities } from '../activities/rotation/rotation-census';
 import { AFTER_VERIFIED_PASS_OPTIONS, BEFORE_KEY_CHANGE_OPTIONS, CENSUS_OPTIONS, CHECKPOINTED_OPTIONS } from '../contracts/fleet-timeouts';
@@ -15,7 +15,7 @@ import {
   UserSource,
 } from './fleet-run';
 import { recordAct } from './audit-trail';
-import { expectedAction, verifySigned } from './operator-verification';
+import { expectedAction, refusal, startVerifier } from './operator-verification';
 import { requireActionFor } from '../domain/operator-action';
 import {
   addRotationCounts,
@@ -150,10 +150,12 @@ class RotationRun {
     const expected = expectedAction(rotationStartKind(this.input.raiseMinDecryptionVersion), undefined, { start: true });
     try {
       requireActionFor(this.input.request, expected);
-      return (await verifySigned({ action: this.input.request!, expected, mustBeApprover: true })).operator;
+      // A Vault outage while the start is checked is waited out (up to an hour), as a recovery's request is.
+      return (await startVerifier.verifyOperatorAction({ action: this.input.request!, expected, mustBeApprover: true })).operator;
     } catch (error) {
       const how = 'an approver (RECOVERY_APPROVERS) starts it with `backup keys rotate` (OPERATOR_NAME and their own VAULT_TOKEN)';
-      throw ApplicationFailure.nonRetryable(`key rotation ${this.input.rotationId} has no verified approver: ${(error as Error).message}; ${how}`, ROTATION_REQUEST_UNVERIFIED_ERROR_TYPE);
+      const reason = error instanceof ActivityFailure ? refusal(error).message : (error as Error).message;
+      throw ApplicationFailure.nonRetryable(`key rotation ${this.input.rotationId} has no verified approver: ${reason}; ${how}`, ROTATION_REQUEST_UNVERIFIED_ERROR_TYPE);
     }
   }
 

@@ -76,7 +76,8 @@ describe('backup CLI', () => {
     expect(failure.stderr).toMatch(/^backup: userId must start with a letter or digit/m);
   });
 
-  it('wait on a parked backup says at once where and why it parked and what to do, and exits 3; a retry needs an identity, and one signed by a verified operator resumes it', async () => {
+  // Four CLI processes in a row (each a tsx start, seconds apiece on a loaded machine): more than the default 90 s may pass.
+  it('wait on a parked backup says at once where and why it parked and what to do, and exits 3; a retry needs an identity, and one signed by a verified operator resumes it', { timeout: 480_000 }, async () => {
     const userId = env.seedUser('cli-parked');
     env.simulator.faults.add({ route: 'markPairs', kind: 'status', status: 401, userId });
     await env.backups.startBackupWorkflow(userId);
