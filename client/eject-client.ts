@@ -12,7 +12,7 @@ import { BackupActionRejectedError, BackupNotFoundError, rejectedAsTyped, result
 import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
 import { listRuns, type ListRunsOptions, type RunListEntry } from './run-list';
 import { userRunStatus, type UserRunStatusView } from './user-run-status';
-import { untilRequesterVerified } from './signed-action';
+import { untilRequesterVerified } from './requester-check-wait';
 
 /** What `eject request` writes for the requester: the one-time private key that alone opens the release (mode 0600). */
 export interface EjectKeyFile {

@@ -21,7 +21,7 @@ import {
 import type { OperatorActionKind } from '../domain/operator-action';
 import { BackupNotFoundError, rejectedAsTyped, resultOrFailure } from './backup-client';
 import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
-import { untilRequesterVerified } from './signed-action';
+import { untilRequesterVerified } from './requester-check-wait';
 
 export interface StartedRecovery {
   userId: string;
