@@ -48,6 +48,8 @@ export function renderTable(results: Record<string, unknown>): string {
     const { rssSamples: _samples, ...scale } = run;
     lines.push(`scale: ${JSON.stringify(scale)}`);
   }
+  const sideBySide = renderSideBySide(results);
+  if (sideBySide) lines.push(sideBySide);
   return lines.join('\n');
 }
 
@@ -70,4 +72,52 @@ function dbosRow(run: Awaited<ReturnType<typeof dbosPeerRun>>): string {
 function restateRow(run: Awaited<ReturnType<typeof restatePeerRun>>): string {
   const one = run.oneAtATime;
   return `| ${run.latencyMs} ms | Restate | ${run.throughputPerSec} | ${run.p50Ms} | ${run.p95Ms} | ${peerCpu(run.cpuSecondsPerBackup, 'restate')} | ${run.peerPeakRssMiB} (server ${run.serverPeakRssMiB}) | ${one.client.p50Ms} / ${one.client.p95Ms}; ${one.workflow.p50Ms} / ${one.workflow.p95Ms} |`;
+}
+
+type ThroughputRun = Awaited<ReturnType<typeof throughputRun>>;
+type LatencyRun = Awaited<ReturnType<typeof latencyRun>>;
+type Cpu = Record<string, number | undefined>;
+
+/** CPU ms per backup of what runs the backups (engine, its database, the worker or peer process); Vault and the simulator apart. */
+const engineMs = (cpu: Cpu, parts: string[]) => (parts.reduce((sum, part) => sum + (cpu[part] ?? 0), 0) * 1000).toFixed(1);
+const sideMs = (cpu: Cpu) => `${((cpu.vault ?? 0) * 1000).toFixed(1)} / ${((cpu.simulator ?? 0) * 1000).toFixed(1)}`;
+const pair = (x: { p50Ms: number; p95Ms: number } | undefined) => (x ? `${x.p50Ms} / ${x.p95Ms}` : '–');
+
+/**
+ * Issue 20's one table: at each Portal latency, the plain script, the peers, ours and Temporal's
+ * floor on each Temporal that ran, side by side — backups/s with `concurrency` in flight, CPU per
+ * backup, peak memory, and one-at-a-time latency. Built from the same results as the tables above
+ * (a part that did not run leaves its rows out).
+ */
+export function renderSideBySide(results: Record<string, unknown>): string {
+  const throughput = (results.throughput as ThroughputRun[] | undefined) ?? [];
+  const latency = (results.latency as LatencyRun[] | undefined) ?? [];
+  const peers = (results.peers ?? { dbos: [], restate: [] }) as { dbos: Awaited<ReturnType<typeof dbosPeerRun>>[]; restate?: Awaited<ReturnType<typeof restatePeerRun>>[] };
+  const latencies = [...new Set([...throughput.map((r) => r.latencyMs), ...peers.dbos.map((r) => r.latencyMs), ...(peers.restate ?? []).map((r) => r.latencyMs)])].sort((a, b) => a - b);
+  if (latencies.length === 0) return '';
+  const rows = [
+    '| Portal latency | who | backups/s | CPU ms per backup (engine + its database + worker) | Vault / simulator CPU ms | peak RSS MiB | one at a time p50 / p95 ms |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const ms of latencies) {
+    const runs = throughput.filter((r) => r.latencyMs === ms);
+    const single = (kind: string) => latency.find((r) => r.latencyMs === ms && r.temporal.kind === kind);
+    const script = runs[0]?.baseline;
+    if (script) rows.push(`| ${ms} ms | plain script (no durability) | ${script.throughputPerSec} | ${engineMs(script.cpuSecondsPerBackup, ['worker'])} | ${sideMs(script.cpuSecondsPerBackup)} | – | ${pair(latency.find((r) => r.latencyMs === ms)?.baseline)} |`);
+    for (const run of peers.dbos.filter((r) => r.latencyMs === ms)) {
+      rows.push(`| ${ms} ms | DBOS (PostgreSQL) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'postgres'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} | ${pair(run.oneAtATime.client)} |`);
+    }
+    for (const run of (peers.restate ?? []).filter((r) => r.latencyMs === ms)) {
+      rows.push(`| ${ms} ms | Restate (restate-server) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'restate'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} + server ${run.serverPeakRssMiB} | ${pair(run.oneAtATime.client)} |`);
+    }
+    for (const run of runs) {
+      const kind = run.temporal.kind;
+      const c = run.oursClientDriven;
+      rows.push(`| ${ms} ms | ours, Temporal ${kind} | ${c.throughputPerSec} | ${engineMs(c.cpuSecondsPerBackup, ['worker', 'temporal'])} | ${sideMs(c.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} (worker) | ${pair(single(kind)?.ours)} |`);
+      const f = run.floor;
+      rows.push(`| ${ms} ms | Temporal's floor, ${kind} | ${f.throughputPerSec} | ${engineMs(f.cpuSecondsPerBackup, ['floorWorker', 'temporal'])} | ${sideMs(f.cpuSecondsPerBackup)} | – | ${pair(single(kind)?.floor)} |`);
+    }
+  }
+  const concurrency = throughput[0]?.concurrency ?? peers.dbos[0]?.concurrency ?? peers.restate?.[0]?.concurrency;
+  return `side by side (${concurrency} backups in flight; ours started by the client, like the peers):\n${rows.join('\n')}`;
 }
