@@ -27,6 +27,8 @@ export interface BenchTemporal {
   info: TemporalInfo;
   /** CPU seconds so far: `temporal` in all (a cluster's four services and its PostgreSQL), and each part of a cluster. */
   cpuReaders: Record<string, () => number>;
+  /** The cluster's PostgreSQL (its writes per backup are measured); the dev server writes SQLite in its own process. */
+  databaseUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ async function benchCluster(dir: string, flags: ServerFlags): Promise<BenchTempo
       postgres: `PostgreSQL ${cluster.postgres.version ?? '?'} (${cluster.postgres.kind})`,
     },
     cpuReaders: { temporal: () => Object.values(parts).reduce((sum, read) => sum + read(), 0), ...parts },
+    databaseUrl: cluster.postgres.url,
     stop: () => cluster.stop(),
   };
 }

@@ -82,6 +82,15 @@ type Cpu = Record<string, number | undefined>;
 const engineMs = (cpu: Cpu, parts: string[]) => (parts.reduce((sum, part) => sum + (cpu[part] ?? 0), 0) * 1000).toFixed(1);
 const sideMs = (cpu: Cpu) => `${((cpu.vault ?? 0) * 1000).toFixed(1)} / ${((cpu.simulator ?? 0) * 1000).toFixed(1)}`;
 const pair = (x: { p50Ms: number; p95Ms: number } | undefined) => (x ? `${x.p50Ms} / ${x.p95Ms}` : '–');
+/** What the engine made durable per backup: history events, journal entries, PostgreSQL commits / rows written / WAL. */
+const durable = (parts: { events?: number; journal?: number; writes?: { commits: number; rowsWritten: number; walKiB: number } }) =>
+  [
+    parts.events !== undefined ? `${parts.events} events` : undefined,
+    parts.journal !== undefined ? `${parts.journal} journal entries` : undefined,
+    parts.writes ? `PostgreSQL ${parts.writes.commits} commits, ${parts.writes.rowsWritten} rows, ${parts.writes.walKiB} KiB WAL` : undefined,
+  ]
+    .filter(Boolean)
+    .join('; ') || '–';
 
 /**
  * Issue 20's one table: at each Portal latency, the plain script, the peers, ours and Temporal's
@@ -96,26 +105,31 @@ export function renderSideBySide(results: Record<string, unknown>): string {
   const latencies = [...new Set([...throughput.map((r) => r.latencyMs), ...peers.dbos.map((r) => r.latencyMs), ...(peers.restate ?? []).map((r) => r.latencyMs)])].sort((a, b) => a - b);
   if (latencies.length === 0) return '';
   const rows = [
-    '| Portal latency | who | backups/s | CPU ms per backup (engine + its database + worker) | Vault / simulator CPU ms | peak RSS MiB | one at a time p50 / p95 ms |',
-    '|---|---|---|---|---|---|---|',
+    '| Portal latency | who | backups/s | CPU ms per backup (engine + its database + worker) | Vault / simulator CPU ms | peak RSS MiB | one at a time p50 / p95 ms | made durable per backup |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const ms of latencies) {
     const runs = throughput.filter((r) => r.latencyMs === ms);
     const single = (kind: string) => latency.find((r) => r.latencyMs === ms && r.temporal.kind === kind);
     const script = runs[0]?.baseline;
-    if (script) rows.push(`| ${ms} ms | plain script (no durability) | ${script.throughputPerSec} | ${engineMs(script.cpuSecondsPerBackup, ['worker'])} | ${sideMs(script.cpuSecondsPerBackup)} | – | ${pair(latency.find((r) => r.latencyMs === ms)?.baseline)} |`);
+    if (script) rows.push(`| ${ms} ms | plain script (no durability) | ${script.throughputPerSec} | ${engineMs(script.cpuSecondsPerBackup, ['worker'])} | ${sideMs(script.cpuSecondsPerBackup)} | – | ${pair(latency.find((r) => r.latencyMs === ms)?.baseline)} | nothing |`);
     for (const run of peers.dbos.filter((r) => r.latencyMs === ms)) {
-      rows.push(`| ${ms} ms | DBOS (PostgreSQL) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'postgres'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} | ${pair(run.oneAtATime.client)} |`);
+      rows.push(`| ${ms} ms | DBOS (PostgreSQL) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'postgres'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} | ${pair(run.oneAtATime.client)} | ${durable({ writes: run.databaseWritesPerBackup })} |`);
     }
     for (const run of (peers.restate ?? []).filter((r) => r.latencyMs === ms)) {
-      rows.push(`| ${ms} ms | Restate (restate-server) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'restate'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} + server ${run.serverPeakRssMiB} | ${pair(run.oneAtATime.client)} |`);
+      rows.push(`| ${ms} ms | Restate (restate-server) | ${run.throughputPerSec} | ${engineMs(run.cpuSecondsPerBackup, ['peer', 'restate'])} | ${sideMs(run.cpuSecondsPerBackup)} | ${run.peerPeakRssMiB} + server ${run.serverPeakRssMiB} | ${pair(run.oneAtATime.client)} | ${durable({ journal: run.journalEntriesPerBackup })} |`);
     }
     for (const run of runs) {
       const kind = run.temporal.kind;
       const c = run.oursClientDriven;
-      rows.push(`| ${ms} ms | ours, Temporal ${kind} | ${c.throughputPerSec} | ${engineMs(c.cpuSecondsPerBackup, ['worker', 'temporal'])} | ${sideMs(c.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} (worker) | ${pair(single(kind)?.ours)} |`);
+      const events = single(kind)?.perBackup;
+      rows.push(
+        `| ${ms} ms | ours, Temporal ${kind} | ${c.throughputPerSec} | ${engineMs(c.cpuSecondsPerBackup, ['worker', 'temporal'])} | ${sideMs(c.cpuSecondsPerBackup)} | ${run.ours.workerPeakRssMiB} (worker) | ${pair(single(kind)?.ours)} | ${durable({ events: events?.ours.historyEvents, writes: c.temporalDatabaseWritesPerBackup })} |`,
+      );
       const f = run.floor;
-      rows.push(`| ${ms} ms | Temporal's floor, ${kind} | ${f.throughputPerSec} | ${engineMs(f.cpuSecondsPerBackup, ['floorWorker', 'temporal'])} | ${sideMs(f.cpuSecondsPerBackup)} | – | ${pair(single(kind)?.floor)} |`);
+      rows.push(
+        `| ${ms} ms | Temporal's floor, ${kind} | ${f.throughputPerSec} | ${engineMs(f.cpuSecondsPerBackup, ['floorWorker', 'temporal'])} | ${sideMs(f.cpuSecondsPerBackup)} | – | ${pair(single(kind)?.floor)} | ${durable({ events: events?.floor.historyEvents, writes: f.temporalDatabaseWritesPerBackup })} |`,
+      );
     }
   }
   const concurrency = throughput[0]?.concurrency ?? peers.dbos[0]?.concurrency ?? peers.restate?.[0]?.concurrency;

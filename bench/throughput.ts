@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { runBaselineScript } from './baseline-script';
 import { cpuOf, startStack, type ServerFlags, type Stack } from './bench-stack';
+import { startDatabaseWrites } from './database-writes';
 import { floorOnce, oursOnce, sleep, summary, workflowLatencies } from './measures';
 import { percentile } from './percentile';
 import { sampleRss } from './process-stats';
@@ -25,13 +26,17 @@ export async function throughputRun(latencyMs: number, users: number, concurrenc
     await sleep(1_000);
     const userIds = ids(users * 2);
     let cpu = cpuOf(stack);
+    let writes = await databaseWrites(stack);
     const oursClient = await windowed(users, concurrency, async (i) => void (await oursOnce(stack, userIds[i]!)));
     const oursClientCpu = cpu.perBackup(users);
+    const oursWrites = await writes?.perBackup(users);
     await sleep(1_000);
     cpu = cpuOf(stack, { floorWorker: stack.floorWorker!.child.pid! });
+    writes = await databaseWrites(stack);
     const floorPrefix = randomBytes(3).toString('hex');
     const floor = await windowed(users, concurrency, async (i) => void (await floorOnce(stack, `floor-${floorPrefix}-${i}`)));
     const floorCpu = cpu.perBackup(users);
+    const floorWrites = await writes?.perBackup(users);
     return {
       temporal: stack.temporal.info,
       latencyMs,
@@ -39,8 +44,8 @@ export async function throughputRun(latencyMs: number, users: number, concurrenc
       concurrency,
       baseline: baseline.figures,
       ours: batch.figures,
-      oursClientDriven: summary(oursClient, oursClientCpu),
-      floor: summary(floor, floorCpu),
+      oursClientDriven: { ...summary(oursClient, oursClientCpu), ...(oursWrites ? { temporalDatabaseWritesPerBackup: oursWrites } : {}) },
+      floor: { ...summary(floor, floorCpu), ...(floorWrites ? { temporalDatabaseWritesPerBackup: floorWrites } : {}) },
       ratio: Math.round((batch.throughput / baseline.throughput) * 100) / 100,
       /** (worker + Temporal) CPU per backup of ours (client-driven) over the floor's (floor worker + Temporal). */
       cpuOverFloor:
@@ -50,6 +55,9 @@ export async function throughputRun(latencyMs: number, users: number, concurrenc
     await stack.stop();
   }
 }
+
+/** The cluster's PostgreSQL writes over a part (none on the dev server: SQLite inside its process). */
+const databaseWrites = (stack: Stack) => (stack.temporal.databaseUrl ? startDatabaseWrites(stack.temporal.databaseUrl) : Promise.resolve(undefined));
 
 /** The plain script over `userIds`; it runs inside this process, so its own CPU counts as its "worker". */
 async function baselinePart(stack: Stack, userIds: string[], concurrency: number) {

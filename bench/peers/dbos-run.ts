@@ -3,6 +3,7 @@ import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { startPostgresServer } from '../../stack/postgres-server';
 import { startVaultDevServer } from '../../stack/vault-dev-server';
 import { startSimulatorProcess } from '../bench-stack';
+import { startDatabaseWrites } from '../database-writes';
 import { percentile } from '../percentile';
 import { cpuSeconds, sampleRss, treeCpuSeconds } from '../process-stats';
 import { windowed } from '../windowed';
@@ -37,9 +38,11 @@ export async function dbosPeerRun(latencyMs: number, users: number, concurrency:
     const pids = { peer: peer.child.pid!, vault: vault.process.child.pid!, simulator: simulator.child.pid! };
     const read = () => ({ ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)])), postgres: treeCpuSeconds(postgres.pid!) });
     const before = read();
+    const writes = await startDatabaseWrites(postgres.url);
     const rss = sampleRss(pids.peer);
     const run = await windowed(users, concurrency, async (i) => void (await (await enqueueDbosBackup(client, `user-${i + 1}`)).getResult({ pollingIntervalMs: RESULT_POLL_MS.load })));
     const after = read();
+    const databaseWritesPerBackup = await writes.perBackup(users);
     const peakRss = Math.max(0, ...rss.stop().map((sample) => sample.rssMiB));
     const cpu = Object.fromEntries(Object.keys(after).map((name) => [name, Math.round(((after[name as keyof typeof after] - before[name as keyof typeof before]) / users) * 1e5) / 1e5]));
     const single = await oneAtATime(client, Array.from({ length: singles }, (_, i) => `user-${users + i + 1}`));
@@ -54,6 +57,8 @@ export async function dbosPeerRun(latencyMs: number, users: number, concurrency:
       p50Ms: percentile(run.latenciesMs, 50),
       p95Ms: percentile(run.latenciesMs, 95),
       cpuSecondsPerBackup: cpu,
+      /** PostgreSQL's commits, rows and WAL per backup, the result polls of the client included. */
+      databaseWritesPerBackup,
       peerPeakRssMiB: peakRss,
       oneAtATime: { client: stats(single.client), workflow: stats(single.workflow) },
     };

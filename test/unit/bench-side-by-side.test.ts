@@ -10,12 +10,28 @@ const throughputRun = (kind: 'dev' | 'cluster', latencyMs: number) => ({
   concurrency: 20,
   baseline: { completed: 500, failures: 0, throughputPerSec: 100, p50Ms: 10, p95Ms: 20, cpuSecondsPerBackup: { worker: 0.005, vault: 0.001, simulator: 0.002, temporal: 0 } },
   ours: { completed: 500, failures: 0, throughputPerSec: 12, p50Ms: 1, p95Ms: 2, cpuSecondsPerBackup: { worker: 0.03, vault: 0.002, simulator: 0.003, temporal: 0.04 }, workerPeakRssMiB: 300 },
-  oursClientDriven: { completed: 500, failures: 0, throughputPerSec: kind === 'dev' ? 13 : 9, p50Ms: 1, p95Ms: 2, cpuSecondsPerBackup: { worker: 0.031, vault: 0.002, simulator: 0.003, temporal: kind === 'dev' ? 0.044 : 0.12 } },
+  oursClientDriven: {
+    completed: 500,
+    failures: 0,
+    throughputPerSec: kind === 'dev' ? 13 : 9,
+    p50Ms: 1,
+    p95Ms: 2,
+    cpuSecondsPerBackup: { worker: 0.031, vault: 0.002, simulator: 0.003, temporal: kind === 'dev' ? 0.044 : 0.12 },
+    ...(kind === 'cluster' ? { temporalDatabaseWritesPerBackup: { commits: 21.5, rowsWritten: 140, walKiB: 96.2 } } : {}),
+  },
   floor: { completed: 500, failures: 0, throughputPerSec: 19, p50Ms: 1, p95Ms: 2, cpuSecondsPerBackup: { worker: 0.0005, vault: 0, simulator: 0, floorWorker: 0.02, temporal: 0.037 } },
   ratio: 1,
   cpuOverFloor: 1,
 });
-const latencyRun = (kind: 'dev' | 'cluster', latencyMs: number) => ({ temporal: temporal(kind), latencyMs, baseline: timing(12), ours: timing(kind === 'dev' ? 90 : 150), oursEagerStart: timing(80), floor: timing(55) });
+const latencyRun = (kind: 'dev' | 'cluster', latencyMs: number) => ({
+  temporal: temporal(kind),
+  latencyMs,
+  baseline: timing(12),
+  ours: timing(kind === 'dev' ? 90 : 150),
+  oursEagerStart: timing(80),
+  floor: timing(55),
+  perBackup: { ours: { historyEvents: 31 }, floor: { historyEvents: 23 } },
+});
 const peer = (latencyMs: number) => ({
   latencyMs,
   users: 500,
@@ -25,6 +41,8 @@ const peer = (latencyMs: number) => ({
   p95Ms: 2,
   cpuSecondsPerBackup: { peer: 0.02, postgres: 0.03, restate: 0.016, vault: 0.003, simulator: 0.006 },
   peerPeakRssMiB: 150,
+  databaseWritesPerBackup: { commits: 12, rowsWritten: 30, walKiB: 20.5 },
+  journalEntriesPerBackup: 12,
   serverPeakRssMiB: 270,
   oneAtATime: { client: timing(45), workflow: timing(40) },
 });
@@ -53,7 +71,13 @@ describe('the side-by-side table of issue 20', () => {
     expect(rows[6]).toContain('| 57.0 |');
     // One at a time: ours on the cluster from the cluster's latency run, the script from the latency part.
     expect(rows[5]).toContain('| 150 / 300 |');
-    expect(rows[0]).toContain('| 12 / 24 |');
+    expect(rows[0]).toContain('| 12 / 24 | nothing |');
+    // What each engine made durable per backup, where the run measured it.
+    expect(rows[1]).toContain('PostgreSQL 12 commits, 30 rows, 20.5 KiB WAL');
+    expect(rows[2]).toContain('12 journal entries');
+    expect(rows[3]).toMatch(/\| 31 events \|$/);
+    expect(rows[5]).toContain('31 events; PostgreSQL 21.5 commits, 140 rows, 96.2 KiB WAL');
+    expect(rows[6]).toMatch(/\| 23 events \|$/);
   });
 
   it('is empty when neither the throughput part nor the peers ran', () => {
