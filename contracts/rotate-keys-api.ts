@@ -97,6 +97,13 @@ export interface RotationCounts {
   usersDeferred: number;
   /** Backup share pairs at Portal with no ciphertext in the store (orphans of lost step-1 calls, unstored runs). */
   pairsWithoutCiphertext: number;
+  /**
+   * Copies (CIPHERTEXT_STORES names several stores): a pair's copy missing from one store while
+   * another holds one. Each is also a failed client ciphertext (it blocks the raise) and a failure
+   * naming its store; `backup copies repair` recreates it. Absent (0) with one store, and in counts
+   * made before copies were rotated.
+   */
+  copiesMissing?: number;
   clientCiphertexts: CiphertextCounts;
   custodianShares: CiphertextCounts;
 }
@@ -106,6 +113,8 @@ export interface RotationFailure {
   /** Absent for a failure of the whole user. */
   pairId?: string;
   kind: 'user' | 'client-ciphertext' | 'custodian-share';
+  /** The store of the copy, when several stores keep copies (CIPHERTEXT_STORES). */
+  store?: string;
   reason: string;
 }
 
@@ -234,6 +243,8 @@ export function addRotationCounts(into: RotationCounts, more: RotationCounts): v
   into.usersFailed += more.usersFailed;
   into.usersDeferred += more.usersDeferred;
   into.pairsWithoutCiphertext += more.pairsWithoutCiphertext;
+  // Only when there are some: counts of one store keep their shape (checkpoints, carried state).
+  if (more.copiesMissing) into.copiesMissing = (into.copiesMissing ?? 0) + more.copiesMissing;
   for (const kind of ['clientCiphertexts', 'custodianShares'] as const) {
     into[kind].rewrapped += more[kind].rewrapped;
     into[kind].alreadyCurrent += more[kind].alreadyCurrent;
@@ -258,7 +269,7 @@ export interface RewrapUsersInput {
   rotatedAtMs: number;
 }
 
-/** What the rotation's census is asked: every stored client ciphertext of every user of `source`, on `targetVersion` or later? */
+/** What the rotation's census is asked: every stored client ciphertext (every copy) of every user of `source`, on `targetVersion` or later? */
 export interface RotationCensusInput {
   rotationId: string;
   targetVersion: number;
@@ -275,8 +286,13 @@ export interface RotationCensusInput {
 export interface RotationCensus {
   usersCounted: number;
   ciphertextsCounted: number;
-  /** Ciphertexts below the target version. */
+  /** Ciphertexts below the target version (with copies: every copy, each counted). */
   stale: number;
+  /**
+   * Copies (CIPHERTEXT_STORES names several stores): a pair's copy missing from one store while
+   * another holds one. Any blocks the raise (no receipt): repair the copies first. Absent with one store.
+   */
+  copiesMissing?: number;
   /** Users or ciphertexts the census could not read for good (each is a reason not to raise). */
   unreadable: number;
   /** The first few stale or unreadable ones, by user and pair, with why. */
