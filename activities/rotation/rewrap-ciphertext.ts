@@ -16,6 +16,8 @@ export interface Found {
   kind: 'client-ciphertext' | 'custodian-share';
   pairId: string;
   curve?: Curve;
+  /** With copies: a pair of the newest completed backup. */
+  newest?: boolean;
   backupMethod?: string;
   context: string;
   /** Custodian shares: the ciphertext as listed (client ciphertexts are read from their store, one at a time). */

@@ -17,13 +17,18 @@ import { digestOf, LeftAsIs, readStored, replace, request, rewrapTo, verifyReadB
  *
  * What each copy becomes (`CopyOutcome`):
  * - verified (rewrapped, or already on the target version), or failed with a reason, as with one store;
- * - `missing`: another store holds the pair's copy, this one none. Reported as a failure naming the
- *   store (it blocks the raise); recreating it is `backup copies repair`'s job, never the rotation's.
+ * - `missing`: a pair of the user's newest completed backup (what recovery restores, the drill
+ *   checks and repair recreates) whose copy another store holds, this one none. Reported as a
+ *   failure naming the store (it blocks the raise); recreating it is `backup copies repair`'s job,
+ *   never the rotation's.
+ * - `absentElsewhere`: the same for any other pair (an older backup; pairs never marked: orphans of
+ *   a failed backup, a backup in flight writing its copies). Counted, not a failure: nothing
+ *   restores from it, and repair does not recreate it.
  * - every store without a copy: the pair has no ciphertext (counted once, as with one store).
  * A copy that decrypts to other bytes than the reference copy (the primary's, or the first that
  * decrypts) is left as it is: rewrapping it from the reference would overwrite what it holds.
  */
-export type CopyOutcome = CiphertextOutcome | { missing: string } | { uncounted: true };
+export type CopyOutcome = CiphertextOutcome | { missing: string } | { absentElsewhere: true } | { uncounted: true };
 
 /** A copy as read before the pair's rewrap: its ciphertext and what it decrypts to, or why it cannot be used. */
 type CopyRead = { store: RotationStore; absent: true } | { store: RotationStore; failed: string } | { store: RotationStore; stored: string; sha256: string };
@@ -77,7 +82,9 @@ export async function rewrapCopies(
   let rewrapFailed: string | undefined;
   for (const read of left) {
     let outcome: CopyOutcome;
-    if ('absent' in read) outcome = { missing: `the ${read.store.kind} copy is missing (${holders} holds one): recreate it with \`backup copies repair\`` };
+    if ('absent' in read) {
+      outcome = entry.newest ? { missing: `the ${read.store.kind} copy of the newest completed backup is missing (${holders} holds one): recreate it with \`backup copies repair\`` } : { absentElsewhere: true };
+    }
     else if ('failed' in read) outcome = { failed: read.failed };
     else if (!reference || read.sha256 !== reference.sha256) {
       outcome = { failed: `the ${read.store.kind} copy decrypts to other bytes than the ${reference?.store.kind ?? '?'} copy (a copy that diverges); left as it is` };

@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { CURVES } from '../../domain/curves';
 import { backupWorkflowId } from '../../domain/user-id';
+import { newestPairIds } from '../../adapters/stores/stored-backup';
 import {
   MAX_RECENT_ROTATION_FAILURES,
   type CiphertextCounts,
@@ -36,6 +37,11 @@ function recordFailure(result: RewrapUsersResult, failure: RotationFailure): voi
 function account(userId: string, entry: Found, outcome: CopyOutcome, result: RewrapUsersResult, store?: string): void {
   const named = store === undefined ? {} : { store };
   if ('uncounted' in outcome) return;
+  if ('absentElsewhere' in outcome) {
+    result.counts.copiesAbsentElsewhere = (result.counts.copiesAbsentElsewhere ?? 0) + 1;
+    Context.current().log.info('key rotation: a copy of a pair outside the newest completed backup is absent', { userId, pairId: entry.pairId, store });
+    return;
+  }
   if ('absent' in outcome) result.counts.pairsWithoutCiphertext += 1;
   else if ('missing' in outcome) {
     // A failure (it blocks the raise), counted also as what it is.
@@ -72,15 +78,19 @@ function backupRunningSince(deps: KeyRotationDeps, userId: string): Promise<numb
   });
 }
 
-/** Every backup share pair Portal lists for the user (any status), on the curves this service backs up. */
+/**
+ * Every backup share pair Portal lists for the user (any status), on the curves this service backs
+ * up; with copies, the pairs of its newest completed backup are named (`newest`).
+ */
 async function listPairs(deps: KeyRotationDeps, userId: string): Promise<UserCheckpoint> {
   const { clientApiKey } = await deps.credentials.load(userId);
   const client = await deps.portal.getClient(clientApiKey);
+  const newest = rotationStores(deps).length > 1 ? newestPairIds(userId, client) : undefined;
   const pairs: UserCheckpoint['pairs'] = [];
   for (const wallet of client.wallets) {
     const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
     if (!curve) continue; // a curve this service never backs up
-    for (const pair of wallet.backupSharePairs) pairs.push({ pairId: pair.id, curve });
+    for (const pair of wallet.backupSharePairs) pairs.push({ pairId: pair.id, curve, ...(newest?.has(pair.id) ? { newest: true as const } : {}) });
   }
   return { userId, clientId: client.id, pairs, done: [] };
 }
@@ -108,7 +118,7 @@ function isDone(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found): bool
 
 /** The user's ciphertexts not done yet: one per listed pair, and the custodian shares held for its client. */
 async function ciphertextsLeft(deps: KeyRotationDeps, user: UserCheckpoint): Promise<Found[]> {
-  const found: Found[] = user.pairs.map(({ pairId, curve }) => ({ kind: 'client-ciphertext', pairId, curve, context: transitContext(user.userId, pairId) }));
+  const found: Found[] = user.pairs.map(({ pairId, curve, newest }) => ({ kind: 'client-ciphertext', pairId, curve, ...(newest ? { newest } : {}), context: transitContext(user.userId, pairId) }));
   for (const row of deps.custodianShares ? await deps.custodianShares.listByClient(user.clientId) : []) {
     found.push({
       kind: 'custodian-share',

@@ -10,6 +10,7 @@ import { checkpointedBoundary, mustRetry, reasonOf } from './rotation-boundary';
 import type { StepReceipts } from '../step-receipts';
 import type { UserPage, UserPageRequest } from '../user-source';
 import { ciphertextVersion } from '../../adapters/kms/kms-ciphertext';
+import { newestPairIds } from '../../adapters/stores/stored-backup';
 
 export interface RotationCensusDeps {
   credentials: Pick<CredentialsSource, 'load'>;
@@ -59,8 +60,10 @@ interface SealedCheckpoint {
  * check itself.
  *
  * Copies (CIPHERTEXT_STORES names several stores): every copy of every pair is read and counted, the
- * PostgreSQL one too (the check also counts its rows, users outside the source included). A copy
- * missing from one store while another holds one is `copiesMissing` and withholds the receipt: the
+ * PostgreSQL one too (the check also counts its rows, users outside the source included). A copy of
+ * a user's newest completed backup missing from one store while another holds one is
+ * `copiesMissing` and withholds the receipt (other pairs' absent copies are not counted: nothing
+ * restores from them, and nothing can go stale in a store that holds none): the
  * raise waits until `backup copies repair` has recreated it (a repair copies a verified copy, so
  * run after the rewrap it writes the new version) and a rotation without a new version
  * (`keys rotate --no-rotate --raise-min-version`) counts again.
@@ -111,6 +114,8 @@ export function createRotationCensus(deps: RotationCensusDeps) {
     try {
       const { clientApiKey } = await deps.credentials.load(userId);
       const client = await deps.portal.getClient(clientApiKey);
+      // With copies, a missing copy counts only for the newest completed backup (what repair recreates: rewrap-copies.ts).
+      const newest = named ? newestPairIds(userId, client) : new Set<string>();
       for (const wallet of client.wallets) {
         const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
         if (!curve) continue;
@@ -122,6 +127,7 @@ export function createRotationCensus(deps: RotationCensusDeps) {
           for (const copy of copies) {
             const where = named ? ` (${copy.store} copy)` : '';
             if (copy.stored === undefined) {
+              if (!newest.has(pair.id)) continue;
               counts.copiesMissing = (counts.copiesMissing ?? 0) + 1;
               note(counts, `${userId}/${pair.id}: no copy in the ${copy.store} store`);
               continue;

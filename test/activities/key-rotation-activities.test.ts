@@ -685,10 +685,13 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
     const user = await backUpCopies(transit, stores);
     const lost = user.pairs[1]!;
     await pool.query('DELETE FROM client_ciphertexts WHERE user_id = $1 AND pair_id = $2', [user.userId, lost.pairId]);
+    // And pairs never marked, stored at Portal only (a backup that failed between its copies): not the newest completed backup.
+    const unmarked = await backUp(transit, stores[0]!, { userId: user.userId, mark: false });
     await transit.rotateKey();
     const activities = createKeyRotationActivities(rotationDeps(transit, stores[0]!, { copies: stores, database: undefined }));
     const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
-    expect(result.counts).toMatchObject({ usersVisited: 1, copiesMissing: 1, pairsWithoutCiphertext: 0, clientCiphertexts: { rewrapped: 3, failed: 1 } });
+    expect(result.counts).toMatchObject({ usersVisited: 1, copiesMissing: 1, copiesAbsentElsewhere: 2, pairsWithoutCiphertext: 0, clientCiphertexts: { rewrapped: 5, failed: 1 } });
+    for (const pair of unmarked.pairs) expect(await storedState(transit, stores[0]!, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
     expect(result.failures).toEqual([
       { userId: user.userId, pairId: lost.pairId, kind: 'client-ciphertext', store: 'postgres', reason: expect.stringContaining('backup copies repair') },
     ]);
@@ -697,7 +700,7 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
     expect(await storedState(transit, stores[0]!, user.userId, lost)).toMatchObject({ version: 2, decrypts: true });
     const rotationId = `rot-${hex()}`;
     const census = await run(new MockActivityEnvironment(), censusOf(stores[0]!, stores).censusBeforeRaise, { rotationId, targetVersion: 2, source: { kind: 'list', userIds: [user.userId] } });
-    expect(census).toMatchObject({ usersCounted: 1, ciphertextsCounted: 3, stale: 0, unreadable: 0, copiesMissing: 1 });
+    expect(census).toMatchObject({ usersCounted: 1, ciphertextsCounted: 5, stale: 0, unreadable: 0, copiesMissing: 1 });
     expect(census.receipt).toBeUndefined();
     expect(census.sample).toEqual([`${user.userId}/${lost.pairId}: no copy in the postgres store`]);
     const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId, targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}`, everyUser: true, census });
