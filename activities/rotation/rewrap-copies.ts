@@ -77,15 +77,15 @@ export async function rewrapCopies(
     return;
   }
   const reference = present[0];
-  const holders = present.map((read) => read.store.kind).join(', ');
+  // The stores that hold the pair's copy (readable or not).
+  const holders = reads.filter((read) => !('absent' in read)).map((read) => read.store.kind).join(', ');
   let next: string | undefined;
   let rewrapFailed: string | undefined;
   for (const read of left) {
     let outcome: CopyOutcome;
     if ('absent' in read) {
       outcome = entry.newest ? { missing: `the ${read.store.kind} copy of the newest completed backup is missing (${holders} holds one): recreate it with \`backup copies repair\`` } : { absentElsewhere: true };
-    }
-    else if ('failed' in read) outcome = { failed: read.failed };
+    } else if ('failed' in read) outcome = { failed: read.failed };
     else if (!reference || read.sha256 !== reference.sha256) {
       outcome = { failed: `the ${read.store.kind} copy decrypts to other bytes than the ${reference?.store.kind ?? '?'} copy (a copy that diverges); left as it is` };
     } else if ((ciphertextVersion(read.stored) ?? 0) >= targetVersion) outcome = { verified: 'alreadyCurrent' };
@@ -130,7 +130,7 @@ async function writeCopy(
   const store = read.store;
   try {
     const replaced = await request(`could not be replaced in the ${store.kind} store`, () => replace(deps, user, entry, read.stored, next, store));
-    if (replaced === 'absent') throw new LeftAsIs(`the ${store.kind} copy was removed from its store during the rotation; nothing written`);
+    if (replaced === 'absent') throw new LeftAsIs('was removed from its store during the rotation; nothing written');
     await verifyReadBack(deps, user, entry, { stored: read.stored, sha256: read.sha256 }, targetVersion, store);
     return { verified: 'rewrapped' };
   } catch (error) {
