@@ -669,7 +669,9 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
     }
     // Progress per copy, named by store; ids only.
     const done = heartbeats.map((h) => h.user?.done ?? []).reduce((longest, d) => (d.length > longest.length ? d : longest), [] as string[]);
-    expect(done).toEqual(user.pairs.flatMap((pair) => [`client-ciphertext@portal:${pair.pairId}`, `client-ciphertext@postgres:${pair.pairId}`]));
+    expect([...done].sort()).toEqual(user.pairs.flatMap((pair) => [`client-ciphertext@portal:${pair.pairId}`, `client-ciphertext@postgres:${pair.pairId}`]).sort());
+    // Each pair's copies in the configured order, the primary first.
+    expect(done.filter((_, index) => index % 2 === 0).every((key) => key.startsWith('client-ciphertext@portal:'))).toBe(true);
     expect(JSON.stringify(heartbeats)).not.toMatch(/vault:v|[0-9a-f]{64}/);
     const second = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
     expect(second.counts.clientCiphertexts).toEqual({ rewrapped: 0, alreadyCurrent: 4, verified: 4, failed: 0 });
@@ -742,6 +744,7 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
     const user = await backUpCopies(transit, real);
     await transit.rotateKey();
     let attempt = 1;
+    let firstPostgres: string | undefined;
     const calls: { attempt: number; store: string; op: 'get' | 'replace'; pairId: string }[] = [];
     const watched = real.map((store): CiphertextStore => ({
       kind: store.kind,
@@ -753,7 +756,10 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
       replace: (context, next, expectedOld) => {
         calls.push({ attempt, store: store.kind, op: 'replace', pairId: next.pairId });
         // Attempt 1: PostgreSQL is down once the first pair's copies and the second's Portal copy are written.
-        if (attempt === 1 && store.kind === 'postgres' && next.pairId === user.pairs[1]!.pairId) return Promise.reject(new CiphertextStoreUnavailableError('PostgreSQL is down (injected)'));
+        if (attempt === 1 && store.kind === 'postgres') {
+          firstPostgres ??= next.pairId;
+          if (next.pairId !== firstPostgres) return Promise.reject(new CiphertextStoreUnavailableError('PostgreSQL is down (injected)'));
+        }
         return store.replace!(context, next, expectedOld);
       },
     }));
@@ -765,7 +771,8 @@ describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)',
     const failure = await failureOf(run(first, activities.rewrapUsers, input));
     expect(failure).toMatchObject({ type: 'CiphertextStoreUnavailableError', nonRetryable: false });
     const saved = heartbeats.at(-1)!;
-    const [firstPair, secondPair] = user.pairs;
+    const firstPair = user.pairs.find((pair) => pair.pairId === firstPostgres);
+    const secondPair = user.pairs.find((pair) => pair.pairId !== firstPostgres);
     expect(saved.user!.done).toEqual([`client-ciphertext@portal:${firstPair!.pairId}`, `client-ciphertext@postgres:${firstPair!.pairId}`, `client-ciphertext@portal:${secondPair!.pairId}`]);
     expect(saved.result.counts.clientCiphertexts).toMatchObject({ rewrapped: 3, failed: 0 });
     expect(await real[1]!.get({ userId: user.userId }, secondPair!.pairId, secondPair!.curve)).toBe(secondPair!.ciphertext);
