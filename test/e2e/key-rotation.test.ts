@@ -244,9 +244,9 @@ describe.each(KMS_PROVIDERS)('key rotation with copies (CIPHERTEXT_STORES=portal
 
     // Slow Portal's reads, so that the rewrap is still writing when Portal goes down.
     const slow = env.simulator.faults.add({ route: 'getCipherText', kind: 'latency', latencyMs: 300 });
+    const writesBefore = env.simulator.calls.storeCipherText ?? 0;
     await keys.rotate({ source: { kind: 'list', userIds }, usersPerMinute: 600, concurrency: 1, usersPerActivity: 4, raiseMinDecryptionVersion: true, everyUser: true, backupTaskQueue: env.taskQueue }, operatorSigner('ops-alice'));
     // Portal (a store of copies) goes down once the rewrap has written its first copy there.
-    const writesBefore = env.simulator.calls.storeCipherText ?? 0;
     await eventually('the rewrap to write a first copy at Portal', async () => ((env.simulator.calls.storeCipherText ?? 0) > writesBefore ? true : undefined), 60_000);
     const outage = env.simulator.faults.add({ route: 'storeCipherText', kind: 'status', status: 503 });
     // The rotation waits: its rewrap activity is retried (not failed), and its checkpoint is kept in the heartbeats.
