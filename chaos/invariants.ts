@@ -3,6 +3,7 @@ import type { BackupResult } from '../domain/backup-types';
 import type { RecoveryResult } from '../domain/recovery-types';
 import { custodianShareContext, transitContext } from '../adapters/kms/transit-context';
 import type { KmsProvider } from '../adapters/kms/kms-provider';
+import { ciphertextVersion } from '../adapters/kms/kms-ciphertext';
 import type { WebhookCallRecord } from '../simulator/custodian-webhook';
 import type { SimBackupPair, SimClient } from '../simulator/portal-state';
 
@@ -176,6 +177,24 @@ export async function checkEveryCopy(client: SimClient, transit: Pick<KmsProvide
       violations.add('marked-pair-missing-copy', `pair ${copy.pair.id}: the ${copy.store} copy does not decrypt to what Portal issued`, userId);
     }
   });
+}
+
+/**
+ * After a rotation raised min_decryption_version to `minVersion`: every copy (each store of
+ * CIPHERTEXT_STORES, or the one store) of every marked pair is on that version or later, and the
+ * copies of a pair are one ciphertext string (the rotation writes one rewrap to each copy).
+ */
+export function checkCopiesRotated(client: SimClient, copies: CopyLookup[], minVersion: number, violations: ViolationLog): void {
+  const userId = client.userId;
+  const completed = client.wallets.flatMap((wallet) => wallet.backupSharePairs).filter((pair) => pair.status === 'completed');
+  for (const pair of completed) {
+    const held = copies.map((copy) => ({ store: copy.store, ciphertext: copy.ciphertextOf(pair) })).filter((copy): copy is { store: string; ciphertext: string } => copy.ciphertext !== undefined);
+    for (const copy of held) {
+      const version = ciphertextVersion(copy.ciphertext) ?? 0;
+      if (version < minVersion) violations.add('rotation-not-verified', `pair ${pair.id}: the ${copy.store} copy is on version ${version || '?'}, below min_decryption_version ${minVersion}`, userId);
+    }
+    if (new Set(held.map((copy) => copy.ciphertext)).size > 1) violations.add('rotation-not-verified', `pair ${pair.id}: its copies (${held.map((copy) => copy.store).join(', ')}) hold different ciphertexts`, userId);
+  }
 }
 
 /** Each mark is of a pair one of the user's runs created, while that run was open. */

@@ -18,7 +18,7 @@ const program = new Command('chaos')
   .option('--recovery-share <fraction>', 'share of completed users recovered after the backups, under the same faults', '0.1')
   .option('--no-rotation', 'do not rotate the Transit key halfway through the backups')
   .option('--kms <provider>', 'the KMS: vault-transit, or aws-kms (local-kms; its cuts and restarts replace Vault\'s)', 'vault-transit')
-  .option('--stores <list>', 'keep a copy in each store, in order (CIPHERTEXT_STORES): portal, postgres (default: the mode\'s one store); several skip the key rotation')
+  .option('--stores <list>', 'keep a copy in each store, in order (CIPHERTEXT_STORES): portal, postgres (default: the mode\'s one store); the key rotation rewraps every copy')
   .option('--self-managed', 'Self-Managed Backups: own PostgreSQL and custodian-share webhook, both killed now and then')
   .option('--cluster', 'Temporal as a cluster (frontend, history, matching, worker on PostgreSQL), each service and its PostgreSQL killed on its own')
   .option('--webhook-fault-rate <p>', 'self-managed: per-call probability of each webhook fault kind', '0.01')
@@ -40,8 +40,8 @@ async function main(): Promise<void> {
     concurrency: Number(o.concurrency),
     revokedShare: Number(o.revokedShare),
     recoveryShare: Number(o.recoveryShare),
-    // Key rotation rewraps one store: with copies in several it refuses, so the campaign skips it.
-    rotateMidRun: o.rotation !== false && (stores?.length ?? 1) < 2,
+    // With copies in several stores the rotation rewraps each (the verdict checks every copy after the raise).
+    rotateMidRun: o.rotation !== false,
     ...(stores ? { stores } : {}),
     portalFaultRate: Number(o.faultRate),
     mode,

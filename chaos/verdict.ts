@@ -20,6 +20,7 @@ import { campaignStores } from './campaign-options';
 import {
   candidateTokens,
   checkCustodianShares,
+  checkCopiesRotated,
   checkEveryCopy,
   type CopyLookup,
   checkRecovery,
@@ -144,6 +145,9 @@ async function checkBackups(
       if (checked.runs > 1) counts.usersRunAgain += 1;
     }
     if (copies.length > 1) await checkEveryCopy(simClient, transit, violations, copies);
+    // The rotation's raise: every copy of every marked pair on the raised version (one string per pair).
+    const raised = driver.rotationReport?.minDecryptionVersion;
+    if (raised?.raised && raised.minDecryptionVersion !== undefined) checkCopiesRotated(simClient, copies, raised.minDecryptionVersion, violations);
     // Whether the backup ended or not: a share acknowledged to Portal must be held.
     if (ctx.options.mode === 'self-managed') {
       const held = tables.custodianRows.get(simClient.clientId) ?? [];

@@ -2,7 +2,7 @@ import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
 import axios from 'axios';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { createCiphertextStore } from '../adapters/stores/ciphertext-store-factory';
+import { createCiphertextStores } from '../adapters/stores/ciphertext-store-factory';
 import { HttpCredentialsSource } from '../adapters/credentials/credentials-source';
 import { PortalClient } from '../adapters/portal/portal-client';
 import { backendEnvProblems, backendEnvSchema, toCredentialsConfig, toPortalConfig, toStoreConfigs } from '../config/backend-config';
@@ -48,10 +48,10 @@ export function coverageBackend(env: NodeJS.ProcessEnv = process.env): { deps: O
   const credentialsConfig = toCredentialsConfig(e);
   const credentials = new HttpCredentialsSource(credentialsConfig);
   const database = e.DATABASE_URL ? createDatabasePool(e.DATABASE_URL) : undefined;
-  // Coverage reads the primary copy (the first of CIPHERTEXT_STORES); the drill checks every copy.
-  const store = createCiphertextStore(toStoreConfigs(e)[0]!, { portal, credentials, ...(database ? { database } : {}) });
+  // Every store that keeps a copy (CIPHERTEXT_STORES), the primary first: each copy is reported.
+  const copies = createCiphertextStores(toStoreConfigs(e), { portal, credentials, ...(database ? { database } : {}) });
   return {
-    deps: { credentials, portal, store },
+    deps: { credentials, portal, store: copies[0]!, ...(copies.length > 1 ? { copies } : {}) },
     ...(credentialsConfig.authHeader ? { credentialsHeader: credentialsConfig.authHeader } : {}),
     close: async () => {
       await database?.end();
@@ -76,14 +76,14 @@ function rowWriter(format: 'json' | 'csv', out: WriteStream | NodeJS.WriteStream
 export function registerCoverageCommand(program: Command): Command {
   return program
     .command('coverage')
-    .description('every user of a source: the newest completed backup (when, store, KMS key version) and who has none, a stale one, a parked run or a drill failure')
+    .description('every user of a source: the newest completed backup (when, each store\'s copy, KMS key version) and who has none, a stale one, a parked run, a drill failure or a copy missing from a store')
     .option('--users <ids>', 'comma-separated user ids')
     .option('--users-file <file>', 'user ids, one per line (or CSV / JSON Lines)')
     .option('--source-url <url>', "the backend's paged user list (GET url?limit=&cursor= → {userIds, nextCursor})")
     .option('--page-size <n>', 'users per page of --source-url', '500')
     .option('--format <format>', 'json (JSON Lines, a summary line last) or csv', 'json')
     .option('--max-age-days <days>', 'a newest completed backup older than this is STALE', '30')
-    .option('--users-per-minute <n>', 'pace: users looked at per minute (each costs a Portal and a store read)', '600')
+    .option('--users-per-minute <n>', 'pace: users looked at per minute (each costs a Portal read and a read of each store that keeps a copy)', '600')
     .option('--out <file>', 'write the rows here instead of stdout')
     .option('--metrics-file <file>', 'also write the summary as Prometheus text (for a textfile collector)')
     .action(async (options: { users?: string; usersFile?: string; sourceUrl?: string; pageSize: string; format: string; maxAgeDays: string; usersPerMinute: string; out?: string; metricsFile?: string }) => {

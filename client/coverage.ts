@@ -21,10 +21,15 @@ import { COVERAGE_METRICS } from '../metrics/definitions';
  * page at a time and each row is written as soon as it is made, so a run over 100,000 users holds
  * one page, the parked runs and the drill findings in memory, never the rows. Paced: at most
  * `usersPerMinute` users are looked at per minute (each costs a credentials load, a Portal read and
- * a store read per curve).
+ * a read per curve in each store that keeps a copy).
+ *
+ * Copies (CIPHERTEXT_STORES names several stores): each store's copy is read and reported in
+ * `copies` (present or missing, key version); a user with a copy missing from one store while
+ * another holds one is COPY_MISSING (the backup still restores; `backup copies repair` recreates
+ * it); with none anywhere, NO_BACKUP as with one store.
  */
 
-export const COVERAGE_PROBLEMS = ['NO_BACKUP', 'STALE', 'PARKED', 'DRILL_FAILED', 'UNCHECKED'] as const;
+export const COVERAGE_PROBLEMS = ['NO_BACKUP', 'STALE', 'PARKED', 'DRILL_FAILED', 'COPY_MISSING', 'UNCHECKED'] as const;
 export type CoverageProblem = (typeof COVERAGE_PROBLEMS)[number];
 
 export interface CoverageRow {
@@ -34,14 +39,25 @@ export interface CoverageRow {
   /** The newest completed backup: when Portal made its pairs, the pairs, and where its ciphertexts were read. */
   newestBackupAt?: string;
   pairIds?: BackupPairIds;
+  /** The stores that hold a copy of every pair (in the configured order). */
   stores?: string[];
-  /** The KMS format and lowest key version of its ciphertexts (kms-ciphertext.ts). */
+  /** The KMS format and lowest key version of its ciphertexts, over every copy (kms-ciphertext.ts). */
   kms?: string;
   keyVersion?: number;
+  /** Each configured store's copy: present (each pair's ciphertext, with its lowest key version) or missing. */
+  copies?: CoverageCopy[];
   /** The newest drill finding on this backup (made after it): the drill, the kind, when. */
   drillFinding?: { drillId: string; kind: string; at: string };
   /** Why the user could not be looked at (UNCHECKED): a transient failure, or its reason. */
   detail?: string;
+}
+
+/** One store's copy of the newest completed backup. */
+export interface CoverageCopy {
+  store: string;
+  present: boolean;
+  /** The lowest key version of its ciphertexts (present copies). */
+  keyVersion?: number;
 }
 
 export interface CoverageSummary {
@@ -56,7 +72,10 @@ export interface CoverageSummary {
 export interface CoverageDeps {
   credentials: Pick<CredentialsSource, 'load'>;
   portal: Pick<PortalClient, 'getClient'>;
+  /** The primary store (the first of CIPHERTEXT_STORES). */
   store: Pick<CiphertextStore, 'kind' | 'get'>;
+  /** Every store that keeps a copy, the primary first; absent (or one): the primary's copy only. */
+  copies?: readonly Pick<CiphertextStore, 'kind' | 'get'>[];
   temporal: Pick<Client, 'workflowService' | 'options'>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -156,24 +175,31 @@ export async function coverageOf(deps: CoverageDeps, index: CoverageIndex, optio
   }
   row.pairIds = pairIds;
   if (createdAt) row.newestBackupAt = createdAt;
+  const stores = deps.copies && deps.copies.length > 1 ? deps.copies : [deps.store];
+  let reads: { store: string; ciphertexts?: string[] }[];
   try {
-    const ciphertexts = await Promise.all(CURVES.map((curve) => deps.store.get({ userId }, pairIds[curve], curve)));
-    row.stores = [deps.store.kind];
-    const formats = new Set(ciphertexts.map((c) => ciphertextFormat(c) ?? 'unknown'));
-    row.kms = [...formats].join(',');
-    const versions = ciphertexts.map((c) => ciphertextVersion(c)).filter((v): v is number => v !== undefined);
-    if (versions.length > 0) row.keyVersion = Math.min(...versions);
+    reads = await Promise.all(stores.map((store) => readCopy(store, userId, pairIds)));
   } catch (error) {
-    if (error instanceof CiphertextNotFoundError) {
-      // Marked at Portal, but its ciphertext is gone from the store: it would not restore.
-      row.stores = [];
-      problems.unshift('NO_BACKUP');
-      row.detail = `the ${deps.store.kind} store holds no ciphertext of the newest completed backup`;
-      return row;
-    }
     problems.push('UNCHECKED');
     row.detail = redactSecrets(error instanceof BackupDomainError ? `${error.name}: ${error.message}` : String(error)).slice(0, 300);
     return row;
+  }
+  row.copies = reads.map(({ store, ciphertexts }) => (ciphertexts ? { store, present: true, ...lowestVersion(ciphertexts) } : { store, present: false }));
+  const present = reads.filter((read): read is { store: string; ciphertexts: string[] } => read.ciphertexts !== undefined);
+  row.stores = present.map((read) => read.store);
+  if (present.length === 0) {
+    // Marked at Portal, but its ciphertext is gone from every store: it would not restore.
+    problems.unshift('NO_BACKUP');
+    row.detail = stores.length === 1 ? `the ${deps.store.kind} store holds no ciphertext of the newest completed backup` : `the ${stores.map((store) => store.kind).join(', ')} stores hold no ciphertext of the newest completed backup`;
+    return row;
+  }
+  const ciphertexts = present.flatMap((read) => read.ciphertexts);
+  row.kms = [...new Set(ciphertexts.map((c) => ciphertextFormat(c) ?? 'unknown'))].join(',');
+  const lowest = lowestVersion(ciphertexts).keyVersion;
+  if (lowest !== undefined) row.keyVersion = lowest;
+  if (present.length < reads.length) {
+    problems.push('COPY_MISSING');
+    row.detail = `no copy in the ${reads.filter((read) => !read.ciphertexts).map((read) => read.store).join(', ')} store (backup copies repair recreates it)`;
   }
   if (createdAt && now - Date.parse(createdAt) > options.maxAgeMs) problems.push('STALE');
   const finding = index.findings.get(userId);
@@ -182,6 +208,21 @@ export async function coverageOf(deps: CoverageDeps, index: CoverageIndex, optio
     row.drillFinding = { drillId: finding.drillId, kind: finding.kind, at: new Date(finding.atMs).toISOString() };
   }
   return row;
+}
+
+/** One store's copy of the pairs: each curve's ciphertext, or none when the store lacks any of them (a transient failure throws). */
+async function readCopy(store: Pick<CiphertextStore, 'kind' | 'get'>, userId: string, pairIds: BackupPairIds): Promise<{ store: string; ciphertexts?: string[] }> {
+  try {
+    return { store: store.kind, ciphertexts: await Promise.all(CURVES.map((curve) => store.get({ userId }, pairIds[curve], curve))) };
+  } catch (error) {
+    if (error instanceof CiphertextNotFoundError) return { store: store.kind };
+    throw error;
+  }
+}
+
+function lowestVersion(ciphertexts: string[]): { keyVersion?: number } {
+  const versions = ciphertexts.map((c) => ciphertextVersion(c)).filter((v): v is number => v !== undefined);
+  return versions.length > 0 ? { keyVersion: Math.min(...versions) } : {};
 }
 
 /**
@@ -215,7 +256,12 @@ export async function runCoverage(
   return summary;
 }
 
-export const COVERAGE_CSV_HEADER = 'user_id,problems,newest_backup_at,secp256k1_pair_id,ed25519_pair_id,stores,kms,key_version,drill_id,drill_finding,drill_finding_at,detail';
+/** `copies` (last, so earlier columns keep their places): each store's copy, `portal:v2 postgres:missing`. */
+export const COVERAGE_CSV_HEADER = 'user_id,problems,newest_backup_at,secp256k1_pair_id,ed25519_pair_id,stores,kms,key_version,drill_id,drill_finding,drill_finding_at,detail,copies';
+
+function copiesField(copies: CoverageCopy[] | undefined): string | undefined {
+  return copies?.map((copy) => `${copy.store}:${copy.present ? `v${copy.keyVersion ?? '?'}` : 'missing'}`).join(' ');
+}
 
 function csvField(value: string | number | undefined): string {
   const text = value === undefined ? '' : String(value);
@@ -238,6 +284,7 @@ export function coverageCsvLine(row: CoverageRow): string {
     row.drillFinding?.kind,
     row.drillFinding?.at,
     row.detail,
+    copiesField(row.copies),
   ]
     .map(csvField)
     .join(',');

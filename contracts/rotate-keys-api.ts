@@ -97,6 +97,19 @@ export interface RotationCounts {
   usersDeferred: number;
   /** Backup share pairs at Portal with no ciphertext in the store (orphans of lost step-1 calls, unstored runs). */
   pairsWithoutCiphertext: number;
+  /**
+   * Copies (CIPHERTEXT_STORES names several stores): a copy of the user's newest completed backup
+   * missing from one store while another holds one. Each is also a failed client ciphertext (it
+   * blocks the raise) and a failure naming its store; `backup copies repair` recreates it. Absent
+   * (0) with one store, and in counts made before copies were rotated.
+   */
+  copiesMissing?: number;
+  /**
+   * Copies: a copy absent from one store for a pair that is not of the newest completed backup (an
+   * older backup, or pairs never marked: orphans, a backup in flight). Not a failure: nothing
+   * restores from them and repair does not recreate them; the copies there are rewrapped.
+   */
+  copiesAbsentElsewhere?: number;
   clientCiphertexts: CiphertextCounts;
   custodianShares: CiphertextCounts;
 }
@@ -106,6 +119,8 @@ export interface RotationFailure {
   /** Absent for a failure of the whole user. */
   pairId?: string;
   kind: 'user' | 'client-ciphertext' | 'custodian-share';
+  /** The store of the copy, when several stores keep copies (CIPHERTEXT_STORES). */
+  store?: string;
   reason: string;
 }
 
@@ -234,6 +249,9 @@ export function addRotationCounts(into: RotationCounts, more: RotationCounts): v
   into.usersFailed += more.usersFailed;
   into.usersDeferred += more.usersDeferred;
   into.pairsWithoutCiphertext += more.pairsWithoutCiphertext;
+  // Only when there are some: counts of one store keep their shape (checkpoints, carried state).
+  if (more.copiesMissing) into.copiesMissing = (into.copiesMissing ?? 0) + more.copiesMissing;
+  if (more.copiesAbsentElsewhere) into.copiesAbsentElsewhere = (into.copiesAbsentElsewhere ?? 0) + more.copiesAbsentElsewhere;
   for (const kind of ['clientCiphertexts', 'custodianShares'] as const) {
     into[kind].rewrapped += more[kind].rewrapped;
     into[kind].alreadyCurrent += more[kind].alreadyCurrent;
@@ -258,7 +276,7 @@ export interface RewrapUsersInput {
   rotatedAtMs: number;
 }
 
-/** What the rotation's census is asked: every stored client ciphertext of every user of `source`, on `targetVersion` or later? */
+/** What the rotation's census is asked: every stored client ciphertext (every copy) of every user of `source`, on `targetVersion` or later? */
 export interface RotationCensusInput {
   rotationId: string;
   targetVersion: number;
@@ -275,8 +293,14 @@ export interface RotationCensusInput {
 export interface RotationCensus {
   usersCounted: number;
   ciphertextsCounted: number;
-  /** Ciphertexts below the target version. */
+  /** Ciphertexts below the target version (with copies: every copy, each counted). */
   stale: number;
+  /**
+   * Copies (CIPHERTEXT_STORES names several stores): a copy of a user's newest completed backup
+   * missing from one store while another holds one. Any blocks the raise (no receipt): repair the
+   * copies first. Absent with one store.
+   */
+  copiesMissing?: number;
   /** Users or ciphertexts the census could not read for good (each is a reason not to raise). */
   unreadable: number;
   /** The first few stale or unreadable ones, by user and pair, with why. */

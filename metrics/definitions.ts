@@ -163,7 +163,7 @@ export const WEBHOOK_METRICS = {
 export const COVERAGE_METRICS = {
   users: gauge(
     'mpc_backup_coverage_users',
-    'Users of the last coverage report, by problem: covered (none), NO_BACKUP, STALE, PARKED, DRILL_FAILED, UNCHECKED.',
+    'Users of the last coverage report, by problem: covered (none), NO_BACKUP, STALE, PARKED, DRILL_FAILED, COPY_MISSING (a store that keeps copies lacks one), UNCHECKED.',
     ['problem'],
   ),
   usersTotal: gauge('mpc_backup_coverage_users_total', 'Users the last coverage report looked at.'),

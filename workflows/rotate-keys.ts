@@ -62,7 +62,8 @@ const DEFERRED_SHOWN = 20;
 
 /**
  * Rotates the Transit key and rewraps every stored ciphertext to the new version: the client
- * backup shares in the ciphertext store (for every pair Portal lists for each user of the source)
+ * backup shares in the ciphertext store, every copy when CIPHERTEXT_STORES names several (for
+ * every pair Portal lists for each user of the source)
  * and, in Self-Managed mode, the custodian shares the webhook holds. Each is written back only if
  * unchanged, read back and decrypted to the same bytes. Only when every one is verified, and if
  * asked, min_decryption_version goes up to the new version. Paced and paged like a batch, pause,
@@ -333,8 +334,11 @@ class RotationRun {
     const { rotationId } = this.input;
     const pageSize = this.input.pageSize ? { pageSize: this.input.pageSize } : {};
     const census = await censusActivities.censusBeforeRaise({ rotationId, targetVersion: key.targetVersion, source: this.censusSource!, ...pageSize });
-    if (census.stale > 0 || census.unreadable > 0) {
-      return `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read (${census.sample.join('; ')})`;
+    // copiesMissing: absent from censuses of one store (and from every history before copies), so their branch is unchanged.
+    const copiesMissing = census.copiesMissing ?? 0;
+    if (census.stale > 0 || census.unreadable > 0 || copiesMissing > 0) {
+      const missing = copiesMissing > 0 ? `, ${copiesMissing} copy(ies) missing from a store that keeps copies (backup copies repair, then keys rotate --no-rotate --raise-min-version)` : '';
+      return `the census found ${census.stale} ciphertext(s) below version ${key.targetVersion} and ${census.unreadable} it could not read${missing} (${census.sample.join('; ')})`;
     }
     const check = await finishActivities.checkBeforeRaise({
       rotationId,

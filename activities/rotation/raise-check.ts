@@ -4,7 +4,7 @@ import { StepReceiptInvalidError } from '../../domain/errors';
 import type { RotationCensus } from '../../contracts/rotate-keys-api';
 import { temporalCall } from '../../adapters/temporal/temporal-error-classifier';
 import { currentRun } from '../backup/backup-receipts';
-import type { KeyRotationDeps } from './key-rotation-deps';
+import { rotationStores, type KeyRotationDeps } from './key-rotation-deps';
 import { censusClaims } from './rotation-census';
 
 /** What stands in the way of raising min_decryption_version; empty when nothing does, and then the receipt (RAISE_CHECK) the raise asks for. */
@@ -86,20 +86,23 @@ async function runningWorkflowIds(deps: KeyRotationDeps, query: string): Promise
 }
 
 /**
- * The store's own listing, when it has one (PostgreSQL): its rows below the version are counted.
- * Otherwise the source must have listed every user, and only a census a worker of this run made
- * counts: the rewrap's results reached the workflow from outside the workers' hands.
+ * Every store that keeps a copy (the primary alone with one store). A store with its own listing
+ * (PostgreSQL): its rows below the version are counted. Any other: the source must have listed
+ * every user, and only a census a worker of this run made counts (the rewrap's results reached the
+ * workflow from outside the workers' hands); with copies the census read every copy and had none
+ * missing, or it carries no receipt.
  */
 async function storeReasons(deps: KeyRotationDeps, input: RaiseCheckInput): Promise<string[]> {
-  const storeRows = deps.store.kind === 'postgres' ? deps.database : undefined;
-  if (storeRows) {
-    const stale = await countBelowVersion(storeRows, 'clientCiphertexts', input.targetVersion);
-    return stale.count > 0 ? [`client_ciphertexts holds ${stale.count} ciphertext(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): users the source did not list?`] : [];
-  }
   const reasons: string[] = [];
+  const unlisted = rotationStores(deps).filter((store) => !(store.kind === 'postgres' && deps.database));
+  if (rotationStores(deps).some((store) => store.kind === 'postgres') && deps.database) {
+    const stale = await countBelowVersion(deps.database, 'clientCiphertexts', input.targetVersion);
+    if (stale.count > 0) reasons.push(`client_ciphertexts holds ${stale.count} ciphertext(s) below version ${input.targetVersion} (e.g. ${stale.sample.join(', ')}): users the source did not list?`);
+  }
+  if (unlisted.length === 0) return reasons;
   if (input.everyUser !== true) {
     reasons.push(
-      `the ${deps.store.kind} store cannot be listed, so its ciphertexts of users the source did not list would stop decrypting: ` +
+      `the ${unlisted.map((store) => store.kind).join(', ')} store cannot be listed, so its ciphertexts of users the source did not list would stop decrypting: ` +
         'raise only after a rotation whose source lists every user with a backup (keys rotate --every-user)',
     );
   }

@@ -38,7 +38,8 @@ export interface RewrapCheckpoint {
 export interface UserCheckpoint {
   userId: string;
   clientId: string;
-  pairs: { pairId: string; curve: Curve }[];
+  /** `newest`: with copies only, a pair of the newest completed backup (whose missing copy is a failure: rewrap-copies.ts). */
+  pairs: { pairId: string; curve: Curve; newest?: true }[];
   /** The keys (ciphertextKey) of the ciphertexts done. */
   done: string[];
 }

@@ -2,7 +2,7 @@ import type { Curve } from '../../domain/curves';
 import { CiphertextNotFoundError, CiphertextReplaceUnsupportedError } from '../../domain/errors';
 import { ciphertextVersion } from '../../adapters/kms/kms-ciphertext';
 import { sha256Hex } from '../share-plaintext';
-import type { KeyRotationDeps } from './key-rotation-deps';
+import type { KeyRotationDeps, RotationStore } from './key-rotation-deps';
 import type { UserCheckpoint } from './rewrap-checkpoint';
 import { mustRetry, reasonOf } from './rotation-boundary';
 
@@ -16,6 +16,8 @@ export interface Found {
   kind: 'client-ciphertext' | 'custodian-share';
   pairId: string;
   curve?: Curve;
+  /** With copies: a pair of the newest completed backup. */
+  newest?: boolean;
   backupMethod?: string;
   context: string;
   /** Custodian shares: the ciphertext as listed (client ciphertexts are read from their store, one at a time). */
@@ -28,10 +30,10 @@ export interface Found {
 export type CiphertextOutcome = { verified: 'rewrapped' | 'alreadyCurrent' } | { failed: string } | { absent: true };
 
 /** A ciphertext that is reported and left as it is (the reason says why); the rewrap goes on with the next one. */
-class LeftAsIs extends Error {}
+export class LeftAsIs extends Error {}
 
 /** Runs one request of a ciphertext's rewrap: a transient error retries the activity, a permanent one leaves the ciphertext as it is. */
-async function request<T>(what: string, call: () => Promise<T>): Promise<T> {
+export async function request<T>(what: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
@@ -40,11 +42,11 @@ async function request<T>(what: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The ciphertext stored now, or undefined when there is none. */
-async function readStored(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found): Promise<string | undefined> {
+/** The ciphertext stored now (a client ciphertext: in `store`, by default the primary), or undefined when there is none. */
+export async function readStored(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found, store: RotationStore = deps.store): Promise<string | undefined> {
   if (entry.kind === 'client-ciphertext') {
     try {
-      return await deps.store.get({ userId: user.userId }, entry.pairId, entry.curve!);
+      return await store.get({ userId: user.userId }, entry.pairId, entry.curve!);
     } catch (error) {
       if (error instanceof CiphertextNotFoundError) return undefined;
       throw error;
@@ -54,7 +56,7 @@ async function readStored(deps: KeyRotationDeps, user: UserCheckpoint, entry: Fo
 }
 
 /** The SHA-256 of what `ciphertext` decrypts to in the entry's context (the plaintext is zeroed at once). */
-async function digestOf(deps: KeyRotationDeps, entry: Found, ciphertext: string, ifNot: string): Promise<string> {
+export async function digestOf(deps: KeyRotationDeps, entry: Found, ciphertext: string, ifNot: string): Promise<string> {
   const [outcome] = await deps.transit.decryptEach([{ ciphertext, context: entry.context }]);
   if (!outcome || 'error' in outcome) throw new LeftAsIs(`${ifNot}: ${outcome?.error ?? 'no result'}`);
   const digest = sha256Hex(outcome.plaintext);
@@ -63,7 +65,7 @@ async function digestOf(deps: KeyRotationDeps, entry: Found, ciphertext: string,
 }
 
 /** The KMS's rewrap of one ciphertext, checked to be of the target version. */
-async function rewrapTo(deps: KeyRotationDeps, entry: Found, stored: string, targetVersion: number): Promise<string> {
+export async function rewrapTo(deps: KeyRotationDeps, entry: Found, stored: string, targetVersion: number): Promise<string> {
   const [outcome] = await deps.transit.rewrapEach([{ ciphertext: stored, context: entry.context }], targetVersion);
   if (!outcome || 'error' in outcome) throw new LeftAsIs(`Vault could not rewrap it: ${outcome?.error ?? 'no result'}`);
   const version = ciphertextVersion(outcome.ciphertext);
@@ -72,10 +74,17 @@ async function rewrapTo(deps: KeyRotationDeps, entry: Found, stored: string, tar
 }
 
 /** Compare-and-set of one ciphertext in its store. 'changed': another writer (an earlier attempt of this rotation) was first; the read-back decides. */
-async function replace(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found, old: string, next: string): Promise<'replaced' | 'changed' | 'absent'> {
+export async function replace(
+  deps: KeyRotationDeps,
+  user: UserCheckpoint,
+  entry: Found,
+  old: string,
+  next: string,
+  store: RotationStore = deps.store,
+): Promise<'replaced' | 'changed' | 'absent'> {
   if (entry.kind === 'client-ciphertext') {
-    if (!deps.store.replace) throw new CiphertextReplaceUnsupportedError(`the ${deps.store.kind} store cannot replace a ciphertext`);
-    return deps.store.replace({ userId: user.userId }, { curve: entry.curve!, pairId: entry.pairId, ciphertext: next }, old);
+    if (!store.replace) throw new CiphertextReplaceUnsupportedError(`the ${store.kind} store cannot replace a ciphertext`);
+    return store.replace({ userId: user.userId }, { curve: entry.curve!, pairId: entry.pairId, ciphertext: next }, old);
   }
   if (await deps.custodianShares!.replaceIfUnchanged(user.clientId, entry.backupMethod!, entry.pairId, old, next)) return 'replaced';
   const now = await readStored(deps, user, entry);
@@ -84,8 +93,15 @@ async function replace(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found
 }
 
 /** Reads the rewrapped ciphertext back, checks its version, decrypts it and compares the digest with the one it replaced. */
-async function verifyReadBack(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found, old: { stored: string; sha256: string }, targetVersion: number): Promise<void> {
-  const stored = await request('could not be read back', () => readStored(deps, user, entry));
+export async function verifyReadBack(
+  deps: KeyRotationDeps,
+  user: UserCheckpoint,
+  entry: Found,
+  old: { stored: string; sha256: string },
+  targetVersion: number,
+  store: RotationStore = deps.store,
+): Promise<void> {
+  const stored = await request('could not be read back', () => readStored(deps, user, entry, store));
   if (stored === undefined) throw new LeftAsIs('is gone from its store after the rewrap');
   const version = ciphertextVersion(stored) ?? 0;
   if (version < targetVersion) {

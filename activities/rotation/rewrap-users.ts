@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { CURVES } from '../../domain/curves';
 import { backupWorkflowId } from '../../domain/user-id';
+import { newestPairIds } from '../../adapters/stores/stored-backup';
 import {
   MAX_RECENT_ROTATION_FAILURES,
   type CiphertextCounts,
@@ -11,9 +12,10 @@ import {
 } from '../../contracts/rotate-keys-api';
 import { temporalCall } from '../../adapters/temporal/temporal-error-classifier';
 import { custodianShareContext, transitContext } from '../../adapters/kms/transit-context';
-import type { KeyRotationDeps } from './key-rotation-deps';
+import { rotationStores, type KeyRotationDeps } from './key-rotation-deps';
 import { ciphertextKey, type RewrapCheckpoint, type UserCheckpoint } from './rewrap-checkpoint';
-import { rewrapCiphertext, type CiphertextOutcome, type Found } from './rewrap-ciphertext';
+import { rewrapCiphertext, type Found } from './rewrap-ciphertext';
+import { copyKey, rewrapCopies, type CopyOutcome } from './rewrap-copies';
 import { mustRetry, reasonOf } from './rotation-boundary';
 
 /**
@@ -31,12 +33,24 @@ function recordFailure(result: RewrapUsersResult, failure: RotationFailure): voi
   Context.current().log.warn('key rotation failure', { ...failure });
 }
 
-/** Counts one ciphertext's outcome into the result. */
-function account(userId: string, entry: Found, outcome: CiphertextOutcome, result: RewrapUsersResult): void {
+/** Counts one ciphertext's outcome into the result (`store`: the copy's, when several stores keep copies). */
+function account(userId: string, entry: Found, outcome: CopyOutcome, result: RewrapUsersResult, store?: string): void {
+  const named = store === undefined ? {} : { store };
+  if ('uncounted' in outcome) return;
+  if ('absentElsewhere' in outcome) {
+    result.counts.copiesAbsentElsewhere = (result.counts.copiesAbsentElsewhere ?? 0) + 1;
+    Context.current().log.info('key rotation: a copy of a pair outside the newest completed backup is absent', { userId, pairId: entry.pairId, store });
+    return;
+  }
   if ('absent' in outcome) result.counts.pairsWithoutCiphertext += 1;
-  else if ('failed' in outcome) {
+  else if ('missing' in outcome) {
+    // A failure (it blocks the raise), counted also as what it is.
+    result.counts.copiesMissing = (result.counts.copiesMissing ?? 0) + 1;
     counterOf(entry, result).failed += 1;
-    recordFailure(result, { userId, pairId: entry.pairId, kind: entry.kind, reason: outcome.failed });
+    recordFailure(result, { userId, pairId: entry.pairId, kind: entry.kind, ...named, reason: outcome.missing });
+  } else if ('failed' in outcome) {
+    counterOf(entry, result).failed += 1;
+    recordFailure(result, { userId, pairId: entry.pairId, kind: entry.kind, ...named, reason: outcome.failed });
   } else {
     counterOf(entry, result)[outcome.verified] += 1;
     counterOf(entry, result).verified += 1;
@@ -64,15 +78,19 @@ function backupRunningSince(deps: KeyRotationDeps, userId: string): Promise<numb
   });
 }
 
-/** Every backup share pair Portal lists for the user (any status), on the curves this service backs up. */
+/**
+ * Every backup share pair Portal lists for the user (any status), on the curves this service backs
+ * up; with copies, the pairs of its newest completed backup are named (`newest`).
+ */
 async function listPairs(deps: KeyRotationDeps, userId: string): Promise<UserCheckpoint> {
   const { clientApiKey } = await deps.credentials.load(userId);
   const client = await deps.portal.getClient(clientApiKey);
+  const newest = rotationStores(deps).length > 1 ? newestPairIds(userId, client) : undefined;
   const pairs: UserCheckpoint['pairs'] = [];
   for (const wallet of client.wallets) {
     const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
     if (!curve) continue; // a curve this service never backs up
-    for (const pair of wallet.backupSharePairs) pairs.push({ pairId: pair.id, curve });
+    for (const pair of wallet.backupSharePairs) pairs.push({ pairId: pair.id, curve, ...(newest?.has(pair.id) ? { newest: true as const } : {}) });
   }
   return { userId, clientId: client.id, pairs, done: [] };
 }
@@ -91,9 +109,16 @@ async function startUser(deps: KeyRotationDeps, userId: string, input: RewrapUse
   return listPairs(deps, userId).catch((error: unknown) => failUser(userId, result, error));
 }
 
+/** Whether the entry is done: with copies, a client ciphertext is done once each copy is. */
+function isDone(deps: KeyRotationDeps, user: UserCheckpoint, entry: Found): boolean {
+  const stores = rotationStores(deps);
+  if (entry.kind !== 'client-ciphertext' || stores.length < 2) return user.done.includes(ciphertextKey(entry));
+  return stores.every((store) => user.done.includes(copyKey(store.kind, entry.pairId)));
+}
+
 /** The user's ciphertexts not done yet: one per listed pair, and the custodian shares held for its client. */
 async function ciphertextsLeft(deps: KeyRotationDeps, user: UserCheckpoint): Promise<Found[]> {
-  const found: Found[] = user.pairs.map(({ pairId, curve }) => ({ kind: 'client-ciphertext', pairId, curve, context: transitContext(user.userId, pairId) }));
+  const found: Found[] = user.pairs.map(({ pairId, curve, newest }) => ({ kind: 'client-ciphertext', pairId, curve, ...(newest ? { newest } : {}), context: transitContext(user.userId, pairId) }));
   for (const row of deps.custodianShares ? await deps.custodianShares.listByClient(user.clientId) : []) {
     found.push({
       kind: 'custodian-share',
@@ -104,7 +129,7 @@ async function ciphertextsLeft(deps: KeyRotationDeps, user: UserCheckpoint): Pro
       recordedSha256: row.shareSha256,
     });
   }
-  return found.filter((entry) => !user.done.includes(ciphertextKey(entry)));
+  return found.filter((entry) => !isDone(deps, user, entry));
 }
 
 /**
@@ -122,7 +147,18 @@ async function rewrapUser(deps: KeyRotationDeps, input: RewrapUsersInput, checkp
   const user = checkpoint.user;
   const left = await ciphertextsLeft(deps, user).catch((error: unknown) => failUser(user.userId, checkpoint.result, error));
   if (!left) return;
+  const stores = rotationStores(deps);
   for (const entry of left) {
+    if (entry.kind === 'client-ciphertext' && stores.length > 1) {
+      // Each copy is a step of its own: saved as soon as it is done.
+      const copyDone = (store: string, outcome: CopyOutcome): void => {
+        account(user.userId, entry, outcome, checkpoint.result, store);
+        user.done.push(copyKey(store, entry.pairId));
+        moved();
+      };
+      await rewrapCopies(deps, stores, user, entry, input.targetVersion, (store) => user.done.includes(copyKey(store, entry.pairId)), copyDone);
+      continue;
+    }
     const outcome = await rewrapCiphertext(deps, user, entry, input.targetVersion);
     account(user.userId, entry, outcome, checkpoint.result);
     user.done.push(ciphertextKey(entry));

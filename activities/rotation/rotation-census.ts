@@ -10,11 +10,14 @@ import { checkpointedBoundary, mustRetry, reasonOf } from './rotation-boundary';
 import type { StepReceipts } from '../step-receipts';
 import type { UserPage, UserPageRequest } from '../user-source';
 import { ciphertextVersion } from '../../adapters/kms/kms-ciphertext';
+import { newestPairIds } from '../../adapters/stores/stored-backup';
 
 export interface RotationCensusDeps {
   credentials: Pick<CredentialsSource, 'load'>;
   portal: Pick<PortalClient, 'getClient'>;
   store: Pick<CiphertextStore, 'kind' | 'get'>;
+  /** Every store that keeps a copy (CIPHERTEXT_STORES), the primary first: with several, every copy is counted. */
+  copies?: readonly Pick<CiphertextStore, 'kind' | 'get'>[];
   receipts: StepReceipts;
   /** The paged user source, as the fleet runs read it; absent on a worker that reads none (then only list sources). */
   sourcePages?: (input: UserPageRequest) => Promise<UserPage>;
@@ -55,6 +58,15 @@ interface SealedCheckpoint {
  * pages, counts) is trusted: only what this activity read. Its receipt is what the check before
  * the raise asks for. Custodian shares and the PostgreSQL store are counted in the database by the
  * check itself.
+ *
+ * Copies (CIPHERTEXT_STORES names several stores): every copy of every pair is read and counted, the
+ * PostgreSQL one too (the check also counts its rows, users outside the source included). A copy of
+ * a user's newest completed backup missing from one store while another holds one is
+ * `copiesMissing` and withholds the receipt (other pairs' absent copies are not counted: nothing
+ * restores from them, and nothing can go stale in a store that holds none): the
+ * raise waits until `backup copies repair` has recreated it (a repair copies a verified copy, so
+ * run after the rewrap it writes the new version) and a rotation without a new version
+ * (`keys rotate --no-rotate --raise-min-version`) counts again.
  */
 export function createRotationCensus(deps: RotationCensusDeps) {
   const sealClaims = (input: RotationCensusInput, checkpoint: SealedCheckpoint) => ({
@@ -84,27 +96,48 @@ export function createRotationCensus(deps: RotationCensusDeps) {
     if (counts.sample.length < CENSUS_SAMPLE) counts.sample.push(line);
   };
 
-  /** One user: every pair Portal lists on a curve this service backs up, and its stored ciphertext if any. */
+  const stores = deps.copies && deps.copies.length > 1 ? deps.copies : [deps.store];
+  const named = stores.length > 1;
+
+  /** A pair's copy in one store, or undefined when that store has none. */
+  const read = async (store: Pick<CiphertextStore, 'get'>, userId: string, pairId: string, curve: (typeof CURVES)[number]): Promise<string | undefined> => {
+    try {
+      return await store.get({ userId }, pairId, curve);
+    } catch (error) {
+      if (error instanceof CiphertextNotFoundError) return undefined;
+      throw error;
+    }
+  };
+
+  /** One user: every pair Portal lists on a curve this service backs up, and its stored ciphertext (each copy) if any. */
   const countUser = async (userId: string, targetVersion: number, counts: Counts): Promise<void> => {
     try {
       const { clientApiKey } = await deps.credentials.load(userId);
       const client = await deps.portal.getClient(clientApiKey);
+      // With copies, a missing copy counts only for the newest completed backup (what repair recreates: rewrap-copies.ts).
+      const newest = named ? newestPairIds(userId, client) : new Set<string>();
       for (const wallet of client.wallets) {
         const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
         if (!curve) continue;
         for (const pair of wallet.backupSharePairs) {
-          let stored: string;
-          try {
-            stored = await deps.store.get({ userId }, pair.id, curve);
-          } catch (error) {
-            if (error instanceof CiphertextNotFoundError) continue;
-            throw error;
-          }
-          counts.ciphertextsCounted += 1;
-          const version = ciphertextVersion(stored) ?? 0;
-          if (version < targetVersion) {
-            counts.stale += 1;
-            note(counts, `${userId}/${pair.id}: version ${version || '?'}`);
+          const copies: { store: string; stored: string | undefined }[] = [];
+          for (const store of stores) copies.push({ store: store.kind, stored: await read(store, userId, pair.id, curve) });
+          // No copy anywhere: the pair has no ciphertext (nothing to decrypt after the raise).
+          if (copies.every((copy) => copy.stored === undefined)) continue;
+          for (const copy of copies) {
+            const where = named ? ` (${copy.store} copy)` : '';
+            if (copy.stored === undefined) {
+              if (!newest.has(pair.id)) continue;
+              counts.copiesMissing = (counts.copiesMissing ?? 0) + 1;
+              note(counts, `${userId}/${pair.id}: no copy in the ${copy.store} store`);
+              continue;
+            }
+            counts.ciphertextsCounted += 1;
+            const version = ciphertextVersion(copy.stored) ?? 0;
+            if (version < targetVersion) {
+              counts.stale += 1;
+              note(counts, `${userId}/${pair.id}${where}: version ${version || '?'}`);
+            }
           }
         }
       }
@@ -130,7 +163,7 @@ export function createRotationCensus(deps: RotationCensusDeps) {
   return {
     /** Counts every stored client ciphertext of the source's users below the target version; a receipt when there are none and every user was read. */
     async censusBeforeRaise(input: RotationCensusInput): Promise<RotationCensus> {
-      if (deps.store.kind === 'postgres') return { usersCounted: 0, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [], storeCountedByCheck: true };
+      if (stores.every((store) => store.kind === 'postgres')) return { usersCounted: 0, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [], storeCountedByCheck: true };
       const checkpoint = resumed(input);
       // A copy: the SDK may send a throttled heartbeat's details later, when the counts have moved on from what was sealed.
       const seal = (): SealedCheckpoint => {
@@ -157,7 +190,7 @@ export function createRotationCensus(deps: RotationCensusDeps) {
         }
         const { counts } = checkpoint;
         Context.current().log.info('rotation census done', { rotationId: input.rotationId, ...counts, sample: undefined });
-        if (counts.stale > 0 || counts.unreadable > 0) return { ...counts };
+        if (counts.stale > 0 || counts.unreadable > 0 || (counts.copiesMissing ?? 0) > 0) return { ...counts };
         return { ...counts, receipt: deps.receipts.issue('ROTATION_CENSUS', currentRun(), censusClaims(input, counts)) };
       });
     },

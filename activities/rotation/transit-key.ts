@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { CiphertextReplaceUnsupportedError } from '../../domain/errors';
-import type { KeyRotationDeps } from './key-rotation-deps';
+import { rotationStores, type KeyRotationDeps } from './key-rotation-deps';
 
 export interface TransitKeyState {
   keyName: string;
@@ -10,25 +10,28 @@ export interface TransitKeyState {
   custodianShares: boolean;
 }
 
-/** The key's versions, and whether the store can take a rewrap; refuses a store that cannot. */
+/**
+ * The key's versions, and whether every store that keeps a copy can take a rewrap; refuses when one
+ * cannot (a copy left on an older version would stop decrypting at the raise). `storeKind` names
+ * every store, comma-separated, when several keep copies.
+ */
 export async function readTransitKey(deps: KeyRotationDeps): Promise<TransitKeyState> {
-  const unsupported = !deps.store.replace ? `the ${deps.store.kind} store has no replace operation` : (deps.store.replaceUnsupported ?? copiesUnsupported(deps));
-  if (unsupported) throw new CiphertextReplaceUnsupportedError(`key rotation cannot rewrap into this store: ${unsupported}`);
+  const stores = rotationStores(deps);
+  for (const store of stores) {
+    const unsupported = !store.replace ? `the ${store.kind} store has no replace operation` : store.replaceUnsupported;
+    if (unsupported) {
+      const copies = stores.length > 1 ? ` (it keeps a copy: CIPHERTEXT_STORES=${stores.map((s) => s.kind).join(',')})` : '';
+      throw new CiphertextReplaceUnsupportedError(`key rotation cannot rewrap into this store: ${unsupported}${copies}`);
+    }
+  }
   const key = await deps.transit.keyVersions();
   return {
     keyName: deps.transit.keyName,
     latestVersion: key.latestVersion,
     minDecryptionVersion: key.minDecryptionVersion,
-    storeKind: deps.store.kind,
+    storeKind: stores.map((store) => store.kind).join(','),
     custodianShares: deps.custodianShares !== undefined,
   };
-}
-
-/** Rotation rewraps one store: copies in others would stay at older key versions and stop decrypting at the raise. */
-function copiesUnsupported(deps: KeyRotationDeps): string | undefined {
-  const kinds = (deps.copies ?? []).map((copy) => copy.kind);
-  if (kinds.length <= 1) return undefined;
-  return `copies are kept in ${kinds.join(', ')} (CIPHERTEXT_STORES) and rotation rewraps one store only (not built for copies yet)`;
 }
 
 /**

@@ -35,6 +35,16 @@ export function newestCompletedPairs(userId: string, client: PortalClientInfo): 
   return Object.fromEntries(entries) as BackupPairIds;
 }
 
+/** The pair ids of the user's newest completed backup; none when it has none. */
+export function newestPairIds(userId: string, client: PortalClientInfo): Set<string> {
+  try {
+    return new Set(Object.values(newestCompletedPairs(userId, client)));
+  } catch (error) {
+    if (error instanceof NoCompletedBackupError) return new Set();
+    throw error;
+  }
+}
+
 function createdMs(createdAt: string | undefined): number {
   const ms = createdAt === undefined ? Number.NaN : Date.parse(createdAt);
   return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;

@@ -15,7 +15,7 @@ export interface CoverageBackend {
 export function registerCoverageRoute(app: ApiApp, coverage: CoverageBackend | undefined): void {
   app.get<{ Querystring: { users?: string; sourceUrl?: string; pageSize: number; format: 'json' | 'csv'; maxAgeDays: number; usersPerMinute: number } }>('/v1/coverage', {
     schema: {
-      summary: 'Coverage of every user of a list or the backend’s paged source: the newest completed backup and who has none, a stale one, a parked run or a drill failure (JSON Lines or CSV, streamed)',
+      summary: 'Coverage of every user of a list or the backend’s paged source: the newest completed backup, each store’s copy, and who has none, a stale one, a parked run, a drill failure or a copy missing (JSON Lines or CSV, streamed)',
       tags: ['coverage'],
       querystring: {
         type: 'object',

@@ -22,7 +22,7 @@ import { ClientCiphertextRepository } from '../../db/client-ciphertext-repositor
 import { CustodianShareRepository } from '../../db/custodian-share-repository';
 import { createDatabasePool } from '../../db/pool';
 import { CURVES } from '../../domain/curves';
-import { CiphertextBeingRewrappedError, PortalUnavailableError, VaultPermissionError } from '../../domain/errors';
+import { CiphertextBeingRewrappedError, CiphertextStoreUnavailableError, PortalUnavailableError, VaultPermissionError } from '../../domain/errors';
 import { startPortalSimulator, type PortalSimulator } from '../../simulator/portal-simulator';
 import { keyRotationPolicy, workerPolicy } from '../../stack/vault-policies';
 import type { RewrapCheckpoint } from '../../activities/rotation/rewrap-checkpoint';
@@ -102,8 +102,8 @@ function rotationDeps(transit: VaultTransit, store: CiphertextStore, overrides: 
   return { credentials: credentials(), portal, transit, store, temporal, database: pool, receipts, heartbeatIntervalMs: 50, ...overrides };
 }
 
-function censusOf(store: CiphertextStore) {
-  return createRotationCensus({ credentials: credentials(), portal, store, receipts, heartbeatIntervalMs: 50 });
+function censusOf(store: CiphertextStore, copies?: CiphertextStore[]) {
+  return createRotationCensus({ credentials: credentials(), portal, store, ...(copies ? { copies } : {}), receipts, heartbeatIntervalMs: 50 });
 }
 
 function run<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
@@ -439,14 +439,17 @@ describe('key rotation activities (MockActivityEnvironment, real Vault, simulato
     for (const pair of user.pairs) expect(await storedState(transit, perPair, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
   });
 
-  it('copies in several stores (CIPHERTEXT_STORES): rotation refuses before anything changes (it rewraps one store)', async () => {
+  it('copies in several stores (CIPHERTEXT_STORES): rotation refuses before anything changes when one of them cannot replace', async () => {
     const { transit } = await freshKey();
     const store = new PostgresCiphertextStore(new ClientCiphertextRepository(pool));
-    const activities = createKeyRotationActivities(rotationDeps(transit, store, { copies: [store, { kind: 'portal' }] }));
+    const perUser = new HttpCiphertextStore({ writeUrl: endpoint.template, readUrl: endpoint.template, timeoutMs: 2_000 });
+    const activities = createKeyRotationActivities(rotationDeps(transit, store, { copies: [store, perUser] }));
     const failure = await failureOf(run(new MockActivityEnvironment(), activities.readTransitKey));
     expect(failure).toMatchObject({ type: 'CiphertextReplaceUnsupportedError', nonRetryable: true });
-    expect(failure.message).toContain('copies are kept in postgres, portal');
+    expect(failure.message).toContain('CIPHERTEXT_STORES=postgres,http');
     expect((await transit.keyVersions()).latestVersion).toBe(1);
+    const both = createKeyRotationActivities(rotationDeps(transit, store, { copies: [new PortalCiphertextStore(portal, credentials()), store] }));
+    expect(await run(new MockActivityEnvironment(), both.readTransitKey)).toMatchObject({ storeKind: 'portal,postgres' });
   });
 
   it('checkBeforeRaise names running pre-rotation backups and database rows below the version; the raise is idempotent and never above the latest version', async () => {
@@ -634,3 +637,158 @@ async function eventuallyValue<T>(check: () => Promise<T | undefined>, timeoutMs
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
+
+describe('a rotation over copies (CIPHERTEXT_STORES=portal,postgres; issue 18)', () => {
+  const portalStore = () => new PortalCiphertextStore(portal, credentials());
+  const postgresStore = () => new PostgresCiphertextStore(new ClientCiphertextRepository(pool));
+
+  /** A user backed up with a copy in each store: the same ciphertext string in both, as a backup writes them. */
+  async function backUpCopies(transit: VaultTransit, stores: CiphertextStore[]) {
+    const user = await backUp(transit, stores[0]!);
+    for (const store of stores.slice(1)) await store.put({ userId: user.userId }, user.pairs.map(({ curve, pairId, ciphertext }) => ({ curve, pairId, ciphertext })), { freshPairs: true });
+    return user;
+  }
+
+  it('each pair is rewrapped once and the same new ciphertext written to every copy; each copy is counted, and a second pass finds them current', async () => {
+    const { transit } = await freshKey();
+    const stores = [portalStore(), postgresStore()];
+    const user = await backUpCopies(transit, stores);
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, stores[0]!, { copies: stores }));
+    expect(await run(new MockActivityEnvironment(), activities.readTransitKey)).toMatchObject({ storeKind: 'portal,postgres' });
+    const env = new MockActivityEnvironment();
+    const heartbeats: RewrapCheckpoint[] = [];
+    env.on('heartbeat', (details: RewrapCheckpoint) => heartbeats.push(structuredClone(details)));
+    const result = await run(env, activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(result.counts).toMatchObject({ usersVisited: 1, clientCiphertexts: { rewrapped: 4, alreadyCurrent: 0, verified: 4, failed: 0 } });
+    expect(result.counts.copiesMissing).toBeUndefined();
+    for (const pair of user.pairs) {
+      const [atPortal, inPostgres] = [await storedState(transit, stores[0]!, user.userId, pair), await storedState(transit, stores[1]!, user.userId, pair)];
+      expect(atPortal).toMatchObject({ version: 2, decrypts: true });
+      expect(inPostgres.stored).toBe(atPortal.stored);
+    }
+    // Progress per copy, named by store; ids only.
+    const done = heartbeats.map((h) => h.user?.done ?? []).reduce((longest, d) => (d.length > longest.length ? d : longest), [] as string[]);
+    expect([...done].sort()).toEqual(user.pairs.flatMap((pair) => [`client-ciphertext@portal:${pair.pairId}`, `client-ciphertext@postgres:${pair.pairId}`]).sort());
+    // Each pair's copies in the configured order, the primary first.
+    expect(done.filter((_, index) => index % 2 === 0).every((key) => key.startsWith('client-ciphertext@portal:'))).toBe(true);
+    expect(JSON.stringify(heartbeats)).not.toMatch(/vault:v|[0-9a-f]{64}/);
+    const second = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(second.counts.clientCiphertexts).toEqual({ rewrapped: 0, alreadyCurrent: 4, verified: 4, failed: 0 });
+    // The census reads every copy: all current, so it has its receipt.
+    const census = await run(new MockActivityEnvironment(), censusOf(stores[0]!, stores).censusBeforeRaise, { rotationId: `rot-${hex()}`, targetVersion: 2, source: { kind: 'list', userIds: [user.userId] } });
+    expect(census).toMatchObject({ usersCounted: 1, ciphertextsCounted: 4, stale: 0, unreadable: 0 });
+    expect(census.receipt).toMatchObject({ step: 'ROTATION_CENSUS' });
+  });
+
+  it('a copy missing from one store is reported by store (a failure: it blocks the raise), never recreated; the census names it and gives no receipt', async () => {
+    const { transit } = await freshKey();
+    const stores = [portalStore(), postgresStore()];
+    const user = await backUpCopies(transit, stores);
+    const lost = user.pairs[1]!;
+    await pool.query('DELETE FROM client_ciphertexts WHERE user_id = $1 AND pair_id = $2', [user.userId, lost.pairId]);
+    // And pairs never marked, stored at Portal only (a backup that failed between its copies): not the newest completed backup.
+    const unmarked = await backUp(transit, stores[0]!, { userId: user.userId, mark: false });
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, stores[0]!, { copies: stores, database: undefined }));
+    const result = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(result.counts).toMatchObject({ usersVisited: 1, copiesMissing: 1, copiesAbsentElsewhere: 2, pairsWithoutCiphertext: 0, clientCiphertexts: { rewrapped: 5, failed: 1 } });
+    for (const pair of unmarked.pairs) expect(await storedState(transit, stores[0]!, user.userId, pair)).toMatchObject({ version: 2, decrypts: true });
+    expect(result.failures).toEqual([
+      { userId: user.userId, pairId: lost.pairId, kind: 'client-ciphertext', store: 'postgres', reason: expect.stringContaining('backup copies repair') },
+    ]);
+    // Not recreated by the rotation; the other copy of the pair is rewrapped.
+    await expect(stores[1]!.get({ userId: user.userId }, lost.pairId, lost.curve)).rejects.toThrow();
+    expect(await storedState(transit, stores[0]!, user.userId, lost)).toMatchObject({ version: 2, decrypts: true });
+    const rotationId = `rot-${hex()}`;
+    const census = await run(new MockActivityEnvironment(), censusOf(stores[0]!, stores).censusBeforeRaise, { rotationId, targetVersion: 2, source: { kind: 'list', userIds: [user.userId] } });
+    expect(census).toMatchObject({ usersCounted: 1, ciphertextsCounted: 5, stale: 0, unreadable: 0, copiesMissing: 1 });
+    expect(census.receipt).toBeUndefined();
+    expect(census.sample).toEqual([`${user.userId}/${lost.pairId}: no copy in the postgres store`]);
+    const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId, targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}`, everyUser: true, census });
+    expect(check.reasons.join('\n')).toContain('census');
+    expect(check.receipt).toBeUndefined();
+  });
+
+  it('a copy on an old version blocks the raise: the census counts it by store, and the check gives no receipt', async () => {
+    const { transit } = await freshKey();
+    const stores = [portalStore(), postgresStore()];
+    const user = await backUpCopies(transit, stores);
+    await transit.rotateKey();
+    const activities = createKeyRotationActivities(rotationDeps(transit, stores[0]!, { copies: stores, database: undefined }));
+    await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    // The PostgreSQL copy of one pair back on version 1 (a repair racing the rotation would leave it so).
+    const old = user.pairs[0]!;
+    const rewrapped = await stores[1]!.get({ userId: user.userId }, old.pairId, old.curve);
+    expect(await stores[1]!.replace!({ userId: user.userId }, { curve: old.curve, pairId: old.pairId, ciphertext: old.ciphertext }, rewrapped)).toBe('replaced');
+    const rotationId = `rot-${hex()}`;
+    const census = await run(new MockActivityEnvironment(), censusOf(stores[0]!, stores).censusBeforeRaise, { rotationId, targetVersion: 2, source: { kind: 'list', userIds: [user.userId] } });
+    expect(census).toMatchObject({ ciphertextsCounted: 4, stale: 1 });
+    expect(census.sample).toEqual([`${user.userId}/${old.pairId} (postgres copy): version 1`]);
+    expect(census.receipt).toBeUndefined();
+    const check = await run(new MockActivityEnvironment(), activities.checkBeforeRaise, { rotationId, targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}`, everyUser: true, census });
+    expect(check.receipt).toBeUndefined();
+    // With the database, the check counts the PostgreSQL copies itself too.
+    const withDatabase = createKeyRotationActivities(rotationDeps(transit, stores[0]!, { copies: stores }));
+    const counted = await run(new MockActivityEnvironment(), withDatabase.checkBeforeRaise, { rotationId, targetVersion: 2, rotatedAtMs: Date.now(), backupTaskQueue: `nobody-${hex()}`, everyUser: true, census });
+    expect(counted.reasons.join('\n')).toMatch(/client_ciphertexts holds [0-9]+ ciphertext/);
+    // A second pass rewraps it to the ciphertext its other copy holds: one string again.
+    const again = await run(new MockActivityEnvironment(), activities.rewrapUsers, rewrapInput([user.userId], 2));
+    expect(again.counts.clientCiphertexts).toEqual({ rewrapped: 1, alreadyCurrent: 3, verified: 4, failed: 0 });
+    expect(await stores[1]!.get({ userId: user.userId }, old.pairId, old.curve)).toBe(await stores[0]!.get({ userId: user.userId }, old.pairId, old.curve));
+  });
+
+  it('a store down mid-rotation: the attempt fails retryable with its per-copy checkpoint, and the retry resumes there, writing each copy once', async () => {
+    const { transit } = await freshKey();
+    const real = [portalStore(), postgresStore()];
+    const user = await backUpCopies(transit, real);
+    await transit.rotateKey();
+    let attempt = 1;
+    let firstPostgres: string | undefined;
+    const calls: { attempt: number; store: string; op: 'get' | 'replace'; pairId: string }[] = [];
+    const watched = real.map((store): CiphertextStore => ({
+      kind: store.kind,
+      put: (context, ciphertexts, options) => store.put(context, ciphertexts, options),
+      get: (context, pairId, curve) => {
+        calls.push({ attempt, store: store.kind, op: 'get', pairId });
+        return store.get(context, pairId, curve);
+      },
+      replace: (context, next, expectedOld) => {
+        calls.push({ attempt, store: store.kind, op: 'replace', pairId: next.pairId });
+        // Attempt 1: PostgreSQL is down once the first pair's copies and the second's Portal copy are written.
+        if (attempt === 1 && store.kind === 'postgres') {
+          firstPostgres ??= next.pairId;
+          if (next.pairId !== firstPostgres) return Promise.reject(new CiphertextStoreUnavailableError('PostgreSQL is down (injected)'));
+        }
+        return store.replace!(context, next, expectedOld);
+      },
+    }));
+    const activities = createKeyRotationActivities(rotationDeps(transit, watched[0]!, { copies: watched, database: undefined }));
+    const input = rewrapInput([user.userId], 2);
+    const first = new MockActivityEnvironment({ attempt: 1 });
+    const heartbeats: RewrapCheckpoint[] = [];
+    first.on('heartbeat', (details: RewrapCheckpoint) => heartbeats.push(structuredClone(details)));
+    const failure = await failureOf(run(first, activities.rewrapUsers, input));
+    expect(failure).toMatchObject({ type: 'CiphertextStoreUnavailableError', nonRetryable: false });
+    const saved = heartbeats.at(-1)!;
+    const firstPair = user.pairs.find((pair) => pair.pairId === firstPostgres);
+    const secondPair = user.pairs.find((pair) => pair.pairId !== firstPostgres);
+    expect(saved.user!.done).toEqual([`client-ciphertext@portal:${firstPair!.pairId}`, `client-ciphertext@postgres:${firstPair!.pairId}`, `client-ciphertext@portal:${secondPair!.pairId}`]);
+    expect(saved.result.counts.clientCiphertexts).toMatchObject({ rewrapped: 3, failed: 0 });
+    expect(await real[1]!.get({ userId: user.userId }, secondPair!.pairId, secondPair!.curve)).toBe(secondPair!.ciphertext);
+
+    // The store is back: the retry resumes at the PostgreSQL copy of the second pair.
+    attempt = 2;
+    const result = await run(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: saved }), activities.rewrapUsers, input);
+    expect(result.counts).toMatchObject({ usersVisited: 1, clientCiphertexts: { rewrapped: 4, alreadyCurrent: 0, verified: 4, failed: 0 } });
+    expect(result.failures).toEqual([]);
+    // The first pair is not read again; of the second, only the PostgreSQL copy is written (with the Portal copy's new ciphertext, no second rewrap).
+    expect(calls.filter((c) => c.attempt === 2 && c.pairId === firstPair!.pairId)).toEqual([]);
+    expect(calls.filter((c) => c.attempt === 2 && c.op === 'replace')).toEqual([{ attempt: 2, store: 'postgres', op: 'replace', pairId: secondPair!.pairId }]);
+    for (const pair of user.pairs) {
+      const atPortal = await storedState(transit, real[0]!, user.userId, pair);
+      expect(atPortal).toMatchObject({ version: 2, decrypts: true });
+      expect(await real[1]!.get({ userId: user.userId }, pair.pairId, pair.curve)).toBe(atPortal.stored);
+    }
+  });
+});

@@ -71,13 +71,15 @@ describe('fault campaign (fast slice)', () => {
   /**
    * Copies in two stores (CIPHERTEXT_STORES=portal,postgres) on AWS KMS: the campaign's PostgreSQL
    * (one copy's store) is SIGKILLed at least once, and every marked pair must have both copies,
-   * each decrypting to exactly what Portal issued (marked-pair-missing-copy). No key rotation: it
-   * rewraps one store and refuses copies.
+   * each decrypting to exactly what Portal issued (marked-pair-missing-copy). The key rotation runs
+   * halfway and rewraps every copy: after its raise, every copy of every marked pair is on the new
+   * version, one ciphertext per pair (rotation-not-verified).
    */
-  it('stores portal,postgres: every marked pair has both copies through PostgreSQL kills', { timeout: 15 * 60_000 }, async () => {
-    const { report, context } = await runSlice('stores', 'CHAOS_STORES_SEED', { kms: 'aws-kms', stores: ['portal', 'postgres'], rotateMidRun: false });
+  it('stores portal,postgres: every marked pair has both copies through PostgreSQL kills, and the rotation rewraps both', { timeout: 15 * 60_000 }, async () => {
+    const { report, context } = await runSlice('stores', 'CHAOS_STORES_SEED', { kms: 'aws-kms', stores: ['portal', 'postgres'] });
     expect(report.infraFaults['postgres-kill'], context).toBeGreaterThanOrEqual(1);
     expect(report.backups.completed, context).toBe(20);
+    expect(report.rotation && 'minDecryptionVersionRaised' in report.rotation && report.rotation.minDecryptionVersionRaised, context).toBe(true);
     expect(report.recoveries.completed, context).toBe(report.recoveries.total);
     expect(summarize(report), context).toContain('--stores portal,postgres');
     expect(report.violationTotal, context).toBe(0);
