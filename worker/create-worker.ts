@@ -17,7 +17,7 @@ import { CachedCredentialsSource } from '../adapters/credentials/cached-credenti
 import { createCiphertextStores } from '../adapters/stores/ciphertext-store-factory';
 import { PortalClient } from '../adapters/portal/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../adapters/portal/portal-rate-limiter';
-import { currentActivitySignal } from '../activities/activity-boundary';
+import { currentActivityPortalDemand, currentActivitySignal } from '../activities/activity-boundary';
 import { createKmsProvider } from '../adapters/kms/kms-provider-factory';
 import { VaultAccessCheck } from '../adapters/vault/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
@@ -63,7 +63,7 @@ const MAX_NOT_READABLE_ATTEMPTS = 10;
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
 export function createActivityDeps(config: WorkerConfig, database?: Pool, metrics: WorkerMetrics = NO_WORKER_METRICS) {
   const limiter = config.portalLimits && database ? new SharedPortalRateLimiter(database, config.portalLimits) : NO_PORTAL_RATE_LIMIT;
-  const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal);
+  const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal, currentActivityPortalDemand);
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   const transit = createKmsProvider(config.kms, { metrics: metrics.vault });
