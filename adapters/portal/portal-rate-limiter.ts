@@ -217,6 +217,8 @@ class SlotLane {
           this.settle(head);
           continue;
         }
+        // An interactive request that came while a batch one was refused may still fit: try it now.
+        if (head.demand === 'batch' && this.waiting.interactive.length > 0) continue;
         const waitMs = Math.max(MIN_RETRY_MS, answer.msBeforeNext) + (head.demand === 'batch' ? BATCH_RETRY_DEFER_MS : 0);
         if (Date.now() + waitMs > head.deadline) {
           this.settle(head, this.busy());
