@@ -75,11 +75,18 @@ export function fixedWindowFor(perMinute: number, slackMs = WINDOW_SLACK_MS): { 
 }
 
 /**
- * Share of a window's slots a batch request may not take: they are kept for interactive requests,
- * so one arriving mid-window finds a slot although the batch has filled the rest. Rounded down: a
- * window of fewer than 10 slots keeps none, and interactive requests there rely on going first.
+ * Share of a window's slots a batch request may not take while interactive requests are about
+ * (INTERACTIVE_DEMAND_HOLD_MS): they are kept for interactive requests, so one arriving mid-window
+ * finds a slot although the batch has filled the rest. Rounded down: a window of fewer than 10
+ * slots keeps none, and interactive requests there rely on going first.
  */
 export const INTERACTIVE_RESERVE_SHARE = 0.1;
+/**
+ * How long after an interactive request the reserve holds, in every process: with no interactive
+ * demand the batch has the whole window; when it rises, the batch's share shrinks by the reserve
+ * and by whatever interactive requests take beyond it.
+ */
+export const INTERACTIVE_DEMAND_HOLD_MS = 30_000;
 /**
  * When a window ends, a batch request waiting in any process tries again this much later than an
  * interactive one: the interactive requests waiting anywhere take the new window's first slots.
@@ -90,20 +97,34 @@ export const BATCH_RETRY_DEFER_MS = 100;
 const MIN_RETRY_MS = 5;
 
 /**
- * Takes one slot of the current window if fewer than `$4` are taken (interactive requests: the
- * window's points; batch requests: the points less the reserve), opening a new window when the
- * last has ended; one statement, so the processes' takes cannot interleave. `granted_until` is
- * set only when a slot was taken; `window_ends` is when the current window ends. The row layout
- * and key are rate-limiter-flexible's (migration 004; windows end at `expire`, in ms since the
- * epoch): workers of an earlier build count in the same rows during a rolling deploy.
+ * Takes one slot of the current window if fewer than the class's cap are taken, opening a new
+ * window when the last has ended; one statement, so the processes' takes cannot interleave.
+ * Interactive requests ($7 true) may take all the window's points ($8) and mark interactive demand
+ * (row $5, until now + $6); batch requests may take the points less the reserve ($4) while that
+ * mark holds, else all of them. `granted_until` is set only when a slot was taken; `window_ends` is
+ * when the current window ends. The row layout and key are rate-limiter-flexible's (migration 004;
+ * windows end at `expire`, in ms since the epoch): workers of an earlier build count in the same
+ * rows during a rolling deploy.
  */
 const TAKE_SLOT_SQL = `
-  WITH taken AS (
+  WITH marked AS (
+    INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} (key, points, expire) SELECT $5, 0, $2::bigint + $6::bigint WHERE $7::boolean
+    ON CONFLICT (key) DO UPDATE SET expire = EXCLUDED.expire
+    RETURNING 1
+  ),
+  cap AS (
+    SELECT CASE
+      WHEN $7::boolean THEN $8::integer
+      WHEN EXISTS (SELECT 1 FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $5 AND expire > $2::bigint) THEN $4::integer
+      ELSE $8::integer
+    END AS points
+  ),
+  taken AS (
     INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} AS t (key, points, expire) VALUES ($1, 1, $2::bigint + $3::bigint)
     ON CONFLICT (key) DO UPDATE SET
       points = CASE WHEN t.expire IS NULL OR t.expire <= $2::bigint THEN 1 ELSE t.points + 1 END,
       expire = CASE WHEN t.expire IS NULL OR t.expire <= $2::bigint THEN $2::bigint + $3::bigint ELSE t.expire END
-    WHERE t.expire IS NULL OR t.expire <= $2::bigint OR t.points < $4::integer
+    WHERE t.expire IS NULL OR t.expire <= $2::bigint OR t.points < (SELECT points FROM cap)
     RETURNING expire
   )
   SELECT (SELECT expire FROM taken) AS granted_until,
@@ -115,7 +136,8 @@ const TAKE_SLOT_SQL = `
  * count like first attempts because every request takes a slot. Interactive requests go first
  * (contracts/run-priority.ts): in this process, a request waits in its class's FIFO queue and the
  * interactive queue is always served first; across processes, a batch request may not take the
- * window's reserve (INTERACTIVE_RESERVE_SHARE) and tries a new window after interactive ones do
+ * window's reserve (INTERACTIVE_RESERVE_SHARE) while interactive requests are about
+ * (INTERACTIVE_DEMAND_HOLD_MS), and tries a new window after interactive ones do
  * (BATCH_RETRY_DEFER_MS). Both classes take from the one count, so the more interactive requests
  * there are, the fewer slots are left for the batch, and together they never exceed the limit.
  * Fails closed: when the database cannot be reached, no Portal request goes out (the step retries).
@@ -243,8 +265,16 @@ class SlotLane {
 
   private async take(demand: PortalDemand): Promise<{ granted: boolean; msBeforeNext: number }> {
     const now = Date.now();
-    const cap = demand === 'interactive' ? this.points : this.batchPoints;
-    const { rows } = await this.pool.query<{ granted_until: string | null; window_ends: string | null }>(TAKE_SLOT_SQL, [this.key, now, this.windowMs, cap]);
+    const { rows } = await this.pool.query<{ granted_until: string | null; window_ends: string | null }>(TAKE_SLOT_SQL, [
+      this.key,
+      now,
+      this.windowMs,
+      this.batchPoints,
+      `${this.key}:interactive`,
+      INTERACTIVE_DEMAND_HOLD_MS,
+      demand === 'interactive',
+      this.points,
+    ]);
     const row = rows[0];
     if (row?.granted_until !== null && row?.granted_until !== undefined) return { granted: true, msBeforeNext: 0 };
     const endsAt = row?.window_ends === null || row?.window_ends === undefined ? now : Number(row.window_ends);

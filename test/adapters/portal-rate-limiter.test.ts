@@ -79,28 +79,42 @@ describe('SharedPortalRateLimiter', () => {
     expect(rows.rows.find((row) => row.key.startsWith(`${scope}-client`))?.points).toBeLessThanOrEqual(points);
   });
 
-  it('a batch request never takes the slots kept for interactive ones: an interactive request of another process gets one at once, and the window holds no more than its points', async () => {
+  it('while interactive requests are about, a batch request never takes the slots kept for them: an interactive request of another process gets one at once, and the window holds no more than its points', async () => {
     const scope = `reserve-${randomBytes(4).toString('hex')}`;
     // 35 a minute: 5 per 12 s window; a reserve of 40 % keeps 2 of them from batch requests.
     expect(fixedWindowFor(35)).toEqual({ points: 5, seconds: 12 });
     const limits = { enclavePerMinute: 35, clientPerMinute: 35 };
     const [batchProcess, interactiveProcess] = pools.map((pool) => new SharedPortalRateLimiter(pool, limits, scope, { interactiveReserveShare: 0.4 }));
     const order: string[] = [];
+    // Interactive demand: one request, which opens the window.
+    await interactiveProcess!.acquire('client', undefined, 'interactive').then(() => void order.push('interactive-first'));
     const stop = new AbortController();
-    const batch = Array.from({ length: 5 }, (_, i) =>
+    const batch = Array.from({ length: 4 }, (_, i) =>
       batchProcess!.acquire('client', stop.signal, 'batch').then(() => void order.push(`batch-${i}`), () => undefined),
     );
-    // The first three fill the batch's share of the window; the other two wait for the next window.
-    await Promise.all(batch.slice(0, 3));
+    // The first two fill the batch's share of the window (3 of 5, with the interactive one); the others wait.
+    await Promise.all(batch.slice(0, 2));
     await Promise.all([0, 1].map((i) => interactiveProcess!.acquire('client', undefined, 'interactive').then(() => void order.push(`interactive-${i}`))));
     // The reserve is taken: the window is full, for either class.
     const full = await pools[0]!.query<{ points: number }>(`SELECT points FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1`, [`${scope}-client:requests`]);
     expect(full.rows[0]!.points).toBe(5);
     stop.abort(new Error('test over'));
     await Promise.all(batch);
-    expect(order).toEqual(['batch-0', 'batch-1', 'batch-2', 'interactive-0', 'interactive-1']);
+    expect(order).toEqual(['interactive-first', 'batch-0', 'batch-1', 'interactive-0', 'interactive-1']);
     const after = await pools[0]!.query<{ points: number }>(`SELECT points FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1`, [`${scope}-client:requests`]);
-    expect(after.rows[0]!.points).toBeLessThanOrEqual(5);
+    expect(after.rows[0]!.points).toBe(5);
+  });
+
+  it('with no interactive demand the batch has the whole window', async () => {
+    const scope = `no-demand-${randomBytes(4).toString('hex')}`;
+    const limiter = new SharedPortalRateLimiter(pools[1]!, { enclavePerMinute: 35, clientPerMinute: 35 }, scope, { interactiveReserveShare: 0.4 });
+    const stop = new AbortController();
+    const granted: number[] = [];
+    const batch = Array.from({ length: 6 }, (_, i) => limiter.acquire('client', stop.signal, 'batch').then(() => void granted.push(i), () => undefined));
+    await Promise.all(batch.slice(0, 5));
+    stop.abort(new Error('test over'));
+    await Promise.all(batch);
+    expect(granted).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('interactive requests waiting in a process are granted before the batch requests that waited longer, and the batch gets what they leave', async () => {
