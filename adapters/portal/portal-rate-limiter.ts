@@ -108,19 +108,19 @@ const MIN_RETRY_MS = 5;
  */
 const TAKE_SLOT_SQL = `
   WITH marked AS (
-    INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} (key, points, expire) SELECT $5, 0, $2::bigint + $6::bigint WHERE $7::boolean
+    INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} (key, points, expire) SELECT $5::varchar, 0, $2::bigint + $6::bigint WHERE $7::boolean
     ON CONFLICT (key) DO UPDATE SET expire = EXCLUDED.expire
     RETURNING 1
   ),
   cap AS (
     SELECT CASE
       WHEN $7::boolean THEN $8::integer
-      WHEN EXISTS (SELECT 1 FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $5 AND expire > $2::bigint) THEN $4::integer
+      WHEN EXISTS (SELECT 1 FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $5::varchar AND expire > $2::bigint) THEN $4::integer
       ELSE $8::integer
     END AS points
   ),
   taken AS (
-    INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} AS t (key, points, expire) VALUES ($1, 1, $2::bigint + $3::bigint)
+    INSERT INTO ${PORTAL_RATE_LIMIT_TABLE} AS t (key, points, expire) VALUES ($1::varchar, 1, $2::bigint + $3::bigint)
     ON CONFLICT (key) DO UPDATE SET
       points = CASE WHEN t.expire IS NULL OR t.expire <= $2::bigint THEN 1 ELSE t.points + 1 END,
       expire = CASE WHEN t.expire IS NULL OR t.expire <= $2::bigint THEN $2::bigint + $3::bigint ELSE t.expire END
@@ -128,7 +128,7 @@ const TAKE_SLOT_SQL = `
     RETURNING expire
   )
   SELECT (SELECT expire FROM taken) AS granted_until,
-         (SELECT expire FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1) AS window_ends`;
+         (SELECT expire FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1::varchar) AS window_ends`;
 
 /**
  * One limit shared by every worker process: the count lives in the company's PostgreSQL (one row
