@@ -46,7 +46,7 @@ const program = new Command('bench')
   .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS, Restate)', '500')
   .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited and fairness runs', '5')
   .option('--fairness-batch <n>', "backups in the fairness part's batch (at most 1000; with --rate-scale 6 it runs 3 minutes at its default pace)", '540')
-  .option('--fairness-singles <n>', 'single backups measured in each phase of the fairness part (idle, during the batch)', '30')
+  .option('--fairness-singles <n>', 'single backups measured in each phase of the fairness part (idle, during the batch)', '40')
   .option('--fairness-single-share <share>', "the singles' steady rate as a share of Portal's limit in backups per minute", '0.1')
   .parse();
 
