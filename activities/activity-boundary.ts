@@ -2,7 +2,6 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { BackupDomainError } from '../domain/errors';
 import { redactSecrets } from '../domain/redact';
 import { retryDelayAfterFailureMs } from '../contracts/step-timeouts';
-import { portalDemandOfPriority, type PortalDemand } from '../contracts/run-priority';
 
 /**
  * How often this activity heartbeats: `baseMs`, or a quarter of its heartbeat timeout when that is
@@ -19,19 +18,6 @@ export function currentActivitySignal(): AbortSignal | undefined {
     return Context.current().cancellationSignal;
   } catch {
     return undefined;
-  }
-}
-
-/**
- * Whom the running activity serves at Portal's limiter: its priority (inherited from its workflow,
- * contracts/run-priority.ts) read through portalDemandOfPriority, which trusts nothing it is given;
- * batch outside an activity.
- */
-export function currentActivityPortalDemand(): PortalDemand {
-  try {
-    return portalDemandOfPriority(Context.current().info.priority);
-  } catch {
-    return 'batch';
   }
 }
 

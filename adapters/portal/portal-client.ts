@@ -91,7 +91,7 @@ export class PortalClient {
      * Whom the caller's requests serve (the running activity's priority: contracts/run-priority.ts):
      * interactive requests go ahead of batch ones at the limiter. Batch by default.
      */
-    private readonly demand: () => PortalDemand = () => 'batch',
+    private readonly demand: () => PortalDemand | Promise<PortalDemand> = () => 'batch',
   ) {
     this.http = axios.create({
       timeout: config.timeoutMs,
@@ -225,7 +225,7 @@ export class PortalClient {
 
   private async call(operation: string, apiKey: string, { route, api = 'client', ...request }: PortalRequest): Promise<unknown> {
     const signal = this.cancellation();
-    await this.limiter.acquire(api, signal, this.demand());
+    await this.limiter.acquire(api, signal, await this.demand());
     signal?.throwIfAborted();
     const startedAt = performance.now();
     // Metrics name the route template, never the URL: pair ids stay out of labels.

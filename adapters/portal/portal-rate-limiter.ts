@@ -221,7 +221,7 @@ class SlotLane {
       for (;;) {
         const head = this.waiting.interactive[0] ?? this.waiting.batch[0];
         if (!head) return;
-        if (Date.now() > head.deadline) {
+        if (Date.now() > head.deadline + BATCH_RETRY_DEFER_MS) {
           this.settle(head, this.busy());
           continue;
         }
@@ -241,13 +241,14 @@ class SlotLane {
         }
         // An interactive request that came while a batch one was refused may still fit: try it now.
         if (head.demand === 'batch' && this.waiting.interactive.length > 0) continue;
-        const waitMs = Math.max(MIN_RETRY_MS, answer.msBeforeNext) + (head.demand === 'batch' ? BATCH_RETRY_DEFER_MS : 0);
-        if (Date.now() + waitMs > head.deadline) {
+        const untilWindowMs = Math.max(MIN_RETRY_MS, answer.msBeforeNext);
+        // The deadline is for the window: a batch request's short deferral does not count against it.
+        if (Date.now() + untilWindowMs > head.deadline) {
           this.settle(head, this.busy());
           continue;
         }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => this.wake?.now(), waitMs);
+          const timer = setTimeout(() => this.wake?.now(), untilWindowMs + (head.demand === 'batch' ? BATCH_RETRY_DEFER_MS : 0));
           this.wake = {
             demand: head.demand,
             now: () => {

@@ -3,10 +3,9 @@
  * activities: a batch's children run with the batch priority, a single backup with the interactive
  * one, and each activity reads its class for Portal's limiter from the priority it inherited.
  */
-import { Context } from '@temporalio/activity';
 import { describe, expect, it } from 'vitest';
 import type { BackupActivities } from '../../activities';
-import { currentActivityPortalDemand } from '../../activities/activity-boundary';
+import { RunPortalDemand } from '../../activities/run-portal-demand';
 import { BackupClient } from '../../client/backup-client';
 import { BatchClient } from '../../client/batch-client';
 import { BATCH_PRIORITY_KEY, INTERACTIVE_PRIORITY_KEY, type PortalDemand } from '../../contracts/run-priority';
@@ -15,14 +14,16 @@ import { backupActivities, mockedWorker, uniqueId, workflowTestSuite } from './m
 
 const suite = workflowTestSuite();
 
-/** The mocked backup activities, each run's step 1 noting the priority key and Portal class its activity saw. */
+/** The mocked backup activities, each run's step 1 noting the Portal class its activity finds (as the worker's PortalClient asks it). */
 async function workerNotingPriorities() {
-  const seen = new Map<string, { priorityKey: number | undefined; demand: PortalDemand }>();
+  const seen = new Map<string, PortalDemand>();
+  const portalDemand = new RunPortalDemand();
+  portalDemand.connect(suite.env.client);
   const base = backupActivities().activities;
   const activities: Partial<BackupActivities> = {
     ...base,
-    mpcBackup: (input) => {
-      seen.set(input.userId, { priorityKey: Context.current().info.priority?.priorityKey, demand: currentActivityPortalDemand() });
+    mpcBackup: async (input) => {
+      seen.set(input.userId, await portalDemand.current());
       return base.mpcBackup!(input);
     },
   };
@@ -42,7 +43,7 @@ describe('run priorities', () => {
     for (const userId of users) {
       const child = await suite.env.client.workflow.getHandle(backupWorkflowId(userId)).describe();
       expect(child.priority?.priorityKey, userId).toBe(BATCH_PRIORITY_KEY);
-      expect(seen.get(userId), userId).toEqual({ priorityKey: BATCH_PRIORITY_KEY, demand: 'batch' });
+      expect(seen.get(userId), userId).toBe('batch');
     }
   });
 
@@ -53,6 +54,6 @@ describe('run priorities', () => {
     const started = await backups.startBackupWorkflow(userId);
     await backups.waitForBackup(userId, started.runId);
     expect((await suite.env.client.workflow.getHandle(started.workflowId, started.runId).describe()).priority?.priorityKey).toBe(INTERACTIVE_PRIORITY_KEY);
-    expect(seen.get(userId)).toEqual({ priorityKey: INTERACTIVE_PRIORITY_KEY, demand: 'interactive' });
+    expect(seen.get(userId)).toBe('interactive');
   });
 });
