@@ -6,6 +6,7 @@ import { parseTemporalKinds, type ServerFlags, type TemporalKind } from './bench
 import { latencyRun } from './latency';
 import { dbosPeerRun } from './peers/dbos-run';
 import { restatePeerRun } from './peers/restate-run';
+import { fairnessRun } from './fairness';
 import { rateLimitedRun } from './rate-limited';
 import { renderTable } from './report-table';
 import { scaleRun } from './scale';
@@ -17,12 +18,14 @@ import { throughputRun } from './throughput';
  * server and worker settings); single-backup latency one at a time, with where the time goes,
  * history events and billable actions per backup; a rate-limited run with several worker
  * processes and Portal faults; a 10,000-wallet scale run; a CPU profile of the worker.
- * `--only latency` (or throughput, rate-limited, scale; comma-separated) runs parts alone.
+ * `--only latency` (or throughput, rate-limited, fairness, scale; comma-separated) runs parts alone.
+ * `--only fairness`: single backups' latency on an idle system and during a rate-limited batch
+ * (docs/performance.md, "Fairness under a batch").
  * `--temporal dev,cluster` runs the Temporal parts (throughput, latency, rate-limited, scale) on
  * the dev server and on the stack's cluster (stack/temporal-cluster.ts), one after the other, each
  * run naming what it ran on; `--cluster` is `--temporal cluster`.
  */
-const PARTS = ['throughput', 'latency', 'rate-limited', 'scale', 'peers'] as const;
+const PARTS = ['throughput', 'latency', 'rate-limited', 'fairness', 'scale', 'peers'] as const;
 const program = new Command('bench')
   .option('--users <n>', 'users per throughput run', '2000')
   .option('--concurrency <n>', 'backups in flight, for both', '20')
@@ -41,7 +44,10 @@ const program = new Command('bench')
   .option('--rate-workers <n>', 'worker processes in the rate-limited run', '4')
   .option('--rate-pace <factors>', 'the rate-limited runs start backups at these multiples of the default batch rate (above 1: faster than Portal allows, the shared limit must hold)', '1,1.5')
   .option('--peer-users <n>', 'users per throughput run of each peer (bench/peers/: DBOS, Restate)', '500')
-  .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited run', '5')
+  .option('--rate-fault-percent <p>', 'share of Portal requests that fail (5xx, HTML page, lost response, truncated body) in the rate-limited and fairness runs', '5')
+  .option('--fairness-batch <n>', "backups in the fairness part's batch (at most 1000; with --rate-scale 6 it runs 3 minutes at its default pace)", '540')
+  .option('--fairness-singles <n>', 'single backups measured in each phase of the fairness part (idle, during the batch)', '40')
+  .option('--fairness-single-share <share>', "the singles' steady rate as a share of Portal's limit in backups per minute", '0.1')
   .parse();
 
 const ROOT = join(__dirname, '..');
@@ -90,6 +96,22 @@ async function main(): Promise<void> {
     for (const [kind, pace] of eachKind(kinds, numbers(String(o.ratePace)))) {
       const run = { count: Number(o.rateLimited), scale: Number(o.rateScale), workers: Number(o.rateWorkers), faultPercent: Number(o.rateFaultPercent), pace };
       runs.push({ temporal: kind, ...(await rateLimitedRun(dirOf(kind), run, flagsOn(kind))) });
+    }
+  }
+  if (only.has('fairness')) {
+    process.stdout.write('fairness under a batch…\n');
+    const runs: ({ temporal: TemporalKind } & Awaited<ReturnType<typeof fairnessRun>>)[] = [];
+    results.fairness = runs;
+    for (const kind of kinds) {
+      const run = {
+        batch: Number(o.fairnessBatch),
+        singles: Number(o.fairnessSingles),
+        singleShare: Number(o.fairnessSingleShare),
+        scale: Number(o.rateScale),
+        workers: Number(o.rateWorkers),
+        faultPercent: Number(o.rateFaultPercent),
+      };
+      runs.push({ temporal: kind, ...(await fairnessRun(dirOf(kind), run, flagsOn(kind))) });
     }
   }
   if (only.has('peers')) {

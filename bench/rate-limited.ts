@@ -6,7 +6,7 @@ import { startPostgresServer } from '../stack/postgres-server';
 import { startStack, type ServerFlags } from './bench-stack';
 
 /** Portal routes only (not the company backend's): the faults of the rate-limited run. */
-const PORTAL_ROUTES = ['backup', 'storeCipherText', 'getCipherText', 'markPairs', 'getClient'] as const;
+export const PORTAL_ROUTES = ['backup', 'storeCipherText', 'getCipherText', 'markPairs', 'getClient'] as const;
 const PORTAL_FAULT_KINDS = [{ kind: 'status', status: 503 }, { kind: 'html-error', status: 502 }, { kind: 'lost-response' }, { kind: 'malformed' }] as const;
 
 export interface RateLimitedOptions {
@@ -95,7 +95,7 @@ export async function rateLimitedRun(out: string, run: RateLimitedOptions, flags
 }
 
 /** One request in 100/faultPercent fails, spread evenly over the kinds (never a 429: those must be the limiter's). */
-async function armPortalFaults(simulatorUrl: string, faultPercent: number): Promise<void> {
+export async function armPortalFaults(simulatorUrl: string, faultPercent: number): Promise<void> {
   const probability = faultPercent / 100 / PORTAL_FAULT_KINDS.length;
   for (const route of PORTAL_ROUTES) {
     for (const fault of PORTAL_FAULT_KINDS) {

@@ -1,3 +1,4 @@
+import type { fairnessRun } from './fairness';
 import type { latencyRun } from './latency';
 import type { throughputRun } from './throughput';
 import type { dbosPeerRun } from './peers/dbos-run';
@@ -44,6 +45,16 @@ export function renderTable(results: Record<string, unknown>): string {
   const ranOn = temporalsOf(results);
   if (ranOn.length > 0) lines.unshift(`Temporal: ${ranOn.map(temporalLabel).join('; ')}`);
   if (results.rateLimited) lines.push(`rate-limited: ${JSON.stringify(results.rateLimited)}`);
+  if (results.fairness) {
+    const f = ['| Temporal | singles/min | idle p50 / p95 ms | during batch p50 / p95 ms | p95 during/idle | 429s | batch wall / planned s | over plan | batch completed |', '|---|---|---|---|---|---|---|---|---|'];
+    for (const run of results.fairness as ({ temporal: string } & Awaited<ReturnType<typeof fairnessRun>>)[]) {
+      const b = run.batch;
+      f.push(
+        `| ${run.temporal} | ${run.singles.perMinute} | ${run.idle.p50Ms} / ${run.idle.p95Ms} | ${run.duringBatch.p50Ms} / ${run.duringBatch.p95Ms} | ${run.p95DuringOverIdle} | ${run.rateLimited429s} | ${b.wallSeconds} / ${b.plannedSeconds} | ${b.overPlannedPercent} % | ${b.completed} of ${b.backups} |`,
+      );
+    }
+    lines.push(`fairness under a batch (${JSON.stringify((results.fairness as { workerProcesses: number; portalFaultPercent: number }[]).map((r) => `${r.workerProcesses} workers, ${r.portalFaultPercent} % Portal faults`)[0])}):\n${f.join('\n')}`);
+  }
   for (const run of [results.scale ?? []].flat() as Record<string, unknown>[]) {
     const { rssSamples: _samples, ...scale } = run;
     lines.push(`scale: ${JSON.stringify(scale)}`);

@@ -26,6 +26,7 @@ import { loadClientConfig, type ClientConfig } from './config';
 import { ClientError } from './client-error';
 import { pendingActivityView, type PendingActivityView, type UserRunStatusView } from './run-views';
 import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
+import { INTERACTIVE_PRIORITY } from '../contracts/run-priority';
 
 export interface StartedBackup {
   userId: string;
@@ -152,6 +153,8 @@ export class BackupClient {
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       memo: { [MEMO_START_REQUEST]: requestId, ...(idempotencyKey !== undefined ? { [MEMO_IDEMPOTENCY_KEY]: idempotencyKey } : {}) },
       typedSearchAttributes: initialBackupSearchAttributes(),
+      // Someone waits for it: ahead of batch children at the task queue and at Portal's limiter.
+      priority: INTERACTIVE_PRIORITY,
       ...(this.options.eagerStart ? { requestEagerStart: true } : {}),
     });
     // A run started eagerly is new; otherwise the SDK does not say whether USE_EXISTING started a

@@ -23,6 +23,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import type { FleetControlRequest } from '../contracts/batch-backup-api';
 import type { OperatorSigner } from './operator-signer';
 import { sendFleetControl, type FleetControl } from './fleet-controls';
+import { BATCH_PRIORITY } from '../contracts/run-priority';
 
 /** Portal's documented limits, requests per minute. */
 export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };
@@ -120,6 +121,8 @@ export class BatchClient {
         },
       ],
       workflowIdConflictPolicy: 'FAIL',
+      // Behind interactive backups (its children carry BATCH_PRIORITY themselves).
+      priority: BATCH_PRIORITY,
     });
     return { batchId, workflowId, runId: handle.firstExecutionRunId };
   }

@@ -22,6 +22,7 @@ import type { OperatorActionKind } from '../domain/operator-action';
 import { BackupNotFoundError, rejectedAsTyped, resultOrFailure } from './backup-client';
 import { requireSigner, signForCurrentRun, type OperatorSigner } from './operator-signer';
 import { untilRequesterVerified } from './requester-check-wait';
+import { INTERACTIVE_PRIORITY } from '../contracts/run-priority';
 
 export interface StartedRecovery {
   userId: string;
@@ -73,6 +74,8 @@ export class RecoveryClient {
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       memo: { [MEMO_START_REQUEST]: requestId },
+      // Someone waits for it: ahead of batch children at the task queue and at Portal's limiter.
+      priority: INTERACTIVE_PRIORITY,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: BackupStatusKey, value: AWAITING_APPROVAL },
         { key: BackupStepKey, value: RECOVERY_APPROVAL_STEP },

@@ -56,6 +56,9 @@ export const DEV_DYNAMIC_CONFIG: Readonly<Record<string, string | number | boole
   'history.transferProcessorMaxPollRPS': 1000,
   // The dev server's own default already; written out so that the cluster gets the same.
   'frontend.namespaceRPS.visibility': 100,
+  // Task-queue priority keys (contracts/run-priority.ts): interactive backups are dispatched ahead
+  // of a batch's children; the classic matcher ignores priorities.
+  'matching.useNewMatcher': true,
 };
 
 /** `temporal server start-dev` (CLI v1.5.1, server 1.29.1) with the backup's search attributes. */

@@ -18,6 +18,7 @@ import { createCiphertextStores } from '../adapters/stores/ciphertext-store-fact
 import { PortalClient } from '../adapters/portal/portal-client';
 import { NO_PORTAL_RATE_LIMIT, SharedPortalRateLimiter } from '../adapters/portal/portal-rate-limiter';
 import { currentActivitySignal } from '../activities/activity-boundary';
+import { RunPortalDemand } from '../activities/run-portal-demand';
 import { createKmsProvider } from '../adapters/kms/kms-provider-factory';
 import { VaultAccessCheck } from '../adapters/vault/vault-access-check';
 import { sealingDeps } from '../activities/step-receipts';
@@ -61,9 +62,15 @@ const MAX_CUSTODIAN_WAIT_ATTEMPTS = 5;
 const MAX_NOT_READABLE_ATTEMPTS = 10;
 
 /** Wires the activities' dependencies from configuration (Portal-Managed storage). */
-export function createActivityDeps(config: WorkerConfig, database?: Pool, metrics: WorkerMetrics = NO_WORKER_METRICS) {
+export function createActivityDeps(
+  config: WorkerConfig,
+  database?: Pool,
+  metrics: WorkerMetrics = NO_WORKER_METRICS,
+  /** Whom each activity's Portal requests serve (connected to the worker's client once it exists). */
+  portalDemand = new RunPortalDemand(),
+) {
   const limiter = config.portalLimits && database ? new SharedPortalRateLimiter(database, config.portalLimits) : NO_PORTAL_RATE_LIMIT;
-  const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal);
+  const portal = new PortalClient(config.portal, metrics.portal, limiter, currentActivitySignal, () => portalDemand.current());
   const credentials = new HttpCredentialsSource(config.credentials, metrics.credentials);
   const storeCredentials = new CachedCredentialsSource(credentials, CREDENTIALS_MEMO_MS);
   const transit = createKmsProvider(config.kms, { metrics: metrics.vault });
@@ -114,12 +121,14 @@ export async function createBackupWorker(
   metrics: WorkerMetrics = NO_WORKER_METRICS,
 ): Promise<Worker> {
   if (needsDatabase(config) && !database) throw new Error('this configuration needs the database: open it with openDatabase(config)');
-  const deps = createActivityDeps(config, database, metrics);
+  const portalDemand = new RunPortalDemand();
+  const deps = createActivityDeps(config, database, metrics, portalDemand);
   if (!database) warn('no DATABASE_URL: the audit trail is off (recordAuditEvent records nothing); set DATABASE_URL in production');
   const dataConverter = backupDataConverter(config.codecKeys, { worker: true });
   await checkKmsKey(deps.transit, warn);
   // The batch's activities query visibility and await runs through the worker's own connection.
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  portalDemand.connect(temporal);
   const runGuard = new TemporalUserRunGuard(temporal);
   metrics.observeParkedBackups(config.temporal.taskQueue, () => countParkedBackups(temporal, config.temporal.taskQueue));
   const recoveryActivities = createRecoveryActivities({

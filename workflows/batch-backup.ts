@@ -1,9 +1,10 @@
-import { allHandlersFinished, ApplicationFailure, ChildWorkflowCancellationType, condition, log, ParentClosePolicy, setHandler, sleep, startChild } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, ChildWorkflowCancellationType, condition, log, ParentClosePolicy, patched, setHandler, sleep, startChild } from '@temporalio/workflow';
 import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BackupCheck } from '../activities/batch/batch-activities';
 import { backupWorkflowId } from '../domain/user-id';
 import { backupWallet } from './backup-wallet';
 import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
+import { BATCH_CHILD_PRIORITY_PATCH, BATCH_PRIORITY } from '../contracts/run-priority';
 import { countBatchChildren } from './workflow-metrics';
 import {
   continueAsNewUpgrading,
@@ -247,6 +248,9 @@ class BatchRun {
         // A backup must never be cut short by its batch: after step 3 that would strand shares.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         cancellationType: ChildWorkflowCancellationType.ABANDON,
+        // Behind interactive backups at the task queue and at Portal's limiter (contracts/run-priority.ts);
+        // a run recorded before the patch replays its child starts without a priority.
+        ...(patched(BATCH_CHILD_PRIORITY_PATCH) ? { priority: BATCH_PRIORITY } : {}),
       });
       this.state.counts.started += 1;
       countBatchChildren('started');

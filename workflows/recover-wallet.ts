@@ -15,6 +15,7 @@ import type { RecoveryActivities } from '../activities/recovery/recovery-activit
 import type { RecoveryProgress, RecoveryResult, RecoveryStep } from '../domain/recovery-types';
 import { backupWorkflowId } from '../domain/user-id';
 import { initialBackupSearchAttributes } from '../contracts/backup-wallet-api';
+import { INTERACTIVE_PRIORITY, RECOVERY_BACKUP_PRIORITY_PATCH } from '../contracts/run-priority';
 import type { backupWallet } from './backup-wallet';
 import {
   RECOVERY_ABANDONED_ERROR_TYPE,
@@ -232,6 +233,9 @@ async function startFreshBackup(userId: string): Promise<NonNullable<RecoveryRes
       parentClosePolicy: ParentClosePolicy.ABANDON,
       cancellationType: ChildWorkflowCancellationType.ABANDON,
       typedSearchAttributes: initialBackupSearchAttributes(),
+      // The recovered wallet's user waits for it (contracts/run-priority.ts); a recovery recorded
+      // before the patch replays its child start without a priority.
+      ...(patched(RECOVERY_BACKUP_PRIORITY_PATCH) ? { priority: INTERACTIVE_PRIORITY } : {}),
     });
     return { workflowId, runId: child.firstExecutionRunId, alreadyRunning: false };
   } catch (error) {

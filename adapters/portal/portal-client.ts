@@ -5,7 +5,7 @@ import type { BackupShares } from '../../domain/backup-types';
 import { PortalContractError, PortalUnavailableError } from '../../domain/errors';
 import { httpFailureOf, NO_WORKER_METRICS, secondsSince, type CallMetrics } from '../../metrics/service-metrics';
 import { classifyPortalError } from './portal-error-classifier';
-import { NO_PORTAL_RATE_LIMIT, type PortalApi, type PortalRateLimiter } from './portal-rate-limiter';
+import { NO_PORTAL_RATE_LIMIT, type PortalApi, type PortalDemand, type PortalRateLimiter } from './portal-rate-limiter';
 import { BASE64, describeZodError } from '../http/response-validation';
 
 export interface PortalClientConfig {
@@ -87,6 +87,11 @@ export class PortalClient {
      * an attempt Temporal has given up on sends nothing more. None by default.
      */
     private readonly cancellation: () => AbortSignal | undefined = () => undefined,
+    /**
+     * Whom the caller's requests serve (the running activity's priority: contracts/run-priority.ts):
+     * interactive requests go ahead of batch ones at the limiter. Batch by default.
+     */
+    private readonly demand: () => PortalDemand | Promise<PortalDemand> = () => 'batch',
   ) {
     this.http = axios.create({
       timeout: config.timeoutMs,
@@ -220,7 +225,7 @@ export class PortalClient {
 
   private async call(operation: string, apiKey: string, { route, api = 'client', ...request }: PortalRequest): Promise<unknown> {
     const signal = this.cancellation();
-    await this.limiter.acquire(api, signal);
+    await this.limiter.acquire(api, signal, await this.demand());
     signal?.throwIfAborted();
     const startedAt = performance.now();
     // Metrics name the route template, never the URL: pair ids stay out of labels.

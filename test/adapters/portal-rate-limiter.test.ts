@@ -79,6 +79,87 @@ describe('SharedPortalRateLimiter', () => {
     expect(rows.rows.find((row) => row.key.startsWith(`${scope}-client`))?.points).toBeLessThanOrEqual(points);
   });
 
+  it('while interactive requests are about, a batch request never takes the slots kept for them: an interactive request of another process gets one at once, and the window holds no more than its points', async () => {
+    const scope = `reserve-${randomBytes(4).toString('hex')}`;
+    // 35 a minute: 5 per 12 s window; a reserve of 40 % keeps 2 of them from batch requests.
+    expect(fixedWindowFor(35)).toEqual({ points: 5, seconds: 12 });
+    const limits = { enclavePerMinute: 35, clientPerMinute: 35 };
+    const [batchProcess, interactiveProcess] = pools.map((pool) => new SharedPortalRateLimiter(pool, limits, scope, { interactiveReserveShare: 0.4 }));
+    const order: string[] = [];
+    // Interactive demand: one request, which opens the window.
+    await interactiveProcess!.acquire('client', undefined, 'interactive').then(() => void order.push('interactive-first'));
+    const stop = new AbortController();
+    const batch = Array.from({ length: 4 }, (_, i) =>
+      batchProcess!.acquire('client', stop.signal, 'batch').then(() => void order.push(`batch-${i}`), () => undefined),
+    );
+    // The first two fill the batch's share of the window (3 of 5, with the interactive one); the others wait.
+    await Promise.all(batch.slice(0, 2));
+    await Promise.all([0, 1].map((i) => interactiveProcess!.acquire('client', undefined, 'interactive').then(() => void order.push(`interactive-${i}`))));
+    // The reserve is taken: the window is full, for either class.
+    const full = await pools[0]!.query<{ points: number }>(`SELECT points FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1`, [`${scope}-client:requests`]);
+    expect(full.rows[0]!.points).toBe(5);
+    stop.abort(new Error('test over'));
+    await Promise.all(batch);
+    expect(order).toEqual(['interactive-first', 'batch-0', 'batch-1', 'interactive-0', 'interactive-1']);
+    const after = await pools[0]!.query<{ points: number }>(`SELECT points FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1`, [`${scope}-client:requests`]);
+    expect(after.rows[0]!.points).toBe(5);
+  });
+
+  it('with no interactive demand the batch has the whole window', async () => {
+    const scope = `no-demand-${randomBytes(4).toString('hex')}`;
+    const limiter = new SharedPortalRateLimiter(pools[1]!, { enclavePerMinute: 35, clientPerMinute: 35 }, scope, { interactiveReserveShare: 0.4 });
+    const stop = new AbortController();
+    const granted: number[] = [];
+    const batch = Array.from({ length: 6 }, (_, i) => limiter.acquire('client', stop.signal, 'batch').then(() => void granted.push(i), () => undefined));
+    await Promise.all(batch.slice(0, 5));
+    stop.abort(new Error('test over'));
+    await Promise.all(batch);
+    expect(granted).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('interactive requests waiting in a process are granted before the batch requests that waited longer, and the batch gets what they leave', async () => {
+    const scope = `precedence-${randomBytes(4).toString('hex')}`;
+    // 60 a minute: 5 per 6 s window; no reserve here, so only the order is at work.
+    expect(fixedWindowFor(60)).toEqual({ points: 5, seconds: 6 });
+    const limiter = new SharedPortalRateLimiter(pools[0]!, { enclavePerMinute: 60, clientPerMinute: 60 }, scope, { interactiveReserveShare: 0 });
+    const order: string[] = [];
+    const take = (name: string, demand: 'interactive' | 'batch', signal?: AbortSignal) =>
+      limiter.acquire('enclave', signal, demand).then(() => void order.push(name), () => undefined);
+    // Fill the window.
+    await Promise.all(Array.from({ length: 5 }, (_, i) => take(`first-${i}`, 'batch')));
+    // Four batch requests queue first, then three interactive ones: the next window's five slots go
+    // to the three interactive requests and then to the two batch requests that waited longest.
+    const stop = new AbortController();
+    const waiting = [
+      ...Array.from({ length: 4 }, (_, i) => take(`batch-${i}`, 'batch', stop.signal)),
+      ...Array.from({ length: 3 }, (_, i) => take(`interactive-${i}`, 'interactive', stop.signal)),
+    ];
+    await Promise.all(waiting.slice(0, 2).concat(waiting.slice(4)));
+    stop.abort(new Error('test over'));
+    await Promise.all(waiting);
+    expect(order.slice(5)).toEqual(['interactive-0', 'interactive-1', 'interactive-2', 'batch-0', 'batch-1']);
+    const row = await pools[0]!.query<{ points: number }>(`SELECT points FROM ${PORTAL_RATE_LIMIT_TABLE} WHERE key = $1`, [`${scope}-enclave:requests`]);
+    expect(row.rows[0]!.points).toBe(5);
+  });
+
+  it('PortalClient asks for a slot in the class of the work it serves', async () => {
+    simulator ??= await startPortalSimulator({ seed: 6 });
+    const user = simulator.state.seedUser('rate-class');
+    const taken: string[] = [];
+    let demand: 'interactive' | 'batch' = 'interactive';
+    const portal = new PortalClient(
+      { enclaveUrl: simulator.url, apiUrl: simulator.url, timeoutMs: 2_000, storeCipherTextMethod: 'POST', maxResponseBytes: 1024 * 1024 },
+      undefined,
+      { acquire: async (api, _signal, asked) => void taken.push(`${api}:${asked}`) },
+      () => undefined,
+      () => demand,
+    );
+    await portal.getClient(user.apiKey);
+    demand = 'batch';
+    await portal.getClient(user.apiKey);
+    expect(taken).toEqual(['client:interactive', 'client:batch']);
+  });
+
   it('fails closed with a typed, retryable error when the database cannot be reached: nothing is sent', async () => {
     const dead = createDatabasePool('postgres://nobody:secret-password@127.0.0.1:1/none', { connectionTimeoutMs: 500 });
     try {
