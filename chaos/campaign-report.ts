@@ -84,6 +84,8 @@ export interface CampaignReport {
         minDecryptionVersionRaised: boolean;
       };
   recoveries: { total: number; completed: number; orphanedSigningPairs: number };
+  /** `backup coverage` over the campaign's users at the end, and the users it disagreed with the campaign on (coverage-disagrees). */
+  coverage?: { users: number; covered: number; problems: Record<string, number>; keyVersions: Record<string, number>; disagreements: number; durationMs: number };
   orphans: number;
   completionMs: { p50: number; p95: number; max: number };
   /** The same over backups the campaign did not park on purpose (a revoked key waits on the operator). */
@@ -132,6 +134,7 @@ export function writeReport(ctx: CampaignContext, stack: CampaignStack, users: C
       completed: [...driver.recoveryOutcomes.values()].filter((o) => o.status === 'COMPLETED').length,
       orphanedSigningPairs: [...driver.recoveryOutcomes.values()].reduce((sum, o) => sum + (o.result?.orphanedSigningPairIds.length ?? 0), 0),
     },
+    coverage: { ...verdict.coverage.summary, disagreements: verdict.coverage.disagreements },
     orphans: verdict.orphans,
     ...completionFigures(statuses),
     violations: verdict.violations.counts,
@@ -245,6 +248,14 @@ export function summarize(report: CampaignReport): string {
           ? `, PostgreSQL (a copy's store) SIGKILL ${report.infraFaults['postgres-kill']}`
           : ''),
     ...(report.options.stores ? [`  copies in: ${report.options.stores.join(', ')} (every marked pair checked in each: marked-pair-missing-copy)`] : []),
+    ...(report.coverage
+      ? [
+          `  backup coverage over ${report.coverage.users} users: covered ${report.coverage.covered}, ` +
+            `${Object.entries(report.coverage.problems).map(([problem, n]) => `${problem} ${n}`).join(', ')}; key versions ` +
+            `${Object.entries(report.coverage.keyVersions).map(([version, n]) => `v${version} ${n}`).join(', ') || 'none'}; ` +
+            `disagreeing with the campaign's account ${report.coverage.disagreements} (${(report.coverage.durationMs / 1000).toFixed(1)} s)`,
+        ]
+      : []),
     ...(report.cluster
       ? [
           `  Temporal cluster v${report.cluster.serverVersion}, ${report.cluster.historyShards} shards; SIGKILL and restart: ` +

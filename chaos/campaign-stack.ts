@@ -66,6 +66,8 @@ export interface CampaignStack {
   webhook: CampaignWebhook | undefined;
   simulator: PortalSimulator;
   workers: WorkerPool;
+  /** What every worker is told (the servers through the KMS proxy): the coverage report reads with the same settings. */
+  workerEnv: NodeJS.ProcessEnv;
   supervisor: ProcessSupervisor;
   /** Cluster mode: starts a Temporal service (again), watched like the workers. */
   startClusterService(name: TemporalServiceName): Promise<void>;
@@ -100,13 +102,14 @@ export async function startCampaignStack(ctx: CampaignContext): Promise<Campaign
   ctx.cleanups.push(() => simulator.close());
 
   const codecKeys = `chaos-1:${randomBytes(32).toString('base64')}`;
-  const workers = new WorkerPool(ctx, supervisor, workerEnv(ctx, { temporal, simulator, kms, postgres, codecKeys, bundlePath: await bundleBuilt }));
+  const workersEnv = workerEnv(ctx, { temporal, simulator, kms, postgres, codecKeys, bundlePath: await bundleBuilt });
+  const workers = new WorkerPool(ctx, supervisor, workersEnv);
   for (let i = 0; i < options.workers; i++) workers.spawn(i);
   ctx.cleanups.push(() => workers.killAll());
 
   const clients = await connectClients(ctx, temporal.address, codecKeys, vault);
   await webhookReady;
-  return { temporal, cluster, vault, appRole, kms, postgres, webhook, simulator, workers, supervisor, startClusterService, clients };
+  return { temporal, cluster, vault, appRole, kms, postgres, webhook, simulator, workers, workerEnv: workersEnv, supervisor, startClusterService, clients };
 }
 
 /** Registers a server's stop with the run's cleanups, and hands the server back. */

@@ -58,6 +58,7 @@ export const INVARIANTS = [
   'orphan-signing-pair-not-named',
   'rotation-not-verified',
   'marked-pair-missing-copy',
+  'coverage-disagrees',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 

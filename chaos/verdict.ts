@@ -30,6 +30,7 @@ import {
   type CiphertextLookup,
   type HeldCustodianShare,
 } from './invariants';
+import { checkCoverage, type CoverageAccount } from './coverage-check';
 import { resilient } from './resilient';
 import { leaksIn, secretsOf, textsIn } from './secret-scan';
 
@@ -42,6 +43,8 @@ export interface Verdict {
   acknowledgedShares: number;
   custodianRowCount: number;
   clientCiphertextRows: number;
+  /** `backup coverage` over the campaign's users, held against the campaign's account. */
+  coverage: CoverageAccount;
 }
 
 /** Self-managed: the company's tables, read once (client ciphertexts by user, custodian shares by client). */
@@ -64,9 +67,11 @@ export async function checkInvariants(ctx: CampaignContext, stack: CampaignStack
   checkRotation(driver, violations);
   await checkRecoveries(stack, driver, violations);
   scanLogs(ctx, stack, users, violations);
+  const coverage = await checkCoverage(stack, users.userIds.slice(0, driver.next), driver, violations);
   return {
     violations,
     ...counts,
+    coverage,
     custodianRowCount: [...tables.custodianRows.values()].reduce((sum, rows) => sum + rows.length, 0),
     clientCiphertextRows: tables.clientCiphertextRows,
   };
