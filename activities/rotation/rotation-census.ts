@@ -1,6 +1,6 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { CURVES } from '../../domain/curves';
-import { CiphertextNotFoundError } from '../../domain/errors';
+import { BackupDomainError, CiphertextNotFoundError } from '../../domain/errors';
 import type { RotationCensus, RotationCensusInput } from '../../contracts/rotate-keys-api';
 import { currentRun } from '../backup/backup-receipts';
 import type { CiphertextStore } from '../../adapters/stores/ciphertext-store';
@@ -26,6 +26,17 @@ export interface RotationCensusDeps {
 
 /** How many stale or unreadable ones the census names. */
 const CENSUS_SAMPLE = 10;
+/**
+ * A user whose reads fail transiently (Portal, the credentials source or a store answering 5xx,
+ * 429, a hang) is put aside and read again after the others, instead of failing the attempt: one
+ * user's reads are four to ten requests, so at a fault rate of a few percent per request an
+ * attempt that stopped at its first failing user made about one user of progress (a census of 400
+ * users took about 400 attempts in the cluster campaign). Put aside at most this many; more, or
+ * this many in a row, is an outage, not a flaky service: the attempt fails and Temporal's paced
+ * retry takes over (contracts/step-timeouts.ts).
+ */
+export const CENSUS_MAX_DEFERRED = 50;
+export const CENSUS_MAX_FAILING_IN_A_ROW = 10;
 const DEFAULT_CENSUS_PAGE_SIZE = 200;
 
 type Counts = Omit<RotationCensus, 'receipt'>;
@@ -42,6 +53,8 @@ interface CensusPosition {
   listIndex: number;
   /** Users of the page done. */
   inPage: number;
+  /** Users passed over after a transient failure, read again after the others (absent in earlier builds' checkpoints). */
+  deferred?: string[];
 }
 
 interface SealedCheckpoint {
@@ -111,42 +124,48 @@ export function createRotationCensus(deps: RotationCensusDeps) {
 
   /** One user: every pair Portal lists on a curve this service backs up, and its stored ciphertext (each copy) if any. */
   const countUser = async (userId: string, targetVersion: number, counts: Counts): Promise<void> => {
+    // Counted apart and added once the user is done: a user passed over halfway must not count twice.
+    const mine: Counts = { usersCounted: 1, ciphertextsCounted: 0, stale: 0, unreadable: 0, sample: [] };
     try {
-      const { clientApiKey } = await deps.credentials.load(userId);
-      const client = await deps.portal.getClient(clientApiKey);
-      // With copies, a missing copy counts only for the newest completed backup (what repair recreates: rewrap-copies.ts).
-      const newest = named ? newestPairIds(userId, client) : new Set<string>();
-      for (const wallet of client.wallets) {
-        const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
-        if (!curve) continue;
-        for (const pair of wallet.backupSharePairs) {
-          const copies: { store: string; stored: string | undefined }[] = [];
-          for (const store of stores) copies.push({ store: store.kind, stored: await read(store, userId, pair.id, curve) });
-          // No copy anywhere: the pair has no ciphertext (nothing to decrypt after the raise).
-          if (copies.every((copy) => copy.stored === undefined)) continue;
-          for (const copy of copies) {
-            const where = named ? ` (${copy.store} copy)` : '';
-            if (copy.stored === undefined) {
-              if (!newest.has(pair.id)) continue;
-              counts.copiesMissing = (counts.copiesMissing ?? 0) + 1;
-              note(counts, `${userId}/${pair.id}: no copy in the ${copy.store} store`);
-              continue;
-            }
-            counts.ciphertextsCounted += 1;
-            const version = ciphertextVersion(copy.stored) ?? 0;
-            if (version < targetVersion) {
-              counts.stale += 1;
-              note(counts, `${userId}/${pair.id}${where}: version ${version || '?'}`);
-            }
+      await countStored(userId, targetVersion, mine);
+    } catch (error) {
+      if (mustRetry(error)) throw error;
+      mine.unreadable += 1;
+      note(mine, `${userId}: could not be read: ${reasonOf(error)}`);
+    }
+    addCounts(counts, mine);
+  };
+
+  const countStored = async (userId: string, targetVersion: number, counts: Counts): Promise<void> => {
+    const { clientApiKey } = await deps.credentials.load(userId);
+    const client = await deps.portal.getClient(clientApiKey);
+    // With copies, a missing copy counts only for the newest completed backup (what repair recreates: rewrap-copies.ts).
+    const newest = named ? newestPairIds(userId, client) : new Set<string>();
+    for (const wallet of client.wallets) {
+      const curve = CURVES.find((known) => known === wallet.curve.toUpperCase());
+      if (!curve) continue;
+      for (const pair of wallet.backupSharePairs) {
+        const copies: { store: string; stored: string | undefined }[] = [];
+        for (const store of stores) copies.push({ store: store.kind, stored: await read(store, userId, pair.id, curve) });
+        // No copy anywhere: the pair has no ciphertext (nothing to decrypt after the raise).
+        if (copies.every((copy) => copy.stored === undefined)) continue;
+        for (const copy of copies) {
+          const where = named ? ` (${copy.store} copy)` : '';
+          if (copy.stored === undefined) {
+            if (!newest.has(pair.id)) continue;
+            counts.copiesMissing = (counts.copiesMissing ?? 0) + 1;
+            note(counts, `${userId}/${pair.id}: no copy in the ${copy.store} store`);
+            continue;
+          }
+          counts.ciphertextsCounted += 1;
+          const version = ciphertextVersion(copy.stored) ?? 0;
+          if (version < targetVersion) {
+            counts.stale += 1;
+            note(counts, `${userId}/${pair.id}${where}: version ${version || '?'}`);
           }
         }
       }
-    } catch (error) {
-      if (mustRetry(error)) throw error;
-      counts.unreadable += 1;
-      note(counts, `${userId}: could not be read: ${reasonOf(error)}`);
     }
-    counts.usersCounted += 1;
   };
 
   /** The page at `position`: a slice of the list, or the paged source's page at the cursor. */
@@ -174,20 +193,56 @@ export function createRotationCensus(deps: RotationCensusDeps) {
         checkpoint.progressAtMs = Date.now();
         Context.current().heartbeat(seal());
       };
+      /** The checkpoint as it stands, without claiming progress (a user passed over is not progress). */
+      const kept = (): void => Context.current().heartbeat(seal());
+      let failingInARow = 0;
+      let lastDeferral: unknown;
+      /** Counts the user, or puts it aside after a transient failure; false when it was put aside. */
+      const tryUser = async (userId: string): Promise<boolean> => {
+        try {
+          await countUser(userId, input.targetVersion, checkpoint.counts);
+          failingInARow = 0;
+          return true;
+        } catch (error) {
+          if (!deferrable(error) || ++failingInARow >= CENSUS_MAX_FAILING_IN_A_ROW) throw error;
+          lastDeferral = error;
+          return false;
+        }
+      };
+      /** Reads the users put aside again, as long as each round counts one of them; none counted is an outage. */
+      const readDeferred = async (): Promise<void> => {
+        while ((checkpoint.position.deferred ?? []).length > 0) {
+          let counted = 0;
+          for (const userId of [...(checkpoint.position.deferred ?? [])]) {
+            if (!(await tryUser(userId))) continue;
+            checkpoint.position.deferred = (checkpoint.position.deferred ?? []).filter((id) => id !== userId);
+            counted += 1;
+            moved();
+          }
+          if (counted === 0) throw lastDeferral;
+        }
+      };
       return checkpointedBoundary(deps.heartbeatIntervalMs, seal, async () => {
         const pageSize = input.pageSize ?? DEFAULT_CENSUS_PAGE_SIZE;
         for (;;) {
-          const { position, counts } = checkpoint;
+          const { position } = checkpoint;
           const page = await pageAt(input, position, pageSize);
           for (const userId of page.userIds.slice(position.inPage)) {
-            await countUser(userId, input.targetVersion, counts);
+            const counted = await tryUser(userId);
             position.inPage += 1;
-            moved();
+            if (counted) {
+              moved();
+              continue;
+            }
+            position.deferred = [...(position.deferred ?? []), userId];
+            kept();
+            if (position.deferred.length >= CENSUS_MAX_DEFERRED) await readDeferred();
           }
           if (page.last) break;
-          checkpoint.position = { listIndex: position.listIndex + page.userIds.length, inPage: 0, ...(page.nextCursor ? { cursor: page.nextCursor } : {}) };
+          checkpoint.position = { listIndex: position.listIndex + page.userIds.length, inPage: 0, ...(page.nextCursor ? { cursor: page.nextCursor } : {}), ...(position.deferred?.length ? { deferred: position.deferred } : {}) };
           moved();
         }
+        await readDeferred();
         const { counts } = checkpoint;
         Context.current().log.info('rotation census done', { rotationId: input.rotationId, ...counts, sample: undefined });
         if (counts.stale > 0 || counts.unreadable > 0 || (counts.copiesMissing ?? 0) > 0) return { ...counts };
@@ -195,6 +250,21 @@ export function createRotationCensus(deps: RotationCensusDeps) {
       });
     },
   };
+}
+
+/** A failure of one user's reads that another try may not meet: a retryable domain error (not a cancellation, not a permission). */
+function deferrable(error: unknown): boolean {
+  return !(error instanceof CancelledFailure) && error instanceof BackupDomainError && error.retryable;
+}
+
+/** Adds one user's counts to the census's (the sample up to CENSUS_SAMPLE). */
+function addCounts(counts: Counts, mine: Counts): void {
+  counts.usersCounted += mine.usersCounted;
+  counts.ciphertextsCounted += mine.ciphertextsCounted;
+  counts.stale += mine.stale;
+  counts.unreadable += mine.unreadable;
+  if (mine.copiesMissing) counts.copiesMissing = (counts.copiesMissing ?? 0) + mine.copiesMissing;
+  counts.sample.push(...mine.sample.slice(0, Math.max(0, CENSUS_SAMPLE - counts.sample.length)));
 }
 
 /** What a census's receipt vouches for: the rotation, the version, and that nothing below it was found among so many. */

@@ -604,6 +604,54 @@ describe('a rotation over part of the users (issue 15, item 4)', () => {
     }
   });
 
+  it('a user whose reads fail transiently is put aside and read again after the others: the attempt goes on, and nobody counts twice', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const input = { rotationId: `rot-${hex()}`, targetVersion: 2, source: { kind: 'list' as const, userIds: users.map((u) => u.userId) }, pageSize: 2 };
+    // The first user's second read (its first ciphertext) fails once, after its Portal read was counted.
+    simulator.faults.add({ route: 'getCipherText', kind: 'status', status: 503, userId: users[0]!.userId, count: 1 });
+    try {
+      const env = new MockActivityEnvironment();
+      const beats: { position: { deferred?: string[] }; counts: { usersCounted: number } }[] = [];
+      env.on('heartbeat', (details: (typeof beats)[number]) => beats.push(structuredClone(details)));
+      const census = await run(env, censusOf(store).censusBeforeRaise, input);
+      // One attempt, every user counted once: 3 users, 2 stale ciphertexts each.
+      expect(census).toMatchObject({ usersCounted: 3, ciphertextsCounted: 6, stale: 6, unreadable: 0 });
+      // It was put aside (in the sealed checkpoint) while the others were counted, then read again.
+      const aside = beats.filter((beat) => beat.position.deferred?.includes(users[0]!.userId));
+      expect(aside.length).toBeGreaterThan(0);
+      expect(Math.max(...aside.map((beat) => beat.counts.usersCounted))).toBe(2);
+      expect(beats.at(-1)!.position.deferred ?? []).toEqual([]);
+    } finally {
+      simulator.faults.clear();
+    }
+  });
+
+  it('a census whose users keep failing stops the attempt (an outage is left to the paced retry), keeping the users put aside in its checkpoint', async () => {
+    const { transit } = await freshKey();
+    const store = new PortalCiphertextStore(portal, credentials());
+    const users = [await backUp(transit, store), await backUp(transit, store)];
+    await transit.rotateKey();
+    const input = { rotationId: `rot-${hex()}`, targetVersion: 2, source: { kind: 'list' as const, userIds: users.map((u) => u.userId) }, pageSize: 1 };
+    simulator.faults.add({ route: 'getClient', kind: 'status', status: 503, userId: users[1]!.userId });
+    try {
+      const env = new MockActivityEnvironment();
+      const beats: { position: { deferred?: string[] }; counts: { usersCounted: number } }[] = [];
+      env.on('heartbeat', (details: (typeof beats)[number]) => beats.push(structuredClone(details)));
+      const failure = await failureOf(run(env, censusOf(store).censusBeforeRaise, input));
+      expect(failure).toMatchObject({ type: 'PortalUnavailableError', nonRetryable: false });
+      expect(beats.at(-1)).toMatchObject({ position: { deferred: [users[1]!.userId] }, counts: { usersCounted: 1 } });
+      // The next attempt, once Portal answers, reads only the user put aside.
+      simulator.faults.clear();
+      const resumed = new MockActivityEnvironment({ heartbeatDetails: beats.at(-1) });
+      expect(await run(resumed, censusOf(store).censusBeforeRaise, input)).toMatchObject({ usersCounted: 2, ciphertextsCounted: 4, stale: 4 });
+    } finally {
+      simulator.faults.clear();
+    }
+  });
+
   it('a recovery or eject that read a ciphertext before its rewrap reads it again; one still below the minimum is "being rewrapped, retry" (retryable), not an invalid backup', async () => {
     const { transit } = await freshKey();
     const store = new PortalCiphertextStore(portal, credentials());
