@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { CALLS_PER_BACKUP, defaultBackupsPerMinute } from '../client/batch-client';
 import { fixedWindowFor, INTERACTIVE_RESERVE_SHARE } from '../adapters/portal/portal-rate-limiter';
 import { BATCH_PRIORITY_KEY, INTERACTIVE_PRIORITY_KEY } from '../contracts/run-priority';
-import { startPostgresServer } from '../stack/postgres-server';
-import { startStack, type ServerFlags, type Stack } from './bench-stack';
+import type { ServerFlags, Stack } from './bench-stack';
 import { percentile } from './percentile';
-import { armPortalFaults, PORTAL_ROUTES } from './rate-limited';
+import { armPortalFaults, PORTAL_ROUTES, startLimitedStack } from './rate-limited';
 
 export interface FairnessOptions {
   /** Backups in the batch (a list source: at most 1,000). */
@@ -46,26 +45,8 @@ export async function fairnessRun(out: string, run: FairnessOptions, flags: Serv
   const intervalMs = 60_000 / singlesPerMinute;
   const dir = join(out, 'fairness');
   mkdirSync(dir, { recursive: true });
-  const postgres = await startPostgresServer({ logFile: join(dir, 'postgres.log') });
   const users = batch + 2 * (singles + WARMUP);
-  const stack = await startStack(
-    dir,
-    {
-      users,
-      latencyMs: 20,
-      rpm,
-      workers,
-      workerEnv: {
-        DATABASE_URL: postgres.url,
-        PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: String(rpm.enclave),
-        PORTAL_CLIENT_REQUESTS_PER_MINUTE: String(rpm.client),
-      },
-    },
-    flags,
-  ).catch(async (error: unknown) => {
-    await postgres.stop();
-    throw error;
-  });
+  const { postgres, stack } = await startLimitedStack(dir, { users, rpm, workers }, flags);
   const uptimeAtStart = uptime();
   try {
     if (faultPercent > 0) await armPortalFaults(stack.simulatorUrl, faultPercent);

@@ -20,6 +20,35 @@ export interface RateLimitedOptions {
 }
 
 /**
+ * The stack of the runs at Portal's limits: the simulator with the (scaled) limits, `workers`
+ * worker processes told the same limits, and a PostgreSQL of their own where the shared limit
+ * lives (every worker process counts against one limit). Stop both: `stack` then `postgres`.
+ */
+export async function startLimitedStack(dir: string, run: { users: number; rpm: { enclave: number; client: number }; workers: number }, flags: ServerFlags) {
+  const postgres = await startPostgresServer({ logFile: join(dir, 'postgres.log') });
+  const stack = await startStack(
+    dir,
+    {
+      users: run.users,
+      latencyMs: 20,
+      rpm: run.rpm,
+      workers: run.workers,
+      // The workers' Portal limits are the simulator's (scaled) limits: the cap on what reaches Portal.
+      workerEnv: {
+        DATABASE_URL: postgres.url,
+        PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: String(run.rpm.enclave),
+        PORTAL_CLIENT_REQUESTS_PER_MINUTE: String(run.rpm.client),
+      },
+    },
+    flags,
+  ).catch(async (error: unknown) => {
+    await postgres.stop();
+    throw error;
+  });
+  return { postgres, stack };
+}
+
+/**
  * A batch through the simulator's (scaled) Portal limits with several worker processes sharing one
  * limit in PostgreSQL, and Portal faults: how close to the ideal rate it stays, and that no 429 comes back.
  */
@@ -29,27 +58,7 @@ export async function rateLimitedRun(out: string, run: RateLimitedOptions, flags
   const rate = Math.round(defaultBackupsPerMinute({ enclavePerMinute: rpm.enclave, clientPerMinute: rpm.client }) * pace);
   const dir = join(out, `rate-limited-pace-${pace}`);
   mkdirSync(dir, { recursive: true });
-  // The shared limit lives in the company database: every worker process counts against one limit.
-  const postgres = await startPostgresServer({ logFile: join(dir, 'postgres.log') });
-  const stack = await startStack(
-    dir,
-    {
-      users: count,
-      latencyMs: 20,
-      rpm,
-      workers,
-      // The workers' Portal limits are the simulator's (scaled) limits: the cap on what reaches Portal.
-      workerEnv: {
-        DATABASE_URL: postgres.url,
-        PORTAL_ENCLAVE_REQUESTS_PER_MINUTE: String(rpm.enclave),
-        PORTAL_CLIENT_REQUESTS_PER_MINUTE: String(rpm.client),
-      },
-    },
-    flags,
-  ).catch(async (error: unknown) => {
-    await postgres.stop();
-    throw error;
-  });
+  const { postgres, stack } = await startLimitedStack(dir, { users: count, rpm, workers }, flags);
   try {
     if (faultPercent > 0) await armPortalFaults(stack.simulatorUrl, faultPercent);
     const t0 = Date.now();
