@@ -49,8 +49,14 @@ export function createDatabasePool(url: string, options: DatabasePoolOptions = {
     keepAliveInitialDelayMillis: 10_000,
     application_name: options.applicationName ?? 'mpc-backup',
   });
-  // Without a listener, an idle connection's error (server killed or restarted) would crash the
-  // process. The pool discards that connection; the next query opens a new one.
-  pool.on('error', (error) => options.onIdleConnectionError?.(classifyDatabaseError(error, 'idle database connection')));
+  // Without a listener, a connection's error (server killed or restarted) would crash the process.
+  // A connection can fail twice (its socket reset, then its end): the pool's own listener takes the
+  // first and drops the connection, and the second found no listener (a worker died so twice in a
+  // campaign that SIGKILLed PostgreSQL 18 times). So each connection keeps a listener of its own
+  // for as long as it lives, which reports every error once; the pool's only keeps its re-emit from
+  // throwing. The pool discards a failed connection; a query on it fails, and is retried.
+  const report = (error: Error) => options.onIdleConnectionError?.(classifyDatabaseError(error, 'idle database connection'));
+  pool.on('connect', (client) => client.on('error', report));
+  pool.on('error', () => undefined);
   return pool;
 }

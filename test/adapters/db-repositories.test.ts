@@ -182,3 +182,27 @@ describe('errors at the database edge', () => {
     expect(read).not.toThrow(/secret-looking-value|yesterday/);
   });
 });
+
+describe('the database pool', () => {
+  it('a held connection whose server process is killed does not crash the process (a worker died so when the campaign SIGKILLed PostgreSQL)', async () => {
+    const failures: Error[] = [];
+    const own = createDatabasePool(inject('databaseUrl'), { max: 2, onIdleConnectionError: (error) => failures.push(error) });
+    try {
+      // Held between statements, as a transaction holds it (db/audit-trail.ts): the pool's own
+      // listener is off while a connection is checked out.
+      const held = await own.connect();
+      const { rows } = await held.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      // Not events.once: it would listen for 'error' too, which is what the process lacked.
+      const ended = new Promise<void>((resolve) => held.on('end', () => resolve()));
+      await own.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      await ended;
+      held.release(true);
+      expect(failures.length).toBeGreaterThanOrEqual(1);
+      expect(failures[0]).toBeInstanceOf(Error);
+      // The pool goes on with a new connection.
+      expect((await own.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await own.end();
+    }
+  });
+});
