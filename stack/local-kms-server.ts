@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
-import { AwsKmsEnvelope, createKeyVersion } from '../adapters/kms/aws-kms-envelope';
+import { AwsKmsEnvelope, awsKmsClient, createKeyVersion } from '../adapters/kms/aws-kms-envelope';
 import { KmsRequestError } from '../domain/errors';
 import { freePort } from './free-port';
 import { startProcess, waitUntilAnswers } from './managed-process';
@@ -10,6 +10,7 @@ import { toolBinary } from './tool-binaries';
 
 /** What local-kms expects of a client: any credentials, its region and account. */
 export const LOCAL_KMS_REGION = 'eu-west-2';
+const LOCAL_KMS_TIMEOUT_MS = 10_000;
 export const LOCAL_KMS_CREDENTIALS = { accessKeyId: 'local-kms-test', secretAccessKey: 'local-kms-test-not-a-secret' };
 
 /** `restart` starts it again on the same data directory: keys and aliases survive. */
@@ -18,8 +19,9 @@ export interface LocalKmsServer extends Restartable {
   port: number;
 }
 
+/** The stack's and tests' own client of local-kms, with the workers' timeouts (awsKmsClient). */
 export function localKmsClient(endpoint: string): KMSClient {
-  return new KMSClient({ region: LOCAL_KMS_REGION, endpoint, credentials: LOCAL_KMS_CREDENTIALS, maxAttempts: 1 });
+  return awsKmsClient({ region: LOCAL_KMS_REGION, endpoint, credentials: LOCAL_KMS_CREDENTIALS, timeoutMs: LOCAL_KMS_TIMEOUT_MS });
 }
 
 /**

@@ -30,6 +30,24 @@ export interface AwsKmsConfig {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
+/**
+ * The KMS client every process builds from AwsKmsConfig. Retries are Temporal's (each step's retry
+ * policy): one attempt per call keeps the classification plain. `throwOnRequestTimeout`: without
+ * it, @smithy/node-http-handler (4.x) only logs a warning when `requestTimeout` passes and the
+ * request goes on waiting; a KMS that accepts a connection and never answers then held a step
+ * until its two-minute start-to-close timeout (heartbeats kept going). With it, the call fails
+ * with a TimeoutError (KmsUnavailableError: retried at once, and by another worker if need be).
+ */
+export function awsKmsClient(config: Omit<AwsKmsConfig, 'keyAlias'>): KMSClient {
+  return new KMSClient({
+    region: config.region,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    ...(config.credentials ? { credentials: config.credentials } : {}),
+    maxAttempts: 1,
+    requestHandler: { requestTimeout: config.timeoutMs, connectionTimeout: Math.min(config.timeoutMs, 5_000), throwOnRequestTimeout: true },
+  });
+}
+
 /** One envelope, format e1 (kms-ciphertext.ts). */
 interface Envelope {
   version: number;
@@ -143,16 +161,7 @@ export class AwsKmsEnvelope implements KmsProvider {
     private readonly metrics: CallMetrics = NO_WORKER_METRICS.vault,
     client?: KMSClient,
   ) {
-    this.client =
-      client ??
-      new KMSClient({
-        region: config.region,
-        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-        ...(config.credentials ? { credentials: config.credentials } : {}),
-        // Retries are Temporal's (each step's retry policy): one attempt per call keeps the classification plain.
-        maxAttempts: 1,
-        requestHandler: { requestTimeout: config.timeoutMs, connectionTimeout: Math.min(config.timeoutMs, 5_000) },
-      });
+    this.client = client ?? awsKmsClient(config);
   }
 
   get keyName(): string {

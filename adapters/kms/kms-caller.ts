@@ -1,8 +1,7 @@
 import type { KmsConfig } from '../../config/kms-config';
 import { KmsPermissionError } from '../../domain/errors';
-import { AwsKmsEnvelope } from './aws-kms-envelope';
+import { AwsKmsEnvelope, awsKmsClient } from './aws-kms-envelope';
 import type { KmsProvider, KmsProviderKind } from './kms-provider';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { connectVaultAsCaller } from '../vault/vault-connection';
 import type { CallerIdentity } from '../vault/vault-identity';
 
@@ -22,13 +21,7 @@ type Callers = { [K in KmsProviderKind]: (config: Extract<KmsConfig, { provider:
 const CALLERS: Callers = {
   'vault-transit': (config) => connectVaultAsCaller(config.vault),
   'aws-kms': (config) => {
-    const client = new KMSClient({
-      region: config.aws.region,
-      ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}),
-      ...(config.aws.credentials ? { credentials: config.aws.credentials } : {}),
-      maxAttempts: 1,
-      requestHandler: { requestTimeout: config.aws.timeoutMs },
-    });
+    const client = awsKmsClient(config.aws);
     return {
       transit: new AwsKmsEnvelope(config.aws, undefined, client),
       identity: {

@@ -7,7 +7,7 @@ import { custodianShareContext, transitContext } from '../../adapters/kms/transi
 import { ConfigError } from '../../config/config-error';
 import { KmsPermissionError, KmsRequestError, KmsUnavailableError } from '../../domain/errors';
 import { freePort } from '../../stack/free-port';
-import { LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey } from '../../stack/local-kms-server';
+import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsClient, setUpAwsKmsKey } from '../../stack/local-kms-server';
 import { TcpFaultProxy } from '../../stack/tcp-fault-proxy';
 
 const clients: KMSClient[] = [];
@@ -125,6 +125,29 @@ describe('AwsKmsEnvelope against a real local-kms', () => {
     expect((await kms.setMinDecryptionVersion(1)).minDecryptionVersion).toBe(1);
     expect(await kms.decryptEach([{ ciphertext: v1!, context }])).toEqual([{ plaintext: share('p1') }]);
   });
+
+  /**
+   * A KMS that accepts the connection and never answers (the campaign's black-hole cut): the
+   * workers' own client (no client passed in) gives up after AWS_KMS_TIMEOUT_MS with a retryable
+   * error. It used to only log a warning and wait on, holding the step for its two-minute
+   * start-to-close timeout.
+   */
+  it('a KMS that never answers fails the call with KmsUnavailableError after the configured timeout, instead of holding the step', async () => {
+    const url = new URL(inject('kmsEndpoint'));
+    const proxy = new TcpFaultProxy({ host: url.hostname, port: Number(url.port) }, await freePort());
+    await proxy.start();
+    try {
+      const { keyAlias, kms: direct } = await freshKey();
+      const item = { plaintext: share('p1'), context: transitContext('u1', 'p1') };
+      const [ciphertext] = await direct.encryptBatch([item]);
+      await proxy.setMode('blackhole');
+      const kms = new AwsKmsEnvelope({ region: LOCAL_KMS_REGION, endpoint: `http://127.0.0.1:${proxy.port}`, keyAlias, timeoutMs: 300, credentials: LOCAL_KMS_CREDENTIALS });
+      await expect(kms.encryptBatch([item])).rejects.toBeInstanceOf(KmsUnavailableError);
+      await expect(kms.decryptEach([{ ciphertext: ciphertext!, context: item.context }])).rejects.toBeInstanceOf(KmsUnavailableError);
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
 
   it('classifies failures: KMS unreachable is retryable, an unknown alias is a ConfigError at start, refused credentials are a permission error', async () => {
     const url = new URL(inject('kmsEndpoint'));
