@@ -41,7 +41,8 @@ tool_build() {
 }
 
 # tool_go_install TARGET BINARY PACKAGE [GO_FLAGS...]: the plain case of a tool_build command —
-# one `go install` (static, with GO_FLAGS) whose BINARY becomes TARGET.
+# one `go install` (static, with GO_FLAGS) whose BINARY becomes TARGET. The callers pass
+# `-trimpath -ldflags "-s -w"`: no symbol table or DWARF, which the linker then does not write.
 tool_go_install() {
   local target="$1" binary="$2" package="$3"
   shift 3

@@ -11,7 +11,7 @@ if command -v local-kms >/dev/null 2>&1; then command -v local-kms; exit 0; fi
 target="$TOOL_CACHE/local-kms-$VERSION"
 if [[ ! -x "$target" ]]; then
   tool_need_go "local-kms (or set LOCAL_KMS_BIN)"
-  build() { GOFLAGS=-mod=mod tool_go_install "$target" local-kms "github.com/nsmithuk/local-kms@$VERSION"; }
+  build() { GOFLAGS=-mod=mod tool_go_install "$target" local-kms "github.com/nsmithuk/local-kms@$VERSION" -trimpath -ldflags "-s -w"; }
   tool_build "building local-kms $VERSION from its Go module (one time, a minute or two)..." "$target" build
 fi
 echo "$target"

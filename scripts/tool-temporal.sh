@@ -12,6 +12,6 @@ target="$TOOL_CACHE/temporal-$VERSION"
 if [[ ! -x "$target" ]]; then
   tool_need_go "the Temporal CLI (or set TEMPORAL_BIN)"
   tool_build "building Temporal CLI v$VERSION from its Go module (one time, several minutes)..." "$target" \
-    tool_go_install "$target" temporal "github.com/temporalio/cli/cmd/temporal@v$VERSION"
+    tool_go_install "$target" temporal "github.com/temporalio/cli/cmd/temporal@v$VERSION" -trimpath -ldflags "-s -w"
 fi
 echo "$target"
