@@ -3,11 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CALLS_PER_BACKUP, defaultBackupsPerMinute } from '../client/batch-client';
-import { fixedWindowFor, INTERACTIVE_RESERVE_SHARE } from '../adapters/portal/portal-rate-limiter';
+import { INTERACTIVE_RESERVE_SHARE } from '../adapters/portal/portal-rate-limiter';
 import { BATCH_PRIORITY_KEY, INTERACTIVE_PRIORITY_KEY } from '../contracts/run-priority';
 import type { ServerFlags, Stack } from './bench-stack';
 import { percentile } from './percentile';
-import { armPortalFaults, PORTAL_ROUTES, startLimitedStack } from './rate-limited';
+import { armPortalFaults, limiterPerMinute, PORTAL_ROUTES, startLimitedStack } from './rate-limited';
 
 export interface FairnessOptions {
   /** Backups in the batch (a list source: at most 1,000). */
@@ -78,10 +78,7 @@ export async function fairnessRun(out: string, run: FairnessOptions, flags: Serv
       workerProcesses: workers,
       portalFaultPercent: faultPercent,
       limitsPerMinute: rpm,
-      limiterPerMinute: {
-        enclave: (fixedWindowFor(rpm.enclave).points * 60) / fixedWindowFor(rpm.enclave).seconds,
-        client: (fixedWindowFor(rpm.client).points * 60) / fixedWindowFor(rpm.client).seconds,
-      },
+      limiterPerMinute: limiterPerMinute(rpm),
       interactiveReserveShare: INTERACTIVE_RESERVE_SHARE,
       priorityKeys: { interactive: INTERACTIVE_PRIORITY_KEY, batch: BATCH_PRIORITY_KEY },
       singles: { perPhase: singles, warmup: WARMUP, perMinute: Math.round(singlesPerMinute * 10) / 10, shareOfPortalLimit: run.singleShare },

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultBackupsPerMinute } from '../client/batch-client';
-import { fixedWindowFor } from '../adapters/portal/portal-rate-limiter';
+import { pacingFor } from '../adapters/portal/portal-rate-limiter';
 import { startPostgresServer } from '../stack/postgres-server';
 import { startStack, type ServerFlags } from './bench-stack';
 
@@ -89,11 +89,7 @@ export async function rateLimitedRun(out: string, run: RateLimitedOptions, flags
       idealSeconds: Math.round(idealMs / 100) / 10,
       overIdealPercent: Math.round(((wallMs - idealMs) / idealMs) * 1000) / 10,
       rateLimited429s: calls.rateLimited ?? 0,
-      // What the shared limit lets through per minute (fixed windows no sliding minute can overfill).
-      limiterPerMinute: {
-        enclave: (fixedWindowFor(rpm.enclave).points * 60) / fixedWindowFor(rpm.enclave).seconds,
-        client: (fixedWindowFor(rpm.client).points * 60) / fixedWindowFor(rpm.client).seconds,
-      },
+      limiterPerMinute: limiterPerMinute(rpm),
       clientCallsPerMinute: Math.round((PORTAL_ROUTES.filter((r) => r !== 'backup').reduce((sum, r) => sum + (calls[r] ?? 0), 0) / wallMs) * 60_000),
       enclaveCallsPerMinute: Math.round(((calls.backup ?? 0) / wallMs) * 60_000),
     };
@@ -116,4 +112,9 @@ export async function armPortalFaults(simulatorUrl: string, faultPercent: number
       if (!response.ok) throw new Error(`adding a fault failed: ${response.status} ${await response.text()}`);
     }
   }
+}
+
+/** What the shared limit lets through per minute at these limits (its steady pace: pacingFor). */
+export function limiterPerMinute(rpm: { enclave: number; client: number }): { enclave: number; client: number } {
+  return { enclave: Math.floor(pacingFor(rpm.enclave).perMinute), client: Math.floor(pacingFor(rpm.client).perMinute) };
 }

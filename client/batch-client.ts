@@ -31,8 +31,9 @@ export const PORTAL_LIMITS = { enclavePerMinute: 50, clientPerMinute: 200 };
 export const CALLS_PER_BACKUP = { enclave: 1, client: 5 };
 /**
  * Share of Portal's limit a batch paces itself to. The workers' shared limit lets through about
- * 84-87% of it (its windows leave slack for host clocks), and retries and other traffic come on
- * top: at 75% the batch's pace, not the limit, sets a batch's wall time.
+ * 96% of it (its pace leaves slack for a request's way to Portal: pacingFor), and the batch's
+ * retries (about 6% more requests at 5% Portal faults) and interactive backups (a tenth of the
+ * limit, say) come on top: at 75% the batch's pace, not the limit, sets a batch's wall time.
  */
 export const RATE_HEADROOM = 0.75;
 
