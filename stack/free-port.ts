@@ -13,6 +13,23 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * Ports freePortBelow32768 has handed out in this process: never handed out twice. A port is free
+ * only until its server binds it, and one process often picks several before starting any (the
+ * Temporal cluster's 13, the dev server's 3, side by side in the tests' global setup): a random pick
+ * could repeat one, and the second server to bind it dies with "address already in use" (CI,
+ * 2026-12-05: the cluster's matching found its gRPC port taken and the test run never started).
+ */
+const handedOut = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
  * A TCP port on 127.0.0.1 below 32768 that was free a moment ago, for servers: random in
  * [lowest, 32767], checked by binding. Below Linux's range for outgoing connections (32768-60999),
  * so no connection's local port takes it between this check and the server's bind, or while a
@@ -22,15 +39,11 @@ export function freePort(): Promise<number> {
 export async function freePortBelow32768(lowest = 20_000): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = lowest + Math.floor(Math.random() * (32_768 - lowest));
+    // Taken before the check, so that calls running side by side cannot both get it.
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     if (await canListen(port)) return port;
+    handedOut.delete(port);
   }
   throw new Error(`no free port found in ${lowest}-32767 on 127.0.0.1`);
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }

@@ -176,7 +176,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     try {
       await registerNamespace(connection, namespace);
       for (const name of ['history', 'matching', 'worker'] as const) await startService(name);
-      await clusterServes(connection, namespace, READY_TIMEOUT_MS);
+      await clusterServesWhileAllRun(connection, namespace, services);
     } finally {
       await connection.close();
     }
@@ -446,7 +446,7 @@ async function registerNamespace(connection: Connection, namespace: string): Pro
  * The cluster serves the namespace: a run that does not exist is NOT_FOUND (history owns its shard
  * and answered), and a task queue can be described (matching answered).
  */
-async function clusterServes(connection: Connection, namespace: string, timeoutMs: number): Promise<void> {
+async function clusterServes(connection: Connection, namespace: string, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
   await waitUntil(
     'Temporal history and matching serving',
     async () => {
@@ -459,7 +459,32 @@ async function clusterServes(connection: Connection, namespace: string, timeoutM
       return true;
     },
     timeoutMs,
+    exited,
   );
+}
+
+/**
+ * clusterServes, failing as soon as any service exits, with the service and the end of its log: a
+ * service that dies at start (a port taken, a bad setting) is named at once, instead of the
+ * readiness check waiting out its timeout on "Not enough hosts to serve the request".
+ */
+async function clusterServesWhileAllRun(connection: Connection, namespace: string, services: Record<TemporalServiceName, TemporalServiceProcess>): Promise<void> {
+  let gone: TemporalServiceName | undefined;
+  const anyExited = Promise.race(TEMPORAL_SERVICES.map((name) => services[name].process.exited.then(() => (gone ??= name))));
+  try {
+    await clusterServes(connection, namespace, READY_TIMEOUT_MS, anyExited);
+  } catch (error) {
+    if (!gone) throw error;
+    throw new Error(`Temporal ${gone} exited while the cluster was starting; the end of ${services[gone].logFile}:\n${logTail(services[gone].logFile)}`);
+  }
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-5).join('\n').slice(-2_000);
+  } catch {
+    return '(no log)';
+  }
 }
 
 /** The Web UI server (the same UI as the CLI's, v2.42.1) against the frontend, with the codec server. */
