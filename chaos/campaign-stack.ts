@@ -14,7 +14,7 @@ import { approvingRecoveriesWith, transitSigner } from '../stack/approving-recov
 import { backupDataConverter } from '../codec/data-converter';
 import { toCodecKeyRing } from '../config/codec-config';
 import { startPortalSimulator, type PortalSimulator } from '../simulator/portal-simulator';
-import { freePort } from '../stack/free-port';
+import { freePort, freePortBelow32768 } from '../stack/free-port';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/managed-process';
 import { startPostgresServer, type PostgresServer } from '../stack/postgres-server';
 import { spawnWorkerProcess, waitForPollers, writeWorkflowBundle } from '../stack/worker-process';
@@ -222,7 +222,8 @@ export class CampaignWebhook {
       await pool.end();
     }
     ctx.say(`PostgreSQL (${postgres.kind} ${postgres.version ?? ''}) on port ${parseDatabaseUrl(postgres.url).port}`);
-    const port = await freePort();
+    // Below 32768, like every server restarted on its port (stack/free-port.ts).
+    const port = await freePortBelow32768();
     const secret = `chaos-whsec-${randomBytes(16).toString('hex')}`;
     const webhook = new CampaignWebhook(ctx, supervisor, `http://127.0.0.1:${port}`, secret, {
       PATH: process.env.PATH,

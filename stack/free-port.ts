@@ -1,6 +1,12 @@
 import { createServer } from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, from the kernel's range for outgoing
+ * connections: for listeners that start at once and never restart (proxies, probes). A server that
+ * takes seconds to bind (PostgreSQL after initdb) or is restarted on its port takes
+ * freePortBelow32768: an outgoing connection took such a port in CI (2026-12-05, PostgreSQL of a
+ * campaign slice: "could not bind IPv4 address: Address already in use").
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
 import { AwsKmsEnvelope, awsKmsClient, createKeyVersion } from '../adapters/kms/aws-kms-envelope';
 import { KmsRequestError } from '../domain/errors';
-import { freePort } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntilAnswers } from './managed-process';
 import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
@@ -32,7 +32,7 @@ export function localKmsClient(endpoint: string): KMSClient {
  */
 export async function startLocalKms(options: { dataDir: string; logFile: string; port?: number }): Promise<LocalKmsServer> {
   const binary = toolBinary('local-kms');
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePortBelow32768());
   const endpoint = `http://127.0.0.1:${port}`;
   mkdirSync(options.dataDir, { recursive: true });
   const launch = async () => {

@@ -28,7 +28,7 @@ import { delimiter, dirname, join, relative } from 'node:path';
 import { Client } from 'pg';
 import { z } from 'zod';
 import { describeDatabaseUrl, parseDatabaseUrl } from '../db/database-url';
-import { freePort } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { waitUntil } from './managed-process';
 
 /**
@@ -324,7 +324,7 @@ async function startOwnServer(binaries: PostgresBinaries, runAs: ServerUser, opt
   const pgdata = join(baseDir, 'pgdata');
   // Root-only secrets beside the cluster, so a later start on the same dataDir can log in again.
   const credentialsFile = join(baseDir, 'credentials.json');
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePortBelow32768());
   mkdirSync(baseDir, { recursive: true });
   // The server's user must pass through baseDir to pgdata, but may not list it or read credentials.json.
   if (runAs.switchTo) chmodSync(baseDir, 0o711);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import nodeVault from 'node-vault';
-import { freePort } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, type ManagedProcess } from './managed-process';
 import { toolBinary } from './tool-binaries';
 import { AUDIT_SIGNING_KEY, auditSealerPolicy, auditVerifierPolicy, createAuditSigningKey } from './vault-policies';
@@ -21,7 +21,7 @@ export interface VaultDevServer {
  */
 export async function startVaultDevServer(options: { logFile: string; port?: number; transitKey?: string }): Promise<VaultDevServer> {
   const binary = toolBinary('vault');
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePortBelow32768());
   const rootToken = `dev-root-${randomBytes(12).toString('hex')}`;
   const addr = `http://127.0.0.1:${port}`;
   const transitMount = 'transit';

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodeVault from 'node-vault';
-import { freePort } from './free-port';
+import { freePortBelow32768 } from './free-port';
 import { startProcess, waitUntil, waitUntilAnswers } from './managed-process';
 import { launchRestartable, type Restartable } from './restartable-server';
 import { toolBinary } from './tool-binaries';
@@ -27,7 +27,7 @@ function adminClient(addr: string, token?: string): VaultClient {
  */
 export async function startVaultServer(options: { dataDir: string; logFile: string; port?: number }): Promise<VaultServer> {
   const binary = toolBinary('vault');
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePortBelow32768());
   const addr = `http://127.0.0.1:${port}`;
   mkdirSync(join(options.dataDir, 'storage'), { recursive: true });
   const configFile = join(options.dataDir, 'vault.hcl');

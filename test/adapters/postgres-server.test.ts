@@ -50,6 +50,16 @@ describe('startPostgresServer: our own PostgreSQL', () => {
     expect(rows[0]).toEqual({ superuser: false, listen: '127.0.0.1', db: 'mpc_backup', fsync: 'on' });
   });
 
+  /**
+   * Servers that bind seconds after their port is picked (PostgreSQL after initdb) or are restarted
+   * on it listen below the kernel's range for outgoing connections (32768-60999), which once took a
+   * campaign PostgreSQL's port before it bound (CI, 2026-12-05). The global setup's Vault and
+   * local-kms too.
+   */
+  it('listens below 32768, out of the range an outgoing connection can take, as the Vault and local-kms of the stack do', () => {
+    for (const url of [server.url, inject('vaultAddr'), inject('kmsEndpoint')]) expect(Number(new URL(url).port), url.replace(/\/\/.*@/, '//')).toBeLessThan(32_768);
+  });
+
   it('requires the password (scram-sha-256, no trust), and a refused login names no password', async () => {
     const url = new URL(server.url);
     const client = new Client({ host: url.hostname, port: Number(url.port), user: url.username, database: 'mpc_backup', password: 'wrong' });
